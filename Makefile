@@ -1,0 +1,123 @@
+# elbo — build, test and benchmark. `make help` lists the targets.
+#
+#   make              libelbo.a and the elbo command (native build in build/)
+#   make test         all tests (installs missing Debian packages first when root)
+#   make bench        the benchmark (main job)
+#   make test-arm64   cross-build for arm64 and run the kernel tests under qemu-aarch64
+#   make deps         install the Debian packages the project needs (root)
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+CROSS ?=
+ifneq ($(CROSS),)
+CC := $(CROSS)gcc
+endif
+
+TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
+BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
+OPT ?= -O3
+CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread \
+               -Isrc -Isrc/kernels -Isrc/model
+LDLIBS_BASE := -lsleef -lm -pthread
+
+# ISA files carry their own flags; everything else is built for the baseline ISA so that
+# one binary runs anywhere and picks its kernels at run time.
+ifeq ($(TARGET_ARCH_NAME),x86_64)
+ISA_EXCLUDE := %_neon.c
+AVX2_FLAGS := -mavx2 -mfma
+else ifeq ($(TARGET_ARCH_NAME),aarch64)
+ISA_EXCLUDE := %_avx2.c
+else
+ISA_EXCLUDE := %_avx2.c %_neon.c
+endif
+
+LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/model/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC := $(wildcard src/cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+KERNEL_TEST_BIN := $(filter $(BUILD)/tests/test_kernel_%,$(TEST_BIN))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS)
+
+.PHONY: all test test-arm64 bench deps deps-arm64 check-deps check-deps-arm64 clean help
+all: $(BUILD)/libelbo.a $(BUILD)/elbo
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"' -MMD -MP -c $< -o $@
+
+$(BUILD)/libelbo.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/libelbo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< $(BUILD)/libelbo.a -lcmocka $(LDLIBS_BASE) -o $@
+
+$(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lopenblas $(LDLIBS_BASE) -o $@
+
+# ---- dependencies (Debian packages) ----
+DEB_PACKAGES := gcc make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev
+DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64
+missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+
+deps-arm64:
+	dpkg --add-architecture arm64
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES_ARM64)
+
+# Installs what is missing when root; otherwise names the exact command and stops.
+check-deps:
+	@m="$(call missing,$(DEB_PACKAGES))"; if [ -n "$$m" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "elbo: installing missing packages: $$m"; $(MAKE) --no-print-directory deps; \
+	  else echo "elbo: missing Debian packages: $$m"; \
+	       echo "elbo: run as root:  apt-get install --no-install-recommends $$m"; exit 1; fi; fi
+
+check-deps-arm64:
+	@m="$(call missing,$(DEB_PACKAGES_ARM64))"; if [ -n "$$m" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "elbo: installing missing packages: $$m"; $(MAKE) --no-print-directory deps-arm64; \
+	  else echo "elbo: missing Debian packages: $$m"; \
+	       echo "elbo: run as root:  dpkg --add-architecture arm64 && apt-get update && apt-get install --no-install-recommends $$m"; exit 1; fi; fi
+
+# ---- test, bench ----
+TEST_RUNNER ?=
+test: check-deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@scripts/run_tests.sh "$(TEST_RUNNER)" $(TEST_BIN)
+
+test-arm64: check-deps-arm64
+	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- kernel-tests-build
+	@scripts/run_tests.sh "qemu-aarch64 -L /usr/aarch64-linux-gnu" $(patsubst build/%,build-aarch64/%,$(filter build/tests/test_kernel_%,$(TEST_SRC:tests/%.c=build/tests/%)))
+
+.PHONY: kernel-tests-build
+kernel-tests-build: $(BUILD)/libelbo.a $(KERNEL_TEST_BIN)
+
+BENCH_ARGS ?=
+bench: check-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
+	$(BUILD)/bench/elbo_bench $(BENCH_ARGS)
+
+clean:
+	rm -rf build build-*
+
+help:
+	@sed -n '1,8p' Makefile
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

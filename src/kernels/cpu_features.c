@@ -1,0 +1,97 @@
+#include "cpu_features.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+/* Reads XCR0 (which register state the OS saves on context switch). */
+static unsigned long long read_xcr0(void)
+{
+    unsigned int eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+
+/* Fills the x86 feature bits and brand string from cpuid. */
+static void detect_x86(elbo_cpu_features *f)
+{
+    unsigned int a, b, c, d;
+    snprintf(f->arch, sizeof f->arch, "x86_64");
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    int ymm_saved = osxsave && (read_xcr0() & 0x6) == 0x6;
+    int zmm_saved = osxsave && (read_xcr0() & 0xe6) == 0xe6;
+    f->fma = fma && avx && ymm_saved;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        f->avx2 = ((b >> 5) & 1) && avx && ymm_saved;
+        f->avx512f = ((b >> 16) & 1) && zmm_saved;
+    }
+    unsigned int brand[12];
+    if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000004) {
+        for (unsigned int i = 0; i < 3; i++)
+            __get_cpuid(0x80000002 + i, &brand[4 * i], &brand[4 * i + 1], &brand[4 * i + 2], &brand[4 * i + 3]);
+        char s[49];
+        memcpy(s, brand, 48);
+        s[48] = '\0';
+        const char *p = s;
+        while (*p == ' ')
+            p++;
+        snprintf(f->model, sizeof f->model, "%s", p);
+        size_t n = strlen(f->model);
+        while (n > 0 && f->model[n - 1] == ' ')
+            f->model[--n] = '\0';
+    }
+}
+#endif
+
+#if defined(__aarch64__)
+/* Fills the arm64 features: Advanced SIMD is architectural, the model from /proc/cpuinfo if present. */
+static void detect_arm64(elbo_cpu_features *f)
+{
+    snprintf(f->arch, sizeof f->arch, "aarch64");
+    f->neon = 1;
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, fp)) {
+        if (strncmp(line, "CPU part", 8) == 0 || strncmp(line, "model name", 10) == 0) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                colon++;
+                while (*colon == ' ')
+                    colon++;
+                colon[strcspn(colon, "\n")] = '\0';
+                snprintf(f->model, sizeof f->model, "%s", colon);
+                break;
+            }
+        }
+    }
+    fclose(fp);
+}
+#endif
+
+static elbo_cpu_features features;
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+
+/* Detects once into the static cache. */
+static void detect(void)
+{
+    snprintf(features.model, sizeof features.model, "unknown");
+    snprintf(features.arch, sizeof features.arch, "unknown");
+#if defined(__x86_64__) || defined(__i386__)
+    detect_x86(&features);
+#elif defined(__aarch64__)
+    detect_arm64(&features);
+#endif
+}
+
+const elbo_cpu_features *elbo_cpu_features_get(void)
+{
+    pthread_once(&features_once, detect);
+    return &features;
+}

@@ -1,0 +1,110 @@
+/* The one place that maps ISAs to kernels: a registry of ISAs, best last. */
+#include "kernels.h"
+
+#include "cpu_features.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*runs_here)(const elbo_cpu_features *f);
+    void (*register_gemm)(elbo_kernels *k);
+    void (*register_elementwise)(elbo_kernels *k);
+} isa_entry;
+
+/* The scalar reference runs everywhere. */
+static int scalar_runs(const elbo_cpu_features *f)
+{
+    (void)f;
+    return 1;
+}
+
+#if defined(__x86_64__)
+/* AVX2 path needs AVX2, FMA3 and OS-saved YMM state. */
+static int avx2_runs(const elbo_cpu_features *f)
+{
+    return f->avx2 && f->fma;
+}
+#endif
+
+#if defined(__aarch64__)
+/* NEON path needs Advanced SIMD (architectural on arm64). */
+static int neon_runs(const elbo_cpu_features *f)
+{
+    return f->neon;
+}
+#endif
+
+static const isa_entry isa_registry[] = {
+    {"scalar", scalar_runs, elbo_gemm_register_scalar, elbo_elementwise_register_scalar},
+#if defined(__x86_64__)
+    {"avx2", avx2_runs, elbo_gemm_register_avx2, elbo_elementwise_register_avx2},
+#endif
+#if defined(__aarch64__)
+    {"neon", neon_runs, elbo_gemm_register_neon, elbo_elementwise_register_neon},
+#endif
+};
+#define ISA_COUNT (sizeof isa_registry / sizeof isa_registry[0])
+
+static elbo_kernels tables[ISA_COUNT];
+static int table_ok[ISA_COUNT];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+/* Builds every table: scalar entries first, then the ISA overrides what it implements. */
+static void build_tables(void)
+{
+    const elbo_cpu_features *f = elbo_cpu_features_get();
+    for (size_t i = 0; i < ISA_COUNT; i++) {
+        elbo_kernels *k = &tables[i];
+        memset(k, 0, sizeof *k);
+        elbo_gemm_register_scalar(k);
+        elbo_elementwise_register_scalar(k);
+        if (i > 0) {
+            isa_registry[i].register_gemm(k);
+            isa_registry[i].register_elementwise(k);
+        }
+        k->isa = isa_registry[i].name;
+        table_ok[i] = isa_registry[i].runs_here(f);
+    }
+}
+
+const elbo_kernels *elbo_kernels_by_name(const char *isa)
+{
+    pthread_once(&tables_once, build_tables);
+    for (size_t i = 0; i < ISA_COUNT; i++)
+        if (strcmp(isa_registry[i].name, isa) == 0)
+            return table_ok[i] ? &tables[i] : NULL;
+    return NULL;
+}
+
+const elbo_kernels *elbo_kernels_available(size_t i)
+{
+    pthread_once(&tables_once, build_tables);
+    size_t seen = 0;
+    for (size_t j = 0; j < ISA_COUNT; j++) {
+        if (!table_ok[j])
+            continue;
+        if (seen++ == i)
+            return &tables[j];
+    }
+    return NULL;
+}
+
+const elbo_kernels *elbo_kernels_select(void)
+{
+    pthread_once(&tables_once, build_tables);
+    const char *want = getenv("ELBO_ISA");
+    if (want && *want) {
+        const elbo_kernels *k = elbo_kernels_by_name(want);
+        if (!k)
+            fprintf(stderr, "elbo: ELBO_ISA=%s: not built in or not supported by this CPU\n", want);
+        return k;
+    }
+    const elbo_kernels *best = NULL;
+    for (size_t i = 0; elbo_kernels_available(i); i++)
+        best = elbo_kernels_available(i);
+    return best;
+}

@@ -1,0 +1,183 @@
+/* The GEMM framework (BLIS loop order): jc over N by NC, pc over K by KC (pack B),
+ * ic over M by MC (pack A), then the macro-kernel loops jr/ir over register tiles. */
+#include "gemm.h"
+
+#include "gemm_pack.h"
+#include "kernels.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGNMENT 64
+
+elbo_operand elbo_operand_f32(const float *data, size_t ld, elbo_trans trans)
+{
+    return (elbo_operand){.data = data, .ld = ld, .trans = trans, .dtype = ELBO_DTYPE_F32};
+}
+
+elbo_operand elbo_operand_u8(const uint8_t *data, size_t ld, elbo_trans trans)
+{
+    return (elbo_operand){.data = data, .ld = ld, .trans = trans, .dtype = ELBO_DTYPE_U8};
+}
+
+/* 64-byte aligned allocation of n floats (at least one cache line). */
+static float *alloc_floats(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    return aligned_alloc(ALIGNMENT, bytes ? bytes : ALIGNMENT);
+}
+
+int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const elbo_kernels *kern)
+{
+    const elbo_gemm_blocking *bl = &kern->blocking;
+    ws->packed_a_floats = bl->mc * bl->kc;
+    ws->packed_b_floats = bl->kc * bl->nc;
+    ws->packed_a = alloc_floats(ws->packed_a_floats);
+    ws->packed_b = alloc_floats(ws->packed_b_floats);
+    if (!ws->packed_a || !ws->packed_b) {
+        elbo_gemm_workspace_free(ws);
+        return -1;
+    }
+    return 0;
+}
+
+void elbo_gemm_workspace_free(elbo_gemm_workspace *ws)
+{
+    free(ws->packed_a);
+    free(ws->packed_b);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Depth of every K block: K split into ceil(K/KC) near-equal blocks. Depends on K and KC only,
+ * so each C element sums its products in the same order whatever M, N and the tiling. */
+static size_t k_block_depth(size_t k, size_t kc_max)
+{
+    if (k == 0)
+        return 0;
+    size_t blocks = (k + kc_max - 1) / kc_max;
+    return (k + blocks - 1) / blocks;
+}
+
+/* Rounds n up to a multiple of m. */
+static size_t round_up(size_t n, size_t m)
+{
+    return (n + m - 1) / m * m;
+}
+
+size_t elbo_packed_b_floats(const elbo_kernels *kern, size_t k, size_t n)
+{
+    return k * round_up(n, kern->blocking.nr);
+}
+
+int elbo_packed_b_alloc(elbo_packed_b *pb, const elbo_kernels *kern, size_t k, size_t n)
+{
+    pb->kernels = kern;
+    pb->k = k;
+    pb->n = n;
+    pb->data = alloc_floats(elbo_packed_b_floats(kern, k, n));
+    pb->owns_data = 1;
+    return pb->data ? 0 : -1;
+}
+
+void elbo_packed_b_free(elbo_packed_b *pb)
+{
+    if (pb->owns_data)
+        free(pb->data);
+    memset(pb, 0, sizeof *pb);
+}
+
+/* Start of the packed (kc x NR panels) block for depth k0 and column j0 inside a full packed B.
+ * Layout: K blocks in order; inside a block of depth kc, ceil(N/NR) panels of kc x NR. */
+static const float *packed_b_block(const elbo_packed_b *pb, size_t k0, size_t kc, size_t j0)
+{
+    size_t n_padded = round_up(pb->n, pb->kernels->blocking.nr);
+    return pb->data + k0 * n_padded + j0 * kc;
+}
+
+void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)
+{
+    const elbo_gemm_blocking *bl = &pb->kernels->blocking;
+    size_t kcb = k_block_depth(pb->k, bl->kc);
+    for (size_t k0 = 0; k0 < pb->k; k0 += kcb) {
+        size_t kc = pb->k - k0 < kcb ? pb->k - k0 : kcb;
+        elbo_pack_b_panel((float *)packed_b_block(pb, k0, kc, 0), b, k0, 0, kc, pb->n, bl->nr);
+    }
+}
+
+/* Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B panel,
+ * writing C block (mc x nc) at c; epi (already offset to the block) only on the last K block. */
+static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t kc, float alpha,
+                         const float *pa, const float *pb, float beta, float *c, size_t ldc,
+                         const elbo_epilogue *epi, size_t i0, size_t j0)
+{
+    const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
+    for (size_t jr = 0; jr < nc; jr += nr) {
+        size_t nrr = nc - jr < nr ? nc - jr : nr;
+        for (size_t ir = 0; ir < mc; ir += mr) {
+            size_t mrr = mc - ir < mr ? mc - ir : mr;
+            elbo_tile_epilogue tile, *tp = NULL;
+            if (epi) {
+                tile.bias = epi->bias ? epi->bias + j0 + jr : NULL;
+                tile.relu = epi->relu;
+                tile.mask = epi->relu_mask ? epi->relu_mask + (i0 + ir) * epi->ld_mask + j0 + jr : NULL;
+                tile.ld_mask = epi->ld_mask;
+                tp = &tile;
+            }
+            kern->gemm_ukernel(kc, pa + ir * kc, pb + jr * kc, c + ir * ldc + jr, ldc, mrr, nrr, alpha, beta, tp);
+        }
+    }
+}
+
+/* The blocked loops, with B either packed here per panel (pre == NULL) or taken from pre. */
+static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
+                         float alpha, elbo_operand a, elbo_operand b, const elbo_packed_b *pre, float beta,
+                         float *c, size_t ldc, const elbo_epilogue *epi)
+{
+    const elbo_gemm_blocking *bl = &kern->blocking;
+    assert(ws && ws->packed_a && ws->packed_b);
+    assert(ws->packed_a_floats >= bl->mc * bl->kc && ws->packed_b_floats >= bl->kc * bl->nc);
+    if (m == 0 || n == 0)
+        return;
+    if (alpha == 0.0f)
+        k = 0; /* BLAS semantics: A and B are not read */
+    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask);
+    size_t kcb = k_block_depth(k, bl->kc);
+    for (size_t j0 = 0; j0 < n; j0 += bl->nc) {
+        size_t nc = n - j0 < bl->nc ? n - j0 : bl->nc;
+        size_t k0 = 0;
+        do { /* at least once, so K == 0 still applies beta and the epilogue */
+            size_t kc = k - k0 < kcb ? k - k0 : kcb;
+            int last = k0 + kc >= k;
+            const float *pb;
+            if (pre) {
+                pb = packed_b_block(pre, k0, kc, j0);
+            } else {
+                elbo_pack_b_panel(ws->packed_b, b, k0, j0, kc, nc, bl->nr);
+                pb = ws->packed_b;
+            }
+            float beta_blk = k0 == 0 ? beta : 1.0f;
+            for (size_t i0 = 0; i0 < m; i0 += bl->mc) {
+                size_t mc = m - i0 < bl->mc ? m - i0 : bl->mc;
+                elbo_pack_a_block(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
+                macro_kernel(kern, mc, nc, kc, alpha, ws->packed_a, pb, beta_blk, c + i0 * ldc + j0, ldc,
+                             last && has_epi ? epi : NULL, i0, j0);
+            }
+            k0 += kc;
+        } while (k0 < k);
+    }
+}
+
+void elbo_gemm(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k, float alpha,
+               elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc, const elbo_epilogue *epi)
+{
+    gemm_blocked(kern, ws, m, n, k, alpha, a, b, NULL, beta, c, ldc, epi);
+}
+
+void elbo_gemm_packed(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
+                      float alpha, elbo_operand a, const elbo_packed_b *b, float beta, float *c, size_t ldc,
+                      const elbo_epilogue *epi)
+{
+    assert(b->kernels == kern && b->k == k && b->n == n);
+    gemm_blocked(kern, ws, m, n, k, alpha, a, (elbo_operand){0}, b, beta, c, ldc, epi);
+}

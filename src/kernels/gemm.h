@@ -1,0 +1,76 @@
+/* Blocked single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, row-major,
+ * with fused epilogues (bias, ReLU, ReLU-mask) and prepackable B operands.
+ * Single-threaded and re-entrant: every call takes its own workspace. */
+#ifndef ELBO_GEMM_H
+#define ELBO_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct elbo_kernels;
+
+typedef enum { ELBO_NOTRANS = 0, ELBO_TRANS = 1 } elbo_trans;
+typedef enum { ELBO_DTYPE_F32 = 0, ELBO_DTYPE_U8 = 1 } elbo_dtype;
+
+/* A row-major matrix operand. op() is applied per `trans`; U8 data is read as value / 255. */
+typedef struct {
+    const void *data;
+    size_t ld;          /* leading dimension (row stride) of the stored matrix, in elements */
+    elbo_trans trans;   /* ELBO_TRANS: the stored matrix is op()'s transpose */
+    elbo_dtype dtype;
+} elbo_operand;
+
+/* Epilogue applied to each C tile on its last K block, while the tile is in registers:
+ * C = C + bias (row vector of N), then max(C, 0) if relu, then C = 0 where relu_mask <= 0. */
+typedef struct {
+    const float *bias;       /* NULL or (N) */
+    int relu;                /* non-zero: ReLU after bias */
+    const float *relu_mask;  /* NULL or (M, N) saved activation with row stride ld_mask */
+    size_t ld_mask;
+} elbo_epilogue;
+
+/* Per-thread scratch for packed panels of A (MC x KC) and B (KC x NC). */
+typedef struct {
+    float *packed_a;
+    float *packed_b;
+    size_t packed_a_floats;
+    size_t packed_b_floats;
+} elbo_gemm_workspace;
+
+/* A B operand (K x N after op) packed once into the microkernel's panel layout for reuse. */
+typedef struct {
+    const struct elbo_kernels *kernels; /* layout belongs to this kernel table's MR/NR/KC */
+    size_t k, n;
+    float *data;                        /* elbo_packed_b_floats(k, n) floats, 64-byte aligned */
+    int owns_data;
+} elbo_packed_b;
+
+/* Operand constructors: float or uint8 matrix with leading dimension ld. */
+elbo_operand elbo_operand_f32(const float *data, size_t ld, elbo_trans trans);
+elbo_operand elbo_operand_u8(const uint8_t *data, size_t ld, elbo_trans trans);
+
+/* Allocates the workspace a kernel table's blocking needs; returns 0 or -1 on out-of-memory. */
+int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const struct elbo_kernels *kern);
+/* Releases a workspace (safe on a zeroed struct). */
+void elbo_gemm_workspace_free(elbo_gemm_workspace *ws);
+
+/* C (M x N, row stride ldc) = alpha * op(A) (M x K) * op(B) (K x N) + beta * C, then epi (may be NULL).
+ * beta == 0 never reads C. Any M, N, K >= 0. */
+void elbo_gemm(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
+               float alpha, elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc,
+               const elbo_epilogue *epi);
+
+/* Number of floats a packed B of op(B) shape (K x N) needs under kern's blocking. */
+size_t elbo_packed_b_floats(const struct elbo_kernels *kern, size_t k, size_t n);
+/* Allocates storage for a packed (K x N) B; returns 0 or -1 on out-of-memory. */
+int elbo_packed_b_alloc(elbo_packed_b *pb, const struct elbo_kernels *kern, size_t k, size_t n);
+/* Frees storage from elbo_packed_b_alloc. */
+void elbo_packed_b_free(elbo_packed_b *pb);
+/* Packs op(B) (K x N) into pb (allocated for the same K, N, kernels); call again when B changes. */
+void elbo_pack_b(elbo_packed_b *pb, elbo_operand b);
+/* As elbo_gemm, with a B operand packed by elbo_pack_b (its kernels must be kern). */
+void elbo_gemm_packed(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
+                      float alpha, elbo_operand a, const elbo_packed_b *b, float beta, float *c, size_t ldc,
+                      const elbo_epilogue *epi);
+
+#endif

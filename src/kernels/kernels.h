@@ -1,0 +1,42 @@
+/* The kernel table: which microkernel and fused kernels run on this CPU.
+ * Only this table knows ISAs; callers receive one and never branch on the ISA themselves. */
+#ifndef ELBO_KERNELS_H
+#define ELBO_KERNELS_H
+
+#include "elementwise.h"
+#include "ukernel.h"
+
+typedef struct elbo_kernels {
+    const char *isa;                    /* "scalar", "avx2", "neon" */
+    const char *gemm_ukernel_name;      /* e.g. "f32_gemm_ukernel_6x16__avx2_fma" */
+    elbo_gemm_blocking blocking;
+    elbo_gemm_ukernel_fn gemm_ukernel;
+    elbo_reparam_forward_fn reparam_forward;
+    elbo_reparam_backward_fn reparam_backward;
+    elbo_sigmoid_mse_fn sigmoid_mse;
+    elbo_sigmoid_bce_fn sigmoid_bce;
+    elbo_column_sum_fn column_sum;
+    elbo_adam_fn adam;
+    elbo_sgd_fn sgd;
+} elbo_kernels;
+
+/* The best table this CPU supports, or the one named by ELBO_ISA if set and supported
+ * (NULL and a message on stderr if ELBO_ISA names an unknown or unsupported ISA). */
+const elbo_kernels *elbo_kernels_select(void);
+
+/* The table of a named ISA if it was built in and this CPU runs it, else NULL. */
+const elbo_kernels *elbo_kernels_by_name(const char *isa);
+
+/* The i-th ISA table this CPU runs (0 = scalar, best last); NULL past the end. */
+const elbo_kernels *elbo_kernels_available(size_t i);
+
+/* Registration: each ISA's GEMM file and elementwise file fill the entries they implement,
+ * over a table that the scalar reference filled first. */
+void elbo_gemm_register_scalar(elbo_kernels *k);
+void elbo_elementwise_register_scalar(elbo_kernels *k);
+void elbo_gemm_register_avx2(elbo_kernels *k);
+void elbo_elementwise_register_avx2(elbo_kernels *k);
+void elbo_gemm_register_neon(elbo_kernels *k);
+void elbo_elementwise_register_neon(elbo_kernels *k);
+
+#endif

@@ -1,0 +1,30 @@
+/* The contract between the GEMM framework and per-ISA microkernels. */
+#ifndef ELBO_UKERNEL_H
+#define ELBO_UKERNEL_H
+
+#include <stddef.h>
+
+/* Epilogue for one MR x NR tile, already offset to the tile's origin. */
+typedef struct {
+    const float *bias;   /* NULL or the tile's nr bias values */
+    const float *mask;   /* NULL or the saved activation at the tile origin (C = 0 where mask <= 0) */
+    size_t ld_mask;
+    int relu;
+} elbo_tile_epilogue;
+
+/* C tile (mr x nr valid of MR x NR, row stride ldc) = alpha * a_panel * b_panel + beta * C, then epi.
+ * a is packed MR x kc (a[p*MR + i]), b is packed kc x NR (b[p*NR + j]); padding rows/cols are zero.
+ * beta == 0 must not read C. epi is NULL on every K block but the last. */
+typedef void (*elbo_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                     size_t mr, size_t nr, float alpha, float beta,
+                                     const elbo_tile_epilogue *epi);
+
+/* Register tile and cache blocking of one microkernel (BLIS names). */
+typedef struct {
+    size_t mr, nr;   /* register tile */
+    size_t mc;       /* rows of A per packed block (multiple of mr), sized for L2 */
+    size_t kc;       /* depth per packed block, sized so a kc x NR B panel stays in L1 */
+    size_t nc;       /* columns of B per packed panel (multiple of nr), sized for L3 */
+} elbo_gemm_blocking;
+
+#endif

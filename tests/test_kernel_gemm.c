@@ -1,0 +1,324 @@
+/* GEMM tests: every variant x every ISA path this CPU runs x every epilogue, against a double-precision
+ * triple loop. Error bound per element: (K + 4) * 2^-24 * (|alpha| sum_p |a_ip b_pj| + |beta c_ij| + |bias_j|),
+ * i.e. the classic gamma_K bound of a K-term float dot product, so it grows with K. */
+#include "test_util.h"
+
+#include "gemm.h"
+#include "kernels.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define SENTINEL 12345.0f
+
+typedef struct {
+    size_t m, n, k;
+    elbo_trans ta, tb;
+    elbo_dtype da, db;
+    float alpha, beta;
+    int bias, relu, mask, prepack;
+    size_t pad_a, pad_b, pad_c;
+} gemm_case;
+
+/* One stored operand: data in f32 or u8, its shape as stored and its leading dimension. */
+typedef struct {
+    float *f;
+    uint8_t *u;
+    size_t rows, cols, ld;
+    elbo_operand op;
+} test_matrix;
+
+/* Allocates and fills the stored matrix behind op(X) of shape (r x c) with random values. */
+static test_matrix make_operand(test_rng *rng, size_t r, size_t c, elbo_trans t, elbo_dtype dt, size_t pad)
+{
+    test_matrix x = {0};
+    x.rows = t == ELBO_NOTRANS ? r : c;
+    x.cols = t == ELBO_NOTRANS ? c : r;
+    x.ld = x.cols + pad;
+    size_t n = x.rows * x.ld + 1;
+    if (dt == ELBO_DTYPE_U8) {
+        x.u = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            x.u[i] = (uint8_t)test_rng_below(rng, 256);
+        x.op = elbo_operand_u8(x.u, x.ld, t);
+    } else {
+        x.f = malloc(n * sizeof(float));
+        test_fill(rng, x.f, n, -1.0f, 1.0f);
+        x.op = elbo_operand_f32(x.f, x.ld, t);
+    }
+    return x;
+}
+
+/* Element (i, j) of op(X) as a double. */
+static double op_elem(const test_matrix *x, size_t i, size_t j)
+{
+    size_t r = x->op.trans == ELBO_NOTRANS ? i : j, c = x->op.trans == ELBO_NOTRANS ? j : i;
+    return x->u ? x->u[r * x->ld + c] / 255.0 : (double)x->f[r * x->ld + c];
+}
+
+/* Runs one case on one kernel table and checks every element of C and the untouched guard region. */
+static void run_case(const elbo_kernels *kern, elbo_gemm_workspace *ws, const gemm_case *gc, test_rng *rng)
+{
+    size_t m = gc->m, n = gc->n, k = gc->k, ldc = n + gc->pad_c;
+    test_matrix a = make_operand(rng, m, k, gc->ta, gc->da, gc->pad_a);
+    test_matrix b = make_operand(rng, k, n, gc->tb, gc->db, gc->pad_b);
+    size_t c_len = (m + 1) * ldc + 1;
+    float *c = malloc(c_len * sizeof(float)), *c0 = malloc(c_len * sizeof(float));
+    float *bias = malloc((n + 1) * sizeof(float)), *mask = malloc((m * ldc + 1) * sizeof(float));
+    test_fill(rng, bias, n + 1, -0.5f, 0.5f);
+    test_fill(rng, mask, m * ldc + 1, -1.0f, 1.0f);
+    for (size_t i = 0; i < c_len; i++)
+        c0[i] = SENTINEL;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++)
+            c0[i * ldc + j] = gc->beta == 0.0f ? NAN : test_rng_uniform(rng, -1.0f, 1.0f);
+    memcpy(c, c0, c_len * sizeof(float));
+
+    elbo_epilogue epi = {.bias = gc->bias ? bias : NULL, .relu = gc->relu, .relu_mask = gc->mask ? mask : NULL,
+                         .ld_mask = ldc};
+    if (gc->prepack) {
+        elbo_packed_b pb;
+        assert_int_equal(elbo_packed_b_alloc(&pb, kern, k, n), 0);
+        elbo_pack_b(&pb, b.op);
+        elbo_gemm_packed(kern, ws, m, n, k, gc->alpha, a.op, &pb, gc->beta, c, ldc, &epi);
+        elbo_packed_b_free(&pb);
+    } else {
+        elbo_gemm(kern, ws, m, n, k, gc->alpha, a.op, b.op, gc->beta, c, ldc, &epi);
+    }
+
+    const double u = 1.0 / 16777216.0;
+    for (size_t i = 0; i <= m; i++) {
+        for (size_t j = 0; j < ldc; j++) {
+            size_t idx = i * ldc + j;
+            if (i == m || j >= n) {
+                if (c[idx] != SENTINEL)
+                    test_failf("%s m=%zu n=%zu k=%zu: C[%zu][%zu] outside the matrix was written\n", kern->isa,
+                               m, n, k, i, j);
+                continue;
+            }
+            double sum = 0.0, mag = 0.0;
+            for (size_t p = 0; p < k; p++) {
+                double t = op_elem(&a, i, p) * op_elem(&b, p, j);
+                sum += t;
+                mag += fabs(t);
+            }
+            double ref = gc->alpha * sum;
+            mag = fabs(gc->alpha) * mag;
+            if (gc->beta != 0.0f) {
+                ref += gc->beta * (double)c0[idx];
+                mag += fabs(gc->beta * (double)c0[idx]);
+            }
+            if (gc->bias) {
+                ref += bias[j];
+                mag += fabs(bias[j]);
+            }
+            if (gc->relu && ref < 0.0)
+                ref = 0.0;
+            if (gc->mask && !(mask[idx] > 0.0f))
+                ref = 0.0;
+            double tol = (double)(k + 4) * u * mag + 1e-30;
+            if (!(fabs((double)c[idx] - ref) <= tol))
+                test_failf("%s %c%c m=%zu n=%zu k=%zu alpha=%g beta=%g bias=%d relu=%d mask=%d prepack=%d "
+                           "u8=%d/%d: C[%zu][%zu] = %.9g, expected %.9g (tol %.3g)\n",
+                           kern->isa, gc->ta ? 'T' : 'N', gc->tb ? 'T' : 'N', m, n, k, gc->alpha, gc->beta,
+                           gc->bias, gc->relu, gc->mask, gc->prepack, gc->da, gc->db, i, j, c[idx], ref, tol);
+        }
+    }
+    free(a.f), free(a.u), free(b.f), free(b.u), free(c), free(c0), free(bias), free(mask);
+}
+
+/* Runs a case on every kernel table this CPU runs. */
+static void run_case_all_isas(const gemm_case *gc, test_rng *rng)
+{
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        elbo_gemm_workspace ws;
+        assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+        run_case(kern, &ws, gc, rng);
+        elbo_gemm_workspace_free(&ws);
+    }
+}
+
+static const elbo_trans TRANS[4][2] = {{ELBO_NOTRANS, ELBO_NOTRANS}, {ELBO_NOTRANS, ELBO_TRANS},
+                                       {ELBO_TRANS, ELBO_NOTRANS}, {ELBO_TRANS, ELBO_TRANS}};
+
+/* Edge shapes (0, 1, primes, around MR/NR/KC multiples) x all four variants x all epilogues. */
+static void test_gemm_edge_shapes(void **state)
+{
+    (void)state;
+    static const size_t dims[][3] = {{0, 5, 7},  {5, 0, 7},   {5, 7, 0},    {1, 1, 1},   {1, 17, 3},
+                                     {6, 16, 8}, {7, 17, 257}, {13, 31, 513}, {12, 24, 33}, {37, 41, 256},
+                                     {5, 3, 2},  {8, 12, 300}, {25, 1, 19},  {2, 53, 11}};
+    test_rng rng = {1};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int v = 0; v < 4; v++)
+            for (int e = 0; e < 5; e++) {
+                gemm_case gc = {.m = dims[d][0], .n = dims[d][1], .k = dims[d][2], .ta = TRANS[v][0],
+                                .tb = TRANS[v][1], .alpha = 1.0f, .beta = (e & 1) ? 1.0f : 0.0f,
+                                .bias = e >= 1, .relu = e >= 2 && e != 4, .mask = e == 4, .prepack = e == 3,
+                                .pad_a = e, .pad_b = 2 * e + 1, .pad_c = 3};
+                run_case_all_isas(&gc, &rng);
+            }
+}
+
+/* Random shapes up to a few hundred, random ld padding, alpha/beta, dtypes, epilogues, prepacking. */
+static void test_gemm_random_shapes(void **state)
+{
+    (void)state;
+    test_rng rng = {2};
+    static const float alphas[] = {1.0f, 0.5f, -1.25f}, betas[] = {0.0f, 1.0f, 0.75f};
+    for (int t = 0; t < 60; t++) {
+        gemm_case gc = {.m = 1 + test_rng_below(&rng, 150), .n = 1 + test_rng_below(&rng, 150),
+                        .k = 1 + test_rng_below(&rng, 600), .ta = TRANS[t % 4][0], .tb = TRANS[t % 4][1],
+                        .da = test_rng_below(&rng, 4) == 0 ? ELBO_DTYPE_U8 : ELBO_DTYPE_F32,
+                        .db = test_rng_below(&rng, 4) == 0 ? ELBO_DTYPE_U8 : ELBO_DTYPE_F32,
+                        .alpha = alphas[test_rng_below(&rng, 3)], .beta = betas[test_rng_below(&rng, 3)],
+                        .bias = (int)test_rng_below(&rng, 2), .relu = (int)test_rng_below(&rng, 2),
+                        .mask = (int)test_rng_below(&rng, 2), .prepack = (int)test_rng_below(&rng, 2),
+                        .pad_a = test_rng_below(&rng, 5), .pad_b = test_rng_below(&rng, 5),
+                        .pad_c = test_rng_below(&rng, 5)};
+        run_case_all_isas(&gc, &rng);
+    }
+}
+
+/* Large K (several KC blocks, with a ragged last block) and the VAE's layer shapes. */
+static void test_gemm_large_k_and_vae_shapes(void **state)
+{
+    (void)state;
+    test_rng rng = {3};
+    static const size_t dims[][3] = {{9, 21, 2049}, {64, 400, 784}, {40, 400, 128}, {30, 20, 1000}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int v = 0; v < 3; v++) {
+            gemm_case gc = {.m = dims[d][0], .n = dims[d][1], .k = dims[d][2], .ta = TRANS[v][0],
+                            .tb = TRANS[v][1], .alpha = 1.0f, .beta = 0.0f, .bias = v == 1, .relu = v == 1,
+                            .mask = v == 0, .prepack = v != 2, .pad_c = 1};
+            run_case_all_isas(&gc, &rng);
+        }
+    /* The input layer: uint8 pixels as A (forward, NT) and as B (weight gradient, TN). */
+    gemm_case fwd = {.m = 19, .n = 40, .k = 784, .ta = ELBO_NOTRANS, .tb = ELBO_TRANS, .da = ELBO_DTYPE_U8,
+                     .alpha = 1.0f, .bias = 1, .relu = 1, .prepack = 1};
+    gemm_case wgrad = {.m = 40, .n = 784, .k = 19, .ta = ELBO_TRANS, .tb = ELBO_NOTRANS, .db = ELBO_DTYPE_U8,
+                       .alpha = 1.0f, .beta = 1.0f};
+    run_case_all_isas(&fwd, &rng);
+    run_case_all_isas(&wgrad, &rng);
+}
+
+/* Fills an f32 matrix of n elements with a fixed pattern from a seed. */
+static float *random_matrix(uint64_t seed, size_t n)
+{
+    test_rng rng = {seed};
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    test_fill(&rng, x, n, -1.0f, 1.0f);
+    return x;
+}
+
+/* A row of C does not depend on which rows are computed with it, nor on prepacking: bitwise equal.
+ * (This is what lets a batch be split across threads without changing results.) */
+static void test_gemm_rows_independent_of_split(void **state)
+{
+    (void)state;
+    const size_t m = 131, n = 45, k = 530;
+    float *a = random_matrix(10, m * k), *b = random_matrix(11, n * k), *bias = random_matrix(12, n);
+    float *full = malloc(m * n * sizeof(float)), *part = malloc(m * n * sizeof(float));
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        elbo_gemm_workspace ws;
+        assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+        elbo_epilogue epi = {.bias = bias, .relu = 1};
+        elbo_gemm(kern, &ws, m, n, k, 1.0f, elbo_operand_f32(a, k, ELBO_NOTRANS),
+                  elbo_operand_f32(b, k, ELBO_TRANS), 0.0f, full, n, &epi);
+        elbo_packed_b pb;
+        assert_int_equal(elbo_packed_b_alloc(&pb, kern, k, n), 0);
+        elbo_pack_b(&pb, elbo_operand_f32(b, k, ELBO_TRANS));
+        static const size_t cuts[] = {0, 1, 7, 50, 64, 100, 131};
+        for (size_t s = 0; s + 1 < sizeof cuts / sizeof cuts[0]; s++) {
+            size_t r0 = cuts[s], rows = cuts[s + 1] - cuts[s];
+            elbo_gemm_packed(kern, &ws, rows, n, k, 1.0f, elbo_operand_f32(a + r0 * k, k, ELBO_NOTRANS), &pb,
+                             0.0f, part + r0 * n, n, &epi);
+        }
+        if (memcmp(full, part, m * n * sizeof(float)) != 0)
+            test_failf("%s: rows computed in slices (prepacked B) differ from one full call\n", kern->isa);
+        elbo_packed_b_free(&pb);
+        elbo_gemm_workspace_free(&ws);
+    }
+    free(a), free(b), free(bias), free(full), free(part);
+}
+
+typedef struct {
+    const elbo_kernels *kern;
+    const float *a, *b;
+    float *c;
+    size_t m, n, k;
+} thread_job;
+
+/* Runs one GEMM with a workspace of its own (the re-entrancy contract). */
+static void *gemm_thread(void *arg)
+{
+    thread_job *j = arg;
+    elbo_gemm_workspace ws;
+    if (elbo_gemm_workspace_init(&ws, j->kern) != 0)
+        return NULL;
+    for (int rep = 0; rep < 3; rep++)
+        elbo_gemm(j->kern, &ws, j->m, j->n, j->k, 1.0f, elbo_operand_f32(j->a, j->k, ELBO_NOTRANS),
+                  elbo_operand_f32(j->b, j->n, ELBO_NOTRANS), 0.0f, j->c, j->n, NULL);
+    elbo_gemm_workspace_free(&ws);
+    return NULL;
+}
+
+/* Four threads calling GEMM at once each get the same bits as a lone call. */
+static void test_gemm_reentrant_across_threads(void **state)
+{
+    (void)state;
+    enum { THREADS = 4 };
+    const size_t m = 70, n = 90, k = 300;
+    float *a = random_matrix(20, m * k), *b = random_matrix(21, k * n), *ref = malloc(m * n * sizeof(float));
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        thread_job solo = {kern, a, b, ref, m, n, k};
+        gemm_thread(&solo);
+        pthread_t th[THREADS];
+        thread_job jobs[THREADS];
+        for (int t = 0; t < THREADS; t++) {
+            jobs[t] = (thread_job){kern, a, b, malloc(m * n * sizeof(float)), m, n, k};
+            assert_int_equal(pthread_create(&th[t], NULL, gemm_thread, &jobs[t]), 0);
+        }
+        for (int t = 0; t < THREADS; t++) {
+            pthread_join(th[t], NULL);
+            if (memcmp(jobs[t].c, ref, m * n * sizeof(float)) != 0)
+                test_failf("%s: thread %d result differs from a lone call\n", kern->isa, t);
+            free(jobs[t].c);
+        }
+    }
+    free(a), free(b), free(ref);
+}
+
+/* ELBO_ISA forces a path; an unknown name is refused. */
+static void test_isa_override(void **state)
+{
+    (void)state;
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        setenv("ELBO_ISA", kern->isa, 1);
+        const elbo_kernels *sel = elbo_kernels_select();
+        assert_non_null(sel);
+        assert_string_equal(sel->isa, kern->isa);
+    }
+    setenv("ELBO_ISA", "no-such-isa", 1);
+    assert_null(elbo_kernels_select());
+    unsetenv("ELBO_ISA");
+    assert_non_null(elbo_kernels_select());
+    assert_string_equal(elbo_kernels_available(0)->isa, "scalar");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_edge_shapes),
+        cmocka_unit_test(test_gemm_random_shapes),
+        cmocka_unit_test(test_gemm_large_k_and_vae_shapes),
+        cmocka_unit_test(test_gemm_rows_independent_of_split),
+        cmocka_unit_test(test_gemm_reentrant_across_threads),
+        cmocka_unit_test(test_isa_override),
+    };
+    return cmocka_run_group_tests_name("kernel_gemm", tests, NULL, NULL);
+}

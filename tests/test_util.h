@@ -1,0 +1,59 @@
+/* Shared helpers for the tests: deterministic random data, double-precision references. */
+#ifndef ELBO_TEST_UTIL_H
+#define ELBO_TEST_UTIL_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+/* Deterministic 64-bit generator (splitmix64) for test data. */
+typedef struct { uint64_t s; } test_rng;
+
+/* Next 64 random bits. */
+static inline uint64_t test_rng_next(test_rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Uniform float in [lo, hi). */
+static inline float test_rng_uniform(test_rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((test_rng_next(r) >> 40) * (1.0 / 16777216.0));
+}
+
+/* Uniform integer in [0, n). */
+static inline size_t test_rng_below(test_rng *r, size_t n)
+{
+    return n ? (size_t)(test_rng_next(r) % n) : 0;
+}
+
+/* Fills n floats uniformly in [lo, hi). */
+static inline void test_fill(test_rng *r, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = test_rng_uniform(r, lo, hi);
+}
+
+/* 64-byte aligned allocation of n floats (at least one), filled with NaN so unread-ness is testable. */
+static inline float *test_alloc_nan(size_t n)
+{
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    assert_non_null(p);
+    for (size_t i = 0; i < bytes / sizeof(float); i++)
+        p[i] = NAN;
+    return p;
+}
+
+/* Fails the current test with a formatted message. */
+#define test_failf(...) do { print_error(__VA_ARGS__); fail(); } while (0)
+
+#endif
