@@ -3,78 +3,80 @@
 
 #include <assert.h>
 #include <immintrin.h>
+#include <math.h>
 
 #define MR 6
 #define NR 16
 
-/* Lane masks selecting columns j < nr of the two 8-wide halves of a 16-wide tile row. */
-typedef struct {
-    __m256i lo, hi;
-} column_mask;
-
-/* Builds the masks for the first nr (1..16) columns. */
-static inline column_mask make_column_mask(size_t nr)
-{
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i n = _mm256_set1_epi32((int)nr);
-    column_mask m = {_mm256_cmpgt_epi32(n, idx), _mm256_cmpgt_epi32(n, _mm256_add_epi32(idx, _mm256_set1_epi32(8)))};
-    return m;
-}
-
-/* Loads 8 floats, all of them or only the masked lanes (others read as 0, never touched in memory). */
-static inline __m256 load8(const float *p, int full, __m256i mask)
-{
-    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
-}
-
-/* Stores 8 floats, all of them or only the masked lanes. */
-static inline void store8(float *p, __m256 v, int full, __m256i mask)
-{
-    if (full)
-        _mm256_storeu_ps(p, v);
-    else
-        _mm256_maskstore_ps(p, mask, v);
-}
-
-/* Scalars and vectors of the store phase shared by all rows of a tile. */
+/* Scalars of the store phase shared by all rows of a tile. */
 typedef struct {
     float alpha, beta;
-    __m256 bias_lo, bias_hi;   /* zero when there is no bias */
-    int has_bias, relu;
-    const float *mask;         /* NULL or ReLU mask at tile origin */
+    const float *bias; /* NULL or the tile's bias */
+    int relu;
+    const float *mask; /* NULL or ReLU mask at tile origin */
     size_t ld_mask;
-    column_mask cols;
-    int full_lo, full_hi;      /* nr >= 8, nr == 16 */
-    int any_hi;                /* nr > 8 */
 } store_params;
 
-/* Finishes one 8-wide half-row v at C row pointer c (mask row m): alpha, beta, bias, ReLU, mask, store. */
-static inline void finish_half(float *c, const float *m, __m256 v, __m256 bias, int full, __m256i lanes,
-                               const store_params *sp)
+/* Finishes one full 16-wide tile row i (lo = columns 0..7, hi = 8..15): alpha, beta, bias, ReLU, mask, store.
+ * Only unmasked full-width loads and stores: masked stores are slow on several x86 cores. */
+static inline __attribute__((always_inline)) void finish_full_row(float *c, size_t ldc, size_t i, __m256 lo,
+                                                                   __m256 hi, const store_params *sp)
 {
-    if (sp->alpha != 1.0f)
-        v = _mm256_mul_ps(v, _mm256_set1_ps(sp->alpha));
-    if (sp->beta == 1.0f)
-        v = _mm256_add_ps(v, load8(c, full, lanes));
-    else if (sp->beta != 0.0f)
-        v = _mm256_fmadd_ps(_mm256_set1_ps(sp->beta), load8(c, full, lanes), v);
-    if (sp->has_bias)
-        v = _mm256_add_ps(v, bias);
-    if (sp->relu)
-        v = _mm256_max_ps(_mm256_setzero_ps(), v); /* NaN propagates, as in PyTorch */
-    if (m)
-        v = _mm256_and_ps(v, _mm256_cmp_ps(load8(m, full, lanes), _mm256_setzero_ps(), _CMP_GT_OQ));
-    store8(c, v, full, lanes);
+    float *cr = c + i * ldc;
+    if (sp->alpha != 1.0f) {
+        const __m256 alpha = _mm256_set1_ps(sp->alpha);
+        lo = _mm256_mul_ps(lo, alpha);
+        hi = _mm256_mul_ps(hi, alpha);
+    }
+    if (sp->beta == 1.0f) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(cr));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(cr + 8));
+    } else if (sp->beta != 0.0f) {
+        const __m256 beta = _mm256_set1_ps(sp->beta);
+        lo = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cr), lo);
+        hi = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cr + 8), hi);
+    }
+    if (sp->bias) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(sp->bias));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(sp->bias + 8));
+    }
+    if (sp->relu) { /* max(0, v) keeps NaN, as PyTorch's relu does */
+        lo = _mm256_max_ps(_mm256_setzero_ps(), lo);
+        hi = _mm256_max_ps(_mm256_setzero_ps(), hi);
+    }
+    if (sp->mask) {
+        const float *mr = sp->mask + i * sp->ld_mask;
+        lo = _mm256_and_ps(lo, _mm256_cmp_ps(_mm256_loadu_ps(mr), _mm256_setzero_ps(), _CMP_GT_OQ));
+        hi = _mm256_and_ps(hi, _mm256_cmp_ps(_mm256_loadu_ps(mr + 8), _mm256_setzero_ps(), _CMP_GT_OQ));
+    }
+    _mm256_storeu_ps(cr, lo);
+    _mm256_storeu_ps(cr + 8, hi);
 }
 
-/* Finishes one 16-wide tile row (lo = columns 0..7, hi = 8..15). */
-static inline void finish_row(float *c, size_t i, __m256 lo, __m256 hi, const store_params *sp, size_t ldc)
+/* Finishes an mr x nr (nr < 16) edge tile from its spilled accumulator, one element at a time,
+ * with the same operation order as finish_full_row. */
+static void finish_edge_tile(float *c, size_t ldc, size_t mr, size_t nr, const float acc[MR][NR],
+                             const store_params *sp)
 {
-    float *crow = c + i * ldc;
-    const float *mrow = sp->mask ? sp->mask + i * sp->ld_mask : NULL;
-    finish_half(crow, mrow, lo, sp->bias_lo, sp->full_lo, sp->cols.lo, sp);
-    if (sp->any_hi)
-        finish_half(crow + 8, mrow ? mrow + 8 : NULL, hi, sp->bias_hi, sp->full_hi, sp->cols.hi, sp);
+    for (size_t i = 0; i < mr; i++) {
+        float *cr = c + i * ldc;
+        for (size_t j = 0; j < nr; j++) {
+            float v = acc[i][j];
+            if (sp->alpha != 1.0f)
+                v *= sp->alpha;
+            if (sp->beta == 1.0f)
+                v += cr[j];
+            else if (sp->beta != 0.0f)
+                v = fmaf(sp->beta, cr[j], v);
+            if (sp->bias)
+                v += sp->bias[j];
+            if (sp->relu && v < 0.0f)
+                v = 0.0f;
+            if (sp->mask && !(sp->mask[i * sp->ld_mask + j] > 0.0f))
+                v = 0.0f;
+            cr[j] = v;
+        }
+    }
 }
 
 /* C (mr x nr of 6 x 16) = alpha * A panel (6 x kc) * B panel (kc x 16) + beta * C, then epi. */
@@ -116,28 +118,30 @@ static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *restrict a, 
         b += NR;
     }
 
-    store_params sp = {.alpha = alpha, .beta = beta, .bias_lo = _mm256_setzero_ps(), .bias_hi = _mm256_setzero_ps()};
-    sp.cols = make_column_mask(nr);
-    sp.full_lo = nr >= 8;
-    sp.full_hi = nr == NR;
-    sp.any_hi = nr > 8;
+    store_params sp = {.alpha = alpha, .beta = beta};
     if (epi) {
+        sp.bias = epi->bias;
         sp.relu = epi->relu;
         sp.mask = epi->mask;
         sp.ld_mask = epi->ld_mask;
-        if (epi->bias) {
-            sp.has_bias = 1;
-            sp.bias_lo = load8(epi->bias, sp.full_lo, sp.cols.lo);
-            if (sp.any_hi)
-                sp.bias_hi = load8(epi->bias + 8, sp.full_hi, sp.cols.hi);
-        }
     }
-    finish_row(c, 0, c00, c01, &sp, ldc);
-    if (mr > 1) finish_row(c, 1, c10, c11, &sp, ldc);
-    if (mr > 2) finish_row(c, 2, c20, c21, &sp, ldc);
-    if (mr > 3) finish_row(c, 3, c30, c31, &sp, ldc);
-    if (mr > 4) finish_row(c, 4, c40, c41, &sp, ldc);
-    if (mr > 5) finish_row(c, 5, c50, c51, &sp, ldc);
+    if (nr == NR) {
+        finish_full_row(c, ldc, 0, c00, c01, &sp);
+        if (mr > 1) finish_full_row(c, ldc, 1, c10, c11, &sp);
+        if (mr > 2) finish_full_row(c, ldc, 2, c20, c21, &sp);
+        if (mr > 3) finish_full_row(c, ldc, 3, c30, c31, &sp);
+        if (mr > 4) finish_full_row(c, ldc, 4, c40, c41, &sp);
+        if (mr > 5) finish_full_row(c, ldc, 5, c50, c51, &sp);
+        return;
+    }
+    float acc[MR][NR] __attribute__((aligned(32)));
+    _mm256_store_ps(acc[0], c00), _mm256_store_ps(acc[0] + 8, c01);
+    _mm256_store_ps(acc[1], c10), _mm256_store_ps(acc[1] + 8, c11);
+    _mm256_store_ps(acc[2], c20), _mm256_store_ps(acc[2] + 8, c21);
+    _mm256_store_ps(acc[3], c30), _mm256_store_ps(acc[3] + 8, c31);
+    _mm256_store_ps(acc[4], c40), _mm256_store_ps(acc[4] + 8, c41);
+    _mm256_store_ps(acc[5], c50), _mm256_store_ps(acc[5] + 8, c51);
+    finish_edge_tile(c, ldc, mr, nr, (const float(*)[NR])acc, &sp);
 }
 
 /* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3):

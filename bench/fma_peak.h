@@ -1,0 +1,10 @@
+/* Measured FMA peak of one core: the reference every efficiency figure is taken against. */
+#ifndef ELBO_FMA_PEAK_H
+#define ELBO_FMA_PEAK_H
+
+#include <stddef.h>
+
+/* Runs `iters` iterations of independent 256-bit FMA chains; returns the flops executed (2 per lane-FMA). */
+double fma_peak_avx2_run(size_t iters);
+
+#endif
