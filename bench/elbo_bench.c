@@ -105,6 +105,9 @@ static void bench_gemm_shape(const gemm_shape *s, const elbo_kernels *kern, doub
         exit(1);
     }
     elbo_pack_b(&g.packed, elbo_operand_f32(g.b, g.ldb, s->tb));
+    const char *pack_a = getenv("ELBO_BENCH_PACK_A");
+    if (pack_a && *pack_a)
+        g.ws.pack_a = pack_a[0] == '1' ? ELBO_PACK_A_ALWAYS : ELBO_PACK_A_NEVER;
     bench_fn fns[3] = {run_elbo_gemm, run_openblas_gemm, run_elbo_gemm_prepacked};
     void *ctxs[3] = {&g, &g, &g};
     double sec[3];

@@ -127,14 +127,17 @@ static void run_case(const elbo_kernels *kern, elbo_gemm_workspace *ws, const ge
     free(a.f), free(a.u), free(b.f), free(b.u), free(c), free(c0), free(bias), free(mask);
 }
 
-/* Runs a case on every kernel table this CPU runs. */
+/* Runs a case on every kernel table this CPU runs, with A packed and (where the ISA can) read in place. */
 static void run_case_all_isas(const gemm_case *gc, test_rng *rng)
 {
     const elbo_kernels *kern;
     for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
         elbo_gemm_workspace ws;
         assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
-        run_case(kern, &ws, gc, rng);
+        for (int policy = ELBO_PACK_A_AUTO; policy <= ELBO_PACK_A_NEVER; policy++) {
+            ws.pack_a = (elbo_pack_a_policy)policy;
+            run_case(kern, &ws, gc, rng);
+        }
         elbo_gemm_workspace_free(&ws);
     }
 }

@@ -11,6 +11,15 @@
 
 #define ALIGNMENT 64
 
+/* Widest C for which A is read in place instead of packed (when the ISA can). */
+#ifndef ELBO_GEMM_IN_PLACE_A_MAX_N
+#define ELBO_GEMM_IN_PLACE_A_MAX_N 64
+#endif
+/* Largest op(A) read in place whatever N. */
+#ifndef ELBO_GEMM_IN_PLACE_A_MAX_BYTES
+#define ELBO_GEMM_IN_PLACE_A_MAX_BYTES (1u << 20)
+#endif
+
 elbo_operand elbo_operand_f32(const float *data, size_t ld, elbo_trans trans)
 {
     return (elbo_operand){.data = data, .ld = ld, .trans = trans, .dtype = ELBO_DTYPE_F32};
@@ -31,6 +40,7 @@ static float *alloc_floats(size_t n)
 int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const elbo_kernels *kern)
 {
     const elbo_gemm_blocking *bl = &kern->blocking;
+    ws->pack_a = ELBO_PACK_A_AUTO;
     ws->packed_a_floats = bl->mc * bl->kc;
     ws->packed_b_floats = bl->kc * bl->nc;
     ws->packed_a = alloc_floats(ws->packed_a_floats);
@@ -105,10 +115,16 @@ void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)
     }
 }
 
-/* Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B panel,
+/* Where the macro-kernel reads A: packed panels, or the f32 operand in place (a_rs, a_cs strides). */
+typedef struct {
+    const float *base; /* packed block, or op(A) element (i0, k0) in place */
+    size_t a_rs, a_cs; /* in-place strides; 0 when packed */
+} a_source;
+
+/* Runs the register tiles of one (mc x kc) A block against one packed (kc x nc) B panel,
  * writing C block (mc x nc) at c; epi (already offset to the block) only on the last K block. */
 static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t kc, float alpha,
-                         const float *pa, const float *pb, float beta, float *c, size_t ldc,
+                         a_source as, const float *pb, float beta, float *c, size_t ldc,
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
@@ -124,9 +140,33 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
                 tile.ld_mask = epi->ld_mask;
                 tp = &tile;
             }
-            kern->gemm_ukernel(kc, pa + ir * kc, pb + jr * kc, c + ir * ldc + jr, ldc, mrr, nrr, alpha, beta, tp);
+            const float *at = as.a_rs ? as.base + ir * as.a_rs : as.base + ir * kc;
+            size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;
+            float *ct = c + ir * ldc + jr;
+            if (kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr)
+                kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
+            else if (kern->gemm_ukernel_strided_a)
+                kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
+            else
+                kern->gemm_ukernel(kc, at, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
         }
     }
+}
+
+/* Whether to read A in place rather than pack it: packing A pays off only when each packed element
+ * is reused across enough column tiles; for narrow C (few NR panels) it costs more than it saves. */
+static int read_a_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *ws, elbo_operand a, size_t m,
+                           size_t n, size_t k)
+{
+    if (!kern->gemm_ukernel_strided_a || a.dtype != ELBO_DTYPE_F32 || ws->pack_a == ELBO_PACK_A_ALWAYS)
+        return 0;
+    if (ws->pack_a == ELBO_PACK_A_NEVER)
+        return 1;
+    /* Measured on Zen 3: in place wins while op(A) stays cache-resident (all VAE layers, up to ~1 MiB),
+     * packing wins for large A and for row strides that alias in L1 (multiples of 4 KiB). */
+    size_t a_bytes = m * k * sizeof(float), stride_bytes = a.ld * sizeof(float);
+    return n <= ELBO_GEMM_IN_PLACE_A_MAX_N ||
+           (a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES && stride_bytes % 4096 != 0);
 }
 
 /* The blocked loops, with B either packed here per panel (pre == NULL) or taken from pre. */
@@ -143,6 +183,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
         k = 0; /* BLAS semantics: A and B are not read */
     int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask);
     size_t kcb = k_block_depth(k, bl->kc);
+    int in_place = k > 0 && read_a_in_place(kern, ws, a, m, n, k);
     for (size_t j0 = 0; j0 < n; j0 += bl->nc) {
         size_t nc = n - j0 < bl->nc ? n - j0 : bl->nc;
         size_t k0 = 0;
@@ -159,8 +200,16 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
             float beta_blk = k0 == 0 ? beta : 1.0f;
             for (size_t i0 = 0; i0 < m; i0 += bl->mc) {
                 size_t mc = m - i0 < bl->mc ? m - i0 : bl->mc;
-                elbo_pack_a_block(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
-                macro_kernel(kern, mc, nc, kc, alpha, ws->packed_a, pb, beta_blk, c + i0 * ldc + j0, ldc,
+                a_source as = {ws->packed_a, 0, 0};
+                if (in_place) {
+                    const float *af = a.data;
+                    as.a_rs = a.trans == ELBO_NOTRANS ? a.ld : 1;
+                    as.a_cs = a.trans == ELBO_NOTRANS ? 1 : a.ld;
+                    as.base = af + i0 * as.a_rs + k0 * as.a_cs;
+                } else {
+                    elbo_pack_a_block(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
+                }
+                macro_kernel(kern, mc, nc, kc, alpha, as, pb, beta_blk, c + i0 * ldc + j0, ldc,
                              last && has_epi ? epi : NULL, i0, j0);
             }
             k0 += kc;

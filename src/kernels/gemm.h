@@ -29,8 +29,12 @@ typedef struct {
     size_t ld_mask;
 } elbo_epilogue;
 
+/* When A is packed: AUTO packs unless C is narrow and the ISA can read f32 A in place. */
+typedef enum { ELBO_PACK_A_AUTO = 0, ELBO_PACK_A_ALWAYS, ELBO_PACK_A_NEVER } elbo_pack_a_policy;
+
 /* Per-thread scratch for packed panels of A (MC x KC) and B (KC x NC). */
 typedef struct {
+    elbo_pack_a_policy pack_a; /* AUTO after init; tests and benches may force either path */
     float *packed_a;
     float *packed_b;
     size_t packed_a_floats;

@@ -79,10 +79,13 @@ static void finish_edge_tile(float *c, size_t ldc, size_t mr, size_t nr, const f
     }
 }
 
-/* C (mr x nr of 6 x 16) = alpha * A panel (6 x kc) * B panel (kc x 16) + beta * C, then epi. */
-static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *restrict a, const float *restrict b,
-                                            float *restrict c, size_t ldc, size_t mr, size_t nr, float alpha,
-                                            float beta, const elbo_tile_epilogue *epi)
+/* C (mr x nr of 6 x 16) = alpha * A (6 x kc, element (i,p) at a[i*a_rs + p*a_cs]) * B panel (kc x 16)
+ * + beta * C, then epi. Rows of A past mr are not read (their pointers alias row 0). */
+static inline __attribute__((always_inline)) void gemm_6x16_body(int wide, size_t kc, const float *restrict a, size_t a_rs,
+                                                                  size_t a_cs, const float *restrict b,
+                                                                  float *restrict c, size_t ldc, size_t mr,
+                                                                  size_t nr, float alpha, float beta,
+                                                                  const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
@@ -93,28 +96,36 @@ static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *restrict a, 
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     for (size_t i = 0; i < mr; i++)
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    const size_t o1 = mr > 1 ? a_rs : 0, o2 = mr > 2 ? 2 * a_rs : 0, o3 = mr > 3 ? 3 * a_rs : 0;
+    const size_t o4 = mr > 4 ? 4 * a_rs : 0, o5 = mr > 5 ? 5 * a_rs : 0;
 #pragma GCC unroll 4
     for (size_t p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 ai = _mm256_broadcast_ss(a + 0);
+        const __m256 b0 = _mm256_load_ps(b), b1 = wide ? _mm256_load_ps(b + 8) : b0;
+        __m256 ai = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1);
+        if (wide)
+            c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + o1);
         c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2);
+        if (wide)
+            c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + o2);
         c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3);
+        if (wide)
+            c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + o3);
         c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4);
+        if (wide)
+            c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + o4);
         c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5);
+        if (wide)
+            c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + o5);
         c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
-        a += MR;
+        if (wide)
+            c51 = _mm256_fmadd_ps(ai, b1, c51);
+        a += a_cs;
         b += NR;
     }
 
@@ -144,6 +155,31 @@ static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *restrict a, 
     finish_edge_tile(c, ldc, mr, nr, (const float(*)[NR])acc, &sp);
 }
 
+/* C (mr x nr of 6 x 16) = alpha * A panel (6 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
+static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                            size_t mr, size_t nr, float alpha, float beta,
+                                            const elbo_tile_epilogue *epi)
+{
+    gemm_6x16_body(1, kc, a, 1, MR, b, c, ldc, mr, nr, alpha, beta, epi);
+}
+
+/* As above with A read in place (strides a_rs, a_cs) instead of packed. */
+static void f32_gemm_ukernel_6x16_strided_a__avx2_fma(size_t kc, const float *a, size_t a_rs, size_t a_cs,
+                                                      const float *b, float *c, size_t ldc, size_t mr, size_t nr,
+                                                      float alpha, float beta, const elbo_tile_epilogue *epi)
+{
+    gemm_6x16_body(1, kc, a, a_rs, a_cs, b, c, ldc, mr, nr, alpha, beta, epi);
+}
+
+/* As above for edge tiles with nr <= 8: only the first 8 columns of the 16-wide B panel are computed. */
+static void f32_gemm_ukernel_6x8_strided_a__avx2_fma(size_t kc, const float *a, size_t a_rs, size_t a_cs,
+                                                     const float *b, float *c, size_t ldc, size_t mr, size_t nr,
+                                                     float alpha, float beta, const elbo_tile_epilogue *epi)
+{
+    assert(nr <= 8);
+    gemm_6x16_body(0, kc, a, a_rs, a_cs, b, c, ldc, mr, nr, alpha, beta, epi);
+}
+
 /* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3):
  * a KC x NR B panel (16 KiB) stays in L1, an MC x KC A block (168 KiB) in L2, a KC x NC B panel in L3. */
 #define AVX2_MC 168  /* multiple of MR */
@@ -153,6 +189,9 @@ static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *restrict a, 
 void elbo_gemm_register_avx2(elbo_kernels *k)
 {
     k->gemm_ukernel = f32_gemm_ukernel_6x16__avx2_fma;
+    k->gemm_ukernel_strided_a = f32_gemm_ukernel_6x16_strided_a__avx2_fma;
+    k->gemm_ukernel_narrow = f32_gemm_ukernel_6x8_strided_a__avx2_fma;
+    k->narrow_nr = 8;
     k->gemm_ukernel_name = "f32_gemm_ukernel_6x16__avx2_fma";
     k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .nc = AVX2_NC};
 }

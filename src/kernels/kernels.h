@@ -11,6 +11,9 @@ typedef struct elbo_kernels {
     const char *gemm_ukernel_name;      /* e.g. "f32_gemm_ukernel_6x16__avx2_fma" */
     elbo_gemm_blocking blocking;
     elbo_gemm_ukernel_fn gemm_ukernel;
+    elbo_gemm_ukernel_strided_a_fn gemm_ukernel_strided_a; /* optional (NULL: A is always packed) */
+    elbo_gemm_ukernel_strided_a_fn gemm_ukernel_narrow;    /* optional: edge tiles with nr <= narrow_nr */
+    size_t narrow_nr;
     elbo_reparam_forward_fn reparam_forward;
     elbo_reparam_backward_fn reparam_backward;
     elbo_sigmoid_mse_fn sigmoid_mse;

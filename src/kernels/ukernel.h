@@ -19,6 +19,12 @@ typedef void (*elbo_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, 
                                      size_t mr, size_t nr, float alpha, float beta,
                                      const elbo_tile_epilogue *epi);
 
+/* As elbo_gemm_ukernel_fn, but A is read in place: element (i, p) at a[i*a_rs + p*a_cs], i < mr only
+ * (rows past mr are never read). Lets small-N products skip packing A. */
+typedef void (*elbo_gemm_ukernel_strided_a_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs,
+                                               const float *b, float *c, size_t ldc, size_t mr, size_t nr,
+                                               float alpha, float beta, const elbo_tile_epilogue *epi);
+
 /* Register tile and cache blocking of one microkernel (BLIS names). */
 typedef struct {
     size_t mr, nr;   /* register tile */
