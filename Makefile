@@ -2,7 +2,7 @@
 #
 #   make              libelbo.a and the elbo command (native build in build/)
 #   make test         all tests (installs missing Debian packages first when root)
-#   make bench        the benchmark (main job)
+#   make bench        the kernel benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=name
 #   make test-arm64   cross-build for arm64 and run the kernel tests under qemu-aarch64
 #   make deps         install the Debian packages the project needs (root)
 
@@ -18,7 +18,7 @@ TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
 OPT ?= -O3
 CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread \
-               -Isrc -Isrc/kernels -Isrc/model
+               -Isrc -Isrc/kernels -Isrc/model -Isrc/cli
 LDLIBS_BASE := -lsleef -lm -pthread
 
 # ISA files carry their own flags; everything else is built for the baseline ISA so that
@@ -42,7 +42,7 @@ KERNEL_TEST_BIN := $(filter $(BUILD)/tests/test_kernel_%,$(TEST_BIN))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS)
+BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
 .PHONY: all test test-arm64 bench deps deps-arm64 check-deps check-deps-arm64 clean help
 all: $(BUILD)/libelbo.a $(BUILD)/elbo
@@ -110,6 +110,12 @@ test-arm64: check-deps-arm64
 kernel-tests-build: $(BUILD)/libelbo.a $(KERNEL_TEST_BIN)
 
 BENCH_ARGS ?=
+ifneq ($(QUICK),)
+BENCH_ARGS += --quick
+endif
+ifneq ($(BENCH_FILTER),)
+BENCH_ARGS += --filter '$(BENCH_FILTER)'
+endif
 bench: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	$(BUILD)/bench/elbo_bench $(BENCH_ARGS)
