@@ -134,7 +134,8 @@ static void run_case_all_isas(const gemm_case *gc, test_rng *rng)
     for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
         elbo_gemm_workspace ws;
         assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
-        for (int policy = ELBO_PACK_A_AUTO; policy <= ELBO_PACK_A_NEVER; policy++) {
+        int policies = kern->gemm_ukernel_strided_a ? ELBO_PACK_A_NEVER : ELBO_PACK_A_AUTO; /* else all pack */
+        for (int policy = ELBO_PACK_A_AUTO; policy <= policies; policy++) {
             ws.pack_a = (elbo_pack_a_policy)policy;
             run_case(kern, &ws, gc, rng);
         }
@@ -272,6 +273,8 @@ static void *gemm_thread(void *arg)
 static void test_gemm_reentrant_across_threads(void **state)
 {
     (void)state;
+    if (getenv("ELBO_TEST_NO_THREADS")) /* set under qemu-user, whose thread start hangs on this host */
+        skip();
     enum { THREADS = 4 };
     const size_t m = 70, n = 90, k = 300;
     float *a = random_matrix(20, m * k), *b = random_matrix(21, k * n), *ref = malloc(m * n * sizeof(float));

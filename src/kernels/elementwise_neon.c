@@ -1,0 +1,467 @@
+/* AArch64 NEON fused elementwise kernels (elementwise.h); exp and log1p from SLEEF (1.0 ulp each).
+ *
+ * Every kernel walks its memory once, 8 floats (two quads) at a time; the last 1..7 elements go
+ * through the same vector code via a zero-padded stack block (NEON has no masked loads), of which
+ * only the valid elements are copied back, so tails compute exactly what full blocks do.
+ *
+ * Per-row loss sums: two 4-lane float accumulators, so partial k of 8 adds the elements j = k mod 8
+ * in increasing j, then the fixed tree ((p0+p4) + (p2+p6)) + ((p1+p5) + (p3+p7)) — the same order
+ * as the scalar and AVX2 kernels. It depends only on the row, so a row gives the same bits however
+ * a batch is split across threads. */
+#include "kernels.h"
+
+#include <arm_neon.h>
+#include <math.h>
+#include <sleef.h>
+#include <string.h>
+
+#define BLOCK 8
+
+/* Eight floats as two quads (elements 0..3 and 4..7). */
+typedef struct {
+    float32x4_t lo, hi;
+} f32x8;
+
+/* Loads 8 floats. */
+static inline f32x8 load8(const float *p)
+{
+    return (f32x8){vld1q_f32(p), vld1q_f32(p + 4)};
+}
+
+/* Stores 8 floats. */
+static inline void store8(float *p, f32x8 v)
+{
+    vst1q_f32(p, v.lo);
+    vst1q_f32(p + 4, v.hi);
+}
+
+/* Loads r (< 8) floats; the rest of the block is 0. */
+static inline f32x8 load_tail(const float *p, size_t r)
+{
+    float buf[BLOCK] = {0};
+    memcpy(buf, p, r * sizeof(float));
+    return load8(buf);
+}
+
+/* Stores the first r (< 8) floats of v. */
+static inline void store_tail(float *p, f32x8 v, size_t r)
+{
+    float buf[BLOCK];
+    store8(buf, v);
+    memcpy(p, buf, r * sizeof(float));
+}
+
+/* Keeps the first r lanes of v, zeroes the others. */
+static inline f32x8 keep_first(f32x8 v, size_t r)
+{
+    const uint32_t idx[BLOCK] = {0, 1, 2, 3, 4, 5, 6, 7};
+    uint32x4_t n = vdupq_n_u32((uint32_t)r);
+    uint32x4_t mlo = vcltq_u32(vld1q_u32(idx), n), mhi = vcltq_u32(vld1q_u32(idx + 4), n);
+    return (f32x8){vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v.lo), mlo)),
+                   vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v.hi), mhi))};
+}
+
+/* Adds the block into the two accumulators. */
+static inline f32x8 add8(f32x8 a, f32x8 b)
+{
+    return (f32x8){vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)};
+}
+
+/* Sum of the 8 partial sums in the fixed tree order shared by every ISA. */
+static inline float sum_partials(f32x8 acc)
+{
+    float32x4_t s = vaddq_f32(acc.lo, acc.hi);
+    float32x2_t u = vadd_f32(vget_low_f32(s), vget_high_f32(s));
+    return vpadds_f32(u);
+}
+
+/* Targets x / 255 (correctly rounded division) of 8 pixels. */
+static inline f32x8 targets_from_pixels(uint8x8_t px)
+{
+    uint16x8_t w = vmovl_u8(px);
+    const float32x4_t k = vdupq_n_f32(255.0f);
+    return (f32x8){vdivq_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(w))), k),
+                   vdivq_f32(vcvtq_f32_u32(vmovl_u16(vget_high_u16(w))), k)};
+}
+
+/* Targets of 8 pixels at px. */
+static inline f32x8 load_targets(const uint8_t *px)
+{
+    return targets_from_pixels(vld1_u8(px));
+}
+
+/* Targets of the r < 8 pixels at px; the rest are 0. */
+static inline f32x8 load_targets_tail(const uint8_t *px, size_t r)
+{
+    uint8_t buf[BLOCK] = {0};
+    memcpy(buf, px, r);
+    return targets_from_pixels(vld1_u8(buf));
+}
+
+/* Stable logistic of 4 logits: returns p, sets *e = exp(-|l|), *dp = p (1 - p) = e / (1 + e)^2. */
+static inline float32x4_t stable_sigmoid4(float32x4_t l, float32x4_t *e, float32x4_t *dp)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    float32x4_t ex = Sleef_expf4_u10advsimd(vnegq_f32(vabsq_f32(l)));
+    float32x4_t q = vdivq_f32(one, vaddq_f32(one, ex));
+    float32x4_t eq = vmulq_f32(ex, q);
+    *e = ex;
+    *dp = vmulq_f32(eq, q);
+    return vbslq_f32(vcgeq_f32(l, vdupq_n_f32(0.0f)), q, eq);
+}
+
+/* 4 elements of the reparameterization: sigma, z, and the KL terms mu^2 + sigma^2 - logvar - 1
+ * (exp(logvar) taken as sigma * sigma, about 3 ulp). */
+static inline float32x4_t reparam4(float32x4_t mu, float32x4_t logvar, float32x4_t eps,
+                                   float32x4_t *sigma, float32x4_t *z)
+{
+    float32x4_t s = Sleef_expf4_u10advsimd(vmulq_n_f32(logvar, 0.5f));
+    *sigma = s;
+    *z = vfmaq_f32(mu, s, eps);
+    float32x4_t t = vfmaq_f32(vmulq_f32(s, s), mu, mu);
+    return vsubq_f32(vsubq_f32(t, logvar), vdupq_n_f32(1.0f));
+}
+
+/* 8 elements of the reparameterization (see reparam4); returns the KL terms. */
+static inline f32x8 reparam_block(f32x8 mu, f32x8 logvar, f32x8 eps, f32x8 *sigma, f32x8 *z)
+{
+    f32x8 t;
+    t.lo = reparam4(mu.lo, logvar.lo, eps.lo, &sigma->lo, &z->lo);
+    t.hi = reparam4(mu.hi, logvar.hi, eps.hi, &sigma->hi, &z->hi);
+    return t;
+}
+
+/* z, sigma (B, Z); kl (B) from mulv (B, 2Z) = [mu | logvar] and eps (B, Z). */
+static void reparam_forward_neon(float *z, float *sigma, float *kl, const float *mulv,
+                                 const float *eps, size_t b, size_t zdim)
+{
+    for (size_t i = 0; i < b; i++) {
+        const float *mu = mulv + i * 2 * zdim, *logvar = mu + zdim, *ei = eps + i * zdim;
+        float *zi = z + i * zdim, *si = sigma + i * zdim;
+        f32x8 acc = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}, s, zz;
+        size_t j = 0;
+        for (; j + BLOCK <= zdim; j += BLOCK) {
+            acc = add8(acc, reparam_block(load8(mu + j), load8(logvar + j), load8(ei + j), &s, &zz));
+            store8(si + j, s);
+            store8(zi + j, zz);
+        }
+        if (j < zdim) {
+            size_t r = zdim - j;
+            f32x8 t = reparam_block(load_tail(mu + j, r), load_tail(logvar + j, r),
+                                    load_tail(ei + j, r), &s, &zz);
+            acc = add8(acc, keep_first(t, r));
+            store_tail(si + j, s, r);
+            store_tail(zi + j, zz, r);
+        }
+        kl[i] = 0.5f * sum_partials(acc);
+    }
+}
+
+/* dmu = dz + w mu; dlogvar = 0.5 (dz eps sigma + w (sigma^2 - 1)) for 4 elements (sigma^2 - 1 fused). */
+static inline void reparam_backward4(float32x4_t dz, float32x4_t mu, float32x4_t eps, float32x4_t s,
+                                     float w, float32x4_t *dmu, float32x4_t *dlogvar)
+{
+    float32x4_t s2m1 = vfmaq_f32(vdupq_n_f32(-1.0f), s, s);
+    float32x4_t noise = vmulq_f32(vmulq_f32(dz, eps), s);
+    *dmu = vfmaq_n_f32(dz, mu, w);
+    *dlogvar = vmulq_n_f32(vfmaq_n_f32(noise, s2m1, w), 0.5f);
+}
+
+/* 8 elements of the reparameterization backward (see reparam_backward4). */
+static inline void reparam_backward_block(f32x8 dz, f32x8 mu, f32x8 eps, f32x8 s, float w,
+                                          f32x8 *dmu, f32x8 *dlogvar)
+{
+    reparam_backward4(dz.lo, mu.lo, eps.lo, s.lo, w, &dmu->lo, &dlogvar->lo);
+    reparam_backward4(dz.hi, mu.hi, eps.hi, s.hi, w, &dmu->hi, &dlogvar->hi);
+}
+
+/* dmulv (B, 2Z) = [dmu | dlogvar] from dz, eps, sigma (B, Z), mulv (B, 2Z) and the KL weight. */
+static void reparam_backward_neon(float *dmulv, const float *dz, const float *mulv,
+                                  const float *eps, const float *sigma, float kl_weight,
+                                  size_t b, size_t zdim)
+{
+    for (size_t i = 0; i < b; i++) {
+        const float *mu = mulv + i * 2 * zdim;
+        const float *dzi = dz + i * zdim, *ei = eps + i * zdim, *si = sigma + i * zdim;
+        float *dmu = dmulv + i * 2 * zdim, *dlogvar = dmu + zdim;
+        f32x8 gm, gl;
+        size_t j = 0;
+        for (; j + BLOCK <= zdim; j += BLOCK) {
+            reparam_backward_block(load8(dzi + j), load8(mu + j), load8(ei + j), load8(si + j),
+                                   kl_weight, &gm, &gl);
+            store8(dmu + j, gm);
+            store8(dlogvar + j, gl);
+        }
+        if (j < zdim) {
+            size_t r = zdim - j;
+            reparam_backward_block(load_tail(dzi + j, r), load_tail(mu + j, r), load_tail(ei + j, r),
+                                   load_tail(si + j, r), kl_weight, &gm, &gl);
+            store_tail(dmu + j, gm, r);
+            store_tail(dlogvar + j, gl, r);
+        }
+    }
+}
+
+/* 4 MSE elements: p = sigmoid(l), dlogits = coef (p - t) p (1 - p); returns (p - t)^2. */
+static inline float32x4_t mse4(float32x4_t l, float32x4_t t, float coef, float32x4_t *p,
+                               float32x4_t *dl)
+{
+    float32x4_t e, dp;
+    *p = stable_sigmoid4(l, &e, &dp);
+    float32x4_t diff = vsubq_f32(*p, t);
+    *dl = vmulq_f32(vmulq_n_f32(diff, coef), dp);
+    return vmulq_f32(diff, diff);
+}
+
+/* 8 MSE elements (see mse4); returns the squared errors. */
+static inline f32x8 mse_block(f32x8 l, f32x8 t, float coef, f32x8 *p, f32x8 *dl)
+{
+    f32x8 sq;
+    sq.lo = mse4(l.lo, t.lo, coef, &p->lo, &dl->lo);
+    sq.hi = mse4(l.hi, t.hi, coef, &p->hi, &dl->hi);
+    return sq;
+}
+
+/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_mse_neon(float *dlogits, float *loss, float *probs, const float *logits,
+                             const uint8_t *x, float recon_scale, float grad_scale,
+                             size_t b, size_t d)
+{
+    const float coef = grad_scale * recon_scale * 2.0f;
+    for (size_t i = 0; i < b; i++) {
+        const size_t row = i * d;
+        const float *li = logits + row;
+        const uint8_t *xi = x + row;
+        float *dli = dlogits + row, *pi = probs ? probs + row : NULL;
+        f32x8 acc = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}, p, dl;
+        size_t j = 0;
+        for (; j + BLOCK <= d; j += BLOCK) {
+            acc = add8(acc, mse_block(load8(li + j), load_targets(xi + j), coef, &p, &dl));
+            if (pi)
+                store8(pi + j, p);
+            store8(dli + j, dl);
+        }
+        if (j < d) {
+            size_t r = d - j;
+            f32x8 sq = mse_block(load_tail(li + j, r), load_targets_tail(xi + j, r), coef, &p, &dl);
+            acc = add8(acc, keep_first(sq, r));
+            if (pi)
+                store_tail(pi + j, p, r);
+            store_tail(dli + j, dl, r);
+        }
+        loss[i] = recon_scale * sum_partials(acc);
+    }
+}
+
+/* 4 BCE elements: p = sigmoid(l), dlogits = gs (p - t); returns max(l, 0) - t l + log1p(exp(-|l|)). */
+static inline float32x4_t bce4(float32x4_t l, float32x4_t t, float gs, float32x4_t *p,
+                               float32x4_t *dl)
+{
+    float32x4_t e, dp;
+    *p = stable_sigmoid4(l, &e, &dp);
+    *dl = vmulq_n_f32(vsubq_f32(*p, t), gs);
+    float32x4_t lin = vfmsq_f32(vmaxq_f32(l, vdupq_n_f32(0.0f)), t, l);
+    return vaddq_f32(lin, Sleef_log1pf4_u10advsimd(e));
+}
+
+/* 8 BCE elements (see bce4); returns the loss terms. */
+static inline f32x8 bce_block(f32x8 l, f32x8 t, float gs, f32x8 *p, f32x8 *dl)
+{
+    f32x8 term;
+    term.lo = bce4(l.lo, t.lo, gs, &p->lo, &dl->lo);
+    term.hi = bce4(l.hi, t.hi, gs, &p->hi, &dl->hi);
+    return term;
+}
+
+/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_bce_neon(float *dlogits, float *loss, float *probs, const float *logits,
+                             const uint8_t *x, float grad_scale, size_t b, size_t d)
+{
+    for (size_t i = 0; i < b; i++) {
+        const size_t row = i * d;
+        const float *li = logits + row;
+        const uint8_t *xi = x + row;
+        float *dli = dlogits + row, *pi = probs ? probs + row : NULL;
+        f32x8 acc = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}, p, dl;
+        size_t j = 0;
+        for (; j + BLOCK <= d; j += BLOCK) {
+            acc = add8(acc, bce_block(load8(li + j), load_targets(xi + j), grad_scale, &p, &dl));
+            if (pi)
+                store8(pi + j, p);
+            store8(dli + j, dl);
+        }
+        if (j < d) {
+            size_t r = d - j;
+            f32x8 term = bce_block(load_tail(li + j, r), load_targets_tail(xi + j, r), grad_scale,
+                                   &p, &dl);
+            acc = add8(acc, keep_first(term, r));
+            if (pi)
+                store_tail(pi + j, p, r);
+            store_tail(dli + j, dl, r);
+        }
+        loss[i] = sum_partials(acc);
+    }
+}
+
+/* db (N) = [db +] sum over rows i of dy (B, N, stride ldy): rows added in order from zero,
+ * 16 columns per pass (4 accumulators), then 4, then one column at a time. */
+static void column_sum_neon(float *db, const float *dy, size_t b, size_t n, size_t ldy,
+                            int accumulate)
+{
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t i = 0; i < b; i++) {
+            const float *r = dy + i * ldy + j;
+            a0 = vaddq_f32(a0, vld1q_f32(r));
+            a1 = vaddq_f32(a1, vld1q_f32(r + 4));
+            a2 = vaddq_f32(a2, vld1q_f32(r + 8));
+            a3 = vaddq_f32(a3, vld1q_f32(r + 12));
+        }
+        if (accumulate) {
+            a0 = vaddq_f32(vld1q_f32(db + j), a0);
+            a1 = vaddq_f32(vld1q_f32(db + j + 4), a1);
+            a2 = vaddq_f32(vld1q_f32(db + j + 8), a2);
+            a3 = vaddq_f32(vld1q_f32(db + j + 12), a3);
+        }
+        vst1q_f32(db + j, a0);
+        vst1q_f32(db + j + 4, a1);
+        vst1q_f32(db + j + 8, a2);
+        vst1q_f32(db + j + 12, a3);
+    }
+    for (; j + 4 <= n; j += 4) {
+        float32x4_t a = vdupq_n_f32(0.0f);
+        for (size_t i = 0; i < b; i++)
+            a = vaddq_f32(a, vld1q_f32(dy + i * ldy + j));
+        vst1q_f32(db + j, accumulate ? vaddq_f32(vld1q_f32(db + j), a) : a);
+    }
+    for (; j < n; j++) {
+        float s = 0.0f;
+        for (size_t i = 0; i < b; i++)
+            s += dy[i * ldy + j];
+        db[j] = accumulate ? db[j] + s : s;
+    }
+}
+
+/* Per-call Adam constants. */
+typedef struct {
+    float b1, one_b1, b2, one_b2, wd, step_size;
+    float32x4_t eps, bc2_sqrt;
+} adam_consts;
+
+/* One Adam quad: updates p, m, v in place (PyTorch order of operations). */
+static inline void adam4(float32x4_t *p, float32x4_t *m, float32x4_t *v, float32x4_t grad,
+                         const adam_consts *c)
+{
+    float32x4_t g = vfmaq_n_f32(grad, *p, c->wd);
+    *m = vfmaq_n_f32(vmulq_n_f32(g, c->one_b1), *m, c->b1);
+    *v = vfmaq_n_f32(vmulq_f32(vmulq_n_f32(g, c->one_b2), g), *v, c->b2);
+    float32x4_t denom = vaddq_f32(vdivq_f32(vsqrtq_f32(*v), c->bc2_sqrt), c->eps);
+    *p = vfmsq_n_f32(*p, vdivq_f32(*m, denom), c->step_size);
+}
+
+/* One Adam block of 8 (see adam4). */
+static inline void adam_block(f32x8 *p, f32x8 *m, f32x8 *v, f32x8 grad, const adam_consts *c)
+{
+    adam4(&p->lo, &m->lo, &v->lo, grad.lo, c);
+    adam4(&p->hi, &m->hi, &v->hi, grad.hi, c);
+}
+
+/* Adam step over n parameters (PyTorch torch.optim.Adam, L2 weight decay added to the gradient);
+ * bias corrections in double once per call. */
+static void adam_neon(float *param, float *m, float *v, const float *grad, size_t n,
+                      const elbo_adam_hparams *h)
+{
+    const double bc1 = 1.0 - pow((double)h->beta1, (double)h->step);
+    const double bc2 = 1.0 - pow((double)h->beta2, (double)h->step);
+    const adam_consts c = {
+        .b1 = h->beta1, .one_b1 = 1.0f - h->beta1, .b2 = h->beta2, .one_b2 = 1.0f - h->beta2,
+        .wd = h->weight_decay, .step_size = (float)((double)h->lr / bc1),
+        .eps = vdupq_n_f32(h->eps), .bc2_sqrt = vdupq_n_f32((float)sqrt(bc2)),
+    };
+    size_t j = 0;
+    for (; j + BLOCK <= n; j += BLOCK) {
+        f32x8 p = load8(param + j), mj = load8(m + j), vj = load8(v + j);
+        adam_block(&p, &mj, &vj, load8(grad + j), &c);
+        store8(param + j, p);
+        store8(m + j, mj);
+        store8(v + j, vj);
+    }
+    if (j < n) {
+        size_t r = n - j;
+        f32x8 p = load_tail(param + j, r), mj = load_tail(m + j, r), vj = load_tail(v + j, r);
+        adam_block(&p, &mj, &vj, load_tail(grad + j, r), &c);
+        store_tail(param + j, p, r);
+        store_tail(m + j, mj, r);
+        store_tail(v + j, vj, r);
+    }
+}
+
+/* Which SGD update applies this call (fixed per call, so the loops branch predictably). */
+typedef enum { SGD_PLAIN, SGD_MOMENTUM, SGD_NESTEROV } sgd_kind;
+
+/* Per-call SGD constants. */
+typedef struct {
+    float lr, mom, damp, wd;
+    sgd_kind kind;
+    int first_step;
+} sgd_consts;
+
+/* One SGD quad: updates p and (with momentum) buf in place. */
+static inline void sgd4(float32x4_t *p, float32x4_t *buf, float32x4_t grad, const sgd_consts *c)
+{
+    float32x4_t g = vfmaq_n_f32(grad, *p, c->wd), step = g;
+    if (c->kind != SGD_PLAIN) {
+        *buf = c->first_step ? g : vfmaq_n_f32(vmulq_n_f32(g, c->damp), *buf, c->mom);
+        step = c->kind == SGD_NESTEROV ? vfmaq_n_f32(g, *buf, c->mom) : *buf;
+    }
+    *p = vfmsq_n_f32(*p, step, c->lr);
+}
+
+/* One SGD block of 8 (see sgd4). */
+static inline void sgd_block(f32x8 *p, f32x8 *buf, f32x8 grad, const sgd_consts *c)
+{
+    sgd4(&p->lo, &buf->lo, grad.lo, c);
+    sgd4(&p->hi, &buf->hi, grad.hi, c);
+}
+
+/* SGD (momentum, dampening, Nesterov) step over n parameters (PyTorch torch.optim.SGD).
+ * With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
+static void sgd_neon(float *param, float *buf, const float *grad, size_t n,
+                     const elbo_sgd_hparams *h, int first_step)
+{
+    const sgd_consts c = {
+        .lr = h->lr, .mom = h->momentum, .damp = 1.0f - h->dampening, .wd = h->weight_decay,
+        .kind = h->momentum == 0.0f ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
+        .first_step = first_step,
+    };
+    const int with_buf = c.kind != SGD_PLAIN, read_buf = with_buf && !first_step;
+    const f32x8 zero = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+    size_t j = 0;
+    for (; j + BLOCK <= n; j += BLOCK) {
+        f32x8 p = load8(param + j), bj = read_buf ? load8(buf + j) : zero;
+        sgd_block(&p, &bj, load8(grad + j), &c);
+        store8(param + j, p);
+        if (with_buf)
+            store8(buf + j, bj);
+    }
+    if (j < n) {
+        size_t r = n - j;
+        f32x8 p = load_tail(param + j, r), bj = read_buf ? load_tail(buf + j, r) : zero;
+        sgd_block(&p, &bj, load_tail(grad + j, r), &c);
+        store_tail(param + j, p, r);
+        if (with_buf)
+            store_tail(buf + j, bj, r);
+    }
+}
+
+void elbo_elementwise_register_neon(elbo_kernels *k)
+{
+    k->reparam_forward = reparam_forward_neon;
+    k->reparam_backward = reparam_backward_neon;
+    k->sigmoid_mse = sigmoid_mse_neon;
+    k->sigmoid_bce = sigmoid_bce_neon;
+    k->column_sum = column_sum_neon;
+    k->adam = adam_neon;
+    k->sgd = sgd_neon;
+}
