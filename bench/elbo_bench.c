@@ -215,8 +215,8 @@ static void bench_elementwise(const elbo_kernels *kern, const bench_options *opt
     e.v = random_floats(e.params, 18);
     for (size_t i = 0; i < e.params; i++)
         e.v[i] = e.v[i] * e.v[i];
-    e.adam = (elbo_adam_hparams){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
-    e.sgd = (elbo_sgd_hparams){.lr = 1e-3f, .momentum = 0.9f};
+    e.adam = (elbo_adam_hparams){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    e.sgd = (elbo_sgd_hparams){.lr = 1e-3, .momentum = 0.9};
     struct {
         const char *name;
         bench_fn fn;

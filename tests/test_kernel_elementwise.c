@@ -483,9 +483,9 @@ static void test_adam_matches_pytorch_reference(void **state)
 {
     (void)state;
     static const elbo_adam_hparams cases[] = {
-        {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f},
+        {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0},
         /* large eps and weight decay: where eps is added and the L2 term both show */
-        {.lr = 1e-2f, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-3f, .weight_decay = 0.1f},
+        {.lr = 1e-2, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-3, .weight_decay = 0.1},
     };
     const elbo_kernels *k;
     test_rng rng = {9};
@@ -497,7 +497,7 @@ static void test_adam_matches_pytorch_reference(void **state)
                 float *p = take_floats(&a, n), *m = take_floats(&a, n), *v = take_floats(&a, n);
                 float *grad = take_floats(&a, n), *p0 = take_floats(&a, n), *m0 = take_floats(&a, n);
                 float *v0 = take_floats(&a, n);
-                test_fill(&rng, p, n, -1.0f, 1.0f);
+                test_fill(&rng, p, n, -1.0, 1.0f);
                 memset(m, 0, n * sizeof(float));
                 memset(v, 0, n * sizeof(float));
                 for (long step = 1; step <= 6; step++) {
@@ -539,10 +539,10 @@ static void test_sgd_matches_pytorch_reference(void **state)
 {
     (void)state;
     static const elbo_sgd_hparams cases[] = {
-        {.lr = 0.1f, .momentum = 0.9f, .dampening = 0.0f, .weight_decay = 0.0f, .nesterov = 0},
-        {.lr = 0.05f, .momentum = 0.9f, .dampening = 0.0f, .weight_decay = 1e-2f, .nesterov = 1},
-        {.lr = 0.1f, .momentum = 0.5f, .dampening = 0.25f, .weight_decay = 0.0f, .nesterov = 0},
-        {.lr = 0.2f, .momentum = 0.0f, .dampening = 0.0f, .weight_decay = 1e-3f, .nesterov = 0},
+        {.lr = 0.1, .momentum = 0.9, .dampening = 0.0, .weight_decay = 0.0, .nesterov = 0},
+        {.lr = 0.05, .momentum = 0.9, .dampening = 0.0, .weight_decay = 1e-2, .nesterov = 1},
+        {.lr = 0.1, .momentum = 0.5, .dampening = 0.25, .weight_decay = 0.0, .nesterov = 0},
+        {.lr = 0.2, .momentum = 0.0, .dampening = 0.0, .weight_decay = 1e-3, .nesterov = 0},
     };
     const elbo_kernels *k;
     test_rng rng = {10};
@@ -555,7 +555,7 @@ static void test_sgd_matches_pytorch_reference(void **state)
                 arena a = {0};
                 float *p = take_floats(&a, n), *buf = take_floats(&a, n), *grad = take_floats(&a, n);
                 float *p0 = take_floats(&a, n), *buf0 = take_floats(&a, n);
-                test_fill(&rng, p, n, -1.0f, 1.0f);
+                test_fill(&rng, p, n, -1.0, 1.0f);
                 if (!with_buf)
                     seal(&a, buf);
                 for (long step = 1; step <= 4; step++) {

@@ -36,9 +36,10 @@ typedef void (*elbo_sigmoid_bce_fn)(float *dlogits, float *loss, float *probs, c
 typedef void (*elbo_column_sum_fn)(float *db, const float *dy, size_t b, size_t n, size_t ldy,
                                    int accumulate);
 
-/* Adam hyper-parameters for one step (PyTorch semantics; step counts from 1). */
+/* Adam hyper-parameters for one step (PyTorch semantics; step counts from 1). Doubles, as PyTorch holds
+ * them: kernels round each derived scalar once, e.g. (float)(1 - beta2) = 0.001f, not 1 - 0.999f. */
 typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
+    double lr, beta1, beta2, eps, weight_decay;
     long step;
 } elbo_adam_hparams;
 
@@ -47,9 +48,10 @@ typedef struct {
 typedef void (*elbo_adam_fn)(float *param, float *m, float *v, const float *grad, size_t n,
                              const elbo_adam_hparams *h);
 
-/* SGD hyper-parameters (PyTorch semantics; the momentum buffer starts at zero). */
+/* SGD hyper-parameters (PyTorch semantics). With momentum 0 the buffer is never used (may be NULL);
+ * on the first step it is written, not read. */
 typedef struct {
-    float lr, momentum, dampening, weight_decay;
+    double lr, momentum, dampening, weight_decay;
     int nesterov;
 } elbo_sgd_hparams;
 

@@ -286,13 +286,13 @@ static inline void adam_block(__m256 *p, __m256 *m, __m256 *v, __m256 grad, cons
 static void adam_avx2(float *param, float *m, float *v, const float *grad, size_t n,
                       const elbo_adam_hparams *h)
 {
-    const double bc1 = 1.0 - pow((double)h->beta1, (double)h->step);
-    const double bc2 = 1.0 - pow((double)h->beta2, (double)h->step);
+    const double bc1 = 1.0 - pow(h->beta1, (double)h->step);
+    const double bc2 = 1.0 - pow(h->beta2, (double)h->step);
     const adam_consts c = {
-        .b1 = _mm256_set1_ps(h->beta1), .one_b1 = _mm256_set1_ps(1.0f - h->beta1),
-        .b2 = _mm256_set1_ps(h->beta2), .one_b2 = _mm256_set1_ps(1.0f - h->beta2),
-        .wd = _mm256_set1_ps(h->weight_decay), .eps = _mm256_set1_ps(h->eps),
-        .step_size = _mm256_set1_ps((float)((double)h->lr / bc1)),
+        .b1 = _mm256_set1_ps((float)h->beta1), .one_b1 = _mm256_set1_ps((float)(1.0 - h->beta1)),
+        .b2 = _mm256_set1_ps((float)h->beta2), .one_b2 = _mm256_set1_ps((float)(1.0 - h->beta2)),
+        .wd = _mm256_set1_ps((float)h->weight_decay), .eps = _mm256_set1_ps((float)h->eps),
+        .step_size = _mm256_set1_ps((float)(h->lr / bc1)),
         .bc2_sqrt = _mm256_set1_ps((float)sqrt(bc2)),
     };
     size_t j = 0;
@@ -341,9 +341,9 @@ static void sgd_avx2(float *param, float *buf, const float *grad, size_t n,
                      const elbo_sgd_hparams *h, int first_step)
 {
     const sgd_consts c = {
-        .lr = _mm256_set1_ps(h->lr), .mom = _mm256_set1_ps(h->momentum),
-        .damp = _mm256_set1_ps(1.0f - h->dampening), .wd = _mm256_set1_ps(h->weight_decay),
-        .kind = h->momentum == 0.0f ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
+        .lr = _mm256_set1_ps((float)h->lr), .mom = _mm256_set1_ps((float)h->momentum),
+        .damp = _mm256_set1_ps((float)(1.0 - h->dampening)), .wd = _mm256_set1_ps((float)h->weight_decay),
+        .kind = h->momentum == 0.0 ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
         .first_step = first_step,
     };
     const int with_buf = c.kind != SGD_PLAIN, read_buf = with_buf && !first_step;

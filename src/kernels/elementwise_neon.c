@@ -372,12 +372,12 @@ static inline void adam_block(f32x8 *p, f32x8 *m, f32x8 *v, f32x8 grad, const ad
 static void adam_neon(float *param, float *m, float *v, const float *grad, size_t n,
                       const elbo_adam_hparams *h)
 {
-    const double bc1 = 1.0 - pow((double)h->beta1, (double)h->step);
-    const double bc2 = 1.0 - pow((double)h->beta2, (double)h->step);
+    const double bc1 = 1.0 - pow(h->beta1, (double)h->step);
+    const double bc2 = 1.0 - pow(h->beta2, (double)h->step);
     const adam_consts c = {
-        .b1 = h->beta1, .one_b1 = 1.0f - h->beta1, .b2 = h->beta2, .one_b2 = 1.0f - h->beta2,
-        .wd = h->weight_decay, .step_size = (float)((double)h->lr / bc1),
-        .eps = vdupq_n_f32(h->eps), .bc2_sqrt = vdupq_n_f32((float)sqrt(bc2)),
+        .b1 = (float)h->beta1, .one_b1 = (float)(1.0 - h->beta1), .b2 = (float)h->beta2, .one_b2 = (float)(1.0 - h->beta2),
+        .wd = (float)h->weight_decay, .step_size = (float)(h->lr / bc1),
+        .eps = vdupq_n_f32((float)h->eps), .bc2_sqrt = vdupq_n_f32((float)sqrt(bc2)),
     };
     size_t j = 0;
     for (; j + BLOCK <= n; j += BLOCK) {
@@ -431,8 +431,8 @@ static void sgd_neon(float *param, float *buf, const float *grad, size_t n,
                      const elbo_sgd_hparams *h, int first_step)
 {
     const sgd_consts c = {
-        .lr = h->lr, .mom = h->momentum, .damp = 1.0f - h->dampening, .wd = h->weight_decay,
-        .kind = h->momentum == 0.0f ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
+        .lr = (float)h->lr, .mom = (float)h->momentum, .damp = (float)(1.0 - h->dampening), .wd = (float)h->weight_decay,
+        .kind = h->momentum == 0.0 ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
         .first_step = first_step,
     };
     const int with_buf = c.kind != SGD_PLAIN, read_buf = with_buf && !first_step;

@@ -123,12 +123,12 @@ static void column_sum_scalar(float *db, const float *dy, size_t b, size_t n, si
 static void adam_scalar(float *param, float *m, float *v, const float *grad, size_t n,
                         const elbo_adam_hparams *h)
 {
-    const double bc1 = 1.0 - pow((double)h->beta1, (double)h->step);
-    const double bc2 = 1.0 - pow((double)h->beta2, (double)h->step);
-    const float step_size = (float)((double)h->lr / bc1);
+    const double bc1 = 1.0 - pow(h->beta1, (double)h->step);
+    const double bc2 = 1.0 - pow(h->beta2, (double)h->step);
+    const float step_size = (float)(h->lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float b1 = h->beta1, b2 = h->beta2, one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
-    const float wd = h->weight_decay, eps = h->eps;
+    const float b1 = (float)h->beta1, b2 = (float)h->beta2, one_b1 = (float)(1.0 - h->beta1), one_b2 = (float)(1.0 - h->beta2);
+    const float wd = (float)h->weight_decay, eps = (float)h->eps;
     for (size_t j = 0; j < n; j++) {
         float g = grad[j] + wd * param[j];
         float mj = b1 * m[j] + one_b1 * g;
@@ -145,7 +145,7 @@ static void adam_scalar(float *param, float *m, float *v, const float *grad, siz
 static void sgd_scalar(float *param, float *buf, const float *grad, size_t n,
                        const elbo_sgd_hparams *h, int first_step)
 {
-    const float lr = h->lr, mom = h->momentum, damp = 1.0f - h->dampening, wd = h->weight_decay;
+    const float lr = (float)h->lr, mom = (float)h->momentum, damp = (float)(1.0 - h->dampening), wd = (float)h->weight_decay;
     for (size_t j = 0; j < n; j++) {
         float g = grad[j] + wd * param[j];
         float step = g;
