@@ -180,10 +180,12 @@ static void f32_gemm_ukernel_6x8_strided_a__avx2_fma(size_t kc, const float *a, 
     gemm_6x16_body(0, kc, a, a_rs, a_cs, b, c, ldc, mr, nr, alpha, beta, epi);
 }
 
-/* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3):
- * a KC x NR B panel (16 KiB) stays in L1, an MC x KC A block (168 KiB) in L2, a KC x NC B panel in L3. */
+/* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3): a KC x NR B panel
+ * (25 KiB) stays in L1, an MC x KC A block (262 KiB) in L2, a KC x NC B panel in L3. KC = 400 rather than
+ * BLIS's 256: the VAE's depths 400 and 784 then take 1 and 2 K blocks (C is re-read once per block), which
+ * measured 5-15 % faster on its shapes and no slower on 2048^3. */
 #define AVX2_MC 168  /* multiple of MR */
-#define AVX2_KC 256
+#define AVX2_KC 400
 #define AVX2_NC 4080 /* multiple of NR */
 
 void elbo_gemm_register_avx2(elbo_kernels *k)
