@@ -154,39 +154,6 @@ static inline __m256 mse_block(__m256 l, __m256 t, __m256 coef, __m256 *p, __m25
     return _mm256_mul_ps(diff, diff);
 }
 
-/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
-static void sigmoid_mse_avx2(float *dlogits, float *loss, float *probs, const float *logits,
-                             const uint8_t *x, float recon_scale, float grad_scale,
-                             size_t b, size_t d)
-{
-    const __m256 coef = _mm256_set1_ps(grad_scale * recon_scale * 2.0f);
-    for (size_t i = 0; i < b; i++) {
-        const size_t row = i * d;
-        const float *li = logits + row;
-        const uint8_t *xi = x + row;
-        float *dli = dlogits + row, *pi = probs ? probs + row : NULL;
-        __m256 acc = _mm256_setzero_ps(), p, dl;
-        size_t j = 0;
-        for (; j + VEC <= d; j += VEC) {
-            __m256 sq = mse_block(_mm256_loadu_ps(li + j), load_targets(xi + j), coef, &p, &dl);
-            acc = _mm256_add_ps(acc, sq);
-            if (pi)
-                _mm256_storeu_ps(pi + j, p);
-            _mm256_storeu_ps(dli + j, dl);
-        }
-        if (j < d) {
-            __m256i m = first_lanes(d - j);
-            __m256 sq = mse_block(_mm256_maskload_ps(li + j, m), load_targets_tail(xi + j, d - j),
-                                  coef, &p, &dl);
-            acc = _mm256_add_ps(acc, _mm256_and_ps(sq, _mm256_castsi256_ps(m)));
-            if (pi)
-                _mm256_maskstore_ps(pi + j, m, p);
-            _mm256_maskstore_ps(dli + j, m, dl);
-        }
-        loss[i] = recon_scale * sum_lanes(acc);
-    }
-}
-
 /* BCE block: p = sigmoid(l), dlogits = gs (p - t); returns max(l, 0) - t l + log1p(exp(-|l|)). */
 static inline __m256 bce_block(__m256 l, __m256 t, __m256 gs, __m256 *p, __m256 *dl)
 {
@@ -197,11 +164,13 @@ static inline __m256 bce_block(__m256 l, __m256 t, __m256 gs, __m256 *p, __m256 
     return _mm256_add_ps(lin, Sleef_log1pf8_u10avx2(e));
 }
 
-/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
-static void sigmoid_bce_avx2(float *dlogits, float *loss, float *probs, const float *logits,
-                             const uint8_t *x, float grad_scale, size_t b, size_t d)
+/* Sigmoid loss rows: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D); with
+ * bce (a compile-time constant) the BCE block and loss = row sum, else the MSE block and
+ * loss = loss_scale * row sum; coef is the per-block gradient scale. */
+static inline __attribute__((always_inline)) void
+sigmoid_loss_rows(float *dlogits, float *loss, float *probs, const float *logits, const uint8_t *x,
+                  __m256 coef, float loss_scale, size_t b, size_t d, int bce)
 {
-    const __m256 gs = _mm256_set1_ps(grad_scale);
     for (size_t i = 0; i < b; i++) {
         const size_t row = i * d;
         const float *li = logits + row;
@@ -210,7 +179,8 @@ static void sigmoid_bce_avx2(float *dlogits, float *loss, float *probs, const fl
         __m256 acc = _mm256_setzero_ps(), p, dl;
         size_t j = 0;
         for (; j + VEC <= d; j += VEC) {
-            __m256 term = bce_block(_mm256_loadu_ps(li + j), load_targets(xi + j), gs, &p, &dl);
+            __m256 l = _mm256_loadu_ps(li + j), t = load_targets(xi + j);
+            __m256 term = bce ? bce_block(l, t, coef, &p, &dl) : mse_block(l, t, coef, &p, &dl);
             acc = _mm256_add_ps(acc, term);
             if (pi)
                 _mm256_storeu_ps(pi + j, p);
@@ -218,15 +188,31 @@ static void sigmoid_bce_avx2(float *dlogits, float *loss, float *probs, const fl
         }
         if (j < d) {
             __m256i m = first_lanes(d - j);
-            __m256 term = bce_block(_mm256_maskload_ps(li + j, m), load_targets_tail(xi + j, d - j),
-                                    gs, &p, &dl);
+            __m256 l = _mm256_maskload_ps(li + j, m), t = load_targets_tail(xi + j, d - j);
+            __m256 term = bce ? bce_block(l, t, coef, &p, &dl) : mse_block(l, t, coef, &p, &dl);
             acc = _mm256_add_ps(acc, _mm256_and_ps(term, _mm256_castsi256_ps(m)));
             if (pi)
                 _mm256_maskstore_ps(pi + j, m, p);
             _mm256_maskstore_ps(dli + j, m, dl);
         }
-        loss[i] = sum_lanes(acc);
+        loss[i] = bce ? sum_lanes(acc) : loss_scale * sum_lanes(acc);
     }
+}
+
+/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_mse_avx2(float *dlogits, float *loss, float *probs, const float *logits,
+                             const uint8_t *x, float recon_scale, float grad_scale,
+                             size_t b, size_t d)
+{
+    sigmoid_loss_rows(dlogits, loss, probs, logits, x,
+                      _mm256_set1_ps(grad_scale * recon_scale * 2.0f), recon_scale, b, d, 0);
+}
+
+/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_bce_avx2(float *dlogits, float *loss, float *probs, const float *logits,
+                             const uint8_t *x, float grad_scale, size_t b, size_t d)
+{
+    sigmoid_loss_rows(dlogits, loss, probs, logits, x, _mm256_set1_ps(grad_scale), 1.0f, b, d, 1);
 }
 
 /* db (N) = [db +] sum over rows i of dy (B, N, stride ldy): rows added in order from zero, 32 columns

@@ -222,37 +222,6 @@ static inline f32x8 mse_block(f32x8 l, f32x8 t, float coef, f32x8 *p, f32x8 *dl)
     return sq;
 }
 
-/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
-static void sigmoid_mse_neon(float *dlogits, float *loss, float *probs, const float *logits,
-                             const uint8_t *x, float recon_scale, float grad_scale,
-                             size_t b, size_t d)
-{
-    const float coef = grad_scale * recon_scale * 2.0f;
-    for (size_t i = 0; i < b; i++) {
-        const size_t row = i * d;
-        const float *li = logits + row;
-        const uint8_t *xi = x + row;
-        float *dli = dlogits + row, *pi = probs ? probs + row : NULL;
-        f32x8 acc = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}, p, dl;
-        size_t j = 0;
-        for (; j + BLOCK <= d; j += BLOCK) {
-            acc = add8(acc, mse_block(load8(li + j), load_targets(xi + j), coef, &p, &dl));
-            if (pi)
-                store8(pi + j, p);
-            store8(dli + j, dl);
-        }
-        if (j < d) {
-            size_t r = d - j;
-            f32x8 sq = mse_block(load_tail(li + j, r), load_targets_tail(xi + j, r), coef, &p, &dl);
-            acc = add8(acc, keep_first(sq, r));
-            if (pi)
-                store_tail(pi + j, p, r);
-            store_tail(dli + j, dl, r);
-        }
-        loss[i] = recon_scale * sum_partials(acc);
-    }
-}
-
 /* 4 BCE elements: p = sigmoid(l), dlogits = gs (p - t); returns max(l, 0) - t l + log1p(exp(-|l|)). */
 static inline float32x4_t bce4(float32x4_t l, float32x4_t t, float gs, float32x4_t *p,
                                float32x4_t *dl)
@@ -273,9 +242,12 @@ static inline f32x8 bce_block(f32x8 l, f32x8 t, float gs, f32x8 *p, f32x8 *dl)
     return term;
 }
 
-/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
-static void sigmoid_bce_neon(float *dlogits, float *loss, float *probs, const float *logits,
-                             const uint8_t *x, float grad_scale, size_t b, size_t d)
+/* Sigmoid loss rows: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D); with
+ * bce (a compile-time constant) the BCE block and loss = row sum, else the MSE block and
+ * loss = loss_scale * row sum; coef is the per-block gradient scale. */
+static inline __attribute__((always_inline)) void
+sigmoid_loss_rows(float *dlogits, float *loss, float *probs, const float *logits, const uint8_t *x,
+                  float coef, float loss_scale, size_t b, size_t d, int bce)
 {
     for (size_t i = 0; i < b; i++) {
         const size_t row = i * d;
@@ -285,22 +257,39 @@ static void sigmoid_bce_neon(float *dlogits, float *loss, float *probs, const fl
         f32x8 acc = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}, p, dl;
         size_t j = 0;
         for (; j + BLOCK <= d; j += BLOCK) {
-            acc = add8(acc, bce_block(load8(li + j), load_targets(xi + j), grad_scale, &p, &dl));
+            f32x8 l = load8(li + j), t = load_targets(xi + j);
+            acc = add8(acc, bce ? bce_block(l, t, coef, &p, &dl) : mse_block(l, t, coef, &p, &dl));
             if (pi)
                 store8(pi + j, p);
             store8(dli + j, dl);
         }
         if (j < d) {
             size_t r = d - j;
-            f32x8 term = bce_block(load_tail(li + j, r), load_targets_tail(xi + j, r), grad_scale,
-                                   &p, &dl);
+            f32x8 l = load_tail(li + j, r), t = load_targets_tail(xi + j, r);
+            f32x8 term = bce ? bce_block(l, t, coef, &p, &dl) : mse_block(l, t, coef, &p, &dl);
             acc = add8(acc, keep_first(term, r));
             if (pi)
                 store_tail(pi + j, p, r);
             store_tail(dli + j, dl, r);
         }
-        loss[i] = sum_partials(acc);
+        loss[i] = bce ? sum_partials(acc) : loss_scale * sum_partials(acc);
     }
+}
+
+/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_mse_neon(float *dlogits, float *loss, float *probs, const float *logits,
+                             const uint8_t *x, float recon_scale, float grad_scale,
+                             size_t b, size_t d)
+{
+    sigmoid_loss_rows(dlogits, loss, probs, logits, x, grad_scale * recon_scale * 2.0f, recon_scale,
+                      b, d, 0);
+}
+
+/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_bce_neon(float *dlogits, float *loss, float *probs, const float *logits,
+                             const uint8_t *x, float grad_scale, size_t b, size_t d)
+{
+    sigmoid_loss_rows(dlogits, loss, probs, logits, x, grad_scale, 1.0f, b, d, 1);
 }
 
 /* db (N) = [db +] sum over rows i of dy (B, N, stride ldy): rows added in order from zero,

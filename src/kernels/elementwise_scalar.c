@@ -63,32 +63,12 @@ static void reparam_backward_scalar(float *dmulv, const float *dz, const float *
     }
 }
 
-/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
-static void sigmoid_mse_scalar(float *dlogits, float *loss, float *probs, const float *logits,
-                               const uint8_t *x, float recon_scale, float grad_scale,
-                               size_t b, size_t d)
-{
-    const float grad_coef = grad_scale * recon_scale * 2.0f;
-    for (size_t i = 0; i < b; i++) {
-        const size_t row = i * d;
-        float partial[SUM_LANES] = {0};
-        for (size_t j = 0; j < d; j++) {
-            float l = logits[row + j];
-            float t = (float)x[row + j] / 255.0f;
-            float dp, p = stable_sigmoid(l, expf(-fabsf(l)), &dp);
-            float diff = p - t;
-            partial[j % SUM_LANES] += diff * diff;
-            if (probs)
-                probs[row + j] = p;
-            dlogits[row + j] = grad_coef * diff * dp;
-        }
-        loss[i] = recon_scale * reduce_partials(partial);
-    }
-}
-
-/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
-static void sigmoid_bce_scalar(float *dlogits, float *loss, float *probs, const float *logits,
-                               const uint8_t *x, float grad_scale, size_t b, size_t d)
+/* Sigmoid loss rows: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D); with
+ * bce (a compile-time constant) BCE terms, dlogits = coef (p - t) and loss = row sum, else squared
+ * errors, dlogits = coef (p - t) p (1 - p) and loss = loss_scale * row sum. */
+static inline __attribute__((always_inline)) void
+sigmoid_loss_rows(float *dlogits, float *loss, float *probs, const float *logits, const uint8_t *x,
+                  float coef, float loss_scale, size_t b, size_t d, int bce)
 {
     for (size_t i = 0; i < b; i++) {
         const size_t row = i * d;
@@ -98,13 +78,30 @@ static void sigmoid_bce_scalar(float *dlogits, float *loss, float *probs, const 
             float t = (float)x[row + j] / 255.0f;
             float e = expf(-fabsf(l));
             float dp, p = stable_sigmoid(l, e, &dp);
-            partial[j % SUM_LANES] += (fmaxf(l, 0.0f) - t * l) + log1pf(e);
+            float diff = p - t;
+            partial[j % SUM_LANES] += bce ? (fmaxf(l, 0.0f) - t * l) + log1pf(e) : diff * diff;
             if (probs)
                 probs[row + j] = p;
-            dlogits[row + j] = grad_scale * (p - t);
+            dlogits[row + j] = bce ? coef * diff : coef * diff * dp;
         }
-        loss[i] = reduce_partials(partial);
+        loss[i] = bce ? reduce_partials(partial) : loss_scale * reduce_partials(partial);
     }
+}
+
+/* MSE on sigmoid outputs: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_mse_scalar(float *dlogits, float *loss, float *probs, const float *logits,
+                               const uint8_t *x, float recon_scale, float grad_scale,
+                               size_t b, size_t d)
+{
+    sigmoid_loss_rows(dlogits, loss, probs, logits, x, grad_scale * recon_scale * 2.0f, recon_scale,
+                      b, d, 0);
+}
+
+/* BCE from logits: dlogits, probs (B, D), loss (B) from logits (B, D) and pixels x (B, D). */
+static void sigmoid_bce_scalar(float *dlogits, float *loss, float *probs, const float *logits,
+                               const uint8_t *x, float grad_scale, size_t b, size_t d)
+{
+    sigmoid_loss_rows(dlogits, loss, probs, logits, x, grad_scale, 1.0f, b, d, 1);
 }
 
 /* db (N) = [db +] sum over rows i of dy (B, N, stride ldy), rows added in order from zero. */
