@@ -104,7 +104,7 @@ test: check-deps
 
 test-arm64: check-deps-arm64
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- kernel-tests-build
-	@ELBO_TEST_NO_THREADS=1 scripts/run_tests.sh "timeout 900 qemu-aarch64 -L /usr/aarch64-linux-gnu" $(patsubst build/%,build-aarch64/%,$(filter build/tests/test_kernel_%,$(TEST_SRC:tests/%.c=build/tests/%)))
+	@scripts/run_tests.sh "timeout 900 qemu-aarch64" $(patsubst build/%,build-aarch64/%,$(filter build/tests/test_kernel_%,$(TEST_SRC:tests/%.c=build/tests/%)))
 
 .PHONY: kernel-tests-build
 kernel-tests-build: $(BUILD)/libelbo.a $(KERNEL_TEST_BIN)

@@ -184,13 +184,13 @@ static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *
         return;
     }
 
-    /* Edge tile: spill the accumulators to a stack tile, then finish the mr valid rows. */
+    /* Edge tile: store the accumulators to a stack tile, then finish only the mr valid rows. */
     float tile[NEON_MR][NEON_NR];
-#define NEON_SPILL(i) \
+#define NEON_TO_TILE(i) \
     (vst1q_f32(tile[i], c##i##0), vst1q_f32(tile[i] + 4, c##i##1), vst1q_f32(tile[i] + 8, c##i##2))
-    NEON_SPILL(0); NEON_SPILL(1); NEON_SPILL(2); NEON_SPILL(3);
-    NEON_SPILL(4); NEON_SPILL(5); NEON_SPILL(6); NEON_SPILL(7);
-#undef NEON_SPILL
+    NEON_TO_TILE(0); NEON_TO_TILE(1); NEON_TO_TILE(2); NEON_TO_TILE(3);
+    NEON_TO_TILE(4); NEON_TO_TILE(5); NEON_TO_TILE(6); NEON_TO_TILE(7);
+#undef NEON_TO_TILE
     for (size_t i = 0; i < mr; i++) {
         const float32x4_t r0 = vld1q_f32(tile[i]), r1 = vld1q_f32(tile[i] + 4), r2 = vld1q_f32(tile[i] + 8);
         float *crow = c + i * ldc;
