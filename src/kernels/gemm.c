@@ -86,14 +86,12 @@ int elbo_packed_b_alloc(elbo_packed_b *pb, const elbo_kernels *kern, size_t k, s
     pb->k = k;
     pb->n = n;
     pb->data = alloc_floats(elbo_packed_b_floats(kern, k, n));
-    pb->owns_data = 1;
     return pb->data ? 0 : -1;
 }
 
 void elbo_packed_b_free(elbo_packed_b *pb)
 {
-    if (pb->owns_data)
-        free(pb->data);
+    free(pb->data);
     memset(pb, 0, sizeof *pb);
 }
 

@@ -46,7 +46,6 @@ typedef struct {
     const struct elbo_kernels *kernels; /* layout belongs to this kernel table's MR/NR/KC */
     size_t k, n;
     float *data;                        /* elbo_packed_b_floats(k, n) floats, 64-byte aligned */
-    int owns_data;
 } elbo_packed_b;
 
 /* Operand constructors: float or uint8 matrix with leading dimension ld. */
