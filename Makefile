@@ -19,7 +19,7 @@ BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
 OPT ?= -O3
 CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread \
                -Isrc -Isrc/kernels -Isrc/model -Isrc/cli
-LDLIBS_BASE := -lsleef -lm -pthread
+LDLIBS_BASE := -lsleef -lz -lcjson -lm -pthread
 
 # ISA files carry their own flags; everything else is built for the baseline ISA so that
 # one binary runs anywhere and picks its kernels at run time.
@@ -70,8 +70,10 @@ $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lopenblas $(LDLIBS_BASE) -o $@
 
 # ---- dependencies (Debian packages) ----
-DEB_PACKAGES := gcc make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev
-DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64
+DEB_PACKAGES := gcc make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
+                zlib1g-dev libcjson-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy
+DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
+                      zlib1g-dev:arm64 libcjson-dev:arm64
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:
