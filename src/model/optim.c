@@ -1,0 +1,59 @@
+/* Adam and SGD steps over the parameter arena. */
+#include "optim.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+elbo_optimizer_config elbo_optimizer_config_default(elbo_optimizer_kind kind, double lr)
+{
+    elbo_optimizer_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.adam.lr = lr;
+    c.adam.beta1 = 0.9;
+    c.adam.beta2 = 0.999;
+    c.adam.eps = 1e-8;
+    c.sgd.lr = lr;
+    c.sgd.momentum = 0.9;
+    return c;
+}
+
+const char *elbo_optimizer_name(elbo_optimizer_kind k)
+{
+    return k == ELBO_OPT_SGD ? "sgd" : "adam";
+}
+
+int elbo_optimizer_init(elbo_optimizer *o, const elbo_optimizer_config *cfg, const elbo_param_layout *l)
+{
+    memset(o, 0, sizeof *o);
+    o->cfg = *cfg;
+    o->m = elbo_arena_alloc(l);
+    if (cfg->kind == ELBO_OPT_ADAM)
+        o->v = elbo_arena_alloc(l);
+    if (!o->m || (cfg->kind == ELBO_OPT_ADAM && !o->v)) {
+        elbo_optimizer_free(o);
+        return -1;
+    }
+    return 0;
+}
+
+void elbo_optimizer_free(elbo_optimizer *o)
+{
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m)
+{
+    size_t n = m->layout.total;
+    o->step++;
+    if (o->cfg.kind == ELBO_OPT_ADAM) {
+        elbo_adam_hparams h = o->cfg.adam;
+        h.step = o->step;
+        m->kern->adam(m->params, o->m, o->v, m->grads, n, &h);
+    } else {
+        m->kern->sgd(m->params, o->m, m->grads, n, &o->cfg.sgd, o->step == 1);
+    }
+    elbo_vae_pack_weights(m);
+}

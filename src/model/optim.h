@@ -1,0 +1,34 @@
+/* Optimizers over the whole parameter arena in one fused pass: Adam (default) and SGD with momentum. */
+#ifndef ELBO_OPTIM_H
+#define ELBO_OPTIM_H
+
+#include "vae.h"
+
+typedef enum { ELBO_OPT_ADAM = 0, ELBO_OPT_SGD = 1 } elbo_optimizer_kind;
+
+typedef struct {
+    elbo_optimizer_kind kind;
+    elbo_adam_hparams adam;  /* step is ignored: the optimizer counts its own */
+    elbo_sgd_hparams sgd;
+} elbo_optimizer_config;
+
+typedef struct {
+    elbo_optimizer_config cfg;
+    float *m, *v;            /* Adam moments (exp_avg, exp_avg_sq) or SGD momentum buffer (m), arena layout */
+    long step;               /* steps taken */
+} elbo_optimizer;
+
+/* PyTorch's defaults: Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8; SGD lr 1e-3 momentum 0.9 when kind is SGD. */
+elbo_optimizer_config elbo_optimizer_config_default(elbo_optimizer_kind kind, double lr);
+
+/* Name of an optimizer kind ("adam", "sgd"). */
+const char *elbo_optimizer_name(elbo_optimizer_kind k);
+
+/* Allocates zeroed state for the layout; returns 0 or -1 on out-of-memory. */
+int elbo_optimizer_init(elbo_optimizer *o, const elbo_optimizer_config *cfg, const elbo_param_layout *l);
+/* Frees the state (safe on a zeroed struct). */
+void elbo_optimizer_free(elbo_optimizer *o);
+/* One update of m->params from m->grads, then repacks the weights. */
+void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m);
+
+#endif

@@ -1,0 +1,61 @@
+/* The parameter arena: every weight and bias of the VAE in one aligned allocation, with named views.
+ * Gradients and optimizer moments use the same layout, so optimizers are one flat loop. */
+#ifndef ELBO_PARAMS_H
+#define ELBO_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define ELBO_MAX_LAYERS (2 * ELBO_MAX_HIDDEN + 2)
+#define ELBO_MAX_TENSORS (2 * ELBO_MAX_LAYERS + 2)
+#define ELBO_TENSOR_NAME_MAX 48
+
+/* One dense layer y = x W^T + b: W is (out, in) row-major at w_off, b is (out) at b_off (float offsets). */
+typedef struct {
+    size_t in, out;
+    size_t w_off, b_off;
+    int relu;           /* ReLU after this layer */
+} elbo_linear_layout;
+
+/* A named tensor view into the arena, as written to checkpoints (PyTorch state_dict names). */
+typedef struct {
+    char name[ELBO_TENSOR_NAME_MAX];
+    size_t rows, cols;  /* cols == 0: a vector of rows elements */
+    size_t offset;      /* in floats */
+    size_t fan_in;      /* PyTorch nn.Linear init bound is 1/sqrt(fan_in) */
+} elbo_tensor_view;
+
+/* Layer order: encoder hidden layers, the two heads as one layer (out = 2Z: [mu | logvar]),
+ * decoder hidden layers, the output layer. */
+typedef struct {
+    size_t n_layers;
+    size_t heads;       /* index of the heads layer (= n_enc) */
+    size_t out_layer;   /* index of the output layer (= n_layers - 1) */
+    elbo_linear_layout layer[ELBO_MAX_LAYERS];
+    size_t n_tensors;
+    elbo_tensor_view tensor[ELBO_MAX_TENSORS];
+    size_t total;       /* floats in the arena, padding included */
+} elbo_param_layout;
+
+/* Builds the layout of a (validated) config. */
+void elbo_param_layout_build(elbo_param_layout *l, const elbo_vae_config *c);
+
+/* Floats of the tensor view (rows * max(cols, 1)). */
+size_t elbo_tensor_view_size(const elbo_tensor_view *t);
+
+/* The view named name, or NULL. */
+const elbo_tensor_view *elbo_param_layout_find(const elbo_param_layout *l, const char *name);
+
+/* Allocates a zeroed 64-byte aligned arena of l->total floats; NULL on out-of-memory. */
+float *elbo_arena_alloc(const elbo_param_layout *l);
+
+/* Fills params (arena) like PyTorch nn.Linear: every weight and bias uniform in +-1/sqrt(fan_in),
+ * drawn from (seed, tensor index, element); padding stays zero. */
+void elbo_params_init(float *params, const elbo_param_layout *l, uint64_t seed);
+
+/* Multiply-accumulate count of the forward pass for one sample (sum of in * out over layers). */
+size_t elbo_param_layout_macs(const elbo_param_layout *l);
+
+#endif

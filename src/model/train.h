@@ -1,0 +1,63 @@
+/* Training and evaluation loops: shuffled minibatches (the last partial one included), counter-based
+ * noise, forward, backward, optimizer step; test -ELBO with its reconstruction and KL parts. */
+#ifndef ELBO_TRAIN_H
+#define ELBO_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optim.h"
+#include "vae.h"
+
+/* n images of dim uint8 pixels, contiguous rows. */
+typedef struct {
+    const uint8_t *pixels;
+    size_t n, dim;
+} elbo_images_view;
+
+typedef struct {
+    elbo_vae *model;
+    elbo_optimizer opt;
+    elbo_vae_activations act;
+    uint64_t seed;
+    size_t batch;
+    long step;              /* optimizer steps taken */
+    long epoch;             /* epochs completed */
+    uint32_t *perm;         /* this epoch's order of the training set */
+    size_t perm_n;
+    uint8_t *xbatch;        /* (batch, dim) gathered rows */
+} elbo_trainer;
+
+/* Per-sample means over a set of samples. */
+typedef struct {
+    double loss, recon, kl;
+    size_t samples;
+} elbo_loss_means;
+
+/* Called after each step with the epoch's samples done so far; return non-zero to stop after this step. */
+typedef int (*elbo_step_callback)(void *ctx, const elbo_trainer *tr, size_t done, size_t total,
+                                  const elbo_loss_means *running);
+
+/* Prepares a trainer for model (parameters already set and packed) on n_train samples.
+ * Returns 0 or -1 with a message in err. */
+int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
+                      uint64_t seed, size_t n_train, char *err, size_t errlen);
+/* Frees the trainer's own buffers (not the model). */
+void elbo_trainer_free(elbo_trainer *tr);
+
+/* One optimizer step on the rows rows[0..b) of data (b <= batch): noise for (seed, step, row), forward,
+ * backward, update. Returns the batch loss sums; a non-finite loss leaves the parameters untouched. */
+elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b);
+
+/* One epoch (shuffled from (seed, epoch)), stopping early after max_steps total steps if max_steps > 0 or
+ * when cb asks. Fills the epoch's per-sample train means. Returns 0, 1 if stopped early, or -1 if the loss
+ * became non-finite (message in err naming the step). */
+int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_steps, elbo_step_callback cb,
+                       void *ctx, elbo_loss_means *out, char *err, size_t errlen);
+
+/* Test -ELBO per sample (one posterior sample per image, noise from (seed, sample index)), with its parts,
+ * using act (any max_batch) for the forward passes. */
+elbo_loss_means elbo_evaluate(const elbo_vae *model, elbo_vae_activations *act, const elbo_images_view *data,
+                              uint64_t seed);
+
+#endif

@@ -1,0 +1,72 @@
+/* The VAE: parameters, gradients, packed weights, and the forward and backward passes on the kernels.
+ * Shapes: B = batch rows, D = input_dim, Z = latent. Weights are (out, in) row-major like nn.Linear. */
+#ifndef ELBO_VAE_H
+#define ELBO_VAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "gemm.h"
+#include "kernels.h"
+#include "params.h"
+
+typedef struct {
+    elbo_vae_config cfg;
+    elbo_param_layout layout;
+    const elbo_kernels *kern;
+    float *params;                          /* arena (layout.total) */
+    float *grads;                           /* arena: d (sum over the batch of the loss) / d params */
+    elbo_packed_b fwd[ELBO_MAX_LAYERS];     /* W^T (in x out) packed for the forward GEMMs */
+    elbo_packed_b bwd[ELBO_MAX_LAYERS];     /* W (out x in) packed for the data-gradient GEMMs (not layer 0) */
+} elbo_vae;
+
+/* Activations and scratch for up to max_batch rows (one set per thread). */
+typedef struct {
+    size_t max_batch;
+    float *h[ELBO_MAX_LAYERS];  /* outputs of the hidden layers (B, out), post-ReLU; NULL for heads/output */
+    float *mulv;                /* (B, 2Z) [mu | logvar] */
+    float *eps, *sigma, *z;     /* (B, Z) */
+    float *kl, *recon;          /* (B) per-sample KL and reconstruction loss */
+    float *logits;              /* (B, D) output logits, then d loss / d logits */
+    float *dh[2];               /* (B, max hidden width) ping-pong data gradients */
+    float *dz, *dmulv;          /* (B, Z), (B, 2Z) */
+    elbo_gemm_workspace ws;
+} elbo_vae_activations;
+
+/* Loss terms of one batch, summed over its rows. */
+typedef struct {
+    double recon, kl, loss;     /* loss = recon + beta * kl */
+} elbo_batch_loss;
+
+/* Allocates a model for a valid config with zeroed parameters; returns 0 or -1 (message in err). */
+int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *kern, char *err, size_t errlen);
+/* Frees everything elbo_vae_init allocated (safe on a zeroed struct). */
+void elbo_vae_free(elbo_vae *m);
+/* Packs every weight for the forward and data-gradient GEMMs; call after the parameters change. */
+void elbo_vae_pack_weights(elbo_vae *m);
+
+/* Allocates activations for up to max_batch rows; returns 0 or -1 on out-of-memory. */
+int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t max_batch);
+/* Frees activations (safe on a zeroed struct). */
+void elbo_vae_activations_free(elbo_vae_activations *a);
+
+/* Encoder: mulv (B, 2Z) from x (B, D) contiguous uint8 pixels; keeps the hidden activations. */
+void elbo_vae_encode(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b);
+
+/* Decoder: logits (B, D) from a->z (B, Z); keeps the hidden activations. */
+void elbo_vae_decode_logits(const elbo_vae *m, elbo_vae_activations *a, size_t b);
+
+/* Full forward pass for b rows with the noise already in a->eps (B, Z): encoder, reparameterization,
+ * decoder, fused sigmoid + loss + d loss / d logits. Fills a->recon and a->kl per row; probs (B, D) gets the
+ * decoder means if not NULL. Returns the batch sums. */
+elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,
+                                 float *probs);
+
+/* Backward pass after elbo_vae_forward on the same rows: m->grads = d (sum of the b rows' losses) / d params. */
+void elbo_vae_backward(elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b);
+
+/* FLOPs of one training sample (forward + backward, the first layer's data gradient excluded). */
+double elbo_vae_train_flops_per_sample(const elbo_vae *m);
+
+#endif

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""PyTorch oracle for elbo's parity tests: the same VAE as an nn.Module whose state_dict names match
+elbo's checkpoints.
+
+  vae_torch.py grads OUT.safetensors --input 784 --hidden 400 --latent 20 [--decoder-hidden 400]
+               [--recon mse|bce] [--beta 1] [--batch 16] [--seed 0]
+      random weights, uint8 images and noise; writes them with the loss and every parameter gradient
+      (autograd, float32) of the batch-summed loss.
+  vae_torch.py grads-suite OUTDIR
+      the parity cases elbo's tests use, one file per case (CASES below), in one process.
+  vae_torch.py train --data DIR --seeds 0,1,2 [--epochs 1] [--batch 128] [--lr 1e-3] [--hidden 400] [--latent 20]
+      trains with Adam on the IDX dataset in DIR and prints one JSON line with the test -ELBO per seed.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VAE(nn.Module):
+    """Encoder MLP -> (mu, logvar) heads; z = mu + exp(logvar/2) * eps; decoder MLP -> logits."""
+
+    def __init__(self, d, enc, z, dec):
+        super().__init__()
+        widths = [d] + enc
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.fc_mu = nn.Linear(enc[-1], z)
+        self.fc_logvar = nn.Linear(enc[-1], z)
+        widths = [z] + dec
+        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.fc_out = nn.Linear(dec[-1], d)
+
+    def forward(self, x, eps):
+        h = x
+        for layer in self.encoder:
+            h = F.relu(layer(h))
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        h = z
+        for layer in self.decoder:
+            h = F.relu(layer(h))
+        return self.fc_out(h), mu, logvar
+
+
+def per_sample_losses(logits, x, mu, logvar, recon, sigma0):
+    """Reconstruction and KL per sample (sums over pixels and latent dims)."""
+    if recon == "mse":
+        rec = ((x - torch.sigmoid(logits)) ** 2).sum(1) / (2.0 * sigma0 * sigma0)
+    else:
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+    kl = 0.5 * (mu * mu + torch.exp(logvar) - logvar - 1.0).sum(1)
+    return rec, kl
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes float32 tensors (dict name -> array) in the safetensors format."""
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    for name, arr in tensors.items():
+        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.replace(tmp, path)
+
+
+def widths(s):
+    return [int(w) for w in s.split(",")]
+
+
+def cmd_grads(a):
+    torch.manual_seed(a.seed)
+    enc, dec = widths(a.hidden), widths(a.decoder_hidden or ",".join(reversed(a.hidden.split(","))))
+    model = VAE(a.input, enc, a.latent, dec)
+    # Wider weights than nn.Linear's default so that ReLUs and sigmoids are exercised on both sides.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    g = torch.Generator().manual_seed(a.seed + 1)
+    x8 = torch.randint(0, 256, (a.batch, a.input), generator=g, dtype=torch.int64)
+    x8[0, :] = 0
+    x8[1, :] = 255
+    eps = torch.randn(a.batch, a.latent, generator=g)
+    x = x8.float() / 255.0
+    sigma0 = math.sqrt(0.5) if a.sigma0 is None else a.sigma0
+    logits, mu, logvar = model(x, eps)
+    rec, kl = per_sample_losses(logits, x, mu, logvar, a.recon, sigma0)
+    loss = (rec + a.beta * kl).sum()
+    loss.backward()
+    t = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    for k, p in model.named_parameters():
+        t["grad." + k] = p.grad.numpy()
+    t["input.x"] = x8.float().numpy()
+    t["input.eps"] = eps.numpy()
+    t["out.recon"] = rec.detach().numpy()
+    t["out.kl"] = kl.detach().numpy()
+    t["out.loss"] = np.array([loss.item()], dtype=np.float32)
+    meta = {"input_dim": str(a.input), "encoder_hidden": ",".join(map(str, enc)), "latent": str(a.latent),
+            "decoder_hidden": ",".join(map(str, dec)), "recon": a.recon, "sigma0": repr(sigma0),
+            "beta": repr(a.beta)}
+    write_safetensors(a.out, t, meta)
+
+
+# name: arguments of `grads` (784-400-20 and a two-hidden-layer model, both likelihoods, Z = 2 with
+# a non-default sigma0 and beta, a non-mirrored decoder).
+CASES = {
+    "mse_784_400_20": "--hidden 400 --latent 20 --recon mse --batch 16 --seed 1",
+    "bce_784_400_20": "--hidden 400 --latent 20 --recon bce --batch 16 --seed 2",
+    "mse_784_512_256_32": "--hidden 512,256 --latent 32 --recon mse --batch 24 --seed 3",
+    "bce_784_512_256_32": "--hidden 512,256 --latent 32 --recon bce --batch 24 --seed 4",
+    "mse_z2_sigma_beta": "--input 100 --hidden 64 --latent 2 --decoder-hidden 48,80 --recon mse --sigma0 0.3 "
+                         "--beta 2.5 --batch 7 --seed 5",
+}
+
+
+def cmd_grads_suite(a, parser):
+    for name, args in CASES.items():
+        ca = parser.parse_args(["grads", os.path.join(a.outdir, name + ".safetensors")] + args.split())
+        cmd_grads(ca)
+
+
+def read_idx(path):
+    """uint8 array of an IDX file (plain or gzip)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic, = struct.unpack(">I", raw[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def find_idx(d, stem):
+    for name in (stem, stem + ".gz"):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    raise SystemExit(f"{d}: missing {stem}[.gz]")
+
+
+def cmd_train(a):
+    torch.set_num_threads(a.threads)
+    train = read_idx(find_idx(a.data, "train-images-idx3-ubyte"))
+    test = read_idx(find_idx(a.data, "t10k-images-idx3-ubyte"))
+    d = train.shape[1] * train.shape[2]
+    xtr = torch.from_numpy(train.reshape(len(train), d).astype(np.float32) / 255.0)
+    xte = torch.from_numpy(test.reshape(len(test), d).astype(np.float32) / 255.0)
+    enc = widths(a.hidden)
+    sigma0 = math.sqrt(0.5)
+    results = []
+    for seed in (int(s) for s in a.seeds.split(",")):
+        torch.manual_seed(seed)
+        model = VAE(d, enc, a.latent, list(reversed(enc)))
+        opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+        for _ in range(a.epochs):
+            perm = torch.randperm(len(xtr))
+            for i in range(0, len(xtr), a.batch):
+                x = xtr[perm[i:i + a.batch]]
+                logits, mu, logvar = model(x, torch.randn(len(x), a.latent))
+                rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", sigma0)
+                opt.zero_grad()
+                (rec + kl).sum().backward()
+                opt.step()
+        with torch.no_grad():
+            logits, mu, logvar = model(xte, torch.randn(len(xte), a.latent))
+            rec, kl = per_sample_losses(logits, xte, mu, logvar, "mse", sigma0)
+            results.append({"seed": seed, "test_neg_elbo": (rec + kl).mean().item(),
+                            "test_recon": rec.mean().item(), "test_kl": kl.mean().item()})
+    mean = sum(r["test_neg_elbo"] for r in results) / len(results)
+    print(json.dumps({"runs": results, "mean_test_neg_elbo": mean}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("grads")
+    g.add_argument("out")
+    g.add_argument("--input", type=int, default=784)
+    g.add_argument("--hidden", default="400")
+    g.add_argument("--decoder-hidden", default=None)
+    g.add_argument("--latent", type=int, default=20)
+    g.add_argument("--recon", choices=["mse", "bce"], default="mse")
+    g.add_argument("--sigma0", type=float, default=None)
+    g.add_argument("--beta", type=float, default=1.0)
+    g.add_argument("--batch", type=int, default=16)
+    g.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("grads-suite")
+    s.add_argument("outdir")
+    t = sub.add_parser("train")
+    t.add_argument("--data", required=True)
+    t.add_argument("--seeds", default="0,1,2")
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--hidden", default="400")
+    t.add_argument("--latent", type=int, default=20)
+    t.add_argument("--threads", type=int, default=os.cpu_count())
+    a = p.parse_args()
+    if a.cmd == "grads":
+        cmd_grads(a)
+    elif a.cmd == "grads-suite":
+        cmd_grads_suite(a, p)
+    else:
+        cmd_train(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
