@@ -6,4 +6,10 @@
 /* `elbo info`: CPU features, kernel path, build flags. */
 int cli_info(int argc, char **argv);
 
+/* `elbo train`: trains a VAE (see --help). */
+int cli_train(int argc, char **argv);
+
+/* `elbo eval`: test -ELBO of a checkpoint. */
+int cli_eval(int argc, char **argv);
+
 #endif

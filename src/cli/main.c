@@ -11,7 +11,9 @@ typedef struct {
 } subcommand;
 
 static const subcommand SUBCOMMANDS[] = {
-    {"info", cli_info, "CPU features, the kernel path chosen, build flags"},
+    {"train", cli_train, "train a VAE on a dataset (default: Fashion-MNIST)"},
+    {"eval", cli_eval, "test -ELBO of a checkpoint, with its reconstruction and KL parts"},
+    {"info", cli_info, "CPU features, the kernel path chosen, build flags; a checkpoint's model"},
 };
 
 /* Prints the top-level usage to f. */

@@ -1,0 +1,176 @@
+/* Table-driven option parsing for the elbo subcommands. */
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+const cli_option *cli_find(const cli_option *opts, size_t n_opts, const char *name)
+{
+    for (size_t i = 0; i < n_opts; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* Formats the current value of o (its default before parsing) into buf. */
+static void format_value(const cli_option *o, char *buf, size_t len)
+{
+    switch (o->kind) {
+    case ARG_STRING: {
+        const char *s = *(const char **)o->dest;
+        snprintf(buf, len, "%s", s ? s : "none");
+        break;
+    }
+    case ARG_SIZE:
+        snprintf(buf, len, "%zu", *(size_t *)o->dest);
+        break;
+    case ARG_LONG:
+        snprintf(buf, len, "%ld", *(long *)o->dest);
+        break;
+    case ARG_U64:
+        snprintf(buf, len, "%llu", (unsigned long long)*(uint64_t *)o->dest);
+        break;
+    case ARG_DOUBLE:
+        snprintf(buf, len, "%g", *(double *)o->dest);
+        break;
+    case ARG_FLAG:
+        snprintf(buf, len, "off");
+        break;
+    }
+}
+
+void cli_print_options(FILE *f, const cli_option *opts, size_t n_opts)
+{
+    for (size_t i = 0; i < n_opts; i++) {
+        const cli_option *o = &opts[i];
+        char left[64], def[96];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->kind == ARG_FLAG ? "" : " ",
+                 o->kind == ARG_FLAG ? "" : o->metavar);
+        if (o->default_text)
+            snprintf(def, sizeof def, "%s", o->default_text);
+        else
+            format_value(o, def, sizeof def);
+        if (o->kind == ARG_FLAG && !o->default_text)
+            fprintf(f, "  %-24s %s\n", left, o->help);
+        else
+            fprintf(f, "  %-24s %s (default: %s)\n", left, o->help, def);
+    }
+    fprintf(f, "  %-24s %s\n", "--help", "show this help and exit");
+}
+
+/* Checks a number against o's range; prints the error and returns -1 when outside. */
+static int check_range(const char *command, const cli_option *o, double v, const char *text)
+{
+    if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max)) {
+        fprintf(stderr, "elbo %s: --%s: '%s' is out of range [%g, %g]\n", command, o->name, text, o->min, o->max);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses text into o->dest according to o->kind; returns 0 or -1 after printing one error line. */
+static int parse_value(const char *command, cli_option *o, const char *text)
+{
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case ARG_STRING:
+        if (!*text) {
+            fprintf(stderr, "elbo %s: --%s: empty value\n", command, o->name);
+            return -1;
+        }
+        *(const char **)o->dest = text;
+        return 0;
+    case ARG_SIZE:
+    case ARG_U64: {
+        if (*text < '0' || *text > '9')
+            break;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno || *end)
+            break;
+        if (check_range(command, o, (double)v, text))
+            return -1;
+        if (o->kind == ARG_SIZE)
+            *(size_t *)o->dest = (size_t)v;
+        else
+            *(uint64_t *)o->dest = (uint64_t)v;
+        return 0;
+    }
+    case ARG_LONG: {
+        long v = strtol(text, &end, 10);
+        if (errno || end == text || *end)
+            break;
+        if (check_range(command, o, (double)v, text))
+            return -1;
+        *(long *)o->dest = v;
+        return 0;
+    }
+    case ARG_DOUBLE: {
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || !isfinite(v))
+            break;
+        if (check_range(command, o, v, text))
+            return -1;
+        *(double *)o->dest = v;
+        return 0;
+    }
+    case ARG_FLAG:
+        break;
+    }
+    fprintf(stderr, "elbo %s: --%s: '%s' is not a valid %s\n", command, o->name, text,
+            o->kind == ARG_DOUBLE ? "number" : o->kind == ARG_LONG ? "integer" : "non-negative integer");
+    return -1;
+}
+
+cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
+                           const char *description)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            printf("usage: elbo %s [options]\n\n%s\n\noptions:\n", command, description);
+            cli_print_options(stdout, opts, n_opts);
+            return CLI_PARSE_HELP;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            fprintf(stderr, "elbo %s: unexpected argument '%s' (options start with --; see 'elbo %s --help')\n",
+                    command, arg, command);
+            return CLI_PARSE_ERROR;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        cli_option *o = NULL;
+        for (size_t j = 0; j < n_opts; j++)
+            if (strlen(opts[j].name) == name_len && strncmp(opts[j].name, name, name_len) == 0)
+                o = &opts[j];
+        if (!o) {
+            fprintf(stderr, "elbo %s: unknown option '--%.*s' (see 'elbo %s --help')\n", command, (int)name_len,
+                    name, command);
+            return CLI_PARSE_ERROR;
+        }
+        if (o->seen) {
+            fprintf(stderr, "elbo %s: --%s: given more than once\n", command, o->name);
+            return CLI_PARSE_ERROR;
+        }
+        o->seen = 1;
+        if (o->kind == ARG_FLAG) {
+            if (eq) {
+                fprintf(stderr, "elbo %s: --%s: takes no value\n", command, o->name);
+                return CLI_PARSE_ERROR;
+            }
+            *(int *)o->dest = 1;
+            continue;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fprintf(stderr, "elbo %s: --%s: missing value %s\n", command, o->name, o->metavar);
+            return CLI_PARSE_ERROR;
+        }
+        if (parse_value(command, o, value) != 0)
+            return CLI_PARSE_ERROR;
+    }
+    return CLI_PARSE_OK;
+}

@@ -1,0 +1,63 @@
+/* Shared subcommand helpers. */
+#include "cli_common.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_load_dataset(const char *command, const char *spec, elbo_dataset *ds)
+{
+    char err[512];
+    if (elbo_dataset_load(ds, spec, err, sizeof err) != 0) {
+        fprintf(stderr, "elbo %s: %s\n", command, err);
+        return -1;
+    }
+    if (ds->train.n == 0 || ds->test.n == 0) {
+        fprintf(stderr, "elbo %s: %s: the %s split is empty\n", command, spec ? spec : ELBO_DEFAULT_DATA_DIR,
+                ds->train.n == 0 ? "training" : "test");
+        elbo_dataset_free(ds);
+        return -1;
+    }
+    return 0;
+}
+
+const elbo_kernels *cli_kernels(const char *command)
+{
+    const elbo_kernels *k = elbo_kernels_select();
+    if (!k)
+        fprintf(stderr, "elbo %s: no usable kernel path (see ELBO_ISA above)\n", command);
+    return k;
+}
+
+elbo_images_view cli_view(const elbo_split *s)
+{
+    elbo_images_view v = {s->pixels, s->n, s->dim};
+    return v;
+}
+
+void cli_print_json_numbers(const char *const *keys, const double *values, size_t n, const char *str_key,
+                            const char *str_value)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddNumberToObject(o, keys[i], values[i]);
+    if (str_key)
+        cJSON_AddStringToObject(o, str_key, str_value);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        puts(s);
+        fflush(stdout);
+        free(s);
+    }
+    cJSON_Delete(o);
+}

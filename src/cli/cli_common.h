@@ -1,0 +1,28 @@
+/* Helpers shared by the elbo subcommands: clocks, dataset loading with model-shape checks, JSON lines. */
+#ifndef ELBO_CLI_COMMON_H
+#define ELBO_CLI_COMMON_H
+
+#include <stddef.h>
+
+#include "dataset.h"
+#include "kernels.h"
+#include "train.h"
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Loads the dataset named by spec (NULL: the default) or prints "elbo CMD: <reason>" and returns -1. */
+int cli_load_dataset(const char *command, const char *spec, elbo_dataset *ds);
+
+/* The kernel table for this CPU (ELBO_ISA respected) or prints why not and returns NULL. */
+const elbo_kernels *cli_kernels(const char *command);
+
+/* A view of a split's pixels. */
+elbo_images_view cli_view(const elbo_split *s);
+
+/* Prints one JSON object on one line to stdout from alternating key, value pairs: keys are strings,
+ * values are doubles (numbers) — n pairs. */
+void cli_print_json_numbers(const char *const *keys, const double *values, size_t n, const char *str_key,
+                            const char *str_value);
+
+#endif

@@ -1,0 +1,241 @@
+/* `elbo train`: trains a VAE on a dataset, reporting train loss, test -ELBO and throughput per epoch. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "checkpoint.h"
+#include "cli.h"
+#include "cli_common.h"
+#include "optim.h"
+#include "train.h"
+
+typedef struct {
+    const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save;
+    size_t epochs, batch, latent;
+    long steps;
+    double lr, momentum, sigma0, beta;
+    uint64_t seed;
+    int json;
+} train_args;
+
+/* Live progress on a terminal: one line per epoch rewritten in place. */
+typedef struct {
+    int tty;
+    size_t epoch, epochs;
+    double start, last_draw;
+} progress;
+
+/* Step callback: redraws the progress line at most 5 times a second. */
+static int draw_progress(void *ctx, const elbo_trainer *tr, size_t done, size_t total, const elbo_loss_means *run)
+{
+    progress *p = ctx;
+    (void)tr;
+    double now = cli_now();
+    if (!p->tty || (now - p->last_draw < 0.2 && done < total))
+        return 0;
+    p->last_draw = now;
+    int bar = (int)(30.0 * (double)done / (double)total);
+    fprintf(stderr, "\repoch %zu/%zu [%.*s%*s] %3.0f%%  loss %.3f  %.0f samples/s ", p->epoch, p->epochs, bar,
+            "==============================", 30 - bar, "", 100.0 * (double)done / (double)total, run->loss,
+            (double)done / (now - p->start));
+    return 0;
+}
+
+/* Builds the model config from the flags and the data's image size; prints the error and returns -1. */
+static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *c)
+{
+    char err[256];
+    *c = elbo_vae_config_default(input_dim);
+    c->latent = a->latent;
+    c->beta = a->beta;
+    if (elbo_parse_widths(a->hidden, c->enc_hidden, &c->n_enc, err, sizeof err)) {
+        fprintf(stderr, "elbo train: --hidden: %s\n", err);
+        return -1;
+    }
+    if (a->decoder_hidden) {
+        if (elbo_parse_widths(a->decoder_hidden, c->dec_hidden, &c->n_dec, err, sizeof err)) {
+            fprintf(stderr, "elbo train: --decoder-hidden: %s\n", err);
+            return -1;
+        }
+    } else {
+        c->n_dec = c->n_enc;
+        for (size_t i = 0; i < c->n_enc; i++)
+            c->dec_hidden[i] = c->enc_hidden[c->n_enc - 1 - i];
+    }
+    if (elbo_recon_parse(a->recon, &c->recon)) {
+        fprintf(stderr, "elbo train: --recon: '%s' is not mse or bce\n", a->recon);
+        return -1;
+    }
+    if (a->sigma0 > 0)
+        c->sigma0 = a->sigma0;
+    if (elbo_vae_config_validate(c, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Prints one epoch's results: a JSON line with --json, else a human line. */
+static void report_epoch(const train_args *a, size_t epoch, long steps, const elbo_loss_means *tr,
+                         const elbo_loss_means *te, double train_s, double eval_s, int tty)
+{
+    double sps = train_s > 0 ? (double)tr->samples / train_s : 0;
+    if (tty)
+        fprintf(stderr, "\r%*s\r", 100, "");
+    if (a->json) {
+        const char *keys[] = {"epoch", "steps", "samples", "train_loss", "test_neg_elbo", "test_recon", "test_kl",
+                              "samples_per_s", "seconds", "eval_seconds"};
+        double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, te->loss, te->recon,
+                         te->kl, sps, train_s, eval_s};
+        cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], NULL, NULL);
+    } else {
+        printf("epoch %zu/%zu  train loss %.4f  test -ELBO %.4f (recon %.4f, KL %.4f)  %.0f samples/s  %.2f s\n",
+               epoch, a->epochs, tr->loss, te->loss, te->recon, te->kl, sps, train_s);
+        fflush(stdout);
+    }
+}
+
+/* Saves a checkpoint if --save was given; prints the error and returns -1 on failure. */
+static int save_checkpoint(const train_args *a, const elbo_trainer *tr, const char *dataset)
+{
+    char err[512];
+    if (!a->save)
+        return 0;
+    elbo_train_state st;
+    memset(&st, 0, sizeof st);
+    st.seed = a->seed;
+    st.step = tr->step;
+    st.epoch = tr->epoch;
+    snprintf(st.optimizer, sizeof st.optimizer, "%s", a->optimizer);
+    st.lr = a->lr;
+    st.batch = a->batch;
+    snprintf(st.dataset, sizeof st.dataset, "%s", dataset);
+    if (elbo_checkpoint_save(a->save, tr->model, &st, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the epochs; returns the exit status. */
+static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m, const elbo_optimizer_config *oc)
+{
+    char err[512];
+    elbo_trainer tr;
+    elbo_vae_activations eval_act;
+    if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        return 1;
+    }
+    if (elbo_vae_activations_init(&eval_act, m, 1024)) {
+        fprintf(stderr, "elbo train: out of memory allocating evaluation buffers\n");
+        elbo_trainer_free(&tr);
+        return 1;
+    }
+    elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
+    progress p = {isatty(STDERR_FILENO), 0, a->epochs, 0, 0};
+    int status = 0;
+    for (size_t e = 1; e <= a->epochs; e++) {
+        elbo_loss_means tm = {0, 0, 0, 0};
+        p.epoch = e;
+        p.start = cli_now();
+        p.last_draw = 0;
+        int rc = elbo_trainer_epoch(&tr, &train, a->steps, draw_progress, &p, &tm, err, sizeof err);
+        double train_s = cli_now() - p.start;
+        if (rc < 0) {
+            if (p.tty)
+                fprintf(stderr, "\n");
+            fprintf(stderr, "elbo train: %s\n", err);
+            status = 1;
+            break;
+        }
+        if (tm.samples == 0)
+            break;
+        double t0 = cli_now();
+        elbo_loss_means te = elbo_evaluate(m, &eval_act, &test, a->seed);
+        report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, p.tty);
+        if (save_checkpoint(a, &tr, ds->name)) {
+            status = 1;
+            break;
+        }
+        if (rc == 1)
+            break;
+    }
+    elbo_vae_activations_free(&eval_act);
+    elbo_trainer_free(&tr);
+    return status;
+}
+
+int cli_train(int argc, char **argv)
+{
+    train_args a = {.hidden = "400", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128,
+                    .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1};
+    cli_option opts[] = {
+        {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
+         ELBO_DEFAULT_DATA_DIR, 0},
+        {"epochs", ARG_SIZE, &a.epochs, "N", "passes over the training set", 1, 1e6, NULL, 0},
+        {"steps", ARG_LONG, &a.steps, "N", "stop after N optimizer steps in total (0: no limit)", 0, 1e15, NULL, 0},
+        {"batch", ARG_SIZE, &a.batch, "N", "minibatch size (the last partial batch is used)", 1, 1 << 20, NULL, 0},
+        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0},
+        {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0},
+        {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0},
+        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "encoder hidden widths, input side first", 0, 0, NULL, 0},
+        {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
+         "the encoder's, mirrored", 0},
+        {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, NULL, 0},
+        {"recon", ARG_STRING, &a.recon, "mse|bce", "reconstruction likelihood: Gaussian (MSE) or Bernoulli (BCE)",
+         0, 0, NULL, 0},
+        {"sigma0", ARG_DOUBLE, &a.sigma0, "X", "MSE: recon = sum (x - x')^2 / (2 sigma0^2)", 1e-6, 1e6,
+         "0.7071 (sum of squares)", 0},
+        {"beta", ARG_DOUBLE, &a.beta, "X", "weight of the KL term", 0, 1e6, NULL, 0},
+        {"seed", ARG_U64, &a.seed, "N", "seed of the initialization, the noise and the data order", 0, 0, NULL, 0},
+        {"save", ARG_STRING, &a.save, "PATH", "write a safetensors checkpoint after every epoch", 0, 0, NULL, 0},
+        {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0},
+    };
+    cli_parse_result pr = cli_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0],
+                                    "Trains a VAE; each epoch reports the train loss, the test -ELBO per sample with "
+                                    "its reconstruction\nand KL parts, and samples/s. The objective is the "
+                                    "minibatch sum of recon + beta * KL.");
+    if (pr != CLI_PARSE_OK)
+        return pr == CLI_PARSE_HELP ? 0 : 2;
+    elbo_optimizer_kind kind = ELBO_OPT_ADAM;
+    if (strcmp(a.optimizer, "sgd") == 0)
+        kind = ELBO_OPT_SGD;
+    else if (strcmp(a.optimizer, "adam") != 0) {
+        fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
+        return 2;
+    }
+    const elbo_kernels *k = cli_kernels("train");
+    if (!k)
+        return 2;
+    elbo_dataset ds;
+    if (cli_load_dataset("train", a.data, &ds))
+        return 2;
+    elbo_vae_config cfg;
+    elbo_vae m;
+    char err[512], desc[256];
+    if (build_config(&a, ds.train.dim, &cfg)) {
+        elbo_dataset_free(&ds);
+        return 2;
+    }
+    if (elbo_vae_init(&m, &cfg, k, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        elbo_dataset_free(&ds);
+        return 1;
+    }
+    elbo_params_init(m.params, &m.layout, a.seed);
+    elbo_vae_pack_weights(&m);
+    elbo_optimizer_config oc = elbo_optimizer_config_default(kind, a.lr);
+    oc.sgd.momentum = a.momentum;
+    elbo_vae_config_describe(&cfg, desc, sizeof desc);
+    fprintf(a.json ? stderr : stdout,
+            "elbo train: %s, %zu train / %zu test images (%s), batch %zu, %s lr %g, %s kernels, 1 thread\n", desc,
+            ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa);
+    fflush(stdout);
+    int status = run_training(&a, &ds, &m, &oc);
+    elbo_vae_free(&m);
+    elbo_dataset_free(&ds);
+    return status;
+}
