@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,6 +91,41 @@ static int load_split(elbo_split *s, const char *images_path, const char *labels
     return 0;
 }
 
+/* Arguments and result of loading one split on a worker thread. */
+typedef struct {
+    elbo_split *split;
+    const char *images_path, *labels_path;
+    int rc;
+    char err[1024];
+} split_job;
+
+/* Thread body: loads one split. */
+static void *split_job_run(void *arg)
+{
+    split_job *job = arg;
+    job->rc = load_split(job->split, job->images_path, job->labels_path, job->err, sizeof job->err);
+    return NULL;
+}
+
+/* Loads both splits, the test split on a second thread (gzip inflation is single-threaded per file);
+ * on failure reports the train split's error first. */
+static int load_splits(elbo_dataset *ds, char paths[NUM_FILES][PATH_MAX], char *err, size_t errlen)
+{
+    split_job job = {.split = &ds->test, .images_path = paths[TEST_IMAGES], .labels_path = paths[TEST_LABELS]};
+    pthread_t worker;
+    int threaded = pthread_create(&worker, NULL, split_job_run, &job) == 0;
+    int rc = load_split(&ds->train, paths[TRAIN_IMAGES], paths[TRAIN_LABELS], err, errlen);
+    if (threaded)
+        pthread_join(worker, NULL);
+    else
+        split_job_run(&job);
+    if (rc == 0 && job.rc != 0) {
+        elbo_errf(err, errlen, "%s", job.err);
+        rc = -1;
+    }
+    return rc;
+}
+
 /* Last path component of dir, ignoring trailing slashes, into name. */
 static void base_name(const char *dir, char *name, size_t namelen)
 {
@@ -141,8 +177,7 @@ static int load_dir(elbo_dataset *ds, const char *dir, char *err, size_t errlen)
     for (int f = 0; f < NUM_FILES; f++)
         if (find_file(dir, file_bases[f], paths[f], sizeof paths[f], err, errlen) != 0)
             return -1;
-    if (load_split(&ds->train, paths[TRAIN_IMAGES], paths[TRAIN_LABELS], err, errlen) != 0 ||
-        load_split(&ds->test, paths[TEST_IMAGES], paths[TEST_LABELS], err, errlen) != 0)
+    if (load_splits(ds, paths, err, errlen) != 0)
         return -1;
     if (ds->train.rows != ds->test.rows || ds->train.cols != ds->test.cols) {
         elbo_errf(err, errlen, "image size differs between splits: %s is %zux%zu, %s is %zux%zu",
