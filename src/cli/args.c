@@ -65,7 +65,7 @@ void cli_print_options(FILE *f, const cli_option *opts, size_t n_opts)
 static int check_range(const char *command, const cli_option *o, double v, const char *text)
 {
     if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max)) {
-        fprintf(stderr, "elbo %s: --%s: '%s' is out of range [%g, %g]\n", command, o->name, text, o->min, o->max);
+        fprintf(stderr, "elbo %s: --%s: '%s' is out of range [%.15g, %.15g]\n", command, o->name, text, o->min, o->max);
         return -1;
     }
     return 0;

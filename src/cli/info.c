@@ -1,6 +1,8 @@
 /* `elbo info`: what this CPU can run, which kernels elbo chose, how it was built. */
 #include "cli.h"
 
+#include "args.h"
+#include "checkpoint.h"
 #include "cpu_features.h"
 #include "kernels.h"
 
@@ -11,24 +13,42 @@
 #define ELBO_BUILD_FLAGS "unknown"
 #endif
 
-/* Prints `elbo info` usage to f. */
-static void print_info_usage(FILE *f)
+/* Prints the model config and training state of the checkpoint at path; returns the exit status. */
+static int print_checkpoint(const char *path, const elbo_kernels *k)
 {
-    fprintf(f, "usage: elbo info\n\n"
-               "Prints the CPU model and SIMD features detected, the kernel path chosen (override with\n"
-               "ELBO_ISA=scalar|avx2|neon), the GEMM microkernel and its blocking, and the build flags.\n");
+    char err[512], desc[256], enc[128], dec[128];
+    elbo_vae m;
+    elbo_train_state st;
+    if (elbo_checkpoint_load(path, &m, k, &st, err, sizeof err)) {
+        fprintf(stderr, "elbo info: %s\n", err);
+        return 2;
+    }
+    elbo_vae_config_describe(&m.cfg, desc, sizeof desc);
+    elbo_format_widths(enc, sizeof enc, m.cfg.enc_hidden, m.cfg.n_enc);
+    elbo_format_widths(dec, sizeof dec, m.cfg.dec_hidden, m.cfg.n_dec);
+    printf("checkpoint:   %s\n", path);
+    printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
+    printf("  input_dim %zu, encoder %s, latent %zu, decoder %s, recon %s, sigma0 %g, beta %g\n", m.cfg.input_dim,
+           enc, m.cfg.latent, dec, elbo_recon_name(m.cfg.recon), m.cfg.sigma0, m.cfg.beta);
+    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s\n", st.step, st.epoch,
+           st.optimizer, st.lr, st.batch, (unsigned long long)st.seed, st.dataset);
+    elbo_vae_free(&m);
+    return 0;
 }
 
 int cli_info(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            print_info_usage(stdout);
-            return 0;
-        }
-        fprintf(stderr, "elbo info: unknown option '%s' (try 'elbo info --help')\n", argv[i]);
-        return 2;
-    }
+    const char *load = NULL;
+    cli_option opts[] = {
+        {"load", ARG_STRING, &load, "PATH", "also print the model config and training state of a checkpoint", 0, 0,
+         "none", 0},
+    };
+    cli_parse_result pr = cli_parse("info", argc, argv, opts, 1,
+                                    "Prints the CPU model and SIMD features detected, the kernel path chosen "
+                                    "(override with\nELBO_ISA=scalar|avx2|neon), the GEMM microkernel and its "
+                                    "blocking, the threads used, and the build flags.");
+    if (pr != CLI_PARSE_OK)
+        return pr == CLI_PARSE_HELP ? 0 : 2;
     const elbo_cpu_features *f = elbo_cpu_features_get();
     printf("cpu:          %s (%s)\n", f->model, f->arch);
     printf("features:     avx2=%s fma=%s avx512f=%s neon=%s\n", f->avx2 ? "yes" : "no", f->fma ? "yes" : "no",
@@ -45,6 +65,7 @@ int cli_info(int argc, char **argv)
     printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu)\n", k->gemm_ukernel_name, b->mr, b->nr, b->mc,
            b->kc, b->nc);
     printf("compiler:     %s\n", __VERSION__);
+    printf("threads:      1\n");
     printf("build flags:  %s\n", ELBO_BUILD_FLAGS);
-    return 0;
+    return load ? print_checkpoint(load, k) : 0;
 }

@@ -55,6 +55,9 @@ float *elbo_arena_alloc(const elbo_param_layout *l);
  * drawn from (seed, tensor index, element); padding stays zero. */
 void elbo_params_init(float *params, const elbo_param_layout *l, uint64_t seed);
 
+/* Number of parameters (weights and biases, padding excluded). */
+size_t elbo_param_layout_count(const elbo_param_layout *l);
+
 /* Multiply-accumulate count of the forward pass for one sample (sum of in * out over layers). */
 size_t elbo_param_layout_macs(const elbo_param_layout *l);
 
