@@ -2,6 +2,8 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,8 @@ static int meta_ull(const elbo_st_file *f, const char *path, const char *key, un
         return -1;
     errno = 0;
     *out = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') {
+    /* strtoull skips leading spaces and accepts a sign ("-1" wraps to 2^64 - 1): require a digit first */
+    if (errno || end == s || *end || s[0] < '0' || s[0] > '9') {
         snprintf(err, errlen, "%s: __metadata__.%s: '%.32s' is not a non-negative integer", path, key, s);
         return -1;
     }
@@ -83,7 +86,7 @@ static int meta_double(const elbo_st_file *f, const char *path, const char *key,
         return -1;
     errno = 0;
     *out = strtod(s, &end);
-    if (errno || end == s || *end || *out != *out) {
+    if (errno || end == s || *end || !isfinite(*out)) {
         snprintf(err, errlen, "%s: __metadata__.%s: '%.32s' is not a number", path, key, s);
         return -1;
     }
@@ -147,9 +150,17 @@ static int state_from_meta(const elbo_st_file *f, const char *path, elbo_train_s
     st->seed = u;
     if (meta_ull(f, path, "step", &u, err, errlen))
         return -1;
+    if (u > LONG_MAX) {
+        snprintf(err, errlen, "%s: __metadata__.step: %llu is out of range", path, u);
+        return -1;
+    }
     st->step = (long)u;
     if (meta_ull(f, path, "epoch", &u, err, errlen))
         return -1;
+    if (u > LONG_MAX) {
+        snprintf(err, errlen, "%s: __metadata__.epoch: %llu is out of range", path, u);
+        return -1;
+    }
     st->epoch = (long)u;
     if (meta_ull(f, path, "batch", &u, err, errlen))
         return -1;

@@ -46,7 +46,9 @@ void elbo_rng_uniforms(float *out, size_t n, float lo, float hi, uint64_t seed, 
         elbo_rng_block(seed, stream, (uint32_t)(j / 4), a, b, w);
         for (size_t i = 0; i < 4 && j + i < n; i++) {
             float u = (float)(w[i] >> 8) * (1.0f / 16777216.0f);
-            out[j + i] = lo + (hi - lo) * u;
+            float v = lo + (hi - lo) * u;
+            /* lo + (hi - lo) * (1 - 2^-24) can round up to hi; keep the result inside [lo, hi) */
+            out[j + i] = v < hi ? v : nextafterf(hi, lo);
         }
     }
 }

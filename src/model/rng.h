@@ -22,7 +22,8 @@ void elbo_rng_block(uint64_t seed, elbo_rng_stream stream, uint32_t c0, uint32_t
 /* n standard normals (Box-Muller, computed in double): out[j] comes from block {j / 4, a, b, stream}. */
 void elbo_rng_normals(float *out, size_t n, uint64_t seed, elbo_rng_stream stream, uint32_t a, uint32_t b);
 
-/* n uniforms in [lo, hi): out[j] = lo + (hi - lo) * u, u from 24 bits of word j % 4 of block {j / 4, a, b}. */
+/* n uniforms in [lo, hi): out[j] = lo + (hi - lo) * u, u from 24 bits of word j % 4 of block {j / 4, a, b}
+ * (a result that rounds up to hi becomes the float just below it). */
 void elbo_rng_uniforms(float *out, size_t n, float lo, float hi, uint64_t seed, elbo_rng_stream stream,
                        uint32_t a, uint32_t b);
 

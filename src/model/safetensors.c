@@ -237,12 +237,20 @@ static int parse_header(elbo_st_file *f, size_t len, const char *path, char *err
     }
     memcpy(sorted, f->tensors, f->n_tensors * sizeof *sorted);
     qsort(sorted, f->n_tensors, sizeof *sorted, by_data);
-    for (size_t i = 1; i < f->n_tensors && rc == 0; i++)
-        if (sorted[i - 1].count && sorted[i].count && (const float *)sorted[i].data < sorted[i - 1].data + sorted[i - 1].count) {
+    /* Empty tensors take no bytes; every other one must start at or after the end of the non-empty ones
+     * before it (comparing only neighbours would miss an overlap with an empty tensor sorted in between). */
+    const elbo_st_tensor *last = NULL;
+    for (size_t i = 0; i < f->n_tensors && rc == 0; i++) {
+        if (!sorted[i].count)
+            continue;
+        if (last && sorted[i].data < last->data + last->count) {
             snprintf(err, errlen, "%s: tensor '%s': data_offsets: overlaps tensor '%s'", path, sorted[i].name,
-                     sorted[i - 1].name);
+                     last->name);
             rc = -1;
+        } else {
+            last = &sorted[i];
         }
+    }
     free(sorted);
     return rc;
 }

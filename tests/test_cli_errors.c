@@ -1,0 +1,484 @@
+/* The elbo command's error handling, run as a separate process: bad options and files exit with status 2
+ * and exactly one line on stderr naming the option or the file; --help of every subcommand exits 0 and
+ * lists every option with its default; a failed --save leaves nothing behind.
+ *
+ * The binary is build/elbo next to this test's directory (build/tests/..), so `make test` must build it
+ * first (it does: the test rule runs `all`). Training runs use synthetic:60 and one epoch (~50 ms). */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_PATH 1024
+#define MAX_ARGS 32
+#define CAPTURE_MAX (1 << 20)
+
+/* Path of the elbo binary: beside this test's directory, else build/elbo from the repo root. */
+static char elbo_path[MAX_PATH] = "build/elbo";
+
+/* ---- running the command ---- */
+
+/* What one run of elbo did. */
+typedef struct {
+    int status;       /* exit status, or -1 if it did not exit normally */
+    char *out, *err;  /* captured stdout and stderr, NUL-terminated */
+} run_result;
+
+/* Reads the whole file behind fd (from the start) into a new NUL-terminated buffer. */
+static char *read_fd(int fd)
+{
+    char *buf = malloc(CAPTURE_MAX + 1);
+    assert_non_null(buf);
+    size_t len = 0;
+    ssize_t n;
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    while (len < CAPTURE_MAX && (n = read(fd, buf + len, CAPTURE_MAX - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    return buf;
+}
+
+/* An unlinked temporary file for capturing output. */
+static int capture_file(void)
+{
+    char path[] = "/tmp/elbo-cli-out-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    return fd;
+}
+
+/* Runs elbo with the NULL-terminated arguments args (stdin from /dev/null, 60 s limit) and captures its
+ * exit status, stdout and stderr. */
+static void run_argv(run_result *r, const char *const *args)
+{
+    const char *argv[MAX_ARGS + 2] = {elbo_path};
+    size_t n = 0;
+    while (args[n]) {
+        assert_true(n < MAX_ARGS);
+        argv[n + 1] = args[n];
+        n++;
+    }
+    argv[n + 1] = NULL;
+    int out = capture_file(), err = capture_file();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        alarm(60);
+        execv(elbo_path, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r->out = read_fd(out);
+    r->err = read_fd(err);
+    close(out);
+    close(err);
+    if (r->status == 127)
+        test_failf("cannot run %s (build it with make)\n", elbo_path);
+}
+
+/* Runs elbo with the arguments given (NULL-terminated). */
+static void run(run_result *r, ...)
+{
+    const char *args[MAX_ARGS + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, r);
+    const char *a;
+    while ((a = va_arg(ap, const char *))) {
+        assert_true(n < MAX_ARGS);
+        args[n++] = a;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    run_argv(r, args);
+}
+
+/* Frees a run's captured output. */
+static void run_free(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* Number of newline-terminated lines in s (a final line without a newline counts too). */
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        n += *p == '\n';
+    if (*s && s[strlen(s) - 1] != '\n')
+        n++;
+    return n;
+}
+
+/* Fails unless the run exited with `status` and wrote exactly one line to stderr containing a (and b). */
+static void expect_error(const run_result *r, int status, const char *a, const char *b)
+{
+    print_message("    [%d] %s", r->status, r->err);
+    if (r->status != status)
+        test_failf("exit status %d, expected %d; stderr: %s\n", r->status, status, r->err);
+    if (count_lines(r->err) != 1 || r->err[strlen(r->err) - 1] != '\n')
+        test_failf("stderr is not exactly one line: \"%s\"\n", r->err);
+    const char *want[] = {a, b};
+    for (size_t i = 0; i < 2; i++)
+        if (want[i] && !strstr(r->err, want[i]))
+            test_failf("stderr \"%s\" lacks \"%s\"\n", r->err, want[i]);
+}
+
+/* Runs elbo with the NULL-terminated arguments after a and b and expects status 2 with one stderr line
+ * naming a (and b). */
+static void expect_usage_error(const char *a, const char *b, ...)
+{
+    const char *args[MAX_ARGS + 1];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, b);
+    const char *s;
+    while ((s = va_arg(ap, const char *))) {
+        assert_true(n < MAX_ARGS);
+        args[n++] = s;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    run_result r;
+    run_argv(&r, args);
+    expect_error(&r, 2, a, b);
+    /* bad usage is refused before any work: no training output */
+    if (strstr(r.out, "epoch"))
+        test_failf("a training run started: %s\n", r.out);
+    run_free(&r);
+}
+
+/* ---- scratch directory ---- */
+
+/* dir/name into buf (MAX_PATH bytes). */
+static char *join(char *buf, const char *dir, const char *name)
+{
+    int n = snprintf(buf, MAX_PATH, "%s/%s", dir, name);
+    assert_true(n > 0 && n < MAX_PATH);
+    return buf;
+}
+
+/* Creates a fresh temporary directory in dir (MAX_PATH bytes). */
+static void scratch_open(char *dir)
+{
+    const char *tmp = getenv("TMPDIR");
+    join(dir, tmp && *tmp ? tmp : "/tmp", "elbo-cli-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+/* Removes dir and everything below it (only regular files and directories are created here). */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char path[MAX_PATH];
+        struct stat st;
+        join(path, dir, e->d_name);
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Fails unless dir holds exactly `want` entries. */
+static void expect_entries(const char *dir, size_t want)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            print_message("    %s: %s\n", dir, e->d_name);
+            n++;
+        }
+    closedir(d);
+    if (n != want)
+        test_failf("%s holds %zu entries, expected %zu\n", dir, n, want);
+}
+
+/* ---- tests ---- */
+
+/* Malformed options of elbo train. Catches: unknown flags ignored, a repeated flag silently overriding,
+ * a flag at the end taking no value, range checks missing (batch 0, negative lr, latent 0, epochs 0), nan
+ * accepted as a number, width lists parsed with atoi, unknown likelihoods or optimizers defaulting, and
+ * any of these reported on several lines or with another status. */
+static void test_train_bad_options(void **state)
+{
+    (void)state;
+    expect_usage_error("--bogus", "unknown", "train", "--bogus", NULL);
+    expect_usage_error("--bogus", NULL, "train", "--bogus=1", NULL);
+    expect_usage_error("--batch", "more than once", "train", "--batch", "4", "--batch", "8", NULL);
+    expect_usage_error("--batch", "more than once", "train", "--batch=4", "--batch", "4", NULL);
+    expect_usage_error("--batch", "missing value", "train", "--batch", NULL);
+    expect_usage_error("--save", "missing value", "train", "--epochs", "1", "--save", NULL);
+    expect_usage_error("--batch", "'0'", "train", "--batch", "0", NULL);
+    expect_usage_error("--batch", "'12abc'", "train", "--batch", "12abc", NULL);
+    expect_usage_error("--batch", "'-5'", "train", "--batch", "-5", NULL);
+    expect_usage_error("--lr", "'-1'", "train", "--lr", "-1", NULL);
+    expect_usage_error("--lr", "'nan'", "train", "--lr", "nan", NULL);
+    expect_usage_error("--lr", "'inf'", "train", "--lr=inf", NULL);
+    expect_usage_error("--lr", NULL, "train", "--lr=", NULL);
+    expect_usage_error("--latent", "'0'", "train", "--latent", "0", NULL);
+    expect_usage_error("--latent", "'4097'", "train", "--latent", "4097", NULL);
+    expect_usage_error("--epochs", "'0'", "train", "--epochs", "0", NULL);
+    expect_usage_error("--seed", "'-1'", "train", "--seed", "-1", NULL);
+    expect_usage_error("--momentum", "'2'", "train", "--momentum", "2", NULL);
+    expect_usage_error("--sigma0", "'0'", "train", "--sigma0", "0", NULL);
+    expect_usage_error("--beta", "'-1'", "train", "--beta", "-1", NULL);
+    expect_usage_error("--steps", "'-1'", "train", "--steps", "-1", NULL);
+    expect_usage_error("--json", "takes no value", "train", "--json=yes", NULL);
+    expect_usage_error("--optimizer", "'foo'", "train", "--optimizer", "foo", NULL);
+    expect_usage_error("--data", "empty", "train", "--data=", NULL);
+    expect_usage_error("'extra'", NULL, "train", "extra", NULL);
+    expect_usage_error("'-x'", NULL, "train", "-x", NULL);
+    /* checked once the data are known */
+    expect_usage_error("--hidden", "400,x", "train", "--data", "synthetic:60", "--hidden", "400,x", NULL);
+    expect_usage_error("--hidden", NULL, "train", "--data", "synthetic:60", "--hidden", "0", NULL);
+    expect_usage_error("--hidden", NULL, "train", "--data", "synthetic:60", "--hidden", "1,2,3,4,5,6,7,8,9", NULL);
+    expect_usage_error("--decoder-hidden", "x", "train", "--data", "synthetic:60", "--decoder-hidden", "x", NULL);
+    expect_usage_error("--recon", "'foo'", "train", "--data", "synthetic:60", "--recon", "foo", NULL);
+}
+
+/* Files and subcommands. Catches: a missing dataset, checkpoint or subcommand reported without its name,
+ * eval running without a checkpoint, a non-checkpoint file accepted by info --load, a failure that exits
+ * with status 0 or 1. */
+static void test_bad_files_and_commands(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], path[MAX_PATH];
+    scratch_open(dir);
+    expect_usage_error("/nonexistent", NULL, "train", "--data", "/nonexistent", NULL);
+    expect_usage_error("synthetic:", NULL, "train", "--data", "synthetic:0", NULL);
+    expect_usage_error("eval", "--load", "eval", NULL);
+    expect_usage_error("eval", "--load", "eval", "--data", "synthetic:60", NULL);
+    join(path, dir, "missing.safetensors");
+    expect_usage_error(path, "No such file", "eval", "--load", path, NULL);
+    expect_usage_error(path, "No such file", "info", "--load", path, NULL);
+    /* a text file and a directory are not checkpoints */
+    join(path, dir, "notes.txt");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("not a checkpoint\n", f);
+    fclose(f);
+    expect_usage_error(path, "header", "info", "--load", path, NULL);
+    expect_usage_error(path, "header", "eval", "--load", path, "--data", "synthetic:60", NULL);
+    expect_usage_error(dir, NULL, "info", "--load", dir, NULL);
+    expect_usage_error("--bogus", NULL, "info", "--bogus", NULL);
+    expect_usage_error("--bogus", NULL, "eval", "--bogus", NULL);
+    expect_usage_error("frobnicate", "unknown command", "frobnicate", NULL);
+    expect_usage_error("--train", NULL, "--train", NULL);
+    remove_tree(dir);
+}
+
+/* One option as --help must show it: name and the default text (NULL for flags, which are off). */
+typedef struct {
+    const char *name, *def;
+} help_option;
+
+/* Runs `elbo cmd --help` and checks status 0, nothing on stderr, and one line per option naming its
+ * default, no other option lines; then checks the parser knows each option. Catches: --help that exits
+ * non-zero or prints to stderr, an option missing from the help, a default shown that differs from the
+ * real one (the table below is the documented behaviour), help listing options the parser rejects. */
+static void check_help(const char *cmd, const help_option *opts, size_t n)
+{
+    run_result r;
+    run(&r, cmd, "--help", NULL);
+    if (r.status != 0 || r.err[0])
+        test_failf("elbo %s --help: status %d, stderr \"%s\"\n", cmd, r.status, r.err);
+    char usage[64];
+    snprintf(usage, sizeof usage, "usage: elbo %s", cmd);
+    assert_non_null(strstr(r.out, usage));
+    for (size_t i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "  --%s ", opts[i].name);
+        const char *line = strstr(r.out, key);
+        if (!line)
+            test_failf("elbo %s --help does not list --%s:\n%s\n", cmd, opts[i].name, r.out);
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char text[512];
+        snprintf(text, sizeof text, "%.*s", (int)len, line);
+        if (opts[i].def) {
+            char def[128];
+            snprintf(def, sizeof def, "(default: %s", opts[i].def);
+            if (!strstr(text, def))
+                test_failf("elbo %s --help: \"%s\" does not show %s\n", cmd, text, def);
+        }
+    }
+    /* every option line is one of the table's (plus --help) */
+    size_t lines = 0;
+    for (const char *p = r.out; (p = strstr(p, "\n  --")); p++)
+        lines++;
+    if (lines != n + 1)
+        test_failf("elbo %s --help lists %zu options, expected %zu and --help:\n%s\n", cmd, lines, n, r.out);
+    run_free(&r);
+    /* the parser accepts each option: given without a value it asks for one (a flag refuses a value) */
+    for (size_t i = 0; i < n; i++) {
+        char name[64], arg[80];
+        snprintf(name, sizeof name, "--%s", opts[i].name);
+        snprintf(arg, sizeof arg, "%s%s", name, opts[i].def ? "" : "=1");
+        run(&r, cmd, arg, NULL);
+        expect_error(&r, 2, name, opts[i].def ? "missing value" : "takes no value");
+        run_free(&r);
+    }
+}
+
+/* --help of the command and of every subcommand. */
+static void test_help(void **state)
+{
+    (void)state;
+    run_result r;
+    run(&r, "--help", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    assert_non_null(strstr(r.out, "  train "));
+    assert_non_null(strstr(r.out, "  eval "));
+    assert_non_null(strstr(r.out, "  info "));
+    run_free(&r);
+    /* without a command: the usage, on stderr, status 2 */
+    const char *none[] = {NULL};
+    run_argv(&r, none);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "usage: elbo"));
+    run_free(&r);
+
+    const help_option train[] = {
+        {"data", "/usr/share/datasets/fashion-mnist"},
+        {"epochs", "10"},
+        {"steps", "0"},
+        {"batch", "128"},
+        {"lr", "0.001"},
+        {"optimizer", "adam"},
+        {"momentum", "0.9"},
+        {"hidden", "400"},
+        {"decoder-hidden", "the encoder's, mirrored"},
+        {"latent", "20"},
+        {"recon", "mse"},
+        {"sigma0", "0.7071"},
+        {"beta", "1"},
+        {"seed", "1"},
+        {"save", "none"},
+        {"json", NULL},
+    };
+    check_help("train", train, sizeof train / sizeof train[0]);
+    const help_option eval[] = {
+        {"load", "none"},
+        {"data", "/usr/share/datasets/fashion-mnist"},
+        {"seed", "1"},
+        {"json", NULL},
+    };
+    check_help("eval", eval, sizeof eval / sizeof eval[0]);
+    const help_option info[] = {
+        {"load", "none"},
+    };
+    check_help("info", info, sizeof info / sizeof info[0]);
+}
+
+/* A training run whose --save cannot be written: it fails with one line naming the path and leaves
+ * nothing behind, neither the directory nor a temporary file; the same run with a writable path succeeds,
+ * and info and eval read what it wrote. Catches: save errors ignored (status 0), directories created on
+ * the way, temporary files left after a failure, and error tests passing for the wrong reason. */
+static void test_train_save(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], missing[MAX_PATH], path[MAX_PATH];
+    scratch_open(dir);
+    join(missing, dir, "missing");
+    join(path, missing, "x.safetensors");
+    run_result r;
+    run(&r, "train", "--data", "synthetic:60", "--epochs", "1", "--save", path, NULL);
+    print_message("    [%d] %s", r.status, r.err);
+    if (r.status == 0 || r.status == -1)
+        test_failf("train --save into a missing directory: status %d\n", r.status);
+    expect_error(&r, r.status, path, NULL);
+    run_free(&r);
+    assert_int_equal(access(missing, F_OK), -1);
+    expect_entries(dir, 0);
+
+    /* a path that is a directory: the rename fails, the temporary file goes */
+    assert_int_equal(mkdir(missing, 0700), 0);
+    run(&r, "train", "--data", "synthetic:60", "--epochs", "1", "--save", missing, NULL);
+    if (r.status == 0 || r.status == -1)
+        test_failf("train --save onto a directory: status %d\n", r.status);
+    expect_error(&r, r.status, missing, NULL);
+    run_free(&r);
+    expect_entries(dir, 1);
+    expect_entries(missing, 0);
+
+    /* the same run, writable */
+    join(path, dir, "ok.safetensors");
+    run(&r, "train", "--data", "synthetic:60", "--epochs", "1", "--latent", "2", "--save", path, NULL);
+    if (r.status != 0 || r.err[0])
+        test_failf("train: status %d, stderr \"%s\"\n", r.status, r.err);
+    assert_non_null(strstr(r.out, "epoch 1/1"));
+    run_free(&r);
+    expect_entries(dir, 2);
+    run(&r, "info", "--load", path, NULL);
+    if (r.status != 0 || r.err[0])
+        test_failf("info --load: status %d, stderr \"%s\"\n", r.status, r.err);
+    assert_non_null(strstr(r.out, "784-400-2-400-784 mse"));
+    assert_non_null(strstr(r.out, "1 epochs"));
+    run_free(&r);
+    run(&r, "eval", "--load", path, "--data", "synthetic:60", "--json", NULL);
+    if (r.status != 0 || r.err[0])
+        test_failf("eval: status %d, stderr \"%s\"\n", r.status, r.err);
+    assert_non_null(strstr(r.out, "\"test_neg_elbo\""));
+    run_free(&r);
+    remove_tree(dir);
+}
+
+/* Finds the elbo binary beside this test's directory (build/tests/x -> build/elbo). */
+static int find_elbo(void **state)
+{
+    (void)state;
+    char self[MAX_PATH];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *tests_dir = dirname(self);
+        char candidate[MAX_PATH];
+        int w = snprintf(candidate, sizeof candidate, "%s/../elbo", tests_dir);
+        if (w > 0 && (size_t)w < sizeof candidate && access(candidate, X_OK) == 0)
+            snprintf(elbo_path, sizeof elbo_path, "%s", candidate);
+    }
+    if (access(elbo_path, X_OK) != 0) {
+        fprintf(stderr, "test_cli_errors: %s not found (run make first)\n", elbo_path);
+        return -1;
+    }
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_bad_options),
+        cmocka_unit_test(test_bad_files_and_commands),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_train_save),
+    };
+    return cmocka_run_group_tests(tests, find_elbo, NULL);
+}
