@@ -1,7 +1,11 @@
 /* `elbo train`: trains a VAE on a dataset, reporting train loss, test -ELBO and throughput per epoch. */
+#include <errno.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -119,6 +123,25 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, const ch
     return 0;
 }
 
+/* Checks before training that --save names a file in a writable directory; prints the error and returns -1. */
+static int check_save_path(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "elbo train: --save: '%s' is a directory\n", path);
+        return -1;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    const char *dir = dirname(copy);
+    int rc = access(dir, W_OK | X_OK);
+    if (rc != 0)
+        fprintf(stderr, "elbo train: --save: directory '%s' is not writable: %s\n", dir, strerror(errno));
+    free(copy);
+    return rc ? -1 : 0;
+}
+
 /* Runs the epochs; returns the exit status. */
 static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m, const elbo_optimizer_config *oc)
 {
@@ -207,6 +230,8 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
+    if (a.save && check_save_path(a.save))
+        return 2;
     const elbo_kernels *k = cli_kernels("train");
     if (!k)
         return 2;
