@@ -2,7 +2,6 @@
  * ic over M by MC (pack A), then the macro-kernel loops jr/ir over register tiles. */
 #include "gemm.h"
 
-#include "gemm_pack.h"
 #include "kernels.h"
 
 #include <assert.h>
@@ -109,7 +108,7 @@ void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)
     size_t kcb = k_block_depth(pb->k, bl->kc);
     for (size_t k0 = 0; k0 < pb->k; k0 += kcb) {
         size_t kc = pb->k - k0 < kcb ? pb->k - k0 : kcb;
-        elbo_pack_b_panel((float *)packed_b_block(pb, k0, kc, 0), b, k0, 0, kc, pb->n, bl->nr);
+        pb->kernels->pack_b((float *)packed_b_block(pb, k0, kc, 0), b, k0, 0, kc, pb->n, bl->nr);
     }
 }
 
@@ -192,7 +191,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
             if (pre) {
                 pb = packed_b_block(pre, k0, kc, j0);
             } else {
-                elbo_pack_b_panel(ws->packed_b, b, k0, j0, kc, nc, bl->nr);
+                kern->pack_b(ws->packed_b, b, k0, j0, kc, nc, bl->nr);
                 pb = ws->packed_b;
             }
             float beta_blk = k0 == 0 ? beta : 1.0f;
@@ -205,7 +204,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
                     as.a_cs = a.trans == ELBO_NOTRANS ? 1 : a.ld;
                     as.base = af + i0 * as.a_rs + k0 * as.a_cs;
                 } else {
-                    elbo_pack_a_block(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
+                    kern->pack_a(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
                 }
                 macro_kernel(kern, mc, nc, kc, alpha, as, pb, beta_blk, c + i0 * ldc + j0, ldc,
                              last && has_epi ? epi : NULL, i0, j0);

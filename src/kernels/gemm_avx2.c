@@ -194,6 +194,7 @@ void elbo_gemm_register_avx2(elbo_kernels *k)
     k->gemm_ukernel_strided_a = f32_gemm_ukernel_6x16_strided_a__avx2_fma;
     k->gemm_ukernel_narrow = f32_gemm_ukernel_6x8_strided_a__avx2_fma;
     k->narrow_nr = 8;
+    elbo_gemm_pack_register_avx2(k);
     k->gemm_ukernel_name = "f32_gemm_ukernel_6x16__avx2_fma";
     k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .nc = AVX2_NC};
 }

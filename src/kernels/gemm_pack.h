@@ -4,6 +4,13 @@
 
 #include "gemm.h"
 
+/* Generic C packing (every ISA's fallback; ISA tables may install faster routines with identical output). */
+
+/* Packs rows [i0, i0+mc) x depth [k0, k0+kc) of op(A) into MR-row panels (see elbo_pack_a_block). */
+typedef void (*elbo_pack_a_fn)(float *dst, elbo_operand a, size_t i0, size_t k0, size_t mc, size_t kc, size_t mr);
+/* Packs depth [k0, k0+kc) x columns [j0, j0+nc) of op(B) into NR-column panels (see elbo_pack_b_panel). */
+typedef void (*elbo_pack_b_fn)(float *dst, elbo_operand b, size_t k0, size_t j0, size_t kc, size_t nc, size_t nr);
+
 /* Packs rows [i0, i0+mc) x depth [k0, k0+kc) of op(A) into ceil(mc/mr) panels of mr x kc
  * (dst[panel][p*mr + i]), zero-padding rows past mc. */
 void elbo_pack_a_block(float *dst, elbo_operand a, size_t i0, size_t k0, size_t mc, size_t kc, size_t mr);

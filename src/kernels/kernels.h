@@ -4,6 +4,7 @@
 #define ELBO_KERNELS_H
 
 #include "elementwise.h"
+#include "gemm_pack.h"
 #include "ukernel.h"
 
 typedef struct elbo_kernels {
@@ -14,6 +15,8 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_strided_a; /* optional (NULL: A is always packed) */
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_narrow;    /* optional: edge tiles with nr <= narrow_nr */
     size_t narrow_nr;
+    elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
+    elbo_pack_b_fn pack_b;              /* packs B panels into nr-column panels (bitwise as elbo_pack_b_panel) */
     elbo_reparam_forward_fn reparam_forward;
     elbo_reparam_backward_fn reparam_backward;
     elbo_sigmoid_mse_fn sigmoid_mse;
@@ -39,6 +42,8 @@ void elbo_gemm_register_scalar(elbo_kernels *k);
 void elbo_elementwise_register_scalar(elbo_kernels *k);
 void elbo_gemm_register_avx2(elbo_kernels *k);
 void elbo_elementwise_register_avx2(elbo_kernels *k);
+/* AVX2 packing routines (called by elbo_gemm_register_avx2). */
+void elbo_gemm_pack_register_avx2(elbo_kernels *k);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
 
