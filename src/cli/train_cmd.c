@@ -137,7 +137,7 @@ static int check_save_path(const char *path)
     const char *dir = dirname(copy);
     int rc = access(dir, W_OK | X_OK);
     if (rc != 0)
-        fprintf(stderr, "elbo train: --save: directory '%s' is not writable: %s\n", dir, strerror(errno));
+        fprintf(stderr, "elbo train: --save: cannot write %s: directory '%s': %s\n", path, dir, strerror(errno));
     free(copy);
     return rc ? -1 : 0;
 }
