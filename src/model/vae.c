@@ -44,13 +44,7 @@ void elbo_vae_free(elbo_vae *m)
 
 void elbo_vae_pack_weights(elbo_vae *m)
 {
-    for (size_t i = 0; i < m->layout.n_layers; i++) {
-        const elbo_linear_layout *ly = &m->layout.layer[i];
-        const float *w = m->params + ly->w_off;
-        elbo_pack_b(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS));
-        if (i > 0)
-            elbo_pack_b(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS));
-    }
+    elbo_vae_pack_weights_part(m, 0, 1);
 }
 
 /* Allocates n floats, 64-byte aligned; NULL if n is 0 or on failure. */
@@ -65,17 +59,16 @@ static float *alloc_floats(size_t n)
 int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t max_batch)
 {
     const elbo_param_layout *l = &m->layout;
-    size_t z = m->cfg.latent, d = m->cfg.input_dim, widest = 0;
+    size_t z = m->cfg.latent, d = m->cfg.input_dim;
     memset(a, 0, sizeof *a);
     a->max_batch = max_batch;
     int ok = 1;
     for (size_t i = 0; i < l->n_layers; i++) {
         if (l->layer[i].relu) {
             a->h[i] = alloc_floats(max_batch * l->layer[i].out);
-            ok &= a->h[i] != NULL;
+            a->dh[i] = alloc_floats(max_batch * l->layer[i].out);
+            ok &= a->h[i] != NULL && a->dh[i] != NULL;
         }
-        if (l->layer[i].in > widest)
-            widest = l->layer[i].in;
     }
     a->mulv = alloc_floats(max_batch * 2 * z);
     a->eps = alloc_floats(max_batch * z);
@@ -84,12 +77,9 @@ int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t
     a->kl = alloc_floats(max_batch);
     a->recon = alloc_floats(max_batch);
     a->logits = alloc_floats(max_batch * d);
-    a->dh[0] = alloc_floats(max_batch * widest);
-    a->dh[1] = alloc_floats(max_batch * widest);
     a->dz = alloc_floats(max_batch * z);
     a->dmulv = alloc_floats(max_batch * 2 * z);
-    ok &= a->mulv && a->eps && a->sigma && a->z && a->kl && a->recon && a->logits && a->dh[0] && a->dh[1] &&
-          a->dz && a->dmulv;
+    ok &= a->mulv && a->eps && a->sigma && a->z && a->kl && a->recon && a->logits && a->dz && a->dmulv;
     ok = ok && elbo_gemm_workspace_init(&a->ws, m->kern) == 0;
     if (!ok) {
         elbo_vae_activations_free(a);
@@ -100,8 +90,10 @@ int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t
 
 void elbo_vae_activations_free(elbo_vae_activations *a)
 {
-    for (size_t i = 0; i < ELBO_MAX_LAYERS; i++)
+    for (size_t i = 0; i < ELBO_MAX_LAYERS; i++) {
         free(a->h[i]);
+        free(a->dh[i]);
+    }
     free(a->mulv);
     free(a->eps);
     free(a->sigma);
@@ -109,28 +101,27 @@ void elbo_vae_activations_free(elbo_vae_activations *a)
     free(a->kl);
     free(a->recon);
     free(a->logits);
-    free(a->dh[0]);
-    free(a->dh[1]);
     free(a->dz);
     free(a->dmulv);
     elbo_gemm_workspace_free(&a->ws);
     memset(a, 0, sizeof *a);
 }
 
-/* The input operand of layer i: x (uint8, B x D) for the first layer, z for the first decoder layer,
- * else the previous layer's activation. */
-static elbo_operand layer_input(const elbo_vae *m, const elbo_vae_activations *a, const uint8_t *x, size_t i)
+/* Row r0 of layer i's input: x (uint8, B x D) for the first layer, z for the first decoder layer, else the
+ * previous layer's activation. */
+static elbo_operand layer_input(const elbo_vae *m, const elbo_vae_activations *a, const uint8_t *x, size_t i,
+                                size_t r0)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     if (i == 0)
-        return elbo_operand_u8(x, ly->in, ELBO_NOTRANS);
+        return elbo_operand_u8(x + r0 * ly->in, ly->in, ELBO_NOTRANS);
     if (i == m->layout.heads + 1)
-        return elbo_operand_f32(a->z, ly->in, ELBO_NOTRANS);
-    return elbo_operand_f32(a->h[i - 1], ly->in, ELBO_NOTRANS);
+        return elbo_operand_f32(a->z + r0 * ly->in, ly->in, ELBO_NOTRANS);
+    return elbo_operand_f32(a->h[i - 1] + r0 * ly->in, ly->in, ELBO_NOTRANS);
 }
 
 /* Output (B, out) of layer i's forward GEMM: its hidden activation, mulv for the heads, logits for the output. */
-static float *layer_output(const elbo_vae *m, elbo_vae_activations *a, size_t i)
+static float *layer_output(const elbo_vae *m, const elbo_vae_activations *a, size_t i)
 {
     if (i == m->layout.heads)
         return a->mulv;
@@ -139,93 +130,190 @@ static float *layer_output(const elbo_vae *m, elbo_vae_activations *a, size_t i)
     return a->h[i];
 }
 
-/* y (B, out) = input (B, in) . W^T + bias, then ReLU if the layer has one, in one GEMM. */
-static void linear_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t i, size_t b)
+/* Gradient (B, out) of the loss with respect to layer i's output. */
+static float *layer_output_grad(const elbo_vae *m, const elbo_vae_activations *a, size_t i)
+{
+    if (i == m->layout.heads)
+        return a->dmulv;
+    if (i == m->layout.out_layer)
+        return a->logits;
+    return a->dh[i];
+}
+
+/* Rows [r0, r1) of y (B, out) = input . W^T + bias, then ReLU if the layer has one, in one GEMM. */
+static void linear_forward(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                           size_t i, size_t r0, size_t r1)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     elbo_epilogue epi = {.bias = m->params + ly->b_off, .relu = ly->relu};
-    elbo_gemm_packed(m->kern, &a->ws, b, ly->out, ly->in, 1.0f, layer_input(m, a, x, i), &m->fwd[i], 0.0f,
-                     layer_output(m, a, i), ly->out, &epi);
+    elbo_gemm_packed(m->kern, ws, r1 - r0, ly->out, ly->in, 1.0f, layer_input(m, a, x, i, r0), &m->fwd[i], 0.0f,
+                     layer_output(m, a, i) + r0 * ly->out, ly->out, &epi);
 }
 
-void elbo_vae_encode(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b)
+void elbo_vae_encode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                          size_t r0, size_t r1)
 {
     for (size_t i = 0; i <= m->layout.heads; i++)
-        linear_forward(m, a, x, i, b);
+        linear_forward(m, a, ws, x, i, r0, r1);
 }
 
-void elbo_vae_decode_logits(const elbo_vae *m, elbo_vae_activations *a, size_t b)
+void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1)
 {
     for (size_t i = m->layout.heads + 1; i <= m->layout.out_layer; i++)
-        linear_forward(m, a, NULL, i, b);
+        linear_forward(m, a, ws, NULL, i, r0, r1);
+}
+
+void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                           size_t r0, size_t r1, float *probs)
+{
+    const elbo_vae_config *c = &m->cfg;
+    size_t z = c->latent, d = c->input_dim, n = r1 - r0;
+    if (n == 0)
+        return;
+    elbo_vae_encode_rows(m, a, ws, x, r0, r1);
+    m->kern->reparam_forward(a->z + r0 * z, a->sigma + r0 * z, a->kl + r0, a->mulv + r0 * 2 * z, a->eps + r0 * z, n, z);
+    elbo_vae_decode_rows(m, a, ws, r0, r1);
+    float *logits = a->logits + r0 * d, *p = probs ? probs + r0 * d : NULL;
+    if (c->recon == ELBO_RECON_MSE) {
+        float scale = (float)(1.0 / (2.0 * c->sigma0 * c->sigma0));
+        m->kern->sigmoid_mse(logits, a->recon + r0, p, logits, x + r0 * d, scale, 1.0f, n, d);
+    } else {
+        m->kern->sigmoid_bce(logits, a->recon + r0, p, logits, x + r0 * d, 1.0f, n, d);
+    }
+}
+
+elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activations *a, size_t b)
+{
+    elbo_batch_loss out = {0, 0, 0};
+    for (size_t r = 0; r < b; r++) {
+        out.recon += a->recon[r];
+        out.kl += a->kl[r];
+    }
+    out.loss = out.recon + m->cfg.beta * out.kl;
+    return out;
+}
+
+/* Rows [r0, r1) of layer i's data gradient: dx (B, in) = dY (B, out) . W, times the ReLU mask of the input
+ * when it has one; dx is dz for the first decoder layer. */
+static void linear_data_grad(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t i,
+                             size_t r0, size_t r1)
+{
+    const elbo_linear_layout *ly = &m->layout.layer[i];
+    elbo_epilogue epi = {0};
+    float *dx = (i == m->layout.heads + 1) ? a->dz : a->dh[i - 1];
+    if (m->layout.layer[i - 1].relu) {
+        epi.relu_mask = a->h[i - 1] + r0 * ly->in;
+        epi.ld_mask = ly->in;
+    }
+    const float *dy = layer_output_grad(m, a, i) + r0 * ly->out;
+    elbo_gemm_packed(m->kern, ws, r1 - r0, ly->in, ly->out, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_NOTRANS),
+                     &m->bwd[i], 0.0f, dx + r0 * ly->in, ly->in, &epi);
+}
+
+void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0,
+                            size_t r1)
+{
+    const elbo_param_layout *l = &m->layout;
+    size_t z = m->cfg.latent;
+    if (r1 == r0)
+        return;
+    for (size_t i = l->out_layer; i > 0; i--) {
+        linear_data_grad(m, a, ws, i, r0, r1);
+        if (i == l->heads + 1)
+            m->kern->reparam_backward(a->dmulv + r0 * 2 * z, a->dz + r0 * z, a->mulv + r0 * 2 * z, a->eps + r0 * z,
+                                      a->sigma + r0 * z, (float)m->cfg.beta, r1 - r0, z);
+    }
+}
+
+/* [lo, hi) of part p of nparts over n items, boundaries on multiples of align (the last part takes the rest). */
+static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t *lo, size_t *hi)
+{
+    size_t units = (n + align - 1) / align;
+    *lo = units * p / nparts * align;
+    *hi = units * (p + 1) / nparts * align;
+    if (*lo > n)
+        *lo = n;
+    if (*hi > n)
+        *hi = n;
+}
+
+/* Part p of layer i's weight gradient dW (out, in) = dY^T . input over b rows: a block of columns (input
+ * features) when the layer is wide enough, else a block of rows (output features). */
+static void linear_weight_grad_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                                    size_t i, size_t b, size_t p, size_t nparts)
+{
+    const elbo_linear_layout *ly = &m->layout.layer[i];
+    const elbo_gemm_blocking *bl = &m->kern->blocking;
+    const float *dy = layer_output_grad(m, a, i);
+    float *dw = m->grads + ly->w_off;
+    size_t lo, hi;
+    elbo_operand in = layer_input(m, a, x, i, 0);
+    if (ly->in >= 2 * bl->nr * nparts || ly->in >= ly->out) {
+        split_range(ly->in, p, nparts, bl->nr, &lo, &hi);
+        if (lo == hi)
+            return;
+        in.data = (const char *)in.data + lo * (in.dtype == ELBO_DTYPE_U8 ? 1 : sizeof(float));
+        elbo_gemm(m->kern, ws, ly->out, hi - lo, b, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_TRANS), in, 0.0f, dw + lo,
+                  ly->in, NULL);
+    } else {
+        split_range(ly->out, p, nparts, bl->mr, &lo, &hi);
+        if (lo == hi)
+            return;
+        elbo_gemm(m->kern, ws, hi - lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lo, ly->out, ELBO_TRANS), in, 0.0f,
+                  dw + lo * ly->in, ly->in, NULL);
+    }
+}
+
+void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                               size_t b, size_t part, size_t nparts)
+{
+    for (size_t i = 0; i < m->layout.n_layers; i++) {
+        const elbo_linear_layout *ly = &m->layout.layer[i];
+        size_t lo, hi;
+        linear_weight_grad_part(m, a, ws, x, i, b, part, nparts);
+        split_range(ly->out, part, nparts, 8, &lo, &hi);
+        if (hi > lo)
+            m->kern->column_sum(m->grads + ly->b_off + lo, layer_output_grad(m, a, i) + lo, b, hi - lo, ly->out, 0);
+    }
+}
+
+void elbo_vae_pack_weights_part(elbo_vae *m, size_t part, size_t nparts)
+{
+    /* Jobs: (layer, forward or backward), assigned greedily by size so that parts get similar work;
+     * the assignment depends only on the layout and nparts. */
+    size_t load[64] = {0};
+    size_t np = nparts < 64 ? nparts : 64;
+    for (size_t pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < m->layout.n_layers; i++) {
+            const elbo_linear_layout *ly = &m->layout.layer[i];
+            if (pass == 1 && i == 0)
+                continue;
+            size_t best = 0;
+            for (size_t q = 1; q < np; q++)
+                if (load[q] < load[best])
+                    best = q;
+            load[best] += ly->in * ly->out;
+            if (best != part)
+                continue;
+            const float *w = m->params + ly->w_off;
+            if (pass == 0)
+                elbo_pack_b(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS));
+            else
+                elbo_pack_b(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS));
+        }
 }
 
 elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,
                                  float *probs)
 {
-    const elbo_vae_config *c = &m->cfg;
-    elbo_batch_loss out = {0, 0, 0};
-    elbo_vae_encode(m, a, x, b);
-    m->kern->reparam_forward(a->z, a->sigma, a->kl, a->mulv, a->eps, b, c->latent);
-    elbo_vae_decode_logits(m, a, b);
-    if (c->recon == ELBO_RECON_MSE) {
-        float scale = (float)(1.0 / (2.0 * c->sigma0 * c->sigma0));
-        m->kern->sigmoid_mse(a->logits, a->recon, probs, a->logits, x, scale, 1.0f, b, c->input_dim);
-    } else {
-        m->kern->sigmoid_bce(a->logits, a->recon, probs, a->logits, x, 1.0f, b, c->input_dim);
-    }
-    for (size_t r = 0; r < b; r++) {
-        out.recon += a->recon[r];
-        out.kl += a->kl[r];
-    }
-    out.loss = out.recon + c->beta * out.kl;
-    return out;
-}
-
-/* Weight and bias gradients of layer i: dW (out, in) = dY^T . input, db (out) = column sums of dY (B, out). */
-static void linear_param_grads(elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t i,
-                               const float *dy, size_t b)
-{
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    elbo_gemm(m->kern, &a->ws, ly->out, ly->in, b, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_TRANS),
-              layer_input(m, a, x, i), 0.0f, m->grads + ly->w_off, ly->in, NULL);
-    m->kern->column_sum(m->grads + ly->b_off, dy, b, ly->out, ly->out, 0);
-}
-
-/* Data gradient of layer i: dx (B, in) = dY (B, out) . W, times the ReLU mask of the input when it has one. */
-static void linear_data_grad(const elbo_vae *m, elbo_vae_activations *a, size_t i, const float *dy, float *dx,
-                             size_t b)
-{
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    elbo_epilogue epi = {0};
-    if (m->layout.layer[i - 1].relu) {
-        epi.relu_mask = a->h[i - 1];
-        epi.ld_mask = ly->in;
-    }
-    elbo_gemm_packed(m->kern, &a->ws, b, ly->in, ly->out, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_NOTRANS),
-                     &m->bwd[i], 0.0f, dx, ly->in, &epi);
+    elbo_vae_forward_rows(m, a, &a->ws, x, 0, b, probs);
+    return elbo_vae_batch_loss(m, a, b);
 }
 
 void elbo_vae_backward(elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b)
 {
-    const elbo_param_layout *l = &m->layout;
-    const float *dy = a->logits;
-    int next = 0;
-    for (size_t i = l->out_layer + 1; i-- > 0;) {
-        linear_param_grads(m, a, x, i, dy, b);
-        if (i == 0)
-            break;
-        float *dx = (i == l->heads + 1) ? a->dz : a->dh[next];
-        linear_data_grad(m, a, i, dy, dx, b);
-        if (i == l->heads + 1) {
-            m->kern->reparam_backward(a->dmulv, a->dz, a->mulv, a->eps, a->sigma, (float)m->cfg.beta, b,
-                                      m->cfg.latent);
-            dy = a->dmulv;
-        } else {
-            dy = dx;
-            next ^= 1;
-        }
-    }
+    elbo_vae_backward_rows(m, a, &a->ws, 0, b);
+    elbo_vae_param_grads_part(m, a, &a->ws, x, b, 0, 1);
 }
 
 double elbo_vae_train_flops_per_sample(const elbo_vae *m)

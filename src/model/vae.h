@@ -21,17 +21,18 @@ typedef struct {
     elbo_packed_b bwd[ELBO_MAX_LAYERS];     /* W (out x in) packed for the data-gradient GEMMs (not layer 0) */
 } elbo_vae;
 
-/* Activations and scratch for up to max_batch rows (one set per thread). */
+/* Activations and gradients of up to max_batch rows, shared by the threads of a step: each thread writes
+ * its own rows in the forward and data-gradient passes and reads all rows for the weight gradients. */
 typedef struct {
     size_t max_batch;
     float *h[ELBO_MAX_LAYERS];  /* outputs of the hidden layers (B, out), post-ReLU; NULL for heads/output */
+    float *dh[ELBO_MAX_LAYERS]; /* d loss / d h[i] (B, out), masked by the ReLU; NULL for heads/output */
     float *mulv;                /* (B, 2Z) [mu | logvar] */
     float *eps, *sigma, *z;     /* (B, Z) */
     float *kl, *recon;          /* (B) per-sample KL and reconstruction loss */
     float *logits;              /* (B, D) output logits, then d loss / d logits */
-    float *dh[2];               /* (B, max hidden width) ping-pong data gradients */
     float *dz, *dmulv;          /* (B, Z), (B, 2Z) */
-    elbo_gemm_workspace ws;
+    elbo_gemm_workspace ws;     /* for single-threaded callers */
 } elbo_vae_activations;
 
 /* Loss terms of one batch, summed over its rows. */
@@ -51,19 +52,40 @@ int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t
 /* Frees activations (safe on a zeroed struct). */
 void elbo_vae_activations_free(elbo_vae_activations *a);
 
-/* Encoder: mulv (B, 2Z) from x (B, D) contiguous uint8 pixels; keeps the hidden activations. */
-void elbo_vae_encode(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b);
+/* Encoder for rows [r0, r1): mulv rows from x (B, D) contiguous uint8 pixels; keeps the hidden activations. */
+void elbo_vae_encode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                          size_t r0, size_t r1);
 
-/* Decoder: logits (B, D) from a->z (B, Z); keeps the hidden activations. */
-void elbo_vae_decode_logits(const elbo_vae *m, elbo_vae_activations *a, size_t b);
+/* Decoder for rows [r0, r1): logits rows from a->z; keeps the hidden activations. */
+void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1);
 
-/* Full forward pass for b rows with the noise already in a->eps (B, Z): encoder, reparameterization,
- * decoder, fused sigmoid + loss + d loss / d logits. Fills a->recon and a->kl per row; probs (B, D) gets the
- * decoder means if not NULL. Returns the batch sums. */
+/* Forward pass of rows [r0, r1) with the noise already in a->eps: encoder, reparameterization, decoder, fused
+ * sigmoid + loss + d loss / d logits. Fills a->recon, a->kl for those rows; probs (B, D) gets the decoder
+ * means of those rows if not NULL. */
+void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                           size_t r0, size_t r1, float *probs);
+
+/* Batch sums of rows [0, b) of a->recon and a->kl, in row order. */
+elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activations *a, size_t b);
+
+/* Data gradients of rows [r0, r1) after their forward pass: d loss / d h for every hidden layer, dz, dmulv. */
+void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0,
+                            size_t r1);
+
+/* Part `part` of `nparts` of the parameter gradients over all b rows (after every row's backward pass):
+ * each weight gradient dW = dY^T . input is split by output columns (or rows when narrow) and each bias
+ * gradient by features, so every gradient element is computed whole, in the same order, for any nparts. */
+void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                               size_t b, size_t part, size_t nparts);
+
+/* Part `part` of `nparts` of the weight packing (elbo_vae_pack_weights split into independent jobs). */
+void elbo_vae_pack_weights_part(elbo_vae *m, size_t part, size_t nparts);
+
+/* Single-threaded forward pass of b rows (noise in a->eps); returns the batch sums. */
 elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,
                                  float *probs);
 
-/* Backward pass after elbo_vae_forward on the same rows: m->grads = d (sum of the b rows' losses) / d params. */
+/* Single-threaded backward pass after elbo_vae_forward: m->grads = d (sum of the b rows' losses) / d params. */
 void elbo_vae_backward(elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b);
 
 /* FLOPs of one training sample (forward + backward, the first layer's data gradient excluded). */
