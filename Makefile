@@ -17,7 +17,7 @@ endif
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
 OPT ?= -O3
-CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread \
+CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -fopenmp \
                -Isrc -Isrc/kernels -Isrc/model -Isrc/cli
 LDLIBS_BASE := -lsleef -lz -lcjson -lm -pthread
 

@@ -381,6 +381,7 @@ static void test_help(void **state)
         {"sigma0", "0.7071"},
         {"beta", "1"},
         {"seed", "1"},
+        {"threads", "one per physical core, or OMP_NUM_THREADS"},
         {"save", "none"},
         {"json", NULL},
     };
@@ -389,6 +390,7 @@ static void test_help(void **state)
         {"load", "none"},
         {"data", "/usr/share/datasets/fashion-mnist"},
         {"seed", "1"},
+        {"threads", "one per physical core, or OMP_NUM_THREADS"},
         {"json", NULL},
     };
     check_help("eval", eval, sizeof eval / sizeof eval[0]);

@@ -2,9 +2,16 @@
 #include "cli_common.h"
 
 #include <cjson/cJSON.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+size_t cli_default_threads(void)
+{
+    int n = omp_get_max_threads();
+    return n > 0 ? (size_t)n : 1;
+}
 
 double cli_now(void)
 {

@@ -8,6 +8,9 @@
 #include "kernels.h"
 #include "train.h"
 
+/* Default thread count: OMP_NUM_THREADS when set, else one per physical core. */
+size_t cli_default_threads(void);
+
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 

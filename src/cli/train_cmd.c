@@ -17,7 +17,7 @@
 
 typedef struct {
     const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save;
-    size_t epochs, batch, latent;
+    size_t epochs, batch, latent, threads;
     long steps;
     double lr, momentum, sigma0, beta;
     uint64_t seed;
@@ -148,7 +148,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     char err[512];
     elbo_trainer tr;
     elbo_vae_activations eval_act;
-    if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, err, sizeof err)) {
+    if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, a->threads, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
     }
@@ -177,7 +177,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         if (tm.samples == 0)
             break;
         double t0 = cli_now();
-        elbo_loss_means te = elbo_evaluate(m, &eval_act, &test, a->seed);
+        elbo_loss_means te = elbo_evaluate(m, &eval_act, &tr.team, &test, a->seed);
         report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, p.tty);
         if (save_checkpoint(a, &tr, ds->name)) {
             status = 1;
@@ -214,6 +214,8 @@ int cli_train(int argc, char **argv)
          "0.7071 (sum of squares)", 0},
         {"beta", ARG_DOUBLE, &a.beta, "X", "weight of the KL term", 0, 1e6, NULL, 0},
         {"seed", ARG_U64, &a.seed, "N", "seed of the initialization, the noise and the data order", 0, 0, NULL, 0},
+        {"threads", ARG_SIZE, &a.threads, "N", "OpenMP threads; results are bitwise the same for any N", 1, 4096,
+         "one per physical core, or OMP_NUM_THREADS", 0},
         {"save", ARG_STRING, &a.save, "PATH", "write a safetensors checkpoint after every epoch", 0, 0, NULL, 0},
         {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0},
     };
@@ -230,6 +232,8 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
+    if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
+        a.threads = cli_default_threads();
     if (a.save && check_save_path(a.save))
         return 2;
     const elbo_kernels *k = cli_kernels("train");
@@ -256,8 +260,9 @@ int cli_train(int argc, char **argv)
     oc.sgd.momentum = a.momentum;
     elbo_vae_config_describe(&cfg, desc, sizeof desc);
     fprintf(a.json ? stderr : stdout,
-            "elbo train: %s, %zu train / %zu test images (%s), batch %zu, %s lr %g, %s kernels, 1 thread\n", desc,
-            ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa);
+            "elbo train: %s, %zu train / %zu test images (%s), batch %zu, %s lr %g, %s kernels, %zu thread%s\n",
+            desc, ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
+            a.threads == 1 ? "" : "s");
     fflush(stdout);
     int status = run_training(&a, &ds, &m, &oc);
     elbo_vae_free(&m);

@@ -44,16 +44,32 @@ void elbo_optimizer_free(elbo_optimizer *o)
     memset(o, 0, sizeof *o);
 }
 
-void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m)
+void elbo_optimizer_begin_step(elbo_optimizer *o)
 {
-    size_t n = m->layout.total;
     o->step++;
+}
+
+void elbo_optimizer_update_part(const elbo_optimizer *o, elbo_vae *m, size_t part, size_t nparts)
+{
+    /* Blocks of whole cache lines (16 floats), the last part takes the rest. */
+    size_t lines = (m->layout.total + 15) / 16;
+    size_t lo = lines * part / nparts * 16, hi = lines * (part + 1) / nparts * 16;
+    if (hi > m->layout.total)
+        hi = m->layout.total;
+    if (lo >= hi)
+        return;
     if (o->cfg.kind == ELBO_OPT_ADAM) {
         elbo_adam_hparams h = o->cfg.adam;
         h.step = o->step;
-        m->kern->adam(m->params, o->m, o->v, m->grads, n, &h);
+        m->kern->adam(m->params + lo, o->m + lo, o->v + lo, m->grads + lo, hi - lo, &h);
     } else {
-        m->kern->sgd(m->params, o->m, m->grads, n, &o->cfg.sgd, o->step == 1);
+        m->kern->sgd(m->params + lo, o->m + lo, m->grads + lo, hi - lo, &o->cfg.sgd, o->step == 1);
     }
+}
+
+void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m)
+{
+    elbo_optimizer_begin_step(o);
+    elbo_optimizer_update_part(o, m, 0, 1);
     elbo_vae_pack_weights(m);
 }

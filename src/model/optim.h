@@ -28,7 +28,13 @@ const char *elbo_optimizer_name(elbo_optimizer_kind k);
 int elbo_optimizer_init(elbo_optimizer *o, const elbo_optimizer_config *cfg, const elbo_param_layout *l);
 /* Frees the state (safe on a zeroed struct). */
 void elbo_optimizer_free(elbo_optimizer *o);
-/* One update of m->params from m->grads, then repacks the weights. */
+/* One update of m->params from m->grads, then repacks the weights (single-threaded). */
 void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m);
+
+/* Multi-threaded step, in three phases: one thread calls begin (counts the step), then every part p of
+ * nparts calls update_part (a block of the arena each; elementwise, so the result does not depend on
+ * nparts), then, after a barrier, every part calls elbo_vae_pack_weights_part. */
+void elbo_optimizer_begin_step(elbo_optimizer *o);
+void elbo_optimizer_update_part(const elbo_optimizer *o, elbo_vae *m, size_t part, size_t nparts);
 
 #endif

@@ -2,6 +2,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include "rng.h"
 
 int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
-                      uint64_t seed, size_t n_train, char *err, size_t errlen)
+                      uint64_t seed, size_t n_train, size_t n_threads, char *err, size_t errlen)
 {
     memset(tr, 0, sizeof *tr);
     tr->model = model;
@@ -19,7 +20,8 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->perm = malloc((n_train ? n_train : 1) * sizeof *tr->perm);
     tr->xbatch = malloc(batch * model->cfg.input_dim);
     if (!tr->perm || !tr->xbatch || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
-        elbo_vae_activations_init(&tr->act, model, batch) != 0) {
+        elbo_vae_activations_init(&tr->act, model, batch) != 0 ||
+        elbo_team_init(&tr->team, n_threads ? n_threads : 1, model->kern) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
         return -1;
@@ -31,6 +33,7 @@ void elbo_trainer_free(elbo_trainer *tr)
 {
     elbo_optimizer_free(&tr->opt);
     elbo_vae_activations_free(&tr->act);
+    elbo_team_free(&tr->team);
     free(tr->perm);
     free(tr->xbatch);
     memset(tr, 0, sizeof *tr);
@@ -47,16 +50,39 @@ static void fill_noise(float *eps, size_t b, size_t z, uint64_t seed, elbo_rng_s
 elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b)
 {
     elbo_vae *m = tr->model;
-    size_t d = data->dim;
-    for (size_t r = 0; r < b; r++)
-        memcpy(tr->xbatch + r * d, data->pixels + (size_t)rows[r] * d, d);
-    fill_noise(tr->act.eps, b, m->cfg.latent, tr->seed, ELBO_STREAM_EPS, 0, (uint32_t)tr->step);
-    elbo_batch_loss loss = elbo_vae_forward(m, &tr->act, tr->xbatch, b, NULL);
-    if (!isfinite(loss.loss))
-        return loss;
-    elbo_vae_backward(m, &tr->act, tr->xbatch, b);
-    elbo_optimizer_step(&tr->opt, m);
-    tr->step++;
+    elbo_vae_activations *a = &tr->act;
+    size_t d = data->dim, z = m->cfg.latent, nt = tr->team.n;
+    elbo_batch_loss loss = {0, 0, 0};
+    int finite = 1;
+#pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, a, data, rows, b, d, z, nt, loss, finite)
+    {
+        size_t t = (size_t)omp_get_thread_num(), r0, r1;
+        elbo_gemm_workspace *ws = &tr->team.ws[t];
+        elbo_team_rows(b, t, nt, &r0, &r1);
+        for (size_t r = r0; r < r1; r++)
+            memcpy(tr->xbatch + r * d, data->pixels + (size_t)rows[r] * d, d);
+        fill_noise(a->eps + r0 * z, r1 - r0, z, tr->seed, ELBO_STREAM_EPS, r0, (uint32_t)tr->step);
+        elbo_vae_forward_rows(m, a, ws, tr->xbatch, r0, r1, NULL);
+#pragma omp barrier
+#pragma omp single
+        {
+            loss = elbo_vae_batch_loss(m, a, b);
+            finite = isfinite(loss.loss);
+            if (finite)
+                elbo_optimizer_begin_step(&tr->opt);
+        }
+        if (finite) {
+            elbo_vae_backward_rows(m, a, ws, r0, r1);
+#pragma omp barrier
+            elbo_vae_param_grads_part(m, a, ws, tr->xbatch, b, t, nt);
+#pragma omp barrier
+            elbo_optimizer_update_part(&tr->opt, m, t, nt);
+#pragma omp barrier
+            elbo_vae_pack_weights_part(m, t, nt);
+        }
+    }
+    if (finite)
+        tr->step++;
     return loss;
 }
 
@@ -100,15 +126,23 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
     return rc;
 }
 
-elbo_loss_means elbo_evaluate(const elbo_vae *model, elbo_vae_activations *act, const elbo_images_view *data,
-                              uint64_t seed)
+elbo_loss_means elbo_evaluate(const elbo_vae *model, elbo_vae_activations *act, elbo_team *team,
+                              const elbo_images_view *data, uint64_t seed)
 {
     elbo_loss_means r = {0, 0, 0, data->n};
     double sum_recon = 0, sum_kl = 0;
-    for (size_t r0 = 0; r0 < data->n; r0 += act->max_batch) {
-        size_t b = data->n - r0 < act->max_batch ? data->n - r0 : act->max_batch;
-        fill_noise(act->eps, b, model->cfg.latent, seed, ELBO_STREAM_EVAL, r0, 0);
-        elbo_batch_loss l = elbo_vae_forward(model, act, data->pixels + r0 * data->dim, b, NULL);
+    size_t z = model->cfg.latent, nt = team->n;
+    for (size_t c0 = 0; c0 < data->n; c0 += act->max_batch) {
+        size_t b = data->n - c0 < act->max_batch ? data->n - c0 : act->max_batch;
+        const uint8_t *x = data->pixels + c0 * data->dim;
+#pragma omp parallel num_threads((int)nt) default(none) shared(model, act, team, x, b, c0, z, nt, seed)
+        {
+            size_t t = (size_t)omp_get_thread_num(), r0, r1;
+            elbo_team_rows(b, t, nt, &r0, &r1);
+            fill_noise(act->eps + r0 * z, r1 - r0, z, seed, ELBO_STREAM_EVAL, c0 + r0, 0);
+            elbo_vae_forward_rows(model, act, &team->ws[t], x, r0, r1, NULL);
+        }
+        elbo_batch_loss l = elbo_vae_batch_loss(model, act, b);
         sum_recon += l.recon;
         sum_kl += l.kl;
     }

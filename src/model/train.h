@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "optim.h"
+#include "team.h"
 #include "vae.h"
 
 /* n images of dim uint8 pixels, contiguous rows. */
@@ -19,6 +20,7 @@ typedef struct {
     elbo_vae *model;
     elbo_optimizer opt;
     elbo_vae_activations act;
+    elbo_team team;
     uint64_t seed;
     size_t batch;
     long step;              /* optimizer steps taken */
@@ -38,10 +40,11 @@ typedef struct {
 typedef int (*elbo_step_callback)(void *ctx, const elbo_trainer *tr, size_t done, size_t total,
                                   const elbo_loss_means *running);
 
-/* Prepares a trainer for model (parameters already set and packed) on n_train samples.
+/* Prepares a trainer for model (parameters already set and packed) on n_train samples, with n_threads
+ * OpenMP threads (results are bitwise the same for any n_threads).
  * Returns 0 or -1 with a message in err. */
 int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
-                      uint64_t seed, size_t n_train, char *err, size_t errlen);
+                      uint64_t seed, size_t n_train, size_t n_threads, char *err, size_t errlen);
 /* Frees the trainer's own buffers (not the model). */
 void elbo_trainer_free(elbo_trainer *tr);
 
@@ -56,8 +59,8 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
                        void *ctx, elbo_loss_means *out, char *err, size_t errlen);
 
 /* Test -ELBO per sample (one posterior sample per image, noise from (seed, sample index)), with its parts,
- * using act (any max_batch) for the forward passes. */
-elbo_loss_means elbo_evaluate(const elbo_vae *model, elbo_vae_activations *act, const elbo_images_view *data,
-                              uint64_t seed);
+ * using act (any max_batch) for the forward passes, split over team's threads. */
+elbo_loss_means elbo_evaluate(const elbo_vae *model, elbo_vae_activations *act, elbo_team *team,
+                              const elbo_images_view *data, uint64_t seed);
 
 #endif
