@@ -95,10 +95,10 @@ int elbo_topology_plan(const elbo_topology *t, size_t n, elbo_thread_place *out,
     if (n <= t->n_cores)
         return 0;
     if (n <= t->n_pus)
-        elbo_errf(err, errlen, "thread plan: %zu threads on %zu cores: %zu of them run on the cores' other hardware "
+        elbo_errf(err, errlen, "%zu threads on %zu cores: %zu of them run on the cores' other hardware "
                   "threads", n, t->n_cores, n - t->n_cores);
     else
-        elbo_errf(err, errlen, "thread plan: %zu threads on %zu cores with %zu hardware threads: hardware threads "
+        elbo_errf(err, errlen, "%zu threads on %zu cores with %zu hardware threads: hardware threads "
                   "are shared", n, t->n_cores, t->n_pus);
     return 1;
 }

@@ -51,7 +51,7 @@ typedef struct {
  * with more threads than PUs, PUs are shared.
  *
  * Returns 0 when every thread has a core of its own; 1 when threads share cores, with a one-line note in err
- * saying so; -1 with a message in err when n is 0 or the topology has no CPU. */
+ * saying so ("4 threads on 2 cores: 2 of them run on the cores' other hardware threads"); -1 with a message in err when n is 0 or the topology has no CPU. */
 int elbo_topology_plan(const elbo_topology *t, size_t n, elbo_thread_place *out, char *err, size_t errlen);
 
 /* Binds the calling thread to the place's PU (a single PU, with HWLOC_CPUBIND_THREAD). Returns 0, or -1 with

@@ -87,7 +87,10 @@ static void print_plan(const elbo_topology *t, size_t n, FILE *f)
         free(plan);
         return;
     }
-    fprintf(f, "threads:      %zu (%s)\n", n, n <= t->n_cores ? "one per core" : note);
+    if (n <= t->n_cores)
+        fprintf(f, "threads:      %zu (one per core)\n", n);
+    else
+        fprintf(f, "threads:      %zu (%s)\n", n, note);
     for (size_t i = 0; i < n; i++)
         fprintf(f, "  thread %zu -> core %d, PU %d, node %d, package %d\n", i, plan[i].core, plan[i].pu_os,
                 plan[i].numa_node, plan[i].package);
