@@ -15,7 +15,8 @@ typedef struct elbo_topology elbo_topology; /* opaque: hwloc topology + derived 
 
 /* Discovers this machine's topology, restricted to the CPUs the process may use, or a synthetic one when
  * `synthetic` is non-NULL: an hwloc synthetic description ("package:2 numa:2 core:4 pu:2") or the path of an
- * XML export. Returns NULL with a one-line message in err on failure. */
+ * XML export. The process's binding is read now (the union over its threads), so open before binding any
+ * thread. Returns NULL with a one-line message in err on failure. */
 elbo_topology *elbo_topology_open(const char *synthetic, char *err, size_t errlen);
 void elbo_topology_close(elbo_topology *t);
 
