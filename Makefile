@@ -18,8 +18,8 @@ TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
 OPT ?= -O3
 CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -fopenmp \
-               -Isrc -Isrc/kernels -Isrc/model -Isrc/cli
-LDLIBS_BASE := -lsleef -lz -lcjson -lm -pthread
+               -Isrc -Isrc/kernels -Isrc/model -Isrc/runtime -Isrc/cli
+LDLIBS_BASE := -lsleef -lz -lcjson -lhwloc -lm -pthread
 
 # ISA files carry their own flags; everything else is built for the baseline ISA so that
 # one binary runs anywhere and picks its kernels at run time.
@@ -40,7 +40,7 @@ CFLAGS_BASE += -I$(R123_INC)
 R123_DEP := $(R123_INC)/Random123
 endif
 
-LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/model/*.c))
+LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/model/*.c src/runtime/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -84,9 +84,9 @@ $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
-                zlib1g-dev libcjson-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy
+                zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
-                      zlib1g-dev:arm64 libcjson-dev:arm64
+                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:

@@ -396,6 +396,9 @@ static void test_help(void **state)
     check_help("eval", eval, sizeof eval / sizeof eval[0]);
     const help_option info[] = {
         {"load", "none"},
+        {"topology", NULL},
+        {"threads", "OMP_NUM_THREADS, else one per core"},
+        {"synthetic", "none"},
     };
     check_help("info", info, sizeof info / sizeof info[0]);
 }
@@ -453,6 +456,30 @@ static void test_train_save(void **state)
     remove_tree(dir);
 }
 
+/* elbo info --topology: the report of a synthetic topology shows its nodes and the thread plan asked for; this
+ * machine's report exits 0; a bad synthetic description is one line naming it, before any other output. */
+static void test_info_topology(void **state)
+{
+    (void)state;
+    run_result r;
+    run(&r, "info", "--topology", "--synthetic", "package:2 numa:2 core:4 pu:1", "--threads", "4", NULL);
+    if (r.status != 0 || r.err[0])
+        test_failf("info --topology --synthetic: status %d, stderr \"%s\"\n", r.status, r.err);
+    assert_non_null(strstr(r.out, "numa nodes:   4\n"));
+    assert_non_null(strstr(r.out, "threads:      4 (one per core)\n"));
+    assert_non_null(strstr(r.out, "  thread 3 -> core 12, PU 12, node 3, package 1\n"));
+    run_free(&r);
+    run(&r, "info", "--topology", NULL);
+    if (r.status != 0 || r.err[0])
+        test_failf("info --topology: status %d, stderr \"%s\"\n", r.status, r.err);
+    assert_non_null(strstr(r.out, "binding:      thread cpubind"));
+    run_free(&r);
+    run(&r, "info", "--topology", "--synthetic", "bogus:2", NULL);
+    expect_error(&r, 2, "bogus:2", "synthetic");
+    assert_string_equal(r.out, "");
+    run_free(&r);
+}
+
 /* Finds the elbo binary beside this test's directory (build/tests/x -> build/elbo). */
 static int find_elbo(void **state)
 {
@@ -480,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_train_bad_options),
         cmocka_unit_test(test_bad_files_and_commands),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_info_topology),
         cmocka_unit_test(test_train_save),
     };
     return cmocka_run_group_tests(tests, find_elbo, NULL);

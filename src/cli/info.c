@@ -5,6 +5,7 @@
 #include "checkpoint.h"
 #include "cpu_features.h"
 #include "kernels.h"
+#include "topology.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -38,17 +39,33 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
 
 int cli_info(int argc, char **argv)
 {
-    const char *load = NULL;
+    const char *load = NULL, *synthetic = NULL;
+    int topology = 0;
+    size_t threads = 0;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "also print the model config and training state of a checkpoint", 0, 0,
          "none", 0},
+        {"topology", ARG_FLAG, &topology, NULL, "also print the hwloc topology, binding support and thread placement",
+         0, 0, NULL, 0},
+        {"threads", ARG_SIZE, &threads, "N", "threads to plan with --topology", 1, 1 << 20,
+         "OMP_NUM_THREADS, else one per core", 0},
+        {"synthetic", ARG_STRING, &synthetic, "DESC",
+         "with --topology: an hwloc synthetic topology or XML file, not this machine", 0, 0, "none", 0},
     };
-    cli_parse_result pr = cli_parse("info", argc, argv, opts, 1,
+    cli_parse_result pr = cli_parse("info", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Prints the CPU model and SIMD features detected, the kernel path chosen "
                                     "(override with\nELBO_ISA=scalar|avx2|neon), the GEMM microkernel and its "
                                     "blocking, the threads used, and the build flags.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
+    elbo_topology *topo = NULL;
+    if (topology || synthetic || opts[2].seen) { /* opened first, so a bad --synthetic prints nothing else */
+        char err[512];
+        if (!(topo = elbo_topology_open(synthetic, err, sizeof err))) {
+            fprintf(stderr, "elbo info: %s\n", err);
+            return 2;
+        }
+    }
     const elbo_cpu_features *f = elbo_cpu_features_get();
     printf("cpu:          %s (%s)\n", f->model, f->arch);
     printf("features:     avx2=%s fma=%s avx512f=%s neon=%s\n", f->avx2 ? "yes" : "no", f->fma ? "yes" : "no",
@@ -58,8 +75,10 @@ int cli_info(int argc, char **argv)
         printf(" %s", elbo_kernels_available(i)->isa);
     printf("\n");
     const elbo_kernels *k = elbo_kernels_select();
-    if (!k)
+    if (!k) {
+        elbo_topology_close(topo);
         return 2;
+    }
     const elbo_gemm_blocking *b = &k->blocking;
     printf("isa chosen:   %s\n", k->isa);
     printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu)\n", k->gemm_ukernel_name, b->mr, b->nr, b->mc,
@@ -67,5 +86,9 @@ int cli_info(int argc, char **argv)
     printf("compiler:     %s\n", __VERSION__);
     printf("threads:      1\n");
     printf("build flags:  %s\n", ELBO_BUILD_FLAGS);
+    if (topo) {
+        elbo_topology_print(topo, threads, stdout);
+        elbo_topology_close(topo);
+    }
     return load ? print_checkpoint(load, k) : 0;
 }

@@ -1,0 +1,70 @@
+/* Memory placed on NUMA nodes: bound or interleaved where the system allows it, first-touch otherwise. */
+#include "topology_internal.h"
+
+/* 1 when memory binding with policy (BIND or INTERLEAVE) is reported supported for this machine's topology. */
+static int membind_supported(const elbo_topology *t, hwloc_membind_policy_t policy)
+{
+    if (!t->this_machine)
+        return 0;
+    const struct hwloc_topology_support *s = hwloc_topology_get_support(t->topo);
+    if (!s->membind->alloc_membind)
+        return 0;
+    return policy == HWLOC_MEMBIND_INTERLEAVE ? s->membind->interleave_membind : s->membind->bind_membind;
+}
+
+/* Allocates bytes with policy over nodeset (strictly, so a refusal is seen), else page-aligned memory left to
+ * first touch; sets *policy_name. */
+static void *alloc_policy(const elbo_topology *t, size_t bytes, hwloc_const_nodeset_t nodeset,
+                          hwloc_membind_policy_t policy, const char *bound_name, const char **policy_name)
+{
+    if (bytes == 0)
+        bytes = 1;
+    void *p = NULL;
+    if (nodeset && membind_supported(t, policy))
+        p = hwloc_alloc_membind(t->topo, bytes, nodeset, policy, HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_STRICT);
+    if (p) {
+        if (policy_name)
+            *policy_name = bound_name;
+        return p;
+    }
+    /* hwloc_alloc gives page-aligned memory (mmap on Linux) whose pages are placed when first written */
+    p = hwloc_alloc(t->topo, bytes);
+    if (policy_name)
+        *policy_name = "first-touch";
+    return p;
+}
+
+void *elbo_topology_alloc_on_node(const elbo_topology *t, size_t bytes, int numa_node, const char **policy)
+{
+    hwloc_obj_t node = elbo_topology_node_obj(t, numa_node);
+    return alloc_policy(t, bytes, node ? node->nodeset : NULL, HWLOC_MEMBIND_BIND, "bind", policy);
+}
+
+void *elbo_topology_alloc_interleaved(const elbo_topology *t, size_t bytes, const char **policy)
+{
+    return alloc_policy(t, bytes, hwloc_topology_get_topology_nodeset(t->topo), HWLOC_MEMBIND_INTERLEAVE,
+                        "interleave", policy);
+}
+
+void elbo_topology_free(const elbo_topology *t, void *p, size_t bytes)
+{
+    if (p)
+        hwloc_free(t->topo, p, bytes ? bytes : 1);
+}
+
+int elbo_topology_area_node(const elbo_topology *t, const void *p, size_t bytes)
+{
+    if (!t->this_machine || !hwloc_topology_get_support(t->topo)->membind->get_area_memlocation)
+        return -1;
+    hwloc_nodeset_t set = hwloc_bitmap_alloc();
+    if (!set)
+        return -1;
+    int node = -1;
+    if (hwloc_get_area_memlocation(t->topo, p, bytes, set, HWLOC_MEMBIND_BYNODESET) == 0) {
+        int w = hwloc_bitmap_weight(set);
+        hwloc_obj_t obj = w == 1 ? hwloc_get_numanode_obj_by_os_index(t->topo, (unsigned)hwloc_bitmap_first(set)) : NULL;
+        node = w > 1 ? -2 : obj ? (int)obj->logical_index : -1;
+    }
+    hwloc_bitmap_free(set);
+    return node;
+}
