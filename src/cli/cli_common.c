@@ -7,8 +7,19 @@
 #include <stdlib.h>
 #include <time.h>
 
-size_t cli_default_threads(void)
+elbo_topology *cli_open_topology(const char *command)
 {
+    char err[256];
+    elbo_topology *t = elbo_topology_open(NULL, err, sizeof err);
+    if (!t)
+        fprintf(stderr, "elbo %s: warning: %s; threads run unbound\n", command, err);
+    return t;
+}
+
+size_t cli_default_threads(const elbo_topology *topo)
+{
+    if (topo)
+        return elbo_topology_default_threads(topo);
     int n = omp_get_max_threads();
     return n > 0 ? (size_t)n : 1;
 }

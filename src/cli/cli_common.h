@@ -6,10 +6,14 @@
 
 #include "dataset.h"
 #include "kernels.h"
+#include "topology.h"
 #include "train.h"
 
-/* Default thread count: OMP_NUM_THREADS when set, else one per physical core. */
-size_t cli_default_threads(void);
+/* This machine's topology (hwloc), or NULL after one warning line when it cannot be discovered. */
+elbo_topology *cli_open_topology(const char *command);
+
+/* Default thread count: OMP_NUM_THREADS when set, else one per physical core (of topo; OpenMP's count without). */
+size_t cli_default_threads(const elbo_topology *topo);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);

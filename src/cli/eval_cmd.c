@@ -32,8 +32,6 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "elbo eval: --load: required (a checkpoint written by elbo train --save)\n");
         return 2;
     }
-    if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
-        threads = cli_default_threads();
     const elbo_kernels *k = cli_kernels("eval");
     if (!k)
         return 2;
@@ -49,14 +47,18 @@ int cli_eval(int argc, char **argv)
         return 2;
     }
     int status = 0;
+    elbo_topology *topo = cli_open_topology("eval");
+    if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
+        threads = cli_default_threads(topo);
     elbo_vae_activations act;
     memset(&act, 0, sizeof act);
-    elbo_team team = {0, NULL};
+    elbo_team team;
+    memset(&team, 0, sizeof team);
     if (ds.test.dim != m.cfg.input_dim) {
         fprintf(stderr, "elbo eval: %s: image size %zux%zu = %zu pixels, but %s has input_dim %zu\n", ds.name,
                 ds.test.rows, ds.test.cols, ds.test.dim, load, m.cfg.input_dim);
         status = 2;
-    } else if (elbo_vae_activations_init(&act, &m, 1024) || elbo_team_init(&team, threads, k)) {
+    } else if (elbo_vae_activations_init(&act, &m, 1024) || elbo_team_init(&team, threads, k, topo)) {
         fprintf(stderr, "elbo eval: out of memory\n");
         status = 1;
     } else {
@@ -77,5 +79,7 @@ int cli_eval(int argc, char **argv)
     elbo_team_free(&team);
     elbo_dataset_free(&ds);
     elbo_vae_free(&m);
+    if (topo)
+        elbo_topology_close(topo);
     return status;
 }

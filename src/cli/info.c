@@ -2,12 +2,14 @@
 #include "cli.h"
 
 #include "args.h"
+#include "cli_common.h"
 #include "checkpoint.h"
 #include "cpu_features.h"
 #include "kernels.h"
 #include "topology.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef ELBO_BUILD_FLAGS
@@ -84,7 +86,11 @@ int cli_info(int argc, char **argv)
     printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu)\n", k->gemm_ukernel_name, b->mr, b->nr, b->mc,
            b->kc, b->nc);
     printf("compiler:     %s\n", __VERSION__);
-    printf("threads:      1\n");
+    elbo_topology *here = topo && !synthetic ? topo : cli_open_topology("info");
+    printf("threads:      %zu (%s)\n", cli_default_threads(here),
+           getenv("OMP_NUM_THREADS") ? "OMP_NUM_THREADS" : "one per physical core; --threads to change");
+    if (here && here != topo)
+        elbo_topology_close(here);
     printf("build flags:  %s\n", ELBO_BUILD_FLAGS);
     if (topo) {
         elbo_topology_print(topo, threads, stdout);

@@ -143,12 +143,13 @@ static int check_save_path(const char *path)
 }
 
 /* Runs the epochs; returns the exit status. */
-static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m, const elbo_optimizer_config *oc)
+static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m, const elbo_optimizer_config *oc,
+                        const elbo_topology *topo)
 {
     char err[512];
     elbo_trainer tr;
     elbo_vae_activations eval_act;
-    if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, a->threads, err, sizeof err)) {
+    if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, a->threads, topo, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
     }
@@ -191,6 +192,8 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     return status;
 }
 
+static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const elbo_topology *topo);
+
 int cli_train(int argc, char **argv)
 {
     train_args a = {.hidden = "400", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128,
@@ -232,10 +235,21 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
-    if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
-        a.threads = cli_default_threads();
     if (a.save && check_save_path(a.save))
         return 2;
+    elbo_topology *topo = cli_open_topology("train");
+    if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
+        a.threads = cli_default_threads(topo);
+    int status = train_with_topology(&a, kind, topo);
+    if (topo)
+        elbo_topology_close(topo);
+    return status;
+}
+
+/* Everything after option parsing: kernels, data, model, training; returns the exit status. */
+static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const elbo_topology *topo)
+{
+    train_args a = *ap;
     const elbo_kernels *k = cli_kernels("train");
     if (!k)
         return 2;
@@ -264,7 +278,7 @@ int cli_train(int argc, char **argv)
             desc, ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
             a.threads == 1 ? "" : "s");
     fflush(stdout);
-    int status = run_training(&a, &ds, &m, &oc);
+    int status = run_training(&a, &ds, &m, &oc, topo);
     elbo_vae_free(&m);
     elbo_dataset_free(&ds);
     return status;

@@ -9,8 +9,51 @@
 
 #include "rng.h"
 
+/* Puts each thread's rows of every activation buffer (and of the gathered batch) on its NUMA node. */
+static void place_activations(const elbo_team *team, elbo_vae_activations *a, const elbo_vae *m, uint8_t *xbatch)
+{
+    const elbo_param_layout *l = &m->layout;
+    size_t z = m->cfg.latent, d = m->cfg.input_dim, rows = a->max_batch, f = sizeof(float);
+    for (size_t i = 0; i < l->n_layers; i++)
+        if (a->h[i]) {
+            elbo_team_place_rows(team, a->h[i], rows, l->layer[i].out * f);
+            elbo_team_place_rows(team, a->dh[i], rows, l->layer[i].out * f);
+        }
+    elbo_team_place_rows(team, a->mulv, rows, 2 * z * f);
+    elbo_team_place_rows(team, a->dmulv, rows, 2 * z * f);
+    elbo_team_place_rows(team, a->eps, rows, z * f);
+    elbo_team_place_rows(team, a->sigma, rows, z * f);
+    elbo_team_place_rows(team, a->z, rows, z * f);
+    elbo_team_place_rows(team, a->dz, rows, z * f);
+    elbo_team_place_rows(team, a->kl, rows, f);
+    elbo_team_place_rows(team, a->recon, rows, f);
+    elbo_team_place_rows(team, a->logits, rows, d * f);
+    elbo_team_place_rows(team, xbatch, rows, d);
+}
+
+/* Interleaves the data every thread reads across the NUMA nodes: parameters, gradients, optimizer state and
+ * the packed weights (a no-op on one node). */
+static void interleave_shared(const elbo_topology *topo, elbo_vae *m, elbo_optimizer *o)
+{
+    size_t bytes = m->layout.total * sizeof(float);
+    elbo_topology_interleave_area(topo, m->params, bytes);
+    elbo_topology_interleave_area(topo, m->grads, bytes);
+    if (o->m)
+        elbo_topology_interleave_area(topo, o->m, bytes);
+    if (o->v)
+        elbo_topology_interleave_area(topo, o->v, bytes);
+    for (size_t i = 0; i < m->layout.n_layers; i++) {
+        const elbo_linear_layout *ly = &m->layout.layer[i];
+        elbo_topology_interleave_area(topo, m->fwd[i].data, elbo_packed_b_floats(m->kern, ly->in, ly->out) * sizeof(float));
+        if (m->bwd[i].data)
+            elbo_topology_interleave_area(topo, m->bwd[i].data,
+                                          elbo_packed_b_floats(m->kern, ly->out, ly->in) * sizeof(float));
+    }
+}
+
 int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
-                      uint64_t seed, size_t n_train, size_t n_threads, char *err, size_t errlen)
+                      uint64_t seed, size_t n_train, size_t n_threads, const elbo_topology *topo, char *err,
+                      size_t errlen)
 {
     memset(tr, 0, sizeof *tr);
     tr->model = model;
@@ -21,11 +64,14 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->xbatch = malloc(batch * model->cfg.input_dim);
     if (!tr->perm || !tr->xbatch || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
         elbo_vae_activations_init(&tr->act, model, batch) != 0 ||
-        elbo_team_init(&tr->team, n_threads ? n_threads : 1, model->kern) != 0) {
+        elbo_team_init(&tr->team, n_threads ? n_threads : 1, model->kern, topo) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
         return -1;
     }
+    place_activations(&tr->team, &tr->act, model, tr->xbatch);
+    if (topo && tr->team.n > 1)
+        interleave_shared(topo, model, &tr->opt);
     return 0;
 }
 

@@ -41,10 +41,12 @@ typedef int (*elbo_step_callback)(void *ctx, const elbo_trainer *tr, size_t done
                                   const elbo_loss_means *running);
 
 /* Prepares a trainer for model (parameters already set and packed) on n_train samples, with n_threads
- * OpenMP threads (results are bitwise the same for any n_threads).
+ * OpenMP threads (results are bitwise the same for any n_threads), bound to cores and with each thread's rows
+ * of the activations on its NUMA node when topo is not NULL.
  * Returns 0 or -1 with a message in err. */
 int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
-                      uint64_t seed, size_t n_train, size_t n_threads, char *err, size_t errlen);
+                      uint64_t seed, size_t n_train, size_t n_threads, const elbo_topology *topo, char *err,
+                      size_t errlen);
 /* Frees the trainer's own buffers (not the model). */
 void elbo_trainer_free(elbo_trainer *tr);
 

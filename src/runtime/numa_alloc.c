@@ -1,6 +1,8 @@
 /* Memory placed on NUMA nodes: bound or interleaved where the system allows it, first-touch otherwise. */
 #include "topology_internal.h"
 
+#include <stdint.h>
+
 /* 1 when memory binding with policy (BIND or INTERLEAVE) is reported supported for this machine's topology. */
 static int membind_supported(const elbo_topology *t, hwloc_membind_policy_t policy)
 {
@@ -44,6 +46,32 @@ void *elbo_topology_alloc_interleaved(const elbo_topology *t, size_t bytes, cons
 {
     return alloc_policy(t, bytes, hwloc_topology_get_topology_nodeset(t->topo), HWLOC_MEMBIND_INTERLEAVE,
                         "interleave", policy);
+}
+
+int elbo_topology_bind_area(const elbo_topology *t, void *p, size_t bytes, int numa_node)
+{
+    hwloc_obj_t node = elbo_topology_node_obj(t, numa_node);
+    if (!node || !t->this_machine || !hwloc_topology_get_support(t->topo)->membind->set_area_membind)
+        return -1;
+    /* Only whole pages inside the range: the pages at its edges are shared with the neighbours' rows. */
+    uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + bytes) / page * page;
+    if (hi <= lo)
+        return 0;
+    return hwloc_set_area_membind(t->topo, (void *)lo, hi - lo, node->nodeset, HWLOC_MEMBIND_BIND,
+                                  HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_MIGRATE) == 0 ? 0 : -1;
+}
+
+int elbo_topology_interleave_area(const elbo_topology *t, void *p, size_t bytes)
+{
+    if (!t->this_machine || t->n_numa < 2 || !hwloc_topology_get_support(t->topo)->membind->set_area_membind ||
+        !hwloc_topology_get_support(t->topo)->membind->interleave_membind)
+        return -1;
+    uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + bytes) / page * page;
+    if (hi <= lo)
+        return 0;
+    return hwloc_set_area_membind(t->topo, (void *)lo, hi - lo, hwloc_topology_get_topology_nodeset(t->topo),
+                                  HWLOC_MEMBIND_INTERLEAVE, HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_MIGRATE) == 0
+               ? 0 : -1;
 }
 
 void elbo_topology_free(const elbo_topology *t, void *p, size_t bytes)

@@ -70,6 +70,13 @@ void *elbo_topology_alloc_on_node(const elbo_topology *t, size_t bytes, int numa
 /* Memory interleaved page by page across all NUMA nodes (for shared, read-mostly data such as parameters),
  * with the same fallback; *policy is "interleave" or "first-touch". */
 void *elbo_topology_alloc_interleaved(const elbo_topology *t, size_t bytes, const char **policy);
+/* Moves the whole pages inside [p, p+bytes) of an existing allocation to NUMA node numa_node (hwloc_set_area_membind,
+ * BIND, MIGRATE), for a thread's rows of a buffer shared by rows. Returns 0, or -1 when unsupported or refused
+ * (the caller's first touch from the owning thread then decides). */
+int elbo_topology_bind_area(const elbo_topology *t, void *p, size_t bytes, int numa_node);
+/* Interleaves the whole pages inside [p, p+bytes) across all NUMA nodes (shared read-mostly data allocated
+ * elsewhere, such as the parameter arena). Returns 0, or -1 with one node or when unsupported. */
+int elbo_topology_interleave_area(const elbo_topology *t, void *p, size_t bytes);
 /* Frees memory from the two functions above; bytes is the size that was asked for. */
 void elbo_topology_free(const elbo_topology *t, void *p, size_t bytes);
 
