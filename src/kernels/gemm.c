@@ -118,6 +118,14 @@ typedef struct {
     size_t a_rs, a_cs; /* in-place strides; 0 when packed */
 } a_source;
 
+/* Rows of the next register tile when `left` rows of A (read in place) remain and a tile holds up to max:
+ * a remainder that would leave a thin last tile is split into two near-equal tiles, which keeps enough
+ * independent FMA chains in flight. Any row tiling gives the same bits (each element is one FMA chain). */
+static size_t tile_rows(size_t left, size_t max)
+{
+    return left <= max ? left : left < 2 * max ? (left + 1) / 2 : max;
+}
+
 /* Runs the register tiles of one (mc x kc) A block against one packed (kc x nc) B panel,
  * writing C block (mc x nc) at c; epi (already offset to the block) only on the last K block. */
 static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t kc, float alpha,
@@ -127,8 +135,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
     for (size_t jr = 0; jr < nc; jr += nr) {
         size_t nrr = nc - jr < nr ? nc - jr : nr;
-        for (size_t ir = 0; ir < mc; ir += mr) {
-            size_t mrr = mc - ir < mr ? mc - ir : mr;
+        int narrow = kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr;
+        size_t max_rows = narrow && as.a_rs ? kern->narrow_mr : mr; /* packed A: one mr-row panel per tile */
+        size_t mrr;
+        for (size_t ir = 0; ir < mc; ir += mrr) {
+            mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
             elbo_tile_epilogue tile, *tp = NULL;
             if (epi) {
                 tile.bias = epi->bias ? epi->bias + j0 + jr : NULL;
@@ -140,9 +151,9 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
             const float *at = as.a_rs ? as.base + ir * as.a_rs : as.base + ir * kc;
             size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;
             float *ct = c + ir * ldc + jr;
-            if (kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr)
+            if (narrow)
                 kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
-            else if (kern->gemm_ukernel_strided_a)
+            else if (kern->gemm_ukernel_strided_a && as.a_rs)
                 kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
             else
                 kern->gemm_ukernel(kc, at, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
