@@ -108,10 +108,8 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
         finish_partial(cr, sp->bias, mrow, 8, nr - 8, hi, sp);
 }
 
-/* Finishes and stores the rows x nr tile whose row i is acc[i*vecs] (and acc[i*vecs + 1] when vecs == 2).
- * Kept out of line so the accumulation loops carry no register pressure from the store phase. */
-static __attribute__((noinline)) void finish_tile(float *c, size_t ldc, size_t rows, const __m256 *acc, size_t vecs,
-                                                  size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
+/* The store-phase scalars from alpha, beta and the tile epilogue. */
+static inline store_params make_store_params(float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     store_params sp = {.alpha = alpha, .beta = beta};
     if (epi) {
@@ -120,6 +118,51 @@ static __attribute__((noinline)) void finish_tile(float *c, size_t ldc, size_t r
         sp.mask = epi->mask;
         sp.ld_mask = epi->ld_mask;
     }
+    return sp;
+}
+
+/* Finishes one full 16-wide tile row i (lo = columns 0..7, hi = 8..15): alpha, beta, bias, ReLU, mask, store.
+ * Each test is made once per row for both halves (same operations per element as finish8). */
+static inline __attribute__((always_inline)) void finish_full_row(float *c, size_t ldc, size_t i, __m256 lo,
+                                                                   __m256 hi, const store_params *sp)
+{
+    float *cr = c + i * ldc;
+    if (sp->alpha != 1.0f) {
+        const __m256 alpha = _mm256_set1_ps(sp->alpha);
+        lo = _mm256_mul_ps(lo, alpha);
+        hi = _mm256_mul_ps(hi, alpha);
+    }
+    if (sp->beta == 1.0f) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(cr));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(cr + 8));
+    } else if (sp->beta != 0.0f) {
+        const __m256 beta = _mm256_set1_ps(sp->beta);
+        lo = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cr), lo);
+        hi = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cr + 8), hi);
+    }
+    if (sp->bias) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(sp->bias));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(sp->bias + 8));
+    }
+    if (sp->relu) {
+        lo = _mm256_max_ps(_mm256_setzero_ps(), lo);
+        hi = _mm256_max_ps(_mm256_setzero_ps(), hi);
+    }
+    if (sp->mask) {
+        const float *mr = sp->mask + i * sp->ld_mask;
+        lo = _mm256_and_ps(lo, _mm256_cmp_ps(_mm256_loadu_ps(mr), _mm256_setzero_ps(), _CMP_GT_OQ));
+        hi = _mm256_and_ps(hi, _mm256_cmp_ps(_mm256_loadu_ps(mr + 8), _mm256_setzero_ps(), _CMP_GT_OQ));
+    }
+    _mm256_storeu_ps(cr, lo);
+    _mm256_storeu_ps(cr + 8, hi);
+}
+
+/* Finishes and stores the rows x nr tile whose row i is acc[i*vecs] (and acc[i*vecs + 1] when vecs == 2).
+ * Kept out of line so the accumulation loops carry no register pressure from the store phase. */
+static __attribute__((noinline)) void finish_tile(float *c, size_t ldc, size_t rows, const __m256 *acc, size_t vecs,
+                                                  size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
+{
+    const store_params sp = make_store_params(alpha, beta, epi);
     for (size_t i = 0; i < rows; i++)
         finish_row(c, ldc, i, acc[i * vecs], vecs == 2 ? acc[i * vecs + 1] : _mm256_setzero_ps(), nr, &sp);
 }
@@ -158,6 +201,16 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
         WIDE_ROW_STEP(5)
         a += a_cs;
         b += NR;
+    }
+    if (nr == NR) { /* full-width rows finish inline: short tiles (K = 128) feel every cycle here */
+        const store_params sp = make_store_params(alpha, beta, epi);
+        finish_full_row(c, ldc, 0, c00, c01, &sp);
+        if (rows > 1) finish_full_row(c, ldc, 1, c10, c11, &sp);
+        if (rows > 2) finish_full_row(c, ldc, 2, c20, c21, &sp);
+        if (rows > 3) finish_full_row(c, ldc, 3, c30, c31, &sp);
+        if (rows > 4) finish_full_row(c, ldc, 4, c40, c41, &sp);
+        if (rows > 5) finish_full_row(c, ldc, 5, c50, c51, &sp);
+        return;
     }
     const __m256 acc[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     finish_tile(c, ldc, (size_t)rows, acc, 2, nr, alpha, beta, epi);
@@ -208,16 +261,40 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
     finish_tile(c, ldc, (size_t)rows, acc, 1, nr, alpha, beta, epi);
 }
 
-/* Dispatches a 16-wide tile of mr (1..6) rows to the body compiled for that row count. */
-#define WIDE_ROWS_SWITCH(A_RS, A_CS)                                                                          \
-    switch (mr) {                                                                                             \
-    case 1: wide_body(1, kc, a, A_RS, A_CS, b, c, ldc, nr, alpha, beta, epi); break;                       \
-    case 2: wide_body(2, kc, a, A_RS, A_CS, b, c, ldc, nr, alpha, beta, epi); break;                       \
-    case 3: wide_body(3, kc, a, A_RS, A_CS, b, c, ldc, nr, alpha, beta, epi); break;                       \
-    case 4: wide_body(4, kc, a, A_RS, A_CS, b, c, ldc, nr, alpha, beta, epi); break;                       \
-    case 5: wide_body(5, kc, a, A_RS, A_CS, b, c, ldc, nr, alpha, beta, epi); break;                       \
-    default: wide_body(6, kc, a, A_RS, A_CS, b, c, ldc, nr, alpha, beta, epi); break;                      \
+typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,
+                        size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
+
+/* Defines NAME: the body BODY compiled for ROWS rows, out of line (edge tiles; the full-height tile is
+ * inlined in the kernel entry points so its loop and register allocation stay those of one body). */
+#define DEFINE_TILE(NAME, BODY, ROWS)                                                                          \
+    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,  \
+                     size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)                         \
+    {                                                                                                          \
+        BODY(ROWS, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);                                        \
     }
+
+DEFINE_TILE(wide_rows1, wide_body, 1)
+DEFINE_TILE(wide_rows2, wide_body, 2)
+DEFINE_TILE(wide_rows3, wide_body, 3)
+DEFINE_TILE(wide_rows4, wide_body, 4)
+DEFINE_TILE(wide_rows5, wide_body, 5)
+DEFINE_TILE(narrow_rows1, narrow_body, 1)
+DEFINE_TILE(narrow_rows2, narrow_body, 2)
+DEFINE_TILE(narrow_rows3, narrow_body, 3)
+DEFINE_TILE(narrow_rows4, narrow_body, 4)
+DEFINE_TILE(narrow_rows5, narrow_body, 5)
+DEFINE_TILE(narrow_rows6, narrow_body, 6)
+DEFINE_TILE(narrow_rows7, narrow_body, 7)
+DEFINE_TILE(narrow_rows8, narrow_body, 8)
+DEFINE_TILE(narrow_rows9, narrow_body, 9)
+DEFINE_TILE(narrow_rows10, narrow_body, 10)
+DEFINE_TILE(narrow_rows11, narrow_body, 11)
+
+/* Edge tiles by row count (index mr; the full-height entries are unused). */
+static const tile_fn wide_edge[MR] = {NULL, wide_rows1, wide_rows2, wide_rows3, wide_rows4, wide_rows5};
+static const tile_fn narrow_edge[NARROW_MR] = {NULL,         narrow_rows1, narrow_rows2,  narrow_rows3,
+                                               narrow_rows4, narrow_rows5, narrow_rows6,  narrow_rows7,
+                                               narrow_rows8, narrow_rows9, narrow_rows10, narrow_rows11};
 
 /* C (mr x nr of 6 x 16) = alpha * A panel (6 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
 static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *a, const float *b, float *c, size_t ldc,
@@ -225,7 +302,10 @@ static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *a, const flo
                                             const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
-    WIDE_ROWS_SWITCH(1, MR)
+    if (mr == MR)
+        wide_body(MR, kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+    else
+        wide_edge[mr](kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
 }
 
 /* As above with A read in place (strides a_rs, a_cs) instead of packed. */
@@ -234,7 +314,10 @@ static void f32_gemm_ukernel_6x16_strided_a__avx2_fma(size_t kc, const float *a,
                                                       float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
-    WIDE_ROWS_SWITCH(a_rs, a_cs)
+    if (mr == MR)
+        wide_body(MR, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else
+        wide_edge[mr](kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
 }
 
 /* Edge tiles with nr <= 8: C (mr x nr, mr <= 12) from the first 8 columns of the 16-wide B panel. Up to 12
@@ -244,20 +327,10 @@ static void f32_gemm_ukernel_12x8_strided_a__avx2_fma(size_t kc, const float *a,
                                                       float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= NARROW_MR && nr >= 1 && nr <= 8);
-    switch (mr) {
-    case 1: narrow_body(1, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 2: narrow_body(2, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 3: narrow_body(3, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 4: narrow_body(4, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 5: narrow_body(5, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 6: narrow_body(6, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 7: narrow_body(7, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 8: narrow_body(8, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 9: narrow_body(9, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 10: narrow_body(10, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    case 11: narrow_body(11, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    default: narrow_body(12, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi); break;
-    }
+    if (mr == NARROW_MR)
+        narrow_body(NARROW_MR, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else
+        narrow_edge[mr](kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
 }
 
 /* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3): a KC x NR B panel
