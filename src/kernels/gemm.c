@@ -126,6 +126,14 @@ static size_t tile_rows(size_t left, size_t max)
     return left <= max ? left : left < 2 * max ? (left + 1) / 2 : max;
 }
 
+/* Prefetches bytes [from, to) of the packed B panel at next towards L2, a cache line at a time. */
+static void prefetch_b_slice(const float *next, size_t from, size_t to)
+{
+    const char *p = (const char *)next;
+    for (size_t off = from & ~(size_t)63; off < to; off += 64)
+        __builtin_prefetch(p + off, 0, 2);
+}
+
 /* Runs the register tiles of one (mc x kc) A block against one packed (kc x nc) B panel,
  * writing C block (mc x nc) at c; epi (already offset to the block) only on the last K block. */
 static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t kc, float alpha,
@@ -138,8 +146,14 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
         int narrow = kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr;
         size_t max_rows = narrow && as.a_rs ? kern->narrow_mr : mr; /* packed A: one mr-row panel per tile */
         size_t mrr;
-        for (size_t ir = 0; ir < mc; ir += mrr) {
+        /* The next column strip's B panel comes from L3 or memory: fetch a slice of it during each tile of
+         * this strip, so its first tile does not wait on it. */
+        const float *next_b = jr + nr < nc ? pb + (jr + nr) * kc : NULL;
+        size_t next_bytes = kc * nr * sizeof(float), tiles = (mc + mr - 1) / mr, slice = next_bytes / tiles + 64;
+        for (size_t ir = 0, t = 0; ir < mc; ir += mrr, t++) {
             mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
+            if (next_b && t * slice < next_bytes)
+                prefetch_b_slice(next_b, t * slice, (t + 1) * slice < next_bytes ? (t + 1) * slice : next_bytes);
             elbo_tile_epilogue tile, *tp = NULL;
             if (epi) {
                 tile.bias = epi->bias ? epi->bias + j0 + jr : NULL;
