@@ -184,11 +184,13 @@ static int read_a_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
         return 0;
     if (ws->pack_a == ELBO_PACK_A_NEVER)
         return 1;
-    /* Measured on Zen 3: in place wins while op(A) stays cache-resident (all VAE layers, up to ~1 MiB),
-     * packing wins for large A and for row strides that alias in L1 (multiples of 4 KiB). */
+    /* Measured on Zen 3: in place wins for narrow C and while a non-transposed op(A) stays cache-resident
+     * (the VAE's forward and data-gradient layers, up to ~1 MiB). Packing wins for large A, for row strides
+     * that alias in L1 (multiples of 4 KiB), and for transposed A under a wide C (weight gradients: in place,
+     * each depth step of a tile reads a different cache line; packed, the panel is contiguous; 3-5 %). */
     size_t a_bytes = m * k * sizeof(float), stride_bytes = a.ld * sizeof(float);
-    return n <= ELBO_GEMM_IN_PLACE_A_MAX_N ||
-           (a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES && stride_bytes % 4096 != 0);
+    return n <= ELBO_GEMM_IN_PLACE_A_MAX_N || (a.trans == ELBO_NOTRANS && a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES &&
+                                               stride_bytes % 4096 != 0);
 }
 
 /* The blocked loops, with B either packed here per panel (pre == NULL) or taken from pre. */
