@@ -217,35 +217,51 @@ static float *random_matrix(uint64_t seed, size_t n)
 }
 
 /* A row of C does not depend on which rows are computed with it, nor on prepacking: bitwise equal.
- * (This is what lets a batch be split across threads without changing results.) */
+ * (This is what lets a batch be split across threads without changing results.) Widths cover full
+ * 16-wide tiles, partial ones and the narrow edge kernel (N = 20, 40), whose row tiling differs. */
 static void test_gemm_rows_independent_of_split(void **state)
 {
     (void)state;
-    const size_t m = 131, n = 45, k = 530;
-    float *a = random_matrix(10, m * k), *b = random_matrix(11, n * k), *bias = random_matrix(12, n);
-    float *full = malloc(m * n * sizeof(float)), *part = malloc(m * n * sizeof(float));
-    const elbo_kernels *kern;
-    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
-        elbo_gemm_workspace ws;
-        assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
-        elbo_epilogue epi = {.bias = bias, .relu = 1};
-        elbo_gemm(kern, &ws, m, n, k, 1.0f, elbo_operand_f32(a, k, ELBO_NOTRANS),
-                  elbo_operand_f32(b, k, ELBO_TRANS), 0.0f, full, n, &epi);
-        elbo_packed_b pb;
-        assert_int_equal(elbo_packed_b_alloc(&pb, kern, k, n), 0);
-        elbo_pack_b(&pb, elbo_operand_f32(b, k, ELBO_TRANS));
-        static const size_t cuts[] = {0, 1, 7, 50, 64, 100, 131};
-        for (size_t s = 0; s + 1 < sizeof cuts / sizeof cuts[0]; s++) {
-            size_t r0 = cuts[s], rows = cuts[s + 1] - cuts[s];
-            elbo_gemm_packed(kern, &ws, rows, n, k, 1.0f, elbo_operand_f32(a + r0 * k, k, ELBO_NOTRANS), &pb,
-                             0.0f, part + r0 * n, n, &epi);
+    static const size_t widths[] = {45, 20, 40};
+    const size_t m = 131, k = 530;
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        const size_t n = widths[w];
+        float *a = random_matrix(10, m * k), *b = random_matrix(11, n * k), *bias = random_matrix(12, n);
+        float *full = malloc(m * n * sizeof(float)), *part = malloc(m * n * sizeof(float));
+        const elbo_kernels *kern;
+        for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+            elbo_gemm_workspace ws;
+            assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+            elbo_epilogue epi = {.bias = bias, .relu = 1};
+            elbo_gemm(kern, &ws, m, n, k, 1.0f, elbo_operand_f32(a, k, ELBO_NOTRANS),
+                      elbo_operand_f32(b, k, ELBO_TRANS), 0.0f, full, n, &epi);
+            elbo_packed_b pb;
+            assert_int_equal(elbo_packed_b_alloc(&pb, kern, k, n), 0);
+            elbo_pack_b(&pb, elbo_operand_f32(b, k, ELBO_TRANS));
+            static const size_t cuts[] = {0, 1, 7, 50, 64, 100, 131};
+            for (size_t s = 0; s + 1 < sizeof cuts / sizeof cuts[0]; s++) {
+                size_t r0 = cuts[s], rows = cuts[s + 1] - cuts[s];
+                elbo_gemm_packed(kern, &ws, rows, n, k, 1.0f, elbo_operand_f32(a + r0 * k, k, ELBO_NOTRANS),
+                                 &pb, 0.0f, part + r0 * n, n, &epi);
+            }
+            if (memcmp(full, part, m * n * sizeof(float)) != 0)
+                test_failf("%s n=%zu: rows computed in slices (prepacked B) differ from one full call\n",
+                           kern->isa, n);
+            /* Column slices (B's rows for NT, the matching bias): the same bits again. */
+            static const size_t col_cuts[] = {0, 3, 11, 16, 19};
+            for (size_t s = 0; s < sizeof col_cuts / sizeof col_cuts[0]; s++) {
+                size_t j0 = col_cuts[s], j1 = s + 1 < sizeof col_cuts / sizeof col_cuts[0] ? col_cuts[s + 1] : n;
+                elbo_epilogue e = {.bias = bias + j0, .relu = 1};
+                elbo_gemm(kern, &ws, m, j1 - j0, k, 1.0f, elbo_operand_f32(a, k, ELBO_NOTRANS),
+                          elbo_operand_f32(b + j0 * k, k, ELBO_TRANS), 0.0f, part + j0, n, &e);
+            }
+            if (memcmp(full, part, m * n * sizeof(float)) != 0)
+                test_failf("%s n=%zu: columns computed in slices differ from one full call\n", kern->isa, n);
+            elbo_packed_b_free(&pb);
+            elbo_gemm_workspace_free(&ws);
         }
-        if (memcmp(full, part, m * n * sizeof(float)) != 0)
-            test_failf("%s: rows computed in slices (prepacked B) differ from one full call\n", kern->isa);
-        elbo_packed_b_free(&pb);
-        elbo_gemm_workspace_free(&ws);
+        free(a), free(b), free(bias), free(full), free(part);
     }
-    free(a), free(b), free(bias), free(full), free(part);
 }
 
 typedef struct {

@@ -118,6 +118,22 @@ typedef struct {
     size_t a_rs, a_cs; /* in-place strides; 0 when packed */
 } a_source;
 
+/* Rows of the next register tile when `left` rows of A (read in place) remain and a tile holds up to max:
+ * a remainder that would leave a thin last tile is split into two near-equal tiles, which keeps enough
+ * independent FMA chains in flight. Any row tiling gives the same bits (each element is one FMA chain). */
+static size_t tile_rows(size_t left, size_t max)
+{
+    return left <= max ? left : left < 2 * max ? (left + 1) / 2 : max;
+}
+
+/* Prefetches bytes [from, to) of the packed B panel at next towards L2, a cache line at a time. */
+static void prefetch_b_slice(const float *next, size_t from, size_t to)
+{
+    const char *p = (const char *)next;
+    for (size_t off = from & ~(size_t)63; off < to; off += 64)
+        __builtin_prefetch(p + off, 0, 2);
+}
+
 /* Runs the register tiles of one (mc x kc) A block against one packed (kc x nc) B panel,
  * writing C block (mc x nc) at c; epi (already offset to the block) only on the last K block. */
 static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t kc, float alpha,
@@ -127,8 +143,17 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
     for (size_t jr = 0; jr < nc; jr += nr) {
         size_t nrr = nc - jr < nr ? nc - jr : nr;
-        for (size_t ir = 0; ir < mc; ir += mr) {
-            size_t mrr = mc - ir < mr ? mc - ir : mr;
+        int narrow = kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr;
+        size_t max_rows = narrow && as.a_rs ? kern->narrow_mr : mr; /* packed A: one mr-row panel per tile */
+        size_t mrr;
+        /* The next column strip's B panel comes from L3 or memory: fetch a slice of it during each tile of
+         * this strip, so its first tile does not wait on it. */
+        const float *next_b = jr + nr < nc ? pb + (jr + nr) * kc : NULL;
+        size_t next_bytes = kc * nr * sizeof(float), tiles = (mc + mr - 1) / mr, slice = next_bytes / tiles + 64;
+        for (size_t ir = 0, t = 0; ir < mc; ir += mrr, t++) {
+            mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
+            if (next_b && t * slice < next_bytes)
+                prefetch_b_slice(next_b, t * slice, (t + 1) * slice < next_bytes ? (t + 1) * slice : next_bytes);
             elbo_tile_epilogue tile, *tp = NULL;
             if (epi) {
                 tile.bias = epi->bias ? epi->bias + j0 + jr : NULL;
@@ -140,9 +165,9 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
             const float *at = as.a_rs ? as.base + ir * as.a_rs : as.base + ir * kc;
             size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;
             float *ct = c + ir * ldc + jr;
-            if (kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr)
+            if (narrow)
                 kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
-            else if (kern->gemm_ukernel_strided_a)
+            else if (kern->gemm_ukernel_strided_a && as.a_rs)
                 kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
             else
                 kern->gemm_ukernel(kc, at, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
@@ -159,11 +184,13 @@ static int read_a_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
         return 0;
     if (ws->pack_a == ELBO_PACK_A_NEVER)
         return 1;
-    /* Measured on Zen 3: in place wins while op(A) stays cache-resident (all VAE layers, up to ~1 MiB),
-     * packing wins for large A and for row strides that alias in L1 (multiples of 4 KiB). */
+    /* Measured on Zen 3: in place wins for narrow C and while a non-transposed op(A) stays cache-resident
+     * (the VAE's forward and data-gradient layers, up to ~1 MiB). Packing wins for large A, for row strides
+     * that alias in L1 (multiples of 4 KiB), and for transposed A under a wide C (weight gradients: in place,
+     * each depth step of a tile reads a different cache line; packed, the panel is contiguous; 3-5 %). */
     size_t a_bytes = m * k * sizeof(float), stride_bytes = a.ld * sizeof(float);
-    return n <= ELBO_GEMM_IN_PLACE_A_MAX_N ||
-           (a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES && stride_bytes % 4096 != 0);
+    return n <= ELBO_GEMM_IN_PLACE_A_MAX_N || (a.trans == ELBO_NOTRANS && a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES &&
+                                               stride_bytes % 4096 != 0);
 }
 
 /* The blocked loops, with B either packed here per panel (pre == NULL) or taken from pre. */

@@ -15,6 +15,7 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_strided_a; /* optional (NULL: A is always packed) */
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_narrow;    /* optional: edge tiles with nr <= narrow_nr */
     size_t narrow_nr;
+    size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
     elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
     elbo_pack_b_fn pack_b;              /* packs B panels into nr-column panels (bitwise as elbo_pack_b_panel) */
     elbo_reparam_forward_fn reparam_forward;
