@@ -1,6 +1,7 @@
 /* elbo's kernel benchmark (single thread): FMA peak, the VAE's GEMM shapes and 2048^3 against OpenBLAS,
  * and the fused elementwise kernels in GB/s. Usage: elbo_bench [--quick] [--filter SUBSTRING] */
 #include "bench_timer.h"
+#include "bench_train.h"
 #include "fma_peak.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -279,5 +280,6 @@ int main(int argc, char **argv)
         bench_gemm_shape(&GEMM_SHAPES[i], kern, peak, &opt);
     }
     bench_elementwise(kern, &opt);
+    bench_training(kern, peak, opt.rounds, opt.quick, opt.filter);
     return 0;
 }
