@@ -102,14 +102,25 @@ static const float *packed_b_block(const elbo_packed_b *pb, size_t k0, size_t kc
     return pb->data + k0 * n_padded + j0 * kc;
 }
 
-void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)
+void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t nparts)
 {
     const elbo_gemm_blocking *bl = &pb->kernels->blocking;
+    size_t panels = (pb->n + bl->nr - 1) / bl->nr;
+    size_t j_lo = panels * part / nparts * bl->nr, j_hi = panels * (part + 1) / nparts * bl->nr;
+    if (j_hi > pb->n)
+        j_hi = pb->n;
+    if (j_lo >= j_hi)
+        return;
     size_t kcb = k_block_depth(pb->k, bl->kc);
     for (size_t k0 = 0; k0 < pb->k; k0 += kcb) {
         size_t kc = pb->k - k0 < kcb ? pb->k - k0 : kcb;
-        pb->kernels->pack_b((float *)packed_b_block(pb, k0, kc, 0), b, k0, 0, kc, pb->n, bl->nr);
+        pb->kernels->pack_b((float *)packed_b_block(pb, k0, kc, j_lo), b, k0, j_lo, kc, j_hi - j_lo, bl->nr);
     }
+}
+
+void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)
+{
+    elbo_pack_b_part(pb, b, 0, 1);
 }
 
 /* Where the macro-kernel reads A: packed panels, or the f32 operand in place (a_rs, a_cs strides). */

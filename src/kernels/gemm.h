@@ -71,6 +71,8 @@ int elbo_packed_b_alloc(elbo_packed_b *pb, const struct elbo_kernels *kern, size
 void elbo_packed_b_free(elbo_packed_b *pb);
 /* Packs op(B) (K x N) into pb (allocated for the same K, N, kernels); call again when B changes. */
 void elbo_pack_b(elbo_packed_b *pb, elbo_operand b);
+/* Part `part` of `nparts` of elbo_pack_b (a block of whole NR-column panels), so threads can share the packing. */
+void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t nparts);
 /* As elbo_gemm, with a B operand packed by elbo_pack_b (its kernels must be kern). */
 void elbo_gemm_packed(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
                       float alpha, elbo_operand a, const elbo_packed_b *b, float beta, float *c, size_t ldc,

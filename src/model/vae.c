@@ -279,28 +279,14 @@ void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_w
 
 void elbo_vae_pack_weights_part(elbo_vae *m, size_t part, size_t nparts)
 {
-    /* Jobs: (layer, forward or backward), assigned greedily by size so that parts get similar work;
-     * the assignment depends only on the layout and nparts. */
-    size_t load[64] = {0};
-    size_t np = nparts < 64 ? nparts : 64;
-    for (size_t pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < m->layout.n_layers; i++) {
-            const elbo_linear_layout *ly = &m->layout.layer[i];
-            if (pass == 1 && i == 0)
-                continue;
-            size_t best = 0;
-            for (size_t q = 1; q < np; q++)
-                if (load[q] < load[best])
-                    best = q;
-            load[best] += ly->in * ly->out;
-            if (best != part)
-                continue;
-            const float *w = m->params + ly->w_off;
-            if (pass == 0)
-                elbo_pack_b(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS));
-            else
-                elbo_pack_b(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS));
-        }
+    /* Every packed weight is split into nparts blocks of whole panels: balanced for any layer sizes. */
+    for (size_t i = 0; i < m->layout.n_layers; i++) {
+        const elbo_linear_layout *ly = &m->layout.layer[i];
+        const float *w = m->params + ly->w_off;
+        elbo_pack_b_part(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS), part, nparts);
+        if (i > 0)
+            elbo_pack_b_part(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS), part, nparts);
+    }
 }
 
 elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,
