@@ -90,9 +90,9 @@ static void report_epoch(const train_args *a, size_t epoch, long steps, const el
         fprintf(stderr, "\r%*s\r", 100, "");
     if (a->json) {
         const char *keys[] = {"epoch", "steps", "samples", "train_loss", "test_neg_elbo", "test_recon", "test_kl",
-                              "samples_per_s", "seconds", "eval_seconds"};
+                              "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
         double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, te->loss, te->recon,
-                         te->kl, sps, train_s, eval_s};
+                         te->kl, sps, train_s, eval_s, (double)a->threads, (double)a->batch};
         cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], NULL, NULL);
     } else {
         printf("epoch %zu/%zu  train loss %.4f  test -ELBO %.4f (recon %.4f, KL %.4f)  %.0f samples/s  %.2f s\n",
