@@ -258,6 +258,18 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
         b += NR;
     }
     const __m256 acc[NARROW_MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    if (nr == 8 || nr == 4) { /* the VAE's narrow edges (N = 40, 20): vector stores, tests once per tile */
+        const store_params sp = make_store_params(alpha, beta, epi);
+        for (int i = 0; i < rows; i++) {
+            float *cr = c + (size_t)i * ldc;
+            const float *mrow = sp.mask ? sp.mask + (size_t)i * sp.ld_mask : NULL;
+            if (nr == 8)
+                _mm256_storeu_ps(cr, finish8(acc[i], cr, sp.bias, mrow, &sp));
+            else
+                _mm_storeu_ps(cr, finish4(_mm256_castps256_ps128(acc[i]), cr, sp.bias, mrow, &sp));
+        }
+        return;
+    }
     finish_tile(c, ldc, (size_t)rows, acc, 1, nr, alpha, beta, epi);
 }
 
