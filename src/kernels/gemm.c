@@ -36,6 +36,28 @@ static float *alloc_floats(size_t n)
     return aligned_alloc(ALIGNMENT, bytes ? bytes : ALIGNMENT);
 }
 
+/* Depth of every K block: K in one block up to kc_single, else split into ceil(K/KC) near-equal blocks.
+ * Depends on K and the blocking only, so each C element sums its products in the same order whatever M, N
+ * and the tiling. */
+static size_t k_block_depth(size_t k, const elbo_gemm_blocking *bl)
+{
+    if (k == 0 || k <= bl->kc_single)
+        return k;
+    size_t blocks = (k + bl->kc - 1) / bl->kc;
+    return (k + blocks - 1) / blocks;
+}
+
+/* Rows (step mr) or columns (step nr) per cache block for K blocks of depth kcb: the table's mc / nc, shrunk
+ * when kcb exceeds kc so that a packed block keeps the size the table sized for its cache (and the
+ * workspace). Only the traversal changes, not any element's sum. */
+static size_t scaled_block(size_t blk, size_t step, size_t kc, size_t kcb)
+{
+    if (kcb <= kc)
+        return blk;
+    size_t b = blk * kc / kcb / step * step;
+    return b ? b : step;
+}
+
 int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const elbo_kernels *kern)
 {
     const elbo_gemm_blocking *bl = &kern->blocking;
@@ -56,16 +78,6 @@ void elbo_gemm_workspace_free(elbo_gemm_workspace *ws)
     free(ws->packed_a);
     free(ws->packed_b);
     memset(ws, 0, sizeof *ws);
-}
-
-/* Depth of every K block: K split into ceil(K/KC) near-equal blocks. Depends on K and KC only,
- * so each C element sums its products in the same order whatever M, N and the tiling. */
-static size_t k_block_depth(size_t k, size_t kc_max)
-{
-    if (k == 0)
-        return 0;
-    size_t blocks = (k + kc_max - 1) / kc_max;
-    return (k + blocks - 1) / blocks;
 }
 
 /* Rounds n up to a multiple of m. */
@@ -111,7 +123,7 @@ void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t npa
         j_hi = pb->n;
     if (j_lo >= j_hi)
         return;
-    size_t kcb = k_block_depth(pb->k, bl->kc);
+    size_t kcb = k_block_depth(pb->k, bl);
     for (size_t k0 = 0; k0 < pb->k; k0 += kcb) {
         size_t kc = pb->k - k0 < kcb ? pb->k - k0 : kcb;
         pb->kernels->pack_b((float *)packed_b_block(pb, k0, kc, j_lo), b, k0, j_lo, kc, j_hi - j_lo, bl->nr);
@@ -217,10 +229,12 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     if (alpha == 0.0f)
         k = 0; /* BLAS semantics: A and B are not read */
     int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask);
-    size_t kcb = k_block_depth(k, bl->kc);
+    size_t kcb = k_block_depth(k, bl);
+    const size_t mc_blk = scaled_block(bl->mc, bl->mr, bl->kc, kcb), nc_blk = scaled_block(bl->nc, bl->nr, bl->kc, kcb);
+    assert(mc_blk * kcb <= ws->packed_a_floats && kcb * nc_blk <= ws->packed_b_floats);
     int in_place = k > 0 && read_a_in_place(kern, ws, a, m, n, k);
-    for (size_t j0 = 0; j0 < n; j0 += bl->nc) {
-        size_t nc = n - j0 < bl->nc ? n - j0 : bl->nc;
+    for (size_t j0 = 0; j0 < n; j0 += nc_blk) {
+        size_t nc = n - j0 < nc_blk ? n - j0 : nc_blk;
         size_t k0 = 0;
         do { /* at least once, so K == 0 still applies beta and the epilogue */
             size_t kc = k - k0 < kcb ? k - k0 : kcb;
@@ -233,8 +247,8 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
                 pb = ws->packed_b;
             }
             float beta_blk = k0 == 0 ? beta : 1.0f;
-            for (size_t i0 = 0; i0 < m; i0 += bl->mc) {
-                size_t mc = m - i0 < bl->mc ? m - i0 : bl->mc;
+            for (size_t i0 = 0; i0 < m; i0 += mc_blk) {
+                size_t mc = m - i0 < mc_blk ? m - i0 : mc_blk;
                 a_source as = {ws->packed_a, 0, 0};
                 if (in_place) {
                     const float *af = a.data;

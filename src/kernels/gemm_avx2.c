@@ -258,6 +258,18 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
         b += NR;
     }
     const __m256 acc[NARROW_MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    if (nr == 8 || nr == 4) { /* the VAE's narrow edges (N = 40, 20): vector stores, tests once per tile */
+        const store_params sp = make_store_params(alpha, beta, epi);
+        for (int i = 0; i < rows; i++) {
+            float *cr = c + (size_t)i * ldc;
+            const float *mrow = sp.mask ? sp.mask + (size_t)i * sp.ld_mask : NULL;
+            if (nr == 8)
+                _mm256_storeu_ps(cr, finish8(acc[i], cr, sp.bias, mrow, &sp));
+            else
+                _mm_storeu_ps(cr, finish4(_mm256_castps256_ps128(acc[i]), cr, sp.bias, mrow, &sp));
+        }
+        return;
+    }
     finish_tile(c, ldc, (size_t)rows, acc, 1, nr, alpha, beta, epi);
 }
 
@@ -336,12 +348,17 @@ static void f32_gemm_ukernel_12x8_strided_a__avx2_fma(size_t kc, const float *a,
 /* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3): a KC x NR B panel
  * (25 KiB) stays in L1, an MC x KC A block (262 KiB) in L2, a KC x NC B panel in L3. KC = 400 rather than
  * BLIS's 256: the VAE's depths 400 and 784 then take 1 and 2 K blocks (C is re-read once per block), which
- * measured 5-15 % faster on its shapes and no slower on 2048^3. */
+ * measured 5-15 % faster on its shapes and no slower on 2048^3. Depths up to KC_SINGLE = 800 (the VAE's 784)
+ * are one block: a second pass over C cost more than the deeper B panel streaming from L2 (1-4 %); MC and NC
+ * shrink in proportion for such blocks (gemm.c), so packed blocks keep their cache footprint. */
 #ifndef AVX2_MC
 #define AVX2_MC 168 /* multiple of MR */
 #endif
 #ifndef AVX2_KC
 #define AVX2_KC 400
+#endif
+#ifndef AVX2_KC_SINGLE
+#define AVX2_KC_SINGLE 800
 #endif
 #ifndef AVX2_NC
 #define AVX2_NC 4080 /* multiple of NR */
@@ -356,5 +373,5 @@ void elbo_gemm_register_avx2(elbo_kernels *k)
     k->narrow_mr = NARROW_MR;
     elbo_gemm_pack_register_avx2(k);
     k->gemm_ukernel_name = "f32_gemm_ukernel_6x16__avx2_fma";
-    k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .nc = AVX2_NC};
+    k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .kc_single = AVX2_KC_SINGLE, .nc = AVX2_NC};
 }

@@ -30,6 +30,7 @@ typedef struct {
     size_t mr, nr;   /* register tile */
     size_t mc;       /* rows of A per packed block (multiple of mr), sized for L2 */
     size_t kc;       /* depth per packed block, sized so a kc x NR B panel stays in L1 */
+    size_t kc_single; /* depths up to this are one block (0: kc), sparing extra passes over C */
     size_t nc;       /* columns of B per packed panel (multiple of nr), sized for L3 */
 } elbo_gemm_blocking;
 
