@@ -54,7 +54,14 @@ BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
 .PHONY: all test test-arm64 bench deps deps-arm64 check-deps check-deps-arm64 clean help
-all: $(BUILD)/libelbo.a $(BUILD)/elbo
+all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
+
+# One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
+.PHONY: build-config
+build-config:
+	@omp=$$(echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo NO); \
+	 hw=$$(pkg-config --modversion hwloc 2>/dev/null || echo missing); \
+	 echo "elbo: $(TARGET_ARCH_NAME) build in $(BUILD)/: kernels scalar$(if $(AVX2_FLAGS), + avx2)$(if $(filter aarch64,$(TARGET_ARCH_NAME)), + neon), OpenMP $$omp, hwloc $$hw"
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
