@@ -233,6 +233,9 @@ static void test_train_bad_options(void **state)
     expect_usage_error("--bogus", NULL, "train", "--bogus=1", NULL);
     expect_usage_error("--batch", "more than once", "train", "--batch", "4", "--batch", "8", NULL);
     expect_usage_error("--batch", "more than once", "train", "--batch=4", "--batch", "4", NULL);
+    expect_usage_error("--hidden", "--resume", "train", "--resume", "x.safetensors", "--hidden", "64", NULL);
+    expect_usage_error("--lr", "--resume", "train", "--lr", "0.1", "--resume", "x.safetensors", NULL);
+    expect_usage_error("missing.safetensors", NULL, "train", "--data", "synthetic:60", "--resume", "missing.safetensors", NULL);
     expect_usage_error("--batch", "missing value", "train", "--batch", NULL);
     expect_usage_error("--save", "missing value", "train", "--epochs", "1", "--save", NULL);
     expect_usage_error("--batch", "'0'", "train", "--batch", "0", NULL);
@@ -382,6 +385,7 @@ static void test_help(void **state)
         {"beta", "1"},
         {"seed", "1"},
         {"threads", "one per physical core, or OMP_NUM_THREADS"},
+        {"resume", "none"},
         {"save", "none"},
         {"json", NULL},
     };

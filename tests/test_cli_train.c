@@ -157,6 +157,43 @@ static void test_thread_count_bitwise(void **state)
     }
 }
 
+/* A run stopped by --steps (mid-epoch) or at an epoch boundary and continued with --resume ends with the
+ * same checkpoint bytes as an uninterrupted run: parameters, optimizer moments, step, data order and noise
+ * all carry over, also when the resumed run uses another thread count; for Adam and for SGD. */
+static void test_resume_bitwise(void **state)
+{
+    (void)state;
+    const char *runs[][2] = {
+        {"--optimizer adam --batch 64", "--steps 7"},
+        {"--optimizer adam --batch 64", "--steps 11"}, /* 11 steps = one epoch of 700 at batch 64 */
+        {"--optimizer sgd --lr 0.01 --momentum 0.8 --batch 50", "--steps 5"},
+    };
+    for (size_t v = 0; v < 3; v++) {
+        char dir[] = "/tmp/elbo-resume-XXXXXX", cmd[1024], whole[256], part[256];
+        assert_non_null(mkdtemp(dir));
+        snprintf(whole, sizeof whole, "%s/whole.safetensors", dir);
+        snprintf(part, sizeof part, "%s/part.safetensors", dir);
+        snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:700 --epochs 3 %s --threads 1 --save %s --json",
+                 runs[v][0], whole);
+        free(run_capture(cmd));
+        snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:700 --epochs 3 %s %s --threads 2 --save %s --json",
+                 runs[v][0], runs[v][1], part);
+        free(run_capture(cmd));
+        snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:700 --epochs 3 --resume %s --threads 3 --save %s --json",
+                 part, part);
+        free(run_capture(cmd));
+        size_t l0, l1;
+        unsigned char *a = read_file(whole, &l0), *b = read_file(part, &l1);
+        if (l0 != l1 || memcmp(a, b, l0) != 0)
+            test_failf("%s, interrupted after %s and resumed: the final checkpoint differs from one run's\n",
+                       runs[v][0], runs[v][1]);
+        free(a);
+        free(b);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 /* 300 samples at batch 128: three steps per epoch, the last one of 44 samples, all 300 counted. */
 static void test_last_partial_batch_used(void **state)
 {
@@ -213,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_steps_limit),
         cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_thread_count_bitwise),
+        cmocka_unit_test(test_resume_bitwise),
         cmocka_unit_test(test_learns_synthetic),
         cmocka_unit_test(test_one_epoch_matches_pytorch),
     };

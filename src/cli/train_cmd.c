@@ -16,7 +16,7 @@
 #include "train.h"
 
 typedef struct {
-    const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save;
+    const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume;
     size_t epochs, batch, latent, threads;
     long steps;
     double lr, momentum, sigma0, beta;
@@ -112,11 +112,13 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, const ch
     st.seed = a->seed;
     st.step = tr->step;
     st.epoch = tr->epoch;
+    st.epoch_step = (long)(tr->epoch_pos / a->batch);
     snprintf(st.optimizer, sizeof st.optimizer, "%s", a->optimizer);
     st.lr = a->lr;
+    st.momentum = a->momentum;
     st.batch = a->batch;
     snprintf(st.dataset, sizeof st.dataset, "%s", dataset);
-    if (elbo_checkpoint_save(a->save, tr->model, &st, err, sizeof err)) {
+    if (elbo_checkpoint_save_training(a->save, tr->model, &st, &tr->opt, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return -1;
     }
@@ -144,7 +146,7 @@ static int check_save_path(const char *path)
 
 /* Runs the epochs; returns the exit status. */
 static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m, const elbo_optimizer_config *oc,
-                        const elbo_topology *topo)
+                        const elbo_topology *topo, const elbo_train_state *resume)
 {
     char err[512];
     elbo_trainer tr;
@@ -152,6 +154,16 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, a->threads, topo, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
+    }
+    if (resume) {
+        if (elbo_checkpoint_load_optimizer(a->resume, m, &tr.opt, err, sizeof err)) {
+            fprintf(stderr, "elbo train: %s\n", err);
+            elbo_trainer_free(&tr);
+            return 2;
+        }
+        tr.step = tr.opt.step = resume->step;
+        tr.epoch = resume->epoch;
+        tr.epoch_pos = (size_t)resume->epoch_step * a->batch;
     }
     if (elbo_vae_activations_init(&eval_act, m, 1024)) {
         fprintf(stderr, "elbo train: out of memory allocating evaluation buffers\n");
@@ -161,7 +173,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
     progress p = {isatty(STDERR_FILENO), 0, a->epochs, 0, 0};
     int status = 0;
-    for (size_t e = 1; e <= a->epochs; e++) {
+    for (size_t e = (size_t)tr.epoch + 1; e <= a->epochs; e++) {
         elbo_loss_means tm = {0, 0, 0, 0};
         p.epoch = e;
         p.start = cli_now();
@@ -219,6 +231,9 @@ int cli_train(int argc, char **argv)
         {"seed", ARG_U64, &a.seed, "N", "seed of the initialization, the noise and the data order", 0, 0, NULL, 0},
         {"threads", ARG_SIZE, &a.threads, "N", "OpenMP threads; results are bitwise the same for any N", 1, 4096,
          "one per physical core, or OMP_NUM_THREADS", 0},
+        {"resume", ARG_STRING, &a.resume, "PATH",
+         "continue a run from its checkpoint, bitwise as if uninterrupted (--epochs, --steps count from its start)",
+         0, 0, "none", 0},
         {"save", ARG_STRING, &a.save, "PATH", "write a safetensors checkpoint after every epoch", 0, 0, NULL, 0},
         {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0},
     };
@@ -235,6 +250,15 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
+    if (a.resume) {
+        static const char *const fixed[] = {"hidden", "decoder-hidden", "latent", "recon", "sigma0", "beta", "seed",
+                                            "batch", "lr", "optimizer", "momentum"};
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
+                fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
+                return 2;
+            }
+    }
     if (a.save && check_save_path(a.save))
         return 2;
     elbo_topology *topo = cli_open_topology("train");
@@ -244,6 +268,40 @@ int cli_train(int argc, char **argv)
     if (topo)
         elbo_topology_close(topo);
     return status;
+}
+
+/* Loads the model and training state of --resume into m, st and the options it fixes (seed, batch, lr,
+ * optimizer); checks that the data are the run's. Prints the error and returns -1 on failure. */
+static int load_resume(train_args *a, const elbo_dataset *ds, const elbo_kernels *k, elbo_vae *m,
+                       elbo_train_state *st, elbo_optimizer_kind *kind)
+{
+    char err[512];
+    if (elbo_checkpoint_load(a->resume, m, k, st, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        return -1;
+    }
+    const char *why = NULL;
+    if (strcmp(st->dataset, ds->name) != 0)
+        why = "dataset";
+    else if (m->cfg.input_dim != ds->train.dim)
+        why = "input_dim";
+    else if (strcmp(st->optimizer, "adam") != 0 && strcmp(st->optimizer, "sgd") != 0)
+        why = "optimizer";
+    else if (st->batch == 0 || st->batch > ((size_t)1 << 20) || (size_t)st->epoch_step * st->batch >= ds->train.n)
+        why = "batch";
+    if (why) {
+        fprintf(stderr, "elbo train: %s: __metadata__.%s: does not match this run (data %s, %zu pixels)\n", a->resume,
+                why, ds->name, ds->train.dim);
+        elbo_vae_free(m);
+        return -1;
+    }
+    a->seed = st->seed;
+    a->batch = st->batch;
+    a->lr = st->lr;
+    a->momentum = st->momentum;
+    a->optimizer = strcmp(st->optimizer, "sgd") == 0 ? "sgd" : "adam";
+    *kind = strcmp(st->optimizer, "sgd") == 0 ? ELBO_OPT_SGD : ELBO_OPT_ADAM;
+    return 0;
 }
 
 /* Everything after option parsing: kernels, data, model, training; returns the exit status. */
@@ -258,18 +316,27 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
         return 2;
     elbo_vae_config cfg;
     elbo_vae m;
+    elbo_train_state st;
     char err[512], desc[256];
-    if (build_config(&a, ds.train.dim, &cfg)) {
-        elbo_dataset_free(&ds);
-        return 2;
+    if (a.resume) {
+        if (load_resume(&a, &ds, k, &m, &st, &kind)) {
+            elbo_dataset_free(&ds);
+            return 2;
+        }
+        cfg = m.cfg;
+    } else {
+        if (build_config(&a, ds.train.dim, &cfg)) {
+            elbo_dataset_free(&ds);
+            return 2;
+        }
+        if (elbo_vae_init(&m, &cfg, k, err, sizeof err)) {
+            fprintf(stderr, "elbo train: %s\n", err);
+            elbo_dataset_free(&ds);
+            return 1;
+        }
+        elbo_params_init(m.params, &m.layout, a.seed);
+        elbo_vae_pack_weights(&m);
     }
-    if (elbo_vae_init(&m, &cfg, k, err, sizeof err)) {
-        fprintf(stderr, "elbo train: %s\n", err);
-        elbo_dataset_free(&ds);
-        return 1;
-    }
-    elbo_params_init(m.params, &m.layout, a.seed);
-    elbo_vae_pack_weights(&m);
     elbo_optimizer_config oc = elbo_optimizer_config_default(kind, a.lr);
     oc.sgd.momentum = a.momentum;
     elbo_vae_config_describe(&cfg, desc, sizeof desc);
@@ -278,7 +345,7 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
             desc, ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
             a.threads == 1 ? "" : "s");
     fflush(stdout);
-    int status = run_training(&a, &ds, &m, &oc, topo);
+    int status = run_training(&a, &ds, &m, &oc, topo, a.resume ? &st : NULL);
     elbo_vae_free(&m);
     elbo_dataset_free(&ds);
     return status;

@@ -10,10 +10,32 @@
 
 #include "safetensors.h"
 
-#define META_FIELDS 14
+#define META_FIELDS 16
+#define OPT_PREFIX "optimizer."
+
+/* Names of the optimizer state tensors of a kind: the PyTorch state keys. */
+static const char *const ADAM_STATE[] = {"exp_avg", "exp_avg_sq"};
+static const char *const SGD_STATE[] = {"momentum_buffer"};
+
+/* The optimizer's state arenas and their PyTorch names; returns how many (0 without opt). */
+static size_t optimizer_arenas(const elbo_optimizer *opt, const float *arena[2], const char *const **names)
+{
+    if (!opt)
+        return 0;
+    arena[0] = opt->m;
+    arena[1] = opt->v;
+    *names = opt->cfg.kind == ELBO_OPT_ADAM ? ADAM_STATE : SGD_STATE;
+    return opt->cfg.kind == ELBO_OPT_ADAM ? 2 : 1;
+}
 
 int elbo_checkpoint_save(const char *path, const elbo_vae *m, const elbo_train_state *st, char *err,
                          size_t errlen)
+{
+    return elbo_checkpoint_save_training(path, m, st, NULL, err, errlen);
+}
+
+int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elbo_train_state *st,
+                                  const elbo_optimizer *opt, char *err, size_t errlen)
 {
     const elbo_vae_config *c = &m->cfg;
     const elbo_param_layout *l = &m->layout;
@@ -32,21 +54,35 @@ int elbo_checkpoint_save(const char *path, const elbo_vae *m, const elbo_train_s
     snprintf(v[11], sizeof v[11], "%.17g", st->lr);
     snprintf(v[12], sizeof v[12], "%zu", st->batch);
     snprintf(v[13], sizeof v[13], "%s", st->dataset);
+    snprintf(v[14], sizeof v[14], "%ld", st->epoch_step);
+    snprintf(v[15], sizeof v[15], "%.17g", st->momentum);
     const char *kv[2 * (META_FIELDS + 1)] = {
         "format", ELBO_CHECKPOINT_FORMAT, "encoder_hidden", v[0], "decoder_hidden", v[1], "input_dim", v[2],
         "latent", v[3], "recon", v[4], "sigma0", v[5], "beta", v[6], "seed", v[7], "step", v[8], "epoch", v[9],
-        "optimizer", v[10], "lr", v[11], "batch", v[12], "dataset", v[13],
+        "optimizer", v[10], "lr", v[11], "batch", v[12], "dataset", v[13], "epoch_step", v[14],
+        "momentum", v[15],
     };
-    elbo_st_out_tensor t[ELBO_MAX_TENSORS];
-    for (size_t i = 0; i < l->n_tensors; i++) {
-        const elbo_tensor_view *tv = &l->tensor[i];
-        t[i].name = tv->name;
-        t[i].ndim = tv->cols ? 2 : 1;
-        t[i].shape[0] = tv->rows;
-        t[i].shape[1] = tv->cols;
-        t[i].data = m->params + tv->offset;
-    }
-    return elbo_st_write(path, t, l->n_tensors, kv, META_FIELDS + 1, err, errlen);
+    const float *state[2];
+    const char *const *state_names = NULL;
+    size_t n_state = optimizer_arenas(opt, state, &state_names);
+    char names[2][ELBO_MAX_TENSORS][ELBO_TENSOR_NAME_MAX + 32];
+    elbo_st_out_tensor t[3 * ELBO_MAX_TENSORS];
+    size_t n = 0;
+    for (size_t a = 0; a <= n_state; a++)
+        for (size_t i = 0; i < l->n_tensors; i++, n++) {
+            const elbo_tensor_view *tv = &l->tensor[i];
+            t[n].name = tv->name;
+            t[n].data = m->params + tv->offset;
+            if (a > 0) {
+                snprintf(names[a - 1][i], sizeof names[a - 1][i], OPT_PREFIX "%s.%s", state_names[a - 1], tv->name);
+                t[n].name = names[a - 1][i];
+                t[n].data = state[a - 1] + tv->offset;
+            }
+            t[n].ndim = tv->cols ? 2 : 1;
+            t[n].shape[0] = tv->rows;
+            t[n].shape[1] = tv->cols;
+        }
+    return elbo_st_write(path, t, n, kv, META_FIELDS + 1, err, errlen);
 }
 
 /* The metadata string of key, or NULL with a message naming it. */
@@ -173,6 +209,15 @@ static int state_from_meta(const elbo_st_file *f, const char *path, elbo_train_s
     if (!(s = need_meta(f, path, "dataset", err, errlen)))
         return -1;
     snprintf(st->dataset, sizeof st->dataset, "%s", s);
+    if (meta_ull(f, path, "epoch_step", &u, err, errlen))
+        return -1;
+    if (u > LONG_MAX) {
+        snprintf(err, errlen, "%s: __metadata__.epoch_step: %llu is out of range", path, u);
+        return -1;
+    }
+    st->epoch_step = (long)u;
+    if (meta_double(f, path, "momentum", &st->momentum, err, errlen))
+        return -1;
     return 0;
 }
 
@@ -195,14 +240,53 @@ static int copy_tensors(const elbo_st_file *f, const char *path, elbo_vae *m, ch
         }
         memcpy(m->params + tv->offset, t->data, t->count * sizeof(float));
     }
-    if (f->n_tensors != l->n_tensors) {
-        for (size_t i = 0; i < f->n_tensors; i++)
-            if (!elbo_param_layout_find(l, f->tensors[i].name)) {
-                snprintf(err, errlen, "%s: tensor '%s': not part of this model", path, f->tensors[i].name);
-                return -1;
-            }
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const char *name = f->tensors[i].name;
+        if (elbo_param_layout_find(l, name))
+            continue;
+        if (strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)) == 0) {
+            const char *key = name + strlen(OPT_PREFIX), *dot = strchr(key, '.');
+            const elbo_tensor_view *tv = dot ? elbo_param_layout_find(l, dot + 1) : NULL;
+            int known = 0;
+            for (size_t k = 0; k < 2; k++)
+                known |= dot && strlen(ADAM_STATE[k]) == (size_t)(dot - key) && !strncmp(key, ADAM_STATE[k], (size_t)(dot - key));
+            known |= dot && strlen(SGD_STATE[0]) == (size_t)(dot - key) && !strncmp(key, SGD_STATE[0], (size_t)(dot - key));
+            if (known && tv && f->tensors[i].count == elbo_tensor_view_size(tv))
+                continue;
+        }
+        snprintf(err, errlen, "%s: tensor '%s': not part of this model", path, name);
+        return -1;
     }
     return 0;
+}
+
+int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_optimizer *opt, char *err,
+                                   size_t errlen)
+{
+    elbo_st_file f;
+    const float *dummy[2];
+    const char *const *names = NULL;
+    float *arena[2] = {opt->m, opt->v};
+    size_t n_state = optimizer_arenas(opt, dummy, &names);
+    if (elbo_st_read(path, &f, err, errlen))
+        return -1;
+    int rc = 0;
+    for (size_t a = 0; a < n_state && rc == 0; a++)
+        for (size_t i = 0; i < m->layout.n_tensors && rc == 0; i++) {
+            const elbo_tensor_view *tv = &m->layout.tensor[i];
+            char name[ELBO_TENSOR_NAME_MAX + 32];
+            snprintf(name, sizeof name, OPT_PREFIX "%s.%s", names[a], tv->name);
+            const elbo_st_tensor *t = elbo_st_find(&f, name);
+            if (!t || t->count != elbo_tensor_view_size(tv)) {
+                snprintf(err, errlen, "%s: tensor '%s': %s", path, name,
+                         t ? "shape does not match the parameter" : "missing (no optimizer state to resume from)");
+                rc = -1;
+            } else {
+                memcpy(arena[a] + tv->offset, t->data, t->count * sizeof(float));
+            }
+        }
+    elbo_st_free(&f);
+    return rc;
 }
 
 int elbo_checkpoint_load(const char *path, elbo_vae *m, const elbo_kernels *kern, elbo_train_state *st,

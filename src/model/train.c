@@ -136,8 +136,9 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
                        void *ctx, elbo_loss_means *out, char *err, size_t errlen)
 {
     double sum_loss = 0, sum_recon = 0, sum_kl = 0;
-    size_t done = 0;
+    size_t start = tr->epoch_pos < data->n ? tr->epoch_pos : 0, done = start;
     int rc = 0;
+    memset(out, 0, sizeof *out);
     elbo_rng_permutation(tr->perm, data->n, tr->seed, (uint32_t)tr->epoch);
     while (done < data->n) {
         if (max_steps > 0 && tr->step >= max_steps) {
@@ -156,19 +157,21 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
         sum_recon += l.recon;
         sum_kl += l.kl;
         done += b;
-        out->samples = done;
-        out->loss = sum_loss / (double)done;
-        out->recon = sum_recon / (double)done;
-        out->kl = sum_kl / (double)done;
+        out->samples = done - start;
+        out->loss = sum_loss / (double)out->samples;
+        out->recon = sum_recon / (double)out->samples;
+        out->kl = sum_kl / (double)out->samples;
         if (cb && cb(ctx, tr, done, data->n, out)) {
             rc = done < data->n ? 1 : 0;
             break;
         }
     }
-    if (done == data->n)
+    if (done == data->n) {
         tr->epoch++;
-    if (done == 0)
-        memset(out, 0, sizeof *out);
+        tr->epoch_pos = 0;
+    } else {
+        tr->epoch_pos = done;
+    }
     return rc;
 }
 

@@ -25,6 +25,7 @@ typedef struct {
     size_t batch;
     long step;              /* optimizer steps taken */
     long epoch;             /* epochs completed */
+    size_t epoch_pos;       /* samples already trained in the unfinished epoch (resuming mid-epoch) */
     uint32_t *perm;         /* this epoch's order of the training set */
     size_t perm_n;
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
@@ -54,8 +55,8 @@ void elbo_trainer_free(elbo_trainer *tr);
  * backward, update. Returns the batch loss sums; a non-finite loss leaves the parameters untouched. */
 elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b);
 
-/* One epoch (shuffled from (seed, epoch)), stopping early after max_steps total steps if max_steps > 0 or
- * when cb asks. Fills the epoch's per-sample train means. Returns 0, 1 if stopped early, or -1 if the loss
+/* One epoch (shuffled from (seed, epoch)), from sample epoch_pos of its order, stopping early after max_steps total steps if max_steps > 0 or
+ * when cb asks. Fills the per-sample train means of the samples trained in this call. Returns 0, 1 if stopped early, or -1 if the loss
  * became non-finite (message in err naming the step). */
 int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_steps, elbo_step_callback cb,
                        void *ctx, elbo_loss_means *out, char *err, size_t errlen);
