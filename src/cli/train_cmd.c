@@ -1,5 +1,6 @@
 /* `elbo train`: trains a VAE on a dataset, reporting train loss, test -ELBO and throughput per epoch. */
 #include <errno.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,11 +32,33 @@ typedef struct {
     double start, last_draw;
 } progress;
 
-/* Step callback: redraws the progress line at most 5 times a second. */
+/* The signal (SIGINT or SIGTERM) that asked training to stop after the current step, or 0. */
+static volatile sig_atomic_t stop_signal;
+
+/* Records a stop request; the training loop finishes its step, saves and exits. */
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* Installs on_stop_signal for SIGINT and SIGTERM. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Step callback: stops after this step on SIGINT/SIGTERM; redraws the progress line at most 5 times a second. */
 static int draw_progress(void *ctx, const elbo_trainer *tr, size_t done, size_t total, const elbo_loss_means *run)
 {
     progress *p = ctx;
     (void)tr;
+    if (stop_signal)
+        return 1;
     double now = cli_now();
     if (!p->tty || (now - p->last_draw < 0.2 && done < total))
         return 0;
@@ -173,6 +196,9 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
     progress p = {isatty(STDERR_FILENO), 0, a->epochs, 0, 0};
     int status = 0;
+    if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
+        fprintf(stderr, "elbo train: %s already has %ld epochs and %ld steps; nothing to do for --epochs %zu%s\n",
+                a->resume ? a->resume : "the model", tr.epoch, tr.step, a->epochs, a->steps > 0 ? " --steps" : "");
     for (size_t e = (size_t)tr.epoch + 1; e <= a->epochs; e++) {
         elbo_loss_means tm = {0, 0, 0, 0};
         p.epoch = e;
@@ -185,6 +211,15 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
                 fprintf(stderr, "\n");
             fprintf(stderr, "elbo train: %s\n", err);
             status = 1;
+            break;
+        }
+        if (stop_signal) {
+            if (p.tty)
+                fprintf(stderr, "\n");
+            int sig = stop_signal;
+            status = save_checkpoint(a, &tr, ds->name) ? 1 : 128 + sig;
+            fprintf(stderr, "elbo train: stopped by %s after step %ld%s%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    tr.step, a->save && status != 1 ? "; checkpoint written to " : "", a->save && status != 1 ? a->save : "");
             break;
         }
         if (tm.samples == 0)
@@ -345,6 +380,7 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
             desc, ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
             a.threads == 1 ? "" : "s");
     fflush(stdout);
+    catch_stop_signals();
     int status = run_training(&a, &ds, &m, &oc, topo, a.resume ? &st : NULL);
     elbo_vae_free(&m);
     elbo_dataset_free(&ds);
