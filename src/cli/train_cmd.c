@@ -15,6 +15,7 @@
 #include "cli_common.h"
 #include "optim.h"
 #include "train.h"
+#include "train_progress.h"
 
 typedef struct {
     const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume;
@@ -24,51 +25,6 @@ typedef struct {
     uint64_t seed;
     int json;
 } train_args;
-
-/* Live progress on a terminal: one line per epoch rewritten in place. */
-typedef struct {
-    int tty;
-    size_t epoch, epochs;
-    double start, last_draw;
-} progress;
-
-/* The signal (SIGINT or SIGTERM) that asked training to stop after the current step, or 0. */
-static volatile sig_atomic_t stop_signal;
-
-/* Records a stop request; the training loop finishes its step, saves and exits. */
-static void on_stop_signal(int sig)
-{
-    stop_signal = sig;
-}
-
-/* Installs on_stop_signal for SIGINT and SIGTERM. */
-static void catch_stop_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-/* Step callback: stops after this step on SIGINT/SIGTERM; redraws the progress line at most 5 times a second. */
-static int draw_progress(void *ctx, const elbo_trainer *tr, size_t done, size_t total, const elbo_loss_means *run)
-{
-    progress *p = ctx;
-    (void)tr;
-    if (stop_signal)
-        return 1;
-    double now = cli_now();
-    if (!p->tty || (now - p->last_draw < 0.2 && done < total))
-        return 0;
-    p->last_draw = now;
-    int bar = (int)(30.0 * (double)done / (double)total);
-    fprintf(stderr, "\repoch %zu/%zu [%.*s%*s] %3.0f%%  loss %.3f  %.0f samples/s ", p->epoch, p->epochs, bar,
-            "==============================", 30 - bar, "", 100.0 * (double)done / (double)total, run->loss,
-            (double)done / (now - p->start));
-    return 0;
-}
 
 /* Builds the model config from the flags and the data's image size; prints the error and returns -1. */
 static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *c)
@@ -106,11 +62,10 @@ static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *
 
 /* Prints one epoch's results: a JSON line with --json, else a human line. */
 static void report_epoch(const train_args *a, size_t epoch, long steps, const elbo_loss_means *tr,
-                         const elbo_loss_means *te, double train_s, double eval_s, int tty)
+                         const elbo_loss_means *te, double train_s, double eval_s, const train_progress *p)
 {
     double sps = train_s > 0 ? (double)tr->samples / train_s : 0;
-    if (tty)
-        fprintf(stderr, "\r%*s\r", 100, "");
+    train_progress_clear(p);
     if (a->json) {
         const char *keys[] = {"epoch", "steps", "samples", "train_loss", "test_neg_elbo", "test_recon", "test_kl",
                               "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
@@ -194,17 +149,16 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         return 1;
     }
     elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
-    progress p = {isatty(STDERR_FILENO), 0, a->epochs, 0, 0};
+    train_progress p = {0};
+    p.epochs = a->epochs;
     int status = 0;
     if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
         fprintf(stderr, "elbo train: %s already has %ld epochs and %ld steps; nothing to do for --epochs %zu%s\n",
                 a->resume ? a->resume : "the model", tr.epoch, tr.step, a->epochs, a->steps > 0 ? " --steps" : "");
     for (size_t e = (size_t)tr.epoch + 1; e <= a->epochs; e++) {
         elbo_loss_means tm = {0, 0, 0, 0};
-        p.epoch = e;
-        p.start = cli_now();
-        p.last_draw = 0;
-        int rc = elbo_trainer_epoch(&tr, &train, a->steps, draw_progress, &p, &tm, err, sizeof err);
+        train_progress_begin(&p, e, tr.epoch_pos);
+        int rc = elbo_trainer_epoch(&tr, &train, a->steps, train_progress_step, &p, &tm, err, sizeof err);
         double train_s = cli_now() - p.start;
         if (rc < 0) {
             if (p.tty)
@@ -213,10 +167,10 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
             status = 1;
             break;
         }
-        if (stop_signal) {
+        if (train_stop_signal()) {
             if (p.tty)
                 fprintf(stderr, "\n");
-            int sig = stop_signal;
+            int sig = train_stop_signal();
             status = save_checkpoint(a, &tr, ds->name) ? 1 : 128 + sig;
             fprintf(stderr, "elbo train: stopped by %s after step %ld%s%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
                     tr.step, a->save && status != 1 ? "; checkpoint written to " : "", a->save && status != 1 ? a->save : "");
@@ -226,7 +180,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
             break;
         double t0 = cli_now();
         elbo_loss_means te = elbo_evaluate(m, &eval_act, &tr.team, &test, a->seed);
-        report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, p.tty);
+        report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
         if (save_checkpoint(a, &tr, ds->name)) {
             status = 1;
             break;
@@ -380,7 +334,7 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
             desc, ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
             a.threads == 1 ? "" : "s");
     fflush(stdout);
-    catch_stop_signals();
+    train_catch_stop_signals();
     int status = run_training(&a, &ds, &m, &oc, topo, a.resume ? &st : NULL);
     elbo_vae_free(&m);
     elbo_dataset_free(&ds);
