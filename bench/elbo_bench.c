@@ -44,6 +44,7 @@ static int no_results_file(int argc, char **argv)
     return 0;
 }
 
+/* Measures the peak, registers every row, adds the context, runs, prints the summary. */
 int main(int argc, char **argv)
 {
     const char *results_dir = NULL, *data = NULL;
