@@ -2,7 +2,7 @@
 #
 #   make              libelbo.a and the elbo command (native build in build/)
 #   make test         all tests (installs missing Debian packages first when root)
-#   make bench        the kernel benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=name
+#   make bench        the benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=regex
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make deps         install the Debian packages the project needs (root)
 
@@ -48,8 +48,12 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests that drive the native `elbo` command (test_cli_*) do not run under qemu; the rest do.
 CROSS_TEST_BIN := $(filter-out $(BUILD)/tests/test_cli_%,$(TEST_BIN))
-BENCH_SRC := $(wildcard bench/*.c)
-BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard bench/*.c))
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o) $(BUILD)/bench/gbench.o
+CXX := $(CROSS)g++
+CXXFLAGS_BASE := -std=c++17 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -pthread -Ibench
+# The commit a bench binary was built from, for its results' context ("unknown" outside git).
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git rev-parse --git-dir >/dev/null 2>&1 && ! git diff-index --quiet HEAD -- 2>/dev/null && echo -dirty)
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
@@ -69,7 +73,20 @@ $(BUILD)/%_avx2.o: %_avx2.c
 
 $(BUILD)/%.o: %.c | $(R123_DEP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"' -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_DEFS) '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"' -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_BASE) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+# bench_context.o records the commit: rebuilt when it changes (the stamp is rewritten only then).
+$(BUILD)/bench/bench_context.o: EXTRA_DEFS = '-DELBO_GIT_COMMIT="$(GIT_COMMIT)"'
+$(BUILD)/bench/bench_context.o: $(BUILD)/bench/git-commit.stamp
+$(BUILD)/bench/git-commit.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GIT_COMMIT)' | cmp -s - $@ || echo '$(GIT_COMMIT)' > $@
+.PHONY: FORCE
+FORCE:
 
 $(R123_INC)/Random123:
 	@mkdir -p $(R123_INC)
@@ -86,12 +103,14 @@ $(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< $(BUILD)/libelbo.a -lcmocka $(LDLIBS_BASE) -o $@
 
+# Google Benchmark is C++: the bench links with g++ (everything but bench/gbench.cc is C).
 $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lopenblas $(LDLIBS_BASE) -o $@
+	$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas $(LDLIBS_BASE) -o $@
 
 # ---- dependencies (Debian packages) ----
-DEB_PACKAGES := gcc make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
-                zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy
+DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
+                zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
+                libbenchmark-dev libbenchmark-tools python3-scipy
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
@@ -131,16 +150,26 @@ test-arm64: check-deps-arm64
 .PHONY: cross-tests-build
 cross-tests-build: $(BUILD)/libelbo.a $(CROSS_TEST_BIN)
 
-BENCH_ARGS ?=
+# make bench: every row, 9 repetitions of >= 0.1 s each in random interleaved order, medians displayed (the
+# JSON keeps every repetition for compare.py's U test). QUICK=1: one short repetition. BENCH_FILTER=regex
+# selects rows (--benchmark_filter). Full runs write results/<cpu>-<date>.json, others $(BUILD)/bench/results/.
+# BENCH_ARGS passes more flags (any --benchmark_* flag, or --data=SPEC).
+BENCH_REPETITIONS ?= 9
+BENCH_MIN_TIME ?= 0.1
 ifneq ($(QUICK),)
-BENCH_ARGS += --quick
+BENCH_RUN_ARGS := --benchmark_repetitions=1 --benchmark_min_time=0.01
+else
+BENCH_RUN_ARGS := --benchmark_repetitions=$(BENCH_REPETITIONS) --benchmark_min_time=$(BENCH_MIN_TIME) \
+                  --benchmark_display_aggregates_only=true --benchmark_enable_random_interleaving=true
 endif
 ifneq ($(BENCH_FILTER),)
-BENCH_ARGS += --filter '$(BENCH_FILTER)'
+BENCH_RUN_ARGS += '--benchmark_filter=$(BENCH_FILTER)'
 endif
+BENCH_OUT_DIR ?= $(if $(QUICK)$(BENCH_FILTER),$(BUILD)/bench/results,results)
+BENCH_ARGS ?=
 bench: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
-	$(BUILD)/bench/elbo_bench $(BENCH_ARGS)
+	$(BUILD)/bench/elbo_bench --results-dir=$(BENCH_OUT_DIR) $(BENCH_RUN_ARGS) $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-*

@@ -1,12 +1,18 @@
-/* End-to-end training-step benchmark: samples/s of the default VAE on Fashion-MNIST per batch size and
+/* End-to-end training steps: the default VAE (784-400-20, MSE, Adam) on Fashion-MNIST per batch size and
  * thread count. */
 #ifndef ELBO_BENCH_TRAIN_H
 #define ELBO_BENCH_TRAIN_H
 
-#include "kernels.h"
+#include "bench_common.h"
 
-/* Prints one row per (batch, threads): samples/s, GFLOP/s, % of threads x peak_per_core, speedup over 1 thread.
- * Rows whose name ("train.b128.t2") lacks filter are skipped; rounds is the number of timed rounds. */
-void bench_training(const elbo_kernels *kern, double peak_per_core, int rounds, int quick, const char *filter);
+/* Registers train/b:B/t:T for B in 32, 128, 256, 1024 and T = 1..cores: one optimizer step per iteration,
+ * counters samples_per_s, GFLOP/s and pct_peak (against T x the one-core peak). The dataset (spec as for
+ * elbo_dataset_load; NULL for the default) is loaded on the first row that runs. */
+void bench_train_register(const bench_env *env, const char *dataset);
+/* What the rows train on: "fashion-mnist, 60000 train images of 28x28" once a row has loaded it,
+ * "unavailable: <reason>" when that failed, else the dataset spec or directory. */
+const char *bench_train_dataset(void);
+/* Frees the dataset (after gbench_run). */
+void bench_train_free(void);
 
 #endif

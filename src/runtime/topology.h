@@ -89,6 +89,12 @@ void elbo_topology_print(const elbo_topology *t, size_t n_threads, FILE *f);
  * info attributes (CPUModel/CPUVendor of the packages, OSName/OSRelease/Architecture/HostName of the root). */
 void elbo_topology_cpu_model(const elbo_topology *t, char *out, size_t outlen);
 
+/* The data caches, e.g. "L1d 32 KiB x2 (per core), L2 512 KiB x2 (per core), L3 32 MiB x1 (shared by 2 cores)";
+ * empty when hwloc reports none. */
+void elbo_topology_caches(const elbo_topology *t, char *out, size_t outlen);
+/* Total bytes of the level-1..3 data (or unified) caches over all their instances; 0 when not reported. */
+unsigned long long elbo_topology_cache_bytes(const elbo_topology *t, int level);
+
 /* For verification. The OS indices of the PUs the calling thread is bound to, as a list ("0", "0-3,8") into
  * out; returns how many PUs, or -1 when the query is unsupported or the topology is not this machine's. */
 int elbo_topology_thread_cpus(const elbo_topology *t, char *out, size_t outlen);

@@ -1,7 +1,9 @@
 /* `elbo info --topology`: the machine as hwloc sees it, the binding support, and the planned placement. */
 #include "topology_internal.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Formats bytes as "512 KiB", "32 MiB", "4.96 GiB" into out. */
 static const char *human_bytes(unsigned long long b, char *out, size_t outlen)
@@ -32,33 +34,69 @@ static void print_nodes(const elbo_topology *t, FILE *f)
     }
 }
 
-/* Prints the data caches hwloc reports: L1d, L2, L3 size, count and how many cores share one. */
-static void print_caches(const elbo_topology *t, FILE *f)
+/* Appends printf-style text at the end of the string out (of outlen bytes), truncating. */
+static void appendf(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void appendf(char *out, size_t outlen, const char *fmt, ...)
 {
-    static const hwloc_obj_type_t types[] = {HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE};
+    size_t len = strlen(out);
+    if (len + 1 >= outlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + len, outlen - len, fmt, ap);
+    va_end(ap);
+}
+
+/* The first data (or unified) cache object of hwloc cache type `type` and how many there are. */
+static hwloc_obj_t first_data_cache(const elbo_topology *t, hwloc_obj_type_t type, int *count)
+{
+    hwloc_obj_t c = NULL, first = NULL;
+    *count = 0;
+    while ((c = hwloc_get_next_obj_by_type(t->topo, type, c)))
+        if (c->attr->cache.type != HWLOC_OBJ_CACHE_INSTRUCTION && (*count)++ == 0)
+            first = c;
+    return first;
+}
+
+static const hwloc_obj_type_t CACHE_TYPES[] = {HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE};
+
+void elbo_topology_caches(const elbo_topology *t, char *out, size_t outlen)
+{
     static const char *names[] = {"L1d", "L2", "L3"};
-    int any = 0;
-    fprintf(f, "caches:      ");
+    if (!out || outlen == 0)
+        return;
+    out[0] = '\0';
     for (int i = 0; i < 3; i++) {
-        hwloc_obj_t c = NULL;
-        int count = 0;
-        hwloc_obj_t first = NULL;
-        while ((c = hwloc_get_next_obj_by_type(t->topo, types[i], c)))
-            if (c->attr->cache.type != HWLOC_OBJ_CACHE_INSTRUCTION && count++ == 0)
-                first = c;
+        int count;
+        hwloc_obj_t first = first_data_cache(t, CACHE_TYPES[i], &count);
         if (!first)
             continue;
         char size[32];
         int shared = hwloc_get_nbobjs_inside_cpuset_by_type(t->topo, first->cpuset, HWLOC_OBJ_CORE);
-        fprintf(f, "%s %s %s x%d (", any ? "," : "", names[i], human_bytes(first->attr->cache.size, size, sizeof size),
-                count);
+        appendf(out, outlen, "%s%s %s x%d (", out[0] ? ", " : "", names[i],
+                human_bytes(first->attr->cache.size, size, sizeof size), count);
         if (shared <= 1)
-            fprintf(f, "per core)");
+            appendf(out, outlen, "per core)");
         else
-            fprintf(f, "shared by %d cores)", shared);
-        any = 1;
+            appendf(out, outlen, "shared by %d cores)", shared);
     }
-    fprintf(f, "%s\n", any ? "" : " none reported");
+}
+
+unsigned long long elbo_topology_cache_bytes(const elbo_topology *t, int level)
+{
+    if (level < 1 || level > 3)
+        return 0;
+    int count;
+    hwloc_obj_t first = first_data_cache(t, CACHE_TYPES[level - 1], &count);
+    return first ? first->attr->cache.size * (unsigned long long)count : 0;
+}
+
+/* Prints the data caches hwloc reports: L1d, L2, L3 size, count and how many cores share one. */
+static void print_caches(const elbo_topology *t, FILE *f)
+{
+    char caches[256];
+    elbo_topology_caches(t, caches, sizeof caches);
+    fprintf(f, "caches:       %s\n", caches[0] ? caches : "none reported");
 }
 
 /* Prints what binding hwloc reports as supported on this machine. */

@@ -1,0 +1,86 @@
+/* FMA peak of one core: 12 independent 256-bit FMA chains (fma_peak_avx2.c). */
+#include "bench_fma.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "cpu_features.h"
+#include "fma_peak.h"
+
+#define PROBE_ITERS ((size_t)1 << 16) /* ~0.1 ms per call on a 3 GHz core */
+
+/* Monotonic wall clock in seconds. */
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 1 when the probe can run on this CPU. */
+static int have_probe(void)
+{
+#if defined(__x86_64__)
+    const elbo_cpu_features *f = elbo_cpu_features_get();
+    return f->avx2 && f->fma;
+#else
+    return 0;
+#endif
+}
+
+/* Flops of one call of the probe (PROBE_ITERS iterations). */
+static double probe(void)
+{
+#if defined(__x86_64__)
+    return fma_peak_avx2_run(PROBE_ITERS);
+#else
+    return 0;
+#endif
+}
+
+/* Ascending comparison of doubles for qsort. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_fma_peak_measure(int rounds, double seconds)
+{
+    if (!have_probe() || rounds < 1)
+        return 0;
+    double *rate = malloc((size_t)rounds * sizeof *rate);
+    if (!rate)
+        return 0;
+    for (int r = -1; r < rounds; r++) { /* round -1 warms the core up */
+        double flops = 0, t0 = now(), t;
+        do {
+            flops += probe();
+            t = now() - t0;
+        } while (t < seconds);
+        if (r >= 0)
+            rate[r] = flops / t / 1e9;
+    }
+    qsort(rate, (size_t)rounds, sizeof *rate, cmp_double);
+    double median = rounds % 2 ? rate[rounds / 2] : 0.5 * (rate[rounds / 2 - 1] + rate[rounds / 2]);
+    free(rate);
+    return median;
+}
+
+/* The row: probe calls as iterations. */
+static void run_fma_peak(gbench_state *st, void *user)
+{
+    const bench_env *env = user;
+    double flops = 0;
+    while (gbench_keep_running(st))
+        flops = probe();
+    bench_set_flops(st, env, flops, 1);
+}
+
+void bench_fma_register(const bench_env *env)
+{
+    if (!have_probe())
+        return;
+    gbench_def d = {.name = "fma_peak", .run = run_fma_peak, .user = (void *)env, .unit = GBENCH_US};
+    gbench_register(&d);
+}

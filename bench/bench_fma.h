@@ -1,0 +1,14 @@
+/* The FMA peak: measured once before any row (the reference for every pct_peak of the run) and as a row. */
+#ifndef ELBO_BENCH_FMA_H
+#define ELBO_BENCH_FMA_H
+
+#include "bench_common.h"
+
+/* Median GFLOP/s of one core running the FMA probe over `rounds` rounds of about `seconds` each; 0 when this
+ * CPU has no probe (no AVX2+FMA). */
+double bench_fma_peak_measure(int rounds, double seconds);
+
+/* Registers the row "fma_peak" (GFLOP/s of one core; pct_peak against the start-of-run figure). */
+void bench_fma_register(const bench_env *env);
+
+#endif

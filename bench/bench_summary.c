@@ -1,0 +1,120 @@
+/* Summary table from the recorded rows of gbench_run. */
+#include "bench_summary.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gbench.h"
+
+/* The median of row `row` if aggregated, else its single run; NULL when it did not run. */
+static const gbench_result *find_row(const char *row)
+{
+    const gbench_result *plain = NULL;
+    for (size_t i = 0; i < gbench_result_count(); i++) {
+        const gbench_result *r = gbench_result_at(i);
+        if (strcmp(r->row, row) != 0)
+            continue;
+        if (strcmp(r->aggregate, "median") == 0)
+            return r;
+        if (!plain && r->aggregate[0] == '\0')
+            plain = r;
+    }
+    return plain;
+}
+
+/* A counter of a row, or 0 when it has none. */
+static double counter(const gbench_result *r, const char *name)
+{
+    double v = 0;
+    return r && gbench_result_counter(r, name, &v) == 0 ? v : 0;
+}
+
+/* Seconds as "812 ns", "41.2 us", "3.10 ms", "1.25 s". */
+static const char *human_time(double s, char *out, size_t outlen)
+{
+    if (s < 1e-6)
+        snprintf(out, outlen, "%.0f ns", s * 1e9);
+    else if (s < 1e-3)
+        snprintf(out, outlen, "%.1f us", s * 1e6);
+    else if (s < 1)
+        snprintf(out, outlen, "%.2f ms", s * 1e3);
+    else
+        snprintf(out, outlen, "%.2f s", s);
+    return out;
+}
+
+/* The main rate of a row: samples/s for training, else GFLOP/s, else GB/s. */
+static const char *human_rate(const gbench_result *r, char *out, size_t outlen)
+{
+    double v;
+    if ((v = counter(r, "samples_per_s")) > 0)
+        snprintf(out, outlen, "%.0f samples/s", v);
+    else if ((v = counter(r, "GFLOP/s")) > 0)
+        snprintf(out, outlen, "%.1f GFLOP/s", v);
+    else if ((v = counter(r, "GB/s")) > 0)
+        snprintf(out, outlen, "%.2f GB/s", v);
+    else
+        snprintf(out, outlen, "-");
+    return out;
+}
+
+/* The row this one is compared with: gemm/elbo... -> gemm/openblas/..., X/t:N -> X/t:1. Empty when none. */
+static void reference_row(const char *row, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const char *t = strstr(row, "/t:");
+    if (strncmp(row, "gemm/elbo", 9) == 0) {
+        const char *rest = strchr(row + 5, '/');
+        if (rest)
+            snprintf(out, outlen, "gemm/openblas%s", rest);
+    } else if (t && strcmp(t, "/t:1") != 0) {
+        snprintf(out, outlen, "%.*s/t:1", (int)(t - row), row);
+    }
+}
+
+/* Ratio of two rows' main rates as "1.07x vs openblas"; empty when either is missing. */
+static void ratio(const gbench_result *r, const char *ref_row, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const gbench_result *ref = ref_row[0] ? find_row(ref_row) : NULL;
+    if (!ref || ref->error || r->error)
+        return;
+    static const char *keys[] = {"samples_per_s", "GFLOP/s", "GB/s"};
+    for (int k = 0; k < 3; k++) {
+        double a = counter(r, keys[k]), b = counter(ref, keys[k]);
+        if (a > 0 && b > 0) {
+            snprintf(out, outlen, "%.2fx %s", a / b, strncmp(ref_row, "gemm/", 5) == 0 ? "vs OpenBLAS" : "vs t:1");
+            return;
+        }
+    }
+}
+
+void bench_summary_print(FILE *f, double peak_gflops)
+{
+    if (gbench_result_count() == 0)
+        return;
+    fprintf(f, "\nsummary (median of repetitions; FMA peak %.1f GFLOP/s per core, measured at start)\n", peak_gflops);
+    fprintf(f, "%-38s %10s %18s %7s %18s  %s\n", "row", "time", "rate", "%peak", "ratio", "label");
+    const char *last = "";
+    for (size_t i = 0; i < gbench_result_count(); i++) {
+        const gbench_result *r = gbench_result_at(i);
+        if (strcmp(r->row, last) == 0)
+            continue;
+        last = r->row;
+        r = find_row(r->row);
+        if (!r)
+            continue;
+        if (r->error) {
+            fprintf(f, "%-38s error: %s\n", r->row, r->error);
+            continue;
+        }
+        char tm[32], rate[32], pct[16] = "", ref[96], rat[48];
+        double p = counter(r, "pct_peak");
+        if (p > 0)
+            snprintf(pct, sizeof pct, "%.1f%%", p);
+        reference_row(r->row, ref, sizeof ref);
+        ratio(r, ref, rat, sizeof rat);
+        fprintf(f, "%-38s %10s %18s %7s %18s  %s\n", r->row, human_time(r->real_seconds, tm, sizeof tm),
+                human_rate(r, rate, sizeof rate), pct, rat, r->label);
+    }
+}
