@@ -5,6 +5,7 @@
 #   make bench        the benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=regex
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
+#   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
 #   make deps         install the Debian packages the project needs (root)
 
 ifeq ($(origin CC),default)
@@ -58,7 +59,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench report deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 bench report time-to-quality deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -168,6 +169,11 @@ BENCH_RUN_ARGS += '--benchmark_filter=$(BENCH_FILTER)'
 endif
 BENCH_OUT_DIR ?= $(if $(QUICK)$(BENCH_FILTER),$(BUILD)/bench/results,results)
 BENCH_ARGS ?=
+TTQ_RUNS ?= 5
+time-to-quality: check-deps
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 scripts/time_to_quality.py --runs $(TTQ_RUNS)
+
 report: check-deps
 	/usr/bin/python3 scripts/report.py --results results --out results/report
 
@@ -179,6 +185,6 @@ clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

@@ -20,11 +20,59 @@
 typedef struct {
     const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume;
     size_t epochs, batch, latent, threads;
-    long steps;
-    double lr, momentum, sigma0, beta;
+    long steps, eval_every;
+    double lr, momentum, sigma0, beta, target;
     uint64_t seed;
     int json;
 } train_args;
+
+/* Seconds on the monotonic clock when `elbo train` started (the time-to-quality clock includes data loading). */
+static double process_start;
+
+/* Time to quality: the test -ELBO checked every eval_every steps until it reaches the target. */
+typedef struct {
+    train_progress *progress;
+    const train_args *args;
+    const elbo_vae *model;
+    elbo_vae_activations *eval_act;
+    elbo_team *team;
+    const elbo_images_view *test;
+    int reached;
+    double seconds, neg_elbo;   /* when reached: seconds since start and the test -ELBO then */
+} quality_watch;
+
+/* Step callback: progress and stop signals, then, every eval_every steps, the test -ELBO against --target. */
+static int watch_step(void *ctx, const elbo_trainer *tr, size_t done, size_t total, const elbo_loss_means *run)
+{
+    quality_watch *q = ctx;
+    if (train_progress_step(q->progress, tr, done, total, run))
+        return 1;
+    if (q->args->target <= 0 || tr->step % q->args->eval_every != 0)
+        return 0;
+    elbo_loss_means te = elbo_evaluate(q->model, q->eval_act, q->team, q->test, q->args->seed);
+    if (te.loss > q->args->target)
+        return 0;
+    q->reached = 1;
+    q->seconds = cli_now() - process_start;
+    q->neg_elbo = te.loss;
+    return 1;
+}
+
+/* Reports the time to quality (after training stopped with --target). */
+static void report_quality(const train_args *a, const quality_watch *q, const elbo_trainer *tr)
+{
+    if (a->json) {
+        const char *keys[] = {"target_neg_elbo", "reached", "steps", "test_neg_elbo", "seconds_to_target"};
+        double vals[] = {a->target, q->reached, (double)tr->step, q->reached ? q->neg_elbo : 0,
+                         q->reached ? q->seconds : 0};
+        cli_print_json_numbers(keys, vals, 5, NULL, NULL);
+    } else if (q->reached) {
+        printf("target reached: test -ELBO %.4f <= %g after %ld steps, %.2f s since start (data loading included)\n",
+               q->neg_elbo, a->target, tr->step, q->seconds);
+    } else {
+        printf("target not reached: test -ELBO stayed above %g for %ld steps\n", a->target, tr->step);
+    }
+}
 
 /* Builds the model config from the flags and the data's image size; prints the error and returns -1. */
 static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *c)
@@ -151,6 +199,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
     train_progress p = {0};
     p.epochs = a->epochs;
+    quality_watch q = {&p, a, m, &eval_act, &tr.team, &test, 0, 0, 0};
     int status = 0;
     if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
         fprintf(stderr, "elbo train: %s already has %ld epochs and %ld steps; nothing to do for --epochs %zu%s\n",
@@ -158,7 +207,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     for (size_t e = (size_t)tr.epoch + 1; e <= a->epochs; e++) {
         elbo_loss_means tm = {0, 0, 0, 0};
         train_progress_begin(&p, e, tr.epoch_pos);
-        int rc = elbo_trainer_epoch(&tr, &train, a->steps, train_progress_step, &p, &tm, err, sizeof err);
+        int rc = elbo_trainer_epoch(&tr, &train, a->steps, watch_step, &q, &tm, err, sizeof err);
         double train_s = cli_now() - p.start;
         if (rc < 0) {
             if (p.tty)
@@ -185,9 +234,11 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
             status = 1;
             break;
         }
-        if (rc == 1)
+        if (rc == 1 || q.reached)
             break;
     }
+    if (a->target > 0 && status == 0)
+        report_quality(a, &q, &tr);
     elbo_vae_activations_free(&eval_act);
     elbo_trainer_free(&tr);
     return status;
@@ -197,7 +248,8 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
 
 int cli_train(int argc, char **argv)
 {
-    train_args a = {.hidden = "400", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128,
+    process_start = cli_now();
+    train_args a = {.hidden = "400", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
                     .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1};
     cli_option opts[] = {
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
@@ -220,6 +272,9 @@ int cli_train(int argc, char **argv)
         {"seed", ARG_U64, &a.seed, "N", "seed of the initialization, the noise and the data order", 0, 0, NULL, 0},
         {"threads", ARG_SIZE, &a.threads, "N", "OpenMP threads; results are bitwise the same for any N", 1, 4096,
          "one per physical core, or OMP_NUM_THREADS", 0},
+        {"target", ARG_DOUBLE, &a.target, "X",
+         "stop when the test -ELBO reaches X and report the time since start (time to quality); 0: off", 0, 1e9, NULL, 0},
+        {"eval-every", ARG_LONG, &a.eval_every, "N", "with --target: evaluate every N steps", 1, 1e9, NULL, 0},
         {"resume", ARG_STRING, &a.resume, "PATH",
          "continue a run from its checkpoint, bitwise as if uninterrupted (--epochs, --steps count from its start)",
          0, 0, "none", 0},

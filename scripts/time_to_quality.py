@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""Time to quality, as MLPerf Training measures it: wall time from process start (data loading included)
+until the test -ELBO per sample reaches a target, over N runs with the fastest and the slowest dropped,
+for elbo and for PyTorch on the same model, data, batch and optimizer.
+
+  scripts/time_to_quality.py [--target 31.0] [--runs 5] [--eval-every 100] [--json]
+
+Model: 784-400-20, MSE (sum of squares), Adam 1e-3, batch 128, Fashion-MNIST. Both sides evaluate the whole
+test set every --eval-every steps (one posterior sample per image) and stop at the first evaluation at or below
+the target; the evaluations count in the time, as in MLPerf. Run seeds are 1..N on both sides.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def torch_run(args):
+    """One PyTorch run in this process; prints its JSON line. The clock starts at interpreter start."""
+    start = time.monotonic() - (time.time() - args.started)
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+    from vae_torch import VAE, find_idx, per_sample_losses, read_idx
+    torch.set_num_threads(1)
+    train = read_idx(find_idx(args.data, "train-images-idx3-ubyte"))
+    test = read_idx(find_idx(args.data, "t10k-images-idx3-ubyte"))
+    xtr = torch.from_numpy(train.reshape(len(train), -1).astype(np.float32) / 255.0)
+    xte = torch.from_numpy(test.reshape(len(test), -1).astype(np.float32) / 255.0)
+    torch.manual_seed(args.seed)
+    model = VAE(xtr.shape[1], [400], 20, [400])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step, reached, value = 0, False, float("nan")
+    while not reached and step < args.max_steps:
+        perm = torch.randperm(len(xtr))
+        for i in range(0, len(xtr), 128):
+            x = xtr[perm[i:i + 128]]
+            logits, mu, logvar = model(x, torch.randn(len(x), 20))
+            rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
+            opt.zero_grad()
+            (rec + kl).sum().backward()
+            opt.step()
+            step += 1
+            if step % args.eval_every == 0:
+                with torch.no_grad():
+                    logits, mu, logvar = model(xte, torch.randn(len(xte), 20))
+                    rec, kl = per_sample_losses(logits, xte, mu, logvar, "mse", 0.5 ** 0.5)
+                    value = (rec + kl).mean().item()
+                if value <= args.target:
+                    reached = True
+                    break
+    print(json.dumps({"reached": reached, "steps": step, "test_neg_elbo": value,
+                      "seconds_to_target": time.monotonic() - start}))
+
+
+def run(cmd, env=None):
+    """Runs cmd and returns its last JSON line (with seconds_to_target measured from process start)."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+def trimmed(values):
+    """Mean after dropping the fastest and the slowest (with at least 3 values)."""
+    v = sorted(values)
+    v = v[1:-1] if len(v) >= 3 else v
+    return statistics.mean(v)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", type=float, default=31.0)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--elbo", default=os.path.join(ROOT, "build", "elbo"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--torch-run", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--started", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--max-steps", type=int, default=20 * 469, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.torch_run:
+        torch_run(a)
+        return 0
+    results = {"elbo": [], "pytorch": []}
+    for seed in range(1, a.runs + 1):
+        r = run([a.elbo, "train", "--data", a.data, "--epochs", "20", "--target", str(a.target), "--eval-every",
+                 str(a.eval_every), "--seed", str(seed), "--json"])
+        results["elbo"].append(r)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(os.cpu_count()))
+        r = run([sys.executable, os.path.abspath(__file__), "--torch-run", "--seed", str(seed), "--target",
+                 str(a.target), "--eval-every", str(a.eval_every), "--data", a.data, "--started", str(time.time())],
+                env)
+        results["pytorch"].append(r)
+    summary = {}
+    for name, rs in results.items():
+        ok = [r["seconds_to_target"] for r in rs if r["reached"]]
+        summary[name] = {"runs": len(rs), "reached": len(ok), "seconds_trimmed_mean": trimmed(ok) if ok else None,
+                         "seconds": ok, "steps": [r["steps"] for r in rs]}
+    if a.json:
+        print(json.dumps({"target_neg_elbo": a.target, **summary}))
+    else:
+        for name, s in summary.items():
+            t = s["seconds_trimmed_mean"]
+            print(f"{name:8s} time to test -ELBO <= {a.target}: "
+                  f"{'not reached' if t is None else f'{t:.2f} s'} (trimmed mean of {s['reached']}/{s['runs']} runs; "
+                  f"all: {', '.join(f'{x:.2f}' for x in s['seconds'])}; steps {s['steps']})")
+        e, t = summary["elbo"]["seconds_trimmed_mean"], summary["pytorch"]["seconds_trimmed_mean"]
+        if e and t:
+            print(f"elbo reaches the target {t / e:.1f}x sooner")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
