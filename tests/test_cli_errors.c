@@ -385,6 +385,8 @@ static void test_help(void **state)
         {"beta", "1"},
         {"seed", "1"},
         {"threads", "one per physical core, or OMP_NUM_THREADS"},
+        {"target", "0"},
+        {"eval-every", "100"},
         {"resume", "none"},
         {"save", "none"},
         {"json", NULL},

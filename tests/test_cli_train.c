@@ -237,6 +237,26 @@ static void test_sigterm_saves_and_resumes(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* --target stops at the first evaluation at or below it and reports the time; an unreachable one runs to the
+ * end and says so. */
+static void test_target_time_to_quality(void **state)
+{
+    (void)state;
+    char *out = run_capture(ELBO_BIN " train --data synthetic:600 --epochs 3 --batch 50 --target 1000 --eval-every 2 --json");
+    cJSON *j = last_json_line(out);
+    assert_int_equal((long)num(j, "reached"), 1);
+    assert_int_equal((long)num(j, "steps"), 2);
+    assert_true(num(j, "test_neg_elbo") <= 1000 && num(j, "seconds_to_target") > 0);
+    cJSON_Delete(j);
+    free(out);
+    out = run_capture(ELBO_BIN " train --data synthetic:600 --epochs 1 --batch 50 --target 0.001 --eval-every 5 --json");
+    j = last_json_line(out);
+    assert_int_equal((long)num(j, "reached"), 0);
+    assert_int_equal((long)num(j, "steps"), 12);
+    cJSON_Delete(j);
+    free(out);
+}
+
 /* 300 samples at batch 128: three steps per epoch, the last one of 44 samples, all 300 counted. */
 static void test_last_partial_batch_used(void **state)
 {
@@ -295,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_thread_count_bitwise),
         cmocka_unit_test(test_resume_bitwise),
         cmocka_unit_test(test_sigterm_saves_and_resumes),
+        cmocka_unit_test(test_target_time_to_quality),
         cmocka_unit_test(test_learns_synthetic),
         cmocka_unit_test(test_one_epoch_matches_pytorch),
     };
