@@ -38,21 +38,21 @@ SUFFIX = "/process_time/real_time"
 
 
 def peak_gflops(run):
-    """(reference peak, start-of-run peak) in GFLOP/s: the reference is the median of the fma_peak row's
-    repetitions when there are any, else the start-of-run figure (pct_peak's own reference)."""
+    """(median of the fma_peak row's repetitions, start-of-run peak) in GFLOP/s, None where absent."""
     try:
         start = float(run["context"]["fma_peak_gflops"])
     except (KeyError, ValueError):
         start = None
     reps = [b["GFLOP/s"] for b in run["benchmarks"] if b["name"].startswith("fma_peak")
             and b.get("run_type", "iteration") == "iteration" and "GFLOP/s" in b]
-    return (statistics.median(reps) if reps else start), start
+    return (statistics.median(reps) if reps else None), start
 
 
 def efficiency_rows(run, regex):
     """{row name: [efficiency of each repetition]} in gbench's layout, plus the names that were skipped."""
-    peak, start = peak_gflops(run)
-    rescale = start / peak if start and peak else 1.0  # pct_peak re-referenced to the interleaved peak
+    row_peak, start = peak_gflops(run)
+    peak = row_peak or start  # the reference: the interleaved fma_peak row, else the start-of-run figure
+    rescale = start / peak if start and peak else 1.0  # pct_peak re-referenced to it
     rows, skipped = [], set()
     for b in run["benchmarks"]:
         if b.get("run_type", "iteration") != "iteration" or not re.search(regex, b["name"]):
@@ -73,9 +73,9 @@ def compare(base, cur, regex, tolerance, alpha, min_reps):
     b_rows, b_skip = efficiency_rows(base, regex)
     c_rows, c_skip = efficiency_rows(cur, regex)
     for what, run in (("baseline", base), ("current", cur)):
-        peak, start = peak_gflops(run)
-        print("bench-check: %-8s FMA peak %s GFLOP/s (fma_peak row median; start of run: %s)"
-              % (what, "%.1f" % peak if peak else "n/a", "%.1f" % start if start else "n/a"))
+        row_peak, start = peak_gflops(run)
+        print("bench-check: %-8s FMA peak, GFLOP/s: fma_peak row median %s, start of run %s"
+              % (what, "%.1f" % row_peak if row_peak else "n/a", "%.1f" % start if start else "n/a"))
     partitions = report.partition_benchmarks(b_rows, c_rows)  # rows in both, repetitions grouped by name
     if not partitions:
         print("bench-check: no row in common between the baseline and the current run")
