@@ -8,9 +8,14 @@
 What is compared: each row's *efficiency*, not its time. Rows with a `pct_peak` counter (GEMM, train) use
 it: % of the FMA peak of the same run. Rows with only `GB/s` (elementwise, membw) use GB/s per 100 GFLOP/s
 of that same peak. Both divide out the speed of the machine and how busy it was, so a slower or loaded
-machine is not taken for a regression. The peak is the median of the run's `fma_peak` row when the run has
-one (it is in the subset: its repetitions are interleaved with the other rows', so it saw the same load);
-pct_peak, taken against the single start-of-run measurement (context `fma_peak_gflops`), is rescaled to it.
+machine is not taken for a regression. Two refinements, because pct_peak is taken against one FMA peak
+measured at the start of the run (context `fma_peak_gflops`), which a busy moment can halve:
+- the reference is the median of the run's `fma_peak` row when it has one (the default subset does: its
+  repetitions are interleaved with the other rows', so it sees the same load), and pct_peak is rescaled to it;
+- one-thread rows (and `fma_peak`) are taken per second *on the CPU*: each repetition's rate is multiplied
+  by its wall time / CPU time (at least 1), which takes out the time the process was descheduled by other
+  load. Rows on several threads (`t:2`, ...) keep wall time: CPU time below threads x wall time can be their
+  own waiting, which is what a regression there may look like.
 Without an `fma_peak` row the start-of-run figure is used as is. Rows with neither counter, and `fma_peak`
 itself (the reference), are skipped and listed as such.
 
@@ -37,32 +42,48 @@ DEFAULT_FILTER = r"^(fma_peak|gemm/[^/]+/[^/]+/b:128/|elementwise/|train/b:128/)
 SUFFIX = "/process_time/real_time"
 
 
-def peak_gflops(run):
-    """(median of the fma_peak row's repetitions, start-of-run peak) in GFLOP/s, None where absent."""
+def threads(b):
+    """The row's thread count: its `t:N`, else 1."""
+    m = re.search(r"/t:(\d+)", b["name"])
+    return int(m.group(1)) if m else 1
+
+
+def descheduled(b):
+    """Wall time / CPU time (at least 1) of a one-thread repetition; 1 for rows on several threads."""
+    if threads(b) > 1 or not b.get("cpu_time"):
+        return 1.0
+    return max(1.0, b["real_time"] / b["cpu_time"])
+
+
+def peaks(run):
+    """(start-of-run peak, fma_peak row median on the CPU, fma_peak row median wall) in GFLOP/s, None if absent."""
     try:
         start = float(run["context"]["fma_peak_gflops"])
     except (KeyError, ValueError):
         start = None
-    reps = [b["GFLOP/s"] for b in run["benchmarks"] if b["name"].startswith("fma_peak")
+    reps = [b for b in run["benchmarks"] if b["name"].startswith("fma_peak")
             and b.get("run_type", "iteration") == "iteration" and "GFLOP/s" in b]
-    return (statistics.median(reps) if reps else None), start
+    if not reps:
+        return start, None, None
+    return (start, statistics.median(b["GFLOP/s"] * descheduled(b) for b in reps),
+            statistics.median(b["GFLOP/s"] for b in reps))
 
 
 def efficiency_rows(run, regex):
-    """{row name: [efficiency of each repetition]} in gbench's layout, plus the names that were skipped."""
-    row_peak, start = peak_gflops(run)
-    peak = row_peak or start  # the reference: the interleaved fma_peak row, else the start-of-run figure
-    rescale = start / peak if start and peak else 1.0  # pct_peak re-referenced to it
+    """The run's iteration rows in gbench's layout, each with its efficiency as `eff`; and the skipped names."""
+    start, cpu_peak, wall_peak = peaks(run)
     rows, skipped = [], set()
     for b in run["benchmarks"]:
         if b.get("run_type", "iteration") != "iteration" or not re.search(regex, b["name"]):
             continue
-        if b["name"].startswith("fma_peak"):
+        f = descheduled(b)
+        peak = (wall_peak if threads(b) > 1 else cpu_peak) or start
+        if b["name"].startswith("fma_peak") or not peak:
             skipped.add(b["name"])
         elif "pct_peak" in b:
-            rows.append(dict(b, eff=b["pct_peak"] * rescale))
-        elif "GB/s" in b and peak:
-            rows.append(dict(b, eff=100.0 * b["GB/s"] / peak))
+            rows.append(dict(b, eff=b["pct_peak"] * f * (start / peak if start else 1.0)))
+        elif "GB/s" in b:
+            rows.append(dict(b, eff=100.0 * b["GB/s"] * f / peak))
         else:
             skipped.add(b["name"])
     return {"benchmarks": rows}, skipped
@@ -73,9 +94,8 @@ def compare(base, cur, regex, tolerance, alpha, min_reps):
     b_rows, b_skip = efficiency_rows(base, regex)
     c_rows, c_skip = efficiency_rows(cur, regex)
     for what, run in (("baseline", base), ("current", cur)):
-        row_peak, start = peak_gflops(run)
-        print("bench-check: %-8s FMA peak, GFLOP/s: fma_peak row median %s, start of run %s"
-              % (what, "%.1f" % row_peak if row_peak else "n/a", "%.1f" % start if start else "n/a"))
+        print("bench-check: %-8s FMA peak, GFLOP/s: start of run %s; fma_peak row median %s on the CPU, %s wall"
+              % ((what,) + tuple("%.1f" % p if p else "n/a" for p in peaks(run))))
     partitions = report.partition_benchmarks(b_rows, c_rows)  # rows in both, repetitions grouped by name
     if not partitions:
         print("bench-check: no row in common between the baseline and the current run")

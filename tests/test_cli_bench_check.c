@@ -3,7 +3,8 @@
  * machine uniformly 30 % slower (times, GFLOP/s, GB/s and the FMA peak alike, same efficiency) passes; an
  * 8 % median drop whose repetitions overlap the baseline's (U test not significant) passes; --tolerance
  * moves the threshold; a row missing from the current run fails and is named; a baseline whose start-of-run
- * peak was halved by a busy moment is compared through its interleaved fma_peak row and passes.
+ * peak was halved by a busy moment is compared through its interleaved fma_peak row and passes; rows whose
+ * wall time is 1.5x their CPU time (descheduled by other load) pass.
  *
  * Runs `/usr/bin/python3 scripts/bench_check.py --baseline A --current B` (no benchmarking) with the script
  * found from this binary (build/tests/x -> scripts/), else from the current directory. */
@@ -39,6 +40,8 @@ static const row ROWS[] = {
 /* When non-zero, write_run's runs measured this start-of-run peak (a busy moment: pct_peak is taken against
  * it) and carry an fma_peak row at the real peak, as a run on a machine busy only at its start does. */
 static double start_peak;
+/* Wall time / CPU time of write_run's rows other than fma_peak: > 1 when other load descheduled them. */
+static double desched = 1.0;
 
 /* Writes DIR/file: the rows (the first nrows of them), each repetition's efficiency of row 0 replaced by
  * row0 when given, on a machine `slow` times slower (peak, rates and times all scaled; pct_peak kept). */
@@ -62,12 +65,13 @@ static const char *write_run(const char *file, const double *row0, size_t nrows,
             int agg = i == REPS;
             double eff = agg ? ROWS[r].eff[2] : (r == 0 && row0) ? row0[i] : ROWS[r].eff[i];
             double rate = ROWS[r].gbs ? eff / slow : eff * peak / 100.0; /* GB/s and GFLOP/s: / slow */
-            double time = 1000.0 / rate;
+            double cpu = 1000.0 / rate, time = cpu * desched;
+            rate /= desched;
             fprintf(f, "%s  {\"name\": \"%s/process_time/real_time%s\", \"run_name\": \"%s/process_time/real_time\","
                        " \"run_type\": \"%s\",%s \"repetitions\": %d, \"repetition_index\": %d, \"threads\": 1,"
                        " \"iterations\": 100, \"real_time\": %.6f, \"cpu_time\": %.6f, \"time_unit\": \"us\", ",
                     sep, ROWS[r].name, agg ? "_median" : "", ROWS[r].name, agg ? "aggregate" : "iteration",
-                    agg ? " \"aggregate_name\": \"median\"," : "", REPS, agg ? 0 : i, time, time);
+                    agg ? " \"aggregate_name\": \"median\"," : "", REPS, agg ? 0 : i, time, cpu);
             if (ROWS[r].gbs)
                 fprintf(f, "\"GB/s\": %.6f, \"bytes_per_second\": %.1f}", rate, rate * 1e9);
             else
@@ -192,6 +196,21 @@ static void test_peak_from_interleaved_fma_row(void **state)
     free(out);
 }
 
+static void test_descheduled_rows_pass(void **state)
+{
+    (void)state;
+    char *out;
+    start_peak = 100.0; /* both runs with an fma_peak row, undisturbed */
+    write_run("base.json", NULL, NROWS, 1.0);
+    desched = 1.5; /* the current run's rows spent a third of their wall time descheduled */
+    write_run("cur.json", NULL, NROWS, 1.0);
+    start_peak = 0.0;
+    desched = 1.0;
+    assert_int_equal(check(&out, NULL, NULL), 0); /* per second on the CPU: unchanged */
+    assert_null(strstr(out, "REGRESSED"));
+    free(out);
+}
+
 static void test_noisy_drop_not_significant_passes(void **state)
 {
     (void)state;
@@ -271,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_consistent_drop_fails),
         cmocka_unit_test(test_slower_machine_same_efficiency_passes),
         cmocka_unit_test(test_peak_from_interleaved_fma_row),
+        cmocka_unit_test(test_descheduled_rows_pass),
         cmocka_unit_test(test_noisy_drop_not_significant_passes),
         cmocka_unit_test(test_tolerance_flag),
         cmocka_unit_test(test_missing_row_fails),
