@@ -173,9 +173,10 @@ bench: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	$(BUILD)/bench/elbo_bench --results-dir=$(BENCH_OUT_DIR) $(BENCH_RUN_ARGS) $(BENCH_ARGS)
 
-# make bench-check: the subset of scripts/bench_check.py (batch-128 GEMM, elementwise, train/b:128; about
-# 30 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared with results/baseline.json by efficiency
-# (pct_peak) medians and a U test; exits 1 when a row regressed by more than BENCH_TOLERANCE percent.
+# make bench-check: the subset of scripts/bench_check.py (fma_peak, batch-128 GEMM, elementwise, train/b:128;
+# about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared with results/baseline.json by
+# efficiency (pct_peak against the run's own FMA peak) medians and a U test; exits 1 when a row regressed by
+# more than BENCH_TOLERANCE percent (README: Regression check).
 # make bench-baseline: the same subset with 15 repetitions, written to results/baseline.json.
 BENCH_TOLERANCE ?= 5
 BENCH_CHECK = /usr/bin/python3 scripts/bench_check.py --bench $(BUILD)/bench/elbo_bench
