@@ -3,6 +3,8 @@
 #   make              libelbo.a and the elbo command (native build in build/)
 #   make test         all tests (installs missing Debian packages first when root)
 #   make bench        the benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=regex
+#   make bench-check  quick subset compared with results/baseline.json; fails on a regression (BENCH_TOLERANCE=5 %)
+#   make bench-baseline  rerun that subset with more repetitions and rewrite results/baseline.json
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
@@ -59,7 +61,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench report time-to-quality deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 bench bench-check bench-baseline report time-to-quality deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -181,10 +183,25 @@ bench: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	$(BUILD)/bench/elbo_bench --results-dir=$(BENCH_OUT_DIR) $(BENCH_RUN_ARGS) $(BENCH_ARGS)
 
+# make bench-check: the subset of scripts/bench_check.py (fma_peak, batch-128 GEMM, elementwise, train/b:128;
+# about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared with results/baseline.json by
+# efficiency (pct_peak against the run's own FMA peak) medians and a U test; exits 1 when a row regressed by
+# more than BENCH_TOLERANCE percent (README: Regression check).
+# make bench-baseline: the same subset with 15 repetitions, written to results/baseline.json.
+BENCH_TOLERANCE ?= 5
+BENCH_CHECK = /usr/bin/python3 scripts/bench_check.py --bench $(BUILD)/bench/elbo_bench
+bench-check: check-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
+	$(BENCH_CHECK) --out $(BUILD)/bench/check.json --tolerance $(BENCH_TOLERANCE)
+
+bench-baseline: check-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
+	$(BENCH_CHECK) --update-baseline --baseline results/baseline.json
+
 clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,12p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""bench_check.py - compare a quick benchmark run with results/baseline.json; exit 1 on a regression.
+
+    /usr/bin/python3 scripts/bench_check.py                   # run the subset, compare (make bench-check)
+    /usr/bin/python3 scripts/bench_check.py --update-baseline # run it with more repetitions, write the baseline
+    /usr/bin/python3 scripts/bench_check.py --baseline A.json --current B.json   # compare two files, no run
+
+What is compared: each row's *efficiency*, not its time. Rows with a `pct_peak` counter (GEMM, train) use
+it: % of the FMA peak of the same run. Rows with only `GB/s` (elementwise, membw) use GB/s per 100 GFLOP/s
+of that same peak. Both divide out the speed of the machine and how busy it was, so a slower or loaded
+machine is not taken for a regression. Two refinements, because pct_peak is taken against one FMA peak
+measured at the start of the run (context `fma_peak_gflops`), which a busy moment can halve:
+- the reference is the median of the run's `fma_peak` row when it has one (the default subset does: its
+  repetitions are interleaved with the other rows', so it sees the same load), and pct_peak is rescaled to it;
+- one-thread rows (and `fma_peak`) are taken per second *on the CPU*: each repetition's rate is multiplied
+  by its wall time / CPU time (at least 1), which takes out the time the process was descheduled by other
+  load. Rows on several threads (`t:2`, ...) keep wall time: CPU time below threads x wall time can be their
+  own waiting, which is what a regression there may look like.
+Without an `fma_peak` row the start-of-run figure is used as is. Rows with neither counter, and `fma_peak`
+itself (the reference), are skipped and listed as such.
+
+How it decides, per row: the median efficiency over the current run's repetitions against the baseline's.
+A row REGRESSED when the median dropped by more than --tolerance percent (relative) AND Google Benchmark's
+Mann-Whitney U test over the repetitions of both runs (gbench.report.calc_utest from Debian's
+libbenchmark-tools, the one compare.py prints) gives p < --alpha. With fewer than --min-repetitions
+repetitions on either side there is no meaningful U test and the threshold alone decides. IMPROVED is the
+same the other way. Rows of the baseline missing from the current run also fail the check; new rows are
+listed. Exit status: 0 no regression, 1 a regression or a missing row, 2 nothing comparable / bad input.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import sys
+
+sys.path.insert(0, "/usr/share/benchmark")
+from gbench import report, util  # noqa: E402  (Debian's libbenchmark-tools)
+
+# Default subset: the FMA peak (the reference), the batch-128 GEMM rows, the elementwise rows and the batch-128 training rows.
+DEFAULT_FILTER = r"^(fma_peak|gemm/[^/]+/[^/]+/b:128/|elementwise/|train/b:128/)"
+SUFFIX = "/process_time/real_time"
+
+
+def threads(b):
+    """The row's thread count: its `t:N`, else 1."""
+    m = re.search(r"/t:(\d+)", b["name"])
+    return int(m.group(1)) if m else 1
+
+
+def descheduled(b):
+    """Wall time / CPU time (at least 1) of a one-thread repetition; 1 for rows on several threads."""
+    if threads(b) > 1 or not b.get("cpu_time"):
+        return 1.0
+    return max(1.0, b["real_time"] / b["cpu_time"])
+
+
+def peaks(run):
+    """(start-of-run peak, fma_peak row median on the CPU, fma_peak row median wall) in GFLOP/s, None if absent."""
+    try:
+        start = float(run["context"]["fma_peak_gflops"])
+    except (KeyError, ValueError):
+        start = None
+    reps = [b for b in run["benchmarks"] if b["name"].startswith("fma_peak")
+            and b.get("run_type", "iteration") == "iteration" and "GFLOP/s" in b]
+    if not reps:
+        return start, None, None
+    return (start, statistics.median(b["GFLOP/s"] * descheduled(b) for b in reps),
+            statistics.median(b["GFLOP/s"] for b in reps))
+
+
+def efficiency_rows(run, regex):
+    """The run's iteration rows in gbench's layout, each with its efficiency as `eff`; and the skipped names."""
+    start, cpu_peak, wall_peak = peaks(run)
+    rows, skipped = [], set()
+    for b in run["benchmarks"]:
+        if b.get("run_type", "iteration") != "iteration" or not re.search(regex, b["name"]):
+            continue
+        f = descheduled(b)
+        peak = (wall_peak if threads(b) > 1 else cpu_peak) or start
+        if b["name"].startswith("fma_peak") or not peak:
+            skipped.add(b["name"])
+        elif "pct_peak" in b:
+            rows.append(dict(b, eff=b["pct_peak"] * f * (start / peak if start else 1.0)))
+        elif "GB/s" in b:
+            rows.append(dict(b, eff=100.0 * b["GB/s"] * f / peak))
+        else:
+            skipped.add(b["name"])
+    return {"benchmarks": rows}, skipped
+
+
+def compare(base, cur, regex, tolerance, alpha, min_reps):
+    """Print one line per regressed/improved/missing/new/skipped row; return the number of failures."""
+    b_rows, b_skip = efficiency_rows(base, regex)
+    c_rows, c_skip = efficiency_rows(cur, regex)
+    for what, run in (("baseline", base), ("current", cur)):
+        print("bench-check: %-8s FMA peak, GFLOP/s: start of run %s; fma_peak row median %s on the CPU, %s wall"
+              % ((what,) + tuple("%.1f" % p if p else "n/a" for p in peaks(run))))
+    partitions = report.partition_benchmarks(b_rows, c_rows)  # rows in both, repetitions grouped by name
+    if not partitions:
+        print("bench-check: no row in common between the baseline and the current run")
+        return None
+    print("bench-check: %d rows; median efficiency, current vs baseline; regression = drop > %g %%"
+          " and U test p < %g (with >= %d repetitions each)" % (len(partitions), tolerance, alpha, min_reps))
+    regressed = improved = 0
+    width = max(len(p[0][0]["name"]) for p in partitions) - len(SUFFIX)
+    for lhs, rhs in partitions:
+        name = lhs[0]["name"].replace(SUFFIX, "")
+        old, new = report.extract_field((lhs, rhs), "eff")
+        m_old, m_new = statistics.median(old), statistics.median(new)
+        change = 100.0 * report.calculate_change(m_old, m_new)
+        if min(len(old), len(new)) >= min_reps:
+            _, _, pvalue = report.calc_utest((old, new), (old, new))
+            significant = pvalue is not None and pvalue < alpha
+            stat = "p=%.4f" % pvalue if pvalue is not None else "p=n/a"
+        else:
+            significant, stat = True, "no U test"
+        stat += ", %d vs %d reps" % (len(old), len(new))
+        unit = "%peak" if "pct_peak" in lhs[0] else "GB/s per 100 GFLOP/s peak"
+        if abs(change) <= tolerance:
+            continue
+        verdict = ("REGRESSED" if change < 0 else "IMPROVED") if significant else "noise"
+        regressed += verdict == "REGRESSED"
+        improved += verdict == "IMPROVED"
+        print("%-9s  %-*s  %+6.1f %%  (%.2f -> %.2f %s; %s)"
+              % (verdict, width, name, change, m_old, m_new, unit, stat))
+    names = lambda rows: {b["name"] for b in rows["benchmarks"]}  # noqa: E731
+    missing = sorted(names(b_rows) - names(c_rows) - c_skip)
+    for n in missing:
+        print("MISSING    %s (in the baseline, not in the current run)" % n.replace(SUFFIX, ""))
+    for n in sorted(names(c_rows) - names(b_rows) - b_skip):
+        print("new        %s (not in the baseline)" % n.replace(SUFFIX, ""))
+    for n in sorted(b_skip | c_skip):
+        print("skipped    %s (no pct_peak or GB/s counter, or the peak itself)" % n.replace(SUFFIX, ""))
+    print("bench-check: %d regressed, %d improved, %d missing, %d within tolerance or not significant"
+          % (regressed, improved, len(missing), len(partitions) - regressed - improved))
+    return regressed + len(missing)
+
+
+def run_subset(bench, regex, repetitions, min_time, out):
+    """Run the subset with Google Benchmark's own runner (gbench.util); the JSON goes to `out`."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    return util.run_benchmark(bench, [
+        "--benchmark_filter=" + regex, "--benchmark_repetitions=%d" % repetitions,
+        "--benchmark_min_time=%g" % min_time, "--benchmark_enable_random_interleaving=true",
+        "--benchmark_display_aggregates_only=true", "--benchmark_out=" + out, "--benchmark_out_format=json"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--baseline", default="results/baseline.json", help="baseline results (default: %(default)s)")
+    ap.add_argument("--current", help="compare this results file instead of running the benchmark")
+    ap.add_argument("--tolerance", type=float, default=5.0, help="allowed median drop, %% (default: %(default)s)")
+    ap.add_argument("--alpha", type=float, default=0.05, help="U test significance level (default: %(default)s)")
+    ap.add_argument("--min-repetitions", type=int, default=5,
+                    help="fewer repetitions on a side: no U test, the threshold alone decides (default: %(default)s)")
+    ap.add_argument("--filter", default=DEFAULT_FILTER, help="rows to run and compare (default: %(default)s)")
+    ap.add_argument("--bench", default="build/bench/elbo_bench", help="benchmark program (default: %(default)s)")
+    ap.add_argument("--out", default="build/bench/check.json", help="the quick run's JSON (default: %(default)s)")
+    ap.add_argument("--repetitions", type=int, default=5, help="repetitions of the quick run (default: %(default)s)")
+    ap.add_argument("--min-time", type=float, default=0.1, help="seconds per repetition (default: %(default)s)")
+    ap.add_argument("--update-baseline", action="store_true",
+                    help="run the subset with --baseline-repetitions and write --baseline; no comparison")
+    ap.add_argument("--baseline-repetitions", type=int, default=15, help="(default: %(default)s)")
+    args = ap.parse_args()
+
+    if args.update_baseline:
+        run_subset(args.bench, args.filter, args.baseline_repetitions, args.min_time, args.baseline)
+        print("bench-check: wrote %s" % args.baseline)
+        return 0
+    if not os.path.isfile(args.baseline):
+        print("bench-check: no baseline %s (make bench-baseline writes it)" % args.baseline)
+        return 2
+    if args.current:
+        current = util.load_benchmark_results(args.current)
+    else:
+        if os.path.realpath(args.out).startswith(os.path.realpath("results") + os.sep):
+            ap.error("--out must not be under results/")
+        current = run_subset(args.bench, args.filter, args.repetitions, args.min_time, args.out)
+    failures = compare(util.load_benchmark_results(args.baseline), current, args.filter,
+                       args.tolerance, args.alpha, args.min_repetitions)
+    return 2 if failures is None else int(failures > 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
