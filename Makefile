@@ -8,6 +8,7 @@
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
+#   make profile      perf profile of training steps into build/profile (PROFILE_ARGS="--threads 1 ...")
 #   make deps         install the Debian packages the project needs (root)
 
 ifeq ($(origin CC),default)
@@ -61,7 +62,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench bench-check bench-baseline report time-to-quality deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 bench bench-check bench-baseline report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -114,7 +115,7 @@ $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
-                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib
+                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
@@ -171,6 +172,10 @@ BENCH_RUN_ARGS += '--benchmark_filter=$(BENCH_FILTER)'
 endif
 BENCH_OUT_DIR ?= $(if $(QUICK)$(BENCH_FILTER),$(BUILD)/bench/results,results)
 BENCH_ARGS ?=
+profile: check-deps
+	@$(MAKE) --no-print-directory all
+	scripts/profile.sh
+
 TTQ_RUNS ?= 5
 time-to-quality: check-deps
 	@$(MAKE) --no-print-directory all
@@ -202,6 +207,6 @@ clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
