@@ -104,7 +104,7 @@ $(BUILD)/libelbo.a: $(LIB_OBJ)
 $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/libelbo.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< $(BUILD)/libelbo.a -lcmocka $(LDLIBS_BASE) -o $@
 

@@ -4,7 +4,7 @@
  *
  * The binary is build/elbo next to this test's directory (build/tests/..), so `make test` must build it
  * first (it does: the test rule runs `all`). Training runs use synthetic:60 and one epoch (~50 ms). */
-#include "test_util.h"
+#include "test_scratch.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_PATH 1024
 #define MAX_ARGS 32
 #define CAPTURE_MAX (1 << 20)
 
@@ -165,42 +164,10 @@ static void expect_usage_error(const char *a, const char *b, ...)
 
 /* ---- scratch directory ---- */
 
-/* dir/name into buf (MAX_PATH bytes). */
-static char *join(char *buf, const char *dir, const char *name)
-{
-    int n = snprintf(buf, MAX_PATH, "%s/%s", dir, name);
-    assert_true(n > 0 && n < MAX_PATH);
-    return buf;
-}
-
 /* Creates a fresh temporary directory in dir (MAX_PATH bytes). */
 static void scratch_open(char *dir)
 {
-    const char *tmp = getenv("TMPDIR");
-    join(dir, tmp && *tmp ? tmp : "/tmp", "elbo-cli-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-}
-
-/* Removes dir and everything below it (only regular files and directories are created here). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char path[MAX_PATH];
-        struct stat st;
-        join(path, dir, e->d_name);
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
+    scratch_mkdtemp(dir, "elbo-cli");
 }
 
 /* Fails unless dir holds exactly `want` entries. */

@@ -1,7 +1,7 @@
 /* End-to-end training through the `elbo` command: one epoch on Fashion-MNIST against PyTorch trained
  * inside the test, reproducibility for a seed, the last partial batch, --steps, and learning on
  * synthetic data. */
-#include "test_util.h"
+#include "test_scratch.h"
 
 #include <cjson/cJSON.h>
 
@@ -108,8 +108,8 @@ static void test_one_epoch_matches_pytorch(void **state)
 static void test_seed_reproducible(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/elbo-train-XXXXXX", cmd[1024], path[3][256];
-    assert_non_null(mkdtemp(dir));
+    char dir[MAX_PATH], cmd[8 * MAX_PATH], path[3][2 * MAX_PATH];
+    scratch_mkdtemp(dir, "elbo-train");
     const char *seed[3] = {"5", "5", "6"};
     for (int i = 0; i < 3; i++) {
         snprintf(path[i], sizeof path[i], "%s/run%d.safetensors", dir, i);
@@ -125,8 +125,7 @@ static void test_seed_reproducible(void **state)
     free(a);
     free(b);
     free(c);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
 }
 
 /* A few training steps with 1, 2 and 3 threads give byte-identical checkpoints (rows split across threads,
@@ -136,10 +135,10 @@ static void test_thread_count_bitwise(void **state)
     (void)state;
     const char *models[] = {"--recon mse --batch 100", "--recon bce --hidden 96,40 --latent 3 --batch 37"};
     for (size_t v = 0; v < 2; v++) {
-        char dir[] = "/tmp/elbo-threads-XXXXXX", cmd[1024], path[3][256];
+        char dir[MAX_PATH], cmd[8 * MAX_PATH], path[3][2 * MAX_PATH];
+        scratch_mkdtemp(dir, "elbo-threads");
         unsigned char *bytes[3];
         size_t len[3];
-        assert_non_null(mkdtemp(dir));
         for (int t = 0; t < 3; t++) {
             snprintf(path[t], sizeof path[t], "%s/threads%d.safetensors", dir, t + 1);
             snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:700 --epochs 2 --steps 12 %s --threads %d "
@@ -154,8 +153,7 @@ static void test_thread_count_bitwise(void **state)
         }
         for (int t = 0; t < 3; t++)
             free(bytes[t]);
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        assert_int_equal(system(cmd), 0);
+        remove_tree(dir);
     }
 }
 
@@ -171,8 +169,8 @@ static void test_resume_bitwise(void **state)
         {"--optimizer sgd --lr 0.01 --momentum 0.8 --batch 50", "--steps 5"},
     };
     for (size_t v = 0; v < 3; v++) {
-        char dir[] = "/tmp/elbo-resume-XXXXXX", cmd[1024], whole[256], part[256];
-        assert_non_null(mkdtemp(dir));
+        char dir[MAX_PATH], cmd[8 * MAX_PATH], whole[2 * MAX_PATH], part[2 * MAX_PATH];
+        scratch_mkdtemp(dir, "elbo-resume");
         snprintf(whole, sizeof whole, "%s/whole.safetensors", dir);
         snprintf(part, sizeof part, "%s/part.safetensors", dir);
         snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:700 --epochs 3 %s --threads 1 --save %s --json",
@@ -191,8 +189,7 @@ static void test_resume_bitwise(void **state)
                        runs[v][0], runs[v][1]);
         free(a);
         free(b);
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        assert_int_equal(system(cmd), 0);
+        remove_tree(dir);
     }
 }
 
@@ -202,8 +199,8 @@ static void test_resume_bitwise(void **state)
 static void test_sigterm_saves_and_resumes(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/elbo-signal-XXXXXX", cmd[2048], path[256], whole[256], err[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[MAX_PATH], cmd[12 * MAX_PATH], path[2 * MAX_PATH], whole[2 * MAX_PATH], err[MAX_PATH];
+    scratch_mkdtemp(dir, "elbo-signal");
     snprintf(path, sizeof path, "%s/run.safetensors", dir);
     snprintf(whole, sizeof whole, "%s/whole.safetensors", dir);
     snprintf(cmd, sizeof cmd,
@@ -233,8 +230,7 @@ static void test_sigterm_saves_and_resumes(void **state)
         test_failf("stopped by SIGTERM after step %ld and resumed: differs from an uninterrupted run\n", step);
     free(a);
     free(b);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_tree(dir);
 }
 
 /* --target stops at the first evaluation at or below it and reports the time; an unreachable one runs to the

@@ -4,7 +4,7 @@
  * Broken files are written by hand: a good checkpoint of a small model is parsed into a cJSON tree, one
  * thing is changed, and the header is written back in front of the same data. Every error case checks the
  * return value, that the model is left zeroed, and that the one-line message names the file and the field. */
-#include "test_util.h"
+#include "test_scratch.h"
 
 #include "checkpoint.h"
 #include "safetensors.h"
@@ -20,21 +20,12 @@
 #include <unistd.h>
 
 #define ERRLEN 512
-#define MAX_PATH 1024
 
 /* ---- scratch directory and files ---- */
 
 typedef struct {
     char dir[MAX_PATH];
 } scratch;
-
-/* dir/name into buf (MAX_PATH bytes). */
-static char *join(char *buf, const char *dir, const char *name)
-{
-    int n = snprintf(buf, MAX_PATH, "%s/%s", dir, name);
-    assert_true(n > 0 && n < MAX_PATH);
-    return buf;
-}
 
 /* Path of `name` inside the scratch directory. */
 static const char *in_dir(const scratch *s, const char *name, char *buf)
@@ -45,32 +36,7 @@ static const char *in_dir(const scratch *s, const char *name, char *buf)
 /* Creates a fresh temporary directory. */
 static void scratch_open(scratch *s)
 {
-    const char *tmp = getenv("TMPDIR");
-    join(s->dir, tmp && *tmp ? tmp : "/tmp", "elbo-ckpt-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-}
-
-/* Removes dir and everything below it (only regular files and directories are created here). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    chmod(dir, 0700);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char path[MAX_PATH];
-        struct stat st;
-        join(path, dir, e->d_name);
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
+    scratch_mkdtemp(s->dir, "elbo-ckpt");
 }
 
 /* Number of entries in dir (without . and ..); the names go to names (comma-separated) for messages. */

@@ -4,7 +4,7 @@
  * Small IDX files are written by the tests into a fresh mkdtemp directory, removed afterwards. Every
  * error case checks the return value, that the outputs are left zeroed, and that the one-line message
  * names the file and the field. */
-#include "test_util.h"
+#include "test_scratch.h"
 
 #include "dataset.h"
 #include "idx.h"
@@ -18,21 +18,12 @@
 #include <zlib.h>
 
 #define ERRLEN 512
-#define MAX_PATH 1024
 
 /* ---- scratch directory and files ---- */
 
 typedef struct {
     char dir[MAX_PATH];
 } scratch;
-
-/* dir/name into buf (MAX_PATH bytes). */
-static char *join(char *buf, const char *dir, const char *name)
-{
-    int n = snprintf(buf, MAX_PATH, "%s/%s", dir, name);
-    assert_true(n > 0 && n < MAX_PATH);
-    return buf;
-}
 
 /* Path of `name` inside the scratch directory. */
 static const char *in_dir(const scratch *s, const char *name, char *buf)
@@ -43,31 +34,7 @@ static const char *in_dir(const scratch *s, const char *name, char *buf)
 /* Creates a fresh temporary directory. */
 static void scratch_open(scratch *s)
 {
-    const char *tmp = getenv("TMPDIR");
-    join(s->dir, tmp && *tmp ? tmp : "/tmp", "elbo-data-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-}
-
-/* Removes dir and everything below it (only regular files and directories are created here). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char path[MAX_PATH];
-        struct stat st;
-        join(path, dir, e->d_name);
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
+    scratch_mkdtemp(s->dir, "elbo-data");
 }
 
 /* Writes len bytes to path, plain. */

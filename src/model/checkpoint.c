@@ -112,6 +112,20 @@ static int meta_ull(const elbo_st_file *f, const char *path, const char *key, un
     return 0;
 }
 
+/* Parses metadata key as an integer in [0, LONG_MAX]; returns 0 or -1 with a message. */
+static int meta_long(const elbo_st_file *f, const char *path, const char *key, long *out, char *err, size_t errlen)
+{
+    unsigned long long u;
+    if (meta_ull(f, path, key, &u, err, errlen))
+        return -1;
+    if (u > LONG_MAX) {
+        snprintf(err, errlen, "%s: __metadata__.%s: %llu is out of range", path, key, u);
+        return -1;
+    }
+    *out = (long)u;
+    return 0;
+}
+
 /* Parses metadata key as a finite double; returns 0 or -1 with a message. */
 static int meta_double(const elbo_st_file *f, const char *path, const char *key, double *out, char *err,
                        size_t errlen)
@@ -184,20 +198,10 @@ static int state_from_meta(const elbo_st_file *f, const char *path, elbo_train_s
     if (meta_ull(f, path, "seed", &u, err, errlen))
         return -1;
     st->seed = u;
-    if (meta_ull(f, path, "step", &u, err, errlen))
+    if (meta_long(f, path, "step", &st->step, err, errlen))
         return -1;
-    if (u > LONG_MAX) {
-        snprintf(err, errlen, "%s: __metadata__.step: %llu is out of range", path, u);
+    if (meta_long(f, path, "epoch", &st->epoch, err, errlen))
         return -1;
-    }
-    st->step = (long)u;
-    if (meta_ull(f, path, "epoch", &u, err, errlen))
-        return -1;
-    if (u > LONG_MAX) {
-        snprintf(err, errlen, "%s: __metadata__.epoch: %llu is out of range", path, u);
-        return -1;
-    }
-    st->epoch = (long)u;
     if (meta_ull(f, path, "batch", &u, err, errlen))
         return -1;
     st->batch = (size_t)u;
@@ -209,16 +213,27 @@ static int state_from_meta(const elbo_st_file *f, const char *path, elbo_train_s
     if (!(s = need_meta(f, path, "dataset", err, errlen)))
         return -1;
     snprintf(st->dataset, sizeof st->dataset, "%s", s);
-    if (meta_ull(f, path, "epoch_step", &u, err, errlen))
+    if (meta_long(f, path, "epoch_step", &st->epoch_step, err, errlen))
         return -1;
-    if (u > LONG_MAX) {
-        snprintf(err, errlen, "%s: __metadata__.epoch_step: %llu is out of range", path, u);
-        return -1;
-    }
-    st->epoch_step = (long)u;
     if (meta_double(f, path, "momentum", &st->momentum, err, errlen))
         return -1;
     return 0;
+}
+
+/* The parameter view an optimizer state tensor "optimizer.<state>.<param>" belongs to, or NULL when name is
+ * not one (an unknown state key or parameter). */
+static const elbo_tensor_view *optimizer_state_view(const elbo_param_layout *l, const char *name)
+{
+    static const char *const *const kinds[] = {ADAM_STATE, ADAM_STATE + 1, SGD_STATE};
+    if (strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)) != 0)
+        return NULL;
+    const char *key = name + strlen(OPT_PREFIX), *dot = strchr(key, '.');
+    if (!dot)
+        return NULL;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        if (strlen(*kinds[k]) == (size_t)(dot - key) && strncmp(key, *kinds[k], (size_t)(dot - key)) == 0)
+            return elbo_param_layout_find(l, dot + 1);
+    return NULL;
 }
 
 /* Copies every expected tensor into m->params after checking its shape; refuses extra tensors. */
@@ -244,16 +259,9 @@ static int copy_tensors(const elbo_st_file *f, const char *path, elbo_vae *m, ch
         const char *name = f->tensors[i].name;
         if (elbo_param_layout_find(l, name))
             continue;
-        if (strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)) == 0) {
-            const char *key = name + strlen(OPT_PREFIX), *dot = strchr(key, '.');
-            const elbo_tensor_view *tv = dot ? elbo_param_layout_find(l, dot + 1) : NULL;
-            int known = 0;
-            for (size_t k = 0; k < 2; k++)
-                known |= dot && strlen(ADAM_STATE[k]) == (size_t)(dot - key) && !strncmp(key, ADAM_STATE[k], (size_t)(dot - key));
-            known |= dot && strlen(SGD_STATE[0]) == (size_t)(dot - key) && !strncmp(key, SGD_STATE[0], (size_t)(dot - key));
-            if (known && tv && f->tensors[i].count == elbo_tensor_view_size(tv))
-                continue;
-        }
+        const elbo_tensor_view *tv = optimizer_state_view(l, name);
+        if (tv && f->tensors[i].count == elbo_tensor_view_size(tv))
+            continue;
         snprintf(err, errlen, "%s: tensor '%s': not part of this model", path, name);
         return -1;
     }

@@ -27,20 +27,16 @@ int elbo_team_init(elbo_team *t, size_t n, const elbo_kernels *k, const elbo_top
     t->topo = topo;
     int bind = topo && elbo_topology_is_this_machine(topo) && !omp_env_pins() &&
                elbo_topology_plan(topo, n, t->place, note, sizeof note) >= 0;
-    int bound_all = bind;
-#pragma omp parallel num_threads((int)n) default(none) shared(t, k, bind, failed, bound_all)
+#pragma omp parallel num_threads((int)n) default(none) shared(t, k, bind, failed)
     {
         size_t i = (size_t)omp_get_thread_num();
-        if (bind && elbo_topology_bind_thread_or_warn(t->topo, &t->place[i]) != 0) {
-#pragma omp atomic write
-            bound_all = 0;
-        }
+        if (bind)
+            elbo_topology_bind_thread_or_warn(t->topo, &t->place[i]);
         if (elbo_gemm_workspace_init(&t->ws[i], k) != 0) {
 #pragma omp atomic write
             failed = 1;
         }
     }
-    t->bound = bound_all;
     if (failed) {
         elbo_team_free(t);
         return -1;

@@ -13,7 +13,6 @@ typedef struct {
     elbo_gemm_workspace *ws;     /* (n) one per thread, allocated and first touched by its thread */
     elbo_thread_place *place;    /* (n) where each thread runs (NULL without a topology) */
     const elbo_topology *topo;   /* NULL: threads are not bound */
-    int bound;                   /* threads bound to their cores */
 } elbo_team;
 
 /* Prepares n >= 1 threads: with a topology, plans their places and binds each OpenMP thread to its core

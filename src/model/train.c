@@ -59,7 +59,6 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->model = model;
     tr->seed = seed;
     tr->batch = batch;
-    tr->perm_n = n_train;
     tr->perm = malloc((n_train ? n_train : 1) * sizeof *tr->perm);
     tr->xbatch = malloc(batch * model->cfg.input_dim);
     if (!tr->perm || !tr->xbatch || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||

@@ -27,7 +27,6 @@ typedef struct {
     long epoch;             /* epochs completed */
     size_t epoch_pos;       /* samples already trained in the unfinished epoch (resuming mid-epoch) */
     uint32_t *perm;         /* this epoch's order of the training set */
-    size_t perm_n;
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
 } elbo_trainer;
 
