@@ -50,13 +50,13 @@ static void run_column_sum(elementwise_ctx *e)
 static void run_adam(elementwise_ctx *e)
 {
     e->adam.step = 1 + e->adam.step % 1000;
-    e->kern->adam(e->param, e->m, e->v, e->grad, e->params, &e->adam);
+    e->kern->adam(e->param, e->m, e->v, e->grad, 1, e->params, e->params, &e->adam);
 }
 
 /* One SGD-with-momentum step over the whole arena. */
 static void run_sgd(elementwise_ctx *e)
 {
-    e->kern->sgd(e->param, e->m, e->grad, e->params, &e->sgd, 0);
+    e->kern->sgd(e->param, e->m, e->grad, 1, e->params, e->params, &e->sgd, 0);
 }
 
 typedef struct {

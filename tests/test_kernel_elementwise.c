@@ -508,7 +508,7 @@ static void test_adam_matches_pytorch_reference(void **state)
                     memcpy(p0, p, n * sizeof(float));
                     memcpy(m0, m, n * sizeof(float));
                     memcpy(v0, v, n * sizeof(float));
-                    k->adam(p, m, v, grad, n, &h);
+                    k->adam(p, m, v, grad, 1, n, n, &h);
                     const double b1 = h.beta1, b2 = h.beta2, wd = h.weight_decay, lr = h.lr, eps = h.eps;
                     const double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
                     const double step_size = lr / bc1;
@@ -564,7 +564,7 @@ static void test_sgd_matches_pytorch_reference(void **state)
                         grad[j] = make_grad(&rng, j);
                     memcpy(p0, p, n * sizeof(float));
                     memcpy(buf0, buf, n * sizeof(float));
-                    k->sgd(p, buf, grad, n, h, first);
+                    k->sgd(p, buf, grad, 1, n, n, h, first);
                     const double mom = h->momentum, damp = h->dampening, wd = h->weight_decay, lr = h->lr;
                     for (size_t j = 0; j < n; j++) {
                         const double g = grad[j] + wd * p0[j], gmag = fabs(grad[j]) + fabs(wd * p0[j]);
@@ -585,6 +585,39 @@ static void test_sgd_matches_pytorch_reference(void **state)
                 }
                 arena_free(&a);
             }
+}
+
+/* A rows x cols block with row stride ld updates each row exactly as a one-row call does (bitwise), and
+ * leaves the gap between rows untouched: Adam and SGD with momentum, every ISA. */
+static void test_optimizer_block_equals_rows(void **state)
+{
+    (void)state;
+    const size_t rows = 5, cols = 37, ld = 53, n = rows * ld;
+    const elbo_adam_hparams ah = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .step = 3};
+    const elbo_sgd_hparams sh = {.lr = 0.1, .momentum = 0.9, .nesterov = 1};
+    const elbo_kernels *k;
+    test_rng rng = {11};
+    for (size_t t = 0; (k = elbo_kernels_available(t)); t++) {
+        float *blk[4], *row[4];
+        for (int i = 0; i < 4; i++) {
+            blk[i] = malloc(n * sizeof(float));
+            row[i] = malloc(n * sizeof(float));
+            test_fill(&rng, blk[i], n, i == 2 ? 0.0f : -1.0f, 1.0f); /* v (index 2) must be >= 0 */
+            memcpy(row[i], blk[i], n * sizeof(float));
+        }
+        k->adam(blk[0], blk[1], blk[2], blk[3], rows, cols, ld, &ah);
+        for (size_t r = 0; r < rows; r++)
+            k->adam(row[0] + r * ld, row[1] + r * ld, row[2] + r * ld, row[3] + r * ld, 1, cols, cols, &ah);
+        k->sgd(blk[0], blk[1], blk[3], rows, cols, ld, &sh, 0);
+        for (size_t r = 0; r < rows; r++)
+            k->sgd(row[0] + r * ld, row[1] + r * ld, row[3] + r * ld, 1, cols, cols, &sh, 0);
+        for (int i = 0; i < 4; i++) {
+            if (memcmp(blk[i], row[i], n * sizeof(float)) != 0)
+                test_failf("%s: optimizer block call differs from row calls (array %d)\n", k->isa, i);
+            free(blk[i]);
+            free(row[i]);
+        }
+    }
 }
 
 /* Names the ISAs under test, and checks every table has every elementwise entry. */
@@ -620,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_column_sum_matches_reference),
         cmocka_unit_test(test_adam_matches_pytorch_reference),
         cmocka_unit_test(test_sgd_matches_pytorch_reference),
+        cmocka_unit_test(test_optimizer_block_equals_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,10 +43,10 @@ typedef struct {
     long step;
 } elbo_adam_hparams;
 
-/* Adam over n contiguous parameters: g += wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
- * p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
-typedef void (*elbo_adam_fn)(float *param, float *m, float *v, const float *grad, size_t n,
-                             const elbo_adam_hparams *h);
+/* Adam over a rows x cols block of parameters (row stride ld, the same in all four arrays):
+ * g += wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+typedef void (*elbo_adam_fn)(float *param, float *m, float *v, const float *grad, size_t rows, size_t cols,
+                             size_t ld, const elbo_adam_hparams *h);
 
 /* SGD hyper-parameters (PyTorch semantics). With momentum 0 the buffer is never used (may be NULL);
  * on the first step it is written, not read. */
@@ -55,9 +55,10 @@ typedef struct {
     int nesterov;
 } elbo_sgd_hparams;
 
-/* SGD with momentum over n parameters: g += wd * p; buf = momentum * buf + (1 - dampening) * g
- * (buf = g on the first step, signalled by first_step); p -= lr * (nesterov ? g + momentum * buf : buf). */
-typedef void (*elbo_sgd_fn)(float *param, float *buf, const float *grad, size_t n,
+/* SGD with momentum over a rows x cols block of parameters (row stride ld in all three arrays):
+ * g += wd * p; buf = momentum * buf + (1 - dampening) * g (buf = g on the first step, signalled by first_step);
+ * p -= lr * (nesterov ? g + momentum * buf : buf). */
+typedef void (*elbo_sgd_fn)(float *param, float *buf, const float *grad, size_t rows, size_t cols, size_t ld,
                             const elbo_sgd_hparams *h, int first_step);
 
 #endif

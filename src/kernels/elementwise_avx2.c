@@ -267,9 +267,31 @@ static inline void adam_block(__m256 *p, __m256 *m, __m256 *v, __m256 grad, cons
     *p = _mm256_fnmadd_ps(c->step_size, _mm256_div_ps(*m, denom), *p);
 }
 
-/* Adam step over n parameters (PyTorch torch.optim.Adam, L2 weight decay added to the gradient);
- * bias corrections in double once per call. */
-static void adam_avx2(float *param, float *m, float *v, const float *grad, size_t n,
+/* Adam over one row of n parameters with the step's constants. */
+static void adam_row(float *param, float *m, float *v, const float *grad, size_t n, const adam_consts *c)
+{
+    size_t j = 0;
+    for (; j + VEC <= n; j += VEC) {
+        __m256 p = _mm256_loadu_ps(param + j), mj = _mm256_loadu_ps(m + j), vj = _mm256_loadu_ps(v + j);
+        adam_block(&p, &mj, &vj, _mm256_loadu_ps(grad + j), c);
+        _mm256_storeu_ps(param + j, p);
+        _mm256_storeu_ps(m + j, mj);
+        _mm256_storeu_ps(v + j, vj);
+    }
+    if (j < n) {
+        __m256i k = first_lanes(n - j);
+        __m256 p = _mm256_maskload_ps(param + j, k), mj = _mm256_maskload_ps(m + j, k);
+        __m256 vj = _mm256_maskload_ps(v + j, k);
+        adam_block(&p, &mj, &vj, _mm256_maskload_ps(grad + j, k), c);
+        _mm256_maskstore_ps(param + j, k, p);
+        _mm256_maskstore_ps(m + j, k, mj);
+        _mm256_maskstore_ps(v + j, k, vj);
+    }
+}
+
+/* Adam step over a rows x cols block, row stride ld (PyTorch torch.optim.Adam, L2 weight decay added to
+ * the gradient); bias corrections in double once per call. */
+static void adam_avx2(float *param, float *m, float *v, const float *grad, size_t rows, size_t cols, size_t ld,
                       const elbo_adam_hparams *h)
 {
     const double bc1 = 1.0 - pow(h->beta1, (double)h->step);
@@ -281,23 +303,8 @@ static void adam_avx2(float *param, float *m, float *v, const float *grad, size_
         .step_size = _mm256_set1_ps((float)(h->lr / bc1)),
         .bc2_sqrt = _mm256_set1_ps((float)sqrt(bc2)),
     };
-    size_t j = 0;
-    for (; j + VEC <= n; j += VEC) {
-        __m256 p = _mm256_loadu_ps(param + j), mj = _mm256_loadu_ps(m + j), vj = _mm256_loadu_ps(v + j);
-        adam_block(&p, &mj, &vj, _mm256_loadu_ps(grad + j), &c);
-        _mm256_storeu_ps(param + j, p);
-        _mm256_storeu_ps(m + j, mj);
-        _mm256_storeu_ps(v + j, vj);
-    }
-    if (j < n) {
-        __m256i k = first_lanes(n - j);
-        __m256 p = _mm256_maskload_ps(param + j, k), mj = _mm256_maskload_ps(m + j, k);
-        __m256 vj = _mm256_maskload_ps(v + j, k);
-        adam_block(&p, &mj, &vj, _mm256_maskload_ps(grad + j, k), &c);
-        _mm256_maskstore_ps(param + j, k, p);
-        _mm256_maskstore_ps(m + j, k, mj);
-        _mm256_maskstore_ps(v + j, k, vj);
-    }
+    for (size_t r = 0; r < rows; r++)
+        adam_row(param + r * ld, m + r * ld, v + r * ld, grad + r * ld, cols, &c);
 }
 
 /* Which SGD update applies this call (fixed per call, so the loops branch predictably). */
@@ -321,23 +328,15 @@ static inline void sgd_block(__m256 *p, __m256 *buf, __m256 grad, const sgd_cons
     *p = _mm256_fnmadd_ps(c->lr, step, *p);
 }
 
-/* SGD (momentum, dampening, Nesterov) step over n parameters (PyTorch torch.optim.SGD).
- * With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
-static void sgd_avx2(float *param, float *buf, const float *grad, size_t n,
-                     const elbo_sgd_hparams *h, int first_step)
+/* SGD over one row of n parameters with the step's constants. */
+static void sgd_row(float *param, float *buf, const float *grad, size_t n, const sgd_consts *c)
 {
-    const sgd_consts c = {
-        .lr = _mm256_set1_ps((float)h->lr), .mom = _mm256_set1_ps((float)h->momentum),
-        .damp = _mm256_set1_ps((float)(1.0 - h->dampening)), .wd = _mm256_set1_ps((float)h->weight_decay),
-        .kind = h->momentum == 0.0 ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
-        .first_step = first_step,
-    };
-    const int with_buf = c.kind != SGD_PLAIN, read_buf = with_buf && !first_step;
+    const int with_buf = c->kind != SGD_PLAIN, read_buf = with_buf && !c->first_step;
     size_t j = 0;
     for (; j + VEC <= n; j += VEC) {
         __m256 p = _mm256_loadu_ps(param + j);
         __m256 bj = read_buf ? _mm256_loadu_ps(buf + j) : _mm256_setzero_ps();
-        sgd_block(&p, &bj, _mm256_loadu_ps(grad + j), &c);
+        sgd_block(&p, &bj, _mm256_loadu_ps(grad + j), c);
         _mm256_storeu_ps(param + j, p);
         if (with_buf)
             _mm256_storeu_ps(buf + j, bj);
@@ -346,11 +345,26 @@ static void sgd_avx2(float *param, float *buf, const float *grad, size_t n,
         __m256i k = first_lanes(n - j);
         __m256 p = _mm256_maskload_ps(param + j, k);
         __m256 bj = read_buf ? _mm256_maskload_ps(buf + j, k) : _mm256_setzero_ps();
-        sgd_block(&p, &bj, _mm256_maskload_ps(grad + j, k), &c);
+        sgd_block(&p, &bj, _mm256_maskload_ps(grad + j, k), c);
         _mm256_maskstore_ps(param + j, k, p);
         if (with_buf)
             _mm256_maskstore_ps(buf + j, k, bj);
     }
+}
+
+/* SGD (momentum, dampening, Nesterov) step over a rows x cols block, row stride ld (PyTorch
+ * torch.optim.SGD). With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
+static void sgd_avx2(float *param, float *buf, const float *grad, size_t rows, size_t cols, size_t ld,
+                     const elbo_sgd_hparams *h, int first_step)
+{
+    const sgd_consts c = {
+        .lr = _mm256_set1_ps((float)h->lr), .mom = _mm256_set1_ps((float)h->momentum),
+        .damp = _mm256_set1_ps((float)(1.0 - h->dampening)), .wd = _mm256_set1_ps((float)h->weight_decay),
+        .kind = h->momentum == 0.0 ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
+        .first_step = first_step,
+    };
+    for (size_t r = 0; r < rows; r++)
+        sgd_row(param + r * ld, buf ? buf + r * ld : NULL, grad + r * ld, cols, &c);
 }
 
 void elbo_elementwise_register_avx2(elbo_kernels *k)

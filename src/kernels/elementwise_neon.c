@@ -356,9 +356,30 @@ static inline void adam_block(f32x8 *p, f32x8 *m, f32x8 *v, f32x8 grad, const ad
     adam4(&p->hi, &m->hi, &v->hi, grad.hi, c);
 }
 
-/* Adam step over n parameters (PyTorch torch.optim.Adam, L2 weight decay added to the gradient);
- * bias corrections in double once per call. */
-static void adam_neon(float *param, float *m, float *v, const float *grad, size_t n,
+/* Adam over one row of n parameters with the step's constants. */
+static void adam_row(float *param, float *m, float *v, const float *grad, size_t n, const adam_consts *c)
+{
+    size_t j = 0;
+    for (; j + BLOCK <= n; j += BLOCK) {
+        f32x8 p = load8(param + j), mj = load8(m + j), vj = load8(v + j);
+        adam_block(&p, &mj, &vj, load8(grad + j), c);
+        store8(param + j, p);
+        store8(m + j, mj);
+        store8(v + j, vj);
+    }
+    if (j < n) {
+        size_t r = n - j;
+        f32x8 p = load_tail(param + j, r), mj = load_tail(m + j, r), vj = load_tail(v + j, r);
+        adam_block(&p, &mj, &vj, load_tail(grad + j, r), c);
+        store_tail(param + j, p, r);
+        store_tail(m + j, mj, r);
+        store_tail(v + j, vj, r);
+    }
+}
+
+/* Adam step over a rows x cols block, row stride ld (PyTorch torch.optim.Adam, L2 weight decay added to
+ * the gradient); bias corrections in double once per call. */
+static void adam_neon(float *param, float *m, float *v, const float *grad, size_t rows, size_t cols, size_t ld,
                       const elbo_adam_hparams *h)
 {
     const double bc1 = 1.0 - pow(h->beta1, (double)h->step);
@@ -368,22 +389,8 @@ static void adam_neon(float *param, float *m, float *v, const float *grad, size_
         .wd = (float)h->weight_decay, .step_size = (float)(h->lr / bc1),
         .eps = vdupq_n_f32((float)h->eps), .bc2_sqrt = vdupq_n_f32((float)sqrt(bc2)),
     };
-    size_t j = 0;
-    for (; j + BLOCK <= n; j += BLOCK) {
-        f32x8 p = load8(param + j), mj = load8(m + j), vj = load8(v + j);
-        adam_block(&p, &mj, &vj, load8(grad + j), &c);
-        store8(param + j, p);
-        store8(m + j, mj);
-        store8(v + j, vj);
-    }
-    if (j < n) {
-        size_t r = n - j;
-        f32x8 p = load_tail(param + j, r), mj = load_tail(m + j, r), vj = load_tail(v + j, r);
-        adam_block(&p, &mj, &vj, load_tail(grad + j, r), &c);
-        store_tail(param + j, p, r);
-        store_tail(m + j, mj, r);
-        store_tail(v + j, vj, r);
-    }
+    for (size_t r = 0; r < rows; r++)
+        adam_row(param + r * ld, m + r * ld, v + r * ld, grad + r * ld, cols, &c);
 }
 
 /* Which SGD update applies this call (fixed per call, so the loops branch predictably). */
@@ -414,22 +421,15 @@ static inline void sgd_block(f32x8 *p, f32x8 *buf, f32x8 grad, const sgd_consts 
     sgd4(&p->hi, &buf->hi, grad.hi, c);
 }
 
-/* SGD (momentum, dampening, Nesterov) step over n parameters (PyTorch torch.optim.SGD).
- * With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
-static void sgd_neon(float *param, float *buf, const float *grad, size_t n,
-                     const elbo_sgd_hparams *h, int first_step)
+/* SGD over one row of n parameters with the step's constants. */
+static void sgd_row(float *param, float *buf, const float *grad, size_t n, const sgd_consts *c)
 {
-    const sgd_consts c = {
-        .lr = (float)h->lr, .mom = (float)h->momentum, .damp = (float)(1.0 - h->dampening), .wd = (float)h->weight_decay,
-        .kind = h->momentum == 0.0 ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
-        .first_step = first_step,
-    };
-    const int with_buf = c.kind != SGD_PLAIN, read_buf = with_buf && !first_step;
+    const int with_buf = c->kind != SGD_PLAIN, read_buf = with_buf && !c->first_step;
     const f32x8 zero = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
     size_t j = 0;
     for (; j + BLOCK <= n; j += BLOCK) {
         f32x8 p = load8(param + j), bj = read_buf ? load8(buf + j) : zero;
-        sgd_block(&p, &bj, load8(grad + j), &c);
+        sgd_block(&p, &bj, load8(grad + j), c);
         store8(param + j, p);
         if (with_buf)
             store8(buf + j, bj);
@@ -437,11 +437,25 @@ static void sgd_neon(float *param, float *buf, const float *grad, size_t n,
     if (j < n) {
         size_t r = n - j;
         f32x8 p = load_tail(param + j, r), bj = read_buf ? load_tail(buf + j, r) : zero;
-        sgd_block(&p, &bj, load_tail(grad + j, r), &c);
+        sgd_block(&p, &bj, load_tail(grad + j, r), c);
         store_tail(param + j, p, r);
         if (with_buf)
             store_tail(buf + j, bj, r);
     }
+}
+
+/* SGD (momentum, dampening, Nesterov) step over a rows x cols block, row stride ld (PyTorch
+ * torch.optim.SGD). With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
+static void sgd_neon(float *param, float *buf, const float *grad, size_t rows, size_t cols, size_t ld,
+                     const elbo_sgd_hparams *h, int first_step)
+{
+    const sgd_consts c = {
+        .lr = (float)h->lr, .mom = (float)h->momentum, .damp = (float)(1.0 - h->dampening), .wd = (float)h->weight_decay,
+        .kind = h->momentum == 0.0 ? SGD_PLAIN : h->nesterov ? SGD_NESTEROV : SGD_MOMENTUM,
+        .first_step = first_step,
+    };
+    for (size_t r = 0; r < rows; r++)
+        sgd_row(param + r * ld, buf ? buf + r * ld : NULL, grad + r * ld, cols, &c);
 }
 
 void elbo_elementwise_register_neon(elbo_kernels *k)

@@ -116,8 +116,9 @@ static void column_sum_scalar(float *db, const float *dy, size_t b, size_t n, si
     }
 }
 
-/* Adam step over n parameters (PyTorch torch.optim.Adam, L2 weight decay added to the gradient). */
-static void adam_scalar(float *param, float *m, float *v, const float *grad, size_t n,
+/* Adam step over a rows x cols block, row stride ld (PyTorch torch.optim.Adam, L2 weight decay added to
+ * the gradient). */
+static void adam_scalar(float *param, float *m, float *v, const float *grad, size_t rows, size_t cols, size_t ld,
                         const elbo_adam_hparams *h)
 {
     const double bc1 = 1.0 - pow(h->beta1, (double)h->step);
@@ -126,33 +127,37 @@ static void adam_scalar(float *param, float *m, float *v, const float *grad, siz
     const float bc2_sqrt = (float)sqrt(bc2);
     const float b1 = (float)h->beta1, b2 = (float)h->beta2, one_b1 = (float)(1.0 - h->beta1), one_b2 = (float)(1.0 - h->beta2);
     const float wd = (float)h->weight_decay, eps = (float)h->eps;
-    for (size_t j = 0; j < n; j++) {
-        float g = grad[j] + wd * param[j];
-        float mj = b1 * m[j] + one_b1 * g;
-        float vj = b2 * v[j] + one_b2 * g * g;
-        float denom = sqrtf(vj) / bc2_sqrt + eps;
-        m[j] = mj;
-        v[j] = vj;
-        param[j] -= step_size * (mj / denom);
-    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            size_t j = r * ld + c;
+            float g = grad[j] + wd * param[j];
+            float mj = b1 * m[j] + one_b1 * g;
+            float vj = b2 * v[j] + one_b2 * g * g;
+            float denom = sqrtf(vj) / bc2_sqrt + eps;
+            m[j] = mj;
+            v[j] = vj;
+            param[j] -= step_size * (mj / denom);
+        }
 }
 
-/* SGD (momentum, dampening, Nesterov) step over n parameters (PyTorch torch.optim.SGD).
- * With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
-static void sgd_scalar(float *param, float *buf, const float *grad, size_t n,
+/* SGD (momentum, dampening, Nesterov) step over a rows x cols block, row stride ld (PyTorch
+ * torch.optim.SGD). With momentum == 0 it is plain SGD and buf is neither read nor written, as in PyTorch. */
+static void sgd_scalar(float *param, float *buf, const float *grad, size_t rows, size_t cols, size_t ld,
                        const elbo_sgd_hparams *h, int first_step)
 {
     const float lr = (float)h->lr, mom = (float)h->momentum, damp = (float)(1.0 - h->dampening), wd = (float)h->weight_decay;
-    for (size_t j = 0; j < n; j++) {
-        float g = grad[j] + wd * param[j];
-        float step = g;
-        if (mom != 0.0f) {
-            float bj = first_step ? g : mom * buf[j] + damp * g;
-            buf[j] = bj;
-            step = h->nesterov ? g + mom * bj : bj;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            size_t j = r * ld + c;
+            float g = grad[j] + wd * param[j];
+            float step = g;
+            if (mom != 0.0f) {
+                float bj = first_step ? g : mom * buf[j] + damp * g;
+                buf[j] = bj;
+                step = h->nesterov ? g + mom * bj : bj;
+            }
+            param[j] -= lr * step;
         }
-        param[j] -= lr * step;
-    }
 }
 
 void elbo_elementwise_register_scalar(elbo_kernels *k)

@@ -130,6 +130,25 @@ void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t npa
     }
 }
 
+void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1)
+{
+    const elbo_gemm_blocking *bl = &pb->kernels->blocking;
+    assert(j0 % bl->nr == 0 && (j1 % bl->nr == 0 || j1 == pb->n) && k1 <= pb->k && j1 <= pb->n);
+    if (k0 >= k1 || j0 >= j1)
+        return;
+    size_t kcb = k_block_depth(pb->k, bl);
+    /* Each K block the region crosses: its rows of every panel, one panel at a time (a panel's rows are
+     * contiguous only inside the panel). */
+    for (size_t kb = k0 / kcb * kcb; kb < k1; kb += kcb) {
+        size_t kc = pb->k - kb < kcb ? pb->k - kb : kcb;
+        size_t ks = k0 > kb ? k0 : kb, ke = k1 < kb + kc ? k1 : kb + kc;
+        float *block = (float *)packed_b_block(pb, kb, kc, 0);
+        for (size_t j = j0; j < j1; j += bl->nr)
+            pb->kernels->pack_b(block + j * kc + (ks - kb) * bl->nr, b, ks, j, ke - ks,
+                                j1 - j < bl->nr ? j1 - j : bl->nr, bl->nr);
+    }
+}
+
 void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)
 {
     elbo_pack_b_part(pb, b, 0, 1);

@@ -49,27 +49,23 @@ void elbo_optimizer_begin_step(elbo_optimizer *o)
     o->step++;
 }
 
-void elbo_optimizer_update_part(const elbo_optimizer *o, elbo_vae *m, size_t part, size_t nparts)
+void elbo_optimizer_update_block(const elbo_optimizer *o, elbo_vae *m, size_t off, size_t rows, size_t cols,
+                                 size_t ld)
 {
-    /* Blocks of whole cache lines (16 floats), the last part takes the rest. */
-    size_t lines = (m->layout.total + 15) / 16;
-    size_t lo = lines * part / nparts * 16, hi = lines * (part + 1) / nparts * 16;
-    if (hi > m->layout.total)
-        hi = m->layout.total;
-    if (lo >= hi)
+    if (rows == 0 || cols == 0)
         return;
     if (o->cfg.kind == ELBO_OPT_ADAM) {
         elbo_adam_hparams h = o->cfg.adam;
         h.step = o->step;
-        m->kern->adam(m->params + lo, o->m + lo, o->v + lo, m->grads + lo, hi - lo, &h);
+        m->kern->adam(m->params + off, o->m + off, o->v + off, m->grads + off, rows, cols, ld, &h);
     } else {
-        m->kern->sgd(m->params + lo, o->m + lo, m->grads + lo, hi - lo, &o->cfg.sgd, o->step == 1);
+        m->kern->sgd(m->params + off, o->m + off, m->grads + off, rows, cols, ld, &o->cfg.sgd, o->step == 1);
     }
 }
 
 void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m)
 {
     elbo_optimizer_begin_step(o);
-    elbo_optimizer_update_part(o, m, 0, 1);
+    elbo_optimizer_update_block(o, m, 0, 1, m->layout.total, m->layout.total);
     elbo_vae_pack_weights(m);
 }

@@ -31,10 +31,12 @@ void elbo_optimizer_free(elbo_optimizer *o);
 /* One update of m->params from m->grads, then repacks the weights (single-threaded). */
 void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m);
 
-/* Multi-threaded step, in three phases: one thread calls begin (counts the step), then every part p of
- * nparts calls update_part (a block of the arena each; elementwise, so the result does not depend on
- * nparts), then, after a barrier, every part calls elbo_vae_pack_weights_part. */
+/* Multi-threaded step: one thread calls begin (counts the step), then the threads update disjoint blocks
+ * with update_block (elementwise, so the result does not depend on how the arena is split). */
 void elbo_optimizer_begin_step(elbo_optimizer *o);
-void elbo_optimizer_update_part(const elbo_optimizer *o, elbo_vae *m, size_t part, size_t nparts);
+/* Updates the rows x cols block at arena offset off (row stride ld) of the parameters and optimizer state
+ * from the same block of the gradients. */
+void elbo_optimizer_update_block(const elbo_optimizer *o, elbo_vae *m, size_t off, size_t rows, size_t cols,
+                                 size_t ld);
 
 #endif

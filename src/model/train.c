@@ -92,6 +92,12 @@ static void fill_noise(float *eps, size_t b, size_t z, uint64_t seed, elbo_rng_s
         elbo_rng_normals(eps + r * z, z, seed, stream, (uint32_t)(first_index + r), step);
 }
 
+/* elbo_param_update_fn for the trainer's optimizer (ctx). */
+static void update_params(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld)
+{
+    elbo_optimizer_update_block(ctx, m, off, rows, cols, ld);
+}
+
 elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b)
 {
     elbo_vae *m = tr->model;
@@ -119,11 +125,7 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
         if (finite) {
             elbo_vae_backward_rows(m, a, ws, r0, r1);
 #pragma omp barrier
-            elbo_vae_param_grads_part(m, a, ws, tr->xbatch, b, t, nt);
-#pragma omp barrier
-            elbo_optimizer_update_part(&tr->opt, m, t, nt);
-#pragma omp barrier
-            elbo_vae_pack_weights_part(m, t, nt);
+            elbo_vae_train_tail_part(m, a, ws, tr->xbatch, b, t, nt, update_params, &tr->opt);
         }
     }
     if (finite)

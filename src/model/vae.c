@@ -237,43 +237,111 @@ static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t 
         *hi = n;
 }
 
-/* Part p of layer i's weight gradient dW (out, in) = dY^T . input over b rows: a block of columns (input
- * features) when the layer is wide enough, else a block of rows (output features). */
-static void linear_weight_grad_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                                    size_t i, size_t b, size_t p, size_t nparts)
+/* Greatest common divisor of a and b (a, b > 0). */
+static size_t gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The block of layer i's parameters that part p of nparts owns in a training step: its weight gradient,
+ * optimizer update and packing. Wide layers split dW (out, in) by input columns [lo, hi) (whole NR panels),
+ * narrow ones by output rows [lo, hi) (on multiples of both MR and NR); the bias by features [b_lo, b_hi). */
+typedef struct {
+    int by_input;
+    size_t lo, hi, b_lo, b_hi;
+} layer_part;
+
+/* Part p of nparts of layer i (see layer_part). */
+static layer_part layer_part_of(const elbo_vae *m, size_t i, size_t p, size_t nparts)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     const elbo_gemm_blocking *bl = &m->kern->blocking;
+    layer_part lp;
+    lp.by_input = ly->in >= 2 * bl->nr * nparts || ly->in >= ly->out;
+    if (lp.by_input) {
+        split_range(ly->in, p, nparts, bl->nr, &lp.lo, &lp.hi);
+        split_range(ly->out, p, nparts, 8, &lp.b_lo, &lp.b_hi);
+    } else {
+        split_range(ly->out, p, nparts, bl->mr / gcd(bl->mr, bl->nr) * bl->nr, &lp.lo, &lp.hi);
+        lp.b_lo = lp.lo;
+        lp.b_hi = lp.hi;
+    }
+    return lp;
+}
+
+/* Layer i's gradient block lp over b rows: dW = dY^T . input restricted to lp's columns or rows, and the
+ * bias gradient of lp's features (column sums of dY). */
+static void layer_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                             size_t i, size_t b, const layer_part *lp)
+{
+    const elbo_linear_layout *ly = &m->layout.layer[i];
     const float *dy = layer_output_grad(m, a, i);
     float *dw = m->grads + ly->w_off;
-    size_t lo, hi;
     elbo_operand in = layer_input(m, a, x, i, 0);
-    if (ly->in >= 2 * bl->nr * nparts || ly->in >= ly->out) {
-        split_range(ly->in, p, nparts, bl->nr, &lo, &hi);
-        if (lo == hi)
-            return;
-        in.data = (const char *)in.data + lo * (in.dtype == ELBO_DTYPE_U8 ? 1 : sizeof(float));
-        elbo_gemm(m->kern, ws, ly->out, hi - lo, b, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_TRANS), in, 0.0f, dw + lo,
-                  ly->in, NULL);
-    } else {
-        split_range(ly->out, p, nparts, bl->mr, &lo, &hi);
-        if (lo == hi)
-            return;
-        elbo_gemm(m->kern, ws, hi - lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lo, ly->out, ELBO_TRANS), in, 0.0f,
-                  dw + lo * ly->in, ly->in, NULL);
+    if (lp->hi > lp->lo && lp->by_input) {
+        in.data = (const char *)in.data + lp->lo * (in.dtype == ELBO_DTYPE_U8 ? 1 : sizeof(float));
+        elbo_gemm(m->kern, ws, ly->out, lp->hi - lp->lo, b, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_TRANS), in, 0.0f,
+                  dw + lp->lo, ly->in, NULL);
+    } else if (lp->hi > lp->lo) {
+        elbo_gemm(m->kern, ws, lp->hi - lp->lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lp->lo, ly->out, ELBO_TRANS),
+                  in, 0.0f, dw + lp->lo * ly->in, ly->in, NULL);
     }
+    if (lp->b_hi > lp->b_lo)
+        m->kern->column_sum(m->grads + ly->b_off + lp->b_lo, dy + lp->b_lo, b, lp->b_hi - lp->b_lo, ly->out, 0);
+}
+
+/* Output features per chunk of the optimizer update + repacking: whole NR panels, few enough that a chunk's
+ * parameters, gradients and optimizer state are still in L2 when its packing reads them back. */
+#ifndef ELBO_UPDATE_CHUNK_PANELS
+#define ELBO_UPDATE_CHUNK_PANELS 1
+#endif
+
+/* Applies `update` to layer i's parameter block lp and repacks it for the forward (W^T: K = in, N = out) and
+ * data-gradient (W: K = out, N = in) GEMMs, a chunk of weight rows at a time; then updates the bias block. */
+static void layer_update_pack_part(elbo_vae *m, size_t i, const layer_part *lp, elbo_param_update_fn update,
+                                   void *ctx)
+{
+    const elbo_linear_layout *ly = &m->layout.layer[i];
+    const float *w = m->params + ly->w_off;
+    elbo_operand wt = elbo_operand_f32(w, ly->in, ELBO_TRANS), wn = elbo_operand_f32(w, ly->in, ELBO_NOTRANS);
+    /* The part's weight block: rows [r_lo, r_hi) x columns [c_lo, c_hi) of W (out, in). */
+    size_t r_lo = lp->by_input ? 0 : lp->lo, r_hi = lp->by_input ? ly->out : lp->hi;
+    size_t c_lo = lp->by_input ? lp->lo : 0, c_hi = lp->by_input ? lp->hi : ly->in;
+    size_t chunk = m->kern->blocking.nr * ELBO_UPDATE_CHUNK_PANELS;
+    if (c_hi > c_lo)
+        for (size_t r = r_lo; r < r_hi; r += chunk) {
+            size_t re = r_hi - r < chunk ? r_hi : r + chunk;
+            update(ctx, m, ly->w_off + r * ly->in + c_lo, re - r, c_hi - c_lo, ly->in);
+            elbo_pack_b_region(&m->fwd[i], wt, c_lo, c_hi, r, re);
+            if (i > 0)
+                elbo_pack_b_region(&m->bwd[i], wn, r, re, c_lo, c_hi);
+        }
+    if (lp->b_hi > lp->b_lo)
+        update(ctx, m, ly->b_off + lp->b_lo, 1, lp->b_hi - lp->b_lo, ly->out);
 }
 
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                                size_t b, size_t part, size_t nparts)
 {
     for (size_t i = 0; i < m->layout.n_layers; i++) {
-        const elbo_linear_layout *ly = &m->layout.layer[i];
-        size_t lo, hi;
-        linear_weight_grad_part(m, a, ws, x, i, b, part, nparts);
-        split_range(ly->out, part, nparts, 8, &lo, &hi);
-        if (hi > lo)
-            m->kern->column_sum(m->grads + ly->b_off + lo, layer_output_grad(m, a, i) + lo, b, hi - lo, ly->out, 0);
+        layer_part lp = layer_part_of(m, i, part, nparts);
+        layer_grads_part(m, a, ws, x, i, b, &lp);
+    }
+}
+
+void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                              size_t b, size_t part, size_t nparts, elbo_param_update_fn update, void *ctx)
+{
+    /* Last layer first: its dY (the logits' gradient) is the most recently written, still in cache. */
+    for (size_t i = m->layout.n_layers; i-- > 0;) {
+        layer_part lp = layer_part_of(m, i, part, nparts);
+        layer_grads_part(m, a, ws, x, i, b, &lp);
+        layer_update_pack_part(m, i, &lp, update, ctx);
     }
 }
 

@@ -78,6 +78,17 @@ void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gem
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                                size_t b, size_t part, size_t nparts);
 
+/* Applies an optimizer to the rows x cols block of the parameter arena at offset off (row stride ld) from the
+ * same block of m->grads. */
+typedef void (*elbo_param_update_fn)(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld);
+
+/* Part `part` of `nparts` of a training step's tail, after every row's backward pass: for each layer, the
+ * part's block of the parameter gradients (as elbo_vae_param_grads_part), then `update` on that block of
+ * parameters, then its repacking. Parts own disjoint blocks, so no part waits for another; the results do
+ * not depend on nparts. */
+void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                              size_t b, size_t part, size_t nparts, elbo_param_update_fn update, void *ctx);
+
 /* Part `part` of `nparts` of the weight packing (elbo_vae_pack_weights split into independent jobs). */
 void elbo_vae_pack_weights_part(elbo_vae *m, size_t part, size_t nparts);
 
