@@ -105,6 +105,7 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
     size_t d = data->dim, z = m->cfg.latent, nt = tr->team.n;
     elbo_batch_loss loss = {0, 0, 0};
     int finite = 1;
+    elbo_optimizer_begin_step(&tr->opt); /* counted now, so no thread waits for it; undone if not taken */
 #pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, a, data, rows, b, d, z, nt, loss, finite)
     {
         size_t t = (size_t)omp_get_thread_num(), r0, r1;
@@ -114,22 +115,23 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
             memcpy(tr->xbatch + r * d, data->pixels + (size_t)rows[r] * d, d);
         fill_noise(a->eps + r0 * z, r1 - r0, z, tr->seed, ELBO_STREAM_EPS, r0, (uint32_t)tr->step);
         elbo_vae_forward_rows(m, a, ws, tr->xbatch, r0, r1, NULL);
+        elbo_vae_backward_rows(m, a, ws, r0, r1); /* a thread's rows need only its own forward pass */
 #pragma omp barrier
-#pragma omp single
-        {
-            loss = elbo_vae_batch_loss(m, a, b);
-            finite = isfinite(loss.loss);
-            if (finite)
-                elbo_optimizer_begin_step(&tr->opt);
+        /* The step's only barrier: every row's loss and output gradients are done. Every thread sums the batch
+         * loss (the same rows in the same order, so the same bits) and decides alone whether to update. */
+        elbo_batch_loss l = elbo_vae_batch_loss(m, a, b);
+        int go_on = isfinite(l.loss);
+        if (t == 0) {
+            loss = l;
+            finite = go_on;
         }
-        if (finite) {
-            elbo_vae_backward_rows(m, a, ws, r0, r1);
-#pragma omp barrier
+        if (go_on)
             elbo_vae_train_tail_part(m, a, ws, tr->xbatch, b, t, nt, update_params, &tr->opt);
-        }
     }
     if (finite)
         tr->step++;
+    else
+        tr->opt.step--;
     return loss;
 }
 
