@@ -1,5 +1,6 @@
-/* elbo_pack_b_part: packing a weight in parts (as the threads of a training step do) gives exactly the
- * bytes of one elbo_pack_b, for every ISA, both B layouts, and part counts that leave some parts empty. */
+/* elbo_pack_b_part and elbo_pack_b_region: packing a weight in parts or regions (as the threads of a training
+ * step do) gives exactly the bytes of one elbo_pack_b, for every ISA, both B layouts, and part counts that
+ * leave some parts empty. */
 #include "test_util.h"
 
 #include <string.h>

@@ -44,7 +44,13 @@ void elbo_vae_free(elbo_vae *m)
 
 void elbo_vae_pack_weights(elbo_vae *m)
 {
-    elbo_vae_pack_weights_part(m, 0, 1);
+    for (size_t i = 0; i < m->layout.n_layers; i++) {
+        const elbo_linear_layout *ly = &m->layout.layer[i];
+        const float *w = m->params + ly->w_off;
+        elbo_pack_b(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS));
+        if (i > 0)
+            elbo_pack_b(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS));
+    }
 }
 
 /* Allocates n floats, 64-byte aligned; NULL if n is 0 or on failure. */
@@ -342,18 +348,6 @@ void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wo
         layer_part lp = layer_part_of(m, i, part, nparts);
         layer_grads_part(m, a, ws, x, i, b, &lp);
         layer_update_pack_part(m, i, &lp, update, ctx);
-    }
-}
-
-void elbo_vae_pack_weights_part(elbo_vae *m, size_t part, size_t nparts)
-{
-    /* Every packed weight is split into nparts blocks of whole panels: balanced for any layer sizes. */
-    for (size_t i = 0; i < m->layout.n_layers; i++) {
-        const elbo_linear_layout *ly = &m->layout.layer[i];
-        const float *w = m->params + ly->w_off;
-        elbo_pack_b_part(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS), part, nparts);
-        if (i > 0)
-            elbo_pack_b_part(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS), part, nparts);
     }
 }
 

@@ -89,8 +89,6 @@ typedef void (*elbo_param_update_fn)(void *ctx, elbo_vae *m, size_t off, size_t 
 void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                               size_t b, size_t part, size_t nparts, elbo_param_update_fn update, void *ctx);
 
-/* Part `part` of `nparts` of the weight packing (elbo_vae_pack_weights split into independent jobs). */
-void elbo_vae_pack_weights_part(elbo_vae *m, size_t part, size_t nparts);
 
 /* Single-threaded forward pass of b rows (noise in a->eps); returns the batch sums. */
 elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,
