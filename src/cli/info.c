@@ -46,13 +46,13 @@ int cli_info(int argc, char **argv)
     size_t threads = 0;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "also print the model config and training state of a checkpoint", 0, 0,
-         "none", 0},
+         "none", 0, 0},
         {"topology", ARG_FLAG, &topology, NULL, "also print the hwloc topology, binding support and thread placement",
-         0, 0, NULL, 0},
+         0, 0, NULL, 0, 0},
         {"threads", ARG_SIZE, &threads, "N", "threads to plan with --topology", 1, 1 << 20,
-         "OMP_NUM_THREADS, else one per core", 0},
+         "OMP_NUM_THREADS, else one per core", 0, 0},
         {"synthetic", ARG_STRING, &synthetic, "DESC",
-         "with --topology: an hwloc synthetic topology or XML file, not this machine", 0, 0, "none", 0},
+         "with --topology: an hwloc synthetic topology or XML file, not this machine", 0, 0, "none", 0, 0},
     };
     cli_parse_result pr = cli_parse("info", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Prints the CPU model and SIMD features detected, the kernel path chosen "
