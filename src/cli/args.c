@@ -46,11 +46,12 @@ void cli_print_options(FILE *f, const cli_option *opts, size_t n_opts)
 {
     for (size_t i = 0; i < n_opts; i++) {
         const cli_option *o = &opts[i];
-        char left[64], def[96], alias[8] = "";
+        char left[64], def[96], alias[24] = "";
         if (o->short_name)
-            snprintf(alias, sizeof alias, "-%c, ", o->short_name);
-        snprintf(left, sizeof left, "%s--%s%s%s", alias, o->name, o->kind == ARG_FLAG ? "" : " ",
-                 o->kind == ARG_FLAG ? "" : o->metavar);
+            snprintf(alias, sizeof alias, ", -%c%s%s", o->short_name, o->kind == ARG_FLAG ? "" : " ",
+                     o->kind == ARG_FLAG ? "" : o->metavar);
+        snprintf(left, sizeof left, "--%s%s%s%s", o->name, o->kind == ARG_FLAG ? "" : " ",
+                 o->kind == ARG_FLAG ? "" : o->metavar, alias);
         if (o->default_text)
             snprintf(def, sizeof def, "%s", o->default_text);
         else
