@@ -1,4 +1,4 @@
-/* Checked, atomic output files. */
+/* Checked, atomic output files (written, fsynced, renamed). */
 #include "cli_output.h"
 
 #include <errno.h>
@@ -56,7 +56,7 @@ FILE *cli_tmpfile_open(cli_tmpfile *t, const char *path, char *err, size_t errle
 
 int cli_tmpfile_commit(cli_tmpfile *t, FILE *f, char *err, size_t errlen)
 {
-    int bad = ferror(f);
+    int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
     if (fclose(f) != 0 || bad) {
         snprintf(err, errlen, "%s: write failed: %s", t->final_path, strerror(errno));
         unlink(t->tmp_path);
