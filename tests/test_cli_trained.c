@@ -353,6 +353,31 @@ static void test_bad_inputs(void **state)
     remove_tree(out_dir);
 }
 
+/* A plot script that fails: latent-map and anomaly exit 1 and leave none of their files (the CSV written
+ * before the plot is removed). Catches: half of a command's outputs left behind. */
+static void test_plot_failure_leaves_nothing(void **state)
+{
+    (void)state;
+    char out_dir[MAX_PATH], script[MAX_PATH], prefix[MAX_PATH];
+    scratch_mkdtemp(out_dir, "elbo-plotfail");
+    FILE *f = fopen(join(script, dir, "failing_plot.py"), "w");
+    assert_non_null(f);
+    fputs("import sys\nprint('plot: cannot draw', file=sys.stderr)\nsys.exit(3)\n", f);
+    fclose(f);
+    setenv("ELBO_PLOT_SCRIPT", script, 1);
+    run_result r;
+    run(&r, "latent-map", "--load", model_z2, "--data", "synthetic:600", "-o", join(prefix, out_dir, "m"), NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "failed"));
+    run_free(&r);
+    run(&r, "anomaly", "--load", model, "--data", SYN, "-o", join(prefix, out_dir, "a"), NULL);
+    assert_int_equal(r.status, 1);
+    run_free(&r);
+    unsetenv("ELBO_PLOT_SCRIPT");
+    expect_entries(out_dir, 0);
+    remove_tree(out_dir);
+}
+
 /* --help of the new commands lists every option with its default. */
 static void test_help_new_commands(void **state)
 {
@@ -393,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_anomaly_auroc),
         cmocka_unit_test(test_iw_bounds),
         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_plot_failure_leaves_nothing),
         cmocka_unit_test(test_help_new_commands),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

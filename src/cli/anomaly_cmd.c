@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "classes.h"
@@ -179,6 +180,7 @@ int cli_anomaly(int argc, char **argv)
         fprintf(stderr, "elbo anomaly: %s\n", err);
         status = 1;
     } else if (plot_histogram(script, csv, png, r, title, fpr)) {
+        unlink(csv);   /* all outputs or none */
         status = 1;
     } else {
         print_reports(r, test->n - n_anom, n_anom, names, fpr, json);

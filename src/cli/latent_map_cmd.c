@@ -1,9 +1,11 @@
 /* `elbo latent-map`: the test set's posterior means as a CSV and a labelled scatter plot (a 2-D PCA
- * projection when Z > 2), and for Z = 2 the decoded manifold over the N(0, 1) quantiles. */
+ * projection when Z > 2), and for Z = 2 the decoded manifold over the N(0, 1) quantiles. When a later output
+ * fails, the earlier ones are removed: the command writes all of its files or none. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
@@ -160,9 +162,12 @@ int cli_latent_map(int argc, char **argv)
             fprintf(stderr, "elbo latent-map: %s\n", err);
             status = 1;
         } else if (plot_scatter(script, csv, scatter, &cm)) {
+            unlink(csv);
             status = 1;
         } else if (z == 2 && write_manifold(&cm, side, grid, err, sizeof err)) {
             fprintf(stderr, "elbo latent-map: %s: %s\n", grid, err);
+            unlink(csv);
+            unlink(scatter);
             status = 1;
         } else {
             printf("wrote %s (%zu test images, Z = %zu), %s%s%s\n", csv, n, z, scatter, z == 2 ? ", " : "",
