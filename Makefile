@@ -120,7 +120,7 @@ DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev lib
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
                 libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf libpng-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
-                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64
+                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:

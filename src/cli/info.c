@@ -33,8 +33,9 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
     printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
     printf("  input_dim %zu, encoder %s, latent %zu, decoder %s, recon %s, sigma0 %g, beta %g\n", m.cfg.input_dim,
            enc, m.cfg.latent, dec, elbo_recon_name(m.cfg.recon), m.cfg.sigma0, m.cfg.beta);
-    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s\n", st.step, st.epoch,
-           st.optimizer, st.lr, st.batch, (unsigned long long)st.seed, st.dataset);
+    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s%s%s\n", st.step, st.epoch,
+           st.optimizer, st.lr, st.batch, (unsigned long long)st.seed, st.dataset, st.classes[0] ? ", classes " : "",
+           st.classes);
     elbo_vae_free(&m);
     return 0;
 }
