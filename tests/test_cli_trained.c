@@ -295,7 +295,8 @@ static void test_iw_bounds(void **state)
 
 /* Every bad input of the new commands: one line naming the option or file, status 2, and nothing written.
  * Catches: unknown classes accepted (or training on nothing), K <= 0 accepted, a missing checkpoint
- * reported late or after writing, the manifold grid drawn for Z != 2, test indices past the end. */
+ * reported late or after writing, the manifold grid drawn for Z != 2, a 2-D map of Z = 1, test indices past
+ * the end. */
 static void test_bad_inputs(void **state)
 {
     (void)state;
@@ -331,6 +332,12 @@ static void test_bad_inputs(void **state)
     expect_usage_error("--count", "'0'", "sample", "--load", model, "--data", SYN, "-n", "0", "-o", png, NULL);
     expect_usage_error("--manifold", "Z = 2", "latent-map", "--load", model, "--data", SYN, "--manifold", "-o",
                        prefix, NULL);
+    char z1[MAX_PATH];
+    run_result r;
+    run_ok(&r, "train", "--data", "synthetic:60", "--latent", "1", "--epochs", "1", "--threads", "1", "--save",
+           join(z1, dir, "z1.safetensors"), NULL);
+    run_free(&r);
+    expect_usage_error(z1, "Z = 1", "latent-map", "--load", z1, "--data", "synthetic:60", "-o", prefix, NULL);
     expect_usage_error("--from", "500", "interpolate", "--load", model, "--data", SYN, "--from", "500", "-o", png,
                        NULL);
     expect_usage_error("--steps", "'1'", "interpolate", "--load", model, "--data", SYN, "--steps", "1", "-o", png,

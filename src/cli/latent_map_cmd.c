@@ -146,6 +146,11 @@ int cli_latent_map(int argc, char **argv)
     if (status)
         return status;
     size_t z = cm.model.cfg.latent;
+    if (z < 2) {
+        fprintf(stderr, "elbo latent-map: %s has Z = %zu; a 2-D map needs Z >= 2\n", load, z);
+        cli_model_close(&cm);
+        return 2;
+    }
     if (manifold && z != 2) {
         fprintf(stderr, "elbo latent-map: --manifold: %s has Z = %zu; the manifold grid needs Z = 2\n", load, z);
         cli_model_close(&cm);
