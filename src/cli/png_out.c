@@ -1,35 +1,33 @@
 /* Grayscale PNG output with libpng. */
 #include "png_out.h"
 
-#include <errno.h>
 #include <png.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli_output.h"
+
+#define WHY_LEN 200   /* bytes of libpng's error message kept */
 
 /* libpng error callback: keeps the message for the caller and unwinds to png_write_gray's setjmp. */
 static void on_png_error(png_structp png, png_const_charp msg)
 {
     char *buf = png_get_error_ptr(png);
-    snprintf(buf, 200, "%s", msg);
+    snprintf(buf, WHY_LEN, "%s", msg);
     png_longjmp(png, 1);
 }
 
-/* Writes the image to an open file; returns 0 or -1 with libpng's message in why (200 bytes). */
+/* Writes pix (height, width) to an open file; returns 0 or -1 with libpng's message in why (WHY_LEN bytes). */
 static int encode(FILE *f, const uint8_t *pix, size_t width, size_t height, char *why)
 {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, why, on_png_error, NULL);
     if (!png) {
-        snprintf(why, 200, "out of memory");
+        snprintf(why, WHY_LEN, "out of memory");
         return -1;
     }
     png_infop info = png_create_info_struct(png);
     if (!info || setjmp(png_jmpbuf(png))) {
         if (!info)
-            snprintf(why, 200, "out of memory");
+            snprintf(why, WHY_LEN, "out of memory");
         png_destroy_write_struct(&png, info ? &info : NULL);
         return -1;
     }
@@ -46,7 +44,7 @@ static int encode(FILE *f, const uint8_t *pix, size_t width, size_t height, char
 
 int png_write_gray(const char *path, const uint8_t *pix, size_t width, size_t height, char *err, size_t errlen)
 {
-    char why[200] = "";
+    char why[WHY_LEN] = "";
     if (width == 0 || height == 0 || width > 0x7fffffff || height > 0x7fffffff) {
         snprintf(err, errlen, "%s: cannot write a %zux%zu image", path, width, height);
         return -1;
