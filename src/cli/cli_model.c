@@ -1,4 +1,4 @@
-/* Checkpoint + dataset sessions of the inference subcommands. */
+/* A checkpoint and its dataset, opened and checked together for the inference subcommands. */
 #include "cli_model.h"
 
 #include <stdio.h>
