@@ -101,12 +101,15 @@ $(BUILD)/libelbo.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# PNG output (libpng) is part of the command, not the library: the library and its cross-built tests do not need it.
 $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -o $@
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -o $@
 
+# The command's tests (native only) read its PNGs back with libpng.
+$(BUILD)/tests/test_cli_%: TEST_LIBS := -lpng
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< $(BUILD)/libelbo.a -lcmocka $(LDLIBS_BASE) -o $@
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< $(BUILD)/libelbo.a -lcmocka $(TEST_LIBS) $(LDLIBS_BASE) -o $@
 
 # Google Benchmark is C++: the bench links with g++ (everything but bench/gbench.cc is C).
 $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
@@ -115,9 +118,9 @@ $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
-                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf
+                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf libpng-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
-                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64
+                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:

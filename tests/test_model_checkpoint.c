@@ -186,6 +186,7 @@ static elbo_train_state make_state(void)
     st.lr = 3.0000000000000004e-4;
     st.batch = 77;
     snprintf(st.dataset, sizeof st.dataset, "synthetic");
+    snprintf(st.classes, sizeof st.classes, "1,4,9");
     return st;
 }
 
@@ -221,6 +222,7 @@ static void expect_state_equal(const elbo_train_state *a, const elbo_train_state
     assert_memory_equal(&a->lr, &b->lr, sizeof(double));
     assert_int_equal(a->batch, b->batch);
     assert_string_equal(a->dataset, b->dataset);
+    assert_string_equal(a->classes, b->classes);
 }
 
 /* ---- the file as plain safetensors ---- */
@@ -1020,12 +1022,28 @@ static void test_bad_metadata(void **state)
         {"lr", "nan", "__metadata__.lr"},
         {"optimizer", NULL, "__metadata__.optimizer"},
         {"dataset", NULL, "__metadata__.dataset"},
+        {"classes", "", "__metadata__.classes"},
+        {"classes", "1;4", "__metadata__.classes"},
+        {"classes", "some", "__metadata__.classes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         doc_open(&d, fx.good);
         doc_meta(&d, cases[i].key, cases[i].value);
         doc_write(&d, fx.bad);
         expect_load_error(fx.bad, cases[i].field, NULL);
+    }
+    /* a checkpoint without "classes" (written before class filtering) was trained on all classes */
+    doc_open(&d, fx.good);
+    doc_meta(&d, "classes", NULL);
+    doc_write(&d, fx.bad);
+    {
+        elbo_vae m;
+        elbo_train_state st;
+        char err[ERRLEN] = "";
+        if (elbo_checkpoint_load(fx.bad, &m, kernels(), &st, err, sizeof err))
+            test_failf("load without classes: %s\n", err);
+        assert_string_equal(st.classes, "");
+        elbo_vae_free(&m);
     }
     /* no __metadata__, __metadata__ not an object, a value that is not a string */
     doc_open(&d, fx.good);

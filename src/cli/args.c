@@ -46,9 +46,12 @@ void cli_print_options(FILE *f, const cli_option *opts, size_t n_opts)
 {
     for (size_t i = 0; i < n_opts; i++) {
         const cli_option *o = &opts[i];
-        char left[64], def[96];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->kind == ARG_FLAG ? "" : " ",
-                 o->kind == ARG_FLAG ? "" : o->metavar);
+        char left[64], def[96], alias[24] = "";
+        if (o->short_name)
+            snprintf(alias, sizeof alias, ", -%c%s%s", o->short_name, o->kind == ARG_FLAG ? "" : " ",
+                     o->kind == ARG_FLAG ? "" : o->metavar);
+        snprintf(left, sizeof left, "--%s%s%s%s", o->name, o->kind == ARG_FLAG ? "" : " ",
+                 o->kind == ARG_FLAG ? "" : o->metavar, alias);
         if (o->default_text)
             snprintf(def, sizeof def, "%s", o->default_text);
         else
@@ -135,17 +138,29 @@ cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_optio
             cli_print_options(stdout, opts, n_opts);
             return CLI_PARSE_HELP;
         }
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+        cli_option *o = NULL;
+        const char *name = arg + 2, *eq = NULL;
+        size_t name_len = 0;
+        if (arg[0] == '-' && arg[1] && arg[1] != '-' && arg[2] == '\0') {
+            for (size_t j = 0; j < n_opts; j++)
+                if (opts[j].short_name == arg[1])
+                    o = &opts[j];
+            if (!o) {
+                fprintf(stderr, "elbo %s: unknown option '%s' (see 'elbo %s --help')\n", command, arg, command);
+                return CLI_PARSE_ERROR;
+            }
+        } else if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             fprintf(stderr, "elbo %s: unexpected argument '%s' (options start with --; see 'elbo %s --help')\n",
                     command, arg, command);
             return CLI_PARSE_ERROR;
         }
-        const char *name = arg + 2, *eq = strchr(name, '=');
-        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-        cli_option *o = NULL;
-        for (size_t j = 0; j < n_opts; j++)
-            if (strlen(opts[j].name) == name_len && strncmp(opts[j].name, name, name_len) == 0)
-                o = &opts[j];
+        if (!o) {
+            eq = strchr(name, '=');
+            name_len = eq ? (size_t)(eq - name) : strlen(name);
+            for (size_t j = 0; j < n_opts; j++)
+                if (strlen(opts[j].name) == name_len && strncmp(opts[j].name, name, name_len) == 0)
+                    o = &opts[j];
+        }
         if (!o) {
             fprintf(stderr, "elbo %s: unknown option '--%.*s' (see 'elbo %s --help')\n", command, (int)name_len,
                     name, command);

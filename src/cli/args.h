@@ -24,12 +24,13 @@ typedef struct {
     double min, max;      /* numeric range (inclusive); ignored when both are 0 */
     const char *default_text; /* shown instead of the dest's value when not NULL */
     int seen;             /* set when given on the command line */
+    char short_name;      /* one-letter alias ("-n"), or 0 */
 } cli_option;
 
 /* Which outcome cli_parse reached. */
 typedef enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = 2 } cli_parse_result;
 
-/* Parses argv[1..argc) ("--name value" or "--name=value") into opts. On --help prints the help text to
+/* Parses argv[1..argc) ("--name value", "--name=value", or "-x value" for a one-letter alias) into opts. On --help prints the help text to
  * stdout (usage line, description, options with defaults); on error prints one line to stderr naming
  * the option. Positional arguments are errors. */
 cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,

@@ -12,4 +12,19 @@ int cli_train(int argc, char **argv);
 /* `elbo eval`: test -ELBO of a checkpoint. */
 int cli_eval(int argc, char **argv);
 
+/* `elbo sample`: a grid of decoded prior samples (PNG). */
+int cli_sample(int argc, char **argv);
+
+/* `elbo reconstruct`: test images over their reconstructions (PNG). */
+int cli_reconstruct(int argc, char **argv);
+
+/* `elbo interpolate`: decoded points between two test images' latent means (PNG). */
+int cli_interpolate(int argc, char **argv);
+
+/* `elbo latent-map`: latent means (CSV), class scatter and, for Z = 2, the manifold grid (PNG). */
+int cli_latent_map(int argc, char **argv);
+
+/* `elbo anomaly`: per-image anomaly scores, AUROC and threshold, histogram (CSV, PNG). */
+int cli_anomaly(int argc, char **argv);
+
 #endif

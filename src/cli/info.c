@@ -33,8 +33,9 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
     printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
     printf("  input_dim %zu, encoder %s, latent %zu, decoder %s, recon %s, sigma0 %g, beta %g\n", m.cfg.input_dim,
            enc, m.cfg.latent, dec, elbo_recon_name(m.cfg.recon), m.cfg.sigma0, m.cfg.beta);
-    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s\n", st.step, st.epoch,
-           st.optimizer, st.lr, st.batch, (unsigned long long)st.seed, st.dataset);
+    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s%s%s\n", st.step, st.epoch,
+           st.optimizer, st.lr, st.batch, (unsigned long long)st.seed, st.dataset, st.classes[0] ? ", classes " : "",
+           st.classes);
     elbo_vae_free(&m);
     return 0;
 }
@@ -46,13 +47,13 @@ int cli_info(int argc, char **argv)
     size_t threads = 0;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "also print the model config and training state of a checkpoint", 0, 0,
-         "none", 0},
+         "none", 0, 0},
         {"topology", ARG_FLAG, &topology, NULL, "also print the hwloc topology, binding support and thread placement",
-         0, 0, NULL, 0},
+         0, 0, NULL, 0, 0},
         {"threads", ARG_SIZE, &threads, "N", "threads to plan with --topology", 1, 1 << 20,
-         "OMP_NUM_THREADS, else one per core", 0},
+         "OMP_NUM_THREADS, else one per core", 0, 0},
         {"synthetic", ARG_STRING, &synthetic, "DESC",
-         "with --topology: an hwloc synthetic topology or XML file, not this machine", 0, 0, "none", 0},
+         "with --topology: an hwloc synthetic topology or XML file, not this machine", 0, 0, "none", 0, 0},
     };
     cli_parse_result pr = cli_parse("info", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Prints the CPU model and SIMD features detected, the kernel path chosen "

@@ -12,7 +12,12 @@ typedef struct {
 
 static const subcommand SUBCOMMANDS[] = {
     {"train", cli_train, "train a VAE on a dataset (default: Fashion-MNIST)"},
-    {"eval", cli_eval, "test -ELBO of a checkpoint, with its reconstruction and KL parts"},
+    {"eval", cli_eval, "test -ELBO of a checkpoint with its parts; --iw K: importance-weighted log p(x)"},
+    {"sample", cli_sample, "decode z ~ N(0, I) into an image grid (PNG)"},
+    {"reconstruct", cli_reconstruct, "test images over their reconstructions (PNG)"},
+    {"interpolate", cli_interpolate, "decoded path between two test images in latent space (PNG)"},
+    {"latent-map", cli_latent_map, "test set in latent space: class scatter, manifold grid for Z = 2 (CSV, PNG)"},
+    {"anomaly", cli_anomaly, "anomaly scores of test images: AUROC, threshold, histogram (CSV, PNG)"},
     {"info", cli_info, "CPU features, the kernel path chosen, build flags; a checkpoint's model"},
 };
 
@@ -21,7 +26,7 @@ static void print_usage(FILE *f)
 {
     fprintf(f, "usage: elbo <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]; i++)
-        fprintf(f, "  %-10s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
+        fprintf(f, "  %-12s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
     fprintf(f, "\n'elbo <command> --help' describes a command's options.\n"
                "Environment: ELBO_ISA=scalar|avx2|neon forces a kernel path.\n");
 }

@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "checkpoint.h"
+#include "classes.h"
 #include "cli.h"
 #include "cli_common.h"
 #include "optim.h"
@@ -18,7 +19,7 @@
 #include "train_progress.h"
 
 typedef struct {
-    const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume;
+    const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
     size_t epochs, batch, latent, threads;
     long steps, eval_every;
     double lr, momentum, sigma0, beta, target;
@@ -144,6 +145,7 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, const ch
     st.momentum = a->momentum;
     st.batch = a->batch;
     snprintf(st.dataset, sizeof st.dataset, "%s", dataset);
+    snprintf(st.classes, sizeof st.classes, "%s", a->classes ? a->classes : "");
     if (elbo_checkpoint_save_training(a->save, tr->model, &st, &tr->opt, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return -1;
@@ -253,33 +255,35 @@ int cli_train(int argc, char **argv)
                     .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1};
     cli_option opts[] = {
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
-         ELBO_DEFAULT_DATA_DIR, 0},
-        {"epochs", ARG_SIZE, &a.epochs, "N", "passes over the training set", 1, 1e6, NULL, 0},
-        {"steps", ARG_LONG, &a.steps, "N", "stop after N optimizer steps in total (0: no limit)", 0, 1e15, NULL, 0},
-        {"batch", ARG_SIZE, &a.batch, "N", "minibatch size (the last partial batch is used)", 1, 1 << 20, NULL, 0},
-        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0},
-        {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0},
-        {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0},
-        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "encoder hidden widths, input side first", 0, 0, NULL, 0},
+         ELBO_DEFAULT_DATA_DIR, 0, 0},
+        {"epochs", ARG_SIZE, &a.epochs, "N", "passes over the training set", 1, 1e6, NULL, 0, 0},
+        {"steps", ARG_LONG, &a.steps, "N", "stop after N optimizer steps in total (0: no limit)", 0, 1e15, NULL, 0, 0},
+        {"batch", ARG_SIZE, &a.batch, "N", "minibatch size (the last partial batch is used)", 1, 1 << 20, NULL, 0, 0},
+        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0, 0},
+        {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
+        {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
+        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "encoder hidden widths, input side first", 0, 0, NULL, 0, 0},
         {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
-         "the encoder's, mirrored", 0},
-        {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, NULL, 0},
+         "the encoder's, mirrored", 0, 0},
+        {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, NULL, 0, 0},
         {"recon", ARG_STRING, &a.recon, "mse|bce", "reconstruction likelihood: Gaussian (MSE) or Bernoulli (BCE)",
-         0, 0, NULL, 0},
+         0, 0, NULL, 0, 0},
         {"sigma0", ARG_DOUBLE, &a.sigma0, "X", "MSE: recon = sum (x - x')^2 / (2 sigma0^2)", 1e-6, 1e6,
-         "0.7071 (sum of squares)", 0},
-        {"beta", ARG_DOUBLE, &a.beta, "X", "weight of the KL term", 0, 1e6, NULL, 0},
-        {"seed", ARG_U64, &a.seed, "N", "seed of the initialization, the noise and the data order", 0, 0, NULL, 0},
+         "0.7071 (sum of squares)", 0, 0},
+        {"beta", ARG_DOUBLE, &a.beta, "X", "weight of the KL term", 0, 1e6, NULL, 0, 0},
+        {"seed", ARG_U64, &a.seed, "N", "seed of the initialization, the noise and the data order", 0, 0, NULL, 0, 0},
+        {"classes", ARG_STRING, &a.classes, "C[,C...]",
+         "train only on the training images of these classes (the test split stays whole)", 0, 0, "all", 0, 0},
         {"threads", ARG_SIZE, &a.threads, "N", "OpenMP threads; results are bitwise the same for any N", 1, 4096,
-         "one per physical core, or OMP_NUM_THREADS", 0},
+         "one per physical core, or OMP_NUM_THREADS", 0, 0},
         {"target", ARG_DOUBLE, &a.target, "X",
-         "stop when the test -ELBO reaches X and report the time since start (time to quality); 0: off", 0, 1e9, NULL, 0},
-        {"eval-every", ARG_LONG, &a.eval_every, "N", "with --target: evaluate every N steps", 1, 1e9, NULL, 0},
+         "stop when the test -ELBO reaches X and report the time since start (time to quality); 0: off", 0, 1e9, NULL, 0, 0},
+        {"eval-every", ARG_LONG, &a.eval_every, "N", "with --target: evaluate every N steps", 1, 1e9, NULL, 0, 0},
         {"resume", ARG_STRING, &a.resume, "PATH",
          "continue a run from its checkpoint, bitwise as if uninterrupted (--epochs, --steps count from its start)",
-         0, 0, "none", 0},
-        {"save", ARG_STRING, &a.save, "PATH", "write a safetensors checkpoint after every epoch", 0, 0, NULL, 0},
-        {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0},
+         0, 0, "none", 0, 0},
+        {"save", ARG_STRING, &a.save, "PATH", "write a safetensors checkpoint after every epoch", 0, 0, NULL, 0, 0},
+        {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0, 0},
     };
     cli_parse_result pr = cli_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Trains a VAE; each epoch reports the train loss, the test -ELBO per sample with "
@@ -296,7 +300,7 @@ int cli_train(int argc, char **argv)
     }
     if (a.resume) {
         static const char *const fixed[] = {"hidden", "decoder-hidden", "latent", "recon", "sigma0", "beta", "seed",
-                                            "batch", "lr", "optimizer", "momentum"};
+                                            "batch", "lr", "optimizer", "momentum", "classes"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
@@ -314,9 +318,29 @@ int cli_train(int argc, char **argv)
     return status;
 }
 
+/* Keeps only the training images of the classes listed in text (where names the source for errors) and
+ * writes the canonical list into canon. Prints the error and returns -1 when the list is bad or keeps nothing. */
+static int keep_classes(const char *src, const char *field, const char *text, elbo_dataset *ds, char *canon,
+                        size_t canon_len)
+{
+    char err[256];
+    elbo_class_set set;
+    if (elbo_class_set_parse(&set, text, ds->num_classes, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s%s%s: %s\n", src, *src ? ": " : "", field, err);
+        return -1;
+    }
+    if (elbo_split_keep_classes(&ds->train, &set) == 0) {
+        fprintf(stderr, "elbo train: %s%s%s: %s has no training images of classes %s\n", src, *src ? ": " : "",
+                field, ds->name, text);
+        return -1;
+    }
+    elbo_class_set_format(&set, canon, canon_len);
+    return 0;
+}
+
 /* Loads the model and training state of --resume into m, st and the options it fixes (seed, batch, lr,
  * optimizer); checks that the data are the run's. Prints the error and returns -1 on failure. */
-static int load_resume(train_args *a, const elbo_dataset *ds, const elbo_kernels *k, elbo_vae *m,
+static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, elbo_vae *m,
                        elbo_train_state *st, elbo_optimizer_kind *kind)
 {
     char err[512];
@@ -325,6 +349,12 @@ static int load_resume(train_args *a, const elbo_dataset *ds, const elbo_kernels
         return -1;
     }
     const char *why = NULL;
+    if (st->classes[0] && keep_classes(a->resume, "__metadata__.classes", st->classes, ds, st->classes,
+                                       sizeof st->classes)) {
+        elbo_vae_free(m);
+        return -1;
+    }
+    a->classes = st->classes;
     if (strcmp(st->dataset, ds->name) != 0)
         why = "dataset";
     else if (m->cfg.input_dim != ds->train.dim)
@@ -361,7 +391,14 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     elbo_vae_config cfg;
     elbo_vae m;
     elbo_train_state st;
-    char err[512], desc[256];
+    char err[512], desc[256], classes[1024];
+    if (a.classes) {
+        if (keep_classes("", "--classes", a.classes, &ds, classes, sizeof classes)) {
+            elbo_dataset_free(&ds);
+            return 2;
+        }
+        a.classes = classes;
+    }
     if (a.resume) {
         if (load_resume(&a, &ds, k, &m, &st, &kind)) {
             elbo_dataset_free(&ds);
@@ -385,8 +422,8 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     oc.sgd.momentum = a.momentum;
     elbo_vae_config_describe(&cfg, desc, sizeof desc);
     fprintf(a.json ? stderr : stdout,
-            "elbo train: %s, %zu train / %zu test images (%s), batch %zu, %s lr %g, %s kernels, %zu thread%s\n",
-            desc, ds.train.n, ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
+            "elbo train: %s, %zu train%s%s / %zu test images (%s), batch %zu, %s lr %g, %s kernels, %zu thread%s\n",
+            desc, ds.train.n, a.classes ? " of classes " : "", a.classes ? a.classes : "", ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
             a.threads == 1 ? "" : "s");
     fflush(stdout);
     train_catch_stop_signals();

@@ -10,7 +10,7 @@
 
 #include "safetensors.h"
 
-#define META_FIELDS 16
+#define META_FIELDS 17
 #define OPT_PREFIX "optimizer."
 
 /* Names of the optimizer state tensors of a kind: the PyTorch state keys. */
@@ -60,7 +60,7 @@ int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elb
         "format", ELBO_CHECKPOINT_FORMAT, "encoder_hidden", v[0], "decoder_hidden", v[1], "input_dim", v[2],
         "latent", v[3], "recon", v[4], "sigma0", v[5], "beta", v[6], "seed", v[7], "step", v[8], "epoch", v[9],
         "optimizer", v[10], "lr", v[11], "batch", v[12], "dataset", v[13], "epoch_step", v[14],
-        "momentum", v[15],
+        "momentum", v[15], "classes", st->classes[0] ? st->classes : "all",
     };
     const float *state[2];
     const char *const *state_names = NULL;
@@ -217,6 +217,15 @@ static int state_from_meta(const elbo_st_file *f, const char *path, elbo_train_s
         return -1;
     if (meta_double(f, path, "momentum", &st->momentum, err, errlen))
         return -1;
+    /* Checkpoints written before class filtering have no "classes": they were trained on all classes. */
+    s = elbo_st_meta_get(f, "classes");
+    if (s && strcmp(s, "all") != 0) {
+        if (!*s || strspn(s, "0123456789,") != strlen(s) || strlen(s) >= sizeof st->classes) {
+            snprintf(err, errlen, "%s: __metadata__.classes: '%.32s' is not 'all' or a list like 0,1,4", path, s);
+            return -1;
+        }
+        snprintf(st->classes, sizeof st->classes, "%s", s);
+    }
     return 0;
 }
 

@@ -8,6 +8,10 @@ elbo's checkpoints.
       (autograd, float32) of the batch-summed loss.
   vae_torch.py grads-suite OUTDIR
       the parity cases elbo's tests use, one file per case (CASES below), in one process.
+  vae_torch.py iw CKPT --data DIR --k 1,10 [--seed 0]
+      loads an elbo checkpoint and prints one JSON line with the test set's mean ELBO and importance-weighted
+      bounds log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), every density from torch.distributions (Normal for
+      the MSE likelihood with sigma0, Bernoulli-logits terms for BCE), torch's own noise.
   vae_torch.py train --data DIR --seeds 0,1,2 [--epochs 1] [--batch 128] [--lr 1e-3] [--hidden 400] [--latent 20]
       trains with Adam on the IDX dataset in DIR and prints one JSON line with the test -ELBO per seed.
 """
@@ -181,6 +185,69 @@ def cmd_train(a):
     print(json.dumps({"runs": results, "mean_test_neg_elbo": mean}))
 
 
+def read_checkpoint(path):
+    """(state_dict of float32 tensors, metadata dict) of a safetensors file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n, = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    state = {}
+    for name, t in header.items():
+        if name.startswith("optimizer."):
+            continue
+        lo, hi = t["data_offsets"]
+        state[name] = torch.from_numpy(np.frombuffer(raw[base + lo:base + hi], dtype=np.float32).reshape(t["shape"]).copy())
+    return state, meta
+
+
+def cmd_iw(a):
+    from torch.distributions import Normal
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    state, meta = read_checkpoint(a.checkpoint)
+    enc = widths(meta["encoder_hidden"])
+    dec = widths(meta["decoder_hidden"])
+    d, z = int(meta["input_dim"]), int(meta["latent"])
+    model = VAE(d, enc, z, dec)
+    model.load_state_dict(state)
+    test = read_idx(find_idx(a.data, "t10k-images-idx3-ubyte"))
+    x = torch.from_numpy(test.reshape(len(test), d).astype(np.float64) / 255.0)
+    model = model.double()
+    sigma0 = float(meta["sigma0"])
+
+    def log_px_z(logits):
+        if meta["recon"] == "mse":
+            return Normal(torch.sigmoid(logits), sigma0).log_prob(x).sum(1)
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+
+    ks = [int(k) for k in a.k.split(",")]
+    out = {}
+    with torch.no_grad():
+        h = x
+        for layer in model.encoder:
+            h = F.relu(layer(h))
+        mu, logvar = model.fc_mu(h), model.fc_logvar(h)
+        q = Normal(mu, torch.exp(0.5 * logvar))
+        prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+        logw = []
+        for _ in range(max(ks)):
+            zs = q.sample()
+            h = zs
+            for layer in model.decoder:
+                h = F.relu(layer(h))
+            lpxz = log_px_z(model.fc_out(h))
+            if not logw:
+                kl = torch.distributions.kl_divergence(q, prior).sum(1)
+                out["test_elbo"] = (lpxz - kl).mean().item()
+            logw.append(lpxz + prior.log_prob(zs).sum(1) - q.log_prob(zs).sum(1))
+        lw = torch.stack(logw)
+        for k in ks:
+            out[f"iw_{k}"] = (torch.logsumexp(lw[:k], 0) - math.log(k)).mean().item()
+    print(json.dumps(out))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -208,8 +275,16 @@ def main():
     # torch threads = 1 with OpenBLAS on its own threads is its fastest configuration here; more torch
     # threads oversubscribe the cores OpenBLAS already uses.
     t.add_argument("--threads", type=int, default=1)
+    w = sub.add_parser("iw")
+    w.add_argument("checkpoint")
+    w.add_argument("--data", required=True)
+    w.add_argument("--k", default="1,10")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    if a.cmd == "grads":
+    if a.cmd == "iw":
+        cmd_iw(a)
+    elif a.cmd == "grads":
         cmd_grads(a)
     elif a.cmd == "grads-suite":
         cmd_grads_suite(a, p)
