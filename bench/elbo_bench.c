@@ -1,6 +1,6 @@
 /* elbo's benchmark, on Google Benchmark: the FMA peak (measured first: every pct_peak of the run is taken
  * against it), memory bandwidth, the VAE's GEMM shapes against OpenBLAS, the fused elementwise kernels and
- * end-to-end training steps. Every --benchmark_* flag works; besides them:
+ * end-to-end training steps and whole epochs. Every --benchmark_* flag works; besides them:
  *   --results-dir=DIR   write DIR/<cpu-slug>-<yyyymmdd>.json (Google Benchmark JSON) unless --benchmark_out is given
  *   --data=SPEC         the training rows' dataset (as `elbo train --data`; default Fashion-MNIST)
  * A summary table follows the console output. */
@@ -11,6 +11,7 @@
 #include "bench_common.h"
 #include "bench_context.h"
 #include "bench_elementwise.h"
+#include "bench_epoch.h"
 #include "bench_fma.h"
 #include "bench_gemm.h"
 #include "bench_membw.h"
@@ -42,6 +43,18 @@ static int no_results_file(int argc, char **argv)
             strncmp(argv[i], "--benchmark_list_tests", 22) == 0)
             return 1;
     return 0;
+}
+
+/* Repetitions of the full-epoch rows, since one is a whole epoch (seconds): 0 (those of --benchmark_repetitions)
+ * up to EPOCH_MAX_REPS of them, else EPOCH_MAX_REPS. */
+#define EPOCH_MAX_REPS 3
+static int epoch_repetitions(int argc, char **argv)
+{
+    int reps = 1;
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--benchmark_repetitions=", 24) == 0)
+            reps = atoi(argv[i] + 24);
+    return reps > EPOCH_MAX_REPS ? EPOCH_MAX_REPS : 0;
 }
 
 /* Measures the peak, registers every row, adds the context, runs, prints the summary. */
@@ -86,6 +99,7 @@ int main(int argc, char **argv)
     bench_gemm_register(&env);
     bench_elementwise_register(&env);
     bench_train_register(&env, data);
+    bench_epoch_register(&env, epoch_repetitions(nargs, args));
     bench_context_add(&env, bench_train_dataset());
     fprintf(stderr, "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core (measured now)\n",
             env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops);
