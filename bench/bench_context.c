@@ -53,6 +53,7 @@ void bench_context_add(const bench_env *env, const char *dataset)
     add("openblas", "%s", openblas_get_config());
     add("dataset", "%s", dataset);
     add("fma_peak_gflops", "%.2f", env->peak_gflops);
+    add("membw_triad_gbs", "%.2f", env->membw_gbs);
 }
 
 /* The CPU's brand string as a file-name slug: "AMD EPYC 7B13 64-Core Processor" -> "amd-epyc-7b13-64-core-processor". */

@@ -1,7 +1,10 @@
 /* The fused elementwise kernels, single-threaded, on buffers made on the first call and shared by the rows. */
 #include "bench_elementwise.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "bench_triad.h"
 
 typedef struct {
     const elbo_kernels *kern;
@@ -63,16 +66,17 @@ typedef struct {
     const char *name;
     void (*fn)(elementwise_ctx *e);
     double bytes; /* read + written per call, set at registration */
+    char label[32];
 } kernel_row;
 
 static kernel_row g_rows[] = {
-    {"elementwise/reparam.forward", run_reparam_forward, 0},
-    {"elementwise/reparam.backward", run_reparam_backward, 0},
-    {"elementwise/sigmoid_mse", run_sigmoid_mse, 0},
-    {"elementwise/sigmoid_bce", run_sigmoid_bce, 0},
-    {"elementwise/column_sum", run_column_sum, 0},
-    {"elementwise/adam", run_adam, 0},
-    {"elementwise/sgd", run_sgd, 0},
+    {"elementwise/reparam.forward", run_reparam_forward, 0, ""},
+    {"elementwise/reparam.backward", run_reparam_backward, 0, ""},
+    {"elementwise/sigmoid_mse", run_sigmoid_mse, 0, ""},
+    {"elementwise/sigmoid_bce", run_sigmoid_bce, 0, ""},
+    {"elementwise/column_sum", run_column_sum, 0, ""},
+    {"elementwise/adam", run_adam, 0, ""},
+    {"elementwise/sgd", run_sgd, 0, ""},
 };
 
 /* Makes the buffers once; 0 or -1 when out of memory. */
@@ -101,18 +105,22 @@ static int ctx_ready(elementwise_ctx *e)
     return 0;
 }
 
-/* The row: one kernel call per iteration. */
+/* The row: one kernel call per iteration; GB/s, and pct_bw against a one-core triad over the same number of
+ * bytes measured (untimed) just before, so under the same load (its GB/s: counter triad_GB/s). */
 static void run_row(gbench_state *st, void *user)
 {
-    const kernel_row *row = user;
+    kernel_row *row = user;
     if (ctx_ready(&g_ctx) != 0) {
         gbench_skip_with_error(st, "out of memory");
         return;
     }
+    double ref_gbs = bench_triad_gbs((size_t)row->bytes, 3, 0.01); /* the reference, just before the row */
     row->fn(&g_ctx);
     while (gbench_keep_running(st))
         row->fn(&g_ctx);
-    bench_set_bytes(st, row->bytes);
+    bench_set_bytes(st, row->bytes, ref_gbs);
+    gbench_set_counter(st, "triad_GB/s", ref_gbs, GBENCH_COUNTER_DEFAULT);
+    gbench_set_label(st, row->label);
 }
 
 void bench_elementwise_register(const bench_env *env)
@@ -125,6 +133,10 @@ void bench_elementwise_register(const bench_env *env)
                             4.0 * (bd + (double)e->d), 28.0 * p, 16.0 * p};
     for (size_t r = 0; r < sizeof g_rows / sizeof g_rows[0]; r++) {
         g_rows[r].bytes = bytes[r];
+        if (bytes[r] < 1024.0 * 1024.0)
+            snprintf(g_rows[r].label, sizeof g_rows[r].label, "%.0f KiB", bytes[r] / 1024.0);
+        else
+            snprintf(g_rows[r].label, sizeof g_rows[r].label, "%.1f MiB", bytes[r] / (1024.0 * 1024.0));
         gbench_def d = {.name = g_rows[r].name, .run = run_row, .user = &g_rows[r], .n_args = 1,
                         .args = {(int64_t)e->b}, .arg_names = {"b"}, .unit = GBENCH_US};
         gbench_register(&d);

@@ -17,6 +17,7 @@
 #include "bench_membw.h"
 #include "bench_summary.h"
 #include "bench_train.h"
+#include "bench_triad.h"
 
 /* Value of our own option --NAME=VALUE at argv[i], or NULL when argv[i] is not that option. */
 static const char *own_option(const char *arg, const char *name)
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
     env.topo = elbo_topology_open(NULL, err, sizeof err);
     env.cores = env.topo ? elbo_topology_cores(env.topo) : 1;
     env.peak_gflops = bench_fma_peak_measure(5, 0.05);
+    env.membw_gbs = bench_triad_gbs(3 * bench_membw_array_bytes(&env), 3, 0.1);
 
     char out_flag[600], path[512];
     if (results_dir && !no_results_file(nargs, args)) {
@@ -101,12 +103,14 @@ int main(int argc, char **argv)
     bench_train_register(&env, data);
     bench_epoch_register(&env, epoch_repetitions(nargs, args));
     bench_context_add(&env, bench_train_dataset());
-    fprintf(stderr, "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core (measured now)\n",
-            env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops);
+    fprintf(stderr,
+            "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core, memory bandwidth %.1f GB/s "
+            "(triad, one core) (measured now)\n",
+            env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops, env.membw_gbs);
     int console = console_format(nargs, args);
     int rc = gbench_run(nargs, args);
     if (rc == 0 && console) {
-        bench_summary_print(stdout, env.peak_gflops);
+        bench_summary_print(stdout, env.peak_gflops, env.membw_gbs);
         if (path[0])
             printf("\nresults: %s\n", path);
     }
