@@ -7,6 +7,7 @@
 #   make bench-baseline  rerun that subset with more repetitions and rewrite results/baseline.json
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
+#   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
 #   make profile      perf profile of training steps into build/profile (PROFILE_ARGS="--threads 1 ...")
 #   make deps         install the Debian packages the project needs (root)
@@ -62,7 +63,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench bench-check bench-baseline report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -175,6 +176,14 @@ BENCH_ARGS ?=
 profile: check-deps
 	@$(MAKE) --no-print-directory all
 	scripts/profile.sh
+
+# make bench-pytorch: elbo and PyTorch on this machine in one run (scripts/bench_pytorch.py; about 2 minutes):
+# samples/s at batch 64/128/256/1024, each side at its best thread configuration, into
+# results/pytorch-<cpu>-<date>.{md,json}. BENCH_PYTORCH_ARGS: more options (--rounds, --seconds, --batches, ...).
+BENCH_PYTORCH_ARGS ?=
+bench-pytorch: check-deps
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results $(BENCH_PYTORCH_ARGS)
 
 TTQ_RUNS ?= 5
 time-to-quality: check-deps
