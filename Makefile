@@ -216,6 +216,6 @@ clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
