@@ -9,7 +9,7 @@
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
-#   make profile      perf profile of training steps into build/profile (PROFILE_ARGS="--threads 1 ...")
+#   make profile      perf profile of training steps: top symbols + folded stacks in results/ (PROFILE_ARGS=...)
 #   make deps         install the Debian packages the project needs (root)
 
 ifeq ($(origin CC),default)
