@@ -2,7 +2,7 @@
 #
 #   make              libelbo.a and the elbo command (native build in build/)
 #   make test         all tests (installs missing Debian packages first when root)
-#   make bench        the benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=regex
+#   make bench        the benchmark (main job), then time to quality; QUICK=1 for a short run, BENCH_FILTER=regex
 #   make bench-check  quick subset compared with results/baseline.json; fails on a regression (BENCH_TOLERANCE=5 %)
 #   make bench-baseline  rerun that subset with more repetitions and rewrite results/baseline.json
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
@@ -161,6 +161,7 @@ cross-tests-build: $(BUILD)/libelbo.a $(CROSS_TEST_BIN)
 # selects rows (--benchmark_filter). Full runs write results/<cpu>-<date>.json, others $(BUILD)/bench/results/.
 # BENCH_ARGS passes more flags (any --benchmark_* flag, or --data=SPEC).
 BENCH_REPETITIONS ?= 9
+TTQ_RUNS ?= 5
 BENCH_MIN_TIME ?= 0.1
 ifneq ($(QUICK),)
 BENCH_RUN_ARGS := --benchmark_repetitions=1 --benchmark_min_time=0.01
@@ -185,17 +186,24 @@ bench-pytorch: check-deps
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results $(BENCH_PYTORCH_ARGS)
 
-TTQ_RUNS ?= 5
 time-to-quality: check-deps
 	@$(MAKE) --no-print-directory all
-	/usr/bin/python3 scripts/time_to_quality.py --runs $(TTQ_RUNS)
+	/usr/bin/python3 scripts/time_to_quality.py --runs $(TTQ_RUNS) --out-dir results
 
 report: check-deps
 	/usr/bin/python3 scripts/report.py --results results --out results/report
 
+# Full runs (neither QUICK nor BENCH_FILTER) end with the time to quality, elbo vs PyTorch (TTQ_RUNS runs each;
+# about 70 s of the run; TTQ_RUNS=0 leaves it out), written beside the benchmark JSON as ttq-<cpu>-<date>.json.
 bench: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	$(BUILD)/bench/elbo_bench --results-dir=$(BENCH_OUT_DIR) $(BENCH_RUN_ARGS) $(BENCH_ARGS)
+ifeq ($(QUICK)$(BENCH_FILTER),)
+ifneq ($(TTQ_RUNS),0)
+	@echo; echo "time to quality (test -ELBO <= 31.0 per sample, from process start; $(TTQ_RUNS) runs each, fastest and slowest dropped):"
+	@/usr/bin/python3 scripts/time_to_quality.py --runs $(TTQ_RUNS) --out-dir $(BENCH_OUT_DIR)
+endif
+endif
 
 # make bench-check: the subset of scripts/bench_check.py (fma_peak, batch-128 GEMM, elementwise, train/b:128;
 # about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared with results/baseline.json by

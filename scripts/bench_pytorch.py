@@ -20,9 +20,10 @@ import argparse
 import datetime
 import json
 import os
-import re
 import subprocess
 import sys
+
+from results_files import cpu_slug, dated_path, elbo_info, write_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -39,24 +40,6 @@ def run_json_lines(cmd, env=None):
         last = (p.stderr.strip().splitlines() or ["no message"])[-1]
         raise RunError(f"{' '.join(cmd)}: exit status {p.returncode}: {last}")
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-
-
-def elbo_info(elbo):
-    """(CPU brand string, ISA path chosen) from `elbo info`."""
-    p = subprocess.run([elbo, "info"], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RunError(f"{elbo} info: exit status {p.returncode}")
-    fields = dict(re.findall(r"^([a-z ]+):\s+(.*)$", p.stdout, re.M))
-    cpu = re.sub(r"\s+\([^()]*\)$", "", fields.get("cpu", "unknown cpu"))  # drop " (x86_64)"
-    return cpu, fields.get("isa chosen", "?")
-
-
-def cpu_slug(model):
-    """The CPU brand string as a file-name slug, as elbo_bench names its results (bench/bench_context.c)."""
-    model = model.split(" @ ")[0]
-    model = re.sub(r"\((r|tm)\)", "", model, flags=re.I)
-    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
-    return slug or "unknown-cpu"
 
 
 def thread_counts(cores):
@@ -85,23 +68,6 @@ def best(cells):
     """The (configuration, samples/s) with the highest samples/s among {configuration: [rates over rounds]}."""
     cfg = max(cells, key=lambda c: max(cells[c]))
     return cfg, max(cells[cfg])
-
-
-def results_path(out_dir, slug):
-    """OUT_DIR/pytorch-<slug>-<date> (without extension), numbered when that day's name is taken."""
-    base = os.path.join(out_dir, f"pytorch-{slug}-{datetime.date.today():%Y%m%d}")
-    path, n = base, 2
-    while os.path.exists(path + ".json") or os.path.exists(path + ".md"):
-        path, n = f"{base}-{n}", n + 1
-    return path
-
-
-def write_atomic(path, text):
-    """Writes text to path through a temporary file and a rename."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def markdown(res):
@@ -166,7 +132,7 @@ def main():
                 rates, framework = measure_torch(a, batches, t, bl)
                 for b in batches:
                     torch_cells[b][(t, bl)].append(rates[b])
-    except RunError as e:
+    except (RunError, OSError) as e:
         print(f"bench_pytorch: {e}", file=sys.stderr)
         return 2
 
@@ -198,7 +164,7 @@ def main():
                   f"{r['ratio']:>12.2f}x")
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
-        path = results_path(a.out_dir, cpu_slug(cpu))
+        path = dated_path(a.out_dir, "pytorch", cpu_slug(cpu), [".json", ".md"])
         write_atomic(path + ".json", json.dumps(res, indent=1) + "\n")
         write_atomic(path + ".md", markdown(res))
         print(f"\nresults: {path}.md, {path}.json", file=sys.stderr if a.json else sys.stdout)

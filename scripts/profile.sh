@@ -33,7 +33,7 @@ perf report -i "$out/perf.data" --children --sort symbol -g caller,0.5,callee --
 # file and renamed, so a failed run leaves no half-written result.
 {
     echo "# elbo train $args; perf record -e $event -F 999 --call-graph fp; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    grep '^#' "$out/top.txt"
+    grep '^#' "$out/top.txt" | grep -v -e '^# *$' -e 'Tip:' -e 'To display'
     grep -E '^ +[0-9]' "$out/top.txt" | head -40
 } > "$base.txt.tmp"
 perf script report stackcollapse -i "$out/perf.data" 2>/dev/null > "$base.folded.tmp"
