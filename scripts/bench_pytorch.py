@@ -74,7 +74,9 @@ def markdown(res):
     """The Markdown report: the side-by-side table, then every PyTorch configuration measured."""
     lines = [f"# elbo vs PyTorch, training samples/s ({res['cpu']}, {res['cores']} cores, {res['date']})", "",
              f"784-400-20 VAE, MSE, Adam 1e-3, Fashion-MNIST; elbo {res['elbo_commit']} ({res['isa']}), "
-             f"{res['pytorch']} with OpenBLAS; best configuration of each side, best of {res['rounds']} rounds.", "",
+             f"{res['pytorch']} with OpenBLAS; best configuration of each side, best of {res['rounds']} rounds. "
+             f"Load average (1, 5, 15 min) at start {res['load_avg_start']}, at end {res['load_avg_end']}: "
+             f"well above the threads measured, other work shared the machine.", "",
              "| batch | elbo samples/s | elbo threads | PyTorch samples/s | PyTorch threads (torch × OpenBLAS) "
              "| elbo / PyTorch |", "|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -114,6 +116,7 @@ def main():
         print(f"bench_pytorch: {a.elbo}: not found or not executable (run make first)", file=sys.stderr)
         return 2
 
+    load_start = os.getloadavg()
     try:
         cpu, isa = elbo_info(a.elbo)
         cores = len(os.sched_getaffinity(0))
@@ -150,13 +153,15 @@ def main():
                      "pytorch_rounds": {f"{t}x{bl}": v for (t, bl), v in torch_cells[b].items()}})
     res = {"cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "elbo_commit": commit, "pytorch": framework, "rounds": a.rounds, "pytorch_seconds": a.seconds,
-           "elbo_samples": a.samples, "elbo_threads": threads, "pytorch_configs": configs, "rows": rows}
+           "elbo_samples": a.samples, "elbo_threads": threads,
+           "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()], "pytorch_configs": configs, "rows": rows}
 
     if a.json:
         print(json.dumps(res, indent=1))
     else:
         print(f"\nelbo vs PyTorch, training samples/s ({cpu}, {cores} cores; best configuration of each side, "
-              f"best of {a.rounds} rounds)")
+              f"best of {a.rounds} rounds; load average {res['load_avg_start'][0]} at start, "
+              f"{res['load_avg_end'][0]} at end)")
         print(f"{'batch':>6} {'elbo':>12} {'threads':>8} {'PyTorch':>12} {'torch x BLAS':>13} {'elbo/PyTorch':>13}")
         for r in rows:
             print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>12,.0f} {r['elbo_threads']:>8} "

@@ -114,6 +114,7 @@ def main():
 
 def measure(a):
     """The N runs of each side, the summary printed and (with --out-dir) written; returns 0."""
+    load_start = os.getloadavg()
     results = {"elbo": [], "pytorch": []}
     for seed in range(1, a.runs + 1):
         r = run([a.elbo, "train", "--data", a.data, "--epochs", "20", "--target", str(a.target), "--eval-every",
@@ -130,7 +131,8 @@ def measure(a):
         summary[name] = {"runs": len(rs), "reached": len(ok), "seconds_trimmed_mean": trimmed(ok) if ok else None,
                          "seconds": ok, "steps": [r["steps"] for r in rs]}
     result = {"target_neg_elbo": a.target, "eval_every": a.eval_every, "pytorch_torch_threads": a.torch_threads,
-              "pytorch_blas_threads": a.blas_threads, **summary, "runs": results}
+              "pytorch_blas_threads": a.blas_threads, **summary, "runs": results,
+              "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()]}
     if a.out_dir:
         cpu, _ = elbo_info(a.elbo)
         os.makedirs(a.out_dir, exist_ok=True)
