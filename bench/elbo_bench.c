@@ -36,14 +36,22 @@ static int console_format(int argc, char **argv)
     return console;
 }
 
-/* Non-zero when argv holds --benchmark_out=... or asks for anything but running (help, listing). */
+/* Non-zero when argv asks for anything but running (help, listing). */
+static int not_running(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strncmp(argv[i], "--benchmark_list_tests", 22) == 0)
+            return 1;
+    return 0;
+}
+
+/* Non-zero when argv holds --benchmark_out=... or asks for anything but running. */
 static int no_results_file(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], "--benchmark_out=", 16) == 0 || strcmp(argv[i], "--help") == 0 ||
-            strncmp(argv[i], "--benchmark_list_tests", 22) == 0)
+        if (strncmp(argv[i], "--benchmark_out=", 16) == 0)
             return 1;
-    return 0;
+    return not_running(argc, argv);
 }
 
 /* Repetitions of the full-epoch rows, since one is a whole epoch (seconds): 0 (those of --benchmark_repetitions)
@@ -102,6 +110,10 @@ int main(int argc, char **argv)
     bench_elementwise_register(&env);
     bench_train_register(&env, data);
     bench_epoch_register(&env, epoch_repetitions(nargs, args));
+    if (!not_running(nargs, args)) { /* load the training data now, so the context can describe it */
+        const char *why;
+        bench_train_data(&why);
+    }
     bench_context_add(&env, bench_train_dataset());
     fprintf(stderr,
             "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core, memory bandwidth %.1f GB/s "
