@@ -42,7 +42,7 @@ void bench_context_add(const bench_env *env, const char *dataset)
     }
     add("cpu_model", "%s", cpu[0] ? cpu : elbo_cpu_features_get()->model);
     add("cores", "%zu", env->cores);
-    add("threads_used", "1 (fma_peak, gemm, elementwise); 1..%zu (membw, train: t:N)", env->cores);
+    add("threads_used", "1 (fma_peak, gemm, elementwise); 1..%zu (membw, train, epoch: t:N)", env->cores);
     add("isa", "%s", env->kern->isa);
     add("gemm_microkernel", "%s", env->kern->gemm_ukernel_name);
     add("cache_sizes", "%s", caches[0] ? caches : "not reported");
