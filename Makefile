@@ -2,13 +2,14 @@
 #
 #   make              libelbo.a and the elbo command (native build in build/)
 #   make test         all tests (installs missing Debian packages first when root)
-#   make bench        the benchmark (main job); QUICK=1 for a short run, BENCH_FILTER=regex
+#   make bench        the benchmark (main job), then time to quality; QUICK=1 for a short run, BENCH_FILTER=regex
 #   make bench-check  quick subset compared with results/baseline.json; fails on a regression (BENCH_TOLERANCE=5 %)
 #   make bench-baseline  rerun that subset with more repetitions and rewrite results/baseline.json
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
+#   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
-#   make profile      perf profile of training steps into build/profile (PROFILE_ARGS="--threads 1 ...")
+#   make profile      perf profile of training steps: top symbols + folded stacks in results/ (PROFILE_ARGS=...)
 #   make deps         install the Debian packages the project needs (root)
 
 ifeq ($(origin CC),default)
@@ -62,7 +63,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench bench-check bench-baseline report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -163,6 +164,8 @@ cross-tests-build: $(BUILD)/libelbo.a $(CROSS_TEST_BIN)
 # selects rows (--benchmark_filter). Full runs write results/<cpu>-<date>.json, others $(BUILD)/bench/results/.
 # BENCH_ARGS passes more flags (any --benchmark_* flag, or --data=SPEC).
 BENCH_REPETITIONS ?= 9
+TTQ_RUNS ?= 5
+BENCH_TTQ_RUNS ?= 3
 BENCH_MIN_TIME ?= 0.1
 ifneq ($(QUICK),)
 BENCH_RUN_ARGS := --benchmark_repetitions=1 --benchmark_min_time=0.01
@@ -179,17 +182,33 @@ profile: check-deps
 	@$(MAKE) --no-print-directory all
 	scripts/profile.sh
 
-TTQ_RUNS ?= 5
+# make bench-pytorch: elbo and PyTorch on this machine in one run (scripts/bench_pytorch.py; about 2 minutes):
+# samples/s at batch 64/128/256/1024, each side at its best thread configuration, into
+# results/pytorch-<cpu>-<date>.{md,json}. BENCH_PYTORCH_ARGS: more options (--rounds, --seconds, --batches, ...).
+BENCH_PYTORCH_ARGS ?=
+bench-pytorch: check-deps
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results $(BENCH_PYTORCH_ARGS)
+
 time-to-quality: check-deps
 	@$(MAKE) --no-print-directory all
-	/usr/bin/python3 scripts/time_to_quality.py --runs $(TTQ_RUNS)
+	/usr/bin/python3 scripts/time_to_quality.py --runs $(TTQ_RUNS) --out-dir results
 
 report: check-deps
 	/usr/bin/python3 scripts/report.py --results results --out results/report
 
+# Full runs (neither QUICK nor BENCH_FILTER) end with the time to quality, elbo vs PyTorch (BENCH_TTQ_RUNS runs
+# each, the median counts; about 40 s; BENCH_TTQ_RUNS=0 leaves it out), written beside the benchmark JSON as
+# ttq-<cpu>-<date>.json. `make time-to-quality` runs TTQ_RUNS (5) each.
 bench: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	$(BUILD)/bench/elbo_bench --results-dir=$(BENCH_OUT_DIR) $(BENCH_RUN_ARGS) $(BENCH_ARGS)
+ifeq ($(QUICK)$(BENCH_FILTER),)
+ifneq ($(BENCH_TTQ_RUNS),0)
+	@echo; echo "time to quality (test -ELBO <= 31.0 per sample, from process start; $(BENCH_TTQ_RUNS) runs each, fastest and slowest dropped):"
+	@/usr/bin/python3 scripts/time_to_quality.py --runs $(BENCH_TTQ_RUNS) --out-dir $(BENCH_OUT_DIR)
+endif
+endif
 
 # make bench-check: the subset of scripts/bench_check.py (fma_peak, batch-128 GEMM, elementwise, train/b:128;
 # about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared with results/baseline.json by
@@ -210,6 +229,6 @@ clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

@@ -12,11 +12,13 @@ void bench_set_flops(gbench_state *st, const bench_env *env, double flops_per_it
                            GBENCH_COUNTER_RATE);
 }
 
-void bench_set_bytes(gbench_state *st, double bytes_per_iter)
+void bench_set_bytes(gbench_state *st, double bytes_per_iter, double ref_gbs)
 {
     double bytes = bytes_per_iter * (double)gbench_iterations(st);
     gbench_set_bytes_processed(st, (int64_t)bytes);
     gbench_set_counter(st, "GB/s", bytes / 1e9, GBENCH_COUNTER_RATE);
+    if (ref_gbs > 0)
+        gbench_set_counter(st, "pct_bw", 100.0 * bytes / (ref_gbs * 1e9), GBENCH_COUNTER_RATE);
 }
 
 float *bench_random_floats(size_t n, uint32_t seed)

@@ -1,5 +1,5 @@
 /* What every bench row shares: the kernels, the machine, the FMA peak measured at start, and helpers that
- * turn a row's work into the counters compare.py and the summary read (GFLOP/s, pct_peak, GB/s). */
+ * turn a row's work into the counters compare.py and the summary read (GFLOP/s, pct_peak, GB/s, pct_bw). */
 #ifndef ELBO_BENCH_COMMON_H
 #define ELBO_BENCH_COMMON_H
 
@@ -15,14 +15,16 @@ typedef struct {
     elbo_topology *topo; /* NULL when hwloc failed */
     size_t cores;        /* physical cores available: the largest thread count the rows use */
     double peak_gflops;  /* FP32 FMA peak of one core, measured at start; 0 when unknown */
+    double membw_gbs;    /* one-core triad bandwidth over the membw rows' arrays (DRAM), measured at start */
 } bench_env;
 
 /* Sets GFLOP/s and (with a known peak) pct_peak = GFLOP/s / (peak x threads), from the flops of one
  * iteration, as rate counters over the row's wall time. */
 void bench_set_flops(gbench_state *st, const bench_env *env, double flops_per_iter, size_t threads);
 
-/* Sets bytes processed and GB/s from the bytes one iteration reads and writes. */
-void bench_set_bytes(gbench_state *st, double bytes_per_iter);
+/* Sets bytes processed and GB/s from the bytes one iteration reads and writes, and with a reference bandwidth
+ * (ref_gbs > 0) pct_bw = GB/s / ref_gbs, as rate counters over the row's wall time. */
+void bench_set_bytes(gbench_state *st, double bytes_per_iter, double ref_gbs);
 
 /* n floats in [-1, 1) from a fixed seed, 64-byte aligned (free with free()); NULL when out of memory. */
 float *bench_random_floats(size_t n, uint32_t seed);

@@ -42,7 +42,7 @@ void bench_context_add(const bench_env *env, const char *dataset)
     }
     add("cpu_model", "%s", cpu[0] ? cpu : elbo_cpu_features_get()->model);
     add("cores", "%zu", env->cores);
-    add("threads_used", "1 (fma_peak, gemm, elementwise); 1..%zu (membw, train: t:N)", env->cores);
+    add("threads_used", "1 (fma_peak, gemm, elementwise); 1..%zu (membw, train, epoch: t:N)", env->cores);
     add("isa", "%s", env->kern->isa);
     add("gemm_microkernel", "%s", env->kern->gemm_ukernel_name);
     add("cache_sizes", "%s", caches[0] ? caches : "not reported");
@@ -53,6 +53,7 @@ void bench_context_add(const bench_env *env, const char *dataset)
     add("openblas", "%s", openblas_get_config());
     add("dataset", "%s", dataset);
     add("fma_peak_gflops", "%.2f", env->peak_gflops);
+    add("membw_triad_gbs", "%.2f", env->membw_gbs);
 }
 
 /* The CPU's brand string as a file-name slug: "AMD EPYC 7B13 64-Core Processor" -> "amd-epyc-7b13-64-core-processor". */

@@ -1,7 +1,10 @@
 /* The fused elementwise kernels, single-threaded, on buffers made on the first call and shared by the rows. */
 #include "bench_elementwise.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "bench_triad.h"
 
 typedef struct {
     const elbo_kernels *kern;
@@ -63,16 +66,18 @@ typedef struct {
     const char *name;
     void (*fn)(elementwise_ctx *e);
     double bytes; /* read + written per call, set at registration */
+    double data;  /* distinct bytes those accesses touch (less than bytes for in-place updates) */
+    char label[32];
 } kernel_row;
 
 static kernel_row g_rows[] = {
-    {"elementwise/reparam.forward", run_reparam_forward, 0},
-    {"elementwise/reparam.backward", run_reparam_backward, 0},
-    {"elementwise/sigmoid_mse", run_sigmoid_mse, 0},
-    {"elementwise/sigmoid_bce", run_sigmoid_bce, 0},
-    {"elementwise/column_sum", run_column_sum, 0},
-    {"elementwise/adam", run_adam, 0},
-    {"elementwise/sgd", run_sgd, 0},
+    {"elementwise/reparam.forward", run_reparam_forward, 0, 0, ""},
+    {"elementwise/reparam.backward", run_reparam_backward, 0, 0, ""},
+    {"elementwise/sigmoid_mse", run_sigmoid_mse, 0, 0, ""},
+    {"elementwise/sigmoid_bce", run_sigmoid_bce, 0, 0, ""},
+    {"elementwise/column_sum", run_column_sum, 0, 0, ""},
+    {"elementwise/adam", run_adam, 0, 0, ""},
+    {"elementwise/sgd", run_sgd, 0, 0, ""},
 };
 
 /* Makes the buffers once; 0 or -1 when out of memory. */
@@ -101,18 +106,22 @@ static int ctx_ready(elementwise_ctx *e)
     return 0;
 }
 
-/* The row: one kernel call per iteration. */
+/* The row: one kernel call per iteration; GB/s, and pct_bw against a one-core triad over as much data as the
+ * kernel touches, measured (untimed) just before, so under the same load (its GB/s: counter triad_GB/s). */
 static void run_row(gbench_state *st, void *user)
 {
-    const kernel_row *row = user;
+    kernel_row *row = user;
     if (ctx_ready(&g_ctx) != 0) {
         gbench_skip_with_error(st, "out of memory");
         return;
     }
+    double ref_gbs = bench_triad_gbs((size_t)row->data, 3, 0.01); /* the reference, just before the row */
     row->fn(&g_ctx);
     while (gbench_keep_running(st))
         row->fn(&g_ctx);
-    bench_set_bytes(st, row->bytes);
+    bench_set_bytes(st, row->bytes, ref_gbs);
+    gbench_set_counter(st, "triad_GB/s", ref_gbs, GBENCH_COUNTER_DEFAULT);
+    gbench_set_label(st, row->label);
 }
 
 void bench_elementwise_register(const bench_env *env)
@@ -122,9 +131,16 @@ void bench_elementwise_register(const bench_env *env)
     e->params = 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784;
     double bz = (double)(e->b * e->z), bd = (double)(e->b * e->d), b = (double)e->b, p = (double)e->params;
     const double bytes[] = {4.0 * (bz * 5 + b), 4.0 * bz * 7, 9.0 * bd + 4.0 * b, 9.0 * bd + 4.0 * b,
-                            4.0 * (bd + (double)e->d), 28.0 * p, 16.0 * p};
+                            4.0 * (bd + (double)e->d), 28.0 * p, 20.0 * p};
+    /* Adam reads param, m, v, grad and writes the first three back; SGD with momentum: param, buffer, grad. */
+    const double data[] = {bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], 16.0 * p, 12.0 * p};
     for (size_t r = 0; r < sizeof g_rows / sizeof g_rows[0]; r++) {
         g_rows[r].bytes = bytes[r];
+        g_rows[r].data = data[r];
+        if (data[r] < 1024.0 * 1024.0)
+            snprintf(g_rows[r].label, sizeof g_rows[r].label, "%.0f KiB of data", data[r] / 1024.0);
+        else
+            snprintf(g_rows[r].label, sizeof g_rows[r].label, "%.1f MiB of data", data[r] / (1024.0 * 1024.0));
         gbench_def d = {.name = g_rows[r].name, .run = run_row, .user = &g_rows[r], .n_args = 1,
                         .args = {(int64_t)e->b}, .arg_names = {"b"}, .unit = GBENCH_US};
         gbench_register(&d);

@@ -12,16 +12,20 @@ static float *g_a, *g_b, *g_c;
 static size_t g_n;
 static membw_row g_rows[2];
 
+size_t bench_membw_array_bytes(const bench_env *env)
+{
+    unsigned long long llc = env->topo ? elbo_topology_cache_bytes(env->topo, 3) : 0;
+    if (llc == 0 && env->topo)
+        llc = elbo_topology_cache_bytes(env->topo, 2);
+    return 4 * llc > (64ull << 20) ? (size_t)(4 * llc) : (size_t)64 << 20;
+}
+
 /* Allocates the three arrays once, first-touched by all cores with the loops' own schedule. */
 static int arrays_ready(const bench_env *env)
 {
     if (g_a)
         return 1;
-    unsigned long long llc = env->topo ? elbo_topology_cache_bytes(env->topo, 3) : 0;
-    if (llc == 0 && env->topo)
-        llc = elbo_topology_cache_bytes(env->topo, 2);
-    size_t bytes = 4 * llc > (64ull << 20) ? (size_t)(4 * llc) : (size_t)64 << 20;
-    g_n = bytes / sizeof(float);
+    g_n = bench_membw_array_bytes(env) / sizeof(float);
     g_a = aligned_alloc(64, g_n * sizeof(float));
     g_b = aligned_alloc(64, g_n * sizeof(float));
     g_c = aligned_alloc(64, g_n * sizeof(float));
@@ -71,7 +75,7 @@ static void run_membw(gbench_state *st, void *user)
         else
             copy(g_n, t);
     }
-    bench_set_bytes(st, (double)g_n * sizeof(float) * (row->triad ? 3.0 : 2.0));
+    bench_set_bytes(st, (double)g_n * sizeof(float) * (row->triad ? 3.0 : 2.0), row->env->membw_gbs);
 }
 
 void bench_membw_register(const bench_env *env)

@@ -89,12 +89,13 @@ static void ratio(const gbench_result *r, const char *ref_row, char *out, size_t
     }
 }
 
-void bench_summary_print(FILE *f, double peak_gflops)
+void bench_summary_print(FILE *f, double peak_gflops, double membw_gbs)
 {
     if (gbench_result_count() == 0)
         return;
-    fprintf(f, "\nsummary (median of repetitions; FMA peak %.1f GFLOP/s per core, measured at start)\n", peak_gflops);
-    fprintf(f, "%-38s %10s %18s %7s %18s  %s\n", "row", "time", "rate", "%peak", "ratio", "label");
+    fprintf(f, "\nsummary (median of repetitions; measured at start: FMA peak %.1f GFLOP/s per core, memory "
+               "bandwidth %.1f GB/s (triad, one core))\n", peak_gflops, membw_gbs);
+    fprintf(f, "%-38s %10s %18s %7s %7s %18s  %s\n", "row", "time", "rate", "%peak", "%bw", "ratio", "label");
     const char *last = "";
     for (size_t i = 0; i < gbench_result_count(); i++) {
         const gbench_result *r = gbench_result_at(i);
@@ -108,13 +109,15 @@ void bench_summary_print(FILE *f, double peak_gflops)
             fprintf(f, "%-38s error: %s\n", r->row, r->error);
             continue;
         }
-        char tm[32], rate[32], pct[16] = "", ref[96], rat[48];
-        double p = counter(r, "pct_peak");
+        char tm[32], rate[32], pct[16] = "", bw[16] = "", ref[96], rat[48];
+        double p = counter(r, "pct_peak"), b = counter(r, "pct_bw");
         if (p > 0)
             snprintf(pct, sizeof pct, "%.1f%%", p);
+        if (b > 0)
+            snprintf(bw, sizeof bw, "%.1f%%", b);
         reference_row(r->row, ref, sizeof ref);
         ratio(r, ref, rat, sizeof rat);
-        fprintf(f, "%-38s %10s %18s %7s %18s  %s\n", r->row, human_time(r->real_seconds, tm, sizeof tm),
-                human_rate(r, rate, sizeof rate), pct, rat, r->label);
+        fprintf(f, "%-38s %10s %18s %7s %7s %18s  %s\n", r->row, human_time(r->real_seconds, tm, sizeof tm),
+                human_rate(r, rate, sizeof rate), pct, bw, rat, r->label);
     }
 }

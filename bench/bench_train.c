@@ -94,6 +94,15 @@ void bench_train_register(const bench_env *env, const char *dataset)
         }
 }
 
+const elbo_dataset *bench_train_data(const char **why)
+{
+    if (dataset_ready() != 0) {
+        *why = g_desc;
+        return NULL;
+    }
+    return &g_ds;
+}
+
 const char *bench_train_dataset(void)
 {
     return g_loaded == 1 || g_loaded == -1 ? g_desc : g_spec ? g_spec : ELBO_DEFAULT_DATA_DIR;

@@ -1,6 +1,6 @@
 /* elbo's benchmark, on Google Benchmark: the FMA peak (measured first: every pct_peak of the run is taken
  * against it), memory bandwidth, the VAE's GEMM shapes against OpenBLAS, the fused elementwise kernels and
- * end-to-end training steps. Every --benchmark_* flag works; besides them:
+ * end-to-end training steps and whole epochs. Every --benchmark_* flag works; besides them:
  *   --results-dir=DIR   write DIR/<cpu-slug>-<yyyymmdd>.json (Google Benchmark JSON) unless --benchmark_out is given
  *   --data=SPEC         the training rows' dataset (as `elbo train --data`; default Fashion-MNIST)
  * A summary table follows the console output. */
@@ -11,11 +11,13 @@
 #include "bench_common.h"
 #include "bench_context.h"
 #include "bench_elementwise.h"
+#include "bench_epoch.h"
 #include "bench_fma.h"
 #include "bench_gemm.h"
 #include "bench_membw.h"
 #include "bench_summary.h"
 #include "bench_train.h"
+#include "bench_triad.h"
 
 /* Value of our own option --NAME=VALUE at argv[i], or NULL when argv[i] is not that option. */
 static const char *own_option(const char *arg, const char *name)
@@ -34,14 +36,34 @@ static int console_format(int argc, char **argv)
     return console;
 }
 
-/* Non-zero when argv holds --benchmark_out=... or asks for anything but running (help, listing). */
+/* Non-zero when argv asks for anything but running (help, listing). */
+static int not_running(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strncmp(argv[i], "--benchmark_list_tests", 22) == 0)
+            return 1;
+    return 0;
+}
+
+/* Non-zero when argv holds --benchmark_out=... or asks for anything but running. */
 static int no_results_file(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], "--benchmark_out=", 16) == 0 || strcmp(argv[i], "--help") == 0 ||
-            strncmp(argv[i], "--benchmark_list_tests", 22) == 0)
+        if (strncmp(argv[i], "--benchmark_out=", 16) == 0)
             return 1;
-    return 0;
+    return not_running(argc, argv);
+}
+
+/* Repetitions of the full-epoch rows, since one is a whole epoch (seconds): 0 (those of --benchmark_repetitions)
+ * up to EPOCH_MAX_REPS of them, else EPOCH_MAX_REPS. */
+#define EPOCH_MAX_REPS 3
+static int epoch_repetitions(int argc, char **argv)
+{
+    int reps = 1;
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--benchmark_repetitions=", 24) == 0)
+            reps = atoi(argv[i] + 24);
+    return reps > EPOCH_MAX_REPS ? EPOCH_MAX_REPS : 0;
 }
 
 /* Measures the peak, registers every row, adds the context, runs, prints the summary. */
@@ -66,6 +88,7 @@ int main(int argc, char **argv)
     env.topo = elbo_topology_open(NULL, err, sizeof err);
     env.cores = env.topo ? elbo_topology_cores(env.topo) : 1;
     env.peak_gflops = bench_fma_peak_measure(5, 0.05);
+    env.membw_gbs = bench_triad_gbs(3 * bench_membw_array_bytes(&env), 3, 0.1);
 
     char out_flag[600], path[512];
     if (results_dir && !no_results_file(nargs, args)) {
@@ -86,13 +109,20 @@ int main(int argc, char **argv)
     bench_gemm_register(&env);
     bench_elementwise_register(&env);
     bench_train_register(&env, data);
+    bench_epoch_register(&env, epoch_repetitions(nargs, args));
+    if (!not_running(nargs, args)) { /* load the training data now, so the context can describe it */
+        const char *why;
+        bench_train_data(&why);
+    }
     bench_context_add(&env, bench_train_dataset());
-    fprintf(stderr, "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core (measured now)\n",
-            env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops);
+    fprintf(stderr,
+            "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core, memory bandwidth %.1f GB/s "
+            "(triad, one core) (measured now)\n",
+            env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops, env.membw_gbs);
     int console = console_format(nargs, args);
     int rc = gbench_run(nargs, args);
     if (rc == 0 && console) {
-        bench_summary_print(stdout, env.peak_gflops);
+        bench_summary_print(stdout, env.peak_gflops, env.membw_gbs);
         if (path[0])
             printf("\nresults: %s\n", path);
     }

@@ -6,6 +6,7 @@
 Writes PREFIX.md (a Markdown table of the headline figures per CPU) and PREFIX.png (a chart), default
 PREFIX = results/report. Headline figures, each the median over the run's repetitions:
   - training throughput at batch 128: samples/s on one thread and on all of the run's threads, and per core;
+    a whole epoch's samples/s on all threads (shuffle and last partial batch included) where the run has it;
   - efficiency: % of the FMA peak measured in the same run (training at all threads; each GEMM shape at batch 128);
   - elbo's GEMM against OpenBLAS on the same shapes;
   - the FMA peak per core and the copy bandwidth behind the percentages.
@@ -38,8 +39,14 @@ def medians(bench):
 
 def load(path):
     """The headline figures of one results file, or None when it is not an elbo bench result."""
-    with open(path) as f:
-        bench = json.load(f)
+    try:
+        with open(path) as f:
+            bench = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"report: skipping {path}: {e}", file=sys.stderr)
+        return None
+    if not isinstance(bench, dict):
+        return None
     ctx = bench.get("context", {})
     if "cpu_model" not in ctx:
         return None
@@ -63,6 +70,8 @@ def load(path):
         "spsn": tn["samples_per_s"],
         "pct": tn["pct_peak"],
         "copy": rows.get("membw/copy/t:1", {}).get("GB/s"),
+        "epoch": next((b["samples_per_s"] for n, b in rows.items()
+                       if re.match(rf"epoch/b:128/t:{threads[-1]}(/repeats:\d+)?$", n)), None),
         "gemm": {},
         "ratio": {},
     }
@@ -78,8 +87,8 @@ def load(path):
 def markdown(results):
     """The comparison table in Markdown."""
     out = ["| CPU (cores, ISA) | run | FMA peak/core | train b128, 1 thread | all threads | per core | % of peak |"
-           " GEMM % of peak (b128: " + ", ".join(SHAPES) + ") | vs OpenBLAS (geomean) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           " epoch, all threads | GEMM % of peak (b128: " + ", ".join(SHAPES) + ") | vs OpenBLAS (geomean) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ratios = list(r["ratio"].values())
         geo = 1.0
@@ -89,7 +98,7 @@ def markdown(results):
         out.append(
             f"| {r['cpu']} ({r['cores']}, {r['isa']}) | {r['file']} ({r['commit']}) | {r['peak']:.0f} GFLOP/s | "
             f"{r['sps1']:,.0f}/s | {r['spsn']:,.0f}/s ({r['threads']} t) | {r['spsn'] / r['threads']:,.0f}/s | "
-            f"{r['pct']:.0f} % | " + " / ".join(f"{r['gemm'].get(s, float('nan')):.0f}" for s in SHAPES) +
+            f"{r['pct']:.0f} % | " + (f"{r['epoch']:,.0f}/s" if r["epoch"] else "–") + " | " + " / ".join(f"{r['gemm'].get(s, float('nan')):.0f}" for s in SHAPES) +
             f" | {geo:.2f}× |")
     return "\n".join(out) + "\n"
 

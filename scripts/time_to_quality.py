@@ -3,11 +3,16 @@
 until the test -ELBO per sample reaches a target, over N runs with the fastest and the slowest dropped,
 for elbo and for PyTorch on the same model, data, batch and optimizer.
 
-  scripts/time_to_quality.py [--target 31.0] [--runs 5] [--eval-every 100] [--json]
+  scripts/time_to_quality.py [--target 31.0] [--runs 5] [--eval-every 100] [--out-dir results] [--json]
 
 Model: 784-400-20, MSE (sum of squares), Adam 1e-3, batch 128, Fashion-MNIST. Both sides evaluate the whole
 test set every --eval-every steps (one posterior sample per image) and stop at the first evaluation at or below
-the target; the evaluations count in the time, as in MLPerf. Run seeds are 1..N on both sides.
+the target; the evaluations count in the time, as in MLPerf. Run seeds are 1..N on both sides, elbo and PyTorch
+alternating. elbo's clock starts when `elbo train` starts (before it loads the data); PyTorch's when this script
+launches its process (interpreter start and `import torch` included). elbo runs on its default threads (one per
+core); PyTorch with --torch-threads (1) and OpenBLAS on --blas-threads (all cores), its fastest configuration
+here (`make bench-pytorch` searches them). With --out-dir, the summary and every run are written to
+OUT_DIR/ttq-<cpu>-<yyyymmdd>.json.
 """
 import argparse
 import json
@@ -16,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from results_files import cpu_slug, dated_path, elbo_info, write_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -28,7 +35,7 @@ def torch_run(args):
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
     from vae_torch import VAE, find_idx, per_sample_losses, read_idx
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.torch_threads)
     train = read_idx(find_idx(args.data, "train-images-idx3-ubyte"))
     test = read_idx(find_idx(args.data, "t10k-images-idx3-ubyte"))
     xtr = torch.from_numpy(train.reshape(len(train), -1).astype(np.float32) / 255.0)
@@ -60,9 +67,14 @@ def torch_run(args):
 
 
 def run(cmd, env=None):
-    """Runs cmd and returns its last JSON line (with seconds_to_target measured from process start)."""
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    """Runs cmd and returns its last JSON line (with seconds_to_target measured from process start); raises
+    OSError naming the command and its last stderr line when it fails."""
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
+    if p.returncode != 0 or not lines:
+        last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OSError(f"{' '.join(cmd)}: exit status {p.returncode}: {last}")
+    return json.loads(lines[-1])
 
 
 def trimmed(values):
@@ -79,6 +91,9 @@ def main():
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--elbo", default=os.path.join(ROOT, "build", "elbo"))
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--blas-threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--out-dir", default=None, help="write ttq-<cpu>-<date>.json there")
     p.add_argument("--json", action="store_true")
     p.add_argument("--torch-run", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
@@ -88,23 +103,43 @@ def main():
     if a.torch_run:
         torch_run(a)
         return 0
+    if a.runs < 1:
+        p.error("--runs must be at least 1")
+    try:
+        return measure(a)
+    except OSError as e:
+        print(f"time_to_quality: {e}", file=sys.stderr)
+        return 2
+
+
+def measure(a):
+    """The N runs of each side, the summary printed and (with --out-dir) written; returns 0."""
+    load_start = os.getloadavg()
     results = {"elbo": [], "pytorch": []}
     for seed in range(1, a.runs + 1):
         r = run([a.elbo, "train", "--data", a.data, "--epochs", "20", "--target", str(a.target), "--eval-every",
                  str(a.eval_every), "--seed", str(seed), "--json"])
         results["elbo"].append(r)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(os.cpu_count()))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.blas_threads))
         r = run([sys.executable, os.path.abspath(__file__), "--torch-run", "--seed", str(seed), "--target",
-                 str(a.target), "--eval-every", str(a.eval_every), "--data", a.data, "--started", str(time.time())],
-                env)
+                 str(a.target), "--eval-every", str(a.eval_every), "--data", a.data, "--torch-threads",
+                 str(a.torch_threads), "--started", str(time.time())], env)
         results["pytorch"].append(r)
     summary = {}
     for name, rs in results.items():
         ok = [r["seconds_to_target"] for r in rs if r["reached"]]
         summary[name] = {"runs": len(rs), "reached": len(ok), "seconds_trimmed_mean": trimmed(ok) if ok else None,
                          "seconds": ok, "steps": [r["steps"] for r in rs]}
+    result = {"target_neg_elbo": a.target, "eval_every": a.eval_every, "pytorch_torch_threads": a.torch_threads,
+              "pytorch_blas_threads": a.blas_threads, **summary, "runs": results,
+              "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()]}
+    if a.out_dir:
+        cpu, _ = elbo_info(a.elbo)
+        os.makedirs(a.out_dir, exist_ok=True)
+        path = dated_path(a.out_dir, "ttq", cpu_slug(cpu), [".json"]) + ".json"
+        write_atomic(path, json.dumps({"cpu": cpu, **result}, indent=1) + "\n")
     if a.json:
-        print(json.dumps({"target_neg_elbo": a.target, **summary}))
+        print(json.dumps(result))
     else:
         for name, s in summary.items():
             t = s["seconds_trimmed_mean"]
@@ -114,6 +149,8 @@ def main():
         e, t = summary["elbo"]["seconds_trimmed_mean"], summary["pytorch"]["seconds_trimmed_mean"]
         if e and t:
             print(f"elbo reaches the target {t / e:.1f}x sooner")
+    if a.out_dir:
+        print(f"results: {path}", file=sys.stderr if a.json else sys.stdout)
     return 0
 
 
