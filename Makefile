@@ -9,7 +9,10 @@
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
 #   make profile      perf profile of training steps into build/profile (PROFILE_ARGS="--threads 1 ...")
-#   make deps         install the Debian packages the project needs (root)
+#   make fuzz         libFuzzer targets (IDX plain and gzip, checkpoints, CLI options), FUZZ_SECONDS each
+#   make test-sanitize  the test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make valgrind     valgrind memcheck over a short training run (0 errors, 0 bytes definitely lost)
+#   make deps         install the Debian packages the project needs (root); deps-fuzz: clang for make fuzz
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -62,7 +65,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench bench-check bench-baseline report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -118,11 +121,23 @@ DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev lib
                 libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64
+# make fuzz: clang with libFuzzer and the sanitizer runtimes.
+DEB_PACKAGES_FUZZ := clang libclang-rt-14-dev zlib1g-dev libcjson-dev libsleef-dev
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+
+deps-fuzz:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES_FUZZ)
+
+check-deps-fuzz:
+	@m="$(call missing,$(DEB_PACKAGES_FUZZ))"; if [ -n "$$m" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "elbo: installing missing packages: $$m"; $(MAKE) --no-print-directory deps-fuzz; \
+	  else echo "elbo: missing Debian packages: $$m"; \
+	       echo "elbo: run as root:  apt-get install --no-install-recommends $$m"; exit 1; fi; fi
 
 deps-arm64:
 	dpkg --add-architecture arm64
@@ -141,6 +156,56 @@ check-deps-arm64:
 	  if [ "$$(id -u)" = 0 ]; then echo "elbo: installing missing packages: $$m"; $(MAKE) --no-print-directory deps-arm64; \
 	  else echo "elbo: missing Debian packages: $$m"; \
 	       echo "elbo: run as root:  dpkg --add-architecture arm64 && apt-get update && apt-get install --no-install-recommends $$m"; exit 1; fi; fi
+
+# ---- fuzzing (clang's libFuzzer), sanitizers, valgrind ----
+# Fuzz targets (fuzz/fuzz_*.c) link the library's readers built by clang with libFuzzer, ASan and UBSan in
+# $(FUZZ_BUILD); the OpenMP trainer is not part of them. Each target starts from its seed corpus in
+# tests/fuzz_corpus/<name> (scripts/fuzz_seeds.py writes it), keeps what it finds in $(FUZZ_BUILD)/corpus/<name>,
+# runs FUZZ_SECONDS and writes its log to $(FUZZ_BUILD)/<target>.log; a crash, leak, timeout (FUZZ_TIMEOUT s per
+# input) or out-of-memory (FUZZ_RSS_MB) stops it with the reproducer in $(FUZZ_BUILD)/artifacts/ and fails make.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB ?= 2048
+FUZZ_TARGETS ?= idx idx_gz checkpoint args
+FUZZ_CC := clang
+FUZZ_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -Isrc -Isrc/kernels -Isrc/model \
+               -Isrc/runtime -Isrc/cli -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_SRC := $(filter-out src/model/team.c src/model/train.c %_neon.c,$(wildcard src/kernels/*.c src/model/*.c)) \
+                src/cli/args.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libelbo_fuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) $(FUZZ_BUILD)/libelbo_fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ifuzz -fsanitize=fuzzer $< $(FUZZ_BUILD)/libelbo_fuzz.a -lz -lcjson -lsleef -lm -o $@
+
+fuzz-build: check-deps-fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s (log: $(FUZZ_BUILD)/fuzz_$$t.log)"; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz_corpus/$$t > $(FUZZ_BUILD)/fuzz_$$t.log 2>&1; rc=$$?; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|^==[0-9]+==ERROR|^SUMMARY|fuzz check failed' \
+	    $(FUZZ_BUILD)/fuzz_$$t.log | sed "s/^/  /"; \
+	  if [ $$rc -ne 0 ]; then echo "fuzz_$$t: FAILED (exit $$rc); reproducer in $(FUZZ_BUILD)/artifacts/"; exit 1; fi; \
+	done
 
 # ---- test, bench ----
 TEST_RUNNER ?=
@@ -207,6 +272,6 @@ clean:
 	rm -rf build build-*
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,16p' Makefile
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)

@@ -1,6 +1,8 @@
 /* safetensors reader (validating) and atomic writer, F32 only. */
 #include "safetensors.h"
 
+#include "errmsg.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -259,9 +261,12 @@ int elbo_st_read(const char *path, elbo_st_file *f, char *err, size_t errlen)
 {
     size_t len = 0;
     memset(f, 0, sizeof *f);
-    if (slurp(path, &f->buf, &len, err, errlen) != 0)
+    if (slurp(path, &f->buf, &len, err, errlen) != 0) {
+        elbo_err_one_line(err, errlen);
         return -1;
+    }
     if (parse_header(f, len, path, err, errlen) != 0) {
+        elbo_err_one_line(err, errlen);
         elbo_st_free(f);
         return -1;
     }
