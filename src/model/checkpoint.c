@@ -29,6 +29,19 @@ static size_t optimizer_arenas(const elbo_optimizer *opt, const float *arena[2],
     return opt->cfg.kind == ELBO_OPT_ADAM ? 2 : 1;
 }
 
+/* Index of the first element of data[0..n) that is NaN or infinite (or negative when nonneg is set), or n.
+ * Tensor data may be unaligned in the file, so elements are read with memcpy. */
+static size_t first_bad_value(const float *data, size_t n, int nonneg)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, data + i, sizeof v);
+        if (!isfinite(v) || (nonneg && v < 0))
+            return i;
+    }
+    return n;
+}
+
 int elbo_checkpoint_save(const char *path, const elbo_vae *m, const elbo_train_state *st, char *err,
                          size_t errlen)
 {
@@ -83,6 +96,16 @@ int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elb
             t[n].shape[0] = tv->rows;
             t[n].shape[1] = tv->cols;
         }
+    /* a checkpoint holding NaN or infinity would be refused by the loader: it is not written either */
+    for (size_t i = 0; i < n; i++) {
+        size_t count = t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
+        size_t bad = first_bad_value(t[i].data, count, 0);
+        if (bad < count) {
+            snprintf(err, errlen, "%s: not written: tensor '%s' element %zu is %g", path, t[i].name, bad,
+                     (double)t[i].data[bad]);
+            return -1;
+        }
+    }
     return elbo_st_write(path, t, n, kv, META_FIELDS + 1, err, errlen);
 }
 
@@ -235,19 +258,6 @@ static const elbo_tensor_view *optimizer_state_view(const elbo_param_layout *l, 
         if (strlen(*kinds[k]) == (size_t)(dot - key) && strncmp(key, *kinds[k], (size_t)(dot - key)) == 0)
             return elbo_param_layout_find(l, dot + 1);
     return NULL;
-}
-
-/* Index of the first element of data[0..n) that is NaN or infinite (or negative when nonneg is set), or n.
- * Tensor data may be unaligned in the file, so elements are read with memcpy. */
-static size_t first_bad_value(const float *data, size_t n, int nonneg)
-{
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        memcpy(&v, data + i, sizeof v);
-        if (!isfinite(v) || (nonneg && v < 0))
-            return i;
-    }
-    return n;
 }
 
 /* Checks tensor t's values: all finite (and >= 0 when nonneg); returns 0 or -1 with a message naming it. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finite.h"
 #include "rng.h"
 
 /* Puts each thread's rows of every activation buffer (and of the gathered batch) on its NUMA node. */
@@ -98,8 +99,8 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
     elbo_vae_activations *a = &tr->act;
     size_t d = data->dim, z = m->cfg.latent, nt = tr->team.n;
     elbo_batch_loss loss = {0, 0, 0};
-    int finite = 1;
-#pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, a, data, rows, b, d, z, nt, loss, finite)
+    int finite = 1, grads_finite = 1;
+#pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, a, data, rows, b, d, z, nt, loss, finite, grads_finite)
     {
         size_t t = (size_t)omp_get_thread_num(), r0, r1;
         elbo_gemm_workspace *ws = &tr->team.ws[t];
@@ -121,12 +122,21 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
 #pragma omp barrier
             elbo_vae_param_grads_part(m, a, ws, tr->xbatch, b, t, nt);
 #pragma omp barrier
-            elbo_optimizer_update_part(&tr->opt, m, t, nt);
+            /* every thread reads the same complete bias gradients, so all take the same branch */
+            int ok = elbo_bias_grads_finite(m);
+            if (t == 0)
+                grads_finite = ok;
+            if (ok) {
+                elbo_optimizer_update_part(&tr->opt, m, t, nt);
 #pragma omp barrier
-            elbo_vae_pack_weights_part(m, t, nt);
+                elbo_vae_pack_weights_part(m, t, nt);
+            }
         }
     }
-    if (finite)
+    tr->nonfinite_grads = finite && !grads_finite;
+    if (tr->nonfinite_grads)
+        tr->opt.step--;
+    if (finite && grads_finite)
         tr->step++;
     return loss;
 }
@@ -146,9 +156,13 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
         }
         size_t b = data->n - done < tr->batch ? data->n - done : tr->batch;
         elbo_batch_loss l = elbo_trainer_step(tr, data, tr->perm + done, b);
-        if (!isfinite(l.loss)) {
-            snprintf(err, errlen, "step %ld: the loss became %s (recon %g, KL %g); try a lower --lr", tr->step + 1,
-                     isnan(l.loss) ? "NaN" : "infinite", l.recon, l.kl);
+        if (!isfinite(l.loss) || tr->nonfinite_grads) {
+            if (tr->nonfinite_grads)
+                snprintf(err, errlen, "step %ld: the gradients became NaN or infinite (loss %g); try a lower --lr",
+                         tr->step + 1, l.loss);
+            else
+                snprintf(err, errlen, "step %ld: the loss became %s (recon %g, KL %g); try a lower --lr", tr->step + 1,
+                         isnan(l.loss) ? "NaN" : "infinite", l.recon, l.kl);
             rc = -1;
             break;
         }
