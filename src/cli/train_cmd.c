@@ -15,6 +15,7 @@
 #include "cli_common.h"
 #include "finite.h"
 #include "optim.h"
+#include "safetensors.h"
 #include "train.h"
 #include "train_progress.h"
 
@@ -357,6 +358,10 @@ int cli_train(int argc, char **argv)
     }
     if (a.save && check_save_path(a.save))
         return 2;
+    /* a run killed while writing its checkpoint leaves a temporary file beside it (the checkpoint itself is
+     * whole: the old one until the rename) */
+    if (a.save && elbo_st_remove_stale_temps(a.save) > 0)
+        fprintf(stderr, "elbo train: removed the temporary file(s) of an interrupted write of %s\n", a.save);
     elbo_topology *topo = cli_open_topology("train");
     if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
         a.threads = cli_default_threads(topo);
