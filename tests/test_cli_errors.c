@@ -8,6 +8,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "checkpoint.h"
+#include "kernels.h"
+
 #include <dirent.h>
 #include <zlib.h>
 #include <fcntl.h>
@@ -878,6 +881,66 @@ static void test_bad_values_and_unwritable_output(void **state)
     bad_fixture_close(&fx);
 }
 
+/* Divergence end to end: a learning rate of 100 makes the loss NaN at step 3: exit status 3, one line naming
+ * the step, suggesting a lower --lr and saying what the checkpoint holds — with --save-every 1 the step-2
+ * checkpoint, which loads; without it the existing --save target untouched. A checkpoint whose gradients
+ * overflow under a finite loss (log sigma^2 = 80, beta = 1e6) stops --resume at its first step. Catches:
+ * divergence reported with status 0, 1 or 2, a NaN checkpoint written over a good one, the gradient check
+ * missing from the trainer. */
+static void test_divergence(void **state)
+{
+    (void)state;
+    bad_input_fixture fx;
+    bad_fixture_open(&fx);
+    char ckpt[MAX_PATH];
+    join(ckpt, fx.dir, "diverged.safetensors");
+    run_result r;
+    run(&r, "train", "--data", "synthetic:600", "--batch", "32", "--lr", "100", "--threads", "1", "--save", ckpt,
+        "--save-every", "1", NULL);
+    expect_error(&r, 3, "step 3: the loss became NaN", "try a lower --lr");
+    assert_non_null(strstr(r.err, "keeps the checkpoint of step 2"));
+    run_free(&r);
+    run(&r, "info", "--load", ckpt, NULL);
+    if (r.status != 0 || !strstr(r.out, "training:     2 steps"))
+        test_failf("the last good checkpoint: status %d, %s%s\n", r.status, r.out, r.err);
+    run_free(&r);
+    run(&r, "train", "--data", "synthetic:600", "--batch", "32", "--lr", "100", "--threads", "1", "--save", fx.out,
+        NULL);
+    expect_error(&r, 3, "step 3", "was not written");
+    run_free(&r);
+    expect_untouched(&fx, 1);
+
+    /* gradients that overflow while the loss stays finite */
+    char err[512] = "";
+    elbo_vae m;
+    elbo_train_state st;
+    if (elbo_checkpoint_load(fx.good, &m, elbo_kernels_select(), &st, err, sizeof err))
+        test_failf("%s\n", err);
+    m.cfg.beta = 1e6;
+    const elbo_tensor_view *w = elbo_param_layout_find(&m.layout, "fc_logvar.weight");
+    const elbo_tensor_view *b = elbo_param_layout_find(&m.layout, "fc_logvar.bias");
+    for (size_t i = 0; i < elbo_tensor_view_size(w); i++)
+        m.params[w->offset + i] = 0;
+    for (size_t i = 0; i < elbo_tensor_view_size(b); i++)
+        m.params[b->offset + i] = 80;
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, st.lr);
+    elbo_optimizer opt;
+    assert_int_equal(elbo_optimizer_init(&opt, &oc, &m.layout), 0);
+    if (elbo_checkpoint_load_optimizer(fx.good, &m, &opt, err, sizeof err) ||
+        elbo_checkpoint_save_training(fx.bad, &m, &st, &opt, err, sizeof err))
+        test_failf("%s\n", err);
+    elbo_optimizer_free(&opt);
+    elbo_vae_free(&m);
+    run(&r, "train", "--data", fx.data, "--epochs", "2", "--resume", fx.bad, "--save", fx.out, NULL);
+    expect_error(&r, 3, "the gradients became NaN or infinite", "try a lower --lr");
+    char want[64];
+    snprintf(want, sizeof want, "step %ld:", st.step + 1);
+    assert_non_null(strstr(r.err, want));
+    run_free(&r);
+    expect_untouched(&fx, 2);
+    bad_fixture_close(&fx);
+}
+
 /* Finds the elbo binary beside this test's directory (build/tests/x -> build/elbo). */
 static int find_elbo(void **state)
 {
@@ -910,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_bad_dataset_files),
         cmocka_unit_test(test_bad_checkpoints),
         cmocka_unit_test(test_bad_values_and_unwritable_output),
+        cmocka_unit_test(test_divergence),
     };
     return cmocka_run_group_tests(tests, find_elbo, NULL);
 }

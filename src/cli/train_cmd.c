@@ -151,15 +151,17 @@ static void report_epoch(const train_args *a, size_t epoch, long steps, const el
 /* Saves a checkpoint if --save was given, of a run that has completed `epoch` epochs and epoch_pos samples of
  * the next; refuses non-finite parameters (the file keeps the last good checkpoint). Prints the error and
  * returns -1 on failure (sink->failed or sink->diverged set). */
+static const char *describe_saved(const train_args *a, const checkpoint_sink *sink, char *buf, size_t len);
+
 static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epoch, size_t epoch_pos,
                            checkpoint_sink *sink)
 {
-    char err[512];
+    char err[512], saved[1024];
     if (!a->save)
         return 0;
     if (!elbo_params_finite(tr->model)) {
-        fprintf(stderr, "elbo train: step %ld: the parameters became NaN or infinite; try a lower --lr (%s %s)\n",
-                tr->step, a->save, sink->saved_step >= 0 ? "keeps the last good checkpoint" : "was not written");
+        fprintf(stderr, "elbo train: step %ld: the parameters became NaN or infinite; try a lower --lr (%s)\n",
+                tr->step, describe_saved(a, sink, saved, sizeof saved));
         sink->diverged = 1;
         return -1;
     }
@@ -181,6 +183,16 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epo
     }
     sink->saved_step = tr->step;
     return 0;
+}
+
+/* Writes into buf what the --save file holds now: this run's last checkpoint, or nothing of this run. */
+static const char *describe_saved(const train_args *a, const checkpoint_sink *sink, char *buf, size_t len)
+{
+    if (sink->saved_step >= 0)
+        snprintf(buf, len, "%s keeps the checkpoint of step %ld", a->save, sink->saved_step);
+    else
+        snprintf(buf, len, "%s was not written", a->save);
+    return buf;
 }
 
 /* Exit status after a failed save: divergence or a write error. */
@@ -237,7 +249,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
     train_progress p = {0};
     p.epochs = a->epochs;
-    checkpoint_sink sink = {ds->name, resume ? resume->step : -1, 0, 0};
+    checkpoint_sink sink = {ds->name, -1, 0, 0};
     quality_watch q = {&p, a, m, &eval_act, &tr.team, &test, &sink, 0, 0, 0};
     int status = 0;
     if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
@@ -255,9 +267,9 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         if (rc < 0) {
             if (p.tty)
                 fprintf(stderr, "\n");
+            char saved[1024];
             if (a->save)
-                fprintf(stderr, "elbo train: %s (%s %s)\n", err, a->save,
-                        sink.saved_step >= 0 ? "keeps the last good checkpoint" : "was not written");
+                fprintf(stderr, "elbo train: %s (%s)\n", err, describe_saved(a, &sink, saved, sizeof saved));
             else
                 fprintf(stderr, "elbo train: %s\n", err);
             status = EXIT_DIVERGED;
