@@ -10,7 +10,10 @@
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
 #   make profile      perf profile of training steps: top symbols + folded stacks in results/ (PROFILE_ARGS=...)
-#   make deps         install the Debian packages the project needs (root)
+#   make fuzz         libFuzzer targets (IDX plain and gzip, checkpoints, CLI options), FUZZ_SECONDS each
+#   make test-sanitize  the test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make valgrind     valgrind memcheck over a short training run (0 errors, 0 bytes definitely lost)
+#   make deps         install the Debian packages the project needs (root); deps-fuzz: clang for make fuzz
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -63,7 +66,7 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
 
-.PHONY: all test test-arm64 bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -110,23 +113,35 @@ $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 $(BUILD)/tests/test_cli_%: TEST_LIBS := -lpng
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests $< $(BUILD)/libelbo.a -lcmocka $(TEST_LIBS) $(LDLIBS_BASE) -o $@
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests '-DELBO_BIN="$(BUILD)/elbo"' $< $(BUILD)/libelbo.a -lcmocka $(TEST_LIBS) $(LDLIBS_BASE) -o $@
 
 # Google Benchmark is C++: the bench links with g++ (everything but bench/gbench.cc is C).
 $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 	$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas $(LDLIBS_BASE) -o $@
 
 # ---- dependencies (Debian packages) ----
-DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev \
+DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev valgrind \
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
                 libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf libpng-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64
+# make fuzz: clang with libFuzzer and the sanitizer runtimes.
+DEB_PACKAGES_FUZZ := clang libclang-rt-14-dev zlib1g-dev libcjson-dev libsleef-dev
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+
+deps-fuzz:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES_FUZZ)
+
+check-deps-fuzz:
+	@m="$(call missing,$(DEB_PACKAGES_FUZZ))"; if [ -n "$$m" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "elbo: installing missing packages: $$m"; $(MAKE) --no-print-directory deps-fuzz; \
+	  else echo "elbo: missing Debian packages: $$m"; \
+	       echo "elbo: run as root:  apt-get install --no-install-recommends $$m"; exit 1; fi; fi
 
 deps-arm64:
 	dpkg --add-architecture arm64
@@ -145,6 +160,85 @@ check-deps-arm64:
 	  if [ "$$(id -u)" = 0 ]; then echo "elbo: installing missing packages: $$m"; $(MAKE) --no-print-directory deps-arm64; \
 	  else echo "elbo: missing Debian packages: $$m"; \
 	       echo "elbo: run as root:  dpkg --add-architecture arm64 && apt-get update && apt-get install --no-install-recommends $$m"; exit 1; fi; fi
+
+# ---- fuzzing (clang's libFuzzer), sanitizers, valgrind ----
+# Fuzz targets (fuzz/fuzz_*.c) link the library's readers built by clang with libFuzzer, ASan and UBSan in
+# $(FUZZ_BUILD); the OpenMP trainer is not part of them. Each target starts from its seed corpus in
+# tests/fuzz_corpus/<name> (scripts/fuzz_seeds.py writes it), keeps what it finds in $(FUZZ_BUILD)/corpus/<name>,
+# runs FUZZ_SECONDS and writes its log to $(FUZZ_BUILD)/<target>.log; a crash, leak, timeout (FUZZ_TIMEOUT s per
+# input) or out-of-memory (FUZZ_RSS_MB) stops it with the reproducer in $(FUZZ_BUILD)/artifacts/ and fails make.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB ?= 2048
+FUZZ_TARGETS ?= idx idx_gz checkpoint args
+FUZZ_CC := clang
+FUZZ_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -Isrc -Isrc/kernels -Isrc/model \
+               -Isrc/runtime -Isrc/cli -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_SRC := $(filter-out src/model/team.c src/model/train.c %_neon.c,$(wildcard src/kernels/*.c src/model/*.c)) \
+                src/cli/args.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libelbo_fuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) $(FUZZ_BUILD)/libelbo_fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ifuzz -fsanitize=fuzzer $< $(FUZZ_BUILD)/libelbo_fuzz.a -lz -lcjson -lsleef -lm -o $@
+
+fuzz-build: check-deps-fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS) s (log: $(FUZZ_BUILD)/fuzz_$$t.log)"; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz_corpus/$$t > $(FUZZ_BUILD)/fuzz_$$t.log 2>&1; rc=$$?; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|^==[0-9]+==ERROR|^SUMMARY|fuzz check failed' \
+	    $(FUZZ_BUILD)/fuzz_$$t.log | sed "s/^/  /"; \
+	  if [ $$rc -ne 0 ]; then echo "fuzz_$$t: FAILED (exit $$rc); reproducer in $(FUZZ_BUILD)/artifacts/"; exit 1; fi; \
+	done
+
+# make test-sanitize: the whole test suite (the elbo command included) built with AddressSanitizer and
+# UndefinedBehaviorSanitizer in $(SANITIZE_BUILD), any report fatal (-fno-sanitize-recover=all, leaks included).
+# One test is skipped: three Fashion-MNIST epochs against PyTorch (4 minutes under ASan; `make test` runs it).
+SANITIZE_BUILD ?= build-asan
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ELBO_TEST_SKIP=test_one_epoch_matches_pytorch
+test-sanitize: check-deps
+	@$(SANITIZE_ENV) $(MAKE) --no-print-directory test BUILD=$(SANITIZE_BUILD) OPT=-O1 CFLAGS='$(SANITIZE_FLAGS)'
+
+# make valgrind: memcheck over a short training run of the normal build (synthetic data, a 784-64-8 model,
+# 20 steps on one thread with --save-every, then --resume for 10 more), eval and info --load of its checkpoint;
+# fails on any error or any byte definitely or indirectly lost, and prints each run's summary. hwloc's x86
+# backend is disabled (HWLOC_COMPONENTS=-x86): it refuses to run under valgrind and says so on stderr.
+VALGRIND := HWLOC_COMPONENTS=-x86 valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-origins=yes
+VALGRIND_TRAIN := --data synthetic:400 --hidden 64 --latent 8 --batch 32 --threads 1
+valgrind: check-deps
+	@$(MAKE) --no-print-directory all
+	@d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; set -e; \
+	 run() { name=$$1; shift; $(VALGRIND) --log-file=$$d/$$name.log "$$@" > /dev/null || \
+	         { cat $$d/$$name.log; echo "valgrind: $$name: FAILED"; exit 1; }; \
+	         echo "valgrind: $$name: $$(grep -o 'ERROR SUMMARY: [0-9]* errors' $$d/$$name.log);" \
+	              "$$(grep -E 'definitely lost|in use at exit' $$d/$$name.log | sed 's/^==[0-9]*== *//' | tr '\n' ' ')"; }; \
+	 run train $(BUILD)/elbo train $(VALGRIND_TRAIN) --epochs 2 --steps 20 --save $$d/v.safetensors --save-every 5; \
+	 run resume $(BUILD)/elbo train --data synthetic:400 --threads 1 --epochs 2 --steps 30 --resume $$d/v.safetensors --save $$d/v.safetensors; \
+	 run eval $(BUILD)/elbo eval --data synthetic:400 --threads 1 --load $$d/v.safetensors; \
+	 run info $(BUILD)/elbo info --load $$d/v.safetensors
 
 # ---- test, bench ----
 TEST_RUNNER ?=
@@ -231,4 +325,4 @@ clean:
 help:
 	@sed -n '1,/^$$/p' Makefile
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)

@@ -19,6 +19,9 @@
 /* Path of the elbo binary: beside this test's directory, else build/elbo from the repo root. */
 static char elbo_path[MAX_PATH] = "build/elbo";
 
+/* When set, runs as user and group nobody if the test is root (so that file permissions apply). */
+static int run_unprivileged;
+
 /* ---- running the command ---- */
 
 /* What one run of elbo did. */
@@ -71,6 +74,8 @@ static inline void run_argv(run_result *r, const char *const *args)
     if (pid == 0) {
         int in = open("/dev/null", O_RDONLY);
         if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        if (run_unprivileged && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
             _exit(126);
         alarm(60);
         execv(elbo_path, (char *const *)argv);

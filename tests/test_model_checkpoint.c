@@ -160,16 +160,15 @@ static elbo_vae_config small_config(void)
 }
 
 /* A model of cfg with every parameter distinct, plus values a text round trip would lose (-0, a denormal,
- * FLT_MAX, FLT_MIN, a NaN with a payload) in the first weight. */
+ * FLT_MAX, FLT_MIN, -FLT_MAX) in the first weight. (NaN and infinity are refused by the writer and the
+ * loader: test_non_finite_values.) */
 static void make_model(elbo_vae *m, const elbo_vae_config *cfg, uint64_t seed)
 {
     char err[ERRLEN];
     if (elbo_vae_init(m, cfg, kernels(), err, sizeof err))
         test_failf("init: %s\n", err);
     elbo_params_init(m->params, &m->layout, seed);
-    const uint32_t nan_payload = 0x7fc12345u;
-    float special[6] = {-0.0f, FLT_MIN / 8, FLT_MAX, -FLT_MIN, 0, 1.0f / 3};
-    memcpy(&special[4], &nan_payload, 4);
+    float special[6] = {-0.0f, FLT_MIN / 8, FLT_MAX, -FLT_MIN, -FLT_MAX, 1.0f / 3};
     memcpy(m->params + m->layout.tensor[0].offset, special, sizeof special);
     elbo_vae_pack_weights(m);
 }
@@ -195,6 +194,15 @@ static void save_ok(const char *path, const elbo_vae *m, const elbo_train_state 
 {
     char err[ERRLEN] = "";
     if (elbo_checkpoint_save(path, m, st, err, sizeof err))
+        test_failf("save: %s\n", err);
+}
+
+/* Saves m, st and the optimizer state to path, failing the test on error. */
+static void save_ok_training(const char *path, const elbo_vae *m, const elbo_train_state *st,
+                             const elbo_optimizer *opt)
+{
+    char err[ERRLEN] = "";
+    if (elbo_checkpoint_save_training(path, m, st, opt, err, sizeof err))
         test_failf("save: %s\n", err);
 }
 
@@ -1167,6 +1175,72 @@ static void test_reader_edge_cases(void **state)
     remove_tree(s.dir);
 }
 
+/* Non-finite values, a header claiming a huge model, and control characters in a header. Catches: NaN or
+ * infinite parameters loaded (eval would report NaN, training would start from garbage), a negative Adam
+ * exp_avg_sq accepted, the model allocated from the metadata before its tensors are checked (this 404-byte
+ * file claims 2^41 parameters: the old loader tried to allocate them and failed with "out of memory"), a
+ * checkpoint with NaN written over a good one, a newline quoted from the header splitting the message. */
+static void test_non_finite_and_huge(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_open(&fx);
+    const float bad_values[] = {NAN, INFINITY, -INFINITY};
+    for (size_t v = 0; v < 3; v++) {
+        st_doc d;
+        doc_open(&d, fx.good);
+        cJSON *offs = cJSON_GetObjectItemCaseSensitive(doc_entry(&d, "fc_out.bias"), "data_offsets");
+        size_t begin = (size_t)cJSON_GetArrayItem(offs, 0)->valuedouble;
+        memcpy(d.data + begin + 2 * sizeof(float), &bad_values[v], sizeof(float));
+        doc_write(&d, fx.bad);
+        expect_load_error(fx.bad, "'fc_out.bias'", "element 2");
+    }
+    st_doc d;
+    doc_open(&d, fx.good);
+    doc_meta(&d, "input_dim", "1048576");
+    doc_meta(&d, "encoder_hidden", "1048576,1048576");
+    doc_write(&d, fx.bad);
+    expect_load_error(fx.bad, "'encoder.0.weight'", "shape does not match");
+
+    doc_open(&d, fx.good);
+    doc_meta(&d, "recon", "mse\nsecond line");
+    doc_write(&d, fx.bad);
+    expect_load_error(fx.bad, "__metadata__.recon", "second line");
+
+    /* the writer refuses NaN: the good file stays as it was, no temporary file is left */
+    size_t len0, len1;
+    uint8_t *before = slurp(fx.good, &len0);
+    elbo_vae m;
+    elbo_vae_config cfg = small_config();
+    make_model(&m, &cfg, 6);
+    m.params[m.layout.tensor[3].offset + 1] = NAN;
+    elbo_train_state st = make_state();
+    char err[ERRLEN] = "";
+    assert_int_equal(elbo_checkpoint_save(fx.good, &m, &st, err, sizeof err), -1);
+    expect_msg(err, fx.good, "not written", m.layout.tensor[3].name);
+    uint8_t *after = slurp(fx.good, &len1);
+    assert_int_equal(len0, len1);
+    assert_memory_equal(before, after, len0);
+    free(before);
+    free(after);
+    expect_entries(fx.s.dir, 2);
+
+    /* Adam's second moment must be >= 0 */
+    m.params[m.layout.tensor[3].offset + 1] = 0.5f;
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
+    elbo_optimizer opt;
+    assert_int_equal(elbo_optimizer_init(&opt, &oc, &m.layout), 0);
+    opt.v[m.layout.tensor[0].offset + 4] = -1.0f;
+    save_ok_training(fx.bad, &m, &st, &opt);
+    err[0] = '\0';
+    assert_int_equal(elbo_checkpoint_load_optimizer(fx.bad, &m, &opt, err, sizeof err), -1);
+    print_message("    %s\n", err);
+    expect_msg(err, fx.bad, "optimizer.exp_avg_sq.encoder.0.weight", "element 4");
+    elbo_optimizer_free(&opt);
+    elbo_vae_free(&m);
+    remove_tree(fx.s.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1180,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_bad_metadata),
         cmocka_unit_test(test_other_config),
         cmocka_unit_test(test_reader_edge_cases),
+        cmocka_unit_test(test_non_finite_and_huge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,25 +64,27 @@ void cli_print_options(FILE *f, const cli_option *opts, size_t n_opts)
     fprintf(f, "  %-24s %s\n", "--help", "show this help and exit");
 }
 
-/* Checks a number against o's range; prints the error and returns -1 when outside. */
-static int check_range(const char *command, const cli_option *o, double v, const char *text)
+/* Checks a number against o's range; writes the error into err and returns -1 when outside. */
+static int check_range(const char *command, const cli_option *o, double v, const char *text, char *err,
+                       size_t errlen)
 {
     if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max)) {
-        fprintf(stderr, "elbo %s: --%s: '%s' is out of range [%.15g, %.15g]\n", command, o->name, text, o->min, o->max);
+        snprintf(err, errlen, "elbo %s: --%s: '%s' is out of range [%.15g, %.15g]", command, o->name, text, o->min,
+                 o->max);
         return -1;
     }
     return 0;
 }
 
-/* Parses text into o->dest according to o->kind; returns 0 or -1 after printing one error line. */
-static int parse_value(const char *command, cli_option *o, const char *text)
+/* Parses text into o->dest according to o->kind; returns 0 or -1 with one error line in err. */
+static int parse_value(const char *command, cli_option *o, const char *text, char *err, size_t errlen)
 {
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
     case ARG_STRING:
         if (!*text) {
-            fprintf(stderr, "elbo %s: --%s: empty value\n", command, o->name);
+            snprintf(err, errlen, "elbo %s: --%s: empty value", command, o->name);
             return -1;
         }
         *(const char **)o->dest = text;
@@ -94,7 +96,7 @@ static int parse_value(const char *command, cli_option *o, const char *text)
         unsigned long long v = strtoull(text, &end, 10);
         if (errno || *end)
             break;
-        if (check_range(command, o, (double)v, text))
+        if (check_range(command, o, (double)v, text, err, errlen))
             return -1;
         if (o->kind == ARG_SIZE)
             *(size_t *)o->dest = (size_t)v;
@@ -106,7 +108,7 @@ static int parse_value(const char *command, cli_option *o, const char *text)
         long v = strtol(text, &end, 10);
         if (errno || end == text || *end)
             break;
-        if (check_range(command, o, (double)v, text))
+        if (check_range(command, o, (double)v, text, err, errlen))
             return -1;
         *(long *)o->dest = v;
         return 0;
@@ -115,7 +117,7 @@ static int parse_value(const char *command, cli_option *o, const char *text)
         double v = strtod(text, &end);
         if (errno || end == text || *end || !isfinite(v))
             break;
-        if (check_range(command, o, v, text))
+        if (check_range(command, o, v, text, err, errlen))
             return -1;
         *(double *)o->dest = v;
         return 0;
@@ -123,21 +125,19 @@ static int parse_value(const char *command, cli_option *o, const char *text)
     case ARG_FLAG:
         break;
     }
-    fprintf(stderr, "elbo %s: --%s: '%s' is not a valid %s\n", command, o->name, text,
+    snprintf(err, errlen, "elbo %s: --%s: '%s' is not a valid %s", command, o->name, text,
             o->kind == ARG_DOUBLE ? "number" : o->kind == ARG_LONG ? "integer" : "non-negative integer");
     return -1;
 }
 
-cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
-                           const char *description)
+/* cli_parse_args before the error line is made printable. */
+static cli_parse_result parse_args(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
+                                   char *err, size_t errlen)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            printf("usage: elbo %s [options]\n\n%s\n\noptions:\n", command, description);
-            cli_print_options(stdout, opts, n_opts);
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return CLI_PARSE_HELP;
-        }
         cli_option *o = NULL;
         const char *name = arg + 2, *eq = NULL;
         size_t name_len = 0;
@@ -146,12 +146,12 @@ cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_optio
                 if (opts[j].short_name == arg[1])
                     o = &opts[j];
             if (!o) {
-                fprintf(stderr, "elbo %s: unknown option '%s' (see 'elbo %s --help')\n", command, arg, command);
+                snprintf(err, errlen, "elbo %s: unknown option '%s' (see 'elbo %s --help')", command, arg, command);
                 return CLI_PARSE_ERROR;
             }
         } else if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            fprintf(stderr, "elbo %s: unexpected argument '%s' (options start with --; see 'elbo %s --help')\n",
-                    command, arg, command);
+            snprintf(err, errlen, "elbo %s: unexpected argument '%s' (options start with --; see 'elbo %s --help')",
+                     command, arg, command);
             return CLI_PARSE_ERROR;
         }
         if (!o) {
@@ -162,18 +162,18 @@ cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_optio
                     o = &opts[j];
         }
         if (!o) {
-            fprintf(stderr, "elbo %s: unknown option '--%.*s' (see 'elbo %s --help')\n", command, (int)name_len,
-                    name, command);
+            snprintf(err, errlen, "elbo %s: unknown option '--%.*s' (see 'elbo %s --help')", command,
+                     name_len > 256 ? 256 : (int)name_len, name, command);
             return CLI_PARSE_ERROR;
         }
         if (o->seen) {
-            fprintf(stderr, "elbo %s: --%s: given more than once\n", command, o->name);
+            snprintf(err, errlen, "elbo %s: --%s: given more than once", command, o->name);
             return CLI_PARSE_ERROR;
         }
         o->seen = 1;
         if (o->kind == ARG_FLAG) {
             if (eq) {
-                fprintf(stderr, "elbo %s: --%s: takes no value\n", command, o->name);
+                snprintf(err, errlen, "elbo %s: --%s: takes no value", command, o->name);
                 return CLI_PARSE_ERROR;
             }
             *(int *)o->dest = 1;
@@ -181,11 +181,44 @@ cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_optio
         }
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) {
-            fprintf(stderr, "elbo %s: --%s: missing value %s\n", command, o->name, o->metavar);
+            snprintf(err, errlen, "elbo %s: --%s: missing value %s", command, o->name, o->metavar);
             return CLI_PARSE_ERROR;
         }
-        if (parse_value(command, o, value) != 0)
+        if (parse_value(command, o, value, err, errlen) != 0)
             return CLI_PARSE_ERROR;
     }
     return CLI_PARSE_OK;
+}
+
+/* Turns control characters (a newline inside an argument) into spaces so that err stays one line. */
+static void one_line(char *err)
+{
+    for (; *err; err++)
+        if ((unsigned char)*err < 0x20)
+            *err = ' ';
+}
+
+cli_parse_result cli_parse_args(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
+                                char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    cli_parse_result r = parse_args(command, argc, argv, opts, n_opts, err, errlen);
+    if (r == CLI_PARSE_ERROR && errlen)
+        one_line(err);
+    return r;
+}
+
+cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
+                           const char *description)
+{
+    char err[1024] = "";
+    cli_parse_result r = cli_parse_args(command, argc, argv, opts, n_opts, err, sizeof err);
+    if (r == CLI_PARSE_HELP) {
+        printf("usage: elbo %s [options]\n\n%s\n\noptions:\n", command, description);
+        cli_print_options(stdout, opts, n_opts);
+    } else if (r == CLI_PARSE_ERROR) {
+        fprintf(stderr, "%s\n", err);
+    }
+    return r;
 }

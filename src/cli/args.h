@@ -30,9 +30,14 @@ typedef struct {
 /* Which outcome cli_parse reached. */
 typedef enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = 2 } cli_parse_result;
 
-/* Parses argv[1..argc) ("--name value", "--name=value", or "-x value" for a one-letter alias) into opts. On --help prints the help text to
- * stdout (usage line, description, options with defaults); on error prints one line to stderr naming
- * the option. Positional arguments are errors. */
+/* Parses argv[1..argc) ("--name value", "--name=value", or "-x value" for a one-letter alias) into opts
+ * without printing anything: returns CLI_PARSE_HELP at --help or -h, CLI_PARSE_ERROR with one line (no
+ * newline) naming the option in err. Positional arguments are errors. */
+cli_parse_result cli_parse_args(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
+                                char *err, size_t errlen);
+
+/* cli_parse_args, then prints: on --help the help text to stdout (usage line, description, options with
+ * defaults), on error the one line to stderr. */
 cli_parse_result cli_parse(const char *command, int argc, char **argv, cli_option *opts, size_t n_opts,
                            const char *description);
 

@@ -14,14 +14,16 @@
 #include "classes.h"
 #include "cli.h"
 #include "cli_common.h"
+#include "finite.h"
 #include "optim.h"
+#include "safetensors.h"
 #include "train.h"
 #include "train_progress.h"
 
 typedef struct {
     const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
     size_t epochs, batch, latent, threads;
-    long steps, eval_every;
+    long steps, eval_every, save_every;
     double lr, momentum, sigma0, beta, target;
     uint64_t seed;
     int json;
@@ -29,6 +31,20 @@ typedef struct {
 
 /* Seconds on the monotonic clock when `elbo train` started (the time-to-quality clock includes data loading). */
 static double process_start;
+
+/* Exit status of a run stopped because the loss, the gradients or the parameters became NaN or infinite. */
+#define EXIT_DIVERGED 3
+
+/* Where the run's checkpoints go and what the file on disk holds. */
+typedef struct {
+    const char *dataset;    /* the data's name, recorded in the checkpoint */
+    long saved_step;        /* step of the last checkpoint written by this run (-1: none yet) */
+    int failed;             /* a save failed (message printed) */
+    int diverged;           /* the parameters became non-finite before a save (message printed) */
+} checkpoint_sink;
+
+static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epoch, size_t epoch_pos,
+                           checkpoint_sink *sink);
 
 /* Time to quality: the test -ELBO checked every eval_every steps until it reaches the target. */
 typedef struct {
@@ -38,15 +54,20 @@ typedef struct {
     elbo_vae_activations *eval_act;
     elbo_team *team;
     const elbo_images_view *test;
+    checkpoint_sink *sink;
     int reached;
     double seconds, neg_elbo;   /* when reached: seconds since start and the test -ELBO then */
 } quality_watch;
 
-/* Step callback: progress and stop signals, then, every eval_every steps, the test -ELBO against --target. */
+/* Step callback: progress and stop signals, a checkpoint every save_every steps, then, every eval_every
+ * steps, the test -ELBO against --target. */
 static int watch_step(void *ctx, const elbo_trainer *tr, size_t done, size_t total, const elbo_loss_means *run)
 {
     quality_watch *q = ctx;
     if (train_progress_step(q->progress, tr, done, total, run))
+        return 1;
+    if (q->args->save_every > 0 && tr->step % q->args->save_every == 0 && done < total &&
+        save_checkpoint(q->args, tr, tr->epoch, done, q->sink))
         return 1;
     if (q->args->target <= 0 || tr->step % q->args->eval_every != 0)
         return 0;
@@ -128,29 +149,58 @@ static void report_epoch(const train_args *a, size_t epoch, long steps, const el
     }
 }
 
-/* Saves a checkpoint if --save was given; prints the error and returns -1 on failure. */
-static int save_checkpoint(const train_args *a, const elbo_trainer *tr, const char *dataset)
+static const char *describe_saved(const train_args *a, const checkpoint_sink *sink, char *buf, size_t len);
+
+/* Saves a checkpoint if --save was given, of a run that has completed `epoch` epochs and epoch_pos samples of
+ * the next; refuses non-finite parameters (the file keeps the last good checkpoint). Prints the error and
+ * returns -1 on failure (sink->failed or sink->diverged set). */
+static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epoch, size_t epoch_pos,
+                           checkpoint_sink *sink)
 {
-    char err[512];
+    char err[512], saved[1024];
     if (!a->save)
         return 0;
+    if (!elbo_params_finite(tr->model)) {
+        fprintf(stderr, "elbo train: step %ld: the parameters became NaN or infinite; try a lower --lr (%s)\n",
+                tr->step, describe_saved(a, sink, saved, sizeof saved));
+        sink->diverged = 1;
+        return -1;
+    }
     elbo_train_state st;
     memset(&st, 0, sizeof st);
     st.seed = a->seed;
     st.step = tr->step;
-    st.epoch = tr->epoch;
-    st.epoch_step = (long)(tr->epoch_pos / a->batch);
+    st.epoch = epoch;
+    st.epoch_step = (long)(epoch_pos / a->batch);
     snprintf(st.optimizer, sizeof st.optimizer, "%s", a->optimizer);
     st.lr = a->lr;
     st.momentum = a->momentum;
     st.batch = a->batch;
-    snprintf(st.dataset, sizeof st.dataset, "%s", dataset);
+    snprintf(st.dataset, sizeof st.dataset, "%s", sink->dataset);
     snprintf(st.classes, sizeof st.classes, "%s", a->classes ? a->classes : "");
     if (elbo_checkpoint_save_training(a->save, tr->model, &st, &tr->opt, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
+        sink->failed = 1;
         return -1;
     }
+    sink->saved_step = tr->step;
     return 0;
+}
+
+/* Writes into buf what the --save file holds now: this run's last checkpoint, or nothing of this run. */
+static const char *describe_saved(const train_args *a, const checkpoint_sink *sink, char *buf, size_t len)
+{
+    if (sink->saved_step >= 0)
+        snprintf(buf, len, "%s keeps the checkpoint of step %ld", a->save, sink->saved_step);
+    else
+        snprintf(buf, len, "%s was not written", a->save);
+    return buf;
+}
+
+/* Exit status after a failed save: divergence or a write error. */
+static int save_failure_status(const checkpoint_sink *sink)
+{
+    return sink->diverged ? EXIT_DIVERGED : 1;
 }
 
 /* Checks before training that --save names a file in a writable directory; prints the error and returns -1. */
@@ -201,7 +251,8 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     elbo_images_view train = cli_view(&ds->train), test = cli_view(&ds->test);
     train_progress p = {0};
     p.epochs = a->epochs;
-    quality_watch q = {&p, a, m, &eval_act, &tr.team, &test, 0, 0, 0};
+    checkpoint_sink sink = {ds->name, -1, 0, 0};
+    quality_watch q = {&p, a, m, &eval_act, &tr.team, &test, &sink, 0, 0, 0};
     int status = 0;
     if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
         fprintf(stderr, "elbo train: %s already has %ld epochs and %ld steps; nothing to do for --epochs %zu%s\n",
@@ -211,20 +262,28 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         train_progress_begin(&p, e, tr.epoch_pos);
         int rc = elbo_trainer_epoch(&tr, &train, a->steps, watch_step, &q, &tm, err, sizeof err);
         double train_s = cli_now() - p.start;
+        if (sink.failed || sink.diverged) {
+            status = save_failure_status(&sink);
+            break;
+        }
         if (rc < 0) {
             if (p.tty)
                 fprintf(stderr, "\n");
-            fprintf(stderr, "elbo train: %s\n", err);
-            status = 1;
+            char saved[1024];
+            if (a->save)
+                fprintf(stderr, "elbo train: %s (%s)\n", err, describe_saved(a, &sink, saved, sizeof saved));
+            else
+                fprintf(stderr, "elbo train: %s\n", err);
+            status = EXIT_DIVERGED;
             break;
         }
         if (train_stop_signal()) {
             if (p.tty)
                 fprintf(stderr, "\n");
             int sig = train_stop_signal();
-            status = save_checkpoint(a, &tr, ds->name) ? 1 : 128 + sig;
+            status = save_checkpoint(a, &tr, tr.epoch, tr.epoch_pos, &sink) ? save_failure_status(&sink) : 128 + sig;
             fprintf(stderr, "elbo train: stopped by %s after step %ld%s%s\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                    tr.step, a->save && status != 1 ? "; checkpoint written to " : "", a->save && status != 1 ? a->save : "");
+                    tr.step, a->save && status >= 128 ? "; checkpoint written to " : "", a->save && status >= 128 ? a->save : "");
             break;
         }
         if (tm.samples == 0)
@@ -232,8 +291,8 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         double t0 = cli_now();
         elbo_loss_means te = elbo_evaluate(m, &eval_act, &tr.team, &test, a->seed);
         report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
-        if (save_checkpoint(a, &tr, ds->name)) {
-            status = 1;
+        if (save_checkpoint(a, &tr, tr.epoch, tr.epoch_pos, &sink)) {
+            status = save_failure_status(&sink);
             break;
         }
         if (rc == 1 || q.reached)
@@ -283,6 +342,8 @@ int cli_train(int argc, char **argv)
          "continue a run from its checkpoint, bitwise as if uninterrupted (--epochs, --steps count from its start)",
          0, 0, "none", 0, 0},
         {"save", ARG_STRING, &a.save, "PATH", "write a safetensors checkpoint after every epoch", 0, 0, NULL, 0, 0},
+        {"save-every", ARG_LONG, &a.save_every, "N", "with --save: also write it every N steps (0: only per epoch)", 0,
+         1e15, NULL, 0, 0},
         {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0, 0},
     };
     cli_parse_result pr = cli_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0],
@@ -307,8 +368,16 @@ int cli_train(int argc, char **argv)
                 return 2;
             }
     }
+    if (a.save_every > 0 && !a.save) {
+        fprintf(stderr, "elbo train: --save-every: needs --save PATH\n");
+        return 2;
+    }
     if (a.save && check_save_path(a.save))
         return 2;
+    /* a run killed while writing its checkpoint leaves a temporary file beside it (the checkpoint itself is
+     * whole: the old one until the rename) */
+    if (a.save && elbo_st_remove_stale_temps(a.save) > 0)
+        fprintf(stderr, "elbo train: removed the temporary file(s) of an interrupted write of %s\n", a.save);
     elbo_topology *topo = cli_open_topology("train");
     if (!cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen)
         a.threads = cli_default_threads(topo);

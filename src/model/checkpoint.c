@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "safetensors.h"
 
 #define META_FIELDS 17
@@ -26,6 +27,19 @@ static size_t optimizer_arenas(const elbo_optimizer *opt, const float *arena[2],
     arena[1] = opt->v;
     *names = opt->cfg.kind == ELBO_OPT_ADAM ? ADAM_STATE : SGD_STATE;
     return opt->cfg.kind == ELBO_OPT_ADAM ? 2 : 1;
+}
+
+/* Index of the first element of data[0..n) that is NaN or infinite (or negative when nonneg is set), or n.
+ * Tensor data may be unaligned in the file, so elements are read with memcpy. */
+static size_t first_bad_value(const float *data, size_t n, int nonneg)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, data + i, sizeof v);
+        if (!isfinite(v) || (nonneg && v < 0))
+            return i;
+    }
+    return n;
 }
 
 int elbo_checkpoint_save(const char *path, const elbo_vae *m, const elbo_train_state *st, char *err,
@@ -82,6 +96,16 @@ int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elb
             t[n].shape[0] = tv->rows;
             t[n].shape[1] = tv->cols;
         }
+    /* a checkpoint holding NaN or infinity would be refused by the loader: it is not written either */
+    for (size_t i = 0; i < n; i++) {
+        size_t count = t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
+        size_t bad = first_bad_value(t[i].data, count, 0);
+        if (bad < count) {
+            snprintf(err, errlen, "%s: not written: tensor '%s' element %zu is %g", path, t[i].name, bad,
+                     (double)t[i].data[bad]);
+            return -1;
+        }
+    }
     return elbo_st_write(path, t, n, kv, META_FIELDS + 1, err, errlen);
 }
 
@@ -245,10 +269,24 @@ static const elbo_tensor_view *optimizer_state_view(const elbo_param_layout *l, 
     return NULL;
 }
 
-/* Copies every expected tensor into m->params after checking its shape; refuses extra tensors. */
-static int copy_tensors(const elbo_st_file *f, const char *path, elbo_vae *m, char *err, size_t errlen)
+/* Checks tensor t's values: all finite (and >= 0 when nonneg); returns 0 or -1 with a message naming it. */
+static int check_values(const elbo_st_tensor *t, int nonneg, const char *path, char *err, size_t errlen)
 {
-    const elbo_param_layout *l = &m->layout;
+    size_t i = first_bad_value(t->data, t->count, nonneg);
+    if (i == t->count)
+        return 0;
+    float v;
+    memcpy(&v, t->data + i, sizeof v);
+    snprintf(err, errlen, "%s: tensor '%s': element %zu is %g (%s)", path, t->name, i, (double)v,
+             nonneg ? "must be finite and >= 0" : "must be finite");
+    return -1;
+}
+
+/* Checks the file's tensors against layout l before anything is allocated for it: every parameter present
+ * with its shape and finite values, nothing but parameters and optimizer.* state of their sizes. */
+static int check_tensors(const elbo_st_file *f, const char *path, const elbo_param_layout *l, char *err,
+                         size_t errlen)
+{
     for (size_t i = 0; i < l->n_tensors; i++) {
         const elbo_tensor_view *tv = &l->tensor[i];
         const elbo_st_tensor *t = elbo_st_find(f, tv->name);
@@ -262,7 +300,8 @@ static int copy_tensors(const elbo_st_file *f, const char *path, elbo_vae *m, ch
                      tv->name, tv->rows, tv->cols ? ", " : "", tv->cols);
             return -1;
         }
-        memcpy(m->params + tv->offset, t->data, t->count * sizeof(float));
+        if (check_values(t, 0, path, err, errlen))
+            return -1;
     }
     for (size_t i = 0; i < f->n_tensors; i++) {
         const char *name = f->tensors[i].name;
@@ -275,6 +314,17 @@ static int copy_tensors(const elbo_st_file *f, const char *path, elbo_vae *m, ch
         return -1;
     }
     return 0;
+}
+
+/* Copies every parameter tensor (checked by check_tensors) into m->params. */
+static void copy_tensors(const elbo_st_file *f, elbo_vae *m)
+{
+    const elbo_param_layout *l = &m->layout;
+    for (size_t i = 0; i < l->n_tensors; i++) {
+        const elbo_tensor_view *tv = &l->tensor[i];
+        const elbo_st_tensor *t = elbo_st_find(f, tv->name);
+        memcpy(m->params + tv->offset, t->data, t->count * sizeof(float));
+    }
 }
 
 int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_optimizer *opt, char *err,
@@ -298,11 +348,15 @@ int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_opt
                 snprintf(err, errlen, "%s: tensor '%s': %s", path, name,
                          t ? "shape does not match the parameter" : "missing (no optimizer state to resume from)");
                 rc = -1;
+            } else if (check_values(t, names == ADAM_STATE && a == 1, path, err, errlen)) {
+                rc = -1;
             } else {
                 memcpy(arena[a] + tv->offset, t->data, t->count * sizeof(float));
             }
         }
     elbo_st_free(&f);
+    if (rc)
+        elbo_err_one_line(err, errlen);
     return rc;
 }
 
@@ -318,15 +372,25 @@ int elbo_checkpoint_load(const char *path, elbo_vae *m, const elbo_kernels *kern
     int rc = config_from_meta(&f, path, &cfg, err, errlen);
     if (rc == 0)
         rc = state_from_meta(&f, path, st ? st : &local, err, errlen);
-    if (rc == 0)
-        rc = elbo_vae_init(m, &cfg, kern, err, errlen);
     if (rc == 0) {
-        rc = copy_tensors(&f, path, m, err, errlen);
-        if (rc)
-            elbo_vae_free(m);
-        else
-            elbo_vae_pack_weights(m);
+        /* the tensors are checked against the config's layout first: a header claiming a huge model is
+         * refused by its missing tensors before anything of that size is allocated */
+        elbo_param_layout l;
+        elbo_param_layout_build(&l, &cfg);
+        rc = check_tensors(&f, path, &l, err, errlen);
+    }
+    if (rc == 0 && elbo_vae_init(m, &cfg, kern, err, errlen) != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "%s: %s", path, why);
+        rc = -1;
+    }
+    if (rc == 0) {
+        copy_tensors(&f, m);
+        elbo_vae_pack_weights(m);
     }
     elbo_st_free(&f);
+    if (rc)
+        elbo_err_one_line(err, errlen);
     return rc;
 }

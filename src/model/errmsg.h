@@ -23,4 +23,15 @@ static inline void elbo_errf(char *err, size_t errlen, const char *fmt, ...)
             *p = ' ';
 }
 
+/* Turns every control character of err (a newline quoted from a file's header, say) into a space, so that
+ * a message stays one line whatever the file held. */
+static inline void elbo_err_one_line(char *err, size_t errlen)
+{
+    if (!err || errlen == 0)
+        return;
+    for (char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
 #endif

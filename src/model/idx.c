@@ -14,7 +14,7 @@
 #define MAX_DIMS 3
 #define GZ_BUFFER_BYTES (256u << 10)   /* zlib's input buffer (its default is 8 KiB) */
 #define READ_CHUNK ((size_t)1 << 30)   /* gzread takes an unsigned and returns an int */
-#define FIRST_ALLOC ((size_t)64 << 20) /* gzip bodies grow from here, so a lying header costs little */
+#define FIRST_ALLOC ((size_t)1 << 20)  /* gzip bodies grow from here (realloc), so a lying header costs 1 MiB */
 #define TRAILING_SCAN_MAX ((size_t)1 << 20)
 
 /* An open IDX file and what it should hold. */

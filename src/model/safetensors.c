@@ -1,7 +1,10 @@
 /* safetensors reader (validating) and atomic writer, F32 only. */
 #include "safetensors.h"
 
+#include "errmsg.h"
+
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -18,6 +21,8 @@
 
 /* Largest header accepted (the format's own reference limit is 100 MB). */
 #define ST_MAX_HEADER ((uint64_t)100 << 20)
+/* What elbo_st_write appends to the target's name for its temporary file (then mkstemp's 6 characters). */
+#define TMP_SUFFIX ".tmp."
 /* Largest file read into memory. */
 #define ST_MAX_FILE ((uint64_t)16 << 30)
 
@@ -259,9 +264,12 @@ int elbo_st_read(const char *path, elbo_st_file *f, char *err, size_t errlen)
 {
     size_t len = 0;
     memset(f, 0, sizeof *f);
-    if (slurp(path, &f->buf, &len, err, errlen) != 0)
+    if (slurp(path, &f->buf, &len, err, errlen) != 0) {
+        elbo_err_one_line(err, errlen);
         return -1;
+    }
     if (parse_header(f, len, path, err, errlen) != 0) {
+        elbo_err_one_line(err, errlen);
         elbo_st_free(f);
         return -1;
     }
@@ -390,7 +398,7 @@ int elbo_st_write(const char *path, const elbo_st_out_tensor *t, size_t n, const
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    snprintf(tmp, tlen, "%s.tmp.XXXXXX", path);
+    snprintf(tmp, tlen, "%s" TMP_SUFFIX "XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
@@ -426,4 +434,34 @@ int elbo_st_write(const char *path, const elbo_st_out_tensor *t, size_t n, const
     free(header);
     free(tmp);
     return rc ? -1 : 0;
+}
+
+size_t elbo_st_remove_stale_temps(const char *path)
+{
+    char *dcopy = strdup(path), *bcopy = strdup(path);
+    size_t removed = 0;
+    DIR *d = dcopy && bcopy ? opendir(dirname(dcopy)) : NULL;
+    if (d) {
+        const char *dir = dcopy, *base = basename(bcopy);
+        size_t blen = strlen(base), slen = strlen(TMP_SUFFIX);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            const char *n = e->d_name;
+            if (strlen(n) != blen + slen + 6 || strncmp(n, base, blen) != 0 || strncmp(n + blen, TMP_SUFFIX, slen) != 0)
+                continue;
+            size_t plen = strlen(dir) + strlen(n) + 2;
+            char *full = malloc(plen);
+            if (!full)
+                break;
+            snprintf(full, plen, "%s/%s", dir, n);
+            struct stat st;
+            if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0)
+                removed++;
+            free(full);
+        }
+        closedir(d);
+    }
+    free(dcopy);
+    free(bcopy);
+    return removed;
 }

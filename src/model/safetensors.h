@@ -54,4 +54,8 @@ typedef struct {
 int elbo_st_write(const char *path, const elbo_st_out_tensor *t, size_t n, const char *const *meta_kv,
                   size_t n_meta, char *err, size_t errlen);
 
+/* Removes the temporary files elbo_st_write leaves beside path when it is killed mid-write
+ * ("<path>.tmp.XXXXXX"); returns how many were removed. Call only when no other writer of path runs. */
+size_t elbo_st_remove_stale_temps(const char *path);
+
 #endif

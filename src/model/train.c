@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finite.h"
 #include "rng.h"
 
 /* Puts each thread's rows of every activation buffer (and of the gathered batch) on its NUMA node. */
@@ -104,9 +105,10 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
     elbo_vae_activations *a = &tr->act;
     size_t d = data->dim, z = m->cfg.latent, nt = tr->team.n;
     elbo_batch_loss loss = {0, 0, 0};
-    int finite = 1;
+    int finite = 1, grads_finite = 1, bad_rows = 0;
     elbo_optimizer_begin_step(&tr->opt); /* counted now, so no thread waits for it; undone if not taken */
-#pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, a, data, rows, b, d, z, nt, loss, finite)
+#pragma omp parallel num_threads((int)nt) default(none) \
+    shared(tr, m, a, data, rows, b, d, z, nt, loss, finite, grads_finite, bad_rows)
     {
         size_t t = (size_t)omp_get_thread_num(), r0, r1;
         elbo_gemm_workspace *ws = &tr->team.ws[t];
@@ -116,19 +118,31 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
         fill_noise(a->eps + r0 * z, r1 - r0, z, tr->seed, ELBO_STREAM_EPS, r0, (uint32_t)tr->step);
         elbo_vae_forward_rows(m, a, ws, tr->xbatch, r0, r1, NULL);
         elbo_vae_backward_rows(m, a, ws, r0, r1); /* a thread's rows need only its own forward pass */
+        /* Every weight and bias gradient is summed from the layers' output gradients: a NaN or infinity in any
+         * row of them is caught here, before any parameter changes. */
+        if (!elbo_vae_output_grads_finite(m, a, r0, r1)) {
+#pragma omp atomic write
+            bad_rows = 1;
+        }
 #pragma omp barrier
         /* The step's only barrier: every row's loss and output gradients are done. Every thread sums the batch
-         * loss (the same rows in the same order, so the same bits) and decides alone whether to update. */
+         * loss (the same rows in the same order, so the same bits), reads the same flag, and decides alone
+         * whether to update. */
         elbo_batch_loss l = elbo_vae_batch_loss(m, a, b);
-        int go_on = isfinite(l.loss);
+        int bad;
+#pragma omp atomic read
+        bad = bad_rows;
+        int go_on = isfinite(l.loss) && !bad;
         if (t == 0) {
             loss = l;
-            finite = go_on;
+            finite = isfinite(l.loss);
+            grads_finite = !bad;
         }
         if (go_on)
             elbo_vae_train_tail_part(m, a, ws, tr->xbatch, b, t, nt, update_params, &tr->opt);
     }
-    if (finite)
+    tr->nonfinite_grads = finite && !grads_finite;
+    if (finite && grads_finite)
         tr->step++;
     else
         tr->opt.step--;
@@ -150,9 +164,13 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
         }
         size_t b = data->n - done < tr->batch ? data->n - done : tr->batch;
         elbo_batch_loss l = elbo_trainer_step(tr, data, tr->perm + done, b);
-        if (!isfinite(l.loss)) {
-            snprintf(err, errlen, "step %ld: the loss became %s (recon %g, KL %g); try a lower --lr", tr->step + 1,
-                     isnan(l.loss) ? "NaN" : "infinite", l.recon, l.kl);
+        if (!isfinite(l.loss) || tr->nonfinite_grads) {
+            if (tr->nonfinite_grads)
+                snprintf(err, errlen, "step %ld: the gradients became NaN or infinite (loss %g); try a lower --lr",
+                         tr->step + 1, l.loss);
+            else
+                snprintf(err, errlen, "step %ld: the loss became %s (recon %g, KL %g); try a lower --lr", tr->step + 1,
+                         isnan(l.loss) ? "NaN" : "infinite", l.recon, l.kl);
             rc = -1;
             break;
         }

@@ -28,6 +28,7 @@ typedef struct {
     size_t epoch_pos;       /* samples already trained in the unfinished epoch (resuming mid-epoch) */
     uint32_t *perm;         /* this epoch's order of the training set */
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
+    int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
 } elbo_trainer;
 
 /* Per-sample means over a set of samples. */
@@ -51,12 +52,13 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
 void elbo_trainer_free(elbo_trainer *tr);
 
 /* One optimizer step on the rows rows[0..b) of data (b <= batch): noise for (seed, step, row), forward,
- * backward, update. Returns the batch loss sums; a non-finite loss leaves the parameters untouched. */
+ * backward, update. Returns the batch loss sums; a non-finite loss, or non-finite gradients (then
+ * tr->nonfinite_grads is set), leave the parameters, the optimizer state and the step count untouched. */
 elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b);
 
 /* One epoch (shuffled from (seed, epoch)), from sample epoch_pos of its order, stopping early after max_steps total steps if max_steps > 0 or
  * when cb asks. Fills the per-sample train means of the samples trained in this call. Returns 0, 1 if stopped early, or -1 if the loss
- * became non-finite (message in err naming the step). */
+ * or the gradients became non-finite (message in err naming the step and suggesting a lower --lr). */
 int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_steps, elbo_step_callback cb,
                        void *ctx, elbo_loss_means *out, char *err, size_t errlen);
 

@@ -2,6 +2,8 @@
  * + KL, fused sigmoid + loss + gradient, and the ReLU mask fused into the data-gradient GEMMs. */
 #include "vae.h"
 
+#include "finite.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +199,16 @@ elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activation
     }
     out.loss = out.recon + m->cfg.beta * out.kl;
     return out;
+}
+
+int elbo_vae_output_grads_finite(const elbo_vae *m, const elbo_vae_activations *a, size_t r0, size_t r1)
+{
+    for (size_t i = 0; i < m->layout.n_layers; i++) {
+        size_t out = m->layout.layer[i].out;
+        if (!elbo_floats_finite(layer_output_grad(m, a, i) + r0 * out, (r1 - r0) * out))
+            return 0;
+    }
+    return 1;
 }
 
 /* Rows [r0, r1) of layer i's data gradient: dx (B, in) = dY (B, out) . W, times the ReLU mask of the input

@@ -72,6 +72,10 @@ elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activation
 void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0,
                             size_t r1);
 
+/* 1 when rows [r0, r1) of every layer's output gradient dY (what all weight and bias gradients are summed
+ * from) hold no NaN or infinity, after those rows' backward pass; else 0. */
+int elbo_vae_output_grads_finite(const elbo_vae *m, const elbo_vae_activations *a, size_t r0, size_t r1);
+
 /* Part `part` of `nparts` of the parameter gradients over all b rows (after every row's backward pass):
  * each weight gradient dW = dY^T . input is split by output columns (or rows when narrow) and each bias
  * gradient by features, so every gradient element is computed whole, in the same order, for any nparts. */
