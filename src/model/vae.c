@@ -255,62 +255,29 @@ static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t 
         *hi = n;
 }
 
-/* Greatest common divisor of a and b (a, b > 0). */
-static size_t gcd(size_t a, size_t b)
+/* Output features [lo, hi) of layer i that part p of nparts owns in a training step: rows [lo, hi) of its
+ * weight gradient dW (out, in), with their optimizer update and repacking, and the same bias features. Whole NR
+ * panels, so that the block is whole panels of the forward packing (N = out) too. Row blocks are contiguous
+ * in the arena: no cache line is written by two threads, and each thread streams through its own pages (a
+ * split by input columns interleaves both threads' lines in every row, and the optimizer then runs at half
+ * speed on two threads). */
+static void layer_rows_of_part(const elbo_vae *m, size_t i, size_t p, size_t nparts, size_t *lo, size_t *hi)
 {
-    while (b) {
-        size_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
+    split_range(m->layout.layer[i].out, p, nparts, m->kern->blocking.nr, lo, hi);
 }
 
-/* The block of layer i's parameters that part p of nparts owns in a training step: its weight gradient,
- * optimizer update and packing. Wide layers split dW (out, in) by input columns [lo, hi) (whole NR panels),
- * narrow ones by output rows [lo, hi) (on multiples of both MR and NR); the bias by features [b_lo, b_hi). */
-typedef struct {
-    int by_input;
-    size_t lo, hi, b_lo, b_hi;
-} layer_part;
-
-/* Part p of nparts of layer i (see layer_part). */
-static layer_part layer_part_of(const elbo_vae *m, size_t i, size_t p, size_t nparts)
-{
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    const elbo_gemm_blocking *bl = &m->kern->blocking;
-    layer_part lp;
-    lp.by_input = ly->in >= 2 * bl->nr * nparts || ly->in >= ly->out;
-    if (lp.by_input) {
-        split_range(ly->in, p, nparts, bl->nr, &lp.lo, &lp.hi);
-        split_range(ly->out, p, nparts, 8, &lp.b_lo, &lp.b_hi);
-    } else {
-        split_range(ly->out, p, nparts, bl->mr / gcd(bl->mr, bl->nr) * bl->nr, &lp.lo, &lp.hi);
-        lp.b_lo = lp.lo;
-        lp.b_hi = lp.hi;
-    }
-    return lp;
-}
-
-/* Layer i's gradient block lp over b rows: dW = dY^T . input restricted to lp's columns or rows, and the
- * bias gradient of lp's features (column sums of dY). */
-static void layer_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                             size_t i, size_t b, const layer_part *lp)
+/* Layer i's gradients of output features [lo, hi) over b rows: rows [lo, hi) of dW = dY^T . input, and the
+ * bias gradient of those features (column sums of dY). */
+static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                             size_t i, size_t b, size_t lo, size_t hi)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     const float *dy = layer_output_grad(m, a, i);
-    float *dw = m->grads + ly->w_off;
-    elbo_operand in = layer_input(m, a, x, i, 0);
-    if (lp->hi > lp->lo && lp->by_input) {
-        in.data = (const char *)in.data + lp->lo * (in.dtype == ELBO_DTYPE_U8 ? 1 : sizeof(float));
-        elbo_gemm(m->kern, ws, ly->out, lp->hi - lp->lo, b, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_TRANS), in, 0.0f,
-                  dw + lp->lo, ly->in, NULL);
-    } else if (lp->hi > lp->lo) {
-        elbo_gemm(m->kern, ws, lp->hi - lp->lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lp->lo, ly->out, ELBO_TRANS),
-                  in, 0.0f, dw + lp->lo * ly->in, ly->in, NULL);
-    }
-    if (lp->b_hi > lp->b_lo)
-        m->kern->column_sum(m->grads + ly->b_off + lp->b_lo, dy + lp->b_lo, b, lp->b_hi - lp->b_lo, ly->out, 0);
+    if (hi == lo)
+        return;
+    elbo_gemm(m->kern, ws, hi - lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lo, ly->out, ELBO_TRANS),
+              layer_input(m, a, x, i, 0), 0.0f, m->grads + ly->w_off + lo * ly->in, ly->in, NULL);
+    m->kern->column_sum(m->grads + ly->b_off + lo, dy + lo, b, hi - lo, ly->out, 0);
 }
 
 /* Output features per chunk of the optimizer update + repacking: whole NR panels, few enough that a chunk's
@@ -319,36 +286,34 @@ static void layer_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wor
 #define ELBO_UPDATE_CHUNK_PANELS 1
 #endif
 
-/* Applies `update` to layer i's parameter block lp and repacks it for the forward (W^T: K = in, N = out) and
- * data-gradient (W: K = out, N = in) GEMMs, a chunk of weight rows at a time; then updates the bias block. */
-static void layer_update_pack_part(elbo_vae *m, size_t i, const layer_part *lp, elbo_param_update_fn update,
+/* Applies `update` to layer i's output features [lo, hi) (weight rows, then biases) and repacks those rows
+ * for the forward (W^T: K = in, N = out) and data-gradient (W: K = out, N = in) GEMMs, a chunk at a time. */
+static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, elbo_param_update_fn update,
                                    void *ctx)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     const float *w = m->params + ly->w_off;
     elbo_operand wt = elbo_operand_f32(w, ly->in, ELBO_TRANS), wn = elbo_operand_f32(w, ly->in, ELBO_NOTRANS);
-    /* The part's weight block: rows [r_lo, r_hi) x columns [c_lo, c_hi) of W (out, in). */
-    size_t r_lo = lp->by_input ? 0 : lp->lo, r_hi = lp->by_input ? ly->out : lp->hi;
-    size_t c_lo = lp->by_input ? lp->lo : 0, c_hi = lp->by_input ? lp->hi : ly->in;
     size_t chunk = m->kern->blocking.nr * ELBO_UPDATE_CHUNK_PANELS;
-    if (c_hi > c_lo)
-        for (size_t r = r_lo; r < r_hi; r += chunk) {
-            size_t re = r_hi - r < chunk ? r_hi : r + chunk;
-            update(ctx, m, ly->w_off + r * ly->in + c_lo, re - r, c_hi - c_lo, ly->in);
-            elbo_pack_b_region(&m->fwd[i], wt, c_lo, c_hi, r, re);
-            if (i > 0)
-                elbo_pack_b_region(&m->bwd[i], wn, r, re, c_lo, c_hi);
-        }
-    if (lp->b_hi > lp->b_lo)
-        update(ctx, m, ly->b_off + lp->b_lo, 1, lp->b_hi - lp->b_lo, ly->out);
+    if (hi == lo)
+        return;
+    for (size_t r = lo; r < hi; r += chunk) {
+        size_t re = hi - r < chunk ? hi : r + chunk;
+        update(ctx, m, ly->w_off + r * ly->in, 1, (re - r) * ly->in, ly->in);
+        elbo_pack_b_region(&m->fwd[i], wt, 0, ly->in, r, re);
+        if (i > 0)
+            elbo_pack_b_region(&m->bwd[i], wn, r, re, 0, ly->in);
+    }
+    update(ctx, m, ly->b_off + lo, 1, hi - lo, ly->out);
 }
 
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                                size_t b, size_t part, size_t nparts)
 {
     for (size_t i = 0; i < m->layout.n_layers; i++) {
-        layer_part lp = layer_part_of(m, i, part, nparts);
-        layer_grads_part(m, a, ws, x, i, b, &lp);
+        size_t lo, hi;
+        layer_rows_of_part(m, i, part, nparts, &lo, &hi);
+        layer_grads_rows(m, a, ws, x, i, b, lo, hi);
     }
 }
 
@@ -357,9 +322,10 @@ void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wo
 {
     /* Last layer first: its dY (the logits' gradient) is the most recently written, still in cache. */
     for (size_t i = m->layout.n_layers; i-- > 0;) {
-        layer_part lp = layer_part_of(m, i, part, nparts);
-        layer_grads_part(m, a, ws, x, i, b, &lp);
-        layer_update_pack_part(m, i, &lp, update, ctx);
+        size_t lo, hi;
+        layer_rows_of_part(m, i, part, nparts, &lo, &hi);
+        layer_grads_rows(m, a, ws, x, i, b, lo, hi);
+        layer_update_pack_rows(m, i, lo, hi, update, ctx);
     }
 }
 

@@ -77,8 +77,8 @@ void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gem
 int elbo_vae_output_grads_finite(const elbo_vae *m, const elbo_vae_activations *a, size_t r0, size_t r1);
 
 /* Part `part` of `nparts` of the parameter gradients over all b rows (after every row's backward pass):
- * each weight gradient dW = dY^T . input is split by output columns (or rows when narrow) and each bias
- * gradient by features, so every gradient element is computed whole, in the same order, for any nparts. */
+ * each layer's output features (rows of dW = dY^T . input, and their biases) are split into blocks of whole
+ * panels, so every gradient element is computed whole, in the same order, for any nparts. */
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                                size_t b, size_t part, size_t nparts);
 
