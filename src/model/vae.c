@@ -280,31 +280,20 @@ static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wor
     m->kern->column_sum(m->grads + ly->b_off + lo, dy + lo, b, hi - lo, ly->out, 0);
 }
 
-/* Output features per chunk of the optimizer update + repacking: whole NR panels, few enough that a chunk's
- * parameters, gradients and optimizer state are still in L2 when its packing reads them back. */
-#ifndef ELBO_UPDATE_CHUNK_PANELS
-#define ELBO_UPDATE_CHUNK_PANELS 1
-#endif
-
 /* Applies `update` to layer i's output features [lo, hi) (weight rows, then biases) and repacks those rows
- * for the forward (W^T: K = in, N = out) and data-gradient (W: K = out, N = in) GEMMs, a chunk at a time. */
+ * for the forward (W^T: K = in, N = out) and data-gradient (W: K = out, N = in) GEMMs. */
 static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, elbo_param_update_fn update,
                                    void *ctx)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     const float *w = m->params + ly->w_off;
-    elbo_operand wt = elbo_operand_f32(w, ly->in, ELBO_TRANS), wn = elbo_operand_f32(w, ly->in, ELBO_NOTRANS);
-    size_t chunk = m->kern->blocking.nr * ELBO_UPDATE_CHUNK_PANELS;
     if (hi == lo)
         return;
-    for (size_t r = lo; r < hi; r += chunk) {
-        size_t re = hi - r < chunk ? hi : r + chunk;
-        update(ctx, m, ly->w_off + r * ly->in, 1, (re - r) * ly->in, ly->in);
-        elbo_pack_b_region(&m->fwd[i], wt, 0, ly->in, r, re);
-        if (i > 0)
-            elbo_pack_b_region(&m->bwd[i], wn, r, re, 0, ly->in);
-    }
+    update(ctx, m, ly->w_off + lo * ly->in, 1, (hi - lo) * ly->in, ly->in);
     update(ctx, m, ly->b_off + lo, 1, hi - lo, ly->out);
+    elbo_pack_b_region(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS), 0, ly->in, lo, hi);
+    if (i > 0)
+        elbo_pack_b_region(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS), lo, hi, 0, ly->in);
 }
 
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
