@@ -63,16 +63,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     argv[argc] = NULL;
     fuzz_values a = {.hidden = "400", .recon = "mse", .epochs = 10, .batch = 128, .lr = 1e-3, .beta = 1, .seed = 1};
     cli_option opts[] = {
-        {"data", ARG_STRING, &a.data, "DIR", "dataset", 0, 0, "/usr/share/datasets/fashion-mnist", 0},
-        {"epochs", ARG_SIZE, &a.epochs, "N", "passes", 1, 1e6, NULL, 0},
-        {"steps", ARG_LONG, &a.steps, "N", "steps", 0, 1e15, NULL, 0},
-        {"batch", ARG_SIZE, &a.batch, "N", "batch", 1, 1 << 20, NULL, 0},
-        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0},
-        {"beta", ARG_DOUBLE, &a.beta, "X", "KL weight", 0, 1e6, NULL, 0},
-        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "widths", 0, 0, NULL, 0},
-        {"recon", ARG_STRING, &a.recon, "mse|bce", "likelihood", 0, 0, NULL, 0},
-        {"seed", ARG_U64, &a.seed, "N", "seed", 0, 0, NULL, 0},
-        {"json", ARG_FLAG, &a.json, "", "JSON lines", 0, 0, NULL, 0},
+        {"data", ARG_STRING, &a.data, "DIR", "dataset", 0, 0, "/usr/share/datasets/fashion-mnist", 0, 'd'},
+        {"epochs", ARG_SIZE, &a.epochs, "N", "passes", 1, 1e6, NULL, 0, 0},
+        {"steps", ARG_LONG, &a.steps, "N", "steps", 0, 1e15, NULL, 0, 0},
+        {"batch", ARG_SIZE, &a.batch, "N", "batch", 1, 1 << 20, NULL, 0, 'b'},
+        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0, 0},
+        {"beta", ARG_DOUBLE, &a.beta, "X", "KL weight", 0, 1e6, NULL, 0, 0},
+        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "widths", 0, 0, NULL, 0, 0},
+        {"recon", ARG_STRING, &a.recon, "mse|bce", "likelihood", 0, 0, NULL, 0, 0},
+        {"seed", ARG_U64, &a.seed, "N", "seed", 0, 0, NULL, 0, 0},
+        {"json", ARG_FLAG, &a.json, "", "JSON lines", 0, 0, NULL, 0, 'j'},
     };
     size_t n_opts = sizeof opts / sizeof opts[0];
     char err[1024];

@@ -46,7 +46,7 @@ def layout(input_dim, enc, latent, dec):
     return t + [("fc_out.weight", [input_dim, inp]), ("fc_out.bias", [input_dim])]
 
 
-def checkpoint(input_dim, enc, latent, dec, recon, optimizer, state, rng):
+def checkpoint(input_dim, enc, latent, dec, recon, optimizer, state, rng, classes=None):
     params = layout(input_dim, enc, latent, dec)
     names = {"adam": ["exp_avg", "exp_avg_sq"], "sgd": ["momentum_buffer"]}[optimizer] if state else []
     tensors = list(params) + [(f"optimizer.{s}.{n}", shape) for s in names for n, shape in params]
@@ -55,6 +55,8 @@ def checkpoint(input_dim, enc, latent, dec, recon, optimizer, state, rng):
             "recon": recon, "sigma0": "0.70710678118654757", "beta": "1", "seed": "7", "step": "3", "epoch": "1",
             "optimizer": optimizer, "lr": "0.001", "batch": "4", "dataset": "synthetic", "epoch_step": "1",
             "momentum": "0.90000000000000002"}
+    if classes is not None:
+        meta["classes"] = classes
     header, data, off = {"__metadata__": meta}, b"", 0
     for name, shape in tensors:
         n = 1
@@ -86,11 +88,13 @@ def main():
     write("checkpoint", "adam.safetensors", checkpoint(6, [5], 2, [4], "mse", "adam", True, rng))
     write("checkpoint", "sgd.safetensors", checkpoint(6, [3], 1, [3], "bce", "sgd", True, rng))
     write("checkpoint", "params-only.safetensors", checkpoint(4, [3, 2], 1, [2], "mse", "adam", False, rng))
+    write("checkpoint", "classes.safetensors", checkpoint(6, [5], 2, [4], "mse", "adam", True, rng, "0,2,9"))
     args = [
         ["--epochs", "3", "--lr=0.01", "--hidden", "512,256", "--json"],
         ["--batch", "0"], ["--lr", "nan"], ["--seed", "18446744073709551615"], ["--steps", "-1"],
         ["--recon", "bce", "--beta=0.5", "--data", "synthetic:60"], ["--help"], ["positional"], ["--json=1"],
         ["--hidden", "1,2,3,4,5,6,7,8,9"], ["--epochs", "1", "--epochs", "2"], ["--batch"],
+        ["-b", "8", "-j", "-d", "synthetic:60"], ["-x"], ["-b"], ["-bb", "1"], ["-", "-b", "2", "--batch", "3"],
     ]
     for i, a in enumerate(args):
         write("args", f"args-{i:02d}", b"\0".join(s.encode() for s in a))

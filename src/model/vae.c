@@ -309,8 +309,7 @@ void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_w
 void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                               size_t b, size_t part, size_t nparts, elbo_param_update_fn update, void *ctx)
 {
-    /* Last layer first: its dY (the logits' gradient) is the most recently written, still in cache. */
-    for (size_t i = m->layout.n_layers; i-- > 0;) {
+    for (size_t i = 0; i < m->layout.n_layers; i++) { /* blocks are independent: any layer order */
         size_t lo, hi;
         layer_rows_of_part(m, i, part, nparts, &lo, &hi);
         layer_grads_rows(m, a, ws, x, i, b, lo, hi);
