@@ -35,10 +35,11 @@ LDLIBS_BASE := -lsleef -lz -lcjson -lhwloc -lm -pthread
 ifeq ($(TARGET_ARCH_NAME),x86_64)
 ISA_EXCLUDE := %_neon.c
 AVX2_FLAGS := -mavx2 -mfma
+AVX512_FLAGS := -mavx512f -mavx2 -mfma
 else ifeq ($(TARGET_ARCH_NAME),aarch64)
-ISA_EXCLUDE := %_avx2.c
+ISA_EXCLUDE := %_avx2.c %_avx512.c
 else
-ISA_EXCLUDE := %_avx2.c %_neon.c
+ISA_EXCLUDE := %_avx2.c %_avx512.c %_neon.c
 endif
 
 # Random123 is header-only and architecture-independent, but a cross compiler does not search /usr/include:
@@ -64,7 +65,7 @@ CXXFLAGS_BASE := -std=c++17 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -pth
 # The commit a bench binary was built from, for its results' context ("unknown" outside git).
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git rev-parse --git-dir >/dev/null 2>&1 && ! git diff-index --quiet HEAD -- 2>/dev/null && echo -dirty)
 
-BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)
+BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)$(if $(AVX512_FLAGS),; $(AVX512_FLAGS))
 
 .PHONY: all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
@@ -74,11 +75,15 @@ all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 build-config:
 	@omp=$$(echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo NO); \
 	 hw=$$(pkg-config --modversion hwloc 2>/dev/null || echo missing); \
-	 echo "elbo: $(TARGET_ARCH_NAME) build in $(BUILD)/: kernels scalar$(if $(AVX2_FLAGS), + avx2)$(if $(filter aarch64,$(TARGET_ARCH_NAME)), + neon), OpenMP $$omp, hwloc $$hw"
+	 echo "elbo: $(TARGET_ARCH_NAME) build in $(BUILD)/: kernels scalar$(if $(AVX2_FLAGS), + avx2)$(if $(AVX512_FLAGS), + avx512)$(if $(filter aarch64,$(TARGET_ARCH_NAME)), + neon), OpenMP $$omp, hwloc $$hw"
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c | $(R123_DEP)
 	@mkdir -p $(dir $@)
@@ -183,6 +188,10 @@ FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 $(FUZZ_BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,6 +1,8 @@
 /* The run's context: CPU, caches, NUMA, ISA path, compiler and flags, commit, dataset, measured peak. */
 #include "bench_context.h"
 
+#include "bench_fma.h"
+
 #include <cblas.h>
 #include <ctype.h>
 #include <errno.h>
@@ -53,6 +55,7 @@ void bench_context_add(const bench_env *env, const char *dataset)
     add("openblas", "%s", openblas_get_config());
     add("dataset", "%s", dataset);
     add("fma_peak_gflops", "%.2f", env->peak_gflops);
+    add("fma_peak_vector_bits", "%d", bench_fma_peak_vector_bits());
     add("membw_triad_gbs", "%.2f", env->membw_gbs);
 }
 

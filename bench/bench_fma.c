@@ -1,4 +1,5 @@
-/* FMA peak of one core: 12 independent 256-bit FMA chains (fma_peak_avx2.c). */
+/* FMA peak of one core: 12 independent FMA chains of the widest vectors the CPU runs (fma_peak_avx512.c,
+ * fma_peak_avx2.c), whatever kernel path is chosen, so that efficiencies are against the machine's peak. */
 #include "bench_fma.h"
 
 #include <stdlib.h>
@@ -32,7 +33,20 @@ static int have_probe(void)
 static double probe(void)
 {
 #if defined(__x86_64__)
+    if (elbo_cpu_features_get()->avx512f)
+        return fma_peak_avx512_run(PROBE_ITERS / 2);
     return fma_peak_avx2_run(PROBE_ITERS);
+#else
+    return 0;
+#endif
+}
+
+int bench_fma_peak_vector_bits(void)
+{
+    if (!have_probe())
+        return 0;
+#if defined(__x86_64__)
+    return elbo_cpu_features_get()->avx512f ? 512 : 256;
 #else
     return 0;
 #endif

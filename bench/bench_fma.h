@@ -8,6 +8,9 @@
  * CPU has no probe (no AVX2+FMA). */
 double bench_fma_peak_measure(int rounds, double seconds);
 
+/* Width in bits of the FMA vectors the peak is measured with (512 on AVX-512F CPUs, else 256; 0: no probe). */
+int bench_fma_peak_vector_bits(void);
+
 /* Registers the row "fma_peak" (GFLOP/s of one core; pct_peak against the start-of-run figure). */
 void bench_fma_register(const bench_env *env);
 

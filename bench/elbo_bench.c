@@ -116,9 +116,10 @@ int main(int argc, char **argv)
     }
     bench_context_add(&env, bench_train_dataset());
     fprintf(stderr,
-            "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core, memory bandwidth %.1f GB/s "
-            "(triad, one core) (measured now)\n",
-            env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops, env.membw_gbs);
+            "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core (%d-bit FMA), memory bandwidth "
+            "%.1f GB/s (triad, one core) (measured now)\n",
+            env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops, bench_fma_peak_vector_bits(),
+            env.membw_gbs);
     int console = console_format(nargs, args);
     int rc = gbench_run(nargs, args);
     if (rc == 0 && console) {

@@ -57,7 +57,7 @@ int cli_info(int argc, char **argv)
     };
     cli_parse_result pr = cli_parse("info", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Prints the CPU model and SIMD features detected, the kernel path chosen "
-                                    "(override with\nELBO_ISA=scalar|avx2|neon), the GEMM microkernel and its "
+                                    "(override with\nELBO_ISA=scalar|avx2|avx512|neon), the GEMM microkernel and its "
                                     "blocking, the threads used, and the build flags.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;

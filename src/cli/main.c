@@ -28,7 +28,7 @@ static void print_usage(FILE *f)
     for (size_t i = 0; i < sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]; i++)
         fprintf(f, "  %-12s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
     fprintf(f, "\n'elbo <command> --help' describes a command's options.\n"
-               "Environment: ELBO_ISA=scalar|avx2|neon forces a kernel path.\n");
+               "Environment: ELBO_ISA=scalar|avx2|avx512|neon forces a kernel path.\n");
 }
 
 int main(int argc, char **argv)

@@ -28,6 +28,12 @@ static int avx2_runs(const elbo_cpu_features *f)
 {
     return f->avx2 && f->fma;
 }
+
+/* AVX-512 path needs AVX-512F with OS-saved ZMM and opmask state, on top of the AVX2 path. */
+static int avx512_runs(const elbo_cpu_features *f)
+{
+    return avx2_runs(f) && f->avx512f;
+}
 #endif
 
 #if defined(__aarch64__)
@@ -42,6 +48,7 @@ static const isa_entry isa_registry[] = {
     {"scalar", scalar_runs, elbo_gemm_register_scalar, elbo_elementwise_register_scalar},
 #if defined(__x86_64__)
     {"avx2", avx2_runs, elbo_gemm_register_avx2, elbo_elementwise_register_avx2},
+    {"avx512", avx512_runs, elbo_gemm_register_avx512, elbo_elementwise_register_avx2},
 #endif
 #if defined(__aarch64__)
     {"neon", neon_runs, elbo_gemm_register_neon, elbo_elementwise_register_neon},

@@ -76,38 +76,59 @@ static inline void store6(float *d, __m256 v, int last)
     _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(v, 1));
 }
 
-/* One A panel (6 x kc, dst[p*6 + i]) from A stored M x K: 6 stored rows walked along depth. */
-static void pack_a_panel_rows(float *dst, elbo_operand a, size_t i0, size_t k0, size_t rows, size_t kc)
+/* Stores one packed A depth step of width w (6, or 12: lo holds lanes 0..7, hi lanes 8..11) at d; `last`
+ * avoids writing past it (otherwise lanes 6, 7 of a 6-wide step are rewritten by the next one). */
+static inline void store_a_step(float *d, size_t w, __m256 lo, __m256 hi, int last)
 {
-    for (size_t p = 0; p < kc; p += 8) {
-        size_t n = kc - p < 8 ? kc - p : 8;
-        __m256 r[8];
-        load_transposed(r, a, i0, rows, k0 + p, n);
-        for (size_t t = 0; t < n; t++)
-            store6(dst + (p + t) * MR, r[t], p + t + 1 == kc);
+    if (w == 2 * MR) {
+        _mm256_storeu_ps(d, lo);
+        _mm_storeu_ps(d + 8, _mm256_castps256_ps128(hi));
+    } else {
+        store6(d, lo, last);
     }
 }
 
-/* One A panel (6 x kc) from A stored K x M: each depth step is 6 contiguous elements of a stored row. */
-static void pack_a_panel_cols(float *dst, elbo_operand a, size_t i0, size_t k0, size_t rows, size_t kc)
+/* One A panel (w x kc, dst[p*w + i], w = 6 or 12) from A stored M x K: stored rows walked along depth, 8 x 8
+ * blocks transposed in registers. */
+static void pack_a_panel_rows(float *dst, elbo_operand a, size_t i0, size_t k0, size_t rows, size_t kc, size_t w)
 {
-    for (size_t p = 0; p < kc; p++)
-        store6(dst + p * MR, load_row8(a, k0 + p, i0, rows), p + 1 == kc);
+    size_t rows0 = rows < 8 ? rows : 8, rows1 = rows - rows0;
+    for (size_t p = 0; p < kc; p += 8) {
+        size_t n = kc - p < 8 ? kc - p : 8;
+        __m256 lo[8], hi[8];
+        load_transposed(lo, a, i0, rows0, k0 + p, n);
+        if (w > 8)
+            load_transposed(hi, a, i0 + 8, rows1, k0 + p, n);
+        for (size_t t = 0; t < n; t++)
+            store_a_step(dst + (p + t) * w, w, lo[t], w > 8 ? hi[t] : lo[t], p + t + 1 == kc);
+    }
 }
 
-/* AVX2 elbo_pack_a_fn for MR = 6 (falls back to the generic routine for another mr). */
+/* One A panel (w x kc, w = 6 or 12) from A stored K x M: each depth step is w contiguous elements of a stored
+ * row. */
+static void pack_a_panel_cols(float *dst, elbo_operand a, size_t i0, size_t k0, size_t rows, size_t kc, size_t w)
+{
+    size_t rows0 = rows < 8 ? rows : 8, rows1 = rows - rows0;
+    for (size_t p = 0; p < kc; p++) {
+        __m256 lo = load_row8(a, k0 + p, i0, rows0);
+        __m256 hi = w > 8 ? load_row8(a, k0 + p, i0 + 8, rows1) : lo;
+        store_a_step(dst + p * w, w, lo, hi, p + 1 == kc);
+    }
+}
+
+/* AVX2 elbo_pack_a_fn for MR = 6 (AVX2 tile) and 12 (AVX-512 tile); the generic routine for another mr. */
 static void pack_a_block_avx2(float *dst, elbo_operand a, size_t i0, size_t k0, size_t mc, size_t kc, size_t mr)
 {
-    if (mr != MR) {
+    if (mr != MR && mr != 2 * MR) {
         elbo_pack_a_block(dst, a, i0, k0, mc, kc, mr);
         return;
     }
-    for (size_t ir = 0; ir < mc; ir += MR) {
-        size_t rows = mc - ir < MR ? mc - ir : MR;
+    for (size_t ir = 0; ir < mc; ir += mr) {
+        size_t rows = mc - ir < mr ? mc - ir : mr;
         if (a.trans == ELBO_NOTRANS)
-            pack_a_panel_rows(dst + ir * kc, a, i0 + ir, k0, rows, kc);
+            pack_a_panel_rows(dst + ir * kc, a, i0 + ir, k0, rows, kc, mr);
         else
-            pack_a_panel_cols(dst + ir * kc, a, i0 + ir, k0, rows, kc);
+            pack_a_panel_cols(dst + ir * kc, a, i0 + ir, k0, rows, kc, mr);
     }
 }
 

@@ -8,7 +8,7 @@
 #include "ukernel.h"
 
 typedef struct elbo_kernels {
-    const char *isa;                    /* "scalar", "avx2", "neon" */
+    const char *isa;                    /* "scalar", "avx2", "avx512", "neon" */
     const char *gemm_ukernel_name;      /* e.g. "f32_gemm_ukernel_6x16__avx2_fma" */
     elbo_gemm_blocking blocking;
     elbo_gemm_ukernel_fn gemm_ukernel;
@@ -45,6 +45,8 @@ void elbo_gemm_register_avx2(elbo_kernels *k);
 void elbo_elementwise_register_avx2(elbo_kernels *k);
 /* AVX2 packing routines (called by elbo_gemm_register_avx2). */
 void elbo_gemm_pack_register_avx2(elbo_kernels *k);
+/* AVX-512: the AVX2 table with a 16-wide zmm microkernel (its elementwise kernels are the AVX2 ones). */
+void elbo_gemm_register_avx512(elbo_kernels *k);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
 

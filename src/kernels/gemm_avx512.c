@@ -1,0 +1,162 @@
+/* AVX-512 microkernel: a 12 x 16 register tile (12 zmm accumulators, one 16-wide B row per depth step, A
+ * broadcast into the FMA from memory), compiled per row count. B panels are the AVX2 path's 16-wide ones, so
+ * packed weights, edge tiles up to 8 columns (the AVX2 12 x 8 kernel) and the K blocking are shared with it:
+ * every C element is the same FMA chain with the same finishing operations, and results equal the AVX2
+ * path's bit for bit. */
+#include "kernels.h"
+
+#include <assert.h>
+#include <immintrin.h>
+
+#define MR 12
+#define NR 16
+
+/* Scalars of the store phase shared by all rows of a tile. */
+typedef struct {
+    float alpha, beta;
+    const float *bias; /* NULL or the tile's bias */
+    int relu;
+    const float *mask; /* NULL or ReLU mask at tile origin */
+    size_t ld_mask;
+    __mmask16 cols;    /* the tile's valid columns */
+} store_params;
+
+/* Finishes and stores tile row i from its accumulator v: alpha, beta * C, bias, ReLU, mask (the AVX2 path's
+ * operations per element), loads and stores masked to the valid columns (masked lanes are never touched). */
+static inline __attribute__((always_inline)) void finish_row(float *c, size_t ldc, size_t i, __m512 v,
+                                                              const store_params *sp)
+{
+    float *cr = c + i * ldc;
+    const __mmask16 m = sp->cols;
+    if (sp->alpha != 1.0f)
+        v = _mm512_mul_ps(v, _mm512_set1_ps(sp->alpha));
+    if (sp->beta == 1.0f)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cr));
+    else if (sp->beta != 0.0f)
+        v = _mm512_fmadd_ps(_mm512_set1_ps(sp->beta), _mm512_maskz_loadu_ps(m, cr), v);
+    if (sp->bias)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, sp->bias));
+    if (sp->relu) /* max(0, v) keeps NaN, as PyTorch's relu does */
+        v = _mm512_max_ps(_mm512_setzero_ps(), v);
+    if (sp->mask) {
+        __m512 mrow = _mm512_maskz_loadu_ps(m, sp->mask + i * sp->ld_mask);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mrow, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    _mm512_mask_storeu_ps(cr, m, v);
+}
+
+/* One depth step of row I: C row I += A (I, p), broadcast, times the B row. */
+#define ROW_STEP(I, BASE, OFF)                                                                                 \
+    if (rows > I)                                                                                              \
+        c##I = _mm512_fmadd_ps(_mm512_set1_ps(BASE[OFF]), b0, c##I);
+
+/* C (rows x nr of 12 x 16) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * B panel (kc x 16)
+ * + beta * C, then epi. rows (1..12) is a compile-time constant, so no FMA is spent on rows past the tile.
+ * Every element is one FMA chain over p from zero, then the same finishing operations, whatever the tile. */
+static inline __attribute__((always_inline)) void tile_body(const int rows, size_t kc, const float *restrict a,
+                                                             size_t a_rs, size_t a_cs, const float *restrict b,
+                                                             float *restrict c, size_t ldc, size_t nr, float alpha,
+                                                             float beta, const elbo_tile_epilogue *epi)
+{
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
+    __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
+    __m512 c6 = _mm512_setzero_ps(), c7 = _mm512_setzero_ps(), c8 = _mm512_setzero_ps();
+    __m512 c9 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    for (int i = 0; i < rows; i++)
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+    const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
+    const float *a6 = a + 6 * a_rs;
+#pragma GCC unroll 4
+    for (size_t p = 0; p < kc; p++) {
+        const __m512 b0 = _mm512_loadu_ps(b);
+        ROW_STEP(0, a, 0)
+        ROW_STEP(1, a, o1)
+        ROW_STEP(2, a, o2)
+        ROW_STEP(3, a, o3)
+        ROW_STEP(4, a, o4)
+        ROW_STEP(5, a, o5)
+        ROW_STEP(6, a6, 0)
+        ROW_STEP(7, a6, o1)
+        ROW_STEP(8, a6, o2)
+        ROW_STEP(9, a6, o3)
+        ROW_STEP(10, a6, o4)
+        ROW_STEP(11, a6, o5)
+        a += a_cs;
+        if (rows > 6)
+            a6 += a_cs;
+        b += NR;
+    }
+    store_params sp = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << nr) - 1)};
+    if (epi) {
+        sp.bias = epi->bias;
+        sp.relu = epi->relu;
+        sp.mask = epi->mask;
+        sp.ld_mask = epi->ld_mask;
+    }
+    const __m512 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    for (int i = 0; i < rows; i++)
+        finish_row(c, ldc, (size_t)i, acc[i], &sp);
+}
+
+typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,
+                        size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
+
+/* Defines NAME: tile_body compiled for ROWS rows, out of line (edge tiles; the full-height tile is inlined in
+ * the kernel entry points so its loop and register allocation stay those of one body). */
+#define DEFINE_TILE(NAME, ROWS)                                                                                \
+    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,  \
+                     size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)                         \
+    {                                                                                                          \
+        tile_body(ROWS, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);                                   \
+    }
+
+DEFINE_TILE(rows1, 1)
+DEFINE_TILE(rows2, 2)
+DEFINE_TILE(rows3, 3)
+DEFINE_TILE(rows4, 4)
+DEFINE_TILE(rows5, 5)
+DEFINE_TILE(rows6, 6)
+DEFINE_TILE(rows7, 7)
+DEFINE_TILE(rows8, 8)
+DEFINE_TILE(rows9, 9)
+DEFINE_TILE(rows10, 10)
+DEFINE_TILE(rows11, 11)
+
+/* Edge tiles by row count (index mr; the full-height entry is unused). */
+static const tile_fn edge[MR] = {NULL, rows1, rows2, rows3, rows4, rows5, rows6, rows7, rows8, rows9, rows10, rows11};
+
+/* C (mr x nr of 12 x 16) = alpha * A panel (12 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
+static void f32_gemm_ukernel_12x16__avx512f(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                            size_t mr, size_t nr, float alpha, float beta,
+                                            const elbo_tile_epilogue *epi)
+{
+    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
+    if (mr == MR)
+        tile_body(MR, kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+    else
+        edge[mr](kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+}
+
+/* As above with A read in place (strides a_rs, a_cs) instead of packed. */
+static void f32_gemm_ukernel_12x16_strided_a__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs,
+                                                      const float *b, float *c, size_t ldc, size_t mr, size_t nr,
+                                                      float alpha, float beta, const elbo_tile_epilogue *epi)
+{
+    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
+    if (mr == MR)
+        tile_body(MR, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else
+        edge[mr](kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+}
+
+/* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the 12 x 16 zmm tile. MC stays
+ * 168 (a multiple of 12 as of 6), so blocks keep the AVX2 path's cache footprint and summation order. */
+void elbo_gemm_register_avx512(elbo_kernels *k)
+{
+    elbo_gemm_register_avx2(k);
+    k->gemm_ukernel = f32_gemm_ukernel_12x16__avx512f;
+    k->gemm_ukernel_strided_a = f32_gemm_ukernel_12x16_strided_a__avx512f;
+    k->gemm_ukernel_name = "f32_gemm_ukernel_12x16__avx512f";
+    k->blocking.mr = MR;
+    assert(k->blocking.nr == NR && k->blocking.mc % MR == 0);
+}
