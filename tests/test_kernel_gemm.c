@@ -312,6 +312,54 @@ static void test_gemm_reentrant_across_threads(void **state)
     free(a), free(b), free(ref);
 }
 
+/* A view of row-major B read in place gives the bits of the same B packed, with and without an epilogue,
+ * with A read in place or packed (B is then packed from the view), for K in one and in several blocks; packing
+ * a view changes nothing; shapes and tables that cannot read B in place are refused. */
+static void test_gemm_b_view_equals_packed(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{64, 400, 784}, {7, 32, 5}, {13, 48, 1000}, {1, 16, 1}, {30, 784, 40}};
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        elbo_packed_b view;
+        float one = 1.0f;
+        if (!kern->gemm_ukernel_strided_a) {
+            assert_int_equal(elbo_packed_b_view(&view, kern, 1, 16, &one, 16), -1);
+            continue;
+        }
+        assert_int_equal(elbo_packed_b_view(&view, kern, 1, 20, &one, 20), -1); /* N not whole panels */
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            float *a = random_matrix(30 + s, m * k), *b = random_matrix(40 + s, k * n);
+            float *mask = random_matrix(50 + s, m * n), *bias = random_matrix(60 + s, n);
+            float *c_ref = malloc(m * n * sizeof(float)), *c_view = malloc(m * n * sizeof(float));
+            elbo_packed_b packed;
+            assert_int_equal(elbo_packed_b_alloc(&packed, kern, k, n), 0);
+            elbo_pack_b(&packed, elbo_operand_f32(b, n, ELBO_NOTRANS));
+            assert_int_equal(elbo_packed_b_view(&view, kern, k, n, b, n), 0);
+            elbo_pack_b(&view, elbo_operand_f32(a, k, ELBO_NOTRANS)); /* a no-op on a view */
+            assert_ptr_equal(view.data, b);
+            elbo_gemm_workspace ws;
+            assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+            for (int variant = 0; variant < 4; variant++) {
+                ws.pack_a = variant & 1 ? ELBO_PACK_A_ALWAYS : ELBO_PACK_A_NEVER;
+                elbo_epilogue epi = {.bias = bias, .relu_mask = mask, .ld_mask = n};
+                const elbo_epilogue *e = variant & 2 ? &epi : NULL;
+                elbo_operand op_a = elbo_operand_f32(a, k, ELBO_NOTRANS);
+                elbo_gemm_packed(kern, &ws, m, n, k, 1.0f, op_a, &packed, 0.0f, c_ref, n, e);
+                elbo_gemm_packed(kern, &ws, m, n, k, 1.0f, op_a, &view, 0.0f, c_view, n, e);
+                if (memcmp(c_ref, c_view, m * n * sizeof(float)) != 0)
+                    test_failf("%s: %zux%zux%zu (variant %d): B read in place differs from packed B\n", kern->isa,
+                               m, n, k, variant);
+            }
+            elbo_gemm_workspace_free(&ws);
+            elbo_packed_b_free(&view); /* frees nothing: b is freed below */
+            elbo_packed_b_free(&packed);
+            free(a), free(b), free(mask), free(bias), free(c_ref), free(c_view);
+        }
+    }
+}
+
 /* ELBO_ISA forces a path; an unknown name is refused. */
 static void test_isa_override(void **state)
 {
@@ -338,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_gemm_large_k_and_vae_shapes),
         cmocka_unit_test(test_gemm_rows_independent_of_split),
         cmocka_unit_test(test_gemm_reentrant_across_threads),
+        cmocka_unit_test(test_gemm_b_view_equals_packed),
         cmocka_unit_test(test_isa_override),
     };
     return cmocka_run_group_tests_name("kernel_gemm", tests, NULL, NULL);

@@ -96,13 +96,28 @@ int elbo_packed_b_alloc(elbo_packed_b *pb, const elbo_kernels *kern, size_t k, s
     pb->kernels = kern;
     pb->k = k;
     pb->n = n;
+    pb->view_ld = 0;
     pb->data = alloc_floats(elbo_packed_b_floats(kern, k, n));
     return pb->data ? 0 : -1;
 }
 
+int elbo_packed_b_view(elbo_packed_b *pb, const elbo_kernels *kern, size_t k, size_t n, const float *b, size_t ld)
+{
+    memset(pb, 0, sizeof *pb);
+    if (!kern->gemm_ukernel_strided_a || n % kern->blocking.nr != 0 || ld < n || ld == 0)
+        return -1;
+    pb->kernels = kern;
+    pb->k = k;
+    pb->n = n;
+    pb->data = (float *)b;
+    pb->view_ld = ld;
+    return 0;
+}
+
 void elbo_packed_b_free(elbo_packed_b *pb)
 {
-    free(pb->data);
+    if (!pb->view_ld)
+        free(pb->data);
     memset(pb, 0, sizeof *pb);
 }
 
@@ -116,6 +131,8 @@ static const float *packed_b_block(const elbo_packed_b *pb, size_t k0, size_t kc
 
 void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t nparts)
 {
+    if (pb->view_ld)
+        return;
     const elbo_gemm_blocking *bl = &pb->kernels->blocking;
     size_t panels = (pb->n + bl->nr - 1) / bl->nr;
     size_t j_lo = panels * part / nparts * bl->nr, j_hi = panels * (part + 1) / nparts * bl->nr;
@@ -132,6 +149,8 @@ void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t npa
 
 void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1)
 {
+    if (pb->view_ld)
+        return;
     const elbo_gemm_blocking *bl = &pb->kernels->blocking;
     assert(j0 % bl->nr == 0 && (j1 % bl->nr == 0 || j1 == pb->n) && k1 <= pb->k && j1 <= pb->n);
     if (k0 >= k1 || j0 >= j1)
@@ -160,6 +179,14 @@ typedef struct {
     size_t a_rs, a_cs; /* in-place strides; 0 when packed */
 } a_source;
 
+/* Where the macro-kernel reads B: column j0 of a packed block (panel jr at base + jr * kc, NR floats per depth
+ * step), or of B in place (panel jr at base + jr, rs floats per depth step). */
+typedef struct {
+    const float *base;
+    size_t rs;       /* floats between consecutive depth steps of a panel */
+    int in_place;
+} b_source;
+
 /* Rows of the next register tile when `left` rows of A (read in place) remain and a tile holds up to max:
  * a remainder that would leave a thin last tile is split into two near-equal tiles, which keeps enough
  * independent FMA chains in flight. Any row tiling gives the same bits (each element is one FMA chain). */
@@ -179,7 +206,7 @@ static void prefetch_b_slice(const float *next, size_t from, size_t to)
 /* Runs the register tiles of one (mc x kc) A block against one packed (kc x nc) B panel,
  * writing C block (mc x nc) at c; epi (already offset to the block) only on the last K block. */
 static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t kc, float alpha,
-                         a_source as, const float *pb, float beta, float *c, size_t ldc,
+                         a_source as, b_source bs, float beta, float *c, size_t ldc,
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
@@ -190,7 +217,8 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
         size_t mrr;
         /* The next column strip's B panel comes from L3 or memory: fetch a slice of it during each tile of
          * this strip, so its first tile does not wait on it. */
-        const float *next_b = jr + nr < nc ? pb + (jr + nr) * kc : NULL;
+        const float *pb = bs.in_place ? bs.base + jr : bs.base + jr * kc;
+        const float *next_b = jr + nr < nc && !bs.in_place ? pb + nr * kc : NULL;
         size_t next_bytes = kc * nr * sizeof(float), tiles = (mc + mr - 1) / mr, slice = next_bytes / tiles + 64;
         for (size_t ir = 0, t = 0; ir < mc; ir += mrr, t++) {
             mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
@@ -208,11 +236,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
             size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;
             float *ct = c + ir * ldc + jr;
             if (narrow)
-                kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
+                kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb, bs.rs, ct, ldc, mrr, nrr, alpha, beta, tp);
             else if (kern->gemm_ukernel_strided_a && as.a_rs)
-                kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
+                kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb, bs.rs, ct, ldc, mrr, nrr, alpha, beta, tp);
             else
-                kern->gemm_ukernel(kc, at, pb + jr * kc, ct, ldc, mrr, nrr, alpha, beta, tp);
+                kern->gemm_ukernel(kc, at, pb, ct, ldc, mrr, nrr, alpha, beta, tp);
         }
     }
 }
@@ -252,18 +280,23 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     const size_t mc_blk = scaled_block(bl->mc, bl->mr, bl->kc, kcb), nc_blk = scaled_block(bl->nc, bl->nr, bl->kc, kcb);
     assert(mc_blk * kcb <= ws->packed_a_floats && kcb * nc_blk <= ws->packed_b_floats);
     int in_place = k > 0 && read_a_in_place(kern, ws, a, m, n, k);
+    if (pre && pre->view_ld && !in_place) { /* B is read in place only beside an in-place A: pack it here */
+        b = elbo_operand_f32(pre->data, pre->view_ld, ELBO_NOTRANS);
+        pre = NULL;
+    }
     for (size_t j0 = 0; j0 < n; j0 += nc_blk) {
         size_t nc = n - j0 < nc_blk ? n - j0 : nc_blk;
         size_t k0 = 0;
         do { /* at least once, so K == 0 still applies beta and the epilogue */
             size_t kc = k - k0 < kcb ? k - k0 : kcb;
             int last = k0 + kc >= k;
-            const float *pb;
-            if (pre) {
-                pb = packed_b_block(pre, k0, kc, j0);
+            b_source bs = {ws->packed_b, bl->nr, 0};
+            if (pre && pre->view_ld) {
+                bs = (b_source){pre->data + k0 * pre->view_ld + j0, pre->view_ld, 1};
+            } else if (pre) {
+                bs.base = packed_b_block(pre, k0, kc, j0);
             } else {
                 kern->pack_b(ws->packed_b, b, k0, j0, kc, nc, bl->nr);
-                pb = ws->packed_b;
             }
             float beta_blk = k0 == 0 ? beta : 1.0f;
             for (size_t i0 = 0; i0 < m; i0 += mc_blk) {
@@ -277,7 +310,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
                 } else {
                     kern->pack_a(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
                 }
-                macro_kernel(kern, mc, nc, kc, alpha, as, pb, beta_blk, c + i0 * ldc + j0, ldc,
+                macro_kernel(kern, mc, nc, kc, alpha, as, bs, beta_blk, c + i0 * ldc + j0, ldc,
                              last && has_epi ? epi : NULL, i0, j0);
             }
             k0 += kc;

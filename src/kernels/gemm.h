@@ -41,11 +41,13 @@ typedef struct {
     size_t packed_b_floats;
 } elbo_gemm_workspace;
 
-/* A B operand (K x N after op) packed once into the microkernel's panel layout for reuse. */
+/* A B operand (K x N after op) packed once into the microkernel's panel layout for reuse, or a view of a
+ * row-major f32 B that the microkernels read in place (elbo_packed_b_view). */
 typedef struct {
     const struct elbo_kernels *kernels; /* layout belongs to this kernel table's MR/NR/KC */
     size_t k, n;
-    float *data;                        /* elbo_packed_b_floats(k, n) floats, 64-byte aligned */
+    float *data;                        /* elbo_packed_b_floats(k, n) floats, 64-byte aligned; or the view's B */
+    size_t view_ld;                     /* 0: packed (owns data); else a view: B's row stride in floats */
 } elbo_packed_b;
 
 /* Operand constructors: float or uint8 matrix with leading dimension ld. */
@@ -67,9 +69,15 @@ void elbo_gemm(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t 
 size_t elbo_packed_b_floats(const struct elbo_kernels *kern, size_t k, size_t n);
 /* Allocates storage for a packed (K x N) B; returns 0 or -1 on out-of-memory. */
 int elbo_packed_b_alloc(elbo_packed_b *pb, const struct elbo_kernels *kern, size_t k, size_t n);
-/* Frees storage from elbo_packed_b_alloc. */
+/* Makes pb a view of row-major f32 B (K x N, row stride ld, not transposed) read in place by the GEMM, with no
+ * copy: packing it is a no-op and it always shows B's current values. Returns 0, or -1 when this kernel table
+ * cannot read B in place for that shape (N not a multiple of NR, or no in-place kernel): pack B then. */
+int elbo_packed_b_view(elbo_packed_b *pb, const struct elbo_kernels *kern, size_t k, size_t n, const float *b,
+                       size_t ld);
+/* Frees storage from elbo_packed_b_alloc (a view owns none). */
 void elbo_packed_b_free(elbo_packed_b *pb);
-/* Packs op(B) (K x N) into pb (allocated for the same K, N, kernels); call again when B changes. */
+/* Packs op(B) (K x N) into pb (allocated for the same K, N, kernels); call again when B changes. The packing
+ * functions do nothing on a view. */
 void elbo_pack_b(elbo_packed_b *pb, elbo_operand b);
 /* Part `part` of `nparts` of elbo_pack_b (a block of whole NR-column panels), so threads can share the packing. */
 void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t nparts);

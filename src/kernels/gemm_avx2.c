@@ -180,7 +180,7 @@ static __attribute__((noinline)) void finish_tile(float *c, size_t ldc, size_t r
  * Every element is one FMA chain over p from zero, then the same finishing operations, whatever the tile. */
 static inline __attribute__((always_inline)) void wide_body(const int rows, size_t kc, const float *restrict a,
                                                              size_t a_rs, size_t a_cs, const float *restrict b,
-                                                             float *restrict c, size_t ldc, size_t nr, float alpha,
+                                                             size_t b_rs, float *restrict c, size_t ldc, size_t nr, float alpha,
                                                              float beta, const elbo_tile_epilogue *epi)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps();
@@ -192,7 +192,7 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
     const size_t o0 = 0, o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
 #pragma GCC unroll 4
     for (size_t p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         WIDE_ROW_STEP(0)
         WIDE_ROW_STEP(1)
         WIDE_ROW_STEP(2)
@@ -200,7 +200,7 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
         WIDE_ROW_STEP(4)
         WIDE_ROW_STEP(5)
         a += a_cs;
-        b += NR;
+        b += b_rs;
     }
     if (nr == NR) { /* full-width rows finish inline: short tiles (K = 128) feel every cycle here */
         const store_params sp = make_store_params(alpha, beta, epi);
@@ -225,7 +225,7 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
  * of a 16-wide B panel + beta * C, then epi; rows is a compile-time constant. Same per-element operations. */
 static inline __attribute__((always_inline)) void narrow_body(const int rows, size_t kc, const float *restrict a,
                                                                size_t a_rs, size_t a_cs, const float *restrict b,
-                                                               float *restrict c, size_t ldc, size_t nr,
+                                                               size_t b_rs, float *restrict c, size_t ldc, size_t nr,
                                                                float alpha, float beta,
                                                                const elbo_tile_epilogue *epi)
 {
@@ -239,7 +239,7 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
     const float *a6 = a + 6 * a_rs;
 #pragma GCC unroll 4
     for (size_t p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_load_ps(b);
+        const __m256 b0 = _mm256_loadu_ps(b);
         NARROW_ROW_STEP(0, a, 0)
         NARROW_ROW_STEP(1, a, o1)
         NARROW_ROW_STEP(2, a, o2)
@@ -255,7 +255,7 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
         a += a_cs;
         if (rows > 6)
             a6 += a_cs;
-        b += NR;
+        b += b_rs;
     }
     const __m256 acc[NARROW_MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     if (nr == 8 || nr == 4) { /* the VAE's narrow edges (N = 40, 20): vector stores, tests once per tile */
@@ -273,16 +273,16 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
     finish_tile(c, ldc, (size_t)rows, acc, 1, nr, alpha, beta, epi);
 }
 
-typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,
-                        size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
+typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, float *c,
+                        size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
 
 /* Defines NAME: the body BODY compiled for ROWS rows, out of line (edge tiles; the full-height tile is
  * inlined in the kernel entry points so its loop and register allocation stay those of one body). */
 #define DEFINE_TILE(NAME, BODY, ROWS)                                                                          \
-    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,  \
-                     size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)                         \
+    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, float *c, \
+                     size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)             \
     {                                                                                                          \
-        BODY(ROWS, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);                                        \
+        BODY(ROWS, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);                                        \
     }
 
 DEFINE_TILE(wide_rows1, wide_body, 1)
@@ -315,34 +315,34 @@ static void f32_gemm_ukernel_6x16__avx2_fma(size_t kc, const float *a, const flo
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
     if (mr == MR)
-        wide_body(MR, kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+        wide_body(MR, kc, a, 1, MR, b, NR, c, ldc, nr, alpha, beta, epi);
     else
-        wide_edge[mr](kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+        wide_edge[mr](kc, a, 1, MR, b, NR, c, ldc, nr, alpha, beta, epi);
 }
 
 /* As above with A read in place (strides a_rs, a_cs) instead of packed. */
 static void f32_gemm_ukernel_6x16_strided_a__avx2_fma(size_t kc, const float *a, size_t a_rs, size_t a_cs,
-                                                      const float *b, float *c, size_t ldc, size_t mr, size_t nr,
-                                                      float alpha, float beta, const elbo_tile_epilogue *epi)
+                                                      const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
+                                                      size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
     if (mr == MR)
-        wide_body(MR, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+        wide_body(MR, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
     else
-        wide_edge[mr](kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+        wide_edge[mr](kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
 }
 
 /* Edge tiles with nr <= 8: C (mr x nr, mr <= 12) from the first 8 columns of the 16-wide B panel. Up to 12
  * rows keep 12 independent FMA chains in flight (a 6 x 8 tile has only 6, below the FMA latency x width). */
 static void f32_gemm_ukernel_12x8_strided_a__avx2_fma(size_t kc, const float *a, size_t a_rs, size_t a_cs,
-                                                      const float *b, float *c, size_t ldc, size_t mr, size_t nr,
-                                                      float alpha, float beta, const elbo_tile_epilogue *epi)
+                                                      const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
+                                                      size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= NARROW_MR && nr >= 1 && nr <= 8);
     if (mr == NARROW_MR)
-        narrow_body(NARROW_MR, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+        narrow_body(NARROW_MR, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
     else
-        narrow_edge[mr](kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+        narrow_edge[mr](kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
 }
 
 /* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3): a KC x NR B panel

@@ -55,7 +55,7 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
  * Every element is one FMA chain over p from zero, then the same finishing operations, whatever the tile. */
 static inline __attribute__((always_inline)) void tile_body(const int rows, size_t kc, const float *restrict a,
                                                              size_t a_rs, size_t a_cs, const float *restrict b,
-                                                             float *restrict c, size_t ldc, size_t nr, float alpha,
+                                                             size_t b_rs, float *restrict c, size_t ldc, size_t nr, float alpha,
                                                              float beta, const elbo_tile_epilogue *epi)
 {
     __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
@@ -84,7 +84,7 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, size
         a += a_cs;
         if (rows > 6)
             a6 += a_cs;
-        b += NR;
+        b += b_rs;
     }
     store_params sp = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << nr) - 1)};
     if (epi) {
@@ -98,16 +98,16 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, size
         finish_row(c, ldc, (size_t)i, acc[i], &sp);
 }
 
-typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,
-                        size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
+typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, float *c,
+                        size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
 
 /* Defines NAME: tile_body compiled for ROWS rows, out of line (edge tiles; the full-height tile is inlined in
  * the kernel entry points so its loop and register allocation stay those of one body). */
 #define DEFINE_TILE(NAME, ROWS)                                                                                \
-    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, float *c, size_t ldc,  \
-                     size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)                         \
+    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, float *c, \
+                     size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)             \
     {                                                                                                          \
-        tile_body(ROWS, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);                                   \
+        tile_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);                                   \
     }
 
 DEFINE_TILE(rows1, 1)
@@ -132,21 +132,21 @@ static void f32_gemm_ukernel_12x16__avx512f(size_t kc, const float *a, const flo
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
     if (mr == MR)
-        tile_body(MR, kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+        tile_body(MR, kc, a, 1, MR, b, NR, c, ldc, nr, alpha, beta, epi);
     else
-        edge[mr](kc, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+        edge[mr](kc, a, 1, MR, b, NR, c, ldc, nr, alpha, beta, epi);
 }
 
 /* As above with A read in place (strides a_rs, a_cs) instead of packed. */
 static void f32_gemm_ukernel_12x16_strided_a__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs,
-                                                      const float *b, float *c, size_t ldc, size_t mr, size_t nr,
-                                                      float alpha, float beta, const elbo_tile_epilogue *epi)
+                                                      const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
+                                                      size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
     if (mr == MR)
-        tile_body(MR, kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+        tile_body(MR, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
     else
-        edge[mr](kc, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+        edge[mr](kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
 }
 
 /* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the 12 x 16 zmm tile. MC stays

@@ -20,10 +20,11 @@ typedef void (*elbo_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, 
                                      const elbo_tile_epilogue *epi);
 
 /* As elbo_gemm_ukernel_fn, but A is read in place: element (i, p) at a[i*a_rs + p*a_cs], i < mr only
- * (rows past mr are never read). Lets small-N products skip packing A. */
+ * (rows past mr are never read), which lets small-N products skip packing A; and B's depth step p starts at
+ * b + p*b_rs (NR for a packed panel; B's row stride when a full-width B is read in place). */
 typedef void (*elbo_gemm_ukernel_strided_a_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs,
-                                               const float *b, float *c, size_t ldc, size_t mr, size_t nr,
-                                               float alpha, float beta, const elbo_tile_epilogue *epi);
+                                               const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
+                                               size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
 
 /* Register tile and cache blocking of one microkernel (BLIS names). */
 typedef struct {

@@ -22,7 +22,9 @@ int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *k
     for (size_t i = 0; ok && i < m->layout.n_layers; i++) {
         const elbo_linear_layout *ly = &m->layout.layer[i];
         ok = elbo_packed_b_alloc(&m->fwd[i], kern, ly->in, ly->out) == 0;
-        if (ok && i > 0)
+        /* The data-gradient GEMM reads W (out x in) in place where the kernels can (no copy to refresh after
+         * each optimizer step), else from a packed copy. */
+        if (ok && i > 0 && elbo_packed_b_view(&m->bwd[i], kern, ly->out, ly->in, m->params + ly->w_off, ly->in) != 0)
             ok = elbo_packed_b_alloc(&m->bwd[i], kern, ly->out, ly->in) == 0;
     }
     if (!ok) {
@@ -281,7 +283,8 @@ static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wor
 }
 
 /* Applies `update` to layer i's output features [lo, hi) (weight rows, then biases) and repacks those rows
- * for the forward (W^T: K = in, N = out) and data-gradient (W: K = out, N = in) GEMMs. */
+ * for the forward (W^T: K = in, N = out) and data-gradient (W: K = out, N = in; a no-op when that GEMM reads
+ * W in place) GEMMs. */
 static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, elbo_param_update_fn update,
                                    void *ctx)
 {
