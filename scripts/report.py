@@ -57,10 +57,11 @@ def load(path):
     t1, tn = rows["train/b:128/t:1"], rows[f"train/b:128/t:{threads[-1]}"]
     cores = int(ctx.get("cores", threads[-1]))
     stem = os.path.splitext(os.path.basename(path))[0]
+    cpu = " ".join(ctx["cpu_model"].split(",")[0].split())  # brand strings may carry runs of padding spaces
     r = {
         "file": os.path.basename(path),
-        "cpu": ctx["cpu_model"].split(",")[0],
-        "label": f"{ctx['cpu_model'].split(',')[0]} ({cores} cores, {ctx.get('isa', '?')}) {stem[-8:]}",
+        "cpu": cpu,
+        "label": f"{cpu} ({cores} cores, {ctx.get('isa', '?')}) {stem[-8:]}",
         "cores": cores,
         "threads": threads[-1],
         "isa": ctx.get("isa", "?"),
