@@ -25,7 +25,10 @@ Mann-Whitney U test over the repetitions of both runs (gbench.report.calc_utest 
 libbenchmark-tools, the one compare.py prints) gives p < --alpha. With fewer than --min-repetitions
 repetitions on either side there is no meaningful U test and the threshold alone decides. IMPROVED is the
 same the other way. Rows of the baseline missing from the current run also fail the check; new rows are
-listed. Exit status: 0 no regression, 1 a regression or a missing row, 2 nothing comparable / bad input.
+listed. A baseline whose context names another kernel path (`isa`) or FMA peak width (`fma_peak_vector_bits`)
+than the current run is refused (efficiency divides out a machine's speed, not its kernels) unless
+--allow-other-kernels. Exit status: 0 no regression, 1 a regression or a missing row, 2 nothing comparable /
+bad input.
 """
 
 import argparse
@@ -87,6 +90,21 @@ def efficiency_rows(run, regex):
         else:
             skipped.add(b["name"])
     return {"benchmarks": rows}, skipped
+
+
+def kernel_mismatch(base, cur):
+    """Why the two runs' efficiencies are not comparable (different kernel path or FMA peak width), or None.
+
+    pct_peak divides out a machine's speed, not its kernels: an AVX2 baseline against an AVX-512 run compares
+    two programs. Files without these context keys (older runs) are compared as before."""
+    def path(run):
+        ctx = run.get("context", {})
+        return ctx.get("isa"), ctx.get("fma_peak_vector_bits"), " ".join(str(ctx.get("cpu_model", "?")).split(",")[0].split())
+    (b_isa, b_bits, b_cpu), (c_isa, c_bits, c_cpu) = path(base), path(cur)
+    for key, b, c in (("isa", b_isa, c_isa), ("fma_peak_vector_bits", b_bits, c_bits)):
+        if b is not None and c is not None and str(b) != str(c):
+            return ("%s %s in the baseline (%s), %s in this run (%s)" % (key, b, b_cpu, c, c_cpu))
+    return None
 
 
 def compare(base, cur, regex, tolerance, alpha, min_reps):
@@ -162,6 +180,8 @@ def main():
     ap.add_argument("--update-baseline", action="store_true",
                     help="run the subset with --baseline-repetitions and write --baseline; no comparison")
     ap.add_argument("--baseline-repetitions", type=int, default=15, help="(default: %(default)s)")
+    ap.add_argument("--allow-other-kernels", action="store_true",
+                    help="compare even when the baseline ran another kernel path (isa) or FMA peak width")
     args = ap.parse_args()
 
     if args.update_baseline:
@@ -177,8 +197,13 @@ def main():
         if os.path.realpath(args.out).startswith(os.path.realpath("results") + os.sep):
             ap.error("--out must not be under results/")
         current = run_subset(args.bench, args.filter, args.repetitions, args.min_time, args.out)
-    failures = compare(util.load_benchmark_results(args.baseline), current, args.filter,
-                       args.tolerance, args.alpha, args.min_repetitions)
+    baseline = util.load_benchmark_results(args.baseline)
+    mismatch = kernel_mismatch(baseline, current)
+    if mismatch and not args.allow_other_kernels:
+        print("bench-check: %s: not comparable with this run: %s; run `make bench-baseline` on this machine "
+              "(or pass --allow-other-kernels)" % (args.baseline, mismatch))
+        return 2
+    failures = compare(baseline, current, args.filter, args.tolerance, args.alpha, args.min_repetitions)
     return 2 if failures is None else int(failures > 0)
 
 

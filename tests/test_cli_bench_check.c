@@ -42,6 +42,8 @@ static const row ROWS[] = {
 static double start_peak;
 /* Wall time / CPU time of write_run's rows other than fma_peak: > 1 when other load descheduled them. */
 static double desched = 1.0;
+/* When set, write_run's context names this kernel path ("isa"), as elbo_bench's does. */
+static const char *run_isa;
 
 /* Writes DIR/file: the rows (the first nrows of them), each repetition's efficiency of row 0 replaced by
  * row0 when given, on a machine `slow` times slower (peak, rates and times all scaled; pct_peak kept). */
@@ -52,8 +54,8 @@ static const char *write_run(const char *file, const double *row0, size_t nrows,
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     double peak = 100.0 / slow, start = start_peak ? start_peak : peak;
-    fprintf(f, "{\"context\": {\"date\": \"2026-11-23\", \"num_cpus\": 2, \"fma_peak_gflops\": \"%.2f\"},\n"
-               " \"benchmarks\": [\n", start);
+    fprintf(f, "{\"context\": {\"date\": \"2026-11-23\", \"num_cpus\": 2, \"fma_peak_gflops\": \"%.2f\"%s%s%s},\n"
+               " \"benchmarks\": [\n", start, run_isa ? ", \"isa\": \"" : "", run_isa ? run_isa : "", run_isa ? "\"" : "");
     const char *sep = "";
     for (int i = 0; start_peak && i < REPS; i++, sep = ",\n")
         fprintf(f, "%s  {\"name\": \"fma_peak/process_time/real_time\", \"run_type\": \"iteration\", \"repetitions\": %d,"
@@ -252,6 +254,28 @@ static void test_missing_row_fails(void **state)
     free(out);
 }
 
+/* A baseline from another kernel path is refused (exit 2, naming both), unless --allow-other-kernels; the
+   same path on both sides compares as usual. */
+static void test_other_kernel_path_refused(void **state)
+{
+    (void)state;
+    char *out;
+    run_isa = "avx2";
+    write_run("base.json", NULL, NROWS, 1.0);
+    run_isa = "avx512";
+    write_run("cur.json", NULL, NROWS, 1.0);
+    assert_int_equal(check(&out, NULL, NULL), 2);
+    if (!strstr(out, "not comparable") || !strstr(out, "isa avx2 in the baseline") || !strstr(out, "avx512 in this run"))
+        test_failf("the refusal does not name both kernel paths\n");
+    free(out);
+    assert_int_equal(check(&out, "--allow-other-kernels", NULL), 0);
+    free(out);
+    write_run("base.json", NULL, NROWS, 1.0); /* avx512 on both sides */
+    assert_int_equal(check(&out, NULL, NULL), 0);
+    free(out);
+    run_isa = NULL;
+}
+
 /* Finds the script from this binary (build/tests/x -> scripts/bench_check.py) and makes the temp dir. */
 static int setup(void **state)
 {
@@ -294,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_noisy_drop_not_significant_passes),
         cmocka_unit_test(test_tolerance_flag),
         cmocka_unit_test(test_missing_row_fails),
+        cmocka_unit_test(test_other_kernel_path_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
