@@ -29,24 +29,22 @@ static int have_probe(void)
 #endif
 }
 
-/* Flops of one call of the probe (PROBE_ITERS iterations). */
-static double probe(void)
-{
-#if defined(__x86_64__)
-    if (elbo_cpu_features_get()->avx512f)
-        return fma_peak_avx512_run(PROBE_ITERS / 2);
-    return fma_peak_avx2_run(PROBE_ITERS);
-#else
-    return 0;
-#endif
-}
-
 int bench_fma_peak_vector_bits(void)
 {
     if (!have_probe())
         return 0;
 #if defined(__x86_64__)
     return elbo_cpu_features_get()->avx512f ? 512 : 256;
+#else
+    return 0;
+#endif
+}
+
+/* Flops of one call of the probe (PROBE_ITERS iterations) at the width bench_fma_peak_vector_bits names. */
+static double probe(void)
+{
+#if defined(__x86_64__)
+    return bench_fma_peak_vector_bits() == 512 ? fma_peak_avx512_run(PROBE_ITERS) : fma_peak_avx2_run(PROBE_ITERS);
 #else
     return 0;
 #endif
