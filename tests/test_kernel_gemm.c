@@ -360,6 +360,63 @@ static void test_gemm_b_view_equals_packed(void **state)
     }
 }
 
+/* C computed a block of whole NR-column panels at a time (elbo_gemm_packed_cols) has the bits of one
+ * elbo_gemm_packed call, for B packed from either orientation and for a view, K in one and in several blocks, a
+ * partial last panel, with and without an epilogue; the columns outside a block are not written. */
+static void test_gemm_column_blocks_equal_whole(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{128, 400, 784}, {128, 784, 400}, {64, 40, 400}, {9, 20, 1000}, {5, 50, 3}};
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        size_t nr = kern->blocking.nr;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], panels = (n + nr - 1) / nr;
+            float *a = random_matrix(70 + s, m * k), *b = random_matrix(80 + s, k * n);
+            float *mask = random_matrix(90 + s, m * n), *bias = random_matrix(100 + s, n);
+            float *whole = malloc(m * n * sizeof(float)), *blocks = malloc(m * n * sizeof(float));
+            elbo_gemm_workspace ws;
+            assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+            for (int layout = 0; layout < 3; layout++) {
+                elbo_packed_b pb;
+                if (layout == 2 && elbo_packed_b_view(&pb, kern, k, n, b, n) != 0)
+                    continue;
+                if (layout < 2) {
+                    assert_int_equal(elbo_packed_b_alloc(&pb, kern, k, n), 0);
+                    elbo_pack_b(&pb, layout == 0 ? elbo_operand_f32(b, n, ELBO_NOTRANS)
+                                                 : elbo_operand_f32(b, k, ELBO_TRANS));
+                }
+                for (int with_epi = 0; with_epi < 2; with_epi++) {
+                    elbo_epilogue epi = {.bias = bias, .relu = 1, .relu_mask = mask, .ld_mask = n};
+                    const elbo_epilogue *e = with_epi ? &epi : NULL;
+                    elbo_operand op_a = elbo_operand_f32(a, k, ELBO_NOTRANS);
+                    elbo_gemm_packed(kern, &ws, m, n, k, 1.0f, op_a, &pb, 0.0f, whole, n, e);
+                    for (size_t nblocks = 1; nblocks <= 3; nblocks++) {
+                        for (size_t q = 0; q < m * n; q++)
+                            blocks[q] = SENTINEL;
+                        for (size_t blk = 0; blk < nblocks; blk++) {
+                            size_t j0 = panels * blk / nblocks * nr, j1 = panels * (blk + 1) / nblocks * nr;
+                            j1 = j1 < n ? j1 : n;
+                            elbo_gemm_packed_cols(kern, &ws, m, j0, j1, k, 1.0f, op_a, &pb, 0.0f, blocks, n, e);
+                            for (size_t r = 0; r < m; r++) /* nothing right of the block is written yet */
+                                for (size_t j = j1; j < n; j++)
+                                    if (blocks[r * n + j] != SENTINEL)
+                                        test_failf("%s: %zux%zux%zu: block [%zu, %zu) wrote column %zu\n", kern->isa,
+                                                   m, n, k, j0, j1, j);
+                        }
+                        if (memcmp(whole, blocks, m * n * sizeof(float)) != 0)
+                            test_failf("%s: %zux%zux%zu (B layout %d, epilogue %d): %zu column blocks differ from "
+                                       "one call\n", kern->isa, m, n, k, layout, with_epi, nblocks);
+                    }
+                }
+                elbo_packed_b_free(&pb);
+            }
+            elbo_gemm_workspace_free(&ws);
+            free(a), free(b), free(mask), free(bias), free(whole), free(blocks);
+        }
+    }
+}
+
 /* ELBO_ISA forces a path; an unknown name is refused. */
 static void test_isa_override(void **state)
 {
@@ -387,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_gemm_rows_independent_of_split),
         cmocka_unit_test(test_gemm_reentrant_across_threads),
         cmocka_unit_test(test_gemm_b_view_equals_packed),
+        cmocka_unit_test(test_gemm_column_blocks_equal_whole),
         cmocka_unit_test(test_isa_override),
     };
     return cmocka_run_group_tests_name("kernel_gemm", tests, NULL, NULL);

@@ -263,15 +263,16 @@ static int read_a_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
                                                stride_bytes % 4096 != 0);
 }
 
-/* The blocked loops, with B either packed here per panel (pre == NULL) or taken from pre. */
-static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
-                         float alpha, elbo_operand a, elbo_operand b, const elbo_packed_b *pre, float beta,
+/* The blocked loops over columns [j_begin, n) of C, with B either packed here per panel (pre == NULL) or taken
+ * from pre. */
+static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t j_begin, size_t n,
+                         size_t k, float alpha, elbo_operand a, elbo_operand b, const elbo_packed_b *pre, float beta,
                          float *c, size_t ldc, const elbo_epilogue *epi)
 {
     const elbo_gemm_blocking *bl = &kern->blocking;
     assert(ws && ws->packed_a && ws->packed_b);
     assert(ws->packed_a_floats >= bl->mc * bl->kc && ws->packed_b_floats >= bl->kc * bl->nc);
-    if (m == 0 || n == 0)
+    if (m == 0 || n <= j_begin)
         return;
     if (alpha == 0.0f)
         k = 0; /* BLAS semantics: A and B are not read */
@@ -279,12 +280,12 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     size_t kcb = k_block_depth(k, bl);
     const size_t mc_blk = scaled_block(bl->mc, bl->mr, bl->kc, kcb), nc_blk = scaled_block(bl->nc, bl->nr, bl->kc, kcb);
     assert(mc_blk * kcb <= ws->packed_a_floats && kcb * nc_blk <= ws->packed_b_floats);
-    int in_place = k > 0 && read_a_in_place(kern, ws, a, m, n, k);
+    int in_place = k > 0 && read_a_in_place(kern, ws, a, m, n - j_begin, k);
     if (pre && pre->view_ld && !in_place) { /* B is read in place only beside an in-place A: pack it here */
         b = elbo_operand_f32(pre->data, pre->view_ld, ELBO_NOTRANS);
         pre = NULL;
     }
-    for (size_t j0 = 0; j0 < n; j0 += nc_blk) {
+    for (size_t j0 = j_begin; j0 < n; j0 += nc_blk) {
         size_t nc = n - j0 < nc_blk ? n - j0 : nc_blk;
         size_t k0 = 0;
         do { /* at least once, so K == 0 still applies beta and the epilogue */
@@ -321,7 +322,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
 void elbo_gemm(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k, float alpha,
                elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc, const elbo_epilogue *epi)
 {
-    gemm_blocked(kern, ws, m, n, k, alpha, a, b, NULL, beta, c, ldc, epi);
+    gemm_blocked(kern, ws, m, 0, n, k, alpha, a, b, NULL, beta, c, ldc, epi);
 }
 
 void elbo_gemm_packed(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
@@ -329,5 +330,13 @@ void elbo_gemm_packed(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t 
                       const elbo_epilogue *epi)
 {
     assert(b->kernels == kern && b->k == k && b->n == n);
-    gemm_blocked(kern, ws, m, n, k, alpha, a, (elbo_operand){0}, b, beta, c, ldc, epi);
+    gemm_blocked(kern, ws, m, 0, n, k, alpha, a, (elbo_operand){0}, b, beta, c, ldc, epi);
+}
+
+void elbo_gemm_packed_cols(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t j0,
+                           size_t j1, size_t k, float alpha, elbo_operand a, const elbo_packed_b *b, float beta,
+                           float *c, size_t ldc, const elbo_epilogue *epi)
+{
+    assert(b->kernels == kern && b->k == k && j0 % kern->blocking.nr == 0 && j0 <= j1 && j1 <= b->n);
+    gemm_blocked(kern, ws, m, j0, j1, k, alpha, a, (elbo_operand){0}, b, beta, c, ldc, epi);
 }

@@ -88,5 +88,10 @@ void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1,
 void elbo_gemm_packed(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
                       float alpha, elbo_operand a, const elbo_packed_b *b, float beta, float *c, size_t ldc,
                       const elbo_epilogue *epi);
+/* As elbo_gemm_packed for columns [j0, j1) of C only (j0 a multiple of NR; c, ldc and epi still address the whole
+ * M x N C): every element gets the bits elbo_gemm_packed gives it, so threads can split C by column blocks. */
+void elbo_gemm_packed_cols(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t j0,
+                           size_t j1, size_t k, float alpha, elbo_operand a, const elbo_packed_b *b, float beta,
+                           float *c, size_t ldc, const elbo_epilogue *epi);
 
 #endif

@@ -116,8 +116,8 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
         for (size_t r = r0; r < r1; r++)
             memcpy(tr->xbatch + r * d, data->pixels + (size_t)rows[r] * d, d);
         fill_noise(a->eps + r0 * z, r1 - r0, z, tr->seed, ELBO_STREAM_EPS, r0, (uint32_t)tr->step);
-        elbo_vae_forward_rows(m, a, ws, tr->xbatch, r0, r1, NULL);
-        elbo_vae_backward_rows(m, a, ws, r0, r1); /* a thread's rows need only its own forward pass */
+        elbo_vae_forward_part(m, a, ws, tr->xbatch, b, r0, r1, t, nt);
+        elbo_vae_backward_rows(m, a, ws, r0, r1); /* its rows' forward values are complete: no barrier */
         /* Every weight and bias gradient is summed from the layers' output gradients: a NaN or infinity in any
          * row of them is caught here, before any parameter changes. */
         if (!elbo_vae_output_grads_finite(m, a, r0, r1)) {
@@ -125,7 +125,7 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
             bad_rows = 1;
         }
 #pragma omp barrier
-        /* The step's only barrier: every row's loss and output gradients are done. Every thread sums the batch
+        /* The step's last barrier: every row's loss and output gradients are done. Every thread sums the batch
          * loss (the same rows in the same order, so the same bits), reads the same flag, and decides alone
          * whether to update. */
         elbo_batch_loss l = elbo_vae_batch_loss(m, a, b);

@@ -173,23 +173,42 @@ void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_
         linear_forward(m, a, ws, NULL, i, r0, r1);
 }
 
-void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                           size_t r0, size_t r1, float *probs)
+/* Rows [r0, r1) of the reparameterization: z, sigma and the per-sample KL from mulv and eps. */
+static void reparam_rows(const elbo_vae *m, elbo_vae_activations *a, size_t r0, size_t r1)
+{
+    size_t z = m->cfg.latent;
+    if (r1 > r0)
+        m->kern->reparam_forward(a->z + r0 * z, a->sigma + r0 * z, a->kl + r0, a->mulv + r0 * 2 * z,
+                                 a->eps + r0 * z, r1 - r0, z);
+}
+
+/* Rows [r0, r1) of the decoder output: sigmoid, per-sample reconstruction loss, d loss / d logits in place of
+ * the logits, and the probabilities into probs (B, D) if not NULL. */
+static void output_loss_rows(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t r0, size_t r1,
+                             float *probs)
 {
     const elbo_vae_config *c = &m->cfg;
-    size_t z = c->latent, d = c->input_dim, n = r1 - r0;
+    size_t d = c->input_dim, n = r1 - r0;
+    float *logits = a->logits + r0 * d, *p = probs ? probs + r0 * d : NULL;
     if (n == 0)
         return;
-    elbo_vae_encode_rows(m, a, ws, x, r0, r1);
-    m->kern->reparam_forward(a->z + r0 * z, a->sigma + r0 * z, a->kl + r0, a->mulv + r0 * 2 * z, a->eps + r0 * z, n, z);
-    elbo_vae_decode_rows(m, a, ws, r0, r1);
-    float *logits = a->logits + r0 * d, *p = probs ? probs + r0 * d : NULL;
     if (c->recon == ELBO_RECON_MSE) {
         float scale = (float)(1.0 / (2.0 * c->sigma0 * c->sigma0));
         m->kern->sigmoid_mse(logits, a->recon + r0, p, logits, x + r0 * d, scale, 1.0f, n, d);
     } else {
         m->kern->sigmoid_bce(logits, a->recon + r0, p, logits, x + r0 * d, 1.0f, n, d);
     }
+}
+
+void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                           size_t r0, size_t r1, float *probs)
+{
+    if (r1 == r0)
+        return;
+    elbo_vae_encode_rows(m, a, ws, x, r0, r1);
+    reparam_rows(m, a, r0, r1);
+    elbo_vae_decode_rows(m, a, ws, r0, r1);
+    output_loss_rows(m, a, x, r0, r1, probs);
 }
 
 elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activations *a, size_t b)
@@ -262,10 +281,11 @@ static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t 
  * panels, so that the block is whole panels of the forward packing (N = out) too. Row blocks are contiguous
  * in the arena: no cache line is written by two threads, and each thread streams through its own pages (a
  * split by input columns interleaves both threads' lines in every row, and the optimizer then runs at half
- * speed on two threads). */
+ * speed on two threads). When the panels do not divide evenly, which part gets a larger block rotates from
+ * layer to layer, so the remainders even out over the step instead of all landing on the last part. */
 static void layer_rows_of_part(const elbo_vae *m, size_t i, size_t p, size_t nparts, size_t *lo, size_t *hi)
 {
-    split_range(m->layout.layer[i].out, p, nparts, m->kern->blocking.nr, lo, hi);
+    split_range(m->layout.layer[i].out, (p + i) % nparts, nparts, m->kern->blocking.nr, lo, hi);
 }
 
 /* Layer i's gradients of output features [lo, hi) over b rows: rows [lo, hi) of dW = dY^T . input, and the
@@ -297,6 +317,62 @@ static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, 
     elbo_pack_b_region(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS), 0, ly->in, lo, hi);
     if (i > 0)
         elbo_pack_b_region(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS), lo, hi, 0, ly->in);
+}
+
+/* 1 when a training step over b rows on nparts threads runs layer i's forward split by output features (each
+ * thread computes its block of features for all b rows, from the weights it updated and packed itself) rather
+ * than by rows (each thread its rows, from every thread's weights): whichever moves fewer bytes between cores.
+ * Split by rows, a thread reads the other threads' share of W (out x in) every step, just after they rewrote
+ * it; split by features, it reads their rows of the input (b x in) and they read its columns of the output
+ * (b x out). */
+static int layer_forward_by_features(const elbo_vae *m, size_t i, size_t b, size_t nparts)
+{
+    const elbo_linear_layout *ly = &m->layout.layer[i];
+    return nparts > 1 && ly->out * ly->in > b * (ly->in + ly->out);
+}
+
+/* Output features [lo, hi) of layer i's forward for all b rows (as linear_forward gives them). */
+static void linear_forward_features(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws,
+                                    const uint8_t *x, size_t i, size_t b, size_t lo, size_t hi)
+{
+    const elbo_linear_layout *ly = &m->layout.layer[i];
+    elbo_epilogue epi = {.bias = m->params + ly->b_off, .relu = ly->relu};
+    elbo_gemm_packed_cols(m->kern, ws, b, lo, hi, ly->in, 1.0f, layer_input(m, a, x, i, 0), &m->fwd[i], 0.0f,
+                          layer_output(m, a, i), ly->out, &epi);
+}
+
+void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                           size_t b, size_t r0, size_t r1, size_t part, size_t nparts)
+{
+    const elbo_param_layout *l = &m->layout;
+    int input_by_features = 0; /* x arrives by rows */
+    for (size_t i = 0; i <= l->out_layer; i++) {
+        int by_features = layer_forward_by_features(m, i, b, nparts);
+        if (by_features || input_by_features) {
+            /* a feature block needs every row of its input; a row needs every feature block of its input */
+#pragma omp barrier
+        }
+        if (by_features) {
+            size_t lo, hi;
+            layer_rows_of_part(m, i, part, nparts, &lo, &hi);
+            if (hi > lo)
+                linear_forward_features(m, a, ws, x, i, b, lo, hi);
+        } else if (r1 > r0) {
+            linear_forward(m, a, ws, x, i, r0, r1);
+        }
+        input_by_features = by_features;
+        if (i == l->heads) {
+            if (input_by_features) {
+#pragma omp barrier
+            }
+            reparam_rows(m, a, r0, r1);
+            input_by_features = 0;
+        }
+    }
+    if (input_by_features) {
+#pragma omp barrier
+    }
+    output_loss_rows(m, a, x, r0, r1, NULL);
 }
 
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,

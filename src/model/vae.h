@@ -65,6 +65,13 @@ void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_
 void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                            size_t r0, size_t r1, float *probs);
 
+/* Part `part` of `nparts` of a training step's forward pass over b rows, called by every thread of an OpenMP
+ * team (it holds team barriers): the part's rows [r0, r1) of the elementwise stages, and of each layer either
+ * those rows or, where that moves fewer bytes between cores, the output features the part updates in
+ * elbo_vae_train_tail_part for all rows. Leaves the same bits as elbo_vae_forward_rows over [0, b). */
+void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                           size_t b, size_t r0, size_t r1, size_t part, size_t nparts);
+
 /* Batch sums of rows [0, b) of a->recon and a->kl, in row order. */
 elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activations *a, size_t b);
 
