@@ -210,16 +210,22 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
-    for (size_t jr = 0; jr < nc; jr += nr) {
-        size_t nrr = nc - jr < nr ? nc - jr : nr;
+    for (size_t jr = 0, strip; jr < nc; jr += strip) {
+        /* A strip is two full panels where the table has a two-panel tile, else one panel. */
+        int wide = kern->gemm_ukernel_wide && nc - jr >= 2 * nr;
+        strip = wide ? 2 * nr : nr;
+        size_t nrr = nc - jr < strip ? nc - jr : strip;
         int narrow = kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr;
         size_t max_rows = narrow && as.a_rs ? kern->narrow_mr : mr; /* packed A: one mr-row panel per tile */
         size_t mrr;
-        /* The next column strip's B panel comes from L3 or memory: fetch a slice of it during each tile of
-         * this strip, so its first tile does not wait on it. */
+        /* The next column strip's B panels come from L3 or memory: fetch a slice of them during each tile of
+         * this strip, so its first tile does not wait on them. */
         const float *pb = bs.in_place ? bs.base + jr : bs.base + jr * kc;
-        const float *next_b = jr + nr < nc && !bs.in_place ? pb + nr * kc : NULL;
-        size_t next_bytes = kc * nr * sizeof(float), tiles = (mc + mr - 1) / mr, slice = next_bytes / tiles + 64;
+        const float *next_b = jr + strip < nc && !bs.in_place ? pb + strip * kc : NULL;
+        size_t next_panels = next_b ? (nc - jr - strip + nr - 1) / nr : 0, max_panels = kern->gemm_ukernel_wide ? 2 : 1;
+        next_panels = next_panels < max_panels ? next_panels : max_panels;
+        size_t next_bytes = kc * nr * next_panels * sizeof(float), tiles = (mc + mr - 1) / mr;
+        size_t slice = next_bytes / tiles + 64;
         for (size_t ir = 0, t = 0; ir < mc; ir += mrr, t++) {
             mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
             if (next_b && t * slice < next_bytes)
@@ -235,7 +241,10 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
             const float *at = as.a_rs ? as.base + ir * as.a_rs : as.base + ir * kc;
             size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;
             float *ct = c + ir * ldc + jr;
-            if (narrow)
+            if (wide)
+                kern->gemm_ukernel_wide(kc, at, a_rs, a_cs, pb, bs.rs, bs.in_place ? nr : nr * kc, ct, ldc, mrr, nrr,
+                                        alpha, beta, tp);
+            else if (narrow)
                 kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb, bs.rs, ct, ldc, mrr, nrr, alpha, beta, tp);
             else if (kern->gemm_ukernel_strided_a && as.a_rs)
                 kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb, bs.rs, ct, ldc, mrr, nrr, alpha, beta, tp);

@@ -14,6 +14,7 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_fn gemm_ukernel;
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_strided_a; /* optional (NULL: A is always packed) */
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_narrow;    /* optional: edge tiles with nr <= narrow_nr */
+    elbo_gemm_ukernel_wide_fn gemm_ukernel_wide;           /* optional: tiles over two full NR panels */
     size_t narrow_nr;
     size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
     elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
@@ -45,7 +46,8 @@ void elbo_gemm_register_avx2(elbo_kernels *k);
 void elbo_elementwise_register_avx2(elbo_kernels *k);
 /* AVX2 packing routines (called by elbo_gemm_register_avx2). */
 void elbo_gemm_pack_register_avx2(elbo_kernels *k);
-/* AVX-512: the AVX2 table with a 16-wide zmm microkernel (its elementwise kernels are the AVX2 ones). */
+/* AVX-512: the AVX2 table with zmm microkernels 16 and 32 columns wide (its elementwise kernels are the AVX2
+ * ones). */
 void elbo_gemm_register_avx512(elbo_kernels *k);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
