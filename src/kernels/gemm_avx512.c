@@ -111,20 +111,20 @@ typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, con
         tile_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);                                   \
     }
 
-DEFINE_TILE(rows1, 1)
-DEFINE_TILE(rows2, 2)
-DEFINE_TILE(rows3, 3)
-DEFINE_TILE(rows4, 4)
-DEFINE_TILE(rows5, 5)
-DEFINE_TILE(rows6, 6)
-DEFINE_TILE(rows7, 7)
-DEFINE_TILE(rows8, 8)
-DEFINE_TILE(rows9, 9)
-DEFINE_TILE(rows10, 10)
-DEFINE_TILE(rows11, 11)
+DEFINE_TILE(zmm16_rows1, 1)
+DEFINE_TILE(zmm16_rows2, 2)
+DEFINE_TILE(zmm16_rows3, 3)
+DEFINE_TILE(zmm16_rows4, 4)
+DEFINE_TILE(zmm16_rows5, 5)
+DEFINE_TILE(zmm16_rows6, 6)
+DEFINE_TILE(zmm16_rows7, 7)
+DEFINE_TILE(zmm16_rows8, 8)
+DEFINE_TILE(zmm16_rows9, 9)
+DEFINE_TILE(zmm16_rows10, 10)
+DEFINE_TILE(zmm16_rows11, 11)
 
 /* Edge tiles by row count (index mr; the full-height entry is unused). */
-static const tile_fn edge[MR] = {NULL, rows1, rows2, rows3, rows4, rows5, rows6, rows7, rows8, rows9, rows10, rows11};
+static const tile_fn edge[MR] = {NULL, zmm16_rows1, zmm16_rows2, zmm16_rows3, zmm16_rows4, zmm16_rows5, zmm16_rows6, zmm16_rows7, zmm16_rows8, zmm16_rows9, zmm16_rows10, zmm16_rows11};
 
 /* C (mr x nr of 12 x 16) = alpha * A panel (12 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
 static void f32_gemm_ukernel_12x16__avx512f(size_t kc, const float *a, const float *b, float *c, size_t ldc,
@@ -226,21 +226,21 @@ typedef void (*wide_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, con
         wide_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, alpha, beta, epi);                           \
     }
 
-DEFINE_WIDE(wide_rows1, 1)
-DEFINE_WIDE(wide_rows2, 2)
-DEFINE_WIDE(wide_rows3, 3)
-DEFINE_WIDE(wide_rows4, 4)
-DEFINE_WIDE(wide_rows5, 5)
-DEFINE_WIDE(wide_rows6, 6)
-DEFINE_WIDE(wide_rows7, 7)
-DEFINE_WIDE(wide_rows8, 8)
-DEFINE_WIDE(wide_rows9, 9)
-DEFINE_WIDE(wide_rows10, 10)
-DEFINE_WIDE(wide_rows11, 11)
+DEFINE_WIDE(zmm32_rows1, 1)
+DEFINE_WIDE(zmm32_rows2, 2)
+DEFINE_WIDE(zmm32_rows3, 3)
+DEFINE_WIDE(zmm32_rows4, 4)
+DEFINE_WIDE(zmm32_rows5, 5)
+DEFINE_WIDE(zmm32_rows6, 6)
+DEFINE_WIDE(zmm32_rows7, 7)
+DEFINE_WIDE(zmm32_rows8, 8)
+DEFINE_WIDE(zmm32_rows9, 9)
+DEFINE_WIDE(zmm32_rows10, 10)
+DEFINE_WIDE(zmm32_rows11, 11)
 
 /* Two-panel edge tiles by row count (index mr; the full-height entry is unused). */
-static const wide_fn wide_edge[MR] = {NULL,       wide_rows1, wide_rows2, wide_rows3, wide_rows4,  wide_rows5,
-                                      wide_rows6, wide_rows7, wide_rows8, wide_rows9, wide_rows10, wide_rows11};
+static const wide_fn wide_edge[MR] = {NULL,       zmm32_rows1, zmm32_rows2, zmm32_rows3, zmm32_rows4,  zmm32_rows5,
+                                      zmm32_rows6, zmm32_rows7, zmm32_rows8, zmm32_rows9, zmm32_rows10, zmm32_rows11};
 
 /* elbo_gemm_ukernel_wide_fn: C (mr x 32 of 12 x 32) over two full 16-column B panels, A packed or in place. */
 static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b,
