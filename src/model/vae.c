@@ -324,11 +324,13 @@ static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, 
  * than by rows (each thread its rows, from every thread's weights): whichever moves fewer bytes between cores.
  * Split by rows, a thread reads the other threads' share of W (out x in) every step, just after they rewrote
  * it; split by features, it reads their rows of the input (b x in) and they read its columns of the output
- * (b x out). */
+ * (b x out); both scale with (nparts - 1) / nparts. Only with at least 4 panels per part, so that a part's
+ * one panel more or less stays a small imbalance. */
 static int layer_forward_by_features(const elbo_vae *m, size_t i, size_t b, size_t nparts)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
-    return nparts > 1 && ly->out * ly->in > b * (ly->in + ly->out);
+    size_t panels = (ly->out + m->kern->blocking.nr - 1) / m->kern->blocking.nr;
+    return nparts > 1 && panels >= 4 * nparts && ly->out * ly->in > b * (ly->in + ly->out);
 }
 
 /* Output features [lo, hi) of layer i's forward for all b rows (as linear_forward gives them). */
