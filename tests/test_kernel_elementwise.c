@@ -464,6 +464,33 @@ static void test_column_sum_matches_reference(void **state)
                     }
 }
 
+/* ---- pixels ---- */
+
+/* unit_from_u8 gives exactly (float)u / 255.0f (the GEMM's uint8 packing's value) for every byte value, at
+ * every length around the vector widths (tails included), without reading or writing past either buffer. */
+static void test_unit_from_u8_exact(void **state)
+{
+    (void)state;
+    static const size_t lengths[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 256, 784, 785};
+    const elbo_kernels *k;
+    for (size_t t = 0; (k = elbo_kernels_available(t)); t++)
+        for (size_t li = 0; li < COUNT(lengths); li++) {
+            const size_t n = lengths[li];
+            arena a = {0};
+            uint8_t *src = arena_take(&a, n);
+            float *dst = take_floats(&a, n);
+            for (size_t i = 0; i < n; i++)
+                src[i] = (uint8_t)((i * 37 + n) % 256);
+            seal(&a, src);
+            k->unit_from_u8(dst, src, n);
+            for (size_t i = 0; i < n; i++)
+                if (dst[i] != (float)src[i] / 255.0f)
+                    test_failf("%s: n = %zu: pixel %zu (%u) -> %.9g, expected %.9g\n", k->isa, n, i,
+                               (unsigned)src[i], (double)dst[i], (double)((float)src[i] / 255.0f));
+            arena_free(&a);
+        }
+}
+
 /* ---- optimizers ---- */
 
 static const size_t param_sizes[] = {1, 7, 8, 9, 12, 33, 1000};
@@ -633,6 +660,7 @@ static void test_every_table_is_complete(void **state)
         assert_non_null(k->sigmoid_mse);
         assert_non_null(k->sigmoid_bce);
         assert_non_null(k->column_sum);
+        assert_non_null(k->unit_from_u8);
         assert_non_null(k->adam);
         assert_non_null(k->sgd);
     }
@@ -651,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_sigmoid_losses_extremes),
         cmocka_unit_test(test_sigmoid_losses_variants_agree_bitwise),
         cmocka_unit_test(test_column_sum_matches_reference),
+        cmocka_unit_test(test_unit_from_u8_exact),
         cmocka_unit_test(test_adam_matches_pytorch_reference),
         cmocka_unit_test(test_sgd_matches_pytorch_reference),
         cmocka_unit_test(test_optimizer_block_equals_rows),

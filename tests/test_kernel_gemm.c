@@ -360,6 +360,39 @@ static void test_gemm_b_view_equals_packed(void **state)
     }
 }
 
+/* elbo_gemm gives the same bits whether it packs a row-major f32 B or reads it in place (ELBO_PACK_B_NEVER,
+ * ALWAYS, and AUTO, which reads 400- and 784-float strides in place and packs 2048-float ones), with A packed
+ * or read in place, with an epilogue, K in one and in several blocks. */
+static void test_gemm_b_in_place_policy_same_bits(void **state)
+{
+    (void)state;
+    static const size_t shapes[][4] = {{128, 400, 128, 400}, {61, 784, 1000, 784}, {40, 32, 300, 2048}, {9, 48, 7, 50}};
+    const elbo_kernels *kern;
+    for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ldb = shapes[s][3];
+            float *a = random_matrix(110 + s, m * k), *b = random_matrix(120 + s, k * ldb);
+            float *bias = random_matrix(130 + s, n), *ref = malloc(m * n * sizeof(float));
+            float *c = malloc(m * n * sizeof(float));
+            elbo_gemm_workspace ws;
+            assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+            elbo_epilogue epi = {.bias = bias, .relu = 1};
+            for (int variant = 0; variant < 6; variant++) {
+                ws.pack_a = variant & 1 ? ELBO_PACK_A_ALWAYS : ELBO_PACK_A_NEVER;
+                ws.pack_b = variant / 2 == 0 ? ELBO_PACK_B_ALWAYS : variant / 2 == 1 ? ELBO_PACK_B_NEVER : ELBO_PACK_B_AUTO;
+                float *out = variant == 0 ? ref : c;
+                elbo_gemm(kern, &ws, m, n, k, 1.0f, elbo_operand_f32(a, k, ELBO_NOTRANS),
+                          elbo_operand_f32(b, ldb, ELBO_NOTRANS), 0.0f, out, n, &epi);
+                if (variant > 0 && memcmp(ref, c, m * n * sizeof(float)) != 0)
+                    test_failf("%s: %zux%zux%zu, ldb %zu (variant %d): B read in place differs from B packed\n",
+                               kern->isa, m, n, k, ldb, variant);
+            }
+            elbo_gemm_workspace_free(&ws);
+            free(a), free(b), free(bias), free(ref), free(c);
+        }
+    }
+}
+
 /* C computed a block of whole NR-column panels at a time (elbo_gemm_packed_cols) has the bits of one
  * elbo_gemm_packed call, for B packed from either orientation and for a view, K in one and in several blocks, a
  * partial last panel, with and without an epilogue; the columns outside a block are not written. */
@@ -445,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_gemm_reentrant_across_threads),
         cmocka_unit_test(test_gemm_b_view_equals_packed),
         cmocka_unit_test(test_gemm_column_blocks_equal_whole),
+        cmocka_unit_test(test_gemm_b_in_place_policy_same_bits),
         cmocka_unit_test(test_isa_override),
     };
     return cmocka_run_group_tests_name("kernel_gemm", tests, NULL, NULL);

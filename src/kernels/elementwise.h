@@ -32,6 +32,10 @@ typedef void (*elbo_sigmoid_mse_fn)(float *dlogits, float *loss, float *probs, c
 typedef void (*elbo_sigmoid_bce_fn)(float *dlogits, float *loss, float *probs, const float *logits,
                                     const uint8_t *x, float grad_scale, size_t b, size_t d);
 
+/* Pixels as the network's input: dst (n) = src (n) / 255, correctly rounded as (float)src / 255.0f (the
+ * same values the GEMM's uint8 packing produces). */
+typedef void (*elbo_unit_from_u8_fn)(float *dst, const uint8_t *src, size_t n);
+
 /* Bias gradient: db (N) = sum over the B rows of dy (B, N, row stride ldy); accumulate adds into db. */
 typedef void (*elbo_column_sum_fn)(float *db, const float *dy, size_t b, size_t n, size_t ldy,
                                    int accumulate);

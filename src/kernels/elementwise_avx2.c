@@ -215,6 +215,16 @@ static void sigmoid_bce_avx2(float *dlogits, float *loss, float *probs, const fl
     sigmoid_loss_rows(dlogits, loss, probs, logits, x, _mm256_set1_ps(grad_scale), 1.0f, b, d, 1);
 }
 
+/* dst (n) = src (n) / 255, 8 pixels per division. */
+static void unit_from_u8_avx2(float *dst, const uint8_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + VEC <= n; i += VEC)
+        _mm256_storeu_ps(dst + i, load_targets(src + i));
+    for (; i < n; i++)
+        dst[i] = (float)src[i] / 255.0f;
+}
+
 /* db (N) = [db +] sum over rows i of dy (B, N, stride ldy): rows added in order from zero, 32 columns
  * per pass (4 accumulators), then 8, then a masked tail. */
 static void column_sum_avx2(float *db, const float *dy, size_t b, size_t n, size_t ldy,
@@ -374,6 +384,7 @@ void elbo_elementwise_register_avx2(elbo_kernels *k)
     k->sigmoid_mse = sigmoid_mse_avx2;
     k->sigmoid_bce = sigmoid_bce_avx2;
     k->column_sum = column_sum_avx2;
+    k->unit_from_u8 = unit_from_u8_avx2;
     k->adam = adam_avx2;
     k->sgd = sgd_avx2;
 }

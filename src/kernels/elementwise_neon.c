@@ -292,6 +292,19 @@ static void sigmoid_bce_neon(float *dlogits, float *loss, float *probs, const fl
     sigmoid_loss_rows(dlogits, loss, probs, logits, x, grad_scale, 1.0f, b, d, 1);
 }
 
+/* dst (n) = src (n) / 255, 8 pixels per step. */
+static void unit_from_u8_neon(float *dst, const uint8_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        f32x8 t = load_targets(src + i);
+        vst1q_f32(dst + i, t.lo);
+        vst1q_f32(dst + i + 4, t.hi);
+    }
+    for (; i < n; i++)
+        dst[i] = (float)src[i] / 255.0f;
+}
+
 /* db (N) = [db +] sum over rows i of dy (B, N, stride ldy): rows added in order from zero,
  * 16 columns per pass (4 accumulators), then 4, then one column at a time. */
 static void column_sum_neon(float *db, const float *dy, size_t b, size_t n, size_t ldy,
@@ -465,6 +478,7 @@ void elbo_elementwise_register_neon(elbo_kernels *k)
     k->sigmoid_mse = sigmoid_mse_neon;
     k->sigmoid_bce = sigmoid_bce_neon;
     k->column_sum = column_sum_neon;
+    k->unit_from_u8 = unit_from_u8_neon;
     k->adam = adam_neon;
     k->sgd = sgd_neon;
 }

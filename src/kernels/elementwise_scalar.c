@@ -104,6 +104,13 @@ static void sigmoid_bce_scalar(float *dlogits, float *loss, float *probs, const 
     sigmoid_loss_rows(dlogits, loss, probs, logits, x, grad_scale, 1.0f, b, d, 1);
 }
 
+/* dst (n) = src (n) / 255. */
+static void unit_from_u8_scalar(float *dst, const uint8_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (float)src[i] / 255.0f;
+}
+
 /* db (N) = [db +] sum over rows i of dy (B, N, stride ldy), rows added in order from zero. */
 static void column_sum_scalar(float *db, const float *dy, size_t b, size_t n, size_t ldy,
                               int accumulate)
@@ -167,6 +174,7 @@ void elbo_elementwise_register_scalar(elbo_kernels *k)
     k->sigmoid_mse = sigmoid_mse_scalar;
     k->sigmoid_bce = sigmoid_bce_scalar;
     k->column_sum = column_sum_scalar;
+    k->unit_from_u8 = unit_from_u8_scalar;
     k->adam = adam_scalar;
     k->sgd = sgd_scalar;
 }

@@ -62,6 +62,7 @@ int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const elbo_kernels *kern)
 {
     const elbo_gemm_blocking *bl = &kern->blocking;
     ws->pack_a = ELBO_PACK_A_AUTO;
+    ws->pack_b = ELBO_PACK_B_AUTO;
     ws->packed_a_floats = bl->mc * bl->kc;
     ws->packed_b_floats = bl->kc * bl->nc;
     ws->packed_a = alloc_floats(ws->packed_a_floats);
@@ -246,7 +247,7 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
                                         alpha, beta, tp);
             else if (narrow)
                 kern->gemm_ukernel_narrow(kc, at, a_rs, a_cs, pb, bs.rs, ct, ldc, mrr, nrr, alpha, beta, tp);
-            else if (kern->gemm_ukernel_strided_a && as.a_rs)
+            else if (kern->gemm_ukernel_strided_a && (as.a_rs || bs.in_place)) /* packed A: a_rs 1, a_cs mr */
                 kern->gemm_ukernel_strided_a(kc, at, a_rs, a_cs, pb, bs.rs, ct, ldc, mrr, nrr, alpha, beta, tp);
             else
                 kern->gemm_ukernel(kc, at, pb, ct, ldc, mrr, nrr, alpha, beta, tp);
@@ -290,10 +291,6 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     const size_t mc_blk = scaled_block(bl->mc, bl->mr, bl->kc, kcb), nc_blk = scaled_block(bl->nc, bl->nr, bl->kc, kcb);
     assert(mc_blk * kcb <= ws->packed_a_floats && kcb * nc_blk <= ws->packed_b_floats);
     int in_place = k > 0 && read_a_in_place(kern, ws, a, m, n - j_begin, k);
-    if (pre && pre->view_ld && !in_place) { /* B is read in place only beside an in-place A: pack it here */
-        b = elbo_operand_f32(pre->data, pre->view_ld, ELBO_NOTRANS);
-        pre = NULL;
-    }
     for (size_t j0 = j_begin; j0 < n; j0 += nc_blk) {
         size_t nc = n - j0 < nc_blk ? n - j0 : nc_blk;
         size_t k0 = 0;
@@ -328,10 +325,27 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     }
 }
 
+/* Whether elbo_gemm reads a row-major f32 B in place (as a view) rather than packing it per call: when the
+ * kernels can, and B's row stride spreads a panel's depth steps over the L1 sets (a stride of an odd multiple
+ * of 64 bytes, or twice one; a multiple of 256 bytes puts a panel's rows in a quarter of the sets or fewer,
+ * where they evict each other, e.g. 2048 floats). */
+static int read_b_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *ws, elbo_operand b, size_t n)
+{
+    const size_t line = 64 / sizeof(float);
+    if (!kern->gemm_ukernel_strided_a || b.dtype != ELBO_DTYPE_F32 || b.trans != ELBO_NOTRANS ||
+        n % kern->blocking.nr != 0 || ws->pack_b == ELBO_PACK_B_ALWAYS)
+        return 0;
+    return ws->pack_b == ELBO_PACK_B_NEVER || (b.ld % line == 0 && (b.ld / line) % 4 != 0);
+}
+
 void elbo_gemm(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k, float alpha,
                elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc, const elbo_epilogue *epi)
 {
-    gemm_blocked(kern, ws, m, 0, n, k, alpha, a, b, NULL, beta, c, ldc, epi);
+    elbo_packed_b view;
+    if (k > 0 && read_b_in_place(kern, ws, b, n) && elbo_packed_b_view(&view, kern, k, n, b.data, b.ld) == 0)
+        gemm_blocked(kern, ws, m, 0, n, k, alpha, a, (elbo_operand){0}, &view, beta, c, ldc, epi);
+    else
+        gemm_blocked(kern, ws, m, 0, n, k, alpha, a, b, NULL, beta, c, ldc, epi);
 }
 
 void elbo_gemm_packed(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,

@@ -32,9 +32,14 @@ typedef struct {
 /* When A is packed: AUTO packs unless C is narrow and the ISA can read f32 A in place. */
 typedef enum { ELBO_PACK_A_AUTO = 0, ELBO_PACK_A_ALWAYS, ELBO_PACK_A_NEVER } elbo_pack_a_policy;
 
+/* When elbo_gemm packs a row-major f32 B: AUTO reads it in place where the kernels can and its row stride
+ * suits the L1 cache, else packs it per call. */
+typedef enum { ELBO_PACK_B_AUTO = 0, ELBO_PACK_B_ALWAYS, ELBO_PACK_B_NEVER } elbo_pack_b_policy;
+
 /* Per-thread scratch for packed panels of A (MC x KC) and B (KC x NC). */
 typedef struct {
     elbo_pack_a_policy pack_a; /* AUTO after init; tests and benches may force either path */
+    elbo_pack_b_policy pack_b; /* AUTO after init; likewise */
     float *packed_a;
     float *packed_b;
     size_t packed_a_floats;
@@ -70,8 +75,9 @@ size_t elbo_packed_b_floats(const struct elbo_kernels *kern, size_t k, size_t n)
 /* Allocates storage for a packed (K x N) B; returns 0 or -1 on out-of-memory. */
 int elbo_packed_b_alloc(elbo_packed_b *pb, const struct elbo_kernels *kern, size_t k, size_t n);
 /* Makes pb a view of row-major f32 B (K x N, row stride ld, not transposed) read in place by the GEMM, with no
- * copy: packing it is a no-op and it always shows B's current values. Returns 0, or -1 when this kernel table
- * cannot read B in place for that shape (N not a multiple of NR, or no in-place kernel): pack B then. */
+ * copy: packing it is a no-op and it always shows B's current values, beside a packed or an in-place A.
+ * Returns 0, or -1 when this kernel table cannot read B in place for that shape (N not a multiple of NR, or no
+ * in-place kernel): pack B then. */
 int elbo_packed_b_view(elbo_packed_b *pb, const struct elbo_kernels *kern, size_t k, size_t n, const float *b,
                        size_t ld);
 /* Frees storage from elbo_packed_b_alloc (a view owns none). */

@@ -24,6 +24,7 @@ typedef struct elbo_kernels {
     elbo_sigmoid_mse_fn sigmoid_mse;
     elbo_sigmoid_bce_fn sigmoid_bce;
     elbo_column_sum_fn column_sum;
+    elbo_unit_from_u8_fn unit_from_u8;
     elbo_adam_fn adam;
     elbo_sgd_fn sgd;
 } elbo_kernels;

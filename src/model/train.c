@@ -10,8 +10,10 @@
 #include "finite.h"
 #include "rng.h"
 
-/* Puts each thread's rows of every activation buffer (and of the gathered batch) on its NUMA node. */
-static void place_activations(const elbo_team *team, elbo_vae_activations *a, const elbo_vae *m, uint8_t *xbatch)
+/* Puts each thread's rows of every activation buffer (and of the gathered batch, as bytes and floats) on its
+ * NUMA node. */
+static void place_activations(const elbo_team *team, elbo_vae_activations *a, const elbo_vae *m, uint8_t *xbatch,
+                              float *xf)
 {
     const elbo_param_layout *l = &m->layout;
     size_t z = m->cfg.latent, d = m->cfg.input_dim, rows = a->max_batch, f = sizeof(float);
@@ -30,6 +32,7 @@ static void place_activations(const elbo_team *team, elbo_vae_activations *a, co
     elbo_team_place_rows(team, a->recon, rows, f);
     elbo_team_place_rows(team, a->logits, rows, d * f);
     elbo_team_place_rows(team, xbatch, rows, d);
+    elbo_team_place_rows(team, xf, rows, d * f);
 }
 
 /* Interleaves the data every thread reads across the NUMA nodes: parameters, gradients, optimizer state and
@@ -62,14 +65,15 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->batch = batch;
     tr->perm = malloc((n_train ? n_train : 1) * sizeof *tr->perm);
     tr->xbatch = malloc(batch * model->cfg.input_dim);
-    if (!tr->perm || !tr->xbatch || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
+    tr->xf = aligned_alloc(64, (batch * model->cfg.input_dim * sizeof(float) + 63) / 64 * 64);
+    if (!tr->perm || !tr->xbatch || !tr->xf || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
         elbo_vae_activations_init(&tr->act, model, batch) != 0 ||
         elbo_team_init(&tr->team, n_threads ? n_threads : 1, model->kern, topo) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
         return -1;
     }
-    place_activations(&tr->team, &tr->act, model, tr->xbatch);
+    place_activations(&tr->team, &tr->act, model, tr->xbatch, tr->xf);
     if (topo && tr->team.n > 1)
         interleave_shared(topo, model, &tr->opt);
     return 0;
@@ -82,6 +86,7 @@ void elbo_trainer_free(elbo_trainer *tr)
     elbo_team_free(&tr->team);
     free(tr->perm);
     free(tr->xbatch);
+    free(tr->xf);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -115,8 +120,9 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
         elbo_team_rows(b, t, nt, &r0, &r1);
         for (size_t r = r0; r < r1; r++)
             memcpy(tr->xbatch + r * d, data->pixels + (size_t)rows[r] * d, d);
+        m->kern->unit_from_u8(tr->xf + r0 * d, tr->xbatch + r0 * d, (r1 - r0) * d);
         fill_noise(a->eps + r0 * z, r1 - r0, z, tr->seed, ELBO_STREAM_EPS, r0, (uint32_t)tr->step);
-        elbo_vae_forward_part(m, a, ws, tr->xbatch, b, r0, r1, t, nt);
+        elbo_vae_forward_part(m, a, ws, tr->xbatch, tr->xf, b, r0, r1, t, nt);
         elbo_vae_backward_rows(m, a, ws, r0, r1); /* its rows' forward values are complete: no barrier */
         /* Every weight and bias gradient is summed from the layers' output gradients: a NaN or infinity in any
          * row of them is caught here, before any parameter changes. */
@@ -139,7 +145,7 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
             grads_finite = !bad;
         }
         if (go_on)
-            elbo_vae_train_tail_part(m, a, ws, tr->xbatch, b, t, nt, update_params, &tr->opt);
+            elbo_vae_train_tail_part(m, a, ws, tr->xbatch, tr->xf, b, t, nt, update_params, &tr->opt);
     }
     tr->nonfinite_grads = finite && !grads_finite;
     if (finite && grads_finite)

@@ -28,6 +28,7 @@ typedef struct {
     size_t epoch_pos;       /* samples already trained in the unfinished epoch (resuming mid-epoch) */
     uint32_t *perm;         /* this epoch's order of the training set */
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
+    float *xf;              /* (batch, dim) the same pixels as floats x / 255, the first layer's input */
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
 } elbo_trainer;
 

@@ -117,14 +117,15 @@ void elbo_vae_activations_free(elbo_vae_activations *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Row r0 of layer i's input: x (uint8, B x D) for the first layer, z for the first decoder layer, else the
- * previous layer's activation. */
-static elbo_operand layer_input(const elbo_vae *m, const elbo_vae_activations *a, const uint8_t *x, size_t i,
-                                size_t r0)
+/* Row r0 of layer i's input: the pixels for the first layer (xf, B x D floats, when not NULL, else x, B x D
+ * uint8: the same values), z for the first decoder layer, else the previous layer's activation. */
+static elbo_operand layer_input(const elbo_vae *m, const elbo_vae_activations *a, const uint8_t *x,
+                                const float *xf, size_t i, size_t r0)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     if (i == 0)
-        return elbo_operand_u8(x + r0 * ly->in, ly->in, ELBO_NOTRANS);
+        return xf ? elbo_operand_f32(xf + r0 * ly->in, ly->in, ELBO_NOTRANS)
+                  : elbo_operand_u8(x + r0 * ly->in, ly->in, ELBO_NOTRANS);
     if (i == m->layout.heads + 1)
         return elbo_operand_f32(a->z + r0 * ly->in, ly->in, ELBO_NOTRANS);
     return elbo_operand_f32(a->h[i - 1] + r0 * ly->in, ly->in, ELBO_NOTRANS);
@@ -152,11 +153,11 @@ static float *layer_output_grad(const elbo_vae *m, const elbo_vae_activations *a
 
 /* Rows [r0, r1) of y (B, out) = input . W^T + bias, then ReLU if the layer has one, in one GEMM. */
 static void linear_forward(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                           size_t i, size_t r0, size_t r1)
+                           const float *xf, size_t i, size_t r0, size_t r1)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     elbo_epilogue epi = {.bias = m->params + ly->b_off, .relu = ly->relu};
-    elbo_gemm_packed(m->kern, ws, r1 - r0, ly->out, ly->in, 1.0f, layer_input(m, a, x, i, r0), &m->fwd[i], 0.0f,
+    elbo_gemm_packed(m->kern, ws, r1 - r0, ly->out, ly->in, 1.0f, layer_input(m, a, x, xf, i, r0), &m->fwd[i], 0.0f,
                      layer_output(m, a, i) + r0 * ly->out, ly->out, &epi);
 }
 
@@ -164,13 +165,13 @@ void elbo_vae_encode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_
                           size_t r0, size_t r1)
 {
     for (size_t i = 0; i <= m->layout.heads; i++)
-        linear_forward(m, a, ws, x, i, r0, r1);
+        linear_forward(m, a, ws, x, NULL, i, r0, r1);
 }
 
 void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1)
 {
     for (size_t i = m->layout.heads + 1; i <= m->layout.out_layer; i++)
-        linear_forward(m, a, ws, NULL, i, r0, r1);
+        linear_forward(m, a, ws, NULL, NULL, i, r0, r1);
 }
 
 /* Rows [r0, r1) of the reparameterization: z, sigma and the per-sample KL from mulv and eps. */
@@ -291,14 +292,14 @@ static void layer_rows_of_part(const elbo_vae *m, size_t i, size_t p, size_t npa
 /* Layer i's gradients of output features [lo, hi) over b rows: rows [lo, hi) of dW = dY^T . input, and the
  * bias gradient of those features (column sums of dY). */
 static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                             size_t i, size_t b, size_t lo, size_t hi)
+                             const float *xf, size_t i, size_t b, size_t lo, size_t hi)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     const float *dy = layer_output_grad(m, a, i);
     if (hi == lo)
         return;
     elbo_gemm(m->kern, ws, hi - lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lo, ly->out, ELBO_TRANS),
-              layer_input(m, a, x, i, 0), 0.0f, m->grads + ly->w_off + lo * ly->in, ly->in, NULL);
+              layer_input(m, a, x, xf, i, 0), 0.0f, m->grads + ly->w_off + lo * ly->in, ly->in, NULL);
     m->kern->column_sum(m->grads + ly->b_off + lo, dy + lo, b, hi - lo, ly->out, 0);
 }
 
@@ -335,16 +336,16 @@ static int layer_forward_by_features(const elbo_vae *m, size_t i, size_t b, size
 
 /* Output features [lo, hi) of layer i's forward for all b rows (as linear_forward gives them). */
 static void linear_forward_features(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws,
-                                    const uint8_t *x, size_t i, size_t b, size_t lo, size_t hi)
+                                    const uint8_t *x, const float *xf, size_t i, size_t b, size_t lo, size_t hi)
 {
     const elbo_linear_layout *ly = &m->layout.layer[i];
     elbo_epilogue epi = {.bias = m->params + ly->b_off, .relu = ly->relu};
-    elbo_gemm_packed_cols(m->kern, ws, b, lo, hi, ly->in, 1.0f, layer_input(m, a, x, i, 0), &m->fwd[i], 0.0f,
+    elbo_gemm_packed_cols(m->kern, ws, b, lo, hi, ly->in, 1.0f, layer_input(m, a, x, xf, i, 0), &m->fwd[i], 0.0f,
                           layer_output(m, a, i), ly->out, &epi);
 }
 
 void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                           size_t b, size_t r0, size_t r1, size_t part, size_t nparts)
+                           const float *xf, size_t b, size_t r0, size_t r1, size_t part, size_t nparts)
 {
     const elbo_param_layout *l = &m->layout;
     int input_by_features = 0; /* x arrives by rows */
@@ -358,9 +359,9 @@ void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm
             size_t lo, hi;
             layer_rows_of_part(m, i, part, nparts, &lo, &hi);
             if (hi > lo)
-                linear_forward_features(m, a, ws, x, i, b, lo, hi);
+                linear_forward_features(m, a, ws, x, xf, i, b, lo, hi);
         } else if (r1 > r0) {
-            linear_forward(m, a, ws, x, i, r0, r1);
+            linear_forward(m, a, ws, x, xf, i, r0, r1);
         }
         input_by_features = by_features;
         if (i == l->heads) {
@@ -383,17 +384,18 @@ void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_w
     for (size_t i = 0; i < m->layout.n_layers; i++) {
         size_t lo, hi;
         layer_rows_of_part(m, i, part, nparts, &lo, &hi);
-        layer_grads_rows(m, a, ws, x, i, b, lo, hi);
+        layer_grads_rows(m, a, ws, x, NULL, i, b, lo, hi);
     }
 }
 
 void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                              size_t b, size_t part, size_t nparts, elbo_param_update_fn update, void *ctx)
+                              const float *xf, size_t b, size_t part, size_t nparts, elbo_param_update_fn update,
+                              void *ctx)
 {
     for (size_t i = 0; i < m->layout.n_layers; i++) { /* blocks are independent: any layer order */
         size_t lo, hi;
         layer_rows_of_part(m, i, part, nparts, &lo, &hi);
-        layer_grads_rows(m, a, ws, x, i, b, lo, hi);
+        layer_grads_rows(m, a, ws, x, xf, i, b, lo, hi);
         layer_update_pack_rows(m, i, lo, hi, update, ctx);
     }
 }

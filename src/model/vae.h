@@ -65,12 +65,13 @@ void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_
 void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                            size_t r0, size_t r1, float *probs);
 
-/* Part `part` of `nparts` of a training step's forward pass over b rows, called by every thread of an OpenMP
+/* Part `part` of `nparts` of a training step's forward pass over b rows (pixels x, B x D uint8, and, when xf is
+ * not NULL, the same pixels as floats x / 255, which the GEMMs read in place), called by every thread of an OpenMP
  * team (it holds team barriers): the part's rows [r0, r1) of the elementwise stages, and of each layer either
  * those rows or, where that moves fewer bytes between cores, the output features the part updates in
  * elbo_vae_train_tail_part for all rows. Leaves the same bits as elbo_vae_forward_rows over [0, b). */
 void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                           size_t b, size_t r0, size_t r1, size_t part, size_t nparts);
+                           const float *xf, size_t b, size_t r0, size_t r1, size_t part, size_t nparts);
 
 /* Batch sums of rows [0, b) of a->recon and a->kl, in row order. */
 elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activations *a, size_t b);
@@ -95,10 +96,11 @@ typedef void (*elbo_param_update_fn)(void *ctx, elbo_vae *m, size_t off, size_t 
 
 /* Part `part` of `nparts` of a training step's tail, after every row's backward pass: for each layer, the
  * part's block of the parameter gradients (as elbo_vae_param_grads_part), then `update` on that block of
- * parameters, then its repacking. Parts own disjoint blocks, so no part waits for another; the results do
- * not depend on nparts. */
+ * parameters, then its repacking (x and xf as for elbo_vae_forward_part). Parts own disjoint blocks, so no
+ * part waits for another; the results do not depend on nparts. */
 void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                              size_t b, size_t part, size_t nparts, elbo_param_update_fn update, void *ctx);
+                              const float *xf, size_t b, size_t part, size_t nparts, elbo_param_update_fn update,
+                              void *ctx);
 
 
 /* Single-threaded forward pass of b rows (noise in a->eps); returns the batch sums. */
