@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,24 @@ static void interleave_shared(const elbo_topology *topo, elbo_vae *m, elbo_optim
     }
 }
 
+/* Plans every part's tail blocks for nt threads; returns 0 or -1 on out-of-memory. */
+static int tail_plan_init(elbo_trainer *tr, size_t nt)
+{
+    tr->tail_first = malloc((nt + 1) * sizeof *tr->tail_first);
+    tr->tail_next = aligned_alloc(_Alignof(elbo_tail_cursor), nt * sizeof *tr->tail_next);
+    if (!tr->tail_first || !tr->tail_next)
+        return -1;
+    tr->tail_first[0] = 0;
+    for (size_t p = 0; p < nt; p++)
+        tr->tail_first[p + 1] = tr->tail_first[p] + elbo_vae_tail_plan(tr->model, p, nt, NULL);
+    tr->tail = malloc((tr->tail_first[nt] ? tr->tail_first[nt] : 1) * sizeof *tr->tail);
+    if (!tr->tail)
+        return -1;
+    for (size_t p = 0; p < nt; p++)
+        elbo_vae_tail_plan(tr->model, p, nt, tr->tail + tr->tail_first[p]);
+    return 0;
+}
+
 int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
                       uint64_t seed, size_t n_train, size_t n_threads, const elbo_topology *topo, char *err,
                       size_t errlen)
@@ -67,7 +86,7 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->xbatch = malloc(batch * model->cfg.input_dim);
     tr->xf = aligned_alloc(64, (batch * model->cfg.input_dim * sizeof(float) + 63) / 64 * 64);
     if (!tr->perm || !tr->xbatch || !tr->xf || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
-        elbo_vae_activations_init(&tr->act, model, batch) != 0 ||
+        elbo_vae_activations_init(&tr->act, model, batch) != 0 || tail_plan_init(tr, n_threads ? n_threads : 1) != 0 ||
         elbo_team_init(&tr->team, n_threads ? n_threads : 1, model->kern, topo) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
@@ -84,6 +103,9 @@ void elbo_trainer_free(elbo_trainer *tr)
     elbo_optimizer_free(&tr->opt);
     elbo_vae_activations_free(&tr->act);
     elbo_team_free(&tr->team);
+    free(tr->tail);
+    free(tr->tail_first);
+    free(tr->tail_next);
     free(tr->perm);
     free(tr->xbatch);
     free(tr->xf);
@@ -104,6 +126,19 @@ static void update_params(void *ctx, elbo_vae *m, size_t off, size_t rows, size_
     elbo_optimizer_update_block(ctx, m, off, rows, cols, ld);
 }
 
+/* Thread t of nt runs the step's tail over b rows: its own part's blocks first, in order, then any block
+ * another part has not claimed yet, so a thread slowed by another process on its core is helped rather than
+ * waited for. Each block is claimed once; which thread runs it does not change its bits. */
+static void run_tail(elbo_trainer *tr, elbo_gemm_workspace *ws, size_t b, size_t t, size_t nt)
+{
+    for (size_t q = 0; q < nt; q++) {
+        size_t p = (t + q) % nt, end = tr->tail_first[p + 1], c;
+        while ((c = atomic_fetch_add_explicit(&tr->tail_next[p].next, 1, memory_order_relaxed)) < end)
+            elbo_vae_tail_chunk_run(tr->model, &tr->act, ws, tr->xbatch, tr->xf, b, &tr->tail[c], update_params,
+                                    &tr->opt);
+    }
+}
+
 elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b)
 {
     elbo_vae *m = tr->model;
@@ -112,6 +147,8 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
     elbo_batch_loss loss = {0, 0, 0};
     int finite = 1, grads_finite = 1, bad_rows = 0;
     elbo_optimizer_begin_step(&tr->opt); /* counted now, so no thread waits for it; undone if not taken */
+    for (size_t p = 0; p < nt; p++)
+        atomic_store_explicit(&tr->tail_next[p].next, tr->tail_first[p], memory_order_relaxed);
 #pragma omp parallel num_threads((int)nt) default(none) \
     shared(tr, m, a, data, rows, b, d, z, nt, loss, finite, grads_finite, bad_rows)
     {
@@ -145,7 +182,7 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
             grads_finite = !bad;
         }
         if (go_on)
-            elbo_vae_train_tail_part(m, a, ws, tr->xbatch, tr->xf, b, t, nt, update_params, &tr->opt);
+            run_tail(tr, ws, b, t, nt);
     }
     tr->nonfinite_grads = finite && !grads_finite;
     if (finite && grads_finite)

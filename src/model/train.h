@@ -16,6 +16,11 @@ typedef struct {
     size_t n, dim;
 } elbo_images_view;
 
+/* Index of the next unclaimed tail block of one part, alone on its cache line. */
+typedef struct {
+    _Alignas(64) _Atomic size_t next;
+} elbo_tail_cursor;
+
 typedef struct {
     elbo_vae *model;
     elbo_optimizer opt;
@@ -30,6 +35,9 @@ typedef struct {
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
     float *xf;              /* (batch, dim) the same pixels as floats x / 255, the first layer's input */
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
+    elbo_tail_chunk *tail;  /* every part's tail blocks; part p's are [tail_first[p], tail_first[p + 1]) */
+    size_t *tail_first;     /* (threads + 1) */
+    elbo_tail_cursor *tail_next; /* (threads) */
 } elbo_trainer;
 
 /* Per-sample means over a set of samples. */

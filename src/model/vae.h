@@ -68,8 +68,8 @@ void elbo_vae_forward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm
 /* Part `part` of `nparts` of a training step's forward pass over b rows (pixels x, B x D uint8, and, when xf is
  * not NULL, the same pixels as floats x / 255, which the GEMMs read in place), called by every thread of an OpenMP
  * team (it holds team barriers): the part's rows [r0, r1) of the elementwise stages, and of each layer either
- * those rows or, where that moves fewer bytes between cores, the output features the part updates in
- * elbo_vae_train_tail_part for all rows. Leaves the same bits as elbo_vae_forward_rows over [0, b). */
+ * those rows or, where that moves fewer bytes between cores, the output features the part owns in
+ * elbo_vae_tail_plan for all rows. Leaves the same bits as elbo_vae_forward_rows over [0, b). */
 void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                            const float *xf, size_t b, size_t r0, size_t r1, size_t part, size_t nparts);
 
@@ -94,13 +94,23 @@ void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_w
  * same block of m->grads. */
 typedef void (*elbo_param_update_fn)(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld);
 
-/* Part `part` of `nparts` of a training step's tail, after every row's backward pass: for each layer, the
- * part's block of the parameter gradients (as elbo_vae_param_grads_part), then `update` on that block of
- * parameters, then its repacking (x and xf as for elbo_vae_forward_part). Parts own disjoint blocks, so no
- * part waits for another; the results do not depend on nparts. */
-void elbo_vae_train_tail_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                              const float *xf, size_t b, size_t part, size_t nparts, elbo_param_update_fn update,
-                              void *ctx);
+/* A block of a training step's tail: output features [lo, hi) (whole NR panels) of one layer, i.e. those
+ * rows of its weight gradient, their bias gradients, optimizer update and repacking. */
+typedef struct {
+    uint32_t layer, lo, hi;
+} elbo_tail_chunk;
+
+/* The tail blocks part `part` of nparts owns, in order: each layer's output features of the split
+ * elbo_vae_forward_part uses, cut into blocks of a few panels. Written to out when not NULL; returns how many. */
+size_t elbo_vae_tail_plan(const elbo_vae *m, size_t part, size_t nparts, elbo_tail_chunk *out);
+
+/* One block of a training step's tail over b rows, after every row's backward pass (x and xf as for
+ * elbo_vae_forward_part): its rows of dW = dY^T . input and its bias gradients, then `update` on those
+ * parameters, then their repacking. Blocks are disjoint and each element is computed whole in a fixed order,
+ * so any thread may run any block, in any order, with the same bits. */
+void elbo_vae_tail_chunk_run(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
+                             const float *xf, size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update,
+                             void *ctx);
 
 
 /* Single-threaded forward pass of b rows (noise in a->eps); returns the batch sums. */

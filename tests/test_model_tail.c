@@ -1,0 +1,140 @@
+/* The blocks of a training step's tail (weight gradients, optimizer update, repacking): every thread count's
+ * plan covers each layer's output features exactly once in whole panels, and running the blocks in any
+ * order (as threads that help each other do) gives the same bits. */
+#include "test_util.h"
+
+#include <string.h>
+
+#include "optim.h"
+#include "vae.h"
+
+#define IN 784
+#define B 64
+
+/* The kernel table for this CPU. */
+static const elbo_kernels *kernels(void)
+{
+    const elbo_kernels *k = elbo_kernels_select();
+    assert_non_null(k);
+    return k;
+}
+
+/* The default 784-400-20 MSE model, initialized from seed 7 and packed. */
+static void make_model(elbo_vae *m)
+{
+    elbo_vae_config c = elbo_vae_config_default(IN);
+    char err[256];
+    if (elbo_vae_init(m, &c, kernels(), err, sizeof err))
+        test_failf("init: %s\n", err);
+    elbo_params_init(m->params, &m->layout, 7);
+    elbo_vae_pack_weights(m);
+}
+
+/* For 1 to 5 parts: the blocks of all parts tile [0, out) of every layer once, each on whole panels, the
+ * parts' own blocks in order; one part has one block per layer. */
+static void test_tail_plan_covers_each_feature_once(void **state)
+{
+    (void)state;
+    elbo_vae m;
+    make_model(&m);
+    size_t nr = m.kern->blocking.nr;
+    for (size_t nparts = 1; nparts <= 5; nparts++) {
+        unsigned char *seen[ELBO_MAX_LAYERS];
+        for (size_t i = 0; i < m.layout.n_layers; i++)
+            seen[i] = calloc(m.layout.layer[i].out, 1);
+        for (size_t p = 0; p < nparts; p++) {
+            size_t n = elbo_vae_tail_plan(&m, p, nparts, NULL);
+            elbo_tail_chunk *c = malloc((n ? n : 1) * sizeof *c);
+            assert_int_equal(elbo_vae_tail_plan(&m, p, nparts, c), n);
+            if (nparts == 1)
+                assert_int_equal(n, m.layout.n_layers);
+            for (size_t q = 0; q < n; q++) {
+                size_t out = m.layout.layer[c[q].layer].out;
+                if (c[q].lo % nr != 0 || (c[q].hi % nr != 0 && c[q].hi != out) || c[q].lo >= c[q].hi || c[q].hi > out)
+                    test_failf("%zu parts: part %zu block %zu: layer %u rows [%u, %u) not whole panels of %zu\n",
+                               nparts, p, q, c[q].layer, c[q].lo, c[q].hi, out);
+                for (size_t r = c[q].lo; r < c[q].hi; r++)
+                    seen[c[q].layer][r]++;
+            }
+            free(c);
+        }
+        for (size_t i = 0; i < m.layout.n_layers; i++) {
+            for (size_t r = 0; r < m.layout.layer[i].out; r++)
+                if (seen[i][r] != 1)
+                    test_failf("%zu parts: layer %zu feature %zu is in %u blocks\n", nparts, i, r, seen[i][r]);
+            free(seen[i]);
+        }
+    }
+    elbo_vae_free(&m);
+}
+
+/* elbo_param_update_fn: Adam through the optimizer in ctx. */
+static void update(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld)
+{
+    elbo_optimizer_update_block(ctx, m, off, rows, cols, ld);
+}
+
+/* One Adam step of a fresh model on a fixed batch, running the tail blocks of a 3-part plan in plan order or
+ * in reverse; returns the parameters afterwards (caller frees). */
+static float *step_params(int reverse)
+{
+    elbo_vae m;
+    make_model(&m);
+    elbo_vae_activations a;
+    assert_int_equal(elbo_vae_activations_init(&a, &m, B), 0);
+    uint8_t *x = malloc(B * IN);
+    test_rng r = {21};
+    for (size_t i = 0; i < B * IN; i++)
+        x[i] = (uint8_t)test_rng_below(&r, 256);
+    test_fill(&r, a.eps, B * m.cfg.latent, -2.0f, 2.0f);
+    elbo_vae_forward(&m, &a, x, B, NULL);
+    elbo_vae_backward_rows(&m, &a, &a.ws, 0, B);
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
+    elbo_optimizer o;
+    assert_int_equal(elbo_optimizer_init(&o, &oc, &m.layout), 0);
+    elbo_optimizer_begin_step(&o);
+    size_t first[4] = {0}, n = 0;
+    for (size_t p = 0; p < 3; p++)
+        first[p + 1] = first[p] + elbo_vae_tail_plan(&m, p, 3, NULL);
+    elbo_tail_chunk *c = malloc(first[3] * sizeof *c);
+    for (size_t p = 0; p < 3; p++)
+        n += elbo_vae_tail_plan(&m, p, 3, c + first[p]);
+    for (size_t q = 0; q < n; q++)
+        elbo_vae_tail_chunk_run(&m, &a, &a.ws, x, NULL, B, &c[reverse ? n - 1 - q : q], update, &o);
+    float *params = malloc(m.layout.total * sizeof(float));
+    memcpy(params, m.params, m.layout.total * sizeof(float));
+    free(c);
+    free(x);
+    elbo_optimizer_free(&o);
+    elbo_vae_activations_free(&a);
+    elbo_vae_free(&m);
+    return params;
+}
+
+/* The tail's blocks in reverse order leave the parameters of plan order bit for bit (and the step changed
+ * them). */
+static void test_tail_blocks_any_order_same_bits(void **state)
+{
+    (void)state;
+    elbo_vae m;
+    make_model(&m);
+    size_t total = m.layout.total;
+    float *init = malloc(total * sizeof(float));
+    memcpy(init, m.params, total * sizeof(float));
+    elbo_vae_free(&m);
+    float *in_order = step_params(0), *reversed = step_params(1);
+    assert_true(memcmp(in_order, init, total * sizeof(float)) != 0);
+    assert_memory_equal(in_order, reversed, total * sizeof(float));
+    free(init);
+    free(in_order);
+    free(reversed);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tail_plan_covers_each_feature_once),
+        cmocka_unit_test(test_tail_blocks_any_order_same_bits),
+    };
+    return cmocka_run_group_tests_name("model_tail", tests, NULL, NULL);
+}
