@@ -168,7 +168,7 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
             bad_rows = 1;
         }
 #pragma omp barrier
-        /* The step's last barrier: every row's loss and output gradients are done. Every thread sums the batch
+        /* The barrier before the tail: every row's loss and output gradients are done. Every thread sums the batch
          * loss (the same rows in the same order, so the same bits), reads the same flag, and decides alone
          * whether to update. */
         elbo_batch_loss l = elbo_vae_batch_loss(m, a, b);

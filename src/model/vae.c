@@ -388,7 +388,7 @@ void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_w
     }
 }
 
-/* Panels per tail block when several threads share the tail: 64 rows, 16 blocks per thread of a 784-400-20
+/* Panels per tail block when several threads share the tail: 64 rows, 14-15 blocks per thread of a 784-400-20
  * step on two threads. Smaller blocks balance better; on one thread, where nothing is to balance, a layer is
  * one block (the blocks' extra calls cost 2 % of a one-thread step). */
 #ifndef TAIL_CHUNK_PANELS
