@@ -212,8 +212,10 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
 {
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
     for (size_t jr = 0, strip; jr < nc; jr += strip) {
-        /* A strip is two full panels where the table has a two-panel tile, else one panel. */
-        int wide = kern->gemm_ukernel_wide && nc - jr >= 2 * nr;
+        /* A strip is two panels where the table has a two-panel tile and two full panels remain, or one full
+         * and one partial packed panel (zero-padded, so the tile may load it whole; B read in place may not
+         * be read past N); else one panel. */
+        int wide = kern->gemm_ukernel_wide && (nc - jr >= 2 * nr || (!bs.in_place && nc - jr > nr));
         strip = wide ? 2 * nr : nr;
         size_t nrr = nc - jr < strip ? nc - jr : strip;
         int narrow = kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr;

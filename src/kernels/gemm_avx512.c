@@ -158,15 +158,16 @@ static void f32_gemm_ukernel_12x16_strided_a__avx512f(size_t kc, const float *a,
         d##I = _mm512_fmadd_ps(x, b1, d##I);                                                                   \
     }
 
-/* C (rows x 32 of 12 x 32) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * two full B panels
- * (kc x 16 each, the second b_ps floats after the first) + beta * C, then epi. 24 accumulators take two FMAs
+/* C (rows x nr of 12 x 32, 16 < nr <= 32) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * two B
+ * panels (kc x 16 each, the second b_ps floats after the first, loaded whole) + beta * C, then epi. 24 accumulators take two FMAs
  * per broadcast of A: the one-panel tile's 12 broadcasts and one B load per 12 FMAs bound it to about 82 % of
  * the FMA peak on Zen 5, this tile runs at about 97 % in L1. Each element is the one-panel kernels' FMA chain
  * and finishing, so the bits are the same. */
 static inline __attribute__((always_inline)) void wide_body(const int rows, size_t kc, const float *restrict a,
                                                              size_t a_rs, size_t a_cs, const float *restrict b,
                                                              size_t b_rs, size_t b_ps, float *restrict c, size_t ldc,
-                                                             float alpha, float beta, const elbo_tile_epilogue *epi)
+                                                             size_t nr, float alpha, float beta,
+                                                             const elbo_tile_epilogue *epi)
 {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
@@ -199,6 +200,7 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
         b2 += b_rs;
     }
     store_params left = {.alpha = alpha, .beta = beta, .cols = (__mmask16)0xffff}, right = left;
+    right.cols = (__mmask16)((1u << (nr - NR)) - 1);
     if (epi) {
         left.bias = epi->bias;
         left.relu = right.relu = epi->relu;
@@ -216,14 +218,16 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
 }
 
 typedef void (*wide_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
-                        size_t b_ps, float *c, size_t ldc, float alpha, float beta, const elbo_tile_epilogue *epi);
+                        size_t b_ps, float *c, size_t ldc, size_t nr, float alpha, float beta,
+                        const elbo_tile_epilogue *epi);
 
 /* Defines NAME: wide_body compiled for ROWS rows, out of line (edge tiles). */
 #define DEFINE_WIDE(NAME, ROWS)                                                                                \
     static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,          \
-                     size_t b_ps, float *c, size_t ldc, float alpha, float beta, const elbo_tile_epilogue *epi) \
+                     size_t b_ps, float *c, size_t ldc, size_t nr, float alpha, float beta,                     \
+                     const elbo_tile_epilogue *epi)                                                            \
     {                                                                                                          \
-        wide_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, alpha, beta, epi);                           \
+        wide_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);                       \
     }
 
 DEFINE_WIDE(zmm32_rows1, 1)
@@ -242,17 +246,16 @@ DEFINE_WIDE(zmm32_rows11, 11)
 static const wide_fn wide_edge[MR] = {NULL,       zmm32_rows1, zmm32_rows2, zmm32_rows3, zmm32_rows4,  zmm32_rows5,
                                       zmm32_rows6, zmm32_rows7, zmm32_rows8, zmm32_rows9, zmm32_rows10, zmm32_rows11};
 
-/* elbo_gemm_ukernel_wide_fn: C (mr x 32 of 12 x 32) over two full 16-column B panels, A packed or in place. */
+/* elbo_gemm_ukernel_wide_fn: C (mr x nr of 12 x 32) over two 16-column B panels, A packed or in place. */
 static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b,
                                             size_t b_rs, size_t b_ps, float *c, size_t ldc, size_t mr, size_t nr,
                                             float alpha, float beta, const elbo_tile_epilogue *epi)
 {
-    assert(mr >= 1 && mr <= MR && nr == 2 * NR);
-    (void)nr;
+    assert(mr >= 1 && mr <= MR && nr > NR && nr <= 2 * NR);
     if (mr == MR)
-        wide_body(MR, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, alpha, beta, epi);
+        wide_body(MR, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
     else
-        wide_edge[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, alpha, beta, epi);
+        wide_edge[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
 }
 
 /* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the 12 x 16 zmm tile. MC stays

@@ -26,9 +26,10 @@ typedef void (*elbo_gemm_ukernel_strided_a_fn)(size_t kc, const float *a, size_t
                                                const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
                                                size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
 
-/* As elbo_gemm_ukernel_strided_a_fn over two adjacent full NR-column panels at once (a tile 2 NR wide: nr is
- * 2 NR): the second panel's depth step p starts at b + b_ps + p*b_rs (b_ps = NR*kc for packed panels, NR for
- * B read in place). Packed A is a_rs = 1, a_cs = MR. Every element gets the bits the one-panel kernels give it. */
+/* As elbo_gemm_ukernel_strided_a_fn over two adjacent NR-column panels at once (a tile 2 NR wide, nr valid
+ * columns, NR < nr <= 2 NR): the second panel's depth step p starts at b + b_ps + p*b_rs (b_ps = NR*kc for
+ * packed panels, NR for B read in place), and is loaded whole (a partial one only when packed, zero-padded).
+ * Packed A is a_rs = 1, a_cs = MR. Every element gets the bits the one-panel kernels give it. */
 typedef void (*elbo_gemm_ukernel_wide_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b,
                                           size_t b_rs, size_t b_ps, float *c, size_t ldc, size_t mr, size_t nr,
                                           float alpha, float beta, const elbo_tile_epilogue *epi);
