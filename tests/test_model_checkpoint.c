@@ -123,14 +123,6 @@ static void expect_msg(const char *msg, const char *a, const char *b, const char
 
 /* ---- models ---- */
 
-/* The kernel table for this CPU. */
-static const elbo_kernels *kernels(void)
-{
-    const elbo_kernels *k = elbo_kernels_select();
-    assert_non_null(k);
-    return k;
-}
-
 /* A config from its parts; enc and dec are zero-terminated width lists. */
 static elbo_vae_config make_config(size_t input_dim, const size_t *enc, size_t latent, const size_t *dec,
                                    elbo_recon recon, double sigma0, double beta)
@@ -165,7 +157,7 @@ static elbo_vae_config small_config(void)
 static void make_model(elbo_vae *m, const elbo_vae_config *cfg, uint64_t seed)
 {
     char err[ERRLEN];
-    if (elbo_vae_init(m, cfg, kernels(), err, sizeof err))
+    if (elbo_vae_init(m, cfg, test_kernels(), err, sizeof err))
         test_failf("init: %s\n", err);
     elbo_params_init(m->params, &m->layout, seed);
     float special[6] = {-0.0f, FLT_MIN / 8, FLT_MAX, -FLT_MIN, -FLT_MAX, 1.0f / 3};
@@ -414,16 +406,16 @@ static void round_trip(const elbo_vae_config *cfg)
     check_safetensors_file(path, &m);
 
     memset(&st_back, 0x5a, sizeof st_back);
-    if (elbo_checkpoint_load(path, &back, kernels(), &st_back, err, sizeof err))
+    if (elbo_checkpoint_load(path, &back, test_kernels(), &st_back, err, sizeof err))
         test_failf("load: %s\n", err);
     expect_config_equal(&m.cfg, &back.cfg);
     expect_state_equal(&st, &st_back);
     assert_int_equal(back.layout.total, m.layout.total);
     assert_memory_equal(back.params, m.params, m.layout.total * sizeof(float));
-    assert_ptr_equal(back.kern, kernels());
+    assert_ptr_equal(back.kern, test_kernels());
     elbo_vae_free(&back);
     /* the training state is optional */
-    if (elbo_checkpoint_load(path, &back, kernels(), NULL, err, sizeof err))
+    if (elbo_checkpoint_load(path, &back, test_kernels(), NULL, err, sizeof err))
         test_failf("load without state: %s\n", err);
     assert_memory_equal(back.params, m.params, m.layout.total * sizeof(float));
     elbo_vae_free(&back);
@@ -480,7 +472,7 @@ static void test_save_replaces_atomically(void **state)
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0644);
     elbo_train_state st_back;
-    if (elbo_checkpoint_load(path, &back, kernels(), &st_back, err, sizeof err))
+    if (elbo_checkpoint_load(path, &back, test_kernels(), &st_back, err, sizeof err))
         test_failf("load: %s\n", err);
     assert_memory_equal(back.params, b.params, b.layout.total * sizeof(float));
     assert_int_equal(st_back.step, st.step);
@@ -669,7 +661,7 @@ static void expect_load_error(const char *path, const char *a, const char *b)
     elbo_train_state st;
     memset(&m, 0x5a, sizeof m);
     char err[ERRLEN] = "";
-    assert_int_equal(elbo_checkpoint_load(path, &m, kernels(), &st, err, sizeof err), -1);
+    assert_int_equal(elbo_checkpoint_load(path, &m, test_kernels(), &st, err, sizeof err), -1);
     assert_null(m.params);
     assert_null(m.grads);
     assert_int_equal(m.layout.n_tensors, 0);
@@ -695,7 +687,7 @@ static void fixture_open(fixture *fx)
     elbo_vae_free(&m);
     in_dir(&fx->s, "bad.safetensors", fx->bad);
     char err[ERRLEN] = "";
-    if (elbo_checkpoint_load(fx->good, &m, kernels(), NULL, err, sizeof err))
+    if (elbo_checkpoint_load(fx->good, &m, test_kernels(), NULL, err, sizeof err))
         test_failf("good checkpoint: %s\n", err);
     elbo_vae_free(&m);
     /* the data region of 6-5-2-4-6: 101 floats; rewritten unchanged through cJSON it still loads */
@@ -703,7 +695,7 @@ static void fixture_open(fixture *fx)
     doc_open(&d, fx->good);
     assert_int_equal(d.data_len, 404);
     doc_write(&d, fx->bad);
-    if (elbo_checkpoint_load(fx->bad, &m, kernels(), NULL, err, sizeof err))
+    if (elbo_checkpoint_load(fx->bad, &m, test_kernels(), NULL, err, sizeof err))
         test_failf("rewritten good checkpoint: %s\n", err);
     elbo_vae_free(&m);
 }
@@ -1048,7 +1040,7 @@ static void test_bad_metadata(void **state)
         elbo_vae m;
         elbo_train_state st;
         char err[ERRLEN] = "";
-        if (elbo_checkpoint_load(fx.bad, &m, kernels(), &st, err, sizeof err))
+        if (elbo_checkpoint_load(fx.bad, &m, test_kernels(), &st, err, sizeof err))
             test_failf("load without classes: %s\n", err);
         assert_string_equal(st.classes, "");
         elbo_vae_free(&m);
@@ -1103,7 +1095,7 @@ static void test_other_config(void **state)
     make_model(&big, &cfg, 6);
     elbo_train_state st = make_state();
     save_ok(in_dir(&fx.s, "other.safetensors", path), &big, &st);
-    if (elbo_checkpoint_load(path, &back, kernels(), NULL, err, sizeof err))
+    if (elbo_checkpoint_load(path, &back, test_kernels(), NULL, err, sizeof err))
         test_failf("load: %s\n", err);
     expect_config_equal(&cfg, &back.cfg);
     elbo_vae_free(&back);

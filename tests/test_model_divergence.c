@@ -11,14 +11,6 @@
 #define IN 36
 #define B 8
 
-/* The kernel table for this CPU. */
-static const elbo_kernels *kernels(void)
-{
-    const elbo_kernels *k = elbo_kernels_select();
-    assert_non_null(k);
-    return k;
-}
-
 /* A 36-16-4-16-36 MSE model with KL weight beta, initialized from seed 3. */
 static void make_model(elbo_vae *m, double beta)
 {
@@ -27,7 +19,7 @@ static void make_model(elbo_vae *m, double beta)
     c.latent = 4;
     c.beta = beta;
     char err[256];
-    if (elbo_vae_init(m, &c, kernels(), err, sizeof err))
+    if (elbo_vae_init(m, &c, test_kernels(), err, sizeof err))
         test_failf("init: %s\n", err);
     elbo_params_init(m->params, &m->layout, 3);
     elbo_vae_pack_weights(m);

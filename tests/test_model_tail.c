@@ -11,20 +11,12 @@
 #define IN 784
 #define B 64
 
-/* The kernel table for this CPU. */
-static const elbo_kernels *kernels(void)
-{
-    const elbo_kernels *k = elbo_kernels_select();
-    assert_non_null(k);
-    return k;
-}
-
 /* The default 784-400-20 MSE model, initialized from seed 7 and packed. */
 static void make_model(elbo_vae *m)
 {
     elbo_vae_config c = elbo_vae_config_default(IN);
     char err[256];
-    if (elbo_vae_init(m, &c, kernels(), err, sizeof err))
+    if (elbo_vae_init(m, &c, test_kernels(), err, sizeof err))
         test_failf("init: %s\n", err);
     elbo_params_init(m->params, &m->layout, 7);
     elbo_vae_pack_weights(m);

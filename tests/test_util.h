@@ -11,6 +11,16 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "kernels.h"
+
+/* The kernel table this CPU selects (fails the test if there is none). */
+static inline const elbo_kernels *test_kernels(void)
+{
+    const elbo_kernels *k = elbo_kernels_select();
+    assert_non_null(k);
+    return k;
+}
+
 /* Deterministic 64-bit generator (splitmix64) for test data. */
 typedef struct { uint64_t s; } test_rng;
 

@@ -46,30 +46,39 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
     _mm512_mask_storeu_ps(cr, m, v);
 }
 
-/* One depth step of row I: C row I += A (I, p), broadcast, times the B row. */
+/* One depth step of row I: the broadcast A (I, p) times the B row of each panel the tile covers. */
 #define ROW_STEP(I, BASE, OFF)                                                                                 \
-    if (rows > I)                                                                                              \
-        c##I = _mm512_fmadd_ps(_mm512_set1_ps(BASE[OFF]), b0, c##I);
+    if (rows > I) {                                                                                            \
+        const __m512 x = _mm512_set1_ps(BASE[OFF]);                                                            \
+        c##I = _mm512_fmadd_ps(x, b0, c##I);                                                                   \
+        if (panels > 1)                                                                                        \
+            d##I = _mm512_fmadd_ps(x, b1, d##I);                                                               \
+    }
 
-/* C (rows x nr of 12 x 16) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * B panel (kc x 16)
- * + beta * C, then epi. rows (1..12) is a compile-time constant, so no FMA is spent on rows past the tile.
- * Every element is one FMA chain over p from zero, then the same finishing operations, whatever the tile. */
-static inline __attribute__((always_inline)) void tile_body(const int rows, size_t kc, const float *restrict a,
-                                                             size_t a_rs, size_t a_cs, const float *restrict b,
-                                                             size_t b_rs, float *restrict c, size_t ldc, size_t nr, float alpha,
+/* C (rows x nr of 12 x 16 panels) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * `panels` B
+ * panels (kc x 16 each, depth step p at b + p*b_rs, the second b_ps floats after the first) + beta * C, then
+ * epi. rows (1..12) and panels (1, 2) are compile-time constants, so no FMA or register is spent past the
+ * tile. One panel: 12 accumulators, and one load or broadcast per FMA bounds the loop to about 82 % of a Zen 5
+ * core's FMA peak; two panels: 24 accumulators, two FMAs per broadcast, about 97 % in L1 (the second panel
+ * is loaded whole: full, or packed and zero-padded; nr > 16 then). Every element is one FMA chain over p from
+ * zero, then the same finishing operations, whatever the tile, so the bits do not depend on it. */
+static inline __attribute__((always_inline)) void tile_body(const int rows, const int panels, size_t kc,
+                                                             const float *restrict a, size_t a_rs, size_t a_cs,
+                                                             const float *restrict b, size_t b_rs, size_t b_ps,
+                                                             float *restrict c, size_t ldc, size_t nr, float alpha,
                                                              float beta, const elbo_tile_epilogue *epi)
 {
-    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
-    __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
-    __m512 c6 = _mm512_setzero_ps(), c7 = _mm512_setzero_ps(), c8 = _mm512_setzero_ps();
-    __m512 c9 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
+    __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
+    __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
     for (int i = 0; i < rows; i++)
-        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        for (int q = 0; q < panels; q++)
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)q * NR), _MM_HINT_T0);
     const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
-    const float *a6 = a + 6 * a_rs;
-#pragma GCC unroll 4
+    const float *a6 = a + 6 * a_rs, *b2 = b + b_ps;
+#pragma GCC unroll 2
     for (size_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = panels > 1 ? _mm512_loadu_ps(b2) : b0;
         ROW_STEP(0, a, 0)
         ROW_STEP(1, a, o1)
         ROW_STEP(2, a, o2)
@@ -86,121 +95,12 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, size
         if (rows > 6)
             a6 += a_cs;
         b += b_rs;
+        if (panels > 1)
+            b2 += b_rs;
     }
-    store_params sp = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << nr) - 1)};
-    if (epi) {
-        sp.bias = epi->bias;
-        sp.relu = epi->relu;
-        sp.mask = epi->mask;
-        sp.ld_mask = epi->ld_mask;
-    }
-    const __m512 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    for (int i = 0; i < rows; i++)
-        finish_row(c, ldc, (size_t)i, acc[i], &sp);
-}
-
-typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, float *c,
-                        size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
-
-/* Defines NAME: tile_body compiled for ROWS rows, out of line (edge tiles; the full-height tile is inlined in
- * the kernel entry points so its loop and register allocation stay those of one body). */
-#define DEFINE_TILE(NAME, ROWS)                                                                                \
-    static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs, float *c, \
-                     size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)             \
-    {                                                                                                          \
-        tile_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);                                   \
-    }
-
-DEFINE_TILE(zmm16_rows1, 1)
-DEFINE_TILE(zmm16_rows2, 2)
-DEFINE_TILE(zmm16_rows3, 3)
-DEFINE_TILE(zmm16_rows4, 4)
-DEFINE_TILE(zmm16_rows5, 5)
-DEFINE_TILE(zmm16_rows6, 6)
-DEFINE_TILE(zmm16_rows7, 7)
-DEFINE_TILE(zmm16_rows8, 8)
-DEFINE_TILE(zmm16_rows9, 9)
-DEFINE_TILE(zmm16_rows10, 10)
-DEFINE_TILE(zmm16_rows11, 11)
-
-/* Edge tiles by row count (index mr; the full-height entry is unused). */
-static const tile_fn edge[MR] = {NULL, zmm16_rows1, zmm16_rows2, zmm16_rows3, zmm16_rows4, zmm16_rows5, zmm16_rows6, zmm16_rows7, zmm16_rows8, zmm16_rows9, zmm16_rows10, zmm16_rows11};
-
-/* C (mr x nr of 12 x 16) = alpha * A panel (12 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
-static void f32_gemm_ukernel_12x16__avx512f(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                                            size_t mr, size_t nr, float alpha, float beta,
-                                            const elbo_tile_epilogue *epi)
-{
-    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
-    if (mr == MR)
-        tile_body(MR, kc, a, 1, MR, b, NR, c, ldc, nr, alpha, beta, epi);
-    else
-        edge[mr](kc, a, 1, MR, b, NR, c, ldc, nr, alpha, beta, epi);
-}
-
-/* As above with A read in place (strides a_rs, a_cs) instead of packed. */
-static void f32_gemm_ukernel_12x16_strided_a__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs,
-                                                      const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
-                                                      size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
-{
-    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
-    if (mr == MR)
-        tile_body(MR, kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
-    else
-        edge[mr](kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
-}
-
-/* One depth step of row I of a two-panel tile: the broadcast A (I, p) times both B rows. */
-#define WIDE_ROW_STEP(I, BASE, OFF)                                                                            \
-    if (rows > I) {                                                                                            \
-        const __m512 x = _mm512_set1_ps(BASE[OFF]);                                                            \
-        c##I = _mm512_fmadd_ps(x, b0, c##I);                                                                   \
-        d##I = _mm512_fmadd_ps(x, b1, d##I);                                                                   \
-    }
-
-/* C (rows x nr of 12 x 32, 16 < nr <= 32) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * two B
- * panels (kc x 16 each, the second b_ps floats after the first, loaded whole) + beta * C, then epi. 24 accumulators take two FMAs
- * per broadcast of A: the one-panel tile's 12 broadcasts and one B load per 12 FMAs bound it to about 82 % of
- * the FMA peak on Zen 5, this tile runs at about 97 % in L1. Each element is the one-panel kernels' FMA chain
- * and finishing, so the bits are the same. */
-static inline __attribute__((always_inline)) void wide_body(const int rows, size_t kc, const float *restrict a,
-                                                             size_t a_rs, size_t a_cs, const float *restrict b,
-                                                             size_t b_rs, size_t b_ps, float *restrict c, size_t ldc,
-                                                             size_t nr, float alpha, float beta,
-                                                             const elbo_tile_epilogue *epi)
-{
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
-    __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
-    __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
-    for (int i = 0; i < rows; i++) {
-        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR), _MM_HINT_T0);
-    }
-    const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
-    const float *a6 = a + 6 * a_rs, *b2 = b + b_ps;
-#pragma GCC unroll 2
-    for (size_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b2);
-        WIDE_ROW_STEP(0, a, 0)
-        WIDE_ROW_STEP(1, a, o1)
-        WIDE_ROW_STEP(2, a, o2)
-        WIDE_ROW_STEP(3, a, o3)
-        WIDE_ROW_STEP(4, a, o4)
-        WIDE_ROW_STEP(5, a, o5)
-        WIDE_ROW_STEP(6, a6, 0)
-        WIDE_ROW_STEP(7, a6, o1)
-        WIDE_ROW_STEP(8, a6, o2)
-        WIDE_ROW_STEP(9, a6, o3)
-        WIDE_ROW_STEP(10, a6, o4)
-        WIDE_ROW_STEP(11, a6, o5)
-        a += a_cs;
-        if (rows > 6)
-            a6 += a_cs;
-        b += b_rs;
-        b2 += b_rs;
-    }
-    store_params left = {.alpha = alpha, .beta = beta, .cols = (__mmask16)0xffff}, right = left;
-    right.cols = (__mmask16)((1u << (nr - NR)) - 1);
+    size_t left_cols = panels > 1 ? NR : nr;
+    store_params left = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << left_cols) - 1)}, right = left;
+    right.cols = (__mmask16)((1u << (nr - left_cols)) - 1);
     if (epi) {
         left.bias = epi->bias;
         left.relu = right.relu = epi->relu;
@@ -213,38 +113,78 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
     const __m512 acc_right[MR] = {d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11};
     for (int i = 0; i < rows; i++) {
         finish_row(c, ldc, (size_t)i, acc_left[i], &left);
-        finish_row(c + NR, ldc, (size_t)i, acc_right[i], &right);
+        if (panels > 1)
+            finish_row(c + NR, ldc, (size_t)i, acc_right[i], &right);
     }
 }
 
-typedef void (*wide_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
+typedef void (*tile_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,
                         size_t b_ps, float *c, size_t ldc, size_t nr, float alpha, float beta,
                         const elbo_tile_epilogue *epi);
 
-/* Defines NAME: wide_body compiled for ROWS rows, out of line (edge tiles). */
-#define DEFINE_WIDE(NAME, ROWS)                                                                                \
+/* Defines NAME: tile_body compiled for ROWS rows over PANELS panels, out of line (edge tiles; the full-height
+ * tiles are inlined in the kernel entry points so their loops and register allocation stay those of one
+ * body). */
+#define DEFINE_TILE(NAME, ROWS, PANELS)                                                                        \
     static void NAME(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b, size_t b_rs,          \
                      size_t b_ps, float *c, size_t ldc, size_t nr, float alpha, float beta,                     \
                      const elbo_tile_epilogue *epi)                                                            \
     {                                                                                                          \
-        wide_body(ROWS, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);                       \
+        tile_body(ROWS, PANELS, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);               \
     }
 
-DEFINE_WIDE(zmm32_rows1, 1)
-DEFINE_WIDE(zmm32_rows2, 2)
-DEFINE_WIDE(zmm32_rows3, 3)
-DEFINE_WIDE(zmm32_rows4, 4)
-DEFINE_WIDE(zmm32_rows5, 5)
-DEFINE_WIDE(zmm32_rows6, 6)
-DEFINE_WIDE(zmm32_rows7, 7)
-DEFINE_WIDE(zmm32_rows8, 8)
-DEFINE_WIDE(zmm32_rows9, 9)
-DEFINE_WIDE(zmm32_rows10, 10)
-DEFINE_WIDE(zmm32_rows11, 11)
+DEFINE_TILE(zmm16_rows1, 1, 1)
+DEFINE_TILE(zmm16_rows2, 2, 1)
+DEFINE_TILE(zmm16_rows3, 3, 1)
+DEFINE_TILE(zmm16_rows4, 4, 1)
+DEFINE_TILE(zmm16_rows5, 5, 1)
+DEFINE_TILE(zmm16_rows6, 6, 1)
+DEFINE_TILE(zmm16_rows7, 7, 1)
+DEFINE_TILE(zmm16_rows8, 8, 1)
+DEFINE_TILE(zmm16_rows9, 9, 1)
+DEFINE_TILE(zmm16_rows10, 10, 1)
+DEFINE_TILE(zmm16_rows11, 11, 1)
+DEFINE_TILE(zmm32_rows1, 1, 2)
+DEFINE_TILE(zmm32_rows2, 2, 2)
+DEFINE_TILE(zmm32_rows3, 3, 2)
+DEFINE_TILE(zmm32_rows4, 4, 2)
+DEFINE_TILE(zmm32_rows5, 5, 2)
+DEFINE_TILE(zmm32_rows6, 6, 2)
+DEFINE_TILE(zmm32_rows7, 7, 2)
+DEFINE_TILE(zmm32_rows8, 8, 2)
+DEFINE_TILE(zmm32_rows9, 9, 2)
+DEFINE_TILE(zmm32_rows10, 10, 2)
+DEFINE_TILE(zmm32_rows11, 11, 2)
 
-/* Two-panel edge tiles by row count (index mr; the full-height entry is unused). */
-static const wide_fn wide_edge[MR] = {NULL,       zmm32_rows1, zmm32_rows2, zmm32_rows3, zmm32_rows4,  zmm32_rows5,
-                                      zmm32_rows6, zmm32_rows7, zmm32_rows8, zmm32_rows9, zmm32_rows10, zmm32_rows11};
+/* Edge tiles by row count (index mr; the full-height entries are unused): one panel, two panels. */
+static const tile_fn edge16[MR] = {NULL,        zmm16_rows1, zmm16_rows2, zmm16_rows3, zmm16_rows4,  zmm16_rows5,
+                                   zmm16_rows6, zmm16_rows7, zmm16_rows8, zmm16_rows9, zmm16_rows10, zmm16_rows11};
+static const tile_fn edge32[MR] = {NULL,        zmm32_rows1, zmm32_rows2, zmm32_rows3, zmm32_rows4,  zmm32_rows5,
+                                   zmm32_rows6, zmm32_rows7, zmm32_rows8, zmm32_rows9, zmm32_rows10, zmm32_rows11};
+
+/* C (mr x nr of 12 x 16) = alpha * A panel (12 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
+static void f32_gemm_ukernel_12x16__avx512f(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                            size_t mr, size_t nr, float alpha, float beta,
+                                            const elbo_tile_epilogue *epi)
+{
+    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
+    if (mr == MR)
+        tile_body(MR, 1, kc, a, 1, MR, b, NR, 0, c, ldc, nr, alpha, beta, epi);
+    else
+        edge16[mr](kc, a, 1, MR, b, NR, 0, c, ldc, nr, alpha, beta, epi);
+}
+
+/* As above with A read in place (strides a_rs, a_cs) instead of packed, and B's depth stride b_rs. */
+static void f32_gemm_ukernel_12x16_strided_a__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs,
+                                                      const float *b, size_t b_rs, float *c, size_t ldc, size_t mr,
+                                                      size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
+{
+    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
+    if (mr == MR)
+        tile_body(MR, 1, kc, a, a_rs, a_cs, b, b_rs, 0, c, ldc, nr, alpha, beta, epi);
+    else
+        edge16[mr](kc, a, a_rs, a_cs, b, b_rs, 0, c, ldc, nr, alpha, beta, epi);
+}
 
 /* elbo_gemm_ukernel_wide_fn: C (mr x nr of 12 x 32) over two 16-column B panels, A packed or in place. */
 static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b,
@@ -253,13 +193,13 @@ static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_
 {
     assert(mr >= 1 && mr <= MR && nr > NR && nr <= 2 * NR);
     if (mr == MR)
-        wide_body(MR, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
+        tile_body(MR, 2, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
     else
-        wide_edge[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
+        edge32[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
 }
 
-/* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the 12 x 16 zmm tile. MC stays
- * 168 (a multiple of 12 as of 6), so blocks keep the AVX2 path's cache footprint and summation order. */
+/* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC stays 168 (a
+ * multiple of 12 as of 6), so blocks keep the AVX2 path's cache footprint and summation order. */
 void elbo_gemm_register_avx512(elbo_kernels *k)
 {
     elbo_gemm_register_avx2(k);

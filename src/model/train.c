@@ -85,9 +85,10 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->perm = malloc((n_train ? n_train : 1) * sizeof *tr->perm);
     tr->xbatch = malloc(batch * model->cfg.input_dim);
     tr->xf = aligned_alloc(64, (batch * model->cfg.input_dim * sizeof(float) + 63) / 64 * 64);
+    size_t nt = n_threads ? n_threads : 1;
     if (!tr->perm || !tr->xbatch || !tr->xf || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
-        elbo_vae_activations_init(&tr->act, model, batch) != 0 || tail_plan_init(tr, n_threads ? n_threads : 1) != 0 ||
-        elbo_team_init(&tr->team, n_threads ? n_threads : 1, model->kern, topo) != 0) {
+        elbo_vae_activations_init(&tr->act, model, batch) != 0 || tail_plan_init(tr, nt) != 0 ||
+        elbo_team_init(&tr->team, nt, model->kern, topo) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
         return -1;
