@@ -2,6 +2,7 @@
 #include "dataset.h"
 
 #include "errmsg.h"
+#include "huge_alloc.h"
 #include "idx.h"
 #include "synthetic.h"
 
@@ -32,7 +33,7 @@ static const char *const file_bases[NUM_FILES] = {
 /* Frees a split's arrays and zeroes it. */
 void elbo_split_free(elbo_split *s)
 {
-    free(s->pixels);
+    elbo_huge_free(s->pixels);
     free(s->labels);
     memset(s, 0, sizeof *s);
 }

@@ -10,7 +10,7 @@ typedef struct {
     size_t n;            /* samples */
     size_t rows, cols;   /* image shape */
     size_t dim;          /* rows * cols */
-    uint8_t *pixels;     /* n * dim, owned */
+    uint8_t *pixels;     /* n * dim, owned (elbo_huge_alloc) */
     uint8_t *labels;     /* n, owned */
 } elbo_split;
 

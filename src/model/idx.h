@@ -24,7 +24,7 @@
 typedef struct {
     size_t count;      /* number of images */
     size_t rows, cols; /* each image is rows x cols uint8 pixels, row-major */
-    uint8_t *pixels;   /* count * rows * cols bytes, owned */
+    uint8_t *pixels;   /* count * rows * cols bytes, owned (elbo_huge_alloc: training gathers random rows) */
 } elbo_idx_images;
 
 /* Reads an IDX image file (magic 0x00000803), plain or gzip. Returns 0, or -1 with a message in err. */
