@@ -2,7 +2,7 @@
 #include "dataset.h"
 
 #include "errmsg.h"
-#include "huge_alloc.h"
+#include "lazy_alloc.h"
 #include "idx.h"
 #include "synthetic.h"
 
@@ -33,8 +33,8 @@ static const char *const file_bases[NUM_FILES] = {
 /* Frees a split's arrays and zeroes it. */
 void elbo_split_free(elbo_split *s)
 {
-    elbo_huge_free(s->pixels);
-    free(s->labels);
+    elbo_lazy_free(s->pixels);
+    elbo_lazy_free(s->labels);
     memset(s, 0, sizeof *s);
 }
 
@@ -84,7 +84,7 @@ static int load_split(elbo_split *s, const char *images_path, const char *labels
         elbo_errf(err, errlen, "count mismatch: %s has %zu images, %s has %zu labels", images_path, im.count,
                   labels_path, count);
         elbo_idx_images_free(&im);
-        free(labels);
+        elbo_lazy_free(labels);
         return -1;
     }
     *s = (elbo_split){.n = im.count, .rows = im.rows, .cols = im.cols, .dim = im.rows * im.cols,

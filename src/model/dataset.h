@@ -10,8 +10,8 @@ typedef struct {
     size_t n;            /* samples */
     size_t rows, cols;   /* image shape */
     size_t dim;          /* rows * cols */
-    uint8_t *pixels;     /* n * dim, owned (elbo_huge_alloc) */
-    uint8_t *labels;     /* n, owned */
+    uint8_t *pixels;     /* n * dim, owned (elbo_lazy_alloc) */
+    uint8_t *labels;     /* n, owned (elbo_lazy_alloc) */
 } elbo_split;
 
 typedef struct {

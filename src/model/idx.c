@@ -2,7 +2,7 @@
 #include "idx.h"
 
 #include "errmsg.h"
-#include "huge_alloc.h"
+#include "lazy_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,6 @@
 #define MAX_DIMS 3
 #define GZ_BUFFER_BYTES (256u << 10)   /* zlib's input buffer (its default is 8 KiB) */
 #define READ_CHUNK ((size_t)1 << 30)   /* gzread takes an unsigned and returns an int */
-#define FIRST_ALLOC ((size_t)1 << 20)  /* gzip bodies grow from here (realloc), so a lying header costs 1 MiB */
 #define TRAILING_SCAN_MAX ((size_t)1 << 20)
 
 /* An open IDX file and what it should hold. */
@@ -197,48 +196,22 @@ static int check_plain_size(const idx_file *f, size_t bytes, char *err, size_t e
     return 0;
 }
 
-/* Frees a body from read_body. */
-static void free_body(uint8_t *buf, int huge)
+/* Reads exactly `bytes` body bytes into a new elbo_lazy_alloc array, reserved whole: memory is committed as
+ * the data arrives, so a header that lies about the size costs no more than the data that is there. */
+static int read_body(idx_file *f, size_t bytes, uint8_t **data, char *err, size_t errlen)
 {
-    if (huge)
-        elbo_huge_free(buf);
-    else
-        free(buf);
-}
-
-/* Reads exactly `bytes` body bytes into a new array: with `huge`, an elbo_huge_alloc array reserved whole
- * (memory is committed as the data arrives, so a header that lies about the size costs no more than the data
- * that is there); else a malloc array grown as data arrives (gzip sizes are unknown). */
-static int read_body(idx_file *f, size_t bytes, int huge, uint8_t **data, char *err, size_t errlen)
-{
-    size_t cap = huge || bytes < FIRST_ALLOC ? bytes : FIRST_ALLOC;
-    size_t got = 0;
-    uint8_t *buf = huge ? elbo_huge_alloc(cap) : malloc(cap);
+    uint8_t *buf = elbo_lazy_alloc(bytes);
     if (!buf) {
-        elbo_errf(err, errlen, "%s: body: cannot allocate %zu bytes", f->path, cap);
+        elbo_errf(err, errlen, "%s: body: cannot reserve %zu bytes", f->path, bytes);
         return -1;
     }
-    for (;;) {
-        size_t n = read_full(f->gz, buf + got, cap - got);
-        got += n;
-        if (got == bytes)
-            break;
-        if (got < cap) {
-            if (!stream_failed(f, f->header_bytes + got, f->header_bytes + bytes, err, errlen))
-                elbo_errf(err, errlen, "%s: body: truncated at byte %zu of %zu", f->path, f->header_bytes + got,
-                          f->header_bytes + bytes);
-            free_body(buf, huge);
-            return -1;
-        }
-        size_t next = bytes - cap < cap ? bytes : 2 * cap; /* not huge: a huge body is whole from the start */
-        uint8_t *grown = realloc(buf, next);
-        if (!grown) {
-            elbo_errf(err, errlen, "%s: body: cannot allocate %zu bytes", f->path, next);
-            free(buf);
-            return -1;
-        }
-        buf = grown;
-        cap = next;
+    size_t got = read_full(f->gz, buf, bytes);
+    if (got < bytes) {
+        if (!stream_failed(f, f->header_bytes + got, f->header_bytes + bytes, err, errlen))
+            elbo_errf(err, errlen, "%s: body: truncated at byte %zu of %zu", f->path, f->header_bytes + got,
+                      f->header_bytes + bytes);
+        elbo_lazy_free(buf);
+        return -1;
     }
     *data = buf;
     return 0;
@@ -263,9 +236,9 @@ static int check_end(idx_file *f, size_t bytes, char *err, size_t errlen)
     return 0;
 }
 
-/* Reads a whole IDX file of the given magic and dimensions into *data (owned by the caller on success; from
- * elbo_huge_alloc with `huge`, else malloc). */
-static int read_idx(idx_file *f, uint32_t magic, int huge, uint8_t **data, char *err, size_t errlen)
+/* Reads a whole IDX file of the given magic and dimensions into *data (an elbo_lazy_alloc array owned by the
+ * caller on success). */
+static int read_idx(idx_file *f, uint32_t magic, uint8_t **data, char *err, size_t errlen)
 {
     size_t bytes = 0;
     *data = NULL;
@@ -277,9 +250,9 @@ static int read_idx(idx_file *f, uint32_t magic, int huge, uint8_t **data, char 
     if (rc == 0)
         rc = check_plain_size(f, bytes, err, errlen);
     if (rc == 0)
-        rc = read_body(f, bytes, huge, data, err, errlen);
+        rc = read_body(f, bytes, data, err, errlen);
     if (rc == 0 && (rc = check_end(f, bytes, err, errlen)) != 0) {
-        free_body(*data, huge);
+        elbo_lazy_free(*data);
         *data = NULL;
     }
     gzclose_r(f->gz);
@@ -293,7 +266,7 @@ int elbo_idx_read_images(const char *path, elbo_idx_images *out, char *err, size
     idx_file f = {.path = path, .ndims = 3, .dim_names = names};
     uint8_t *pixels = NULL;
     memset(out, 0, sizeof *out);
-    if (read_idx(&f, ELBO_IDX_IMAGES_MAGIC, 1, &pixels, err, errlen) != 0)
+    if (read_idx(&f, ELBO_IDX_IMAGES_MAGIC, &pixels, err, errlen) != 0)
         return -1;
     out->count = f.dims[0];
     out->rows = f.dims[1];
@@ -309,7 +282,7 @@ int elbo_idx_read_labels(const char *path, uint8_t **labels, size_t *count, char
     idx_file f = {.path = path, .ndims = 1, .dim_names = names};
     *labels = NULL;
     *count = 0;
-    if (read_idx(&f, ELBO_IDX_LABELS_MAGIC, 0, labels, err, errlen) != 0)
+    if (read_idx(&f, ELBO_IDX_LABELS_MAGIC, labels, err, errlen) != 0)
         return -1;
     *count = f.dims[0];
     return 0;
@@ -318,6 +291,6 @@ int elbo_idx_read_labels(const char *path, uint8_t **labels, size_t *count, char
 /* Frees an image set and zeroes it. */
 void elbo_idx_images_free(elbo_idx_images *im)
 {
-    elbo_huge_free(im->pixels);
+    elbo_lazy_free(im->pixels);
     memset(im, 0, sizeof *im);
 }

@@ -24,13 +24,14 @@
 typedef struct {
     size_t count;      /* number of images */
     size_t rows, cols; /* each image is rows x cols uint8 pixels, row-major */
-    uint8_t *pixels;   /* count * rows * cols bytes, owned (elbo_huge_alloc: training gathers random rows) */
+    uint8_t *pixels;   /* count * rows * cols bytes, owned (elbo_lazy_alloc) */
 } elbo_idx_images;
 
 /* Reads an IDX image file (magic 0x00000803), plain or gzip. Returns 0, or -1 with a message in err. */
 int elbo_idx_read_images(const char *path, elbo_idx_images *out, char *err, size_t errlen);
 
-/* Reads an IDX label file (magic 0x00000801) into *labels (count bytes, owned). Same error contract. */
+/* Reads an IDX label file (magic 0x00000801) into *labels (count bytes, owned: free with elbo_lazy_free).
+ * Same error contract. */
 int elbo_idx_read_labels(const char *path, uint8_t **labels, size_t *count, char *err, size_t errlen);
 
 /* Frees the pixels and zeroes *im (safe on a zeroed struct). */

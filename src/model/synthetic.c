@@ -1,7 +1,7 @@
 /* Deterministic synthetic shapes (see synthetic.h): integer arithmetic only. */
 #include "synthetic.h"
 
-#include "huge_alloc.h"
+#include "lazy_alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +80,8 @@ int elbo_synthetic_split(elbo_split *s, size_t n, uint64_t seed)
 {
     const size_t dim = ELBO_SYNTHETIC_SIDE * ELBO_SYNTHETIC_SIDE;
     memset(s, 0, sizeof *s);
-    s->pixels = elbo_huge_alloc(n * dim);
-    s->labels = malloc(n);
+    s->pixels = elbo_lazy_alloc(n * dim);
+    s->labels = elbo_lazy_alloc(n);
     if (!s->pixels || !s->labels) {
         elbo_split_free(s);
         return -1;
