@@ -34,8 +34,8 @@ LDLIBS_BASE := -lsleef -lz -lcjson -lhwloc -lm -pthread
 # one binary runs anywhere and picks its kernels at run time.
 ifeq ($(TARGET_ARCH_NAME),x86_64)
 ISA_EXCLUDE := %_neon.c
-AVX2_FLAGS := -mavx2 -mfma -mprfchw
-AVX512_FLAGS := -mavx512f -mavx2 -mfma -mprfchw
+AVX2_FLAGS := -mavx2 -mfma
+AVX512_FLAGS := -mavx512f -mavx2 -mfma
 else ifeq ($(TARGET_ARCH_NAME),aarch64)
 ISA_EXCLUDE := %_avx2.c %_avx512.c
 else
@@ -187,7 +187,7 @@ FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)

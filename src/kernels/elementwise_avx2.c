@@ -24,20 +24,6 @@ static inline __m256i first_lanes(size_t r)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), lane);
 }
 
-/* Floats ahead of the loads that write_ahead asks for: 2 KiB, a few microseconds of a streaming loop. */
-#define WRITE_AHEAD 512
-
-/* Asks for the cache line holding p[j + WRITE_AHEAD] in exclusive state (PREFETCHW), once per 64-byte step of
- * j and only inside the n-float array p. For arrays another core has read since this one last wrote them
- * (parameters the other threads' data-gradient GEMMs read, the batch they read): each line is invalidated
- * there ahead of the store instead of at it, where the stores would wait on one cross-core round trip after
- * another (on two Zen 5 cores of different core complexes, Adam ran 2-3x slower over such rows). */
-static inline void write_ahead(const float *p, size_t j, size_t n)
-{
-    if ((j & 15) == 0 && j + WRITE_AHEAD < n)
-        __builtin_prefetch(p + j + WRITE_AHEAD, 1, 3);
-}
-
 /* Sum of the 8 lanes in the fixed tree order shared by every ISA. */
 static inline float sum_lanes(__m256 v)
 {
@@ -233,10 +219,8 @@ static void sigmoid_bce_avx2(float *dlogits, float *loss, float *probs, const fl
 static void unit_from_u8_avx2(float *dst, const uint8_t *src, size_t n)
 {
     size_t i = 0;
-    for (; i + VEC <= n; i += VEC) {
-        write_ahead(dst, i, n);
+    for (; i + VEC <= n; i += VEC)
         _mm256_storeu_ps(dst + i, load_targets(src + i));
-    }
     for (; i < n; i++)
         dst[i] = (float)src[i] / 255.0f;
 }
@@ -298,7 +282,6 @@ static void adam_row(float *param, float *m, float *v, const float *grad, size_t
 {
     size_t j = 0;
     for (; j + VEC <= n; j += VEC) {
-        write_ahead(param, j, n);
         __m256 p = _mm256_loadu_ps(param + j), mj = _mm256_loadu_ps(m + j), vj = _mm256_loadu_ps(v + j);
         adam_block(&p, &mj, &vj, _mm256_loadu_ps(grad + j), c);
         _mm256_storeu_ps(param + j, p);
@@ -361,7 +344,6 @@ static void sgd_row(float *param, float *buf, const float *grad, size_t n, const
     const int with_buf = c->kind != SGD_PLAIN, read_buf = with_buf && !c->first_step;
     size_t j = 0;
     for (; j + VEC <= n; j += VEC) {
-        write_ahead(param, j, n);
         __m256 p = _mm256_loadu_ps(param + j);
         __m256 bj = read_buf ? _mm256_loadu_ps(buf + j) : _mm256_setzero_ps();
         sgd_block(&p, &bj, _mm256_loadu_ps(grad + j), c);

@@ -188,7 +188,7 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps();
     __m256 c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     for (int i = 0; i < rows; i++)
-        __builtin_prefetch(c + (size_t)i * ldc, 1, 3); /* for writing (PREFETCHW): see gemm_avx512.c */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
     const size_t o0 = 0, o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
 #pragma GCC unroll 4
     for (size_t p = 0; p < kc; p++) {
@@ -234,7 +234,7 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
     __m256 c6 = _mm256_setzero_ps(), c7 = _mm256_setzero_ps(), c8 = _mm256_setzero_ps();
     __m256 c9 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     for (int i = 0; i < rows; i++)
-        __builtin_prefetch(c + (size_t)i * ldc, 1, 3); /* for writing (PREFETCHW): see gemm_avx512.c */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
     const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
     const float *a6 = a + 6 * a_rs;
 #pragma GCC unroll 4

@@ -71,11 +71,9 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
-    /* C's lines for writing (PREFETCHW), so that a line another core has read since it was last written here
-     * (outputs another thread reads the next phase) is invalidated there while the loop runs, not at the store */
     for (int i = 0; i < rows; i++)
         for (int q = 0; q < panels; q++)
-            __builtin_prefetch(c + (size_t)i * ldc + (size_t)q * NR, 1, 3);
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)q * NR), _MM_HINT_T0);
     const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
     const float *a6 = a + 6 * a_rs, *b2 = b + b_ps;
 #pragma GCC unroll 2
