@@ -1,6 +1,8 @@
 /* Philox4x32-10 streams: normals, uniforms and permutations. */
 #include "rng.h"
 
+#include "normals.h"
+
 #include <math.h>
 #include <Random123/philox.h>
 
@@ -14,27 +16,17 @@ void elbo_rng_block(uint64_t seed, elbo_rng_stream stream, uint32_t c0, uint32_t
         out[i] = r.v[i];
 }
 
-/* Maps 32 random bits to a double in (0, 1] with 32 bits of resolution. */
-static double open_unit(uint32_t bits)
-{
-    return ((double)bits + 1.0) * (1.0 / 4294967296.0);
-}
+/* Normals per Box-Muller call: 16 Philox blocks of words on the stack. */
+#define NORMALS_CHUNK 64
 
 void elbo_rng_normals(float *out, size_t n, uint64_t seed, elbo_rng_stream stream, uint32_t a, uint32_t b)
 {
-    const double two_pi = 6.283185307179586476925286766559;
-    for (size_t j = 0; j < n; j += 4) {
-        uint32_t w[4];
-        double z[4];
-        elbo_rng_block(seed, stream, (uint32_t)(j / 4), a, b, w);
-        for (int p = 0; p < 2; p++) {
-            double r = sqrt(-2.0 * log(open_unit(w[2 * p])));
-            double theta = two_pi * open_unit(w[2 * p + 1]);
-            z[2 * p] = r * cos(theta);
-            z[2 * p + 1] = r * sin(theta);
-        }
-        for (size_t i = 0; i < 4 && j + i < n; i++)
-            out[j + i] = (float)z[i];
+    uint32_t words[NORMALS_CHUNK];
+    for (size_t j = 0; j < n; j += NORMALS_CHUNK) {
+        size_t m = n - j < NORMALS_CHUNK ? n - j : NORMALS_CHUNK;
+        for (size_t q = 0; 4 * q < m; q++)
+            elbo_rng_block(seed, stream, (uint32_t)(j / 4 + q), a, b, words + 4 * q);
+        elbo_box_muller(out + j, words, m);
     }
 }
 

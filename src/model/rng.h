@@ -19,7 +19,8 @@ typedef enum {
 void elbo_rng_block(uint64_t seed, elbo_rng_stream stream, uint32_t c0, uint32_t c1, uint32_t c2,
                     uint32_t out[4]);
 
-/* n standard normals (Box-Muller, computed in double): out[j] comes from block {j / 4, a, b, stream}. */
+/* n standard normals: out[j] comes from block {j / 4, a, b, stream}, words 0-1 giving out[4k], out[4k + 1] and
+ * words 2-3 the next two (Box-Muller in double, elbo_box_muller). */
 void elbo_rng_normals(float *out, size_t n, uint64_t seed, elbo_rng_stream stream, uint32_t a, uint32_t b);
 
 /* n uniforms in [lo, hi): out[j] = lo + (hi - lo) * u, u from 24 bits of word j % 4 of block {j / 4, a, b}
