@@ -262,19 +262,24 @@ static void column_sum_avx2(float *db, const float *dy, size_t b, size_t n, size
     }
 }
 
-/* Per-call Adam constants, broadcast. */
+/* Per-call Adam constants, broadcast: step = lr / bc1 * sqrt(bc2) and eps_s = eps * sqrt(bc2), from double. */
 typedef struct {
-    __m256 b1, one_b1, b2, one_b2, wd, eps, step_size, bc2_sqrt;
+    __m256 b1, one_b1, b2, one_b2, wd, eps_s, step;
 } adam_consts;
 
-/* One Adam block: updates p, m, v in place (PyTorch order of operations). */
+/* One Adam block: updates p, m, v in place. m and v as PyTorch computes them; the parameter step is PyTorch's
+ * lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) rearranged to step * m / (sqrt(v) + eps_s) (equal in exact
+ * arithmetic), with 1 / (sqrt(v) + eps_s) from the 12-bit reciprocal estimate and one Newton step (within 2 ulp
+ * of the division) instead of two divisions: Adam's divisions were 4 % of a one-thread training step. */
 static inline void adam_block(__m256 *p, __m256 *m, __m256 *v, __m256 grad, const adam_consts *c)
 {
     __m256 g = _mm256_fmadd_ps(c->wd, *p, grad);
     *m = _mm256_fmadd_ps(c->b1, *m, _mm256_mul_ps(c->one_b1, g));
     *v = _mm256_fmadd_ps(c->b2, *v, _mm256_mul_ps(_mm256_mul_ps(c->one_b2, g), g));
-    __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(*v), c->bc2_sqrt), c->eps);
-    *p = _mm256_fnmadd_ps(c->step_size, _mm256_div_ps(*m, denom), *p);
+    __m256 denom = _mm256_add_ps(_mm256_sqrt_ps(*v), c->eps_s);
+    __m256 r = _mm256_rcp_ps(denom);
+    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(denom, r, _mm256_set1_ps(2.0f)));
+    *p = _mm256_fnmadd_ps(c->step, _mm256_mul_ps(*m, r), *p);
 }
 
 /* Adam over one row of n parameters with the step's constants. */
@@ -309,9 +314,8 @@ static void adam_avx2(float *param, float *m, float *v, const float *grad, size_
     const adam_consts c = {
         .b1 = _mm256_set1_ps((float)h->beta1), .one_b1 = _mm256_set1_ps((float)(1.0 - h->beta1)),
         .b2 = _mm256_set1_ps((float)h->beta2), .one_b2 = _mm256_set1_ps((float)(1.0 - h->beta2)),
-        .wd = _mm256_set1_ps((float)h->weight_decay), .eps = _mm256_set1_ps((float)h->eps),
-        .step_size = _mm256_set1_ps((float)(h->lr / bc1)),
-        .bc2_sqrt = _mm256_set1_ps((float)sqrt(bc2)),
+        .wd = _mm256_set1_ps((float)h->weight_decay), .eps_s = _mm256_set1_ps((float)(h->eps * sqrt(bc2))),
+        .step = _mm256_set1_ps((float)(h->lr / bc1 * sqrt(bc2))),
     };
     for (size_t r = 0; r < rows; r++)
         adam_row(param + r * ld, m + r * ld, v + r * ld, grad + r * ld, cols, &c);
