@@ -70,7 +70,7 @@ static inline void fuzz_idx_check_labels(const char *path, const uint8_t *data, 
         FUZZ_REQUIRE(size == 8 + count, "plain file of %zu bytes accepted for %zu labels", size, count);
         FUZZ_REQUIRE(memcmp(labels, data + 8, count) == 0, "labels differ from the file's body");
     }
-    free(labels);
+    elbo_idx_labels_free(labels);
 }
 
 #endif

@@ -84,7 +84,7 @@ static int load_split(elbo_split *s, const char *images_path, const char *labels
         elbo_errf(err, errlen, "count mismatch: %s has %zu images, %s has %zu labels", images_path, im.count,
                   labels_path, count);
         elbo_idx_images_free(&im);
-        elbo_lazy_free(labels);
+        elbo_idx_labels_free(labels);
         return -1;
     }
     *s = (elbo_split){.n = im.count, .rows = im.rows, .cols = im.cols, .dim = im.rows * im.cols,

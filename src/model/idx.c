@@ -288,6 +288,11 @@ int elbo_idx_read_labels(const char *path, uint8_t **labels, size_t *count, char
     return 0;
 }
 
+void elbo_idx_labels_free(uint8_t *labels)
+{
+    elbo_lazy_free(labels);
+}
+
 /* Frees an image set and zeroes it. */
 void elbo_idx_images_free(elbo_idx_images *im)
 {

@@ -30,11 +30,14 @@ typedef struct {
 /* Reads an IDX image file (magic 0x00000803), plain or gzip. Returns 0, or -1 with a message in err. */
 int elbo_idx_read_images(const char *path, elbo_idx_images *out, char *err, size_t errlen);
 
-/* Reads an IDX label file (magic 0x00000801) into *labels (count bytes, owned: free with elbo_lazy_free).
+/* Reads an IDX label file (magic 0x00000801) into *labels (count bytes, owned: elbo_idx_labels_free).
  * Same error contract. */
 int elbo_idx_read_labels(const char *path, uint8_t **labels, size_t *count, char *err, size_t errlen);
 
 /* Frees the pixels and zeroes *im (safe on a zeroed struct). */
 void elbo_idx_images_free(elbo_idx_images *im);
+
+/* Frees labels from elbo_idx_read_labels (NULL is a no-op). */
+void elbo_idx_labels_free(uint8_t *labels);
 
 #endif
