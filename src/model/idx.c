@@ -288,6 +288,7 @@ int elbo_idx_read_labels(const char *path, uint8_t **labels, size_t *count, char
     return 0;
 }
 
+/* Frees labels read by elbo_idx_read_labels. */
 void elbo_idx_labels_free(uint8_t *labels)
 {
     elbo_lazy_free(labels);
