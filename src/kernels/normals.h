@@ -19,11 +19,11 @@ void elbo_box_muller(float *out, const uint32_t *words, size_t n);
 void elbo_box_muller_libm(float *out, const uint32_t *words, size_t n);
 
 #if defined(__x86_64__)
-/* elbo_box_muller on AVX2 + FMA (the caller checks the CPU). */
+/* elbo_box_muller on AVX2 + FMA for n a multiple of 8 (the caller checks the CPU and pads the tail). */
 void elbo_box_muller_avx2(float *out, const uint32_t *words, size_t n);
 #endif
 #if defined(__aarch64__)
-/* elbo_box_muller on Advanced SIMD. */
+/* elbo_box_muller on Advanced SIMD for n a multiple of 4 (the caller pads the tail). */
 void elbo_box_muller_neon(float *out, const uint32_t *words, size_t n);
 #endif
 

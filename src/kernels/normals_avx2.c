@@ -2,9 +2,9 @@
  * and sincos. */
 #include "normals.h"
 
+#include <assert.h>
 #include <immintrin.h>
 #include <sleef.h>
-#include <string.h>
 
 /* (w + 1) / 2^32 for 4 uint32 words, exact: w - 2^31 as a signed int converts exactly, then + 2^31 + 1. */
 static inline __m256d open_unit4(__m128i w)
@@ -29,14 +29,7 @@ static inline void four_pairs(float *out, const uint32_t *words)
 
 void elbo_box_muller_avx2(float *out, const uint32_t *words, size_t n)
 {
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8)
+    assert(n % 8 == 0);
+    for (size_t j = 0; j < n; j += 8)
         four_pairs(out + j, words + j);
-    if (j < n) { /* the last 1..7 outputs: their words, padded, through the same code */
-        uint32_t w[8] = {0};
-        float z[8];
-        memcpy(w, words + j, ((n - j + 1) & ~(size_t)1) * sizeof *w);
-        four_pairs(z, w);
-        memcpy(out + j, z, (n - j) * sizeof *z);
-    }
 }

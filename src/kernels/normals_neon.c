@@ -3,8 +3,8 @@
 #include "normals.h"
 
 #include <arm_neon.h>
+#include <assert.h>
 #include <sleef.h>
-#include <string.h>
 
 /* (w + 1) / 2^32 for 2 uint32 words, exact in double. */
 static inline float64x2_t open_unit2(uint32x2_t w)
@@ -27,14 +27,7 @@ static inline void two_pairs(float *out, const uint32_t *words)
 
 void elbo_box_muller_neon(float *out, const uint32_t *words, size_t n)
 {
-    size_t j = 0;
-    for (; j + 4 <= n; j += 4)
+    assert(n % 4 == 0);
+    for (size_t j = 0; j < n; j += 4)
         two_pairs(out + j, words + j);
-    if (j < n) { /* the last 1..3 outputs: their words, padded, through the same code */
-        uint32_t w[4] = {0};
-        float z[4];
-        memcpy(w, words + j, ((n - j + 1) & ~(size_t)1) * sizeof *w);
-        two_pairs(z, w);
-        memcpy(out + j, z, (n - j) * sizeof *z);
-    }
 }
