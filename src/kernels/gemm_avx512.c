@@ -11,6 +11,12 @@
 
 #define MR 12
 #define NR 16
+/* The C tile is fetched when a tile starts and again this many depth steps before it ends: where C's row
+ * stride is a multiple of 4 KiB (2048 floats), the tile's rows share two L1 sets, the B panels streaming
+ * through evict them, and the finishing loads would wait on L2 or memory (2048^3: +4-5 %). */
+#ifndef C_REFETCH_STEPS
+#define C_REFETCH_STEPS 64
+#endif
 
 /* Scalars of the store phase shared by all rows of a tile. */
 typedef struct {
@@ -55,6 +61,15 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
             d##I = _mm512_fmadd_ps(x, b1, d##I);                                                               \
     }
 
+/* Fetches the rows x (16 * panels) C tile at c towards L1. */
+static inline __attribute__((always_inline)) void prefetch_c_tile(const int rows, const int panels, const float *c,
+                                                                   size_t ldc)
+{
+    for (int i = 0; i < rows; i++)
+        for (int q = 0; q < panels; q++)
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)q * NR), _MM_HINT_T0);
+}
+
 /* C (rows x nr of 12 x 16 panels) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * `panels` B
  * panels (kc x 16 each, depth step p at b + p*b_rs, the second b_ps floats after the first) + beta * C, then
  * epi. rows (1..12) and panels (1, 2) are compile-time constants, so no FMA or register is spent past the
@@ -71,32 +86,38 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
-    for (int i = 0; i < rows; i++)
-        for (int q = 0; q < panels; q++)
-            _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)q * NR), _MM_HINT_T0);
+    prefetch_c_tile(rows, panels, c, ldc);
     const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
     const float *a6 = a + 6 * a_rs, *b2 = b + b_ps;
+    /* Two parts: C is fetched again between them, C_REFETCH_STEPS depth steps before the end. */
+    const size_t refetch_at = kc > C_REFETCH_STEPS ? kc - C_REFETCH_STEPS : 0;
+    size_t p = 0;
+    for (int part = 0; part < 2; part++) {
+        const size_t end = part == 0 ? refetch_at : kc;
 #pragma GCC unroll 2
-    for (size_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = panels > 1 ? _mm512_loadu_ps(b2) : b0;
-        ROW_STEP(0, a, 0)
-        ROW_STEP(1, a, o1)
-        ROW_STEP(2, a, o2)
-        ROW_STEP(3, a, o3)
-        ROW_STEP(4, a, o4)
-        ROW_STEP(5, a, o5)
-        ROW_STEP(6, a6, 0)
-        ROW_STEP(7, a6, o1)
-        ROW_STEP(8, a6, o2)
-        ROW_STEP(9, a6, o3)
-        ROW_STEP(10, a6, o4)
-        ROW_STEP(11, a6, o5)
-        a += a_cs;
-        if (rows > 6)
-            a6 += a_cs;
-        b += b_rs;
-        if (panels > 1)
-            b2 += b_rs;
+        for (; p < end; p++) {
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = panels > 1 ? _mm512_loadu_ps(b2) : b0;
+            ROW_STEP(0, a, 0)
+            ROW_STEP(1, a, o1)
+            ROW_STEP(2, a, o2)
+            ROW_STEP(3, a, o3)
+            ROW_STEP(4, a, o4)
+            ROW_STEP(5, a, o5)
+            ROW_STEP(6, a6, 0)
+            ROW_STEP(7, a6, o1)
+            ROW_STEP(8, a6, o2)
+            ROW_STEP(9, a6, o3)
+            ROW_STEP(10, a6, o4)
+            ROW_STEP(11, a6, o5)
+            a += a_cs;
+            if (rows > 6)
+                a6 += a_cs;
+            b += b_rs;
+            if (panels > 1)
+                b2 += b_rs;
+        }
+        if (part == 0 && refetch_at > 0)
+            prefetch_c_tile(rows, panels, c, ldc);
     }
     size_t left_cols = panels > 1 ? NR : nr;
     store_params left = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << left_cols) - 1)}, right = left;
