@@ -61,6 +61,23 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
             d##I = _mm512_fmadd_ps(x, b1, d##I);                                                               \
     }
 
+/* Stores tile row I's accumulators (c##I, and d##I for the second panel) to C as they are, masked to the
+ * valid columns. */
+#define STORE_ROW(I)                                                                                           \
+    if (rows > I) {                                                                                            \
+        _mm512_mask_storeu_ps(c + (size_t)I * ldc, left.cols, c##I);                                           \
+        if (panels > 1)                                                                                        \
+            _mm512_mask_storeu_ps(c + (size_t)I * ldc + NR, right.cols, d##I);                                 \
+    }
+
+/* Finishes and stores tile row I (finish_row on each panel's accumulator). */
+#define FINISH_ROW(I)                                                                                          \
+    if (rows > I) {                                                                                            \
+        finish_row(c, ldc, I, c##I, &left);                                                                    \
+        if (panels > 1)                                                                                        \
+            finish_row(c + NR, ldc, I, d##I, &right);                                                          \
+    }
+
 /* Fetches the rows x (16 * panels) C tile at c towards L1. */
 static inline __attribute__((always_inline)) void prefetch_c_tile(const int rows, const int panels, const float *c,
                                                                    size_t ldc)
@@ -130,12 +147,14 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         right.bias = epi->bias ? epi->bias + NR : NULL;
         right.mask = epi->mask ? epi->mask + NR : NULL;
     }
-    const __m512 acc_left[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    const __m512 acc_right[MR] = {d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11};
-    for (int i = 0; i < rows; i++) {
-        finish_row(c, ldc, (size_t)i, acc_left[i], &left);
-        if (panels > 1)
-            finish_row(c + NR, ldc, (size_t)i, acc_right[i], &right);
+    /* Row by row with the accumulators named (an array of them would go through the stack); without alpha,
+     * beta or an epilogue the rows are stored as they are. */
+    if (alpha == 1.0f && beta == 0.0f && !epi) {
+        STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+        STORE_ROW(6) STORE_ROW(7) STORE_ROW(8) STORE_ROW(9) STORE_ROW(10) STORE_ROW(11)
+    } else {
+        FINISH_ROW(0) FINISH_ROW(1) FINISH_ROW(2) FINISH_ROW(3) FINISH_ROW(4) FINISH_ROW(5)
+        FINISH_ROW(6) FINISH_ROW(7) FINISH_ROW(8) FINISH_ROW(9) FINISH_ROW(10) FINISH_ROW(11)
     }
 }
 
