@@ -221,10 +221,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
         int narrow = kern->gemm_ukernel_narrow && nrr <= kern->narrow_nr;
         size_t max_rows = narrow && as.a_rs ? kern->narrow_mr : mr; /* packed A: one mr-row panel per tile */
         size_t mrr;
-        /* The next column strip's B panels come from L3 or memory: fetch a slice of them during each tile of
-         * this strip, so its first tile does not wait on them. */
+        /* The next column strip's B panels come from L3 or memory: where the table asks for it, fetch a slice
+         * of them during each tile of this strip, so its first tile does not wait on them. */
         const float *pb = bs.in_place ? bs.base + jr : bs.base + jr * kc;
-        const float *next_b = jr + strip < nc && !bs.in_place ? pb + strip * kc : NULL;
+        const int prefetch = kern->blocking.prefetch_next_b && jr + strip < nc && !bs.in_place;
+        const float *next_b = prefetch ? pb + strip * kc : NULL;
         size_t next_panels = next_b ? (nc - jr - strip + nr - 1) / nr : 0, max_panels = kern->gemm_ukernel_wide ? 2 : 1;
         next_panels = next_panels < max_panels ? next_panels : max_panels;
         size_t next_bytes = kc * nr * next_panels * sizeof(float), tiles = (mc + mr - 1) / mr;

@@ -373,5 +373,6 @@ void elbo_gemm_register_avx2(elbo_kernels *k)
     k->narrow_mr = NARROW_MR;
     elbo_gemm_pack_register_avx2(k);
     k->gemm_ukernel_name = "f32_gemm_ukernel_6x16__avx2_fma";
-    k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .kc_single = AVX2_KC_SINGLE, .nc = AVX2_NC};
+    k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .kc_single = AVX2_KC_SINGLE, .nc = AVX2_NC,
+                                      .prefetch_next_b = 1};
 }

@@ -208,6 +208,6 @@ void elbo_gemm_register_neon(elbo_kernels *k)
     k->gemm_ukernel = f32_gemm_ukernel_8x12__neon;
     k->gemm_ukernel_name = "f32_gemm_ukernel_8x12__neon";
     k->blocking = (elbo_gemm_blocking){
-        .mr = NEON_MR, .nr = NEON_NR, .mc = NEON_MC, .kc = NEON_KC, .nc = NEON_NC,
+        .mr = NEON_MR, .nr = NEON_NR, .mc = NEON_MC, .kc = NEON_KC, .nc = NEON_NC, .prefetch_next_b = 1,
     };
 }
