@@ -10,6 +10,9 @@ void bench_set_flops(gbench_state *st, const bench_env *env, double flops_per_it
     if (env->peak_gflops > 0)
         gbench_set_counter(st, "pct_peak", 100.0 * flops / (env->peak_gflops * 1e9 * (double)threads),
                            GBENCH_COUNTER_RATE);
+    if (env->path_peak_gflops > 0)
+        gbench_set_counter(st, "pct_path_peak", 100.0 * flops / (env->path_peak_gflops * 1e9 * (double)threads),
+                           GBENCH_COUNTER_RATE);
 }
 
 void bench_set_bytes(gbench_state *st, double bytes_per_iter, double ref_gbs)

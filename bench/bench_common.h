@@ -15,11 +15,13 @@ typedef struct {
     elbo_topology *topo; /* NULL when hwloc failed */
     size_t cores;        /* physical cores available: the largest thread count the rows use */
     double peak_gflops;  /* FP32 FMA peak of one core, measured at start; 0 when unknown */
+    double path_peak_gflops; /* the same at the kernel path's narrower width (bench_fma_path_vector_bits); 0: none */
     double membw_gbs;    /* one-core triad bandwidth over the membw rows' arrays (DRAM), measured at start */
 } bench_env;
 
 /* Sets GFLOP/s and (with a known peak) pct_peak = GFLOP/s / (peak x threads), from the flops of one
- * iteration, as rate counters over the row's wall time. */
+ * iteration, as rate counters over the row's wall time; with a narrower kernel path's peak also
+ * pct_path_peak = GFLOP/s / (path peak x threads). */
 void bench_set_flops(gbench_state *st, const bench_env *env, double flops_per_iter, size_t threads);
 
 /* Sets bytes processed and GB/s from the bytes one iteration reads and writes, and with a reference bandwidth

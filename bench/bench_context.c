@@ -56,6 +56,10 @@ void bench_context_add(const bench_env *env, const char *dataset)
     add("dataset", "%s", dataset);
     add("fma_peak_gflops", "%.2f", env->peak_gflops);
     add("fma_peak_vector_bits", "%d", bench_fma_peak_vector_bits());
+    if (env->path_peak_gflops > 0) {
+        add("fma_peak_path_gflops", "%.2f", env->path_peak_gflops);
+        add("fma_peak_path_vector_bits", "%d", bench_fma_path_vector_bits(env->kern));
+    }
     add("membw_triad_gbs", "%.2f", env->membw_gbs);
 }
 

@@ -1,8 +1,10 @@
 /* FMA peak of one core: 12 independent FMA chains of the widest vectors the CPU runs (fma_peak_avx512.c,
- * fma_peak_avx2.c), whatever kernel path is chosen, so that efficiencies are against the machine's peak. */
+ * fma_peak_avx2.c), whatever kernel path is chosen, so that efficiencies are against the machine's peak; and,
+ * for a kernel path narrower than that, the peak at the path's width. */
 #include "bench_fma.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cpu_features.h"
@@ -40,14 +42,29 @@ int bench_fma_peak_vector_bits(void)
 #endif
 }
 
-/* Flops of one call of the probe (PROBE_ITERS iterations) at the width bench_fma_peak_vector_bits names. */
-static double probe(void)
+int bench_fma_path_vector_bits(const elbo_kernels *kern)
+{
+    if (!have_probe())
+        return 0;
+    int bits = strcmp(kern->isa, "avx512") == 0 ? 512 : strcmp(kern->isa, "avx2") == 0 ? 256 : 0;
+    return bits && bits < bench_fma_peak_vector_bits() ? bits : 0;
+}
+
+/* Flops of one call of the probe (PROBE_ITERS iterations) with `bits`-wide vectors (512 or 256). */
+static double probe_bits(int bits)
 {
 #if defined(__x86_64__)
-    return bench_fma_peak_vector_bits() == 512 ? fma_peak_avx512_run(PROBE_ITERS) : fma_peak_avx2_run(PROBE_ITERS);
+    return bits == 512 ? fma_peak_avx512_run(PROBE_ITERS) : fma_peak_avx2_run(PROBE_ITERS);
 #else
+    (void)bits;
     return 0;
 #endif
+}
+
+/* Flops of one call of the probe at the width bench_fma_peak_vector_bits names. */
+static double probe(void)
+{
+    return probe_bits(bench_fma_peak_vector_bits());
 }
 
 /* Ascending comparison of doubles for qsort. */
@@ -59,7 +76,12 @@ static int cmp_double(const void *a, const void *b)
 
 double bench_fma_peak_measure(int rounds, double seconds)
 {
-    if (!have_probe() || rounds < 1)
+    return bench_fma_peak_measure_bits(bench_fma_peak_vector_bits(), rounds, seconds);
+}
+
+double bench_fma_peak_measure_bits(int bits, int rounds, double seconds)
+{
+    if (!have_probe() || rounds < 1 || (bits != 256 && bits != 512) || bits > bench_fma_peak_vector_bits())
         return 0;
     double *rate = malloc((size_t)rounds * sizeof *rate);
     if (!rate)
@@ -67,7 +89,7 @@ double bench_fma_peak_measure(int rounds, double seconds)
     for (int r = -1; r < rounds; r++) { /* round -1 warms the core up */
         double flops = 0, t0 = now(), t;
         do {
-            flops += probe();
+            flops += probe_bits(bits);
             t = now() - t0;
         } while (t < seconds);
         if (r >= 0)
@@ -79,14 +101,15 @@ double bench_fma_peak_measure(int rounds, double seconds)
     return median;
 }
 
-/* The row: probe calls as iterations. */
+/* The row: probe calls as iterations (at the machine's width, so no pct_path_peak). */
 static void run_fma_peak(gbench_state *st, void *user)
 {
-    const bench_env *env = user;
+    bench_env env = *(const bench_env *)user;
+    env.path_peak_gflops = 0;
     double flops = 0;
     while (gbench_keep_running(st))
         flops = probe();
-    bench_set_flops(st, env, flops, 1);
+    bench_set_flops(st, &env, flops, 1);
 }
 
 void bench_fma_register(const bench_env *env)

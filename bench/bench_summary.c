@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench_fma.h"
 #include "gbench.h"
 
 /* The median of row `row` if aggregated, else its single run; NULL when it did not run. */
@@ -89,13 +90,18 @@ static void ratio(const gbench_result *r, const char *ref_row, char *out, size_t
     }
 }
 
-void bench_summary_print(FILE *f, double peak_gflops, double membw_gbs)
+void bench_summary_print(FILE *f, const bench_env *env)
 {
     if (gbench_result_count() == 0)
         return;
-    fprintf(f, "\nsummary (median of repetitions; measured at start: FMA peak %.1f GFLOP/s per core, memory "
-               "bandwidth %.1f GB/s (triad, one core))\n", peak_gflops, membw_gbs);
-    fprintf(f, "%-38s %10s %18s %7s %7s %18s  %s\n", "row", "time", "rate", "%peak", "%bw", "ratio", "label");
+    const int path = env->path_peak_gflops > 0;
+    fprintf(f, "\nsummary (median of repetitions; measured at start: FMA peak %.1f GFLOP/s per core", env->peak_gflops);
+    if (path)
+        fprintf(f, ", %d-bit FMA peak of the %s path %.1f", bench_fma_path_vector_bits(env->kern), env->kern->isa,
+                env->path_peak_gflops);
+    fprintf(f, ", memory bandwidth %.1f GB/s (triad, one core))\n", env->membw_gbs);
+    fprintf(f, "%-38s %10s %18s %7s %7s %7s %18s  %s\n", "row", "time", "rate", "%peak", path ? "%path" : "", "%bw",
+            "ratio", "label");
     const char *last = "";
     for (size_t i = 0; i < gbench_result_count(); i++) {
         const gbench_result *r = gbench_result_at(i);
@@ -109,15 +115,17 @@ void bench_summary_print(FILE *f, double peak_gflops, double membw_gbs)
             fprintf(f, "%-38s error: %s\n", r->row, r->error);
             continue;
         }
-        char tm[32], rate[32], pct[16] = "", bw[16] = "", ref[96], rat[48];
-        double p = counter(r, "pct_peak"), b = counter(r, "pct_bw");
+        char tm[32], rate[32], pct[16] = "", ppct[16] = "", bw[16] = "", ref[96], rat[48];
+        double p = counter(r, "pct_peak"), pp = counter(r, "pct_path_peak"), b = counter(r, "pct_bw");
         if (p > 0)
             snprintf(pct, sizeof pct, "%.1f%%", p);
+        if (pp > 0)
+            snprintf(ppct, sizeof ppct, "%.1f%%", pp);
         if (b > 0)
             snprintf(bw, sizeof bw, "%.1f%%", b);
         reference_row(r->row, ref, sizeof ref);
         ratio(r, ref, rat, sizeof rat);
-        fprintf(f, "%-38s %10s %18s %7s %7s %18s  %s\n", r->row, human_time(r->real_seconds, tm, sizeof tm),
-                human_rate(r, rate, sizeof rate), pct, bw, rat, r->label);
+        fprintf(f, "%-38s %10s %18s %7s %7s %7s %18s  %s\n", r->row, human_time(r->real_seconds, tm, sizeof tm),
+                human_rate(r, rate, sizeof rate), pct, ppct, bw, rat, r->label);
     }
 }

@@ -4,9 +4,12 @@
 
 #include <stdio.h>
 
+#include "bench_common.h"
+
 /* Prints the rows of the last gbench_run (medians when repetitions were aggregated): time per iteration,
- * GFLOP/s, samples/s or GB/s, % of the FMA peak, % of the reference bandwidth, and a ratio (elbo vs OpenBLAS,
- * N threads vs 1). peak_gflops and membw_gbs are the start-of-run references shown in the header. */
-void bench_summary_print(FILE *f, double peak_gflops, double membw_gbs);
+ * GFLOP/s, samples/s or GB/s, % of the FMA peak (and of a narrower kernel path's peak when env has one), % of
+ * the reference bandwidth, and a ratio (elbo vs OpenBLAS, N threads vs 1). The header shows env's
+ * start-of-run references. */
+void bench_summary_print(FILE *f, const bench_env *env);
 
 #endif

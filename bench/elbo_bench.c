@@ -88,6 +88,8 @@ int main(int argc, char **argv)
     env.topo = elbo_topology_open(NULL, err, sizeof err);
     env.cores = env.topo ? elbo_topology_cores(env.topo) : 1;
     env.peak_gflops = bench_fma_peak_measure(5, 0.05);
+    if (bench_fma_path_vector_bits(env.kern))
+        env.path_peak_gflops = bench_fma_peak_measure_bits(bench_fma_path_vector_bits(env.kern), 5, 0.05);
     env.membw_gbs = bench_triad_gbs(3 * bench_membw_array_bytes(&env), 3, 0.1);
 
     char out_flag[600], path[512];
@@ -120,10 +122,13 @@ int main(int argc, char **argv)
             "%.1f GB/s (triad, one core) (measured now)\n",
             env.kern->isa, env.kern->gemm_ukernel_name, env.peak_gflops, bench_fma_peak_vector_bits(),
             env.membw_gbs);
+    if (env.path_peak_gflops > 0)
+        fprintf(stderr, "elbo bench: the %s path runs %d-bit FMAs: their peak %.1f GFLOP/s per core (pct_path_peak)\n",
+                env.kern->isa, bench_fma_path_vector_bits(env.kern), env.path_peak_gflops);
     int console = console_format(nargs, args);
     int rc = gbench_run(nargs, args);
     if (rc == 0 && console) {
-        bench_summary_print(stdout, env.peak_gflops, env.membw_gbs);
+        bench_summary_print(stdout, &env);
         if (path[0])
             printf("\nresults: %s\n", path);
     }
