@@ -100,8 +100,10 @@ void bench_summary_print(FILE *f, const bench_env *env)
         fprintf(f, ", %d-bit FMA peak of the %s path %.1f", bench_fma_path_vector_bits(env->kern), env->kern->isa,
                 env->path_peak_gflops);
     fprintf(f, ", memory bandwidth %.1f GB/s (triad, one core))\n", env->membw_gbs);
-    fprintf(f, "%-38s %10s %18s %7s %7s %7s %18s  %s\n", "row", "time", "rate", "%peak", path ? "%path" : "", "%bw",
-            "ratio", "label");
+    fprintf(f, "%-38s %10s %18s %7s", "row", "time", "rate", "%peak");
+    if (path)
+        fprintf(f, " %7s", "%path");
+    fprintf(f, " %7s %18s  %s\n", "%bw", "ratio", "label");
     const char *last = "";
     for (size_t i = 0; i < gbench_result_count(); i++) {
         const gbench_result *r = gbench_result_at(i);
@@ -125,7 +127,10 @@ void bench_summary_print(FILE *f, const bench_env *env)
             snprintf(bw, sizeof bw, "%.1f%%", b);
         reference_row(r->row, ref, sizeof ref);
         ratio(r, ref, rat, sizeof rat);
-        fprintf(f, "%-38s %10s %18s %7s %7s %7s %18s  %s\n", r->row, human_time(r->real_seconds, tm, sizeof tm),
-                human_rate(r, rate, sizeof rate), pct, ppct, bw, rat, r->label);
+        fprintf(f, "%-38s %10s %18s %7s", r->row, human_time(r->real_seconds, tm, sizeof tm),
+                human_rate(r, rate, sizeof rate), pct);
+        if (path)
+            fprintf(f, " %7s", ppct);
+        fprintf(f, " %7s %18s  %s\n", bw, rat, r->label);
     }
 }
