@@ -252,5 +252,6 @@ void elbo_gemm_register_avx512(elbo_kernels *k)
      * forward and data-gradient GEMMs ran 2-5 % faster and a training step 1 % faster (same process,
      * alternating). */
     k->blocking.prefetch_next_b = 0;
+    k->blocking.in_place_trans_a = 1;
     assert(k->blocking.nr == NR && k->blocking.mc % MR == 0);
 }

@@ -42,6 +42,7 @@ typedef struct {
     size_t kc_single; /* depths up to this are one block (0: kc), sparing extra passes over C */
     size_t nc;       /* columns of B per packed panel (multiple of nr), sized for L3 */
     int prefetch_next_b; /* the macro-kernel fetches the next column strip of packed B towards L2 (gemm.c) */
+    int in_place_trans_a; /* a transposed op(A) under a wide C may be read in place when small (gemm.c) */
 } elbo_gemm_blocking;
 
 #endif
