@@ -424,6 +424,38 @@ static void test_sigmoid_losses_variants_agree_bitwise(void **state)
             }
 }
 
+/* The AVX-512 sigmoid + loss kernels give the AVX2 kernels' bits (dlogits, probs, each row's loss), whole
+ * 16-lane vectors and every tail, random and extreme inputs (skipped where the CPU lacks either table). */
+static void test_sigmoid_losses_avx512_equal_avx2(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 784, 785, 799};
+    const elbo_kernels *k512 = elbo_kernels_by_name("avx512"), *k2 = elbo_kernels_by_name("avx2");
+    if (!k512 || !k2)
+        skip();
+    test_rng rng = {8};
+    for (size_t ci = 0; ci < COUNT(loss_cases); ci++)
+        for (size_t si = 0; si < COUNT(sizes); si++)
+            for (int extreme = 0; extreme < 2; extreme++) {
+                const loss_case *c = &loss_cases[ci];
+                const size_t b = 3, d = sizes[si], n = b * d;
+                arena a = {0};
+                float *logits = take_floats(&a, n), *dl = take_floats(&a, n), *probs = take_floats(&a, n);
+                float *loss = take_floats(&a, b), *dl2 = take_floats(&a, n), *probs2 = take_floats(&a, n);
+                float *loss2 = take_floats(&a, b);
+                uint8_t *x = arena_take(&a, n);
+                fill_loss_inputs(&rng, logits, x, n, extreme);
+                seal(&a, logits);
+                seal(&a, x);
+                run_loss(k2, c, dl, loss, probs, logits, x, b, d);
+                run_loss(k512, c, dl2, loss2, probs2, logits, x, b, d);
+                expect_same_bits(loss_name(c), "avx512 dlogits", dl2, dl, n);
+                expect_same_bits(loss_name(c), "avx512 probs", probs2, probs, n);
+                expect_same_bits(loss_name(c), "avx512 loss", loss2, loss, b);
+                arena_free(&a);
+            }
+}
+
 /* ---- column sum ---- */
 
 /* column_sum vs a double sum: sizes x padded strides x accumulate, every ISA.
@@ -678,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_sigmoid_losses_match_reference),
         cmocka_unit_test(test_sigmoid_losses_extremes),
         cmocka_unit_test(test_sigmoid_losses_variants_agree_bitwise),
+        cmocka_unit_test(test_sigmoid_losses_avx512_equal_avx2),
         cmocka_unit_test(test_column_sum_matches_reference),
         cmocka_unit_test(test_unit_from_u8_exact),
         cmocka_unit_test(test_adam_matches_pytorch_reference),

@@ -48,7 +48,7 @@ static const isa_entry isa_registry[] = {
     {"scalar", scalar_runs, elbo_gemm_register_scalar, elbo_elementwise_register_scalar},
 #if defined(__x86_64__)
     {"avx2", avx2_runs, elbo_gemm_register_avx2, elbo_elementwise_register_avx2},
-    {"avx512", avx512_runs, elbo_gemm_register_avx512, elbo_elementwise_register_avx2},
+    {"avx512", avx512_runs, elbo_gemm_register_avx512, elbo_elementwise_register_avx512},
 #endif
 #if defined(__aarch64__)
     {"neon", neon_runs, elbo_gemm_register_neon, elbo_elementwise_register_neon},

@@ -47,9 +47,10 @@ void elbo_gemm_register_avx2(elbo_kernels *k);
 void elbo_elementwise_register_avx2(elbo_kernels *k);
 /* AVX2 packing routines (called by elbo_gemm_register_avx2). */
 void elbo_gemm_pack_register_avx2(elbo_kernels *k);
-/* AVX-512: the AVX2 table with zmm microkernels 16 and 32 columns wide (its elementwise kernels are the AVX2
- * ones). */
+/* AVX-512: the AVX2 table with zmm microkernels 16 and 32 columns wide, and zmm sigmoid + loss kernels (the
+ * other elementwise kernels are the AVX2 ones). */
 void elbo_gemm_register_avx512(elbo_kernels *k);
+void elbo_elementwise_register_avx512(elbo_kernels *k);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
 
