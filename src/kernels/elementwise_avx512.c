@@ -8,6 +8,7 @@
 
 #include <immintrin.h>
 #include <sleef.h>
+#include <stdint.h>
 #include <string.h>
 
 #define VEC 16
@@ -140,4 +141,46 @@ void elbo_elementwise_register_avx512(elbo_kernels *k)
     elbo_elementwise_register_avx2(k);
     k->sigmoid_mse = sigmoid_mse_avx512;
     k->sigmoid_bce = sigmoid_bce_avx512;
+}
+
+/* 1 when the 16 lanes of a and the two 8-lane halves b0, b1 hold the same bits (any NaN matching any NaN). */
+static int same_lanes(__m512 a, __m256 b0, __m256 b1)
+{
+    uint32_t ra[VEC], rb[VEC];
+    memcpy(ra, &a, sizeof ra);
+    memcpy(rb, &b0, sizeof b0);
+    memcpy(rb + 8, &b1, sizeof b1);
+    for (int k = 0; k < VEC; k++) {
+        const int nan_a = (ra[k] & 0x7fffffffu) > 0x7f800000u, nan_b = (rb[k] & 0x7fffffffu) > 0x7f800000u;
+        if (ra[k] != rb[k] && !(nan_a && nan_b))
+            return 0;
+    }
+    return 1;
+}
+
+/* The 16 floats whose bit patterns are first .. first + 15, capped at last. */
+static __m512 bit_patterns(uint64_t first, uint32_t last)
+{
+    uint32_t w[VEC];
+    for (int k = 0; k < VEC; k++)
+        w[k] = first + (uint64_t)k > last ? last : (uint32_t)(first + (uint64_t)k);
+    __m512 x;
+    memcpy(&x, w, sizeof x);
+    return x;
+}
+
+size_t elbo_sleef_avx512_mismatches(void)
+{
+    size_t bad = 0;
+    for (uint64_t u = 0x80000000u; u <= 0xffffffffu; u += VEC) { /* exp of every x <= 0 (and -NaN) */
+        const __m512 x = bit_patterns(u, 0xffffffffu);
+        const __m256 lo = _mm512_castps512_ps256(x), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+        bad += !same_lanes(Sleef_expf16_u10avx512f(x), Sleef_expf8_u10avx2(lo), Sleef_expf8_u10avx2(hi));
+    }
+    for (uint64_t u = 0; u <= 0x3f800000u; u += VEC) { /* log1p of every x in [0, 1] */
+        const __m512 x = bit_patterns(u, 0x3f800000u);
+        const __m256 lo = _mm512_castps512_ps256(x), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+        bad += !same_lanes(Sleef_log1pf16_u10avx512f(x), Sleef_log1pf8_u10avx2(lo), Sleef_log1pf8_u10avx2(hi));
+    }
+    return bad;
 }

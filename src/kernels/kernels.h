@@ -51,6 +51,10 @@ void elbo_gemm_pack_register_avx2(elbo_kernels *k);
  * other elementwise kernels are the AVX2 ones). */
 void elbo_gemm_register_avx512(elbo_kernels *k);
 void elbo_elementwise_register_avx512(elbo_kernels *k);
+/* Groups of 16 inputs on which SLEEF's AVX-512 expf (every x <= 0) or log1pf (every x in [0, 1]) differs from
+ * its AVX2 one in any bit: what the AVX-512 sigmoid kernels rely on being 0 (for the tests; call only where
+ * elbo_kernels_by_name("avx512") is not NULL). */
+size_t elbo_sleef_avx512_mismatches(void);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
 
