@@ -146,10 +146,10 @@ void elbo_elementwise_register_avx512(elbo_kernels *k)
 /* 1 when the 16 lanes of a and the two 8-lane halves b0, b1 hold the same bits (any NaN matching any NaN). */
 static int same_lanes(__m512 a, __m256 b0, __m256 b1)
 {
-    uint32_t ra[VEC], rb[VEC];
-    memcpy(ra, &a, sizeof ra);
-    memcpy(rb, &b0, sizeof b0);
-    memcpy(rb + 8, &b1, sizeof b1);
+    uint32_t ra[VEC], rb[VEC]; /* unaligned stores: no 64-byte-aligned stack slot is needed */
+    _mm512_storeu_ps((float *)ra, a);
+    _mm256_storeu_ps((float *)rb, b0);
+    _mm256_storeu_ps((float *)(rb + 8), b1);
     for (int k = 0; k < VEC; k++) {
         const int nan_a = (ra[k] & 0x7fffffffu) > 0x7f800000u, nan_b = (rb[k] & 0x7fffffffu) > 0x7f800000u;
         if (ra[k] != rb[k] && !(nan_a && nan_b))
@@ -164,9 +164,7 @@ static __m512 bit_patterns(uint64_t first, uint32_t last)
     uint32_t w[VEC];
     for (int k = 0; k < VEC; k++)
         w[k] = first + (uint64_t)k > last ? last : (uint32_t)(first + (uint64_t)k);
-    __m512 x;
-    memcpy(&x, w, sizeof x);
-    return x;
+    return _mm512_loadu_ps((const float *)w);
 }
 
 size_t elbo_sleef_avx512_mismatches(void)
