@@ -13,6 +13,12 @@
 
 #define VEC 16
 
+/* Lanes 8..15 of v. */
+static inline __m256 high_half(__m512 v)
+{
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
 /* Sum of the 8 lanes in the fixed tree order shared by every ISA. */
 static inline float sum_lanes(__m256 v)
 {
@@ -76,7 +82,7 @@ static inline __m512 bce_block(__m512 l, __m512 t, __m512 gs, __m512 *p, __m512 
 static inline __m256 add_terms(__m256 acc, __m512 term, size_t valid)
 {
     const __m256 lo = _mm512_castps512_ps256(term);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(term), 1));
+    const __m256 hi = high_half(term);
     if (valid >= 8) {
         acc = _mm256_add_ps(acc, lo);
     } else {
@@ -136,6 +142,7 @@ static void sigmoid_bce_avx512(float *dlogits, float *loss, float *probs, const 
     sigmoid_loss_rows(dlogits, loss, probs, logits, x, _mm512_set1_ps(grad_scale), 1.0f, b, d, 1);
 }
 
+/* The AVX2 table's elementwise kernels with the zmm sigmoid + loss kernels in place of the AVX2 ones. */
 void elbo_elementwise_register_avx512(elbo_kernels *k)
 {
     elbo_elementwise_register_avx2(k);
@@ -167,17 +174,18 @@ static __m512 bit_patterns(uint64_t first, uint32_t last)
     return _mm512_loadu_ps((const float *)w);
 }
 
+/* Groups of 16 inputs where SLEEF's AVX-512 expf (x <= 0) or log1pf (x in [0, 1]) differs from the AVX2 one. */
 size_t elbo_sleef_avx512_mismatches(void)
 {
     size_t bad = 0;
     for (uint64_t u = 0x80000000u; u <= 0xffffffffu; u += VEC) { /* exp of every x <= 0 (and -NaN) */
         const __m512 x = bit_patterns(u, 0xffffffffu);
-        const __m256 lo = _mm512_castps512_ps256(x), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+        const __m256 lo = _mm512_castps512_ps256(x), hi = high_half(x);
         bad += !same_lanes(Sleef_expf16_u10avx512f(x), Sleef_expf8_u10avx2(lo), Sleef_expf8_u10avx2(hi));
     }
     for (uint64_t u = 0; u <= 0x3f800000u; u += VEC) { /* log1p of every x in [0, 1] */
         const __m512 x = bit_patterns(u, 0x3f800000u);
-        const __m256 lo = _mm512_castps512_ps256(x), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+        const __m256 lo = _mm512_castps512_ps256(x), hi = high_half(x);
         bad += !same_lanes(Sleef_log1pf16_u10avx512f(x), Sleef_log1pf8_u10avx2(lo), Sleef_log1pf8_u10avx2(hi));
     }
     return bad;
