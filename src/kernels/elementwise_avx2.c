@@ -9,6 +9,7 @@
  * as the scalar and NEON kernels. It depends only on the row, so a row gives the same bits however
  * a batch is split across threads. */
 #include "kernels.h"
+#include "lanes_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -22,15 +23,6 @@ static inline __m256i first_lanes(size_t r)
 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), lane);
-}
-
-/* Sum of the 8 lanes in the fixed tree order shared by every ISA. */
-static inline float sum_lanes(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* Targets x / 255 (correctly rounded division) of 8 pixels. */

@@ -5,6 +5,7 @@
  * bit. Each row's loss keeps the AVX2 kernels' 8-lane accumulator (a zmm's low half added before its high
  * half: lane k still adds the elements j = k mod 8 in increasing j) and the shared final tree. */
 #include "kernels.h"
+#include "lanes_avx2.h"
 
 #include <immintrin.h>
 #include <sleef.h>
@@ -17,15 +18,6 @@
 static inline __m256 high_half(__m512 v)
 {
     return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-}
-
-/* Sum of the 8 lanes in the fixed tree order shared by every ISA. */
-static inline float sum_lanes(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* Targets x / 255 (correctly rounded division) of the 16 pixels at px, or of the first r of them (lanes past r
