@@ -67,6 +67,15 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(s
 
 BUILD_FLAGS_STR := $(CC) $(CFLAGS_BASE) $(CFLAGS); ISA files: $(AVX2_FLAGS)$(if $(AVX512_FLAGS),; $(AVX512_FLAGS))
 
+# One short line per step ("CC src/kernels/gemm.o"); `make V=1` prints the full commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-5s %s\n' $(1) $(2)
+endif
+
 .PHONY: all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
@@ -79,22 +88,28 @@ build-config:
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c | $(R123_DEP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_DEFS) '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"' -MMD -MP -c $< -o $@
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(EXTRA_DEFS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS_BASE) $(CXXFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CXX,$@)
+	$(Q)$(CXX) $(CXXFLAGS_BASE) $(CXXFLAGS) -MMD -MP -c $< -o $@
 
 # bench_context.o records the commit: rebuilt when it changes (the stamp is rewritten only then).
-$(BUILD)/bench/bench_context.o: EXTRA_DEFS = '-DELBO_GIT_COMMIT="$(GIT_COMMIT)"'
+$(BUILD)/bench/bench_context.o: EXTRA_DEFS = '-DELBO_GIT_COMMIT="$(GIT_COMMIT)"' '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"'
+# the build flags only in the objects that print them
+$(BUILD)/src/cli/info.o: EXTRA_DEFS = '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"'
 $(BUILD)/bench/bench_context.o: $(BUILD)/bench/git-commit.stamp
 $(BUILD)/bench/git-commit.stamp: FORCE
 	@mkdir -p $(dir $@)
@@ -108,21 +123,25 @@ $(R123_INC)/Random123:
 
 $(BUILD)/libelbo.a: $(LIB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 # PNG output (libpng) is part of the command, not the library: the library and its cross-built tests do not need it.
 $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -o $@
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -o $@
 
 # The command's tests (native only) read its PNGs back with libpng.
 $(BUILD)/tests/test_cli_%: TEST_LIBS := -lpng
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests '-DELBO_BIN="$(BUILD)/elbo"' $< $(BUILD)/libelbo.a -lcmocka $(TEST_LIBS) $(LDLIBS_BASE) -o $@
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests '-DELBO_BIN="$(BUILD)/elbo"' $< $(BUILD)/libelbo.a -lcmocka $(TEST_LIBS) $(LDLIBS_BASE) -o $@
 
 # Google Benchmark is C++: the bench links with g++ (everything but bench/gbench.cc is C).
 $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
-	$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas $(LDLIBS_BASE) -o $@
+	$(call say,LD,$@)
+	$(Q)$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas $(LDLIBS_BASE) -o $@
 
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev valgrind \
