@@ -48,11 +48,10 @@ static void interleave_shared(const elbo_topology *topo, elbo_vae *m, elbo_optim
     if (o->v)
         elbo_topology_interleave_area(topo, o->v, bytes);
     for (size_t i = 0; i < m->layout.n_layers; i++) {
-        const elbo_linear_layout *ly = &m->layout.layer[i];
-        elbo_topology_interleave_area(topo, m->fwd[i].data, elbo_packed_b_floats(m->kern, ly->in, ly->out) * sizeof(float));
-        if (m->bwd[i].data && !m->bwd[i].view_ld) /* a view is part of the parameters */
-            elbo_topology_interleave_area(topo, m->bwd[i].data,
-                                          elbo_packed_b_floats(m->kern, ly->out, ly->in) * sizeof(float));
+        const elbo_linear *l = &m->layer[i];
+        elbo_topology_interleave_area(topo, l->fwd.data, elbo_linear_packed_bytes(l, 0));
+        if (elbo_linear_packed_bytes(l, 1)) /* a view is part of the parameters */
+            elbo_topology_interleave_area(topo, l->bwd.data, elbo_linear_packed_bytes(l, 1));
     }
 }
 

@@ -19,13 +19,11 @@ int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *k
     m->params = elbo_arena_alloc(&m->layout);
     m->grads = elbo_arena_alloc(&m->layout);
     int ok = m->params && m->grads;
+    /* every layer but the first needs its data gradient */
     for (size_t i = 0; ok && i < m->layout.n_layers; i++) {
         const elbo_linear_layout *ly = &m->layout.layer[i];
-        ok = elbo_packed_b_alloc(&m->fwd[i], kern, ly->in, ly->out) == 0;
-        /* The data-gradient GEMM reads W (out x in) in place where the kernels can (no copy to refresh after
-         * each optimizer step), else from a packed copy. */
-        if (ok && i > 0 && elbo_packed_b_view(&m->bwd[i], kern, ly->out, ly->in, m->params + ly->w_off, ly->in) != 0)
-            ok = elbo_packed_b_alloc(&m->bwd[i], kern, ly->out, ly->in) == 0;
+        ok = elbo_linear_init(&m->layer[i], kern, ly->in, ly->out, ly->w_off, ly->b_off,
+                              ly->relu ? ELBO_ACT_RELU : ELBO_ACT_NONE, m->params, i > 0) == 0;
     }
     if (!ok) {
         elbo_vae_free(m);
@@ -37,10 +35,8 @@ int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *k
 
 void elbo_vae_free(elbo_vae *m)
 {
-    for (size_t i = 0; i < ELBO_MAX_LAYERS; i++) {
-        elbo_packed_b_free(&m->fwd[i]);
-        elbo_packed_b_free(&m->bwd[i]);
-    }
+    for (size_t i = 0; i < ELBO_MAX_LAYERS; i++)
+        elbo_linear_free(&m->layer[i]);
     free(m->params);
     free(m->grads);
     memset(m, 0, sizeof *m);
@@ -48,13 +44,8 @@ void elbo_vae_free(elbo_vae *m)
 
 void elbo_vae_pack_weights(elbo_vae *m)
 {
-    for (size_t i = 0; i < m->layout.n_layers; i++) {
-        const elbo_linear_layout *ly = &m->layout.layer[i];
-        const float *w = m->params + ly->w_off;
-        elbo_pack_b(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS));
-        if (i > 0)
-            elbo_pack_b(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS));
-    }
+    for (size_t i = 0; i < m->layout.n_layers; i++)
+        elbo_linear_pack(&m->layer[i], m->params);
 }
 
 /* Allocates n floats, 64-byte aligned; NULL if n is 0 or on failure. */
@@ -151,14 +142,13 @@ static float *layer_output_grad(const elbo_vae *m, const elbo_vae_activations *a
     return a->dh[i];
 }
 
-/* Rows [r0, r1) of y (B, out) = input . W^T + bias, then ReLU if the layer has one, in one GEMM. */
+/* Rows [r0, r1) of layer i's output (B, out) = act(input . W^T + bias), in one GEMM. */
 static void linear_forward(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                            const float *xf, size_t i, size_t r0, size_t r1)
 {
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    elbo_epilogue epi = {.bias = m->params + ly->b_off, .relu = ly->relu};
-    elbo_gemm_packed(m->kern, ws, r1 - r0, ly->out, ly->in, 1.0f, layer_input(m, a, x, xf, i, r0), &m->fwd[i], 0.0f,
-                     layer_output(m, a, i) + r0 * ly->out, ly->out, &epi);
+    const elbo_linear *l = &m->layer[i];
+    elbo_linear_forward(l, ws, layer_output(m, a, i) + r0 * l->out, layer_input(m, a, x, xf, i, r0), r1 - r0,
+                        m->params);
 }
 
 void elbo_vae_encode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
@@ -238,16 +228,11 @@ int elbo_vae_output_grads_finite(const elbo_vae *m, const elbo_vae_activations *
 static void linear_data_grad(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t i,
                              size_t r0, size_t r1)
 {
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    elbo_epilogue epi = {0};
+    const elbo_linear *l = &m->layer[i];
     float *dx = (i == m->layout.heads + 1) ? a->dz : a->dh[i - 1];
-    if (m->layout.layer[i - 1].relu) {
-        epi.relu_mask = a->h[i - 1] + r0 * ly->in;
-        epi.ld_mask = ly->in;
-    }
-    const float *dy = layer_output_grad(m, a, i) + r0 * ly->out;
-    elbo_gemm_packed(m->kern, ws, r1 - r0, ly->in, ly->out, 1.0f, elbo_operand_f32(dy, ly->out, ELBO_NOTRANS),
-                     &m->bwd[i], 0.0f, dx + r0 * ly->in, ly->in, &epi);
+    elbo_activation x_act = i == m->layout.heads + 1 ? ELBO_ACT_NONE : m->layer[i - 1].act;
+    const float *x_saved = x_act != ELBO_ACT_NONE ? a->h[i - 1] + r0 * l->in : NULL;
+    elbo_linear_data_grad(l, ws, dx + r0 * l->in, layer_output_grad(m, a, i) + r0 * l->out, x_saved, x_act, r1 - r0);
 }
 
 void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0,
@@ -265,28 +250,11 @@ void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gem
     }
 }
 
-/* [lo, hi) of part p of nparts over n items, boundaries on multiples of align (the last part takes the rest). */
-static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t *lo, size_t *hi)
-{
-    size_t units = (n + align - 1) / align;
-    *lo = units * p / nparts * align;
-    *hi = units * (p + 1) / nparts * align;
-    if (*lo > n)
-        *lo = n;
-    if (*hi > n)
-        *hi = n;
-}
-
 /* Output features [lo, hi) of layer i that part p of nparts owns in a training step: rows [lo, hi) of its
- * weight gradient dW (out, in), with their optimizer update and repacking, and the same bias features. Whole NR
- * panels, so that the block is whole panels of the forward packing (N = out) too. Row blocks are contiguous
- * in the arena: no cache line is written by two threads, and each thread streams through its own pages (a
- * split by input columns interleaves both threads' lines in every row, and the optimizer then runs at half
- * speed on two threads). When the panels do not divide evenly, which part gets a larger block rotates from
- * layer to layer, so the remainders even out over the step instead of all landing on the last part. */
+ * weight gradient dW (out, in), with their optimizer update and repacking, and the same bias features. */
 static void layer_rows_of_part(const elbo_vae *m, size_t i, size_t p, size_t nparts, size_t *lo, size_t *hi)
 {
-    split_range(m->layout.layer[i].out, (p + i) % nparts, nparts, m->kern->blocking.nr, lo, hi);
+    elbo_linear_features_of_part(&m->layer[i], p, nparts, i, lo, hi);
 }
 
 /* Layer i's gradients of output features [lo, hi) over b rows: rows [lo, hi) of dW = dY^T . input, and the
@@ -294,13 +262,8 @@ static void layer_rows_of_part(const elbo_vae *m, size_t i, size_t p, size_t npa
 static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                              const float *xf, size_t i, size_t b, size_t lo, size_t hi)
 {
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    const float *dy = layer_output_grad(m, a, i);
-    if (hi == lo)
-        return;
-    elbo_gemm(m->kern, ws, hi - lo, ly->in, b, 1.0f, elbo_operand_f32(dy + lo, ly->out, ELBO_TRANS),
-              layer_input(m, a, x, xf, i, 0), 0.0f, m->grads + ly->w_off + lo * ly->in, ly->in, NULL);
-    m->kern->column_sum(m->grads + ly->b_off + lo, dy + lo, b, hi - lo, ly->out, 0);
+    elbo_linear_param_grads(&m->layer[i], ws, m->grads, layer_output_grad(m, a, i), layer_input(m, a, x, xf, i, 0), b,
+                            lo, hi);
 }
 
 /* Applies `update` to layer i's output features [lo, hi) (weight rows, then biases) and repacks those rows
@@ -309,39 +272,20 @@ static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wor
 static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, elbo_param_update_fn update,
                                    void *ctx)
 {
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    const float *w = m->params + ly->w_off;
+    const elbo_linear *l = &m->layer[i];
     if (hi == lo)
         return;
-    update(ctx, m, ly->w_off + lo * ly->in, 1, (hi - lo) * ly->in, ly->in);
-    update(ctx, m, ly->b_off + lo, 1, hi - lo, ly->out);
-    elbo_pack_b_region(&m->fwd[i], elbo_operand_f32(w, ly->in, ELBO_TRANS), 0, ly->in, lo, hi);
-    if (i > 0)
-        elbo_pack_b_region(&m->bwd[i], elbo_operand_f32(w, ly->in, ELBO_NOTRANS), lo, hi, 0, ly->in);
-}
-
-/* 1 when a training step over b rows on nparts threads runs layer i's forward split by output features (each
- * thread computes its block of features for all b rows, from the weights it updated and packed itself) rather
- * than by rows (each thread its rows, from every thread's weights): whichever moves fewer bytes between cores.
- * Split by rows, a thread reads the other threads' share of W (out x in) every step, just after they rewrote
- * it; split by features, it reads their rows of the input (b x in) and they read its columns of the output
- * (b x out); both scale with (nparts - 1) / nparts. Only with at least 4 panels per part, so that a part's
- * one panel more or less stays a small imbalance. */
-static int layer_forward_by_features(const elbo_vae *m, size_t i, size_t b, size_t nparts)
-{
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    size_t panels = (ly->out + m->kern->blocking.nr - 1) / m->kern->blocking.nr;
-    return nparts > 1 && panels >= 4 * nparts && ly->out * ly->in > b * (ly->in + ly->out);
+    update(ctx, m, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
+    update(ctx, m, l->b_off + lo, 1, hi - lo, l->out);
+    elbo_linear_pack_features(&m->layer[i], m->params, lo, hi);
 }
 
 /* Output features [lo, hi) of layer i's forward for all b rows (as linear_forward gives them). */
 static void linear_forward_features(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws,
                                     const uint8_t *x, const float *xf, size_t i, size_t b, size_t lo, size_t hi)
 {
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    elbo_epilogue epi = {.bias = m->params + ly->b_off, .relu = ly->relu};
-    elbo_gemm_packed_cols(m->kern, ws, b, lo, hi, ly->in, 1.0f, layer_input(m, a, x, xf, i, 0), &m->fwd[i], 0.0f,
-                          layer_output(m, a, i), ly->out, &epi);
+    elbo_linear_forward_features(&m->layer[i], ws, layer_output(m, a, i), layer_input(m, a, x, xf, i, 0), b, lo, hi,
+                                 m->params);
 }
 
 void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
@@ -350,7 +294,7 @@ void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm
     const elbo_param_layout *l = &m->layout;
     int input_by_features = 0; /* x arrives by rows */
     for (size_t i = 0; i <= l->out_layer; i++) {
-        int by_features = layer_forward_by_features(m, i, b, nparts);
+        int by_features = elbo_linear_forward_by_features(&m->layer[i], b, nparts);
         if (by_features || input_by_features) {
             /* a feature block needs every row of its input; a row needs every feature block of its input */
 #pragma omp barrier

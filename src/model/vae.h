@@ -9,6 +9,7 @@
 #include "config.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "linear.h"
 #include "params.h"
 
 typedef struct {
@@ -17,8 +18,7 @@ typedef struct {
     const elbo_kernels *kern;
     float *params;                          /* arena (layout.total) */
     float *grads;                           /* arena: d (sum over the batch of the loss) / d params */
-    elbo_packed_b fwd[ELBO_MAX_LAYERS];     /* W^T (in x out) packed for the forward GEMMs */
-    elbo_packed_b bwd[ELBO_MAX_LAYERS];     /* W (out x in) packed for the data-gradient GEMMs (not layer 0) */
+    elbo_linear layer[ELBO_MAX_LAYERS];     /* the layers of layout.layer with their packed weights */
 } elbo_vae;
 
 /* Activations and gradients of up to max_batch rows, shared by the threads of a step: each thread writes

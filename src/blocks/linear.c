@@ -1,0 +1,128 @@
+/* The linear layer's forward, data-gradient and parameter-gradient passes on the blocked GEMM. */
+#include "linear.h"
+
+#include <string.h>
+
+int elbo_linear_init(elbo_linear *l, const elbo_kernels *kern, size_t in, size_t out, size_t w_off, size_t b_off,
+                     elbo_activation act, const float *params, int with_data_grad)
+{
+    memset(l, 0, sizeof *l);
+    *l = (elbo_linear){.in = in, .out = out, .w_off = w_off, .b_off = b_off, .act = act, .kern = kern};
+    int ok = elbo_packed_b_alloc(&l->fwd, kern, in, out) == 0;
+    /* The data-gradient GEMM reads W (out x in) in place where the kernels can (no copy to refresh after each
+     * optimizer step), else from a packed copy. */
+    if (ok && with_data_grad && elbo_packed_b_view(&l->bwd, kern, out, in, params + w_off, in) != 0)
+        ok = elbo_packed_b_alloc(&l->bwd, kern, out, in) == 0;
+    if (!ok) {
+        elbo_linear_free(l);
+        return -1;
+    }
+    return 0;
+}
+
+void elbo_linear_free(elbo_linear *l)
+{
+    elbo_packed_b_free(&l->fwd);
+    elbo_packed_b_free(&l->bwd);
+    memset(l, 0, sizeof *l);
+}
+
+void elbo_linear_pack(elbo_linear *l, const float *params)
+{
+    const float *w = params + l->w_off;
+    elbo_pack_b(&l->fwd, elbo_operand_f32(w, l->in, ELBO_TRANS));
+    if (l->bwd.data)
+        elbo_pack_b(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS));
+}
+
+void elbo_linear_pack_features(elbo_linear *l, const float *params, size_t lo, size_t hi)
+{
+    const float *w = params + l->w_off;
+    if (hi == lo)
+        return;
+    elbo_pack_b_region(&l->fwd, elbo_operand_f32(w, l->in, ELBO_TRANS), 0, l->in, lo, hi);
+    if (l->bwd.data)
+        elbo_pack_b_region(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
+}
+
+/* The GEMM epilogue of the layer's forward: its bias, then its activation. */
+static elbo_epilogue forward_epilogue(const elbo_linear *l, const float *params)
+{
+    return (elbo_epilogue){.bias = params + l->b_off, .relu = l->act == ELBO_ACT_RELU};
+}
+
+void elbo_linear_forward(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x, size_t rows,
+                         const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params);
+    elbo_gemm_packed(l->kern, ws, rows, l->out, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
+}
+
+void elbo_linear_forward_features(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x,
+                                  size_t b, size_t lo, size_t hi, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params);
+    elbo_gemm_packed_cols(l->kern, ws, b, lo, hi, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
+}
+
+void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                           const float *x_saved, elbo_activation x_act, size_t rows)
+{
+    elbo_epilogue epi = {0};
+    if (x_act == ELBO_ACT_RELU) {
+        epi.relu_mask = x_saved;
+        epi.ld_mask = l->in;
+    }
+    elbo_gemm_packed(l->kern, ws, rows, l->in, l->out, 1.0f, elbo_operand_f32(dy, l->out, ELBO_NOTRANS), &l->bwd,
+                     0.0f, dx, l->in, &epi);
+}
+
+void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                             elbo_operand x, size_t b, size_t lo, size_t hi)
+{
+    if (hi == lo)
+        return;
+    elbo_gemm(l->kern, ws, hi - lo, l->in, b, 1.0f, elbo_operand_f32(dy + lo, l->out, ELBO_TRANS), x, 0.0f,
+              grads + l->w_off + lo * l->in, l->in, NULL);
+    l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
+}
+
+/* [lo, hi) of part p of nparts over n items, boundaries on multiples of align (the last part takes the rest). */
+static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t *lo, size_t *hi)
+{
+    size_t units = (n + align - 1) / align;
+    *lo = units * p / nparts * align;
+    *hi = units * (p + 1) / nparts * align;
+    if (*lo > n)
+        *lo = n;
+    if (*hi > n)
+        *hi = n;
+}
+
+/* Whole NR panels, so that the block is whole panels of the forward packing (N = out) too. Row blocks of dW are
+ * contiguous in the arena: no cache line is written by two threads, and each thread streams through its own pages
+ * (a split by input columns interleaves both threads' lines in every row, and the optimizer then runs at half
+ * speed on two threads). Rotating which part gets a larger block from layer to layer evens the remainders out
+ * over a step instead of landing them all on the last part. */
+void elbo_linear_features_of_part(const elbo_linear *l, size_t p, size_t nparts, size_t rotate, size_t *lo,
+                                  size_t *hi)
+{
+    split_range(l->out, (p + rotate) % nparts, nparts, l->kern->blocking.nr, lo, hi);
+}
+
+/* Split by rows, a thread reads the other threads' share of W (out x in) every step, just after they rewrote it;
+ * split by features, it reads their rows of the input (b x in) and they read its columns of the output
+ * (b x out); both scale with (nparts - 1) / nparts. At least 4 panels per part, so that a part's one panel more
+ * or less stays a small imbalance. */
+int elbo_linear_forward_by_features(const elbo_linear *l, size_t b, size_t nparts)
+{
+    size_t panels = (l->out + l->kern->blocking.nr - 1) / l->kern->blocking.nr;
+    return nparts > 1 && panels >= 4 * nparts && l->out * l->in > b * (l->in + l->out);
+}
+
+size_t elbo_linear_packed_bytes(const elbo_linear *l, int bwd)
+{
+    if (!bwd)
+        return elbo_packed_b_floats(l->kern, l->in, l->out) * sizeof(float);
+    return l->bwd.data && !l->bwd.view_ld ? elbo_packed_b_floats(l->kern, l->out, l->in) * sizeof(float) : 0;
+}

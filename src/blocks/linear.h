@@ -1,0 +1,75 @@
+/* The linear layer, the training block every model is made of: y = act(x W^T + b) with the bias and the
+ * activation fused into the GEMM's epilogue, its data gradient (the activation's mask fused into the GEMM that
+ * reads the next layer's output gradient), and its weight and bias gradients, each over a slice of the batch
+ * rows or of the output features, so a team of threads can split any of them.
+ *
+ * Shapes: B = batch rows, x is (B, in), y and dy are (B, out), W is (out, in) row-major as nn.Linear's, b is
+ * (out). The layer holds no tensors of its own: W and b live in a parameter arena at w_off and b_off, their
+ * gradients at the same offsets of a gradient arena; the layer keeps only its packed copies of W. */
+#ifndef ELBO_LINEAR_H
+#define ELBO_LINEAR_H
+
+#include <stddef.h>
+
+#include "gemm.h"
+#include "kernels.h"
+
+/* The activation fused after a linear layer. */
+typedef enum {
+    ELBO_ACT_NONE = 0,
+    ELBO_ACT_RELU,
+} elbo_activation;
+
+typedef struct {
+    size_t in, out;
+    size_t w_off, b_off;   /* in floats, into the parameter (and gradient) arena */
+    elbo_activation act;
+    const elbo_kernels *kern;
+    elbo_packed_b fwd;     /* W^T (in x out) packed for the forward GEMM */
+    elbo_packed_b bwd;     /* W (out x in) for the data-gradient GEMM: a view of the arena where the kernels read
+                            * it in place, else a packed copy; empty when the layer needs no data gradient */
+} elbo_linear;
+
+/* Sets up a layer of the arena `params` (which must outlive it) and allocates its packed weights; with_data_grad
+ * says whether its data gradient dx is ever computed. Returns 0 or -1 on out-of-memory (l is then freed). */
+int elbo_linear_init(elbo_linear *l, const elbo_kernels *kern, size_t in, size_t out, size_t w_off, size_t b_off,
+                     elbo_activation act, const float *params, int with_data_grad);
+/* Frees the packed weights (safe on a zeroed struct). */
+void elbo_linear_free(elbo_linear *l);
+
+/* Packs W for both GEMMs after the parameters changed. */
+void elbo_linear_pack(elbo_linear *l, const float *params);
+/* Packs the rows [lo, hi) of W (output features; whole NR panels) for both GEMMs, after only they changed. */
+void elbo_linear_pack_features(elbo_linear *l, const float *params, size_t lo, size_t hi);
+
+/* y rows [0, rows) (row stride out) = act(x (rows, in) . W^T + b), in one GEMM. */
+void elbo_linear_forward(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x, size_t rows,
+                         const float *params);
+/* Output features [lo, hi) (lo a multiple of NR) of elbo_linear_forward over all b rows, the same bits. */
+void elbo_linear_forward_features(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x,
+                                  size_t b, size_t lo, size_t hi, const float *params);
+
+/* dx rows [0, rows) (row stride in) = dy (rows, out) . W, times the mask of the activation that produced x when
+ * x_act is not NONE (x_saved: those rows of x, row stride in, as that activation left them). */
+void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                           const float *x_saved, elbo_activation x_act, size_t rows);
+
+/* Rows [lo, hi) of dW = dy^T . x over all b rows (dy (b, out), x (b, in)) into grads + w_off, and the same
+ * features of db = the column sums of dy into grads + b_off: every element whole, in a fixed order. */
+void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                             elbo_operand x, size_t b, size_t lo, size_t hi);
+
+/* [lo, hi) of part p of nparts over the layer's output features, in whole NR panels; `rotate` shifts which part
+ * gets the larger blocks when the panels do not divide evenly (pass the layer's index). */
+void elbo_linear_features_of_part(const elbo_linear *l, size_t p, size_t nparts, size_t rotate, size_t *lo,
+                                  size_t *hi);
+
+/* 1 when a training step over b rows on nparts threads should run this layer's forward split by output features
+ * (each thread its block of features for all rows, from the weights it updated and packed itself) rather than by
+ * rows: whichever moves fewer bytes between cores, and only with at least 4 panels per part. */
+int elbo_linear_forward_by_features(const elbo_linear *l, size_t b, size_t nparts);
+
+/* Bytes of the packed copies (forward, and data gradient unless it is a view), for NUMA placement. */
+size_t elbo_linear_packed_bytes(const elbo_linear *l, int bwd);
+
+#endif
