@@ -1,21 +1,60 @@
 #!/bin/sh
-# Runs cmocka test binaries (optionally under a runner such as qemu), then prints one
-# summary line "tests: N passed, N failed" and exits non-zero if anything failed or crashed.
+# Runs cmocka test binaries (optionally under a runner such as "timeout 900 qemu-aarch64"), names each suite
+# that failed and why, then prints one summary line "tests: N passed, N failed, N skipped" (kept last: CI
+# greps it) and exits non-zero if any suite failed.
+#
+# A suite fails when its process exits non-zero (a failed test, a crash, a sanitizer report printed after the
+# PASSED lines, a timeout of the runner), when cmocka's "Running N test(s)" and "N test(s) run" differ or one
+# is missing (a group setup that failed, a suite that stopped midway or never started), or when its passed,
+# failed and skipped counts do not add up to the tests run. "N failed" counts failed tests, plus one for each
+# failed suite in which no single test failed, so it is never 0 when a suite failed.
 runner="$1"; shift
-passed=0; failed=0; skipped=0; crashed=""
+CMOCKA_MESSAGE_OUTPUT=STDOUT; export CMOCKA_MESSAGE_OUTPUT # the standard text format parsed below
+passed=0; failed=0; skipped=0; report=""
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+# The number in the last line of $tmp/out matching the sed pattern $1 (its \1), or empty.
+count() { sed -n "s/$1/\\1/p" "$tmp/out" | tail -n 1; }
+
 for t in "$@"; do
-    out=$(mktemp)
-    $runner "$t" 2>&1 | tee "$out"
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\.$/\1/p' "$out" | tail -n 1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s).*/\1/p' "$out" | tail -n 1)
-    s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test(s).*/\1/p' "$out" | tail -n 1)
-    skipped=$((skipped + ${s:-0}))
-    if ! grep -q '^\[==========\] .* test(s) run\.$' "$out"; then
-        crashed="$crashed $(basename "$t")"; f=$(( ${f:-0} + 1 ))
+    name=$(basename "$t")
+    # the status of the test process itself (through the runner), not of tee
+    { $runner "$t" 2>&1; echo $? > "$tmp/status"; } | tee "$tmp/out"
+    status=$(cat "$tmp/status")
+    n_start=$(count '^\[==========\] Running \([0-9]*\) test(s)\.$')
+    n_run=$(count '^\[==========\] \([0-9]*\) test(s) run\.$')
+    p=$(count '^\[  PASSED  \] \([0-9]*\) test(s)\.$'); p=${p:-0}
+    f=$(count '^\[  FAILED  \] \([0-9]*\) test(s), listed below:$'); f=${f:-0}
+    s=$(count '^\[  SKIPPED \] \([0-9]*\) test(s), listed below:$'); s=${s:-0}
+    why=""
+    if [ "$status" -ne 0 ]; then
+        if [ "$status" -gt 128 ]; then why="$why, killed by signal $((status - 128))"
+        elif [ "$status" -eq 124 ] && [ "${runner#timeout }" != "$runner" ]; then why="$why, timed out"
+        else why="$why, exit status $status"; fi
     fi
-    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-    rm -f "$out"
+    grep -q 'ERROR: [A-Za-z]*Sanitizer\|runtime error:' "$tmp/out" && why="$why, sanitizer report"
+    grep -q '^\[  FAILED  \] GROUP SETUP$' "$tmp/out" && why="$why, group setup failed"
+    grep -q '^\[  FAILED  \] GROUP TEARDOWN$' "$tmp/out" && why="$why, group teardown failed"
+    if [ -z "$n_start" ]; then why="$why, never started (no 'Running N test(s)' line)"
+    elif [ -z "$n_run" ]; then
+        last=$(sed -n 's/^\[ RUN      \] //p' "$tmp/out" | tail -n 1)
+        why="$why, stopped${last:+ in $last} (no 'N test(s) run' line)"
+    elif [ "$n_run" -ne "$n_start" ]; then why="$why, ran $n_run of $n_start test(s)"
+    elif [ $((p + f + s)) -ne "$n_run" ]; then why="$why, $p passed + $f failed + $s skipped != $n_run run"
+    fi
+    if [ "$f" -gt 0 ]; then
+        names=$(sed -n '/^\[  FAILED  \] [0-9]* test(s), listed below:$/,$ s/^\[  FAILED  \] \([^ ]*\)$/\1/p' \
+                "$tmp/out" | tr '\n' ' ')
+        why="$why, $f failed: ${names% }"
+    fi
+    passed=$((passed + p)); skipped=$((skipped + s)); failed=$((failed + f))
+    if [ -n "$why" ]; then
+        [ "$f" -eq 0 ] && failed=$((failed + 1))
+        report="$report
+tests: FAILED $name: ${why#, }"
+    fi
 done
-[ -n "$crashed" ] && echo "tests: crashed or did not finish:$crashed"
+[ -n "$report" ] && printf '%s\n' "${report#?}"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+[ -z "$report" ]

@@ -6,7 +6,9 @@
 #include "test_scratch.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,8 +21,12 @@
 /* Path of the elbo binary: beside this test's directory, else build/elbo from the repo root. */
 static char elbo_path[MAX_PATH] = "build/elbo";
 
-/* When set, runs as user and group nobody if the test is root (so that file permissions apply). */
+/* When set, runs as user and group nobody if the test is root (so that file permissions apply), from a copy of
+ * the binary that nobody may reach (see nobody_elbo). */
 static int run_unprivileged;
+
+/* The directory holding the copy of elbo that runs as nobody ("" until made). */
+static char nobody_dir[MAX_PATH];
 
 /* ---- running the command ---- */
 
@@ -54,10 +60,45 @@ static inline int capture_file(void)
     return fd;
 }
 
+/* Removes the directory of the copy of elbo that runs as nobody (at exit). */
+static inline void remove_nobody_dir(void)
+{
+    remove_tree(nobody_dir);
+}
+
+/* Path of a copy of elbo that user nobody may run: the checkout, and so elbo_path, may lie in a directory only
+ * its owner can enter (as mktemp -d makes), so the binary is copied once into a fresh directory under /tmp
+ * (not $TMPDIR, which may be private too) that everyone may read, removed at exit. */
+static inline const char *nobody_elbo(void)
+{
+    static char path[MAX_PATH];
+    if (nobody_dir[0])
+        return path;
+    snprintf(nobody_dir, sizeof nobody_dir, "/tmp/elbo-nobody-XXXXXX");
+    assert_non_null(mkdtemp(nobody_dir));
+    atexit(remove_nobody_dir);
+    assert_int_equal(chmod(nobody_dir, 0755), 0);
+    join(path, nobody_dir, "elbo");
+    FILE *in = fopen(elbo_path, "rb"), *out = fopen(path, "wb");
+    if (!in || !out)
+        test_failf("copying %s to %s: %s\n", elbo_path, path, strerror(errno));
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_false(ferror(in));
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+    return path;
+}
+
 /* Runs elbo with the NULL-terminated arguments args (stdin from /dev/null, 60 s limit) and captures its
- * exit status, stdout and stderr. */
+ * exit status, stdout and stderr; as nobody (run_unprivileged, when root) it runs the copy from nobody_elbo. */
 static inline void run_argv(run_result *r, const char *const *args)
 {
+    int as_nobody = run_unprivileged && geteuid() == 0;
+    const char *exe = as_nobody ? nobody_elbo() : elbo_path;
     const char *argv[MAX_ARGS + 2] = {elbo_path};
     size_t n = 0;
     while (args[n]) {
@@ -75,10 +116,10 @@ static inline void run_argv(run_result *r, const char *const *args)
         int in = open("/dev/null", O_RDONLY);
         if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
             _exit(126);
-        if (run_unprivileged && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+        if (as_nobody && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
             _exit(126);
         alarm(60);
-        execv(elbo_path, (char *const *)argv);
+        execv(exe, (char *const *)argv);
         _exit(127);
     }
     int st = 0;
@@ -89,7 +130,7 @@ static inline void run_argv(run_result *r, const char *const *args)
     close(out);
     close(err);
     if (r->status == 127)
-        test_failf("cannot run %s (build it with make)\n", elbo_path);
+        test_failf("cannot run %s (build it with make)\n", exe);
 }
 
 /* Runs elbo with the arguments given (NULL-terminated). */

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "safetensors.h"
+#include <fnmatch.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -345,9 +346,17 @@ static void test_learns_synthetic(void **state)
     }
 }
 
+/* Stands in for a test that ELBO_TEST_SKIP names: the test keeps its name and is counted as skipped. */
+static void skipped_by_env(void **state)
+{
+    (void)state;
+    print_message("skipped: ELBO_TEST_SKIP=%s\n", getenv("ELBO_TEST_SKIP"));
+    skip();
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test(test_last_partial_batch_used),
         cmocka_unit_test(test_steps_limit),
         cmocka_unit_test(test_seed_reproducible),
@@ -359,9 +368,11 @@ int main(void)
         cmocka_unit_test(test_one_epoch_matches_pytorch),
         cmocka_unit_test(test_iw_matches_pytorch),
     };
-    /* ELBO_TEST_SKIP=pattern skips the matching tests (make test-sanitize skips the slowest) */
+    /* ELBO_TEST_SKIP=pattern (* and ? wildcards) skips the matching tests, which still show up, as skipped
+     * (make test-sanitize skips the slowest) */
     const char *skip = getenv("ELBO_TEST_SKIP");
-    if (skip && *skip)
-        cmocka_set_skip_filter(skip);
+    for (size_t i = 0; skip && *skip && i < sizeof tests / sizeof *tests; i++)
+        if (fnmatch(skip, tests[i].name, 0) == 0)
+            tests[i].test_func = skipped_by_env;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
