@@ -6,7 +6,6 @@
 #include <cjson/cJSON.h>
 
 #include "safetensors.h"
-#include <fnmatch.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -346,14 +345,6 @@ static void test_learns_synthetic(void **state)
     }
 }
 
-/* Stands in for a test that ELBO_TEST_SKIP names: the test keeps its name and is counted as skipped. */
-static void skipped_by_env(void **state)
-{
-    (void)state;
-    print_message("skipped: ELBO_TEST_SKIP=%s\n", getenv("ELBO_TEST_SKIP"));
-    skip();
-}
-
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -368,11 +359,6 @@ int main(void)
         cmocka_unit_test(test_one_epoch_matches_pytorch),
         cmocka_unit_test(test_iw_matches_pytorch),
     };
-    /* ELBO_TEST_SKIP=pattern (* and ? wildcards) skips the matching tests, which still show up, as skipped
-     * (make test-sanitize skips the slowest) */
-    const char *skip = getenv("ELBO_TEST_SKIP");
-    for (size_t i = 0; skip && *skip && i < sizeof tests / sizeof *tests; i++)
-        if (fnmatch(skip, tests[i].name, 0) == 0)
-            tests[i].test_func = skipped_by_env;
+    test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
