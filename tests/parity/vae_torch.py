@@ -12,6 +12,15 @@ elbo's checkpoints.
       loads an elbo checkpoint and prints one JSON line with the test set's mean ELBO and importance-weighted
       bounds log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), every density from torch.distributions (Normal for
       the MSE likelihood with sigma0, Bernoulli-logits terms for BCE), torch's own noise.
+  vae_torch.py train-steps IN.safetensors OUT.safetensors [IN2 OUT2 ...]
+      replays a training run elbo's test wrote to IN: initial parameters (state_dict names), uint8 images
+      (input.x as floats), each step's batch rows (step.S.rows, indices into input.x) and noise (step.S.eps),
+      the model and optimizer in the metadata (optimizer adam|sgd, lr, beta1, beta2, eps, momentum, steps). Each
+      step minimizes the batch SUM of the per-sample losses with torch.optim.Adam or torch.optim.SGD
+      (single-tensor updates, float32). Writes to OUT, for every step S and after the last (S = steps), every
+      parameter at the start of step S (sS.NAME) and the optimizer state then (sS.exp_avg.NAME and
+      sS.exp_avg_sq.NAME, or sS.momentum_buffer.NAME; zeros before the first step), each step's gradients
+      (sS.grad.NAME) and batch losses (loss). Several IN OUT pairs share one process.
   vae_torch.py train --data DIR --seeds 0,1,2 [--epochs 1] [--batch 128] [--lr 1e-3] [--hidden 400] [--latent 20]
       trains with Adam on the IDX dataset in DIR and prints one JSON line with the test -ELBO per seed.
 """
@@ -202,6 +211,59 @@ def read_checkpoint(path):
     return state, meta
 
 
+def cmd_train_steps_one(inp, out):
+    t, meta = read_checkpoint(inp)
+    enc, dec = widths(meta["encoder_hidden"]), widths(meta["decoder_hidden"])
+    d, z = int(meta["input_dim"]), int(meta["latent"])
+    recon, sigma0, beta = meta["recon"], float(meta["sigma0"]), float(meta["beta"])
+    model = VAE(d, enc, z, dec)
+    model.load_state_dict({k: t[k] for k in model.state_dict().keys()})
+    lr = float(meta["lr"])
+    if meta["optimizer"] == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(float(meta["beta1"]), float(meta["beta2"])),
+                               eps=float(meta["eps"]), foreach=False)
+        state_keys = ["exp_avg", "exp_avg_sq"]
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=float(meta["momentum"]), foreach=False)
+        state_keys = ["momentum_buffer"]
+    res = {}
+
+    def record(s):
+        """Parameters and optimizer state at the start of step s (zeros before the first step)."""
+        for k, p in model.named_parameters():
+            res[f"s{s}.{k}"] = p.detach().numpy().copy()
+            for sk in state_keys:
+                st = opt.state[p].get(sk) if p in opt.state else None
+                res[f"s{s}.{sk}.{k}"] = np.zeros(p.shape, np.float32) if st is None else st.numpy().copy()
+
+    x8 = t["input.x"]
+    losses = []
+    steps = int(meta["steps"])
+    for s in range(steps):
+        record(s)
+        x = x8[t[f"step.{s}.rows"].long()] / 255.0
+        logits, mu, logvar = model(x, t[f"step.{s}.eps"])
+        rec, kl = per_sample_losses(logits, x, mu, logvar, recon, sigma0)
+        loss = (rec + beta * kl).sum()
+        opt.zero_grad()
+        loss.backward()
+        for k, p in model.named_parameters():
+            res[f"s{s}.grad.{k}"] = p.grad.numpy().copy()
+        opt.step()
+        losses.append(loss.item())
+    record(steps)
+    res["loss"] = np.array(losses, dtype=np.float32)
+    write_safetensors(out, res, {})
+
+
+def cmd_train_steps(a):
+    torch.set_num_threads(1)
+    if len(a.files) % 2:
+        raise SystemExit("train-steps: give IN OUT pairs")
+    for inp, out in zip(a.files[::2], a.files[1::2]):
+        cmd_train_steps_one(inp, out)
+
+
 def cmd_iw(a):
     from torch.distributions import Normal
     torch.manual_seed(a.seed)
@@ -275,6 +337,8 @@ def main():
     # torch threads = 1 with OpenBLAS on its own threads is its fastest configuration here; more torch
     # threads oversubscribe the cores OpenBLAS already uses.
     t.add_argument("--threads", type=int, default=1)
+    r = sub.add_parser("train-steps")
+    r.add_argument("files", nargs="+")
     w = sub.add_parser("iw")
     w.add_argument("checkpoint")
     w.add_argument("--data", required=True)
@@ -288,6 +352,8 @@ def main():
         cmd_grads(a)
     elif a.cmd == "grads-suite":
         cmd_grads_suite(a, p)
+    elif a.cmd == "train-steps":
+        cmd_train_steps(a)
     else:
         cmd_train(a)
 
