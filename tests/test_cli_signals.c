@@ -257,30 +257,37 @@ static void await_gone(pid_t pid, const char *path, const char *why)
     }
 }
 
-/* The step in the metadata of a partly written checkpoint (its 8-byte length and JSON header complete),
- * or -1 when the header is not all there. */
-static long partial_step(const char *path)
+/* The step in the metadata of the checkpoint open at fd, read from its start (the 8-byte length and the JSON
+ * header must be complete), or -1 when the header is not all there. */
+static long header_step(int fd)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
     unsigned char len8[8];
     long step = -1;
-    if (fread(len8, 1, 8, f) == 8) {
-        uint64_t hlen = 0;
-        for (int i = 0; i < 8; i++)
-            hlen |= (uint64_t)len8[i] << (8 * i);
-        char *h = hlen < (1 << 20) ? malloc(hlen + 1) : NULL;
-        if (h && fread(h, 1, hlen, f) == hlen) {
-            cJSON *j = cJSON_ParseWithLength(h, hlen);
-            const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "__metadata__");
-            const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "step");
-            if (cJSON_IsString(s))
-                step = atol(s->valuestring);
-            cJSON_Delete(j);
-        }
-        free(h);
+    if (pread(fd, len8, 8, 0) != 8)
+        return -1;
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)len8[i] << (8 * i);
+    char *h = hlen < (1 << 20) ? malloc(hlen) : NULL;
+    if (h && pread(fd, h, hlen, 8) == (ssize_t)hlen) {
+        cJSON *j = cJSON_ParseWithLength(h, hlen);
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "__metadata__");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(meta, "step");
+        if (cJSON_IsString(s))
+            step = atol(s->valuestring);
+        cJSON_Delete(j);
     }
-    fclose(f);
+    free(h);
+    return step;
+}
+
+/* header_step of the file at path. */
+static long partial_step(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    long step = header_step(fd);
+    close(fd);
     return step;
 }
 
@@ -355,8 +362,9 @@ static void stop_mid_epoch(int sig, const char *name)
         if (n % MID_STEPS_PER_EPOCH != 0 && n % MID_SAVE_EVERY != 0)
             break;
         if (attempt == 3)
-            test_failf("in 3 attempts %s never stopped the run off a multiple of %d or %d (last: step %ld)\n", name,
-                       MID_SAVE_EVERY, MID_STEPS_PER_EPOCH, n);
+            test_failf("in 3 attempts %s never stopped the run off a multiple of %d or %d (last: step %ld; a run"
+                       " that heeds the signal only at the epoch's end stops at %d)\n", name, MID_SAVE_EVERY,
+                       MID_STEPS_PER_EPOCH, n, MID_STEPS_PER_EPOCH);
     }
     if (st.epoch != n / MID_STEPS_PER_EPOCH || st.epoch_step != n % MID_STEPS_PER_EPOCH)
         test_failf("step %ld: the checkpoint says epoch %ld, epoch_step %ld; expected %ld, %ld\n", n, st.epoch,
@@ -388,8 +396,9 @@ static void test_sigint_mid_epoch(void **state)
 
 /* Signal sig (named name) while the run has a checkpoint's temporary file open for writing (waiting delay
  * microseconds after seeing it open, a quarter as long after each miss): the signal landed inside the write
- * when the temporary file still exists once kill(2) returned. Then the write must complete: no temporary
- * file left, the stop line, exit 128 + sig, a checkpoint that loads completely and holds the stop's step. */
+ * when the temporary file still exists once kill(2) returned. Then the write of step k must complete: no
+ * temporary file left, the stop line naming step k + 1 (the step after the write), exit 128 + sig, a
+ * checkpoint that loads completely and holds that step. */
 static void stop_during_write(int sig, const char *name)
 {
     char dir[MAX_PATH], ckpt[MAX_PATH], open_path[MAX_PATH];
@@ -407,6 +416,15 @@ static void stop_during_write(int sig, const char *name)
             reap(pid);
             test_failf("%s is written in place (open for writing), not to a temporary file renamed over it\n",
                        open_path);
+        }
+        /* held open, the file is readable after the run renamed it: the step it was written for */
+        int written = open(open_path, O_RDONLY);
+        if (written < 0) {
+            kill(pid, SIGKILL);
+            reap(pid);
+            close(err_fd);
+            print_message("    attempt %d: the write ended before it could be watched\n", attempt);
+            continue;
         }
         sleep_us(delay);
         assert_int_equal(kill(pid, sig), 0);
@@ -427,6 +445,18 @@ static void stop_during_write(int sig, const char *name)
         load_complete(ckpt, "after the stop", &st, &bytes);
         if (st.step != n)
             test_failf("the stop line says step %ld, the checkpoint holds step %ld\n", n, st.step);
+        /* the write at step k completes, step k + 1 runs (the step in progress), then the run stops */
+        long k = header_step(written);
+        struct stat held;
+        assert_int_equal(fstat(written, &held), 0);
+        close(written);
+        /* the header's numbers change length with the step: the data region is what must be whole */
+        if (landed && ((size_t)held.st_size + 64 < bytes || (size_t)held.st_size > bytes + 64))
+            test_failf("the write of step %ld that %s interrupted ended at %lld bytes; a whole checkpoint has %zu\n",
+                       k, name, (long long)held.st_size, bytes);
+        if (landed && (k < 0 || n != k + 1))
+            test_failf("%s during the write of step %ld: the run stopped after step %ld, not %ld\n", name, k, n,
+                       k + 1);
         if (landed) {
             remove_tree(dir);
             return;
