@@ -236,46 +236,6 @@ static void test_resume_bitwise(void **state)
     }
 }
 
-/* SIGTERM during training: the step in progress finishes, the checkpoint is written, the exit status is 143;
- * resuming from it to a later epoch gives the bytes of an uninterrupted run to that epoch. The signal is sent
- * once the first checkpoint exists, at whatever step the run has reached. */
-static void test_sigterm_saves_and_resumes(void **state)
-{
-    (void)state;
-    char dir[MAX_PATH], cmd[12 * MAX_PATH], path[2 * MAX_PATH], whole[2 * MAX_PATH], err[MAX_PATH];
-    scratch_mkdtemp(dir, "elbo-signal");
-    snprintf(path, sizeof path, "%s/run.safetensors", dir);
-    snprintf(whole, sizeof whole, "%s/whole.safetensors", dir);
-    snprintf(cmd, sizeof cmd,
-             "(" ELBO_BIN " train --data synthetic:3000 --batch 32 --epochs 100000 --threads 1 --save %s --json "
-             ">/dev/null 2>%s/stderr & pid=$!; while [ ! -f %s ]; do sleep 0.01; done; sleep 0.05; kill -TERM $pid; "
-             "wait $pid; echo $? > %s/status)", path, dir, path, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "cat %s/status", dir);
-    char *status = run_capture(cmd);
-    assert_int_equal(atoi(status), 143);
-    free(status);
-    elbo_st_file f;
-    if (elbo_st_read(path, &f, err, sizeof err))
-        test_failf("%s\n", err);
-    long epoch = atol(elbo_st_meta_get(&f, "epoch")), step = atol(elbo_st_meta_get(&f, "step"));
-    elbo_st_free(&f);
-    printf("  stopped after step %ld (epoch %ld done)\n", step, epoch);
-    snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:3000 --epochs %ld --resume %s --save %s --json",
-             epoch + 1, path, path);
-    free(run_capture(cmd));
-    snprintf(cmd, sizeof cmd, ELBO_BIN " train --data synthetic:3000 --batch 32 --epochs %ld --save %s --json",
-             epoch + 1, whole);
-    free(run_capture(cmd));
-    size_t l0, l1;
-    unsigned char *a = read_file(whole, &l0), *b = read_file(path, &l1);
-    if (l0 != l1 || memcmp(a, b, l0) != 0)
-        test_failf("stopped by SIGTERM after step %ld and resumed: differs from an uninterrupted run\n", step);
-    free(a);
-    free(b);
-    remove_tree(dir);
-}
-
 /* --target stops at the first evaluation at or below it and reports the time; an unreachable one runs to the
  * end and says so. */
 static void test_target_time_to_quality(void **state)
@@ -353,7 +313,6 @@ int main(void)
         cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_thread_count_bitwise),
         cmocka_unit_test(test_resume_bitwise),
-        cmocka_unit_test(test_sigterm_saves_and_resumes),
         cmocka_unit_test(test_target_time_to_quality),
         cmocka_unit_test(test_learns_synthetic),
         cmocka_unit_test(test_one_epoch_matches_pytorch),
