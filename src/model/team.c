@@ -59,6 +59,12 @@ void elbo_team_place_rows(const elbo_team *t, void *buf, size_t max_rows, size_t
     }
 }
 
+void elbo_team_place_arena(const elbo_team *t, const elbo_act_arena *a)
+{
+    for (size_t i = 0; i < a->n_views; i++)
+        elbo_team_place_rows(t, elbo_act_arena_view(a, (int)i), a->max_rows, a->view[i].row_bytes);
+}
+
 void elbo_team_free(elbo_team *t)
 {
     for (size_t i = 0; t->ws && i < t->n; i++)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "act_arena.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "topology.h"
@@ -23,6 +24,8 @@ int elbo_team_init(elbo_team *t, size_t n, const elbo_kernels *k, const elbo_top
 /* Places rows [0, max_rows) of a row-major buffer of row_bytes per row: each thread's row block goes to its
  * thread's NUMA node (bound where supported) and is first-touched (zeroed) by that thread. */
 void elbo_team_place_rows(const elbo_team *t, void *buf, size_t max_rows, size_t row_bytes);
+/* elbo_team_place_rows for every view of an allocated activation arena, over its max_rows rows. */
+void elbo_team_place_arena(const elbo_team *t, const elbo_act_arena *a);
 /* Frees the workspaces (safe on a zeroed struct). */
 void elbo_team_free(elbo_team *t);
 /* [lo, hi) of thread `part` of nparts over n rows (contiguous, sizes differ by at most one). */

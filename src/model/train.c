@@ -11,31 +11,6 @@
 #include "finite.h"
 #include "rng.h"
 
-/* Puts each thread's rows of every activation buffer (and of the gathered batch, as bytes and floats) on its
- * NUMA node. */
-static void place_activations(const elbo_team *team, elbo_vae_activations *a, const elbo_vae *m, uint8_t *xbatch,
-                              float *xf)
-{
-    const elbo_param_layout *l = &m->layout;
-    size_t z = m->cfg.latent, d = m->cfg.input_dim, rows = a->max_batch, f = sizeof(float);
-    for (size_t i = 0; i < l->n_layers; i++)
-        if (a->h[i]) {
-            elbo_team_place_rows(team, a->h[i], rows, l->layer[i].out * f);
-            elbo_team_place_rows(team, a->dh[i], rows, l->layer[i].out * f);
-        }
-    elbo_team_place_rows(team, a->mulv, rows, 2 * z * f);
-    elbo_team_place_rows(team, a->dmulv, rows, 2 * z * f);
-    elbo_team_place_rows(team, a->eps, rows, z * f);
-    elbo_team_place_rows(team, a->sigma, rows, z * f);
-    elbo_team_place_rows(team, a->z, rows, z * f);
-    elbo_team_place_rows(team, a->dz, rows, z * f);
-    elbo_team_place_rows(team, a->kl, rows, f);
-    elbo_team_place_rows(team, a->recon, rows, f);
-    elbo_team_place_rows(team, a->logits, rows, d * f);
-    elbo_team_place_rows(team, xbatch, rows, d);
-    elbo_team_place_rows(team, xf, rows, d * f);
-}
-
 /* Interleaves the data every thread reads across the NUMA nodes: parameters, gradients, optimizer state and
  * the packed weights (a no-op on one node). */
 static void interleave_shared(const elbo_topology *topo, elbo_vae *m, elbo_optimizer *o)
@@ -82,17 +57,22 @@ int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_co
     tr->seed = seed;
     tr->batch = batch;
     tr->perm = malloc((n_train ? n_train : 1) * sizeof *tr->perm);
-    tr->xbatch = malloc(batch * model->cfg.input_dim);
-    tr->xf = aligned_alloc(64, (batch * model->cfg.input_dim * sizeof(float) + 63) / 64 * 64);
-    size_t nt = n_threads ? n_threads : 1;
-    if (!tr->perm || !tr->xbatch || !tr->xf || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
+    size_t nt = n_threads ? n_threads : 1, d = model->cfg.input_dim;
+    elbo_act_arena_init(&tr->batch_arena);
+    int xbatch = elbo_act_arena_add(&tr->batch_arena, "x_u8", d);
+    int xf = elbo_act_arena_add(&tr->batch_arena, "x_f32", d * sizeof(float));
+    int batch_ok = elbo_act_arena_alloc(&tr->batch_arena, batch) == 0;
+    tr->xbatch = elbo_act_arena_view(&tr->batch_arena, xbatch);
+    tr->xf = elbo_act_arena_view(&tr->batch_arena, xf);
+    if (!tr->perm || !batch_ok || elbo_optimizer_init(&tr->opt, opt, &model->layout) != 0 ||
         elbo_vae_activations_init(&tr->act, model, batch) != 0 || tail_plan_init(tr, nt) != 0 ||
         elbo_team_init(&tr->team, nt, model->kern, topo) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
         return -1;
     }
-    place_activations(&tr->team, &tr->act, model, tr->xbatch, tr->xf);
+    elbo_team_place_arena(&tr->team, &tr->act.arena);
+    elbo_team_place_arena(&tr->team, &tr->batch_arena);
     if (topo && tr->team.n > 1)
         interleave_shared(topo, model, &tr->opt);
     return 0;
@@ -107,8 +87,7 @@ void elbo_trainer_free(elbo_trainer *tr)
     free(tr->tail_first);
     free(tr->tail_next);
     free(tr->perm);
-    free(tr->xbatch);
-    free(tr->xf);
+    elbo_act_arena_free(&tr->batch_arena);
     memset(tr, 0, sizeof *tr);
 }
 

@@ -34,6 +34,7 @@ typedef struct {
     uint32_t *perm;         /* this epoch's order of the training set */
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
     float *xf;              /* (batch, dim) the same pixels as floats x / 255, the first layer's input */
+    elbo_act_arena batch_arena; /* holds xbatch and xf */
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
     elbo_tail_chunk *tail;  /* every part's tail blocks; part p's are [tail_first[p], tail_first[p + 1]) */
     size_t *tail_first;     /* (threads + 1) */

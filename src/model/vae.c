@@ -48,62 +48,62 @@ void elbo_vae_pack_weights(elbo_vae *m)
         elbo_linear_pack(&m->layer[i], m->params);
 }
 
-/* Allocates n floats, 64-byte aligned; NULL if n is 0 or on failure. */
-static float *alloc_floats(size_t n)
+/* Declares a view of `floats` floats per row in a's arena; fills *slot with its index. */
+static void add_view(elbo_vae_activations *a, int *slot, const char *name, size_t floats)
 {
-    if (n == 0)
-        return NULL;
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    return aligned_alloc(64, bytes);
+    *slot = elbo_act_arena_add(&a->arena, name, floats * sizeof(float));
 }
 
 int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t max_batch)
 {
     const elbo_param_layout *l = &m->layout;
     size_t z = m->cfg.latent, d = m->cfg.input_dim;
+    int h[ELBO_MAX_LAYERS], dh[ELBO_MAX_LAYERS], mulv, eps, sigma, zz, kl, recon, logits, dz, dmulv;
     memset(a, 0, sizeof *a);
+    elbo_act_arena_init(&a->arena);
     a->max_batch = max_batch;
-    int ok = 1;
     for (size_t i = 0; i < l->n_layers; i++) {
+        char name[ELBO_ACT_VIEW_NAME_MAX];
+        h[i] = dh[i] = -1;
         if (l->layer[i].relu) {
-            a->h[i] = alloc_floats(max_batch * l->layer[i].out);
-            a->dh[i] = alloc_floats(max_batch * l->layer[i].out);
-            ok &= a->h[i] != NULL && a->dh[i] != NULL;
+            snprintf(name, sizeof name, "h%zu", i);
+            add_view(a, &h[i], name, l->layer[i].out);
+            snprintf(name, sizeof name, "dh%zu", i);
+            add_view(a, &dh[i], name, l->layer[i].out);
         }
     }
-    a->mulv = alloc_floats(max_batch * 2 * z);
-    a->eps = alloc_floats(max_batch * z);
-    a->sigma = alloc_floats(max_batch * z);
-    a->z = alloc_floats(max_batch * z);
-    a->kl = alloc_floats(max_batch);
-    a->recon = alloc_floats(max_batch);
-    a->logits = alloc_floats(max_batch * d);
-    a->dz = alloc_floats(max_batch * z);
-    a->dmulv = alloc_floats(max_batch * 2 * z);
-    ok &= a->mulv && a->eps && a->sigma && a->z && a->kl && a->recon && a->logits && a->dz && a->dmulv;
-    ok = ok && elbo_gemm_workspace_init(&a->ws, m->kern) == 0;
-    if (!ok) {
+    add_view(a, &mulv, "mulv", 2 * z);
+    add_view(a, &eps, "eps", z);
+    add_view(a, &sigma, "sigma", z);
+    add_view(a, &zz, "z", z);
+    add_view(a, &kl, "kl", 1);
+    add_view(a, &recon, "recon", 1);
+    add_view(a, &logits, "logits", d);
+    add_view(a, &dz, "dz", z);
+    add_view(a, &dmulv, "dmulv", 2 * z);
+    if (elbo_act_arena_alloc(&a->arena, max_batch) != 0 || elbo_gemm_workspace_init(&a->ws, m->kern) != 0) {
         elbo_vae_activations_free(a);
         return -1;
     }
+    for (size_t i = 0; i < l->n_layers; i++) {
+        a->h[i] = elbo_act_arena_view(&a->arena, h[i]);
+        a->dh[i] = elbo_act_arena_view(&a->arena, dh[i]);
+    }
+    a->mulv = elbo_act_arena_view(&a->arena, mulv);
+    a->eps = elbo_act_arena_view(&a->arena, eps);
+    a->sigma = elbo_act_arena_view(&a->arena, sigma);
+    a->z = elbo_act_arena_view(&a->arena, zz);
+    a->kl = elbo_act_arena_view(&a->arena, kl);
+    a->recon = elbo_act_arena_view(&a->arena, recon);
+    a->logits = elbo_act_arena_view(&a->arena, logits);
+    a->dz = elbo_act_arena_view(&a->arena, dz);
+    a->dmulv = elbo_act_arena_view(&a->arena, dmulv);
     return 0;
 }
 
 void elbo_vae_activations_free(elbo_vae_activations *a)
 {
-    for (size_t i = 0; i < ELBO_MAX_LAYERS; i++) {
-        free(a->h[i]);
-        free(a->dh[i]);
-    }
-    free(a->mulv);
-    free(a->eps);
-    free(a->sigma);
-    free(a->z);
-    free(a->kl);
-    free(a->recon);
-    free(a->logits);
-    free(a->dz);
-    free(a->dmulv);
+    elbo_act_arena_free(&a->arena);
     elbo_gemm_workspace_free(&a->ws);
     memset(a, 0, sizeof *a);
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "act_arena.h"
 #include "config.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -21,8 +22,8 @@ typedef struct {
     elbo_linear layer[ELBO_MAX_LAYERS];     /* the layers of layout.layer with their packed weights */
 } elbo_vae;
 
-/* Activations and gradients of up to max_batch rows, shared by the threads of a step: each thread writes
- * its own rows in the forward and data-gradient passes and reads all rows for the weight gradients. */
+/* Activations and gradients of up to max_batch rows (views of one arena), shared by the threads of a step: each
+ * thread writes its own rows in the forward and data-gradient passes and reads all rows for the weight gradients. */
 typedef struct {
     size_t max_batch;
     float *h[ELBO_MAX_LAYERS];  /* outputs of the hidden layers (B, out), post-ReLU; NULL for heads/output */
@@ -33,6 +34,7 @@ typedef struct {
     float *logits;              /* (B, D) output logits, then d loss / d logits */
     float *dz, *dmulv;          /* (B, Z), (B, 2Z) */
     elbo_gemm_workspace ws;     /* for single-threaded callers */
+    elbo_act_arena arena;       /* holds every buffer above: one allocation, one placement loop */
 } elbo_vae_activations;
 
 /* Loss terms of one batch, summed over its rows. */
