@@ -98,6 +98,26 @@ static void check_step(elbo_vae *m, size_t threads, int healthy, const char *wan
     elbo_trainer_free(&tr);
 }
 
+/* One step of a model whose every log sigma^2 is 80 (latent 4, batch B, beta 1e6): the batch KL must be
+ * B * 4 * (e^80 - 81) / 2 and the loss beta times it, each within 1e-5 (the float KL's rounding). */
+static void check_overflow_loss(elbo_vae *m, size_t threads)
+{
+    uint8_t pixels[B * IN];
+    uint32_t rows[B];
+    make_batch(pixels, rows);
+    elbo_images_view data = {pixels, B, IN};
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
+    elbo_trainer tr;
+    char err[256] = "";
+    if (elbo_trainer_init(&tr, m, &oc, B, 5, B, threads, NULL, err, sizeof err))
+        test_failf("trainer: %s\n", err);
+    elbo_batch_loss l = elbo_trainer_step(&tr, &data, rows, B);
+    double kl = B * 4 * (exp(80.0) - 81.0) / 2.0, loss = 1e6 * kl;
+    if (!(fabs(l.kl / kl - 1.0) < 1e-5) || !(fabs(l.loss / loss - 1.0) < 1e-5))
+        test_failf("KL %g, loss %g; the formula gives %g, %g\n", l.kl, l.loss, kl, loss);
+    elbo_trainer_free(&tr);
+}
+
 /* A healthy model takes its step. Catches: a guard that refuses finite steps. */
 static void test_healthy_step_taken(void **state)
 {
@@ -124,10 +144,13 @@ static void test_nan_loss_stops(void **state)
     }
 }
 
-/* A finite loss with infinite gradients: log sigma^2 = 80 in every latent dimension gives a KL of 1.1e35 per
- * sample (a float), times beta = 1e6 a loss of about 1e42 (finite: the batch loss is a double), while
- * d loss / d logvar = beta (sigma^2 - 1) / 2 = 2.8e40 overflows the float gradient. Catches: gradients not
- * checked (the update would write infinities and NaN into the parameters and Adam's moments). */
+/* A finite loss with infinite gradients: log sigma^2 = 80 in every latent dimension gives a KL of
+ * (e^80 - 1 - 80) / 2 = 2.77e34 per dimension, 1.1e35 per sample over the 4 (a float), times beta = 1e6 and
+ * summed over the batch of 8 a loss of 8.9e41 (finite: the batch loss is a double), while
+ * d loss / d logvar = beta (sigma^2 - 1) / 2 = 2.8e40 overflows the float gradient (FLT_MAX 3.4e38). The loss and
+ * the KL are checked against those formulas (the mu^2 term and the reconstruction are below 1e-25 of them).
+ * Catches: gradients not checked (the update would write infinities and NaN into the parameters and Adam's
+ * moments). */
 static void test_infinite_gradients_stop(void **state)
 {
     (void)state;
@@ -136,6 +159,7 @@ static void test_infinite_gradients_stop(void **state)
         make_model(&m, 1e6);
         set_tensor(&m, "fc_logvar.weight", 0.0f);
         set_tensor(&m, "fc_logvar.bias", 80.0f);
+        check_overflow_loss(&m, threads);
         check_step(&m, threads, 0, "the gradients became NaN or infinite");
         elbo_vae_free(&m);
     }
