@@ -29,15 +29,17 @@ static void test_tail_plan_covers_each_feature_once(void **state)
     (void)state;
     elbo_vae m;
     make_model(&m);
+    elbo_vae_activations a;
+    assert_int_equal(elbo_vae_activations_init(&a, &m, B), 0);
     size_t nr = m.kern->blocking.nr;
     for (size_t nparts = 1; nparts <= 5; nparts++) {
         unsigned char *seen[ELBO_MAX_LAYERS];
         for (size_t i = 0; i < m.layout.n_layers; i++)
             seen[i] = calloc(m.layout.layer[i].out, 1);
         for (size_t p = 0; p < nparts; p++) {
-            size_t n = elbo_vae_tail_plan(&m, p, nparts, NULL);
+            size_t n = elbo_vae_tail_plan(&m, &a, p, nparts, NULL);
             elbo_tail_chunk *c = malloc((n ? n : 1) * sizeof *c);
-            assert_int_equal(elbo_vae_tail_plan(&m, p, nparts, c), n);
+            assert_int_equal(elbo_vae_tail_plan(&m, &a, p, nparts, c), n);
             if (nparts == 1)
                 assert_int_equal(n, m.layout.n_layers);
             for (size_t q = 0; q < n; q++) {
@@ -57,13 +59,21 @@ static void test_tail_plan_covers_each_feature_once(void **state)
             free(seen[i]);
         }
     }
+    elbo_vae_activations_free(&a);
     elbo_vae_free(&m);
 }
 
+/* The optimizer and the model an update applies to. */
+typedef struct {
+    elbo_optimizer *opt;
+    elbo_vae *model;
+} update_ctx;
+
 /* elbo_param_update_fn: Adam through the optimizer in ctx. */
-static void update(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld)
+static void update(void *ctx, size_t off, size_t rows, size_t cols, size_t ld)
 {
-    elbo_optimizer_update_block(ctx, m, off, rows, cols, ld);
+    update_ctx *u = ctx;
+    elbo_optimizer_update_block(u->opt, u->model->kern, u->model->params, u->model->grads, off, rows, cols, ld);
 }
 
 /* One Adam step of a fresh model on a fixed batch, running the tail blocks of a 3-part plan in plan order or
@@ -85,14 +95,15 @@ static float *step_params(int reverse)
     elbo_optimizer o;
     assert_int_equal(elbo_optimizer_init(&o, &oc, &m.layout), 0);
     elbo_optimizer_begin_step(&o);
+    update_ctx u = {&o, &m};
     size_t first[4] = {0}, n = 0;
     for (size_t p = 0; p < 3; p++)
-        first[p + 1] = first[p] + elbo_vae_tail_plan(&m, p, 3, NULL);
+        first[p + 1] = first[p] + elbo_vae_tail_plan(&m, &a, p, 3, NULL);
     elbo_tail_chunk *c = malloc(first[3] * sizeof *c);
     for (size_t p = 0; p < 3; p++)
-        n += elbo_vae_tail_plan(&m, p, 3, c + first[p]);
+        n += elbo_vae_tail_plan(&m, &a, p, 3, c + first[p]);
     for (size_t q = 0; q < n; q++)
-        elbo_vae_tail_chunk_run(&m, &a, &a.ws, x, NULL, B, &c[reverse ? n - 1 - q : q], update, &o);
+        elbo_vae_tail_chunk_run(&m, &a, &a.ws, x, NULL, B, &c[reverse ? n - 1 - q : q], update, &u);
     float *params = malloc(m.layout.total * sizeof(float));
     memcpy(params, m.params, m.layout.total * sizeof(float));
     free(c);

@@ -39,12 +39,12 @@ static int tail_plan_init(elbo_trainer *tr, size_t nt)
         return -1;
     tr->tail_first[0] = 0;
     for (size_t p = 0; p < nt; p++)
-        tr->tail_first[p + 1] = tr->tail_first[p] + elbo_vae_tail_plan(tr->model, p, nt, NULL);
+        tr->tail_first[p + 1] = tr->tail_first[p] + elbo_vae_tail_plan(tr->model, &tr->act, p, nt, NULL);
     tr->tail = malloc((tr->tail_first[nt] ? tr->tail_first[nt] : 1) * sizeof *tr->tail);
     if (!tr->tail)
         return -1;
     for (size_t p = 0; p < nt; p++)
-        elbo_vae_tail_plan(tr->model, p, nt, tr->tail + tr->tail_first[p]);
+        elbo_vae_tail_plan(tr->model, &tr->act, p, nt, tr->tail + tr->tail_first[p]);
     return 0;
 }
 
@@ -99,10 +99,11 @@ static void fill_noise(float *eps, size_t b, size_t z, uint64_t seed, elbo_rng_s
         elbo_rng_normals(eps + r * z, z, seed, stream, (uint32_t)(first_index + r), step);
 }
 
-/* elbo_param_update_fn for the trainer's optimizer (ctx). */
-static void update_params(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld)
+/* elbo_param_update_fn for the trainer (ctx): its optimizer on its model's arenas. */
+static void update_params(void *ctx, size_t off, size_t rows, size_t cols, size_t ld)
 {
-    elbo_optimizer_update_block(ctx, m, off, rows, cols, ld);
+    elbo_trainer *tr = ctx;
+    elbo_optimizer_update_block(&tr->opt, tr->model->kern, tr->model->params, tr->model->grads, off, rows, cols, ld);
 }
 
 /* Thread t of nt runs the step's tail over b rows: its own part's blocks first, in order, then any block
@@ -113,8 +114,7 @@ static void run_tail(elbo_trainer *tr, elbo_gemm_workspace *ws, size_t b, size_t
     for (size_t q = 0; q < nt; q++) {
         size_t p = (t + q) % nt, end = tr->tail_first[p + 1], c;
         while ((c = atomic_fetch_add_explicit(&tr->tail_next[p].next, 1, memory_order_relaxed)) < end)
-            elbo_vae_tail_chunk_run(tr->model, &tr->act, ws, tr->xbatch, tr->xf, b, &tr->tail[c], update_params,
-                                    &tr->opt);
+            elbo_vae_tail_chunk_run(tr->model, &tr->act, ws, tr->xbatch, tr->xf, b, &tr->tail[c], update_params, tr);
     }
 }
 

@@ -2,7 +2,6 @@
  * + KL, fused sigmoid + loss + gradient, and the ReLU mask fused into the data-gradient GEMMs. */
 #include "vae.h"
 
-#include "finite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +45,34 @@ void elbo_vae_pack_weights(elbo_vae *m)
 {
     for (size_t i = 0; i < m->layout.n_layers; i++)
         elbo_linear_pack(&m->layer[i], m->params);
+}
+
+/* The encoder MLP (x (B, D) -> [mu | logvar] (B, 2Z)) and the decoder MLP (z (B, Z) -> logits (B, D), whose
+ * gradient the fused loss writes in place) over a's buffers. */
+static void build_mlps(const elbo_vae *m, elbo_vae_activations *a)
+{
+    const elbo_param_layout *l = &m->layout;
+    elbo_mlp *enc = &a->enc, *dec = &a->dec;
+    memset(enc, 0, sizeof *enc);
+    memset(dec, 0, sizeof *dec);
+    enc->n = l->heads + 1;
+    enc->layer = m->layer;
+    for (size_t i = 0; i < l->heads; i++) {
+        enc->out[i] = a->h[i];
+        enc->dout[i] = a->dh[i];
+    }
+    enc->out[l->heads] = a->mulv;
+    enc->dout[l->heads] = a->dmulv;
+    dec->n = l->out_layer - l->heads;
+    dec->layer = m->layer + l->heads + 1;
+    dec->first_index = l->heads + 1;
+    for (size_t j = 0; j + 1 < dec->n; j++) {
+        dec->out[j] = a->h[l->heads + 1 + j];
+        dec->dout[j] = a->dh[l->heads + 1 + j];
+    }
+    dec->out[dec->n - 1] = a->logits;
+    dec->dout[dec->n - 1] = a->logits;
+    dec->dx = a->dz;
 }
 
 /* Declares a view of `floats` floats per row in a's arena; fills *slot with its index. */
@@ -98,6 +125,7 @@ int elbo_vae_activations_init(elbo_vae_activations *a, const elbo_vae *m, size_t
     a->logits = elbo_act_arena_view(&a->arena, logits);
     a->dz = elbo_act_arena_view(&a->arena, dz);
     a->dmulv = elbo_act_arena_view(&a->arena, dmulv);
+    build_mlps(m, a);
     return 0;
 }
 
@@ -108,60 +136,28 @@ void elbo_vae_activations_free(elbo_vae_activations *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Row r0 of layer i's input: the pixels for the first layer (xf, B x D floats, when not NULL, else x, B x D
- * uint8: the same values), z for the first decoder layer, else the previous layer's activation. */
-static elbo_operand layer_input(const elbo_vae *m, const elbo_vae_activations *a, const uint8_t *x,
-                                const float *xf, size_t i, size_t r0)
+/* The encoder's input: the pixels as floats (xf, B x D, when not NULL) or as uint8 (x): the same values. */
+static elbo_operand encoder_input(const elbo_vae *m, const uint8_t *x, const float *xf)
 {
-    const elbo_linear_layout *ly = &m->layout.layer[i];
-    if (i == 0)
-        return xf ? elbo_operand_f32(xf + r0 * ly->in, ly->in, ELBO_NOTRANS)
-                  : elbo_operand_u8(x + r0 * ly->in, ly->in, ELBO_NOTRANS);
-    if (i == m->layout.heads + 1)
-        return elbo_operand_f32(a->z + r0 * ly->in, ly->in, ELBO_NOTRANS);
-    return elbo_operand_f32(a->h[i - 1] + r0 * ly->in, ly->in, ELBO_NOTRANS);
+    size_t d = m->cfg.input_dim;
+    return xf ? elbo_operand_f32(xf, d, ELBO_NOTRANS) : elbo_operand_u8(x, d, ELBO_NOTRANS);
 }
 
-/* Output (B, out) of layer i's forward GEMM: its hidden activation, mulv for the heads, logits for the output. */
-static float *layer_output(const elbo_vae *m, const elbo_vae_activations *a, size_t i)
+/* The decoder's input: z (B, Z). */
+static elbo_operand decoder_input(const elbo_vae *m, const elbo_vae_activations *a)
 {
-    if (i == m->layout.heads)
-        return a->mulv;
-    if (i == m->layout.out_layer)
-        return a->logits;
-    return a->h[i];
-}
-
-/* Gradient (B, out) of the loss with respect to layer i's output. */
-static float *layer_output_grad(const elbo_vae *m, const elbo_vae_activations *a, size_t i)
-{
-    if (i == m->layout.heads)
-        return a->dmulv;
-    if (i == m->layout.out_layer)
-        return a->logits;
-    return a->dh[i];
-}
-
-/* Rows [r0, r1) of layer i's output (B, out) = act(input . W^T + bias), in one GEMM. */
-static void linear_forward(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                           const float *xf, size_t i, size_t r0, size_t r1)
-{
-    const elbo_linear *l = &m->layer[i];
-    elbo_linear_forward(l, ws, layer_output(m, a, i) + r0 * l->out, layer_input(m, a, x, xf, i, r0), r1 - r0,
-                        m->params);
+    return elbo_operand_f32(a->z, m->cfg.latent, ELBO_NOTRANS);
 }
 
 void elbo_vae_encode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                           size_t r0, size_t r1)
 {
-    for (size_t i = 0; i <= m->layout.heads; i++)
-        linear_forward(m, a, ws, x, NULL, i, r0, r1);
+    elbo_mlp_forward_rows(&a->enc, ws, encoder_input(m, x, NULL), r0, r1, m->params);
 }
 
 void elbo_vae_decode_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1)
 {
-    for (size_t i = m->layout.heads + 1; i <= m->layout.out_layer; i++)
-        linear_forward(m, a, ws, NULL, NULL, i, r0, r1);
+    elbo_mlp_forward_rows(&a->dec, ws, decoder_input(m, a), r0, r1, m->params);
 }
 
 /* Rows [r0, r1) of the reparameterization: z, sigma and the per-sample KL from mulv and eps. */
@@ -215,150 +211,69 @@ elbo_batch_loss elbo_vae_batch_loss(const elbo_vae *m, const elbo_vae_activation
 
 int elbo_vae_output_grads_finite(const elbo_vae *m, const elbo_vae_activations *a, size_t r0, size_t r1)
 {
-    for (size_t i = 0; i < m->layout.n_layers; i++) {
-        size_t out = m->layout.layer[i].out;
-        if (!elbo_floats_finite(layer_output_grad(m, a, i) + r0 * out, (r1 - r0) * out))
-            return 0;
-    }
-    return 1;
-}
-
-/* Rows [r0, r1) of layer i's data gradient: dx (B, in) = dY (B, out) . W, times the ReLU mask of the input
- * when it has one; dx is dz for the first decoder layer. */
-static void linear_data_grad(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t i,
-                             size_t r0, size_t r1)
-{
-    const elbo_linear *l = &m->layer[i];
-    float *dx = (i == m->layout.heads + 1) ? a->dz : a->dh[i - 1];
-    elbo_activation x_act = i == m->layout.heads + 1 ? ELBO_ACT_NONE : m->layer[i - 1].act;
-    const float *x_saved = x_act != ELBO_ACT_NONE ? a->h[i - 1] + r0 * l->in : NULL;
-    elbo_linear_data_grad(l, ws, dx + r0 * l->in, layer_output_grad(m, a, i) + r0 * l->out, x_saved, x_act, r1 - r0);
+    (void)m;
+    return elbo_mlp_output_grads_finite(&a->enc, r0, r1) && elbo_mlp_output_grads_finite(&a->dec, r0, r1);
 }
 
 void elbo_vae_backward_rows(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, size_t r0,
                             size_t r1)
 {
-    const elbo_param_layout *l = &m->layout;
     size_t z = m->cfg.latent;
     if (r1 == r0)
         return;
-    for (size_t i = l->out_layer; i > 0; i--) {
-        linear_data_grad(m, a, ws, i, r0, r1);
-        if (i == l->heads + 1)
-            m->kern->reparam_backward(a->dmulv + r0 * 2 * z, a->dz + r0 * z, a->mulv + r0 * 2 * z, a->eps + r0 * z,
-                                      a->sigma + r0 * z, (float)m->cfg.beta, r1 - r0, z);
-    }
-}
-
-/* Output features [lo, hi) of layer i that part p of nparts owns in a training step: rows [lo, hi) of its
- * weight gradient dW (out, in), with their optimizer update and repacking, and the same bias features. */
-static void layer_rows_of_part(const elbo_vae *m, size_t i, size_t p, size_t nparts, size_t *lo, size_t *hi)
-{
-    elbo_linear_features_of_part(&m->layer[i], p, nparts, i, lo, hi);
-}
-
-/* Layer i's gradients of output features [lo, hi) over b rows: rows [lo, hi) of dW = dY^T . input, and the
- * bias gradient of those features (column sums of dY). */
-static void layer_grads_rows(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
-                             const float *xf, size_t i, size_t b, size_t lo, size_t hi)
-{
-    elbo_linear_param_grads(&m->layer[i], ws, m->grads, layer_output_grad(m, a, i), layer_input(m, a, x, xf, i, 0), b,
-                            lo, hi);
-}
-
-/* Applies `update` to layer i's output features [lo, hi) (weight rows, then biases) and repacks those rows
- * for the forward (W^T: K = in, N = out) and data-gradient (W: K = out, N = in; a no-op when that GEMM reads
- * W in place) GEMMs. */
-static void layer_update_pack_rows(elbo_vae *m, size_t i, size_t lo, size_t hi, elbo_param_update_fn update,
-                                   void *ctx)
-{
-    const elbo_linear *l = &m->layer[i];
-    if (hi == lo)
-        return;
-    update(ctx, m, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
-    update(ctx, m, l->b_off + lo, 1, hi - lo, l->out);
-    elbo_linear_pack_features(&m->layer[i], m->params, lo, hi);
-}
-
-/* Output features [lo, hi) of layer i's forward for all b rows (as linear_forward gives them). */
-static void linear_forward_features(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws,
-                                    const uint8_t *x, const float *xf, size_t i, size_t b, size_t lo, size_t hi)
-{
-    elbo_linear_forward_features(&m->layer[i], ws, layer_output(m, a, i), layer_input(m, a, x, xf, i, 0), b, lo, hi,
-                                 m->params);
+    elbo_mlp_backward_rows(&a->dec, ws, r0, r1, NULL, ELBO_ACT_NONE);
+    m->kern->reparam_backward(a->dmulv + r0 * 2 * z, a->dz + r0 * z, a->mulv + r0 * 2 * z, a->eps + r0 * z,
+                              a->sigma + r0 * z, (float)m->cfg.beta, r1 - r0, z);
+    elbo_mlp_backward_rows(&a->enc, ws, r0, r1, NULL, ELBO_ACT_NONE);
 }
 
 void elbo_vae_forward_part(const elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                            const float *xf, size_t b, size_t r0, size_t r1, size_t part, size_t nparts)
 {
-    const elbo_param_layout *l = &m->layout;
-    int input_by_features = 0; /* x arrives by rows */
-    for (size_t i = 0; i <= l->out_layer; i++) {
-        int by_features = elbo_linear_forward_by_features(&m->layer[i], b, nparts);
-        if (by_features || input_by_features) {
-            /* a feature block needs every row of its input; a row needs every feature block of its input */
-#pragma omp barrier
-        }
-        if (by_features) {
-            size_t lo, hi;
-            layer_rows_of_part(m, i, part, nparts, &lo, &hi);
-            if (hi > lo)
-                linear_forward_features(m, a, ws, x, xf, i, b, lo, hi);
-        } else if (r1 > r0) {
-            linear_forward(m, a, ws, x, xf, i, r0, r1);
-        }
-        input_by_features = by_features;
-        if (i == l->heads) {
-            if (input_by_features) {
-#pragma omp barrier
-            }
-            reparam_rows(m, a, r0, r1);
-            input_by_features = 0;
-        }
-    }
-    if (input_by_features) {
-#pragma omp barrier
-    }
+    elbo_mlp_forward_part(&a->enc, ws, encoder_input(m, x, xf), b, r0, r1, part, nparts, m->params);
+    reparam_rows(m, a, r0, r1);
+    elbo_mlp_forward_part(&a->dec, ws, decoder_input(m, a), b, r0, r1, part, nparts, m->params);
     output_loss_rows(m, a, x, r0, r1, NULL);
+}
+
+/* Every layer as the tail sees it (ELBO_MAX_LAYERS entries at most): its output gradient and its input over all
+ * rows, the encoder's from x/xf; returns how many. */
+static size_t trainables(const elbo_vae *m, const elbo_vae_activations *a, const uint8_t *x, const float *xf,
+                         elbo_trainable *out)
+{
+    size_t n = 0;
+    const elbo_mlp *mlps[2] = {&a->enc, &a->dec};
+    elbo_operand inputs[2] = {encoder_input(m, x, xf), decoder_input(m, a)};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < mlps[k]->n; i++, n++)
+            out[n] = (elbo_trainable){.layer = (elbo_linear *)&m->layer[n], .dy = mlps[k]->dout[i],
+                                      .x = elbo_mlp_layer_input(mlps[k], inputs[k], i, 0), .rotate = n};
+    return n;
 }
 
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                                size_t b, size_t part, size_t nparts)
 {
-    for (size_t i = 0; i < m->layout.n_layers; i++) {
-        size_t lo, hi;
-        layer_rows_of_part(m, i, part, nparts, &lo, &hi);
-        layer_grads_rows(m, a, ws, x, NULL, i, b, lo, hi);
-    }
+    elbo_trainable t[ELBO_MAX_LAYERS];
+    size_t n = trainables(m, a, x, NULL, t);
+    elbo_tail_grads_part(t, n, ws, m->grads, b, part, nparts);
 }
 
-/* Panels per tail block when several threads share the tail: 64 rows, 14-15 blocks per thread of a 784-400-20
- * step on two threads. Smaller blocks balance better; on one thread, where nothing is to balance, a layer is
- * one block (the blocks' extra calls cost 2 % of a one-thread step). */
-#ifndef TAIL_CHUNK_PANELS
-#define TAIL_CHUNK_PANELS 4
-#endif
-
-size_t elbo_vae_tail_plan(const elbo_vae *m, size_t part, size_t nparts, elbo_tail_chunk *out)
+size_t elbo_vae_tail_plan(const elbo_vae *m, const elbo_vae_activations *a, size_t part, size_t nparts,
+                          elbo_tail_chunk *out)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < m->layout.n_layers; i++) {
-        size_t lo, hi;
-        layer_rows_of_part(m, i, part, nparts, &lo, &hi);
-        size_t step = nparts > 1 ? TAIL_CHUNK_PANELS * m->kern->blocking.nr : hi - lo + 1;
-        for (size_t r = lo; r < hi; r += step, count++)
-            if (out)
-                out[count] = (elbo_tail_chunk){(uint32_t)i, (uint32_t)r, (uint32_t)(hi - r < step ? hi : r + step)};
-    }
-    return count;
+    elbo_trainable t[ELBO_MAX_LAYERS];
+    size_t n = trainables(m, a, NULL, NULL, t);
+    return elbo_tail_plan(t, n, part, nparts, out);
 }
 
 void elbo_vae_tail_chunk_run(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                              const float *xf, size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update,
                              void *ctx)
 {
-    layer_grads_rows(m, a, ws, x, xf, c->layer, b, c->lo, c->hi);
-    layer_update_pack_rows(m, c->layer, c->lo, c->hi, update, ctx);
+    elbo_trainable t[ELBO_MAX_LAYERS];
+    trainables(m, a, x, xf, t);
+    elbo_tail_chunk_run(t, ws, m->params, m->grads, b, c, update, ctx);
 }
 
 elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,

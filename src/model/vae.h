@@ -11,7 +11,9 @@
 #include "gemm.h"
 #include "kernels.h"
 #include "linear.h"
+#include "mlp.h"
 #include "params.h"
+#include "tail.h"
 
 typedef struct {
     elbo_vae_config cfg;
@@ -35,6 +37,7 @@ typedef struct {
     float *dz, *dmulv;          /* (B, Z), (B, 2Z) */
     elbo_gemm_workspace ws;     /* for single-threaded callers */
     elbo_act_arena arena;       /* holds every buffer above: one allocation, one placement loop */
+    elbo_mlp enc, dec;          /* the encoder (x -> mulv) and decoder (z -> logits) over these buffers */
 } elbo_vae_activations;
 
 /* Loss terms of one batch, summed over its rows. */
@@ -92,19 +95,10 @@ int elbo_vae_output_grads_finite(const elbo_vae *m, const elbo_vae_activations *
 void elbo_vae_param_grads_part(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
                                size_t b, size_t part, size_t nparts);
 
-/* Applies an optimizer to the rows x cols block of the parameter arena at offset off (row stride ld) from the
- * same block of m->grads. */
-typedef void (*elbo_param_update_fn)(void *ctx, elbo_vae *m, size_t off, size_t rows, size_t cols, size_t ld);
-
-/* A block of a training step's tail: output features [lo, hi) (whole NR panels) of one layer, i.e. those
- * rows of its weight gradient, their bias gradients, optimizer update and repacking. */
-typedef struct {
-    uint32_t layer, lo, hi;
-} elbo_tail_chunk;
-
 /* The tail blocks part `part` of nparts owns, in order: each layer's output features of the split
  * elbo_vae_forward_part uses, cut into blocks of a few panels. Written to out when not NULL; returns how many. */
-size_t elbo_vae_tail_plan(const elbo_vae *m, size_t part, size_t nparts, elbo_tail_chunk *out);
+size_t elbo_vae_tail_plan(const elbo_vae *m, const elbo_vae_activations *a, size_t part, size_t nparts,
+                          elbo_tail_chunk *out);
 
 /* One block of a training step's tail over b rows, after every row's backward pass (x and xf as for
  * elbo_vae_forward_part): its rows of dW = dY^T . input and its bias gradients, then `update` on those

@@ -49,23 +49,16 @@ void elbo_optimizer_begin_step(elbo_optimizer *o)
     o->step++;
 }
 
-void elbo_optimizer_update_block(const elbo_optimizer *o, elbo_vae *m, size_t off, size_t rows, size_t cols,
-                                 size_t ld)
+void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
+                                 const float *grads, size_t off, size_t rows, size_t cols, size_t ld)
 {
     if (rows == 0 || cols == 0)
         return;
     if (o->cfg.kind == ELBO_OPT_ADAM) {
         elbo_adam_hparams h = o->cfg.adam;
         h.step = o->step;
-        m->kern->adam(m->params + off, o->m + off, o->v + off, m->grads + off, rows, cols, ld, &h);
+        kern->adam(params + off, o->m + off, o->v + off, grads + off, rows, cols, ld, &h);
     } else {
-        m->kern->sgd(m->params + off, o->m + off, m->grads + off, rows, cols, ld, &o->cfg.sgd, o->step == 1);
+        kern->sgd(params + off, o->m + off, grads + off, rows, cols, ld, &o->cfg.sgd, o->step == 1);
     }
-}
-
-void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m)
-{
-    elbo_optimizer_begin_step(o);
-    elbo_optimizer_update_block(o, m, 0, 1, m->layout.total, m->layout.total);
-    elbo_vae_pack_weights(m);
 }

@@ -1,8 +1,10 @@
-/* Optimizers over the whole parameter arena in one fused pass: Adam (default) and SGD with momentum. */
+/* Optimizers over a parameter arena (or a group of it), elementwise in fused passes: Adam (default) and SGD with
+ * momentum. The state has the arena's layout, so any block of the arena updates on its own. */
 #ifndef ELBO_OPTIM_H
 #define ELBO_OPTIM_H
 
-#include "vae.h"
+#include "kernels.h"
+#include "params.h"
 
 typedef enum { ELBO_OPT_ADAM = 0, ELBO_OPT_SGD = 1 } elbo_optimizer_kind;
 
@@ -28,15 +30,12 @@ const char *elbo_optimizer_name(elbo_optimizer_kind k);
 int elbo_optimizer_init(elbo_optimizer *o, const elbo_optimizer_config *cfg, const elbo_param_layout *l);
 /* Frees the state (safe on a zeroed struct). */
 void elbo_optimizer_free(elbo_optimizer *o);
-/* One update of m->params from m->grads, then repacks the weights (single-threaded). */
-void elbo_optimizer_step(elbo_optimizer *o, elbo_vae *m);
-
 /* Multi-threaded step: one thread calls begin (counts the step), then the threads update disjoint blocks
  * with update_block (elementwise, so the result does not depend on how the arena is split). */
 void elbo_optimizer_begin_step(elbo_optimizer *o);
-/* Updates the rows x cols block at arena offset off (row stride ld) of the parameters and optimizer state
- * from the same block of the gradients. */
-void elbo_optimizer_update_block(const elbo_optimizer *o, elbo_vae *m, size_t off, size_t rows, size_t cols,
-                                 size_t ld);
+/* Updates the rows x cols block at arena offset off (row stride ld) of params and the optimizer state from the
+ * same block of grads, with kern's optimizer kernels. */
+void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
+                                 const float *grads, size_t off, size_t rows, size_t cols, size_t ld);
 
 #endif

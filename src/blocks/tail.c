@@ -1,0 +1,47 @@
+/* Weight gradients, optimizer update and repacking, in blocks of output features. */
+#include "tail.h"
+
+/* Panels per tail block when several threads share the tail: 64 rows, 14-15 blocks per thread of a 784-400-20
+ * VAE step on two threads. Smaller blocks balance better; on one thread, where nothing is to balance, a layer is
+ * one block (the blocks' extra calls cost 2 % of a one-thread step). */
+#ifndef TAIL_CHUNK_PANELS
+#define TAIL_CHUNK_PANELS 4
+#endif
+
+size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t lo, hi;
+        elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
+        size_t step = nparts > 1 ? TAIL_CHUNK_PANELS * t[i].layer->kern->blocking.nr : hi - lo + 1;
+        for (size_t r = lo; r < hi; r += step, count++)
+            if (out)
+                out[count] = (elbo_tail_chunk){(uint32_t)i, (uint32_t)r, (uint32_t)(hi - r < step ? hi : r + step)};
+    }
+    return count;
+}
+
+void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const float *params, float *grads,
+                         size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update, void *ctx)
+{
+    const elbo_trainable *tr = &t[c->layer];
+    elbo_linear *l = tr->layer;
+    size_t lo = c->lo, hi = c->hi;
+    if (hi == lo)
+        return;
+    elbo_linear_param_grads(l, ws, grads, tr->dy, tr->x, b, lo, hi);
+    update(ctx, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
+    update(ctx, l->b_off + lo, 1, hi - lo, l->out);
+    elbo_linear_pack_features(l, params, lo, hi);
+}
+
+void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace *ws, float *grads, size_t b,
+                          size_t part, size_t nparts)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t lo, hi;
+        elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
+        elbo_linear_param_grads(t[i].layer, ws, grads, t[i].dy, t[i].x, b, lo, hi);
+    }
+}

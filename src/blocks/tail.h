@@ -1,0 +1,44 @@
+/* A training step's tail over any list of linear layers: each layer's weight and bias gradients, the optimizer's
+ * update of those parameters and their repacking, cut into blocks of output features that any thread may run, in
+ * any order, with the same bits (every element is computed whole, in a fixed order). */
+#ifndef ELBO_TAIL_H
+#define ELBO_TAIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linear.h"
+
+/* A layer as the tail sees it: where its output gradient dy (B, out) and its input x (B, in, at row 0) are, and
+ * which part gets a larger block when its panels do not divide evenly (rotate). */
+typedef struct {
+    elbo_linear *layer;
+    const float *dy;
+    elbo_operand x;
+    size_t rotate;
+} elbo_trainable;
+
+/* A block of a tail: output features [lo, hi) (whole NR panels) of trainable `layer` (an index into the list). */
+typedef struct {
+    uint32_t layer, lo, hi;
+} elbo_tail_chunk;
+
+/* Applies an optimizer to the rows x cols block of the parameter arena at offset off (row stride ld) from the same
+ * block of the gradient arena. */
+typedef void (*elbo_param_update_fn)(void *ctx, size_t off, size_t rows, size_t cols, size_t ld);
+
+/* The tail blocks part `part` of nparts owns, in order: each layer's output features of elbo_linear_features_of_part
+ * (the split a feature-split forward uses, so a thread repacks the weights it reads next), cut into blocks of a few
+ * panels when nparts > 1 (one block per layer on one thread). Written to out when not NULL; returns how many. */
+size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out);
+
+/* One block over b rows, after every row's backward pass: its rows of dW = dy^T . x and its bias gradients into
+ * grads, then `update` on those parameters, then their repacking from params. */
+void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const float *params, float *grads,
+                         size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update, void *ctx);
+
+/* Every layer's gradients over b rows, part `part` of nparts of the output features (no update). */
+void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace *ws, float *grads, size_t b,
+                          size_t part, size_t nparts);
+
+#endif
