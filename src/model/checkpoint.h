@@ -25,7 +25,8 @@ typedef struct {
     double momentum;        /* SGD only */
     size_t batch;
     char dataset[64];
-    char classes[1024];     /* training classes as "0,1,4" ("" = all); metadata "classes", "all" when empty or absent */
+    char classes[1024];     /* training classes as "0,1,4" ("" = all); metadata "classes", "all" when empty (or
+                             * absent from an elbo-vae-1 file) */
 } elbo_train_state;
 
 /* Writes m's parameters, config and st to path atomically. Returns 0 or -1 with a message in err. */
