@@ -46,17 +46,21 @@ def layout(input_dim, enc, latent, dec):
     return t + [("fc_out.weight", [input_dim, inp]), ("fc_out.bias", [input_dim])]
 
 
-def checkpoint(input_dim, enc, latent, dec, recon, optimizer, state, rng, classes=None):
+def checkpoint(input_dim, enc, latent, dec, recon, optimizer, state, rng, classes=None, fmt="elbo-vae-1",
+               drop=()):
+    """A checkpoint with format tag fmt and without the metadata keys in drop (an early elbo-vae-1 layout)."""
     params = layout(input_dim, enc, latent, dec)
     names = {"adam": ["exp_avg", "exp_avg_sq"], "sgd": ["momentum_buffer"]}[optimizer] if state else []
     tensors = list(params) + [(f"optimizer.{s}.{n}", shape) for s in names for n, shape in params]
-    meta = {"format": "elbo-vae-1", "encoder_hidden": ",".join(map(str, enc)),
+    meta = {"format": fmt, "encoder_hidden": ",".join(map(str, enc)),
             "decoder_hidden": ",".join(map(str, dec)), "input_dim": str(input_dim), "latent": str(latent),
             "recon": recon, "sigma0": "0.70710678118654757", "beta": "1", "seed": "7", "step": "3", "epoch": "1",
             "optimizer": optimizer, "lr": "0.001", "batch": "4", "dataset": "synthetic", "epoch_step": "1",
             "momentum": "0.90000000000000002"}
     if classes is not None:
         meta["classes"] = classes
+    for key in drop:
+        del meta[key]
     header, data, off = {"__metadata__": meta}, b"", 0
     for name, shape in tensors:
         n = 1
@@ -89,6 +93,9 @@ def main():
     write("checkpoint", "sgd.safetensors", checkpoint(6, [3], 1, [3], "bce", "sgd", True, rng))
     write("checkpoint", "params-only.safetensors", checkpoint(4, [3, 2], 1, [2], "mse", "adam", False, rng))
     write("checkpoint", "classes.safetensors", checkpoint(6, [5], 2, [4], "mse", "adam", True, rng, "0,2,9"))
+    write("checkpoint", "v2.safetensors", checkpoint(6, [5], 2, [4], "mse", "sgd", True, rng, "all", "elbo-vae-2"))
+    write("checkpoint", "v1-early.safetensors",
+          checkpoint(6, [5], 2, [4], "bce", "adam", False, rng, drop=("epoch_step", "momentum")))
     args = [
         ["--epochs", "3", "--lr=0.01", "--hidden", "512,256", "--json"],
         ["--batch", "0"], ["--lr", "nan"], ["--seed", "18446744073709551615"], ["--steps", "-1"],

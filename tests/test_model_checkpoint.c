@@ -374,7 +374,7 @@ static void check_safetensors_file(const char *path, const elbo_vae *m)
         if (!cJSON_IsString(kv))
             test_failf("__metadata__.%s is not a string\n", kv->string);
     }
-    assert_string_equal(meta_str(meta, "format"), "elbo-vae-1");
+    assert_string_equal(meta_str(meta, "format"), "elbo-vae-2"); /* the writer's version since elbo-vae-1 */
     char widths[128], num[32];
     elbo_format_widths(widths, sizeof widths, m->cfg.enc_hidden, m->cfg.n_enc);
     assert_string_equal(meta_str(meta, "encoder_hidden"), widths);
@@ -1024,9 +1024,10 @@ typedef struct {
     const char *field;       /* expected in the message */
 } meta_case;
 
-/* Missing or garbled __metadata__ fields, for the config and the training state. Catches: fields defaulted
- * when missing, numbers parsed leniently ("2x", "-1" wrapping to 2^64 - 1, a step beyond LONG_MAX turning
- * negative, inf or nan accepted), an unknown format or likelihood accepted, a config that fails validation
+/* Missing or garbled __metadata__ fields, for the config and the training state, in the current format
+ * (elbo-vae-2: every key required). Catches: fields defaulted when missing (also epoch_step, momentum and
+ * classes, which only elbo-vae-1 files may lack), an unknown format version accepted, numbers parsed leniently ("2x", "-1" wrapping to 2^64 - 1, a step beyond LONG_MAX turning
+ * negative, inf or nan accepted), an unknown likelihood accepted, a config that fails validation
  * (latent 0, sigma0 <= 0) accepted, metadata values that are not strings. */
 static void test_bad_metadata(void **state)
 {
@@ -1036,7 +1037,8 @@ static void test_bad_metadata(void **state)
     st_doc d;
     const meta_case cases[] = {
         {"format", NULL, "__metadata__.format"},
-        {"format", "elbo-vae-2", "__metadata__.format"},
+        {"format", "elbo-vae-9", "__metadata__.format"},
+        {"format", "elbo-vae-", "__metadata__.format"},
         {"format", "", "__metadata__.format"},
         {"input_dim", NULL, "__metadata__.input_dim"},
         {"input_dim", "six", "__metadata__.input_dim"},
@@ -1082,6 +1084,9 @@ static void test_bad_metadata(void **state)
         {"lr", "nan", "__metadata__.lr"},
         {"optimizer", NULL, "__metadata__.optimizer"},
         {"dataset", NULL, "__metadata__.dataset"},
+        {"epoch_step", NULL, "__metadata__.epoch_step"},
+        {"momentum", NULL, "__metadata__.momentum"},
+        {"classes", NULL, "__metadata__.classes"},
         {"classes", "", "__metadata__.classes"},
         {"classes", "1;4", "__metadata__.classes"},
         {"classes", "some", "__metadata__.classes"},
@@ -1092,19 +1097,15 @@ static void test_bad_metadata(void **state)
         doc_write(&d, fx.bad);
         expect_load_error(fx.bad, cases[i].field, NULL);
     }
-    /* a checkpoint without "classes" (written before class filtering) was trained on all classes */
+    /* an unknown version is named with the versions this build reads; a missing key with the file's version */
+    doc_open(&d, fx.good);
+    doc_meta(&d, "format", "elbo-vae-9");
+    doc_write(&d, fx.bad);
+    expect_load_error(fx.bad, "'elbo-vae-9' is not a format this build reads", "(elbo-vae-1, elbo-vae-2)");
     doc_open(&d, fx.good);
     doc_meta(&d, "classes", NULL);
     doc_write(&d, fx.bad);
-    {
-        elbo_vae m;
-        elbo_train_state st;
-        char err[ERRLEN] = "";
-        if (elbo_checkpoint_load(fx.bad, &m, test_kernels(), &st, err, sizeof err))
-            test_failf("load without classes: %s\n", err);
-        assert_string_equal(st.classes, "");
-        elbo_vae_free(&m);
-    }
+    expect_load_error(fx.bad, "__metadata__.classes: missing", "(format elbo-vae-2)");
     /* no __metadata__, __metadata__ not an object, a value that is not a string */
     doc_open(&d, fx.good);
     cJSON_DeleteItemFromObjectCaseSensitive(d.hdr, "__metadata__");
@@ -1293,6 +1294,151 @@ static void test_non_finite_and_huge(void **state)
     remove_tree(fx.s.dir);
 }
 
+/* ---- earlier format versions ---- */
+
+/* What loading one of tests/fixtures/ must give (its metadata, as the commands in tests/fixtures/README.md
+ * wrote it), and whether --resume may continue it. */
+typedef struct {
+    const char *path;
+    long step, epoch, epoch_step;
+    const char *optimizer;
+    double lr, momentum;
+    size_t batch;
+    const char *classes;
+    const char *resume_key; /* NULL: the optimizer state loads; else the key the refusal names */
+} old_file;
+
+/* Loads the optimizer state of path (kind from st) into a fresh optimizer for m; returns the load's result
+ * with its message in err, and (on success) the largest |state| in *max_abs. */
+static int load_opt(const char *path, const elbo_vae *m, const elbo_train_state *st, char *err, float *max_abs)
+{
+    elbo_optimizer_kind kind = strcmp(st->optimizer, "sgd") == 0 ? ELBO_OPT_SGD : ELBO_OPT_ADAM;
+    elbo_optimizer_config oc = elbo_optimizer_config_default(kind, st->lr);
+    elbo_optimizer opt;
+    assert_int_equal(elbo_optimizer_init(&opt, &oc, &m->layout), 0);
+    int rc = elbo_checkpoint_load_optimizer(path, m, &opt, err, ERRLEN);
+    *max_abs = 0;
+    for (size_t i = 0; rc == 0 && i < m->layout.total; i++)
+        *max_abs = fmaxf(*max_abs, fabsf(opt.m[i]));
+    elbo_optimizer_free(&opt);
+    return rc;
+}
+
+/* Every checkpoint layout elbo has written as elbo-vae-1, as real files of the commits that wrote them:
+ * each loads with its own values and the stated stand-ins for what it lacks (epoch_step 0 and momentum 0.9
+ * before ad74efc, all classes before 524adbb), its parameters bit for bit as stored; the optimizer state
+ * loads where the file has it, and the file without a training position is refused for resuming in one line
+ * naming the key and the format. Catches: a stand-in dropped (the early file refused by eval and info), a
+ * stand-in taken for the file's own value when resuming, a later key required of early files, the elbo-vae-1
+ * tag refused. */
+static void test_old_formats(void **state)
+{
+    (void)state;
+    const old_file files[] = {
+        {"tests/fixtures/checkpoint-ad34a58.safetensors", 4, 1, 0, "adam", 1e-3, 0.9, 64, "", "epoch_step"},
+        {"tests/fixtures/checkpoint-ad74efc.safetensors", 3, 0, 3, "sgd", 0.01, 0.5, 64, "", NULL},
+        {"tests/fixtures/checkpoint-524adbb.safetensors", 3, 1, 0, "adam", 1e-3, 0.9, 32, "0,1,4", NULL},
+    };
+    const size_t enc[] = {4, 0}, dec[] = {4, 0};
+    /* sigma0 '0.70710678118654757' in the files: the default sqrt(1/2), printed with %.17g */
+    elbo_vae_config want = make_config(784, enc, 2, dec, ELBO_RECON_MSE, sqrt(0.5), 1.0);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const old_file *o = &files[i];
+        print_message("    %s\n", o->path);
+        elbo_vae m;
+        elbo_train_state st;
+        char err[ERRLEN] = "";
+        if (elbo_checkpoint_load(o->path, &m, test_kernels(), &st, err, sizeof err))
+            test_failf("%s\n", err);
+        expect_config_equal(&m.cfg, &want);
+        /* 784-4-2-4-784: 784*4+4 + 2*(4*2+2) + 2*4+4 + 4*784+784 = 7092 parameters */
+        assert_int_equal(elbo_param_layout_count(&m.layout), 7092);
+        assert_true(st.seed == 7);
+        assert_int_equal(st.step, o->step);
+        assert_int_equal(st.epoch, o->epoch);
+        assert_int_equal(st.epoch_step, o->epoch_step);
+        assert_string_equal(st.optimizer, o->optimizer);
+        assert_true(st.lr == o->lr);
+        assert_true(st.momentum == o->momentum);
+        assert_int_equal(st.batch, o->batch);
+        assert_string_equal(st.dataset, "synthetic");
+        assert_string_equal(st.classes, o->classes);
+        elbo_st_file f;
+        if (elbo_st_read(o->path, &f, err, sizeof err))
+            test_failf("%s\n", err);
+        assert_string_equal(elbo_st_meta_get(&f, "format"), "elbo-vae-1");
+        for (size_t t = 0; t < m.layout.n_tensors; t++) {
+            const elbo_tensor_view *tv = &m.layout.tensor[t];
+            const elbo_st_tensor *ft = elbo_st_find(&f, tv->name);
+            assert_non_null(ft);
+            assert_memory_equal(m.params + tv->offset, ft->data, elbo_tensor_view_size(tv) * sizeof(float));
+        }
+        elbo_st_free(&f);
+        float max_abs;
+        int rc = load_opt(o->path, &m, &st, err, &max_abs);
+        print_message("      resume: %s\n", rc ? err : "optimizer state loaded");
+        if (!o->resume_key) {
+            if (rc)
+                test_failf("optimizer state: %s\n", err);
+            assert_true(max_abs > 0); /* after 3 steps the state is not the fresh optimizer's zeros */
+        } else {
+            assert_int_equal(rc, -1);
+            char key[64];
+            snprintf(key, sizeof key, "__metadata__.%s: missing", o->resume_key);
+            expect_msg(err, o->path, key, "format elbo-vae-1");
+        }
+        elbo_vae_free(&m);
+    }
+}
+
+/* The stand-ins key by key, on elbo-vae-1 copies of a current file: a file lacking only momentum (or only
+ * epoch_step) loads with the stand-in and is refused for resuming naming that key; the same file tagged
+ * elbo-vae-2 is refused outright naming the key and the version. Catches: a stand-in applied to the current
+ * version, the resume refusal keyed on one field only. */
+static void test_old_format_keys(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_open(&fx);
+    elbo_vae m;
+    elbo_vae_config cfg = small_config();
+    make_model(&m, &cfg, 5);
+    elbo_train_state st = make_state();
+    snprintf(st.optimizer, sizeof st.optimizer, "adam");
+    st.epoch_step = 2;
+    st.momentum = 0.25;
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, st.lr);
+    elbo_optimizer opt;
+    assert_int_equal(elbo_optimizer_init(&opt, &oc, &m.layout), 0);
+    save_ok_training(fx.good, &m, &st, &opt);
+    elbo_optimizer_free(&opt);
+    elbo_vae_free(&m);
+    const char *keys[] = {"epoch_step", "momentum"};
+    for (size_t k = 0; k < 2; k++) {
+        st_doc d;
+        doc_open(&d, fx.good);
+        doc_meta(&d, keys[k], NULL);
+        doc_meta(&d, "format", "elbo-vae-1");
+        doc_write(&d, fx.bad);
+        elbo_train_state got;
+        char err[ERRLEN] = "";
+        if (elbo_checkpoint_load(fx.bad, &m, test_kernels(), &got, err, sizeof err))
+            test_failf("elbo-vae-1 without %s: %s\n", keys[k], err);
+        assert_int_equal(got.epoch_step, k == 0 ? 0 : 2);
+        assert_true(got.momentum == (k == 1 ? 0.9 : 0.25));
+        float max_abs;
+        assert_int_equal(load_opt(fx.bad, &m, &got, err, &max_abs), -1);
+        print_message("    %s\n", err);
+        expect_msg(err, fx.bad, keys[k], "format elbo-vae-1");
+        elbo_vae_free(&m);
+        doc_open(&d, fx.bad);
+        doc_meta(&d, "format", "elbo-vae-2");
+        doc_write(&d, fx.bad);
+        expect_load_error(fx.bad, keys[k], "missing (format elbo-vae-2)");
+    }
+    remove_tree(fx.s.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1308,6 +1454,8 @@ int main(void)
         cmocka_unit_test(test_other_config),
         cmocka_unit_test(test_reader_edge_cases),
         cmocka_unit_test(test_non_finite_and_huge),
+        cmocka_unit_test(test_old_formats),
+        cmocka_unit_test(test_old_format_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,20 +109,85 @@ int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elb
     return elbo_st_write(path, t, n, kv, META_FIELDS + 1, err, errlen);
 }
 
-/* The metadata string of key, or NULL with a message naming it. */
-static const char *need_meta(const elbo_st_file *f, const char *path, const char *key, char *err, size_t errlen)
+/* The format versions this build reads, by their __metadata__.format tag; it writes the last. Every file
+ * written before elbo-vae-2 says elbo-vae-1, whatever its keys (META_SINCE says what those files lack). */
+static const struct {
+    const char *tag;
+    int version;
+} FORMATS[] = {{"elbo-vae-1", 1}, {ELBO_CHECKPOINT_FORMAT, 2}};
+
+/* A metadata key that files of some format version all have, and what an older file means without it. */
+typedef struct {
+    const char *key;
+    int since;         /* the first version whose files all have the key */
+    const char *old;   /* the value an older file lacking the key is read with */
+    const char *note;  /* resuming needs the file's own value: why an older file lacking it cannot resume;
+                        * NULL when the stand-in is exact */
+} meta_since;
+
+/* elbo-vae-1 files of 811125d..ad74efc^ have no epoch_step or momentum (and no optimizer state): only
+ * --resume reads those, and it refuses such files, so the stand-ins (an epoch boundary and the --momentum
+ * default) never steer training. Files of 811125d..524adbb^ have no classes: class filtering did not exist,
+ * they were trained on all classes. */
+static const meta_since META_SINCE[] = {
+    {"epoch_step", 2, "0", "from before checkpoints held the training position and optimizer state"},
+    {"momentum", 2, "0.9", "from before checkpoints held the training position and optimizer state"},
+    {"classes", 2, "all", NULL},
+};
+
+/* The file being read and its format version (an index into FORMATS). */
+typedef struct {
+    const elbo_st_file *f;
+    const char *path;
+    size_t format;
+} meta_reader;
+
+/* Finds the file's format version; returns 0 or -1 with a message naming the versions this build reads. */
+static int meta_open(meta_reader *r, const elbo_st_file *f, const char *path, char *err, size_t errlen)
 {
-    const char *s = elbo_st_meta_get(f, key);
+    r->f = f;
+    r->path = path;
+    const char *s = elbo_st_meta_get(f, "format");
+    if (!s) {
+        snprintf(err, errlen, "%s: __metadata__.format: missing", path);
+        return -1;
+    }
+    for (r->format = 0; r->format < sizeof FORMATS / sizeof FORMATS[0]; r->format++)
+        if (strcmp(s, FORMATS[r->format].tag) == 0)
+            return 0;
+    char known[128] = "";
+    for (size_t i = 0; i < sizeof FORMATS / sizeof FORMATS[0]; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", FORMATS[i].tag);
+    snprintf(err, errlen, "%s: __metadata__.format: '%.32s' is not a format this build reads (%s)", path, s, known);
+    return -1;
+}
+
+/* The row of META_SINCE for key that applies to r's file (its version is older than the key), or NULL. */
+static const meta_since *meta_since_for(const meta_reader *r, const char *key)
+{
+    for (size_t i = 0; i < sizeof META_SINCE / sizeof META_SINCE[0]; i++)
+        if (strcmp(META_SINCE[i].key, key) == 0 && FORMATS[r->format].version < META_SINCE[i].since)
+            return &META_SINCE[i];
+    return NULL;
+}
+
+/* The metadata string of key (an older version's stand-in when its file lacks the key), or NULL with a
+ * message naming the key and the file's format. */
+static const char *need_meta(const meta_reader *r, const char *key, char *err, size_t errlen)
+{
+    const char *s = elbo_st_meta_get(r->f, key);
+    const meta_since *old = s ? NULL : meta_since_for(r, key);
+    if (old)
+        return old->old;
     if (!s)
-        snprintf(err, errlen, "%s: __metadata__.%s: missing", path, key);
+        snprintf(err, errlen, "%s: __metadata__.%s: missing (format %s)", r->path, key, FORMATS[r->format].tag);
     return s;
 }
 
 /* Parses metadata key as an unsigned integer; returns 0 or -1 with a message. */
-static int meta_ull(const elbo_st_file *f, const char *path, const char *key, unsigned long long *out, char *err,
-                    size_t errlen)
+static int meta_ull(const meta_reader *r, const char *key, unsigned long long *out, char *err, size_t errlen)
 {
-    const char *s = need_meta(f, path, key, err, errlen);
+    const char *s = need_meta(r, key, err, errlen);
     char *end;
     if (!s)
         return -1;
@@ -130,20 +195,20 @@ static int meta_ull(const elbo_st_file *f, const char *path, const char *key, un
     *out = strtoull(s, &end, 10);
     /* strtoull skips leading spaces and accepts a sign ("-1" wraps to 2^64 - 1): require a digit first */
     if (errno || end == s || *end || s[0] < '0' || s[0] > '9') {
-        snprintf(err, errlen, "%s: __metadata__.%s: '%.32s' is not a non-negative integer", path, key, s);
+        snprintf(err, errlen, "%s: __metadata__.%s: '%.32s' is not a non-negative integer", r->path, key, s);
         return -1;
     }
     return 0;
 }
 
 /* Parses metadata key as an integer in [0, LONG_MAX]; returns 0 or -1 with a message. */
-static int meta_long(const elbo_st_file *f, const char *path, const char *key, long *out, char *err, size_t errlen)
+static int meta_long(const meta_reader *r, const char *key, long *out, char *err, size_t errlen)
 {
     unsigned long long u;
-    if (meta_ull(f, path, key, &u, err, errlen))
+    if (meta_ull(r, key, &u, err, errlen))
         return -1;
     if (u > LONG_MAX) {
-        snprintf(err, errlen, "%s: __metadata__.%s: %llu is out of range", path, key, u);
+        snprintf(err, errlen, "%s: __metadata__.%s: %llu is out of range", r->path, key, u);
         return -1;
     }
     *out = (long)u;
@@ -151,101 +216,111 @@ static int meta_long(const elbo_st_file *f, const char *path, const char *key, l
 }
 
 /* Parses metadata key as a finite double; returns 0 or -1 with a message. */
-static int meta_double(const elbo_st_file *f, const char *path, const char *key, double *out, char *err,
-                       size_t errlen)
+static int meta_double(const meta_reader *r, const char *key, double *out, char *err, size_t errlen)
 {
-    const char *s = need_meta(f, path, key, err, errlen);
+    const char *s = need_meta(r, key, err, errlen);
     char *end;
     if (!s)
         return -1;
     errno = 0;
     *out = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(*out)) {
-        snprintf(err, errlen, "%s: __metadata__.%s: '%.32s' is not a number", path, key, s);
+        snprintf(err, errlen, "%s: __metadata__.%s: '%.32s' is not a number", r->path, key, s);
         return -1;
     }
     return 0;
 }
 
+/* Checks that r's file holds what resuming needs itself (META_SINCE rows with a note); returns 0 or -1 with
+ * a message naming the first key it lacks, the file's format and what does read it. */
+static int meta_resumable(const meta_reader *r, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof META_SINCE / sizeof META_SINCE[0]; i++) {
+        const meta_since *k = &META_SINCE[i];
+        if (k->note && !elbo_st_meta_get(r->f, k->key) && meta_since_for(r, k->key)) {
+            snprintf(err, errlen,
+                     "%s: __metadata__.%s: missing (format %s, %s; eval, sample and info read the model, "
+                     "--resume cannot continue its training)",
+                     r->path, k->key, FORMATS[r->format].tag, k->note);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Rebuilds the model config from the metadata; returns 0 or -1 with a message naming the field. */
-static int config_from_meta(const elbo_st_file *f, const char *path, elbo_vae_config *c, char *err, size_t errlen)
+static int config_from_meta(const meta_reader *r, elbo_vae_config *c, char *err, size_t errlen)
 {
     char why[160];
     unsigned long long u;
     const char *s;
     memset(c, 0, sizeof *c);
-    if (!(s = need_meta(f, path, "format", err, errlen)))
-        return -1;
-    if (strcmp(s, ELBO_CHECKPOINT_FORMAT) != 0) {
-        snprintf(err, errlen, "%s: __metadata__.format: '%.32s' is not %s", path, s, ELBO_CHECKPOINT_FORMAT);
-        return -1;
-    }
-    if (meta_ull(f, path, "input_dim", &u, err, errlen))
+    if (meta_ull(r, "input_dim", &u, err, errlen))
         return -1;
     c->input_dim = (size_t)u;
-    if (meta_ull(f, path, "latent", &u, err, errlen))
+    if (meta_ull(r, "latent", &u, err, errlen))
         return -1;
     c->latent = (size_t)u;
-    if (!(s = need_meta(f, path, "encoder_hidden", err, errlen)))
+    if (!(s = need_meta(r, "encoder_hidden", err, errlen)))
         return -1;
     if (elbo_parse_widths(s, c->enc_hidden, &c->n_enc, why, sizeof why)) {
-        snprintf(err, errlen, "%s: __metadata__.encoder_hidden: %s", path, why);
+        snprintf(err, errlen, "%s: __metadata__.encoder_hidden: %s", r->path, why);
         return -1;
     }
-    if (!(s = need_meta(f, path, "decoder_hidden", err, errlen)))
+    if (!(s = need_meta(r, "decoder_hidden", err, errlen)))
         return -1;
     if (elbo_parse_widths(s, c->dec_hidden, &c->n_dec, why, sizeof why)) {
-        snprintf(err, errlen, "%s: __metadata__.decoder_hidden: %s", path, why);
+        snprintf(err, errlen, "%s: __metadata__.decoder_hidden: %s", r->path, why);
         return -1;
     }
-    if (!(s = need_meta(f, path, "recon", err, errlen)))
+    if (!(s = need_meta(r, "recon", err, errlen)))
         return -1;
     if (elbo_recon_parse(s, &c->recon)) {
-        snprintf(err, errlen, "%s: __metadata__.recon: '%.32s' is not mse or bce", path, s);
+        snprintf(err, errlen, "%s: __metadata__.recon: '%.32s' is not mse or bce", r->path, s);
         return -1;
     }
-    if (meta_double(f, path, "sigma0", &c->sigma0, err, errlen) || meta_double(f, path, "beta", &c->beta, err, errlen))
+    if (meta_double(r, "sigma0", &c->sigma0, err, errlen) || meta_double(r, "beta", &c->beta, err, errlen))
         return -1;
     if (elbo_vae_config_validate(c, why, sizeof why)) {
-        snprintf(err, errlen, "%s: __metadata__.%s", path, why);
+        snprintf(err, errlen, "%s: __metadata__.%s", r->path, why);
         return -1;
     }
     return 0;
 }
 
 /* Reads the training state from the metadata; returns 0 or -1 with a message naming the field. */
-static int state_from_meta(const elbo_st_file *f, const char *path, elbo_train_state *st, char *err, size_t errlen)
+static int state_from_meta(const meta_reader *r, elbo_train_state *st, char *err, size_t errlen)
 {
     unsigned long long u;
     const char *s;
     memset(st, 0, sizeof *st);
-    if (meta_ull(f, path, "seed", &u, err, errlen))
+    if (meta_ull(r, "seed", &u, err, errlen))
         return -1;
     st->seed = u;
-    if (meta_long(f, path, "step", &st->step, err, errlen))
+    if (meta_long(r, "step", &st->step, err, errlen))
         return -1;
-    if (meta_long(f, path, "epoch", &st->epoch, err, errlen))
+    if (meta_long(r, "epoch", &st->epoch, err, errlen))
         return -1;
-    if (meta_ull(f, path, "batch", &u, err, errlen))
+    if (meta_ull(r, "batch", &u, err, errlen))
         return -1;
     st->batch = (size_t)u;
-    if (meta_double(f, path, "lr", &st->lr, err, errlen))
+    if (meta_double(r, "lr", &st->lr, err, errlen))
         return -1;
-    if (!(s = need_meta(f, path, "optimizer", err, errlen)))
+    if (!(s = need_meta(r, "optimizer", err, errlen)))
         return -1;
     snprintf(st->optimizer, sizeof st->optimizer, "%s", s);
-    if (!(s = need_meta(f, path, "dataset", err, errlen)))
+    if (!(s = need_meta(r, "dataset", err, errlen)))
         return -1;
     snprintf(st->dataset, sizeof st->dataset, "%s", s);
-    if (meta_long(f, path, "epoch_step", &st->epoch_step, err, errlen))
+    if (meta_long(r, "epoch_step", &st->epoch_step, err, errlen))
         return -1;
-    if (meta_double(f, path, "momentum", &st->momentum, err, errlen))
+    if (meta_double(r, "momentum", &st->momentum, err, errlen))
         return -1;
-    /* Checkpoints written before class filtering have no "classes": they were trained on all classes. */
-    s = elbo_st_meta_get(f, "classes");
-    if (s && strcmp(s, "all") != 0) {
+    if (!(s = need_meta(r, "classes", err, errlen)))
+        return -1;
+    if (strcmp(s, "all") != 0) {
         if (!*s || strspn(s, "0123456789,") != strlen(s) || strlen(s) >= sizeof st->classes) {
-            snprintf(err, errlen, "%s: __metadata__.classes: '%.32s' is not 'all' or a list like 0,1,4", path, s);
+            snprintf(err, errlen, "%s: __metadata__.classes: '%.32s' is not 'all' or a list like 0,1,4", r->path, s);
             return -1;
         }
         snprintf(st->classes, sizeof st->classes, "%s", s);
@@ -337,7 +412,10 @@ int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_opt
     size_t n_state = optimizer_arenas(opt, dummy, &names);
     if (elbo_st_read(path, &f, err, errlen))
         return -1;
-    int rc = 0;
+    meta_reader r;
+    int rc = meta_open(&r, &f, path, err, errlen);
+    if (rc == 0)
+        rc = meta_resumable(&r, err, errlen);
     for (size_t a = 0; a < n_state && rc == 0; a++)
         for (size_t i = 0; i < m->layout.n_tensors && rc == 0; i++) {
             const elbo_tensor_view *tv = &m->layout.tensor[i];
@@ -369,9 +447,12 @@ int elbo_checkpoint_load(const char *path, elbo_vae *m, const elbo_kernels *kern
     memset(m, 0, sizeof *m);
     if (elbo_st_read(path, &f, err, errlen))
         return -1;
-    int rc = config_from_meta(&f, path, &cfg, err, errlen);
+    meta_reader r;
+    int rc = meta_open(&r, &f, path, err, errlen);
     if (rc == 0)
-        rc = state_from_meta(&f, path, st ? st : &local, err, errlen);
+        rc = config_from_meta(&r, &cfg, err, errlen);
+    if (rc == 0)
+        rc = state_from_meta(&r, st ? st : &local, err, errlen);
     if (rc == 0) {
         /* the tensors are checked against the config's layout first: a header claiming a huge model is
          * refused by its missing tensors before anything of that size is allocated */
