@@ -423,7 +423,7 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, e
         elbo_vae_free(m);
         return -1;
     }
-    a->classes = st->classes;
+    a->classes = st->classes[0] ? st->classes : NULL; /* "": trained on all classes */
     if (strcmp(st->dataset, ds->name) != 0)
         why = "dataset";
     else if (m->cfg.input_dim != ds->train.dim)
