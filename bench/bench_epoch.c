@@ -3,6 +3,7 @@
 
 #include "bench_train.h"
 #include "train.h"
+#include "vae.h"
 
 #define EPOCH_BATCH 128
 
@@ -19,7 +20,7 @@ static void run_epoch(gbench_state *st, void *user)
         return;
     }
     size_t batch = (size_t)gbench_arg(st, 0), threads = (size_t)gbench_arg(st, 1);
-    elbo_images_view train = {ds->train.pixels, ds->train.n, ds->train.dim};
+    elbo_images_view train = {ds->train.pixels, ds->train.n, ds->train.dim, ds->train.labels};
     elbo_vae_config cfg = elbo_vae_config_default(train.dim);
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
     char err[256];
@@ -31,7 +32,8 @@ static void run_epoch(gbench_state *st, void *user)
     }
     elbo_params_init(m.params, &m.layout, 1);
     elbo_vae_pack_weights(&m);
-    if (elbo_trainer_init(&tr, &m, &oc, batch, 1, train.n, threads, g_env->topo, err, sizeof err)) {
+    elbo_model mm = elbo_vae_model(&m);
+    if (elbo_trainer_init(&tr, &mm, &oc, batch, 1, train.n, threads, g_env->topo, err, sizeof err)) {
         elbo_vae_free(&m);
         gbench_skip_with_error(st, err);
         return;

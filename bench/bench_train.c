@@ -7,6 +7,7 @@
 #include "dataset.h"
 #include "rng.h"
 #include "train.h"
+#include "vae.h"
 
 static const bench_env *g_env;
 static const char *g_spec;
@@ -49,7 +50,7 @@ static void run_train(gbench_state *st, void *user)
         return;
     }
     size_t batch = (size_t)gbench_arg(st, 0), threads = (size_t)gbench_arg(st, 1);
-    elbo_images_view train = {g_ds.train.pixels, g_ds.train.n, g_ds.train.dim};
+    elbo_images_view train = {g_ds.train.pixels, g_ds.train.n, g_ds.train.dim, g_ds.train.labels};
     elbo_vae_config cfg = elbo_vae_config_default(train.dim);
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
     char err[256];
@@ -61,7 +62,8 @@ static void run_train(gbench_state *st, void *user)
     }
     elbo_params_init(m.params, &m.layout, 1);
     elbo_vae_pack_weights(&m);
-    if (elbo_trainer_init(&tr, &m, &oc, batch, 1, train.n, threads, g_env->topo, err, sizeof err)) {
+    elbo_model mm = elbo_vae_model(&m);
+    if (elbo_trainer_init(&tr, &mm, &oc, batch, 1, train.n, threads, g_env->topo, err, sizeof err)) {
         elbo_vae_free(&m);
         gbench_skip_with_error(st, err);
         return;

@@ -354,9 +354,10 @@ static run_result run_trainer(const train_case *c, const elbo_kernels *k, size_t
     assert_int_equal(elbo_vae_init(&m, &cfg, k, err, sizeof err), 0);
     elbo_params_init(m.params, &m.layout, SEED);
     elbo_vae_pack_weights(&m);
-    if (elbo_trainer_init(&tr, &m, &oc, BATCH, SEED, N_IMAGES, nt, NULL, err, sizeof err) != 0)
+    elbo_model mm = elbo_vae_model(&m);
+    if (elbo_trainer_init(&tr, &mm, &oc, BATCH, SEED, N_IMAGES, nt, NULL, err, sizeof err) != 0)
         test_failf("%s\n", err);
-    elbo_images_view data = {images, N_IMAGES, DIM};
+    elbo_images_view data = {images, N_IMAGES, DIM, NULL};
     run_result r;
     for (size_t s = 0; s < STEPS; s++) {
         if (f) {
@@ -365,7 +366,7 @@ static run_result run_trainer(const train_case *c, const elbo_kernels *k, size_t
             tr.opt.step = tr.step = (long)s;
         }
         memset(m.grads, 0xff, m.layout.total * sizeof(float)); /* NaN: every gradient must be written */
-        elbo_batch_loss l = elbo_trainer_step(&tr, &data, order + s * BATCH, step_rows(s));
+        elbo_step_loss l = elbo_trainer_step(&tr, &data, order + s * BATCH, step_rows(s));
         if (tr.step != (long)s + 1)
             test_failf("%s/%s/%zu threads: step %zu was not taken (loss %g)\n", c->name, k->isa, nt, s, l.loss);
         r.loss[s] = l.loss;

@@ -1,4 +1,4 @@
-/* NaN and infinity checks over the parameter and gradient arenas. */
+/* NaN and infinity checks over float arrays (parameters, gradients, losses). */
 #include "finite.h"
 
 #include <stdint.h>
@@ -15,9 +15,4 @@ int elbo_floats_finite(const float *x, size_t n)
         special |= (u & 0x7f800000u) == 0x7f800000u;
     }
     return special == 0;
-}
-
-int elbo_params_finite(const elbo_vae *m)
-{
-    return elbo_floats_finite(m->params, m->layout.total);
 }

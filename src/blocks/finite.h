@@ -4,12 +4,7 @@
 
 #include <stddef.h>
 
-#include "vae.h"
-
 /* 1 when x[0..n) holds no NaN or infinity, else 0. */
 int elbo_floats_finite(const float *x, size_t n);
-
-/* 1 when every parameter of m is finite (checked before a checkpoint is written). */
-int elbo_params_finite(const elbo_vae *m);
 
 #endif

@@ -57,7 +57,7 @@ const elbo_kernels *cli_kernels(const char *command)
 
 elbo_images_view cli_view(const elbo_split *s)
 {
-    elbo_images_view v = {s->pixels, s->n, s->dim};
+    elbo_images_view v = {s->pixels, s->n, s->dim, s->labels};
     return v;
 }
 

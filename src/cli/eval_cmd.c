@@ -44,11 +44,11 @@ static void report(const elbo_loss_means *r, const iw_means *w, size_t k, double
     if (json) {
         const char *keys[] = {"test_neg_elbo", "test_recon", "test_kl", "samples", "seconds", "iw_k",
                               "test_log_px_iw", "test_elbo", "log_norm"};
-        double vals[] = {r->loss, r->recon, r->kl, (double)r->samples, secs, (double)k, w->iw, w->elbo, log_norm};
+        double vals[] = {r->loss, r->part[0], r->part[1], (double)r->samples, secs, (double)k, w->iw, w->elbo, log_norm};
         cli_print_json_numbers(keys, vals, k ? 9 : 5, "dataset", dataset);
         return;
     }
-    printf("test -ELBO %.4f (recon %.4f, KL %.4f) over %zu images of %s\n", r->loss, r->recon, r->kl, r->samples,
+    printf("test -ELBO %.4f (recon %.4f, KL %.4f) over %zu images of %s\n", r->loss, r->part[0], r->part[1], r->samples,
            dataset);
     if (k)
         printf("log p(x) >= %.4f (importance-weighted bound, K = %zu); ELBO %.4f (both with log p(x|z) = -recon - %.4f%s)\n",
@@ -115,7 +115,8 @@ int cli_eval(int argc, char **argv)
     } else {
         elbo_images_view test = cli_view(&ds.test);
         double t0 = cli_now();
-        elbo_loss_means r = elbo_evaluate(&m, &act, &team, &test, seed);
+        elbo_model mm = elbo_vae_model(&m);
+        elbo_loss_means r = elbo_evaluate(&mm, &act, 1024, &team, &test, seed);
         iw_means w = {0, 0};
         if (iw_k && iw_evaluate(&m, &act, &team, &test, iw_k, seed, &w)) {
             fprintf(stderr, "elbo eval: out of memory\n");

@@ -32,6 +32,9 @@ typedef struct {
 /* Seconds on the monotonic clock when `elbo train` started (the time-to-quality clock includes data loading). */
 static double process_start;
 
+/* Rows per forward pass of the test-set evaluation. */
+#define EVAL_BATCH 1024
+
 /* Exit status of a run stopped because the loss, the gradients or the parameters became NaN or infinite. */
 #define EXIT_DIVERGED 3
 
@@ -50,8 +53,8 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epo
 typedef struct {
     train_progress *progress;
     const train_args *args;
-    const elbo_vae *model;
-    elbo_vae_activations *eval_act;
+    const elbo_model *model;
+    void *eval_act;             /* the model's activations for EVAL_BATCH rows */
     elbo_team *team;
     const elbo_images_view *test;
     checkpoint_sink *sink;
@@ -71,7 +74,7 @@ static int watch_step(void *ctx, const elbo_trainer *tr, size_t done, size_t tot
         return 1;
     if (q->args->target <= 0 || tr->step % q->args->eval_every != 0)
         return 0;
-    elbo_loss_means te = elbo_evaluate(q->model, q->eval_act, q->team, q->test, q->args->seed);
+    elbo_loss_means te = elbo_evaluate(q->model, q->eval_act, EVAL_BATCH, q->team, q->test, q->args->seed);
     if (te.loss > q->args->target)
         return 0;
     q->reached = 1;
@@ -139,12 +142,12 @@ static void report_epoch(const train_args *a, size_t epoch, long steps, const el
     if (a->json) {
         const char *keys[] = {"epoch", "steps", "samples", "train_loss", "test_neg_elbo", "test_recon", "test_kl",
                               "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
-        double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, te->loss, te->recon,
-                         te->kl, sps, train_s, eval_s, (double)a->threads, (double)a->batch};
+        double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, te->loss, te->part[0],
+                         te->part[1], sps, train_s, eval_s, (double)a->threads, (double)a->batch};
         cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], NULL, NULL);
     } else {
         printf("epoch %zu/%zu  train loss %.4f  test -ELBO %.4f (recon %.4f, KL %.4f)  %.0f samples/s  %.2f s\n",
-               epoch, a->epochs, tr->loss, te->loss, te->recon, te->kl, sps, train_s);
+               epoch, a->epochs, tr->loss, te->loss, te->part[0], te->part[1], sps, train_s);
         fflush(stdout);
     }
 }
@@ -160,7 +163,7 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epo
     char err[512], saved[1024];
     if (!a->save)
         return 0;
-    if (!elbo_params_finite(tr->model)) {
+    if (!elbo_floats_finite(tr->model.params, tr->model.layout->total)) {
         fprintf(stderr, "elbo train: step %ld: the parameters became NaN or infinite; try a lower --lr (%s)\n",
                 tr->step, describe_saved(a, sink, saved, sizeof saved));
         sink->diverged = 1;
@@ -178,7 +181,7 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epo
     st.batch = a->batch;
     snprintf(st.dataset, sizeof st.dataset, "%s", sink->dataset);
     snprintf(st.classes, sizeof st.classes, "%s", a->classes ? a->classes : "");
-    if (elbo_checkpoint_save_training(a->save, tr->model, &st, &tr->opt, err, sizeof err)) {
+    if (elbo_checkpoint_save_training(a->save, tr->model.impl, &st, &tr->opt, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         sink->failed = 1;
         return -1;
@@ -228,8 +231,8 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
 {
     char err[512];
     elbo_trainer tr;
-    elbo_vae_activations eval_act;
-    if (elbo_trainer_init(&tr, m, oc, a->batch, a->seed, ds->train.n, a->threads, topo, err, sizeof err)) {
+    elbo_model mm = elbo_vae_model(m);
+    if (elbo_trainer_init(&tr, &mm, oc, a->batch, a->seed, ds->train.n, a->threads, topo, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
     }
@@ -243,7 +246,8 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         tr.epoch = resume->epoch;
         tr.epoch_pos = (size_t)resume->epoch_step * a->batch;
     }
-    if (elbo_vae_activations_init(&eval_act, m, 1024)) {
+    void *eval_act = mm.ops->act_new(mm.impl, EVAL_BATCH);
+    if (!eval_act) {
         fprintf(stderr, "elbo train: out of memory allocating evaluation buffers\n");
         elbo_trainer_free(&tr);
         return 1;
@@ -252,13 +256,13 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     train_progress p = {0};
     p.epochs = a->epochs;
     checkpoint_sink sink = {ds->name, -1, 0, 0};
-    quality_watch q = {&p, a, m, &eval_act, &tr.team, &test, &sink, 0, 0, 0};
+    quality_watch q = {&p, a, &mm, eval_act, &tr.team, &test, &sink, 0, 0, 0};
     int status = 0;
     if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
         fprintf(stderr, "elbo train: %s already has %ld epochs and %ld steps; nothing to do for --epochs %zu%s\n",
                 a->resume ? a->resume : "the model", tr.epoch, tr.step, a->epochs, a->steps > 0 ? " --steps" : "");
     for (size_t e = (size_t)tr.epoch + 1; e <= a->epochs; e++) {
-        elbo_loss_means tm = {0, 0, 0, 0};
+        elbo_loss_means tm = {0, {0, 0}, 0};
         train_progress_begin(&p, e, tr.epoch_pos);
         int rc = elbo_trainer_epoch(&tr, &train, a->steps, watch_step, &q, &tm, err, sizeof err);
         double train_s = cli_now() - p.start;
@@ -289,7 +293,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         if (tm.samples == 0)
             break;
         double t0 = cli_now();
-        elbo_loss_means te = elbo_evaluate(m, &eval_act, &tr.team, &test, a->seed);
+        elbo_loss_means te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
         report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
         if (save_checkpoint(a, &tr, tr.epoch, tr.epoch_pos, &sink)) {
             status = save_failure_status(&sink);
@@ -300,7 +304,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
     }
     if (a->target > 0 && status == 0)
         report_quality(a, &q, &tr);
-    elbo_vae_activations_free(&eval_act);
+    mm.ops->act_free(eval_act);
     elbo_trainer_free(&tr);
     return status;
 }

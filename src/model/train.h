@@ -1,5 +1,6 @@
-/* Training and evaluation loops: shuffled minibatches (the last partial one included), counter-based
- * noise, forward, backward, optimizer step; test -ELBO with its reconstruction and KL parts. */
+/* Training and evaluation loops for any model (elbo_model): shuffled minibatches (the last partial one included),
+ * the model's forward and backward passes, the optimizer step in the tail; per-sample means of the loss and its
+ * parts over a data set. */
 #ifndef ELBO_TRAIN_H
 #define ELBO_TRAIN_H
 
@@ -8,12 +9,13 @@
 
 #include "optim.h"
 #include "team.h"
-#include "vae.h"
+#include "model.h"
 
-/* n images of dim uint8 pixels, contiguous rows. */
+/* n images of dim uint8 pixels, contiguous rows, and their labels (NULL when the data have none). */
 typedef struct {
     const uint8_t *pixels;
     size_t n, dim;
+    const uint8_t *labels;
 } elbo_images_view;
 
 /* Index of the next unclaimed tail block of one part, alone on its cache line. */
@@ -22,9 +24,9 @@ typedef struct {
 } elbo_tail_cursor;
 
 typedef struct {
-    elbo_vae *model;
+    elbo_model model;
     elbo_optimizer opt;
-    elbo_vae_activations act;
+    void *act;              /* the model's activations for `batch` rows */
     elbo_team team;
     uint64_t seed;
     size_t batch;
@@ -34,16 +36,19 @@ typedef struct {
     uint32_t *perm;         /* this epoch's order of the training set */
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
     float *xf;              /* (batch, dim) the same pixels as floats x / 255, the first layer's input */
-    elbo_act_arena batch_arena; /* holds xbatch and xf */
+    uint8_t *ybatch;        /* (batch) the gathered rows' labels */
+    elbo_act_arena batch_arena; /* holds xbatch, xf and ybatch */
+    elbo_trainable trainable[ELBO_MAX_LAYERS]; /* the model's trainable layers for this step's buffers */
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
     elbo_tail_chunk *tail;  /* every part's tail blocks; part p's are [tail_first[p], tail_first[p + 1]) */
     size_t *tail_first;     /* (threads + 1) */
     elbo_tail_cursor *tail_next; /* (threads) */
 } elbo_trainer;
 
-/* Per-sample means over a set of samples. */
+/* Per-sample means over a set of samples: the loss and its parts (the model's ops name them). */
 typedef struct {
-    double loss, recon, kl;
+    double loss;
+    double part[ELBO_LOSS_PARTS];
     size_t samples;
 } elbo_loss_means;
 
@@ -55,7 +60,7 @@ typedef int (*elbo_step_callback)(void *ctx, const elbo_trainer *tr, size_t done
  * OpenMP threads (results are bitwise the same for any n_threads), bound to cores and with each thread's rows
  * of the activations on its NUMA node when topo is not NULL.
  * Returns 0 or -1 with a message in err. */
-int elbo_trainer_init(elbo_trainer *tr, elbo_vae *model, const elbo_optimizer_config *opt, size_t batch,
+int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_optimizer_config *opt, size_t batch,
                       uint64_t seed, size_t n_train, size_t n_threads, const elbo_topology *topo, char *err,
                       size_t errlen);
 /* Frees the trainer's own buffers (not the model). */
@@ -64,7 +69,7 @@ void elbo_trainer_free(elbo_trainer *tr);
 /* One optimizer step on the rows rows[0..b) of data (b <= batch): noise for (seed, step, row), forward,
  * backward, update. Returns the batch loss sums; a non-finite loss, or non-finite gradients (then
  * tr->nonfinite_grads is set), leave the parameters, the optimizer state and the step count untouched. */
-elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b);
+elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b);
 
 /* One epoch (shuffled from (seed, epoch)), from sample epoch_pos of its order, stopping early after max_steps total steps if max_steps > 0 or
  * when cb asks. Fills the per-sample train means of the samples trained in this call. Returns 0, 1 if stopped early, or -1 if the loss
@@ -72,9 +77,10 @@ elbo_batch_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data
 int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_steps, elbo_step_callback cb,
                        void *ctx, elbo_loss_means *out, char *err, size_t errlen);
 
-/* Test -ELBO per sample (one posterior sample per image, noise from (seed, sample index)), with its parts,
- * using act (any max_batch) for the forward passes, split over team's threads. */
-elbo_loss_means elbo_evaluate(const elbo_vae *model, elbo_vae_activations *act, elbo_team *team,
+/* Per-sample means of the model's loss and its parts over data (the VAE: the -ELBO with one posterior sample per
+ * image, noise from (seed, sample index)), using act (the model's activations for max_batch rows) for the forward
+ * passes, split over team's threads. */
+elbo_loss_means elbo_evaluate(const elbo_model *model, void *act, size_t max_batch, elbo_team *team,
                               const elbo_images_view *data, uint64_t seed);
 
 #endif

@@ -2,6 +2,8 @@
  * + KL, fused sigmoid + loss + gradient, and the ReLU mask fused into the data-gradient GEMMs. */
 #include "vae.h"
 
+#include "rng.h"
+
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,4 +296,102 @@ double elbo_vae_train_flops_per_sample(const elbo_vae *m)
     const elbo_linear_layout *first = &m->layout.layer[0];
     double macs = (double)elbo_param_layout_macs(&m->layout);
     return 2.0 * (3.0 * macs - (double)(first->in * first->out));
+}
+
+/* ---- the VAE as the trainer sees it ---- */
+
+/* Fills eps (n, Z): row r gets the normals of (seed, stream, first_index + r, step). */
+static void fill_noise(float *eps, size_t n, size_t z, uint64_t seed, elbo_rng_stream stream, size_t first_index,
+                       uint32_t step)
+{
+    for (size_t r = 0; r < n; r++)
+        elbo_rng_normals(eps + r * z, z, seed, stream, (uint32_t)(first_index + r), step);
+}
+
+/* elbo_model_ops.act_new: activations for max_batch rows. */
+static void *vae_act_new(const void *impl, size_t max_batch)
+{
+    elbo_vae_activations *a = malloc(sizeof *a);
+    if (a && elbo_vae_activations_init(a, impl, max_batch) != 0) {
+        free(a);
+        a = NULL;
+    }
+    return a;
+}
+
+/* elbo_model_ops.act_free. */
+static void vae_act_free(void *act)
+{
+    if (act)
+        elbo_vae_activations_free(act);
+    free(act);
+}
+
+/* elbo_model_ops.act_arena. */
+static const elbo_act_arena *vae_act_arena(const void *act)
+{
+    return &((const elbo_vae_activations *)act)->arena;
+}
+
+/* elbo_model_ops.train_rows: the rows' training noise (seed, step, batch row), forward part and data gradients
+ * (those rows' forward values are complete when the forward part returns: no barrier before the backward). */
+static void vae_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
+                           size_t r1, size_t part, size_t nparts)
+{
+    const elbo_vae *m = impl;
+    elbo_vae_activations *a = act;
+    size_t z = m->cfg.latent;
+    fill_noise(a->eps + r0 * z, r1 - r0, z, bt->seed, ELBO_STREAM_EPS, r0, bt->step);
+    elbo_vae_forward_part(m, a, ws, bt->x, bt->xf, bt->b, r0, r1, part, nparts);
+    elbo_vae_backward_rows(m, a, ws, r0, r1);
+}
+
+/* elbo_model_ops.grads_finite. */
+static int vae_grads_finite(const void *impl, const void *act, size_t r0, size_t r1)
+{
+    return elbo_vae_output_grads_finite(impl, act, r0, r1);
+}
+
+/* elbo_model_ops.batch_loss: recon + beta KL, with recon and KL as the parts. */
+static elbo_step_loss vae_batch_loss(const void *impl, const void *act, size_t b)
+{
+    elbo_batch_loss l = elbo_vae_batch_loss(impl, act, b);
+    return (elbo_step_loss){l.loss, {l.recon, l.kl}};
+}
+
+/* elbo_model_ops.trainables. */
+static size_t vae_trainables(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out)
+{
+    return trainables(impl, act, bt->x, bt->xf, out);
+}
+
+/* elbo_model_ops.eval_rows: one posterior sample per image, its noise from (seed, sample index). */
+static void vae_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
+                          size_t r1)
+{
+    const elbo_vae *m = impl;
+    elbo_vae_activations *a = act;
+    size_t z = m->cfg.latent;
+    fill_noise(a->eps + r0 * z, r1 - r0, z, bt->seed, ELBO_STREAM_EVAL, bt->first_index + r0, 0);
+    elbo_vae_forward_rows(m, a, ws, bt->x, r0, r1, NULL);
+}
+
+static const elbo_model_ops VAE_OPS = {
+    .kind = "vae",
+    .part_names = {"recon", "kl"},
+    .act_new = vae_act_new,
+    .act_free = vae_act_free,
+    .act_arena = vae_act_arena,
+    .train_rows = vae_train_rows,
+    .grads_finite = vae_grads_finite,
+    .batch_loss = vae_batch_loss,
+    .trainables = vae_trainables,
+    .eval_rows = vae_eval_rows,
+};
+
+elbo_model elbo_vae_model(elbo_vae *m)
+{
+    return (elbo_model){.ops = &VAE_OPS, .impl = m, .kern = m->kern, .layout = &m->layout, .params = m->params,
+                        .grads = m->grads, .n_layers = m->layout.n_layers, .layer = m->layer,
+                        .input_dim = m->cfg.input_dim};
 }

@@ -11,6 +11,7 @@
 #include "gemm.h"
 #include "kernels.h"
 #include "linear.h"
+#include "model.h"
 #include "mlp.h"
 #include "params.h"
 #include "tail.h"
@@ -115,6 +116,9 @@ elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, con
 
 /* Single-threaded backward pass after elbo_vae_forward: m->grads = d (sum of the b rows' losses) / d params. */
 void elbo_vae_backward(elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b);
+
+/* The model as the trainer, the evaluation loop and the checkpoint see it (pointers into m, which must outlive it). */
+elbo_model elbo_vae_model(elbo_vae *m);
 
 /* FLOPs of one training sample (forward + backward, the first layer's data gradient excluded). */
 double elbo_vae_train_flops_per_sample(const elbo_vae *m);

@@ -1,0 +1,72 @@
+/* A model as the trainer, the evaluation loop and the checkpoint see it: its kind, its parameter arena, its linear
+ * layers and the operations of a training step. Each model kind (vae.c, classifier.c) describes itself with one of
+ * these (elbo_vae_model, elbo_classifier_model); nothing outside the model's own file knows its layers' roles. */
+#ifndef ELBO_MODEL_H
+#define ELBO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "act_arena.h"
+#include "gemm.h"
+#include "kernels.h"
+#include "linear.h"
+#include "params.h"
+#include "tail.h"
+
+#define ELBO_LOSS_PARTS 2
+
+/* Sums over a batch's rows: the objective, and the model's own parts (the VAE: reconstruction and KL; the
+ * classifier: cross-entropy and the count of correct predictions). */
+typedef struct {
+    double loss;
+    double part[ELBO_LOSS_PARTS];
+} elbo_step_loss;
+
+/* One batch as a model's step sees it. */
+typedef struct {
+    const uint8_t *x;        /* (b, D) pixels */
+    const float *xf;         /* (b, D) the same pixels as floats x / 255 (what the first GEMM reads), or NULL */
+    const uint8_t *labels;   /* (b) class labels, or NULL */
+    size_t b;
+    uint64_t seed;
+    uint32_t step;           /* training: the step counter the noise is drawn for */
+    size_t first_index;      /* evaluation: the data set's index of row 0 (noise per sample) */
+} elbo_batch;
+
+typedef struct elbo_model_ops {
+    const char *kind;                              /* "vae", "classifier" */
+    const char *part_names[ELBO_LOSS_PARTS];       /* names of elbo_step_loss.part */
+    /* Activations for up to max_batch rows (one arena), or NULL on out-of-memory. */
+    void *(*act_new)(const void *impl, size_t max_batch);
+    void (*act_free)(void *act);
+    const elbo_act_arena *(*act_arena)(const void *act);
+    /* Part `part` of nparts of a training step over the batch, called by every thread of an OpenMP team (it may
+     * hold team barriers): the rows [r0, r1) of the batch were gathered by this thread; draws the part's noise,
+     * runs the forward pass, the loss and every data gradient, so that afterwards the output gradients of every
+     * trainable layer are complete for rows [r0, r1). */
+    void (*train_rows)(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
+                       size_t r1, size_t part, size_t nparts);
+    /* 1 when rows [r0, r1) of every trainable layer's output gradient are finite. */
+    int (*grads_finite)(const void *impl, const void *act, size_t r0, size_t r1);
+    /* Sums over rows [0, b) of the per-row losses, in row order. */
+    elbo_step_loss (*batch_loss)(const void *impl, const void *act, size_t b);
+    /* The trainable layers with their output gradients and inputs for this batch (at most ELBO_MAX_LAYERS). */
+    size_t (*trainables)(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out);
+    /* Evaluation of rows [r0, r1): noise per sample index, forward pass and per-row losses (no gradients kept). */
+    void (*eval_rows)(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
+                      size_t r1);
+} elbo_model_ops;
+
+typedef struct {
+    const elbo_model_ops *ops;
+    void *impl;                     /* the model kind's own struct */
+    const elbo_kernels *kern;
+    const elbo_param_layout *layout;
+    float *params, *grads;          /* arenas of layout->total floats */
+    size_t n_layers;
+    elbo_linear *layer;             /* (n_layers) with their packed weights */
+    size_t input_dim;               /* pixels per image */
+} elbo_model;
+
+#endif
