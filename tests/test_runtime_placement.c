@@ -198,6 +198,12 @@ static void check_thread_binds(fixture *f)
         test_failf("%zu threads: %zu thread bindings recorded, want one per thread\n", f->n, seen);
 }
 
+/* The name of a membind policy, for messages. */
+static const char *policy_name(int policy)
+{
+    return policy == HWLOC_MEMBIND_BIND ? "BIND" : policy == HWLOC_MEMBIND_INTERLEAVE ? "INTERLEAVE" : "another policy";
+}
+
 /* The membind record covering any byte of [lo, hi), or NULL; fails if two do. */
 static call_record *covering(uintptr_t lo, uintptr_t hi)
 {
@@ -249,8 +255,9 @@ static void check_rows(fixture *f, const char *name, const void *buf, size_t row
         if (r->lo > lo || r->hi < hi || strcmp(r->set, want) != 0 || r->policy != HWLOC_MEMBIND_BIND ||
             !(r->flags & HWLOC_MEMBIND_BYNODESET))
             test_failf("%zu threads: %s: page at byte %ld (rows of thread %zu) is in a call on [%ld, %ld) to "
-                       "nodeset %s policy %d flags %#x; want node %s, BIND, by nodeset\n", f->n, name, (long)(lo - b),
-                       owner, (long)(r->lo - b), (long)(r->hi - b), r->set, r->policy, (unsigned)r->flags, want);
+                       "nodeset %s, %s, flags %#x; want node %s, BIND, by nodeset\n", f->n, name, (long)(lo - b),
+                       owner, (long)(r->lo - b), (long)(r->hi - b), r->set, policy_name(r->policy), (unsigned)r->flags,
+                       want);
         if (r->omp_thread != (int)owner || !pthread_equal(r->thread, f->bound[owner]))
             test_failf("%zu threads: %s: rows of thread %zu were bound by OpenMP thread %d%s\n", f->n, name, owner,
                        r->omp_thread, r->omp_thread == (int)owner ? " on another OS thread than the one bound" : "");
@@ -306,9 +313,9 @@ static void check_interleaved(fixture *f, const char *name, const void *p, size_
         test_failf("%zu threads: %s (%zu bytes) was not interleaved\n", f->n, name, bytes);
     if (r->lo != lo || r->hi != hi || strcmp(r->set, ALL_NODES) != 0 || r->policy != HWLOC_MEMBIND_INTERLEAVE ||
         !(r->flags & HWLOC_MEMBIND_BYNODESET))
-        test_failf("%zu threads: %s: membind of bytes [%ld, %ld) to nodeset %s policy %d flags %#x; want its whole "
+        test_failf("%zu threads: %s: membind of bytes [%ld, %ld) to nodeset %s, %s, flags %#x; want its whole "
                    "pages [%ld, %ld) interleaved over %s by nodeset\n", f->n, name, (long)(r->lo - (uintptr_t)p),
-                   (long)(r->hi - (uintptr_t)p), r->set, r->policy, (unsigned)r->flags, (long)(lo - (uintptr_t)p),
+                   (long)(r->hi - (uintptr_t)p), r->set, policy_name(r->policy), (unsigned)r->flags, (long)(lo - (uintptr_t)p),
                    (long)(hi - (uintptr_t)p), ALL_NODES);
     r->used = 1;
 }
