@@ -30,9 +30,11 @@
  * PUs and nodes in order, OS index = logical index). */
 #define TWO_NODES "package:2 numa:1 core:2 pu:1"
 #define ALL_NODES "0-1" /* the nodeset of both nodes as an hwloc list: what interleaving must name */
-/* Rows of the activation buffers: kl and recon have 4 bytes a row, so with 4 threads each thread's 2048 rows are
- * 8 KiB, at least one whole 4 KiB page wherever the buffer starts (checked by row_pages below). */
-#define BATCH 8192
+/* Rows of the activation buffers. kl and recon have 4 bytes a row, so with 4 threads each thread's 2050 rows are
+ * 8200 bytes, at least one whole 4 KiB page wherever they start (checked by check_rows). The views of the arenas
+ * start on page boundaries; 8200 = 8 * 1025 rows make the row blocks of 2, 3 and 4 threads end inside pages
+ * (2050 rows of 4 bytes are 2 pages and 8 bytes), so every case has pages shared by two threads' rows. */
+#define BATCH 8200
 
 /* One recorded call of a wrapped hwloc function. */
 typedef struct {
@@ -333,17 +335,17 @@ static size_t check_shared(fixture *f)
     for (size_t i = 0; i < m->layout.n_layers; i++) {
         char name[32];
         snprintf(name, sizeof name, "fwd[%zu]", i);
-        check_interleaved(f, name, m->fwd[i].data, elbo_packed_b_floats(m->kern, m->fwd[i].k, m->fwd[i].n) * sizeof(float));
+        check_interleaved(f, name, m->layer[i].fwd.data, elbo_packed_b_floats(m->kern, m->layer[i].fwd.k, m->layer[i].fwd.n) * sizeof(float));
         n++;
-        if (!m->bwd[i].data)
+        if (!m->layer[i].bwd.data)
             continue;
         snprintf(name, sizeof name, "bwd[%zu]", i);
-        if (m->bwd[i].view_ld) {
-            if (m->bwd[i].data < m->params || m->bwd[i].data >= m->params + m->layout.total)
+        if (m->layer[i].bwd.view_ld) {
+            if (m->layer[i].bwd.data < m->params || m->layer[i].bwd.data >= m->params + m->layout.total)
                 test_failf("%s is a view outside the parameters\n", name);
         } else {
-            check_interleaved(f, name, m->bwd[i].data,
-                              elbo_packed_b_floats(m->kern, m->bwd[i].k, m->bwd[i].n) * sizeof(float));
+            check_interleaved(f, name, m->layer[i].bwd.data,
+                              elbo_packed_b_floats(m->kern, m->layer[i].bwd.k, m->layer[i].bwd.n) * sizeof(float));
             n++;
         }
     }
@@ -360,6 +362,8 @@ static void check_placement(size_t n)
     check_thread_binds(&f);
     check_activations(&f, &whole, &partial);
     size_t shared = check_shared(&f);
+    if (partial == 0)
+        test_failf("%zu threads: no page is shared by two threads' rows: the partial-page rule went unchecked\n", n);
     for (size_t i = 0; i < n_recs; i++)
         if (recs[i].membind && !recs[i].used)
             test_failf("%zu threads: membind of %zu bytes at %#lx to nodeset %s is on no buffer the trainer places\n",
