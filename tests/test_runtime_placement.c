@@ -204,16 +204,16 @@ static const char *policy_name(int policy)
     return policy == HWLOC_MEMBIND_BIND ? "BIND" : policy == HWLOC_MEMBIND_INTERLEAVE ? "INTERLEAVE" : "another policy";
 }
 
-/* The membind record covering any byte of [lo, hi), or NULL; fails if two do. */
-static call_record *covering(uintptr_t lo, uintptr_t hi)
+/* The membind record covering any byte of [lo, hi) (a page of buffer `name`, at byte `at` of it), or NULL; fails
+ * if two do. */
+static call_record *covering(const fixture *f, const char *name, long at, uintptr_t lo, uintptr_t hi)
 {
     call_record *found = NULL;
     for (size_t i = 0; i < n_recs; i++)
         if (recs[i].membind && recs[i].lo < hi && lo < recs[i].hi) {
             if (found)
-                test_failf("page %#lx is in two membind calls ([%#lx, %#lx) and [%#lx, %#lx))\n", (unsigned long)lo,
-                           (unsigned long)found->lo, (unsigned long)found->hi, (unsigned long)recs[i].lo,
-                           (unsigned long)recs[i].hi);
+                test_failf("%zu threads: %s: byte %ld is in two membind calls, by threads %d and %d to nodesets %s "
+                           "and %s\n", f->n, name, at, found->omp_thread, recs[i].omp_thread, found->set, recs[i].set);
             found = &recs[i];
         }
     return found;
@@ -239,7 +239,7 @@ static void check_rows(fixture *f, const char *name, const void *buf, size_t row
             if (lo >= b + r0 * row_bytes && hi <= b + r1 * row_bytes)
                 owner = t;
         }
-        call_record *r = covering(lo, hi);
+        call_record *r = covering(f, name, (long)(lo - b), lo, hi);
         if (owner == f->n) {
             if (r)
                 test_failf("%zu threads: %s: page at byte %ld straddles two threads' rows or the buffer's end, yet "
@@ -308,7 +308,7 @@ static void check_interleaved(fixture *f, const char *name, const void *p, size_
     uintptr_t pg = f->page, lo = ((uintptr_t)p + pg - 1) / pg * pg, hi = ((uintptr_t)p + bytes) / pg * pg;
     if (hi <= lo)
         test_failf("%s: %zu bytes hold no whole page: nothing to check\n", name, bytes);
-    call_record *r = covering((uintptr_t)p, (uintptr_t)p + bytes);
+    call_record *r = covering(f, name, 0, (uintptr_t)p, (uintptr_t)p + bytes);
     if (!r)
         test_failf("%zu threads: %s (%zu bytes) was not interleaved\n", f->n, name, bytes);
     if (r->lo != lo || r->hi != hi || strcmp(r->set, ALL_NODES) != 0 || r->policy != HWLOC_MEMBIND_INTERLEAVE ||
