@@ -133,6 +133,8 @@ $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 
 # The command's tests (native only) read its PNGs back with libpng.
 $(BUILD)/tests/test_cli_%: TEST_LIBS := -lpng
+# The placement test records the library's binding calls instead of making them (tests/test_runtime_placement.c).
+$(BUILD)/tests/test_runtime_placement: TEST_LIBS := -Wl,--wrap=hwloc_set_cpubind,--wrap=hwloc_set_area_membind
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)

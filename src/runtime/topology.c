@@ -100,7 +100,10 @@ elbo_topology *elbo_topology_open(const char *synthetic, char *err, size_t errle
         elbo_topology_close(t);
         return NULL;
     }
-    t->this_machine = hwloc_topology_is_thissystem(t->topo) && !synthetic;
+    /* hwloc decides: a synthetic or XML topology is not this machine's unless HWLOC_THISSYSTEM=1 (hwloc's own
+     * override) asserts it, and then binding acts on this process with the description's indices
+     * (tests/test_runtime_placement.c does so with the binding calls recorded instead of made). */
+    t->this_machine = hwloc_topology_is_thissystem(t->topo);
     return t;
 }
 

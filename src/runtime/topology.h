@@ -20,7 +20,8 @@ typedef struct elbo_topology elbo_topology; /* opaque: hwloc topology + derived 
 elbo_topology *elbo_topology_open(const char *synthetic, char *err, size_t errlen);
 void elbo_topology_close(elbo_topology *t);
 
-/* 1 when the topology is this machine's (binding and memory placement are real), 0 for synthetic/XML ones. */
+/* 1 when the topology is this machine's (binding and memory placement are real), 0 for synthetic/XML ones
+ * unless the environment sets HWLOC_THISSYSTEM=1 (hwloc's assertion that they describe this machine). */
 int elbo_topology_is_this_machine(const elbo_topology *t);
 size_t elbo_topology_cores(const elbo_topology *t);      /* physical cores available (not hardware threads) */
 size_t elbo_topology_pus(const elbo_topology *t);        /* hardware threads (PUs) available */
