@@ -149,7 +149,8 @@ static void setup(fixture *f, size_t n)
     elbo_vae_pack_weights(&f->model);
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
     records_reset();
-    if (elbo_trainer_init(&f->tr, &f->model, &oc, BATCH, 1, 0, n, f->topo, err, sizeof err))
+    elbo_model mm = elbo_vae_model(&f->model);
+    if (elbo_trainer_init(&f->tr, &mm, &oc, BATCH, 1, 0, n, f->topo, err, sizeof err))
         test_failf("trainer: %s\n", err);
     if (lost_recs)
         test_failf("%zu threads: more than %d binding calls\n", n, MAX_RECORDS);
@@ -274,7 +275,7 @@ static void check_rows(fixture *f, const char *name, const void *buf, size_t row
 /* Every activation buffer, each as its rows: vae.h's shapes, xbatch (B, D) bytes and xf (B, D) floats. */
 static void check_activations(fixture *f, size_t *whole, size_t *partial)
 {
-    const elbo_vae_activations *a = &f->tr.act;
+    const elbo_vae_activations *a = f->tr.act;
     const elbo_param_layout *l = &f->model.layout;
     size_t z = f->model.cfg.latent, d = f->model.cfg.input_dim, fl = sizeof(float), hidden = 0;
     assert_int_equal(a->max_batch, BATCH);

@@ -69,14 +69,13 @@ int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_opti
     elbo_act_arena_init(&tr->batch_arena);
     int xbatch = elbo_act_arena_add(&tr->batch_arena, "x_u8", d);
     int xf = elbo_act_arena_add(&tr->batch_arena, "x_f32", d * sizeof(float));
-    int ybatch = elbo_act_arena_add(&tr->batch_arena, "labels", 1);
     int batch_ok = elbo_act_arena_alloc(&tr->batch_arena, batch) == 0;
     tr->xbatch = elbo_act_arena_view(&tr->batch_arena, xbatch);
     tr->xf = elbo_act_arena_view(&tr->batch_arena, xf);
-    tr->ybatch = elbo_act_arena_view(&tr->batch_arena, ybatch);
+    tr->ybatch = malloc(batch); /* a few bytes per thread: not worth a page of each NUMA node */
     if (batch_ok)
         tr->act = model->ops->act_new(model->impl, batch);
-    if (!tr->perm || !batch_ok || elbo_optimizer_init(&tr->opt, opt, model->layout) != 0 || !tr->act ||
+    if (!tr->perm || !batch_ok || !tr->ybatch || elbo_optimizer_init(&tr->opt, opt, model->layout) != 0 || !tr->act ||
         tail_plan_init(tr, nt) != 0 || elbo_team_init(&tr->team, nt, model->kern, topo) != 0) {
         elbo_trainer_free(tr);
         snprintf(err, errlen, "out of memory allocating the trainer (batch %zu)", batch);
@@ -99,6 +98,7 @@ void elbo_trainer_free(elbo_trainer *tr)
     free(tr->tail_first);
     free(tr->tail_next);
     free(tr->perm);
+    free(tr->ybatch);
     elbo_act_arena_free(&tr->batch_arena);
     memset(tr, 0, sizeof *tr);
 }

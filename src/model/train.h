@@ -37,7 +37,7 @@ typedef struct {
     uint8_t *xbatch;        /* (batch, dim) gathered rows */
     float *xf;              /* (batch, dim) the same pixels as floats x / 255, the first layer's input */
     uint8_t *ybatch;        /* (batch) the gathered rows' labels */
-    elbo_act_arena batch_arena; /* holds xbatch, xf and ybatch */
+    elbo_act_arena batch_arena; /* holds xbatch and xf */
     elbo_trainable trainable[ELBO_MAX_LAYERS]; /* the model's trainable layers for this step's buffers */
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
     elbo_tail_chunk *tail;  /* every part's tail blocks; part p's are [tail_first[p], tail_first[p + 1]) */
