@@ -110,7 +110,7 @@ static void write_input(const train_case *c)
     elbo_vae_config cfg = config_of(c);
     elbo_optimizer_config oc = optimizer_of(c);
     elbo_param_layout l;
-    elbo_param_layout_build(&l, &cfg);
+    elbo_vae_layout_build(&l, &cfg);
     float *p = elbo_arena_alloc(&l);
     assert_non_null(p);
     elbo_params_init(p, &l, SEED);
@@ -432,7 +432,7 @@ static void test_training_steps_match_torch(void **state)
             test_failf("%s\n", err);
         elbo_vae_config cfg = config_of(c);
         elbo_param_layout l;
-        elbo_param_layout_build(&l, &cfg);
+        elbo_vae_layout_build(&l, &cfg);
         for (size_t i = 0; elbo_kernels_available(i); i++) {
             const elbo_kernels *k = elbo_kernels_available(i);
             run_result forced = run_trainer(c, k, 1, &f), free_run = run_trainer(c, k, 1, NULL);

@@ -457,7 +457,7 @@ int elbo_checkpoint_load(const char *path, elbo_vae *m, const elbo_kernels *kern
         /* the tensors are checked against the config's layout first: a header claiming a huge model is
          * refused by its missing tensors before anything of that size is allocated */
         elbo_param_layout l;
-        elbo_param_layout_build(&l, &cfg);
+        elbo_vae_layout_build(&l, &cfg);
         rc = check_tensors(&f, path, &l, err, errlen);
     }
     if (rc == 0 && elbo_vae_init(m, &cfg, kern, err, errlen) != 0) {

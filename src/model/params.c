@@ -29,11 +29,12 @@ static void add_view(elbo_param_layout *l, const char *name, size_t rows, size_t
     t->fan_in = fan_in;
 }
 
-/* Appends a dense layer named prefix (views prefix.weight, prefix.bias) at the arena's end. */
-static void add_layer(elbo_param_layout *l, const char *prefix, size_t in, size_t out, int relu)
+size_t elbo_param_layout_add_linear(elbo_param_layout *l, size_t in, size_t out, int relu, size_t n_views,
+                                    const char *const *prefixes)
 {
     char name[ELBO_TENSOR_NAME_MAX];
-    elbo_linear_layout *ly = &l->layer[l->n_layers++];
+    size_t index = l->n_layers++, part = out / n_views;
+    elbo_linear_layout *ly = &l->layer[index];
     ly->in = in;
     ly->out = out;
     ly->relu = relu;
@@ -41,45 +42,13 @@ static void add_layer(elbo_param_layout *l, const char *prefix, size_t in, size_
     l->total = align_up(l->total + in * out);
     ly->b_off = l->total;
     l->total = align_up(l->total + out);
-    snprintf(name, sizeof name, "%.32s.weight", prefix);
-    add_view(l, name, out, in, ly->w_off, in);
-    snprintf(name, sizeof name, "%.32s.bias", prefix);
-    add_view(l, name, out, 0, ly->b_off, in);
-}
-
-void elbo_param_layout_build(elbo_param_layout *l, const elbo_vae_config *c)
-{
-    char prefix[ELBO_TENSOR_NAME_MAX];
-    memset(l, 0, sizeof *l);
-    size_t in = c->input_dim;
-    for (size_t i = 0; i < c->n_enc; i++) {
-        snprintf(prefix, sizeof prefix, "encoder.%zu", i);
-        add_layer(l, prefix, in, c->enc_hidden[i], 1);
-        in = c->enc_hidden[i];
+    for (size_t k = 0; k < n_views; k++) {
+        snprintf(name, sizeof name, "%.32s.weight", prefixes[k]);
+        add_view(l, name, part, in, ly->w_off + k * part * in, in);
+        snprintf(name, sizeof name, "%.32s.bias", prefixes[k]);
+        add_view(l, name, part, 0, ly->b_off + k * part, in);
     }
-    /* Both heads in one (2Z, in) weight and one (2Z) bias, exposed as fc_mu and fc_logvar. */
-    l->heads = l->n_layers;
-    elbo_linear_layout *h = &l->layer[l->n_layers++];
-    size_t z = c->latent;
-    h->in = in;
-    h->out = 2 * z;
-    h->relu = 0;
-    h->w_off = l->total;
-    l->total = align_up(l->total + 2 * z * in);
-    h->b_off = l->total;
-    l->total = align_up(l->total + 2 * z);
-    add_view(l, "fc_mu.weight", z, in, h->w_off, in);
-    add_view(l, "fc_mu.bias", z, 0, h->b_off, in);
-    add_view(l, "fc_logvar.weight", z, in, h->w_off + z * in, in);
-    add_view(l, "fc_logvar.bias", z, 0, h->b_off + z, in);
-    in = z;
-    for (size_t i = 0; i < c->n_dec; i++) {
-        snprintf(prefix, sizeof prefix, "decoder.%zu", i);
-        add_layer(l, prefix, in, c->dec_hidden[i], 1);
-        in = c->dec_hidden[i];
-    }
-    l->out_layer = l->n_layers;
-    add_layer(l, "fc_out", in, c->input_dim, 0);
+    return index;
 }
 
 size_t elbo_tensor_view_size(const elbo_tensor_view *t)

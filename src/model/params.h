@@ -1,4 +1,4 @@
-/* The parameter arena: every weight and bias of the VAE in one aligned allocation, with named views.
+/* The parameter arena: every weight and bias of a model in one aligned allocation, with named views.
  * Gradients and optimizer moments use the same layout, so optimizers are one flat loop. */
 #ifndef ELBO_PARAMS_H
 #define ELBO_PARAMS_H
@@ -27,20 +27,20 @@ typedef struct {
     size_t fan_in;      /* PyTorch nn.Linear init bound is 1/sqrt(fan_in) */
 } elbo_tensor_view;
 
-/* Layer order: encoder hidden layers, the two heads as one layer (out = 2Z: [mu | logvar]),
- * decoder hidden layers, the output layer. */
+/* The layers in the order the model added them, and the named tensor views over the arena. */
 typedef struct {
     size_t n_layers;
-    size_t heads;       /* index of the heads layer (= n_enc) */
-    size_t out_layer;   /* index of the output layer (= n_layers - 1) */
     elbo_linear_layout layer[ELBO_MAX_LAYERS];
     size_t n_tensors;
     elbo_tensor_view tensor[ELBO_MAX_TENSORS];
     size_t total;       /* floats in the arena, padding included */
 } elbo_param_layout;
 
-/* Builds the layout of a (validated) config. */
-void elbo_param_layout_build(elbo_param_layout *l, const elbo_vae_config *c);
+/* Appends a dense layer (in -> out) at the arena's end: W (out, in), then b (out), each 64-byte aligned; its rows
+ * are exposed as n_views equal views named prefixes[k].weight and prefixes[k].bias (n_views > 1: several
+ * nn.Linear heads computed as one layer). Returns the layer's index. Start from a zeroed layout. */
+size_t elbo_param_layout_add_linear(elbo_param_layout *l, size_t in, size_t out, int relu, size_t n_views,
+                                    const char *const *prefixes);
 
 /* Floats of the tensor view (rows * max(cols, 1)). */
 size_t elbo_tensor_view_size(const elbo_tensor_view *t);

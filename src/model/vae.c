@@ -9,6 +9,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+void elbo_vae_layout_build(elbo_param_layout *l, const elbo_vae_config *c)
+{
+    char prefix[ELBO_TENSOR_NAME_MAX];
+    const char *p = prefix;
+    memset(l, 0, sizeof *l);
+    size_t in = c->input_dim;
+    for (size_t i = 0; i < c->n_enc; i++) {
+        snprintf(prefix, sizeof prefix, "encoder.%zu", i);
+        elbo_param_layout_add_linear(l, in, c->enc_hidden[i], 1, 1, &p);
+        in = c->enc_hidden[i];
+    }
+    /* Both heads in one (2Z, in) weight and one (2Z) bias, exposed as fc_mu and fc_logvar. */
+    static const char *const heads[] = {"fc_mu", "fc_logvar"};
+    elbo_param_layout_add_linear(l, in, 2 * c->latent, 0, 2, heads);
+    in = c->latent;
+    for (size_t i = 0; i < c->n_dec; i++) {
+        snprintf(prefix, sizeof prefix, "decoder.%zu", i);
+        elbo_param_layout_add_linear(l, in, c->dec_hidden[i], 1, 1, &p);
+        in = c->dec_hidden[i];
+    }
+    static const char *const out[] = {"fc_out"};
+    elbo_param_layout_add_linear(l, in, c->input_dim, 0, 1, out);
+}
+
 int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *kern, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
@@ -16,7 +40,7 @@ int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *k
         return -1;
     m->cfg = *cfg;
     m->kern = kern;
-    elbo_param_layout_build(&m->layout, cfg);
+    elbo_vae_layout_build(&m->layout, cfg);
     m->params = elbo_arena_alloc(&m->layout);
     m->grads = elbo_arena_alloc(&m->layout);
     int ok = m->params && m->grads;
@@ -54,23 +78,24 @@ void elbo_vae_pack_weights(elbo_vae *m)
 static void build_mlps(const elbo_vae *m, elbo_vae_activations *a)
 {
     const elbo_param_layout *l = &m->layout;
+    size_t heads = m->cfg.n_enc; /* the layer of [mu | logvar] */
     elbo_mlp *enc = &a->enc, *dec = &a->dec;
     memset(enc, 0, sizeof *enc);
     memset(dec, 0, sizeof *dec);
-    enc->n = l->heads + 1;
+    enc->n = heads + 1;
     enc->layer = m->layer;
-    for (size_t i = 0; i < l->heads; i++) {
+    for (size_t i = 0; i < heads; i++) {
         enc->out[i] = a->h[i];
         enc->dout[i] = a->dh[i];
     }
-    enc->out[l->heads] = a->mulv;
-    enc->dout[l->heads] = a->dmulv;
-    dec->n = l->out_layer - l->heads;
-    dec->layer = m->layer + l->heads + 1;
-    dec->first_index = l->heads + 1;
+    enc->out[heads] = a->mulv;
+    enc->dout[heads] = a->dmulv;
+    dec->n = l->n_layers - 1 - heads;
+    dec->layer = m->layer + heads + 1;
+    dec->first_index = heads + 1;
     for (size_t j = 0; j + 1 < dec->n; j++) {
-        dec->out[j] = a->h[l->heads + 1 + j];
-        dec->dout[j] = a->dh[l->heads + 1 + j];
+        dec->out[j] = a->h[heads + 1 + j];
+        dec->dout[j] = a->dh[heads + 1 + j];
     }
     dec->out[dec->n - 1] = a->logits;
     dec->dout[dec->n - 1] = a->logits;

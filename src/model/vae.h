@@ -46,6 +46,10 @@ typedef struct {
     double recon, kl, loss;     /* loss = recon + beta * kl */
 } elbo_batch_loss;
 
+/* The VAE's parameter layout: encoder hidden layers, the two heads as one layer (out = 2Z: [mu | logvar], views
+ * fc_mu and fc_logvar), decoder hidden layers, the output layer fc_out. */
+void elbo_vae_layout_build(elbo_param_layout *l, const elbo_vae_config *c);
+
 /* Allocates a model for a valid config with zeroed parameters; returns 0 or -1 (message in err). */
 int elbo_vae_init(elbo_vae *m, const elbo_vae_config *cfg, const elbo_kernels *kern, char *err, size_t errlen);
 /* Frees everything elbo_vae_init allocated (safe on a zeroed struct). */
