@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     elbo_optimizer opt;
     if (elbo_optimizer_init(&opt, &oc, &m.layout) == 0) {
         err[0] = '\0';
-        if (elbo_checkpoint_load_optimizer(path, &m, &opt, err, sizeof err) != 0)
+        if (elbo_checkpoint_load_optimizer(path, &m.layout, &opt, err, sizeof err) != 0)
             check_error_line(err, path);
         elbo_optimizer_free(&opt);
     }

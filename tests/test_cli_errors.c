@@ -702,7 +702,7 @@ static void test_divergence(void **state)
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, st.lr);
     elbo_optimizer opt;
     assert_int_equal(elbo_optimizer_init(&opt, &oc, &m.layout), 0);
-    if (elbo_checkpoint_load_optimizer(fx.good, &m, &opt, err, sizeof err) ||
+    if (elbo_checkpoint_load_optimizer(fx.good, &m.layout, &opt, err, sizeof err) ||
         elbo_checkpoint_save_training(fx.bad, &m, &st, &opt, err, sizeof err))
         test_failf("%s\n", err);
     elbo_optimizer_free(&opt);

@@ -110,7 +110,7 @@ static void test_read_old_files(void **state)
 }
 
 /* --resume on every fixture: the two holding the training position and optimizer state continue to the end
- * of their epoch and save as elbo-vae-2 with their own momentum and class list; the earliest is refused
+ * of their epoch and save as elbo-3 with their own momentum and class list; the earliest is refused
  * with exit 2, one line naming the file, epoch_step and elbo-vae-1, and nothing saved. Catches: the writer
  * still tagging elbo-vae-1, the early file resumed from a stand-in position and a fresh optimizer. */
 static void test_resume_old_files(void **state)
@@ -137,7 +137,7 @@ static void test_resume_old_files(void **state)
             test_failf("train --resume header: %s\n", r.out);
         run_free(&r);
         meta_of(out, "format", v, sizeof v);
-        assert_string_equal(v, "elbo-vae-2");
+        assert_string_equal(v, "elbo-3");
         meta_of(out, "epoch", v, sizeof v);
         assert_string_equal(v, i == 2 ? "2" : "1");
         meta_of(out, "step", v, sizeof v);
@@ -162,7 +162,7 @@ static void test_unknown_format(void **state)
     join(bad, dir, "v9.safetensors");
     join(out, dir, "out.safetensors");
     copy_retagged(FILES[1].path, bad, "elbo-vae-9");
-    const char *want = "__metadata__.format: 'elbo-vae-9' is not a format this build reads (elbo-vae-1, elbo-vae-2)";
+    const char *want = "__metadata__.format: 'elbo-vae-9' is not a format this build reads (elbo-vae-1, elbo-vae-2, elbo-3)";
     expect_usage_error(bad, want, "info", "--load", bad, NULL);
     expect_usage_error(bad, want, "eval", "--load", bad, "--data", DATA, NULL);
     expect_usage_error(bad, want, "train", "--data", DATA, "--epochs", "1", "--resume", bad, "--save", out, NULL);

@@ -157,7 +157,7 @@ static void load_complete(const char *path, const char *when, elbo_train_state *
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, st->lr);
     elbo_optimizer opt;
     assert_int_equal(elbo_optimizer_init(&opt, &oc, &m.layout), 0);
-    if (elbo_checkpoint_load_optimizer(path, &m, &opt, err, sizeof err))
+    if (elbo_checkpoint_load_optimizer(path, &m.layout, &opt, err, sizeof err))
         test_failf("%s: the optimizer state does not load: %s\n", when, err);
     elbo_optimizer_free(&opt);
     elbo_vae_free(&m);

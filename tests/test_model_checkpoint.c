@@ -374,7 +374,8 @@ static void check_safetensors_file(const char *path, const elbo_vae *m)
         if (!cJSON_IsString(kv))
             test_failf("__metadata__.%s is not a string\n", kv->string);
     }
-    assert_string_equal(meta_str(meta, "format"), "elbo-vae-2"); /* the writer's version since elbo-vae-1 */
+    assert_string_equal(meta_str(meta, "format"), "elbo-3"); /* the writer's version since the model kind */
+    assert_string_equal(meta_str(meta, "model"), "vae");
     char widths[128], num[32];
     elbo_format_widths(widths, sizeof widths, m->cfg.enc_hidden, m->cfg.n_enc);
     assert_string_equal(meta_str(meta, "encoder_hidden"), widths);
@@ -1101,11 +1102,20 @@ static void test_bad_metadata(void **state)
     doc_open(&d, fx.good);
     doc_meta(&d, "format", "elbo-vae-9");
     doc_write(&d, fx.bad);
-    expect_load_error(fx.bad, "'elbo-vae-9' is not a format this build reads", "(elbo-vae-1, elbo-vae-2)");
+    expect_load_error(fx.bad, "'elbo-vae-9' is not a format this build reads", "(elbo-vae-1, elbo-vae-2, elbo-3)");
     doc_open(&d, fx.good);
     doc_meta(&d, "classes", NULL);
     doc_write(&d, fx.bad);
-    expect_load_error(fx.bad, "__metadata__.classes: missing", "(format elbo-vae-2)");
+    expect_load_error(fx.bad, "__metadata__.classes: missing", "(format elbo-3)");
+    /* the model kind: required from elbo-3 on; another kind is refused by the VAE's loader, naming both */
+    doc_open(&d, fx.good);
+    doc_meta(&d, "model", NULL);
+    doc_write(&d, fx.bad);
+    expect_load_error(fx.bad, "__metadata__.model: missing", "(format elbo-3)");
+    doc_open(&d, fx.good);
+    doc_meta(&d, "model", "classifier");
+    doc_write(&d, fx.bad);
+    expect_load_error(fx.bad, "__metadata__.model: 'classifier' is not a vae checkpoint", NULL);
     /* no __metadata__, __metadata__ not an object, a value that is not a string */
     doc_open(&d, fx.good);
     cJSON_DeleteItemFromObjectCaseSensitive(d.hdr, "__metadata__");
@@ -1286,7 +1296,7 @@ static void test_non_finite_and_huge(void **state)
     opt.v[m.layout.tensor[0].offset + 4] = -1.0f;
     save_ok_training(fx.bad, &m, &st, &opt);
     err[0] = '\0';
-    assert_int_equal(elbo_checkpoint_load_optimizer(fx.bad, &m, &opt, err, sizeof err), -1);
+    assert_int_equal(elbo_checkpoint_load_optimizer(fx.bad, &m.layout, &opt, err, sizeof err), -1);
     print_message("    %s\n", err);
     expect_msg(err, fx.bad, "optimizer.exp_avg_sq.encoder.0.weight", "element 4");
     elbo_optimizer_free(&opt);
@@ -1316,7 +1326,7 @@ static int load_opt(const char *path, const elbo_vae *m, const elbo_train_state 
     elbo_optimizer_config oc = elbo_optimizer_config_default(kind, st->lr);
     elbo_optimizer opt;
     assert_int_equal(elbo_optimizer_init(&opt, &oc, &m->layout), 0);
-    int rc = elbo_checkpoint_load_optimizer(path, m, &opt, err, ERRLEN);
+    int rc = elbo_checkpoint_load_optimizer(path, &m->layout, &opt, err, ERRLEN);
     *max_abs = 0;
     for (size_t i = 0; rc == 0 && i < m->layout.total; i++)
         *max_abs = fmaxf(*max_abs, fabsf(opt.m[i]));

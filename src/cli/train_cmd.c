@@ -237,7 +237,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
         return 1;
     }
     if (resume) {
-        if (elbo_checkpoint_load_optimizer(a->resume, m, &tr.opt, err, sizeof err)) {
+        if (elbo_checkpoint_load_optimizer(a->resume, &m->layout, &tr.opt, err, sizeof err)) {
             fprintf(stderr, "elbo train: %s\n", err);
             elbo_trainer_free(&tr);
             return 2;

@@ -1,4 +1,5 @@
-/* Checkpoint save/load: model config and training state <-> safetensors metadata, arena <-> tensors. */
+/* Checkpoints of any model: its kind, config and training state <-> safetensors metadata, its arena and the
+ * optimizer state <-> tensors. The model kinds read and write their own config keys (vae_checkpoint.c, ...). */
 #include "checkpoint.h"
 
 #include <errno.h>
@@ -11,7 +12,8 @@
 #include "errmsg.h"
 #include "safetensors.h"
 
-#define META_FIELDS 17
+#define STATE_FIELDS 10
+#define CONFIG_FIELDS_MAX 16
 #define OPT_PREFIX "optimizer."
 
 /* Names of the optimizer state tensors of a kind: the PyTorch state keys. */
@@ -42,79 +44,13 @@ static size_t first_bad_value(const float *data, size_t n, int nonneg)
     return n;
 }
 
-int elbo_checkpoint_save(const char *path, const elbo_vae *m, const elbo_train_state *st, char *err,
-                         size_t errlen)
-{
-    return elbo_checkpoint_save_training(path, m, st, NULL, err, errlen);
-}
-
-int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elbo_train_state *st,
-                                  const elbo_optimizer *opt, char *err, size_t errlen)
-{
-    const elbo_vae_config *c = &m->cfg;
-    const elbo_param_layout *l = &m->layout;
-    char v[META_FIELDS][96];
-    elbo_format_widths(v[0], sizeof v[0], c->enc_hidden, c->n_enc);
-    elbo_format_widths(v[1], sizeof v[1], c->dec_hidden, c->n_dec);
-    snprintf(v[2], sizeof v[2], "%zu", c->input_dim);
-    snprintf(v[3], sizeof v[3], "%zu", c->latent);
-    snprintf(v[4], sizeof v[4], "%s", elbo_recon_name(c->recon));
-    snprintf(v[5], sizeof v[5], "%.17g", c->sigma0);
-    snprintf(v[6], sizeof v[6], "%.17g", c->beta);
-    snprintf(v[7], sizeof v[7], "%llu", (unsigned long long)st->seed);
-    snprintf(v[8], sizeof v[8], "%ld", st->step);
-    snprintf(v[9], sizeof v[9], "%ld", st->epoch);
-    snprintf(v[10], sizeof v[10], "%s", st->optimizer);
-    snprintf(v[11], sizeof v[11], "%.17g", st->lr);
-    snprintf(v[12], sizeof v[12], "%zu", st->batch);
-    snprintf(v[13], sizeof v[13], "%s", st->dataset);
-    snprintf(v[14], sizeof v[14], "%ld", st->epoch_step);
-    snprintf(v[15], sizeof v[15], "%.17g", st->momentum);
-    const char *kv[2 * (META_FIELDS + 1)] = {
-        "format", ELBO_CHECKPOINT_FORMAT, "encoder_hidden", v[0], "decoder_hidden", v[1], "input_dim", v[2],
-        "latent", v[3], "recon", v[4], "sigma0", v[5], "beta", v[6], "seed", v[7], "step", v[8], "epoch", v[9],
-        "optimizer", v[10], "lr", v[11], "batch", v[12], "dataset", v[13], "epoch_step", v[14],
-        "momentum", v[15], "classes", st->classes[0] ? st->classes : "all",
-    };
-    const float *state[2];
-    const char *const *state_names = NULL;
-    size_t n_state = optimizer_arenas(opt, state, &state_names);
-    char names[2][ELBO_MAX_TENSORS][ELBO_TENSOR_NAME_MAX + 32];
-    elbo_st_out_tensor t[3 * ELBO_MAX_TENSORS];
-    size_t n = 0;
-    for (size_t a = 0; a <= n_state; a++)
-        for (size_t i = 0; i < l->n_tensors; i++, n++) {
-            const elbo_tensor_view *tv = &l->tensor[i];
-            t[n].name = tv->name;
-            t[n].data = m->params + tv->offset;
-            if (a > 0) {
-                snprintf(names[a - 1][i], sizeof names[a - 1][i], OPT_PREFIX "%s.%s", state_names[a - 1], tv->name);
-                t[n].name = names[a - 1][i];
-                t[n].data = state[a - 1] + tv->offset;
-            }
-            t[n].ndim = tv->cols ? 2 : 1;
-            t[n].shape[0] = tv->rows;
-            t[n].shape[1] = tv->cols;
-        }
-    /* a checkpoint holding NaN or infinity would be refused by the loader: it is not written either */
-    for (size_t i = 0; i < n; i++) {
-        size_t count = t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
-        size_t bad = first_bad_value(t[i].data, count, 0);
-        if (bad < count) {
-            snprintf(err, errlen, "%s: not written: tensor '%s' element %zu is %g", path, t[i].name, bad,
-                     (double)t[i].data[bad]);
-            return -1;
-        }
-    }
-    return elbo_st_write(path, t, n, kv, META_FIELDS + 1, err, errlen);
-}
-
 /* The format versions this build reads, by their __metadata__.format tag; it writes the last. Every file
- * written before elbo-vae-2 says elbo-vae-1, whatever its keys (META_SINCE says what those files lack). */
+ * written before elbo-vae-2 says elbo-vae-1, whatever its keys (META_SINCE says what those files lack); elbo-3
+ * added the model kind. */
 static const struct {
     const char *tag;
     int version;
-} FORMATS[] = {{"elbo-vae-1", 1}, {ELBO_CHECKPOINT_FORMAT, 2}};
+} FORMATS[] = {{"elbo-vae-1", 1}, {"elbo-vae-2", 2}, {ELBO_CHECKPOINT_FORMAT, 3}};
 
 /* A metadata key that files of some format version all have, and what an older file means without it. */
 typedef struct {
@@ -128,22 +64,16 @@ typedef struct {
 /* elbo-vae-1 files of 811125d..ad74efc^ have no epoch_step or momentum (and no optimizer state): only
  * --resume reads those, and it refuses such files, so the stand-ins (an epoch boundary and the --momentum
  * default) never steer training. Files of 811125d..524adbb^ have no classes: class filtering did not exist,
- * they were trained on all classes. */
+ * they were trained on all classes. Files before elbo-3 are all VAEs. */
 static const meta_since META_SINCE[] = {
     {"epoch_step", 2, "0", "from before checkpoints held the training position and optimizer state"},
     {"momentum", 2, "0.9", "from before checkpoints held the training position and optimizer state"},
     {"classes", 2, "all", NULL},
+    {"model", 3, "vae", NULL},
 };
 
-/* The file being read and its format version (an index into FORMATS). */
-typedef struct {
-    const elbo_st_file *f;
-    const char *path;
-    size_t format;
-} meta_reader;
-
 /* Finds the file's format version; returns 0 or -1 with a message naming the versions this build reads. */
-static int meta_open(meta_reader *r, const elbo_st_file *f, const char *path, char *err, size_t errlen)
+static int meta_open(elbo_meta_reader *r, const elbo_st_file *f, const char *path, char *err, size_t errlen)
 {
     r->f = f;
     r->path = path;
@@ -163,7 +93,7 @@ static int meta_open(meta_reader *r, const elbo_st_file *f, const char *path, ch
 }
 
 /* The row of META_SINCE for key that applies to r's file (its version is older than the key), or NULL. */
-static const meta_since *meta_since_for(const meta_reader *r, const char *key)
+static const meta_since *meta_since_for(const elbo_meta_reader *r, const char *key)
 {
     for (size_t i = 0; i < sizeof META_SINCE / sizeof META_SINCE[0]; i++)
         if (strcmp(META_SINCE[i].key, key) == 0 && FORMATS[r->format].version < META_SINCE[i].since)
@@ -173,7 +103,7 @@ static const meta_since *meta_since_for(const meta_reader *r, const char *key)
 
 /* The metadata string of key (an older version's stand-in when its file lacks the key), or NULL with a
  * message naming the key and the file's format. */
-static const char *need_meta(const meta_reader *r, const char *key, char *err, size_t errlen)
+const char *elbo_meta_string(const elbo_meta_reader *r, const char *key, char *err, size_t errlen)
 {
     const char *s = elbo_st_meta_get(r->f, key);
     const meta_since *old = s ? NULL : meta_since_for(r, key);
@@ -185,9 +115,9 @@ static const char *need_meta(const meta_reader *r, const char *key, char *err, s
 }
 
 /* Parses metadata key as an unsigned integer; returns 0 or -1 with a message. */
-static int meta_ull(const meta_reader *r, const char *key, unsigned long long *out, char *err, size_t errlen)
+int elbo_meta_ull(const elbo_meta_reader *r, const char *key, unsigned long long *out, char *err, size_t errlen)
 {
-    const char *s = need_meta(r, key, err, errlen);
+    const char *s = elbo_meta_string(r, key, err, errlen);
     char *end;
     if (!s)
         return -1;
@@ -202,10 +132,10 @@ static int meta_ull(const meta_reader *r, const char *key, unsigned long long *o
 }
 
 /* Parses metadata key as an integer in [0, LONG_MAX]; returns 0 or -1 with a message. */
-static int meta_long(const meta_reader *r, const char *key, long *out, char *err, size_t errlen)
+static int meta_long(const elbo_meta_reader *r, const char *key, long *out, char *err, size_t errlen)
 {
     unsigned long long u;
-    if (meta_ull(r, key, &u, err, errlen))
+    if (elbo_meta_ull(r, key, &u, err, errlen))
         return -1;
     if (u > LONG_MAX) {
         snprintf(err, errlen, "%s: __metadata__.%s: %llu is out of range", r->path, key, u);
@@ -216,9 +146,9 @@ static int meta_long(const meta_reader *r, const char *key, long *out, char *err
 }
 
 /* Parses metadata key as a finite double; returns 0 or -1 with a message. */
-static int meta_double(const meta_reader *r, const char *key, double *out, char *err, size_t errlen)
+int elbo_meta_double(const elbo_meta_reader *r, const char *key, double *out, char *err, size_t errlen)
 {
-    const char *s = need_meta(r, key, err, errlen);
+    const char *s = elbo_meta_string(r, key, err, errlen);
     char *end;
     if (!s)
         return -1;
@@ -233,7 +163,7 @@ static int meta_double(const meta_reader *r, const char *key, double *out, char 
 
 /* Checks that r's file holds what resuming needs itself (META_SINCE rows with a note); returns 0 or -1 with
  * a message naming the first key it lacks, the file's format and what does read it. */
-static int meta_resumable(const meta_reader *r, char *err, size_t errlen)
+static int meta_resumable(const elbo_meta_reader *r, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof META_SINCE / sizeof META_SINCE[0]; i++) {
         const meta_since *k = &META_SINCE[i];
@@ -248,75 +178,35 @@ static int meta_resumable(const meta_reader *r, char *err, size_t errlen)
     return 0;
 }
 
-/* Rebuilds the model config from the metadata; returns 0 or -1 with a message naming the field. */
-static int config_from_meta(const meta_reader *r, elbo_vae_config *c, char *err, size_t errlen)
-{
-    char why[160];
-    unsigned long long u;
-    const char *s;
-    memset(c, 0, sizeof *c);
-    if (meta_ull(r, "input_dim", &u, err, errlen))
-        return -1;
-    c->input_dim = (size_t)u;
-    if (meta_ull(r, "latent", &u, err, errlen))
-        return -1;
-    c->latent = (size_t)u;
-    if (!(s = need_meta(r, "encoder_hidden", err, errlen)))
-        return -1;
-    if (elbo_parse_widths(s, c->enc_hidden, &c->n_enc, why, sizeof why)) {
-        snprintf(err, errlen, "%s: __metadata__.encoder_hidden: %s", r->path, why);
-        return -1;
-    }
-    if (!(s = need_meta(r, "decoder_hidden", err, errlen)))
-        return -1;
-    if (elbo_parse_widths(s, c->dec_hidden, &c->n_dec, why, sizeof why)) {
-        snprintf(err, errlen, "%s: __metadata__.decoder_hidden: %s", r->path, why);
-        return -1;
-    }
-    if (!(s = need_meta(r, "recon", err, errlen)))
-        return -1;
-    if (elbo_recon_parse(s, &c->recon)) {
-        snprintf(err, errlen, "%s: __metadata__.recon: '%.32s' is not mse or bce", r->path, s);
-        return -1;
-    }
-    if (meta_double(r, "sigma0", &c->sigma0, err, errlen) || meta_double(r, "beta", &c->beta, err, errlen))
-        return -1;
-    if (elbo_vae_config_validate(c, why, sizeof why)) {
-        snprintf(err, errlen, "%s: __metadata__.%s", r->path, why);
-        return -1;
-    }
-    return 0;
-}
-
 /* Reads the training state from the metadata; returns 0 or -1 with a message naming the field. */
-static int state_from_meta(const meta_reader *r, elbo_train_state *st, char *err, size_t errlen)
+static int state_from_meta(const elbo_meta_reader *r, elbo_train_state *st, char *err, size_t errlen)
 {
     unsigned long long u;
     const char *s;
     memset(st, 0, sizeof *st);
-    if (meta_ull(r, "seed", &u, err, errlen))
+    if (elbo_meta_ull(r, "seed", &u, err, errlen))
         return -1;
     st->seed = u;
     if (meta_long(r, "step", &st->step, err, errlen))
         return -1;
     if (meta_long(r, "epoch", &st->epoch, err, errlen))
         return -1;
-    if (meta_ull(r, "batch", &u, err, errlen))
+    if (elbo_meta_ull(r, "batch", &u, err, errlen))
         return -1;
     st->batch = (size_t)u;
-    if (meta_double(r, "lr", &st->lr, err, errlen))
+    if (elbo_meta_double(r, "lr", &st->lr, err, errlen))
         return -1;
-    if (!(s = need_meta(r, "optimizer", err, errlen)))
+    if (!(s = elbo_meta_string(r, "optimizer", err, errlen)))
         return -1;
     snprintf(st->optimizer, sizeof st->optimizer, "%s", s);
-    if (!(s = need_meta(r, "dataset", err, errlen)))
+    if (!(s = elbo_meta_string(r, "dataset", err, errlen)))
         return -1;
     snprintf(st->dataset, sizeof st->dataset, "%s", s);
     if (meta_long(r, "epoch_step", &st->epoch_step, err, errlen))
         return -1;
-    if (meta_double(r, "momentum", &st->momentum, err, errlen))
+    if (elbo_meta_double(r, "momentum", &st->momentum, err, errlen))
         return -1;
-    if (!(s = need_meta(r, "classes", err, errlen)))
+    if (!(s = elbo_meta_string(r, "classes", err, errlen)))
         return -1;
     if (strcmp(s, "all") != 0) {
         if (!*s || strspn(s, "0123456789,") != strlen(s) || strlen(s) >= sizeof st->classes) {
@@ -391,18 +281,7 @@ static int check_tensors(const elbo_st_file *f, const char *path, const elbo_par
     return 0;
 }
 
-/* Copies every parameter tensor (checked by check_tensors) into m->params. */
-static void copy_tensors(const elbo_st_file *f, elbo_vae *m)
-{
-    const elbo_param_layout *l = &m->layout;
-    for (size_t i = 0; i < l->n_tensors; i++) {
-        const elbo_tensor_view *tv = &l->tensor[i];
-        const elbo_st_tensor *t = elbo_st_find(f, tv->name);
-        memcpy(m->params + tv->offset, t->data, t->count * sizeof(float));
-    }
-}
-
-int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_optimizer *opt, char *err,
+int elbo_checkpoint_load_optimizer(const char *path, const elbo_param_layout *l, elbo_optimizer *opt, char *err,
                                    size_t errlen)
 {
     elbo_st_file f;
@@ -412,13 +291,13 @@ int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_opt
     size_t n_state = optimizer_arenas(opt, dummy, &names);
     if (elbo_st_read(path, &f, err, errlen))
         return -1;
-    meta_reader r;
+    elbo_meta_reader r;
     int rc = meta_open(&r, &f, path, err, errlen);
     if (rc == 0)
         rc = meta_resumable(&r, err, errlen);
     for (size_t a = 0; a < n_state && rc == 0; a++)
-        for (size_t i = 0; i < m->layout.n_tensors && rc == 0; i++) {
-            const elbo_tensor_view *tv = &m->layout.tensor[i];
+        for (size_t i = 0; i < l->n_tensors && rc == 0; i++) {
+            const elbo_tensor_view *tv = &l->tensor[i];
             char name[ELBO_TENSOR_NAME_MAX + 32];
             snprintf(name, sizeof name, OPT_PREFIX "%s.%s", names[a], tv->name);
             const elbo_st_tensor *t = elbo_st_find(&f, name);
@@ -438,40 +317,129 @@ int elbo_checkpoint_load_optimizer(const char *path, const elbo_vae *m, elbo_opt
     return rc;
 }
 
-int elbo_checkpoint_load(const char *path, elbo_vae *m, const elbo_kernels *kern, elbo_train_state *st,
+
+int elbo_checkpoint_write(const char *path, const elbo_model *m, const elbo_train_state *st,
+                          const elbo_optimizer *opt, char *err, size_t errlen)
+{
+    const elbo_param_layout *l = m->layout;
+    char cv[CONFIG_FIELDS_MAX][96], v[STATE_FIELDS][96];
+    const char *ck[CONFIG_FIELDS_MAX];
+    size_t n_config = m->ops->write_config(m->impl, ck, cv);
+    snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)st->seed);
+    snprintf(v[1], sizeof v[1], "%ld", st->step);
+    snprintf(v[2], sizeof v[2], "%ld", st->epoch);
+    snprintf(v[3], sizeof v[3], "%s", st->optimizer);
+    snprintf(v[4], sizeof v[4], "%.17g", st->lr);
+    snprintf(v[5], sizeof v[5], "%zu", st->batch);
+    snprintf(v[6], sizeof v[6], "%s", st->dataset);
+    snprintf(v[7], sizeof v[7], "%ld", st->epoch_step);
+    snprintf(v[8], sizeof v[8], "%.17g", st->momentum);
+    static const char *const state_keys[STATE_FIELDS] = {"seed",    "step",    "epoch",      "optimizer", "lr",
+                                                         "batch",   "dataset", "epoch_step", "momentum",  "classes"};
+    const char *state_values[STATE_FIELDS] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+                                              st->classes[0] ? st->classes : "all"};
+    const char *kv[2 * (2 + CONFIG_FIELDS_MAX + STATE_FIELDS)];
+    size_t n_kv = 0;
+    kv[n_kv++] = "format";
+    kv[n_kv++] = ELBO_CHECKPOINT_FORMAT;
+    kv[n_kv++] = "model";
+    kv[n_kv++] = m->ops->kind;
+    for (size_t i = 0; i < n_config; i++) {
+        kv[n_kv++] = ck[i];
+        kv[n_kv++] = cv[i];
+    }
+    for (size_t i = 0; i < STATE_FIELDS; i++) {
+        kv[n_kv++] = state_keys[i];
+        kv[n_kv++] = state_values[i];
+    }
+    const float *state[2];
+    const char *const *state_names = NULL;
+    size_t n_state = optimizer_arenas(opt, state, &state_names);
+    char names[2][ELBO_MAX_TENSORS][ELBO_TENSOR_NAME_MAX + 32];
+    elbo_st_out_tensor t[3 * ELBO_MAX_TENSORS];
+    size_t n = 0;
+    for (size_t a = 0; a <= n_state; a++)
+        for (size_t i = 0; i < l->n_tensors; i++, n++) {
+            const elbo_tensor_view *tv = &l->tensor[i];
+            t[n].name = tv->name;
+            t[n].data = m->params + tv->offset;
+            if (a > 0) {
+                snprintf(names[a - 1][i], sizeof names[a - 1][i], OPT_PREFIX "%s.%s", state_names[a - 1], tv->name);
+                t[n].name = names[a - 1][i];
+                t[n].data = state[a - 1] + tv->offset;
+            }
+            t[n].ndim = tv->cols ? 2 : 1;
+            t[n].shape[0] = tv->rows;
+            t[n].shape[1] = tv->cols;
+        }
+    /* a checkpoint holding NaN or infinity would be refused by the loader: it is not written either */
+    for (size_t i = 0; i < n; i++) {
+        size_t count = t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
+        size_t bad = first_bad_value(t[i].data, count, 0);
+        if (bad < count) {
+            snprintf(err, errlen, "%s: not written: tensor '%s' element %zu is %g", path, t[i].name, bad,
+                     (double)t[i].data[bad]);
+            return -1;
+        }
+    }
+    return elbo_st_write(path, t, n, kv, n_kv / 2, err, errlen);
+}
+
+int elbo_checkpoint_open(elbo_checkpoint_file *cf, const char *path, const char *kind, elbo_train_state *st,
                          char *err, size_t errlen)
 {
-    elbo_st_file f;
-    elbo_vae_config cfg;
     elbo_train_state local;
-    memset(m, 0, sizeof *m);
-    if (elbo_st_read(path, &f, err, errlen))
+    memset(cf, 0, sizeof *cf);
+    if (elbo_st_read(path, &cf->f, err, errlen))
         return -1;
-    meta_reader r;
-    int rc = meta_open(&r, &f, path, err, errlen);
-    if (rc == 0)
-        rc = config_from_meta(&r, &cfg, err, errlen);
-    if (rc == 0)
-        rc = state_from_meta(&r, st ? st : &local, err, errlen);
-    if (rc == 0) {
-        /* the tensors are checked against the config's layout first: a header claiming a huge model is
-         * refused by its missing tensors before anything of that size is allocated */
-        elbo_param_layout l;
-        elbo_vae_layout_build(&l, &cfg);
-        rc = check_tensors(&f, path, &l, err, errlen);
-    }
-    if (rc == 0 && elbo_vae_init(m, &cfg, kern, err, errlen) != 0) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(err, errlen, "%s: %s", path, why);
+    int rc = meta_open(&cf->r, &cf->f, path, err, errlen);
+    const char *k = rc == 0 ? elbo_meta_string(&cf->r, "model", err, errlen) : NULL;
+    if (rc == 0 && !k)
+        rc = -1;
+    if (rc == 0 && kind && strcmp(k, kind) != 0) {
+        snprintf(err, errlen, "%s: __metadata__.model: '%.32s' is not a %s checkpoint (this command takes a %s)",
+                 path, k, kind, kind);
         rc = -1;
     }
-    if (rc == 0) {
-        copy_tensors(&f, m);
-        elbo_vae_pack_weights(m);
+    if (rc == 0)
+        rc = state_from_meta(&cf->r, st ? st : &local, err, errlen);
+    if (rc) {
+        elbo_st_free(&cf->f);
+        elbo_err_one_line(err, errlen);
     }
-    elbo_st_free(&f);
+    return rc;
+}
+
+int elbo_checkpoint_model_kind(const char *path, char *kind, size_t kindlen, char *err, size_t errlen)
+{
+    elbo_checkpoint_file cf;
+    if (elbo_checkpoint_open(&cf, path, NULL, NULL, err, errlen))
+        return -1;
+    snprintf(kind, kindlen, "%s", elbo_meta_string(&cf.r, "model", err, errlen));
+    elbo_checkpoint_close(&cf);
+    return 0;
+}
+
+int elbo_checkpoint_check_tensors(const elbo_checkpoint_file *cf, const elbo_param_layout *l, char *err,
+                                  size_t errlen)
+{
+    int rc = check_tensors(&cf->f, cf->r.path, l, err, errlen);
     if (rc)
         elbo_err_one_line(err, errlen);
     return rc;
+}
+
+void elbo_checkpoint_copy_params(const elbo_checkpoint_file *cf, const elbo_param_layout *l, float *params)
+{
+    for (size_t i = 0; i < l->n_tensors; i++) {
+        const elbo_tensor_view *tv = &l->tensor[i];
+        const elbo_st_tensor *t = elbo_st_find(&cf->f, tv->name);
+        memcpy(params + tv->offset, t->data, t->count * sizeof(float));
+    }
+}
+
+void elbo_checkpoint_close(elbo_checkpoint_file *cf)
+{
+    elbo_st_free(&cf->f);
+    memset(cf, 0, sizeof *cf);
 }

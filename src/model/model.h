@@ -56,6 +56,8 @@ typedef struct elbo_model_ops {
     /* Evaluation of rows [r0, r1): noise per sample index, forward pass and per-row losses (no gradients kept). */
     void (*eval_rows)(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
                       size_t r1);
+    /* The config as checkpoint metadata: keys[i] and values[i] (at most 16); returns how many. */
+    size_t (*write_config)(const void *impl, const char **keys, char (*values)[96]);
 } elbo_model_ops;
 
 typedef struct {

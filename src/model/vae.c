@@ -401,6 +401,24 @@ static void vae_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws, 
     elbo_vae_forward_rows(m, a, ws, bt->x, r0, r1, NULL);
 }
 
+/* elbo_model_ops.write_config: widths, sizes, likelihood, sigma0 and beta. */
+static size_t vae_write_config(const void *impl, const char **keys, char (*v)[96])
+{
+    const elbo_vae_config *c = &((const elbo_vae *)impl)->cfg;
+    static const char *const names[] = {"encoder_hidden", "decoder_hidden", "input_dim", "latent", "recon", "sigma0",
+                                        "beta"};
+    elbo_format_widths(v[0], 96, c->enc_hidden, c->n_enc);
+    elbo_format_widths(v[1], 96, c->dec_hidden, c->n_dec);
+    snprintf(v[2], 96, "%zu", c->input_dim);
+    snprintf(v[3], 96, "%zu", c->latent);
+    snprintf(v[4], 96, "%s", elbo_recon_name(c->recon));
+    snprintf(v[5], 96, "%.17g", c->sigma0);
+    snprintf(v[6], 96, "%.17g", c->beta);
+    for (size_t i = 0; i < 7; i++)
+        keys[i] = names[i];
+    return 7;
+}
+
 static const elbo_model_ops VAE_OPS = {
     .kind = "vae",
     .part_names = {"recon", "kl"},
@@ -412,6 +430,7 @@ static const elbo_model_ops VAE_OPS = {
     .batch_loss = vae_batch_loss,
     .trainables = vae_trainables,
     .eval_rows = vae_eval_rows,
+    .write_config = vae_write_config,
 };
 
 elbo_model elbo_vae_model(elbo_vae *m)
