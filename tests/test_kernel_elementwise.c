@@ -707,6 +707,9 @@ static void test_every_table_is_complete(void **state)
         assert_non_null(k->reparam_backward);
         assert_non_null(k->sigmoid_mse);
         assert_non_null(k->sigmoid_bce);
+        assert_non_null(k->bce_logits_const);
+        assert_non_null(k->mse);
+        assert_non_null(k->softmax_ce);
         assert_non_null(k->column_sum);
         assert_non_null(k->unit_from_u8);
         assert_non_null(k->adam);

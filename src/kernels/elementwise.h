@@ -32,6 +32,31 @@ typedef void (*elbo_sigmoid_mse_fn)(float *dlogits, float *loss, float *probs, c
 typedef void (*elbo_sigmoid_bce_fn)(float *dlogits, float *loss, float *probs, const float *logits,
                                     const uint8_t *x, float grad_scale, size_t b, size_t d);
 
+/* Fused losses with their gradients. Each works on a slice of B rows (per-row results do not depend on how a batch
+ * is split), writes one loss per row (a float sum in the order every ISA shares: eight interleaved partial sums,
+ * then the tree ((p0+p4) + (p2+p6)) + ((p1+p5) + (p3+p7))), and writes d loss / d input times grad_scale
+ * (e.g. 1/B for a batch mean). The gradient may alias the input it is taken against, or be NULL (loss only).
+ * NaN inputs give NaN losses and gradients, as PyTorch's do. */
+
+/* Binary cross-entropy with logits against one constant label y in [0, 1] (the GAN's real/fake losses).
+ * logits, dlogits are (B, N); loss is (B).
+ * loss[i] = sum_j max(l, 0) - l y + log1p(exp(-|l|)) (PyTorch's stable form); dlogits = grad_scale (sigmoid(l) - y). */
+typedef void (*elbo_bce_logits_const_fn)(float *dlogits, float *loss, const float *logits, float label,
+                                         float grad_scale, size_t b, size_t n);
+
+/* Squared error against float targets (diffusion's noise prediction). pred, target, dpred are (B, N); loss is (B).
+ * loss[i] = sum_j (pred - target)^2; dpred = 2 grad_scale (pred - target). */
+typedef void (*elbo_mse_fn)(float *dpred, float *loss, const float *pred, const float *target, float grad_scale,
+                            size_t b, size_t n);
+
+/* Softmax cross-entropy against class labels (the classifier). logits and dlogits are (B, C) with row stride
+ * ld >= C (the same for both); labels, loss and argmax are (B), each label < C.
+ * loss[i] = logsumexp(row) - row[label] (max-subtracted); dlogits = grad_scale (softmax(row) - onehot(label));
+ * argmax[i] = the first index of the row's maximum (the first NaN if the row has one, as torch.argmax);
+ * argmax may be NULL. */
+typedef void (*elbo_softmax_ce_fn)(float *dlogits, float *loss, uint32_t *argmax, const float *logits,
+                                   const uint8_t *labels, float grad_scale, size_t b, size_t c, size_t ld);
+
 /* Pixels as the network's input: dst (n) = src (n) / 255, correctly rounded as (float)src / 255.0f (the
  * same values the GEMM's uint8 packing produces). */
 typedef void (*elbo_unit_from_u8_fn)(float *dst, const uint8_t *src, size_t n);

@@ -383,4 +383,5 @@ void elbo_elementwise_register_avx2(elbo_kernels *k)
     k->unit_from_u8 = unit_from_u8_avx2;
     k->adam = adam_avx2;
     k->sgd = sgd_avx2;
+    elbo_losses_register_avx2(k);
 }

@@ -140,6 +140,7 @@ void elbo_elementwise_register_avx512(elbo_kernels *k)
     elbo_elementwise_register_avx2(k);
     k->sigmoid_mse = sigmoid_mse_avx512;
     k->sigmoid_bce = sigmoid_bce_avx512;
+    elbo_losses_register_avx512(k);
 }
 
 /* 1 when the 16 lanes of a and the two 8-lane halves b0, b1 hold the same bits (any NaN matching any NaN). */

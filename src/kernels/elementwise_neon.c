@@ -481,4 +481,5 @@ void elbo_elementwise_register_neon(elbo_kernels *k)
     k->unit_from_u8 = unit_from_u8_neon;
     k->adam = adam_neon;
     k->sgd = sgd_neon;
+    elbo_losses_register_neon(k);
 }

@@ -177,4 +177,5 @@ void elbo_elementwise_register_scalar(elbo_kernels *k)
     k->unit_from_u8 = unit_from_u8_scalar;
     k->adam = adam_scalar;
     k->sgd = sgd_scalar;
+    elbo_losses_register_scalar(k);
 }

@@ -23,6 +23,9 @@ typedef struct elbo_kernels {
     elbo_reparam_backward_fn reparam_backward;
     elbo_sigmoid_mse_fn sigmoid_mse;
     elbo_sigmoid_bce_fn sigmoid_bce;
+    elbo_bce_logits_const_fn bce_logits_const;
+    elbo_mse_fn mse;
+    elbo_softmax_ce_fn softmax_ce;
     elbo_column_sum_fn column_sum;
     elbo_unit_from_u8_fn unit_from_u8;
     elbo_adam_fn adam;
@@ -57,5 +60,10 @@ void elbo_elementwise_register_avx512(elbo_kernels *k);
 size_t elbo_sleef_avx512_mismatches(void);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
+/* The fused losses of each ISA (losses_<isa>.c), called by that ISA's elementwise register function. */
+void elbo_losses_register_scalar(elbo_kernels *k);
+void elbo_losses_register_avx2(elbo_kernels *k);
+void elbo_losses_register_avx512(elbo_kernels *k);
+void elbo_losses_register_neon(elbo_kernels *k);
 
 #endif
