@@ -85,7 +85,7 @@ int cli_info(int argc, char **argv)
         return 2;
     }
     const elbo_gemm_blocking *b = &k->blocking;
-    const elbo_chip_config *chip = elbo_chip_selected(); /* not NULL once a table was selected */
+    const elbo_chip_config *chip = elbo_kernels_chip();
     printf("isa chosen:   %s\n", k->isa);
     if (strcmp(f->arch, "x86_64") == 0)
         printf("chip config:  %s (%s, %s family 0x%x model 0x%x)\n", chip->name,

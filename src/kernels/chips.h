@@ -73,6 +73,10 @@ const elbo_chip_config *elbo_chip_choose(const char *forced, const elbo_cpu_feat
  * are built with it); a refusal prints its line on stderr once and returns NULL from then on. */
 const elbo_chip_config *elbo_chip_selected(void);
 
+/* The config the kernel tables were built with (dispatch.c): elbo_chip_selected(), or the recognized one when
+ * ELBO_CHIP was refused. What `elbo info` and the bench report. */
+const elbo_chip_config *elbo_kernels_chip(void);
+
 /* The row of chip that applies to the ISA table named isa: the chip's own, else its architecture's generic
  * config's; NULL when the ISA is not tuned per chip (scalar, or an ISA of another architecture). */
 const elbo_chip_tuning *elbo_chip_tuning_for(const elbo_chip_config *chip, const char *isa);

@@ -60,6 +60,7 @@ static const isa_entry isa_registry[] = {
 #define ISA_COUNT (sizeof isa_registry / sizeof isa_registry[0])
 
 static elbo_kernels tables[ISA_COUNT];
+static const elbo_chip_config *tables_chip;
 static int table_ok[ISA_COUNT];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
@@ -71,6 +72,7 @@ static void build_tables(void)
     const elbo_chip_config *chip = elbo_chip_selected();
     if (!chip)
         chip = elbo_chip_recognize(f);
+    tables_chip = chip;
     for (size_t i = 0; i < ISA_COUNT; i++) {
         elbo_kernels *k = &tables[i];
         memset(k, 0, sizeof *k);
@@ -89,6 +91,12 @@ static void build_tables(void)
         assert(k->blocking.mc >= k->blocking.mr && k->blocking.nc >= k->blocking.nr);
         table_ok[i] = isa_registry[i].runs_here(f);
     }
+}
+
+const elbo_chip_config *elbo_kernels_chip(void)
+{
+    pthread_once(&tables_once, build_tables);
+    return tables_chip;
 }
 
 const elbo_kernels *elbo_kernels_by_name(const char *isa)
