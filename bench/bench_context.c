@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chips.h"
 #include "cpu_features.h"
 
 #ifndef ELBO_BUILD_FLAGS
@@ -47,6 +48,7 @@ void bench_context_add(const bench_env *env, const char *dataset)
     add("threads_used", "1 (fma_peak, gemm, elementwise); 1..%zu (membw, train, epoch: t:N)", env->cores);
     add("isa", "%s", env->kern->isa);
     add("gemm_microkernel", "%s", env->kern->gemm_ukernel_name);
+    add("chip_config", "%s", elbo_kernels_chip()->name);
     add("cache_sizes", "%s", caches[0] ? caches : "not reported");
     add("numa_nodes", "%zu", env->topo ? elbo_topology_numa_nodes(env->topo) : (size_t)1);
     add("compiler", "gcc %s", __VERSION__);

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "cli_common.h"
 #include "checkpoint.h"
+#include "chips.h"
 #include "cpu_features.h"
 #include "kernels.h"
 #include "topology.h"
@@ -57,8 +58,9 @@ int cli_info(int argc, char **argv)
     };
     cli_parse_result pr = cli_parse("info", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Prints the CPU model and SIMD features detected, the kernel path chosen "
-                                    "(override with\nELBO_ISA=scalar|avx2|avx512|neon), the GEMM microkernel and its "
-                                    "blocking, the threads used, and the build flags.");
+                                    "(override with\nELBO_ISA=scalar|avx2|avx512|neon), the chip config tuning it "
+                                    "(override with ELBO_CHIP=name),\nthe GEMM microkernel and its blocking, the "
+                                    "threads used, and the build flags.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     elbo_topology *topo = NULL;
@@ -83,9 +85,18 @@ int cli_info(int argc, char **argv)
         return 2;
     }
     const elbo_gemm_blocking *b = &k->blocking;
+    const elbo_chip_config *chip = elbo_kernels_chip();
     printf("isa chosen:   %s\n", k->isa);
-    printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu)\n", k->gemm_ukernel_name, b->mr, b->nr, b->mc,
-           b->kc, b->nc);
+    if (strcmp(f->arch, "x86_64") == 0)
+        printf("chip config:  %s (%s, %s family 0x%x model 0x%x)\n", chip->name,
+               getenv("ELBO_CHIP") && *getenv("ELBO_CHIP") ? "ELBO_CHIP" : "recognized", f->vendor, f->family,
+               f->model_number);
+    else
+        printf("chip config:  %s (%s, MIDR implementer 0x%x part 0x%x)\n", chip->name,
+               getenv("ELBO_CHIP") && *getenv("ELBO_CHIP") ? "ELBO_CHIP" : "recognized", f->midr_implementer,
+               f->midr_part);
+    printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu, prefetch_next_b=%d in_place_trans_a=%d)\n",
+           k->gemm_ukernel_name, b->mr, b->nr, b->mc, b->kc, b->nc, b->prefetch_next_b, b->in_place_trans_a);
     printf("compiler:     %s\n", __VERSION__);
     elbo_topology *here = topo && !synthetic ? topo : cli_open_topology("info");
     printf("threads:      %zu (%s)\n", cli_default_threads(here),

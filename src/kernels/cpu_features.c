@@ -2,7 +2,47 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+void elbo_x86_family_model(unsigned eax, unsigned *family, unsigned *model)
+{
+    unsigned base_family = (eax >> 8) & 0xf, base_model = (eax >> 4) & 0xf;
+    *family = base_family == 0xf ? base_family + ((eax >> 20) & 0xff) : base_family;
+    *model = base_family == 0x6 || base_family == 0xf ? (((eax >> 16) & 0xf) << 4) | base_model : base_model;
+}
+
+/* The hex value after the colon of the first line of text starting with key, or -1 when there is none. */
+static long cpuinfo_hex(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        if (strncmp(line, key, n) == 0) {
+            const char *colon = strchr(line, ':');
+            if (!colon || (eol && colon > eol))
+                return -1;
+            char *end;
+            long v = strtol(colon + 1, &end, 16);
+            return end == colon + 1 ? -1 : v;
+        }
+        if (!eol)
+            break;
+        line = eol + 1;
+    }
+    return -1;
+}
+
+int elbo_arm64_midr_from_cpuinfo(const char *text, unsigned *implementer, unsigned *part)
+{
+    long impl = cpuinfo_hex(text, "CPU implementer"), pt = cpuinfo_hex(text, "CPU part");
+    *implementer = *part = 0;
+    if (impl < 0 || pt < 0)
+        return -1;
+    *implementer = (unsigned)impl;
+    *part = (unsigned)pt;
+    return 0;
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -20,8 +60,15 @@ static void detect_x86(elbo_cpu_features *f)
 {
     unsigned int a, b, c, d;
     snprintf(f->arch, sizeof f->arch, "x86_64");
+    if (__get_cpuid(0, &a, &b, &c, &d)) { /* the vendor string is ebx, edx, ecx */
+        memcpy(f->vendor, &b, 4);
+        memcpy(f->vendor + 4, &d, 4);
+        memcpy(f->vendor + 8, &c, 4);
+        f->vendor[12] = '\0';
+    }
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return;
+    elbo_x86_family_model(a, &f->family, &f->model_number);
     int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
     int ymm_saved = osxsave && (read_xcr0() & 0x6) == 0x6;
     int zmm_saved = osxsave && (read_xcr0() & 0xe6) == 0xe6;
@@ -49,11 +96,39 @@ static void detect_x86(elbo_cpu_features *f)
 #endif
 
 #if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_CPUID
+#define HWCAP_CPUID (1UL << 11)
+#endif
+
+/* MIDR_EL1's implementer and part: from /proc/cpuinfo (its first core), else from the register itself where
+ * the kernel lets user space read it (HWCAP_CPUID); both 0 when neither is available. */
+static void detect_arm64_midr(elbo_cpu_features *f)
+{
+    char text[8192];
+    size_t n = 0;
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (fp) {
+        n = fread(text, 1, sizeof text - 1, fp);
+        fclose(fp);
+    }
+    text[n] = '\0';
+    if (elbo_arm64_midr_from_cpuinfo(text, &f->midr_implementer, &f->midr_part) == 0)
+        return;
+    if (getauxval(AT_HWCAP) & HWCAP_CPUID) {
+        unsigned long midr;
+        __asm__ volatile("mrs %0, MIDR_EL1" : "=r"(midr));
+        f->midr_implementer = (unsigned)(midr >> 24) & 0xff;
+        f->midr_part = (unsigned)(midr >> 4) & 0xfff;
+    }
+}
+
 /* Fills the arm64 features: Advanced SIMD is architectural, the model from /proc/cpuinfo if present. */
 static void detect_arm64(elbo_cpu_features *f)
 {
     snprintf(f->arch, sizeof f->arch, "aarch64");
     f->neon = 1;
+    detect_arm64_midr(f);
     FILE *fp = fopen("/proc/cpuinfo", "r");
     if (!fp)
         return;

@@ -9,9 +9,20 @@ typedef struct {
     int neon;        /* Advanced SIMD (always on arm64) */
     char arch[16];   /* "x86_64", "aarch64", ... */
     char model[64];  /* CPU brand string, or "unknown" */
+    char vendor[16]; /* x86: cpuid vendor ("AuthenticAMD", "GenuineIntel", ...); "" elsewhere */
+    unsigned family, model_number; /* x86: display family and model (extended fields folded in); else 0 */
+    unsigned midr_implementer, midr_part; /* arm64: MIDR_EL1 implementer and part number; 0 when unreadable */
 } elbo_cpu_features;
 
 /* Features of this CPU (computed on first call, then cached; thread-safe to call). */
 const elbo_cpu_features *elbo_cpu_features_get(void);
+
+/* x86: the display family and model from cpuid leaf 1's eax (family 0xf adds the extended family; families
+ * 0x6 and 0xf take the extended model as the high nibble), e.g. 0x00a00f11 -> family 0x19, model 0x01. */
+void elbo_x86_family_model(unsigned eax, unsigned *family, unsigned *model);
+
+/* arm64: the first "CPU implementer" and "CPU part" of /proc/cpuinfo text (hex, e.g. 0x41 and 0xd0c) into
+ * *implementer and *part; returns 0, or -1 (both left 0) when the text names neither. */
+int elbo_arm64_midr_from_cpuinfo(const char *text, unsigned *implementer, unsigned *part);
 
 #endif

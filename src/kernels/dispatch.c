@@ -1,8 +1,11 @@
-/* The one place that maps ISAs to kernels: a registry of ISAs, best last. */
+/* The one place that maps ISAs to kernels: a registry of ISAs, best last, each table tuned by the chip config
+ * (chips.h) of the CPU or the one ELBO_CHIP names. */
 #include "kernels.h"
 
+#include "chips.h"
 #include "cpu_features.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,13 +60,19 @@ static const isa_entry isa_registry[] = {
 #define ISA_COUNT (sizeof isa_registry / sizeof isa_registry[0])
 
 static elbo_kernels tables[ISA_COUNT];
+static const elbo_chip_config *tables_chip;
 static int table_ok[ISA_COUNT];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
-/* Builds every table: scalar entries first, then the ISA overrides what it implements. */
+/* Builds every table: scalar entries first, then the ISA overrides what it implements, then the chip config
+ * (ELBO_CHIP's, or the recognized one when ELBO_CHIP is unset or refused) sets its cache blocking and flags. */
 static void build_tables(void)
 {
     const elbo_cpu_features *f = elbo_cpu_features_get();
+    const elbo_chip_config *chip = elbo_chip_selected();
+    if (!chip)
+        chip = elbo_chip_recognize(f);
+    tables_chip = chip;
     for (size_t i = 0; i < ISA_COUNT; i++) {
         elbo_kernels *k = &tables[i];
         memset(k, 0, sizeof *k);
@@ -74,8 +83,20 @@ static void build_tables(void)
             isa_registry[i].register_elementwise(k);
         }
         k->isa = isa_registry[i].name;
+        char err[512];
+        if (chip && elbo_chip_apply(chip, k, err, sizeof err) != 0) { /* a bad row in chips.c: a build bug */
+            fprintf(stderr, "elbo: chip config %s: %s\n", chip->name, err);
+            abort();
+        }
+        assert(k->blocking.mc >= k->blocking.mr && k->blocking.nc >= k->blocking.nr);
         table_ok[i] = isa_registry[i].runs_here(f);
     }
+}
+
+const elbo_chip_config *elbo_kernels_chip(void)
+{
+    pthread_once(&tables_once, build_tables);
+    return tables_chip;
 }
 
 const elbo_kernels *elbo_kernels_by_name(const char *isa)
@@ -103,6 +124,8 @@ const elbo_kernels *elbo_kernels_available(size_t i)
 const elbo_kernels *elbo_kernels_select(void)
 {
     pthread_once(&tables_once, build_tables);
+    if (!elbo_chip_selected()) /* ELBO_CHIP was refused (its line is on stderr) */
+        return NULL;
     const char *want = getenv("ELBO_ISA");
     if (want && *want) {
         const elbo_kernels *k = elbo_kernels_by_name(want);

@@ -1,5 +1,6 @@
 /* AVX2 + FMA microkernels: a 6 x 16 register tile (12 ymm accumulators) and a 12 x 8 one for narrow edges,
- * each compiled per row count; BLIS Haswell/Zen blocking. */
+ * each compiled per row count. */
+#include "gemm_depth.h"
 #include "kernels.h"
 
 #include <assert.h>
@@ -345,25 +346,6 @@ static void f32_gemm_ukernel_12x8_strided_a__avx2_fma(size_t kc, const float *a,
         narrow_edge[mr](kc, a, a_rs, a_cs, b, b_rs, c, ldc, nr, alpha, beta, epi);
 }
 
-/* Zen 3 / Haswell-class blocking (32 KiB L1d, 512 KiB L2 per core, large shared L3): a KC x NR B panel
- * (25 KiB) stays in L1, an MC x KC A block (262 KiB) in L2, a KC x NC B panel in L3. KC = 400 rather than
- * BLIS's 256: the VAE's depths 400 and 784 then take 1 and 2 K blocks (C is re-read once per block), which
- * measured 5-15 % faster on its shapes and no slower on 2048^3. Depths up to KC_SINGLE = 800 (the VAE's 784)
- * are one block: a second pass over C cost more than the deeper B panel streaming from L2 (1-4 %); MC and NC
- * shrink in proportion for such blocks (gemm.c), so packed blocks keep their cache footprint. */
-#ifndef AVX2_MC
-#define AVX2_MC 168 /* multiple of MR */
-#endif
-#ifndef AVX2_KC
-#define AVX2_KC 400
-#endif
-#ifndef AVX2_KC_SINGLE
-#define AVX2_KC_SINGLE 800
-#endif
-#ifndef AVX2_NC
-#define AVX2_NC 4080 /* multiple of NR */
-#endif
-
 void elbo_gemm_register_avx2(elbo_kernels *k)
 {
     k->gemm_ukernel = f32_gemm_ukernel_6x16__avx2_fma;
@@ -373,6 +355,7 @@ void elbo_gemm_register_avx2(elbo_kernels *k)
     k->narrow_mr = NARROW_MR;
     elbo_gemm_pack_register_avx2(k);
     k->gemm_ukernel_name = "f32_gemm_ukernel_6x16__avx2_fma";
-    k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = AVX2_MC, .kc = AVX2_KC, .kc_single = AVX2_KC_SINGLE, .nc = AVX2_NC,
-                                      .prefetch_next_b = 1};
+    /* The register tile and the shared K blocking (gemm_depth.h); MC, NC and the flags come from the chip
+     * config (chips.c), applied over this table by dispatch.c. */
+    k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .kc = ELBO_GEMM_FMA_KC, .kc_single = ELBO_GEMM_FMA_KC_SINGLE};
 }

@@ -238,8 +238,8 @@ static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_
         edge32[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
 }
 
-/* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC stays 168 (a
- * multiple of 12 as of 6), so blocks keep the AVX2 path's cache footprint and summation order. */
+/* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC, NC and the
+ * flags come from the chip config (chips.c; its MC must be a multiple of 12, which chips.c checks). */
 void elbo_gemm_register_avx512(elbo_kernels *k)
 {
     elbo_gemm_register_avx2(k);
@@ -248,10 +248,5 @@ void elbo_gemm_register_avx512(elbo_kernels *k)
     k->gemm_ukernel_wide = f32_gemm_ukernel_12x32__avx512f;
     k->gemm_ukernel_name = "f32_gemm_ukernel_12x32__avx512f";
     k->blocking.mr = MR;
-    /* On a Zen 5 core (1 MiB L2) the next-strip prefetch cost more than it saved: without it the VAE's
-     * forward and data-gradient GEMMs ran 2-5 % faster and a training step 1 % faster (same process,
-     * alternating). */
-    k->blocking.prefetch_next_b = 0;
-    k->blocking.in_place_trans_a = 1;
-    assert(k->blocking.nr == NR && k->blocking.mc % MR == 0);
+    assert(k->blocking.nr == NR);
 }

@@ -5,6 +5,7 @@
  * B panel (12 floats, 3 q-registers) and issues 24 fmla-by-element: row i of the tile gets
  * B row * A[i] with A[i] taken as a lane of the A register, so no broadcasts are needed.
  * 24 accumulators + 5 operands = 29 of the 32 vector registers. */
+#include "gemm_depth.h"
 #include "kernels.h"
 
 #include <arm_neon.h>
@@ -14,24 +15,6 @@
 /* Register tile. */
 #define NEON_MR 8
 #define NEON_NR 12
-
-/* Cache blocking for a Neoverse-N1 / Cortex-A76 class core: 64 KiB 4-way L1d, 512 KiB..1 MiB
- * private L2, a shared last-level cache of several MiB.
- * - KC = 320: the kc x 12 B micro-panel that stays in L1 across the ir loop is 320*12*4 = 15 KiB,
- *   the 8 x kc A micro-panel streamed past it is 10 KiB; together 25 KiB, under half of L1d, so
- *   the next A micro-panel and the C tile fit beside them without the 4-way sets evicting B.
- *   320 k steps per tile also make the C load/store of the epilogue < 2% of the tile's work.
- * - MC = 120 (15 x MR): the packed A block is 120*320*4 = 150 KiB, a comfortable part of L2 even
- *   on 512 KiB-L2 A76 parts, leaving room for the B micro-panels streaming through L2 into L1.
- *   Each B micro-panel brought into L1 serves 15 tiles, far above what L2 bandwidth needs.
- * - NC = 3072 (256 x NR): the packed B block is 320*3072*4 = 3.75 MiB, sized for the shared
- *   last-level cache; it is reused across every MC block of A. */
-#define NEON_KC 320
-#define NEON_MC 120
-#define NEON_NC 3072
-
-_Static_assert(NEON_MC % NEON_MR == 0, "MC must be a multiple of MR");
-_Static_assert(NEON_NC % NEON_NR == 0, "NC must be a multiple of NR");
 
 /* Store-phase parameters shared by every row of one tile. */
 typedef struct {
@@ -202,12 +185,13 @@ static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *
     }
 }
 
-/* Installs the 8x12 NEON microkernel and its cache blocking into the kernel table k. */
+/* Installs the 8x12 NEON microkernel, its register tile and the shared K blocking (gemm_depth.h) into the
+ * kernel table k; MC, NC and the flags come from the chip config (chips.c), applied by dispatch.c. */
 void elbo_gemm_register_neon(elbo_kernels *k)
 {
     k->gemm_ukernel = f32_gemm_ukernel_8x12__neon;
     k->gemm_ukernel_name = "f32_gemm_ukernel_8x12__neon";
     k->blocking = (elbo_gemm_blocking){
-        .mr = NEON_MR, .nr = NEON_NR, .mc = NEON_MC, .kc = NEON_KC, .nc = NEON_NC, .prefetch_next_b = 1,
+        .mr = NEON_MR, .nr = NEON_NR, .kc = ELBO_GEMM_FMA_KC, .kc_single = ELBO_GEMM_FMA_KC_SINGLE,
     };
 }

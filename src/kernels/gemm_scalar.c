@@ -42,7 +42,10 @@ static void f32_gemm_ukernel_4x8__scalar(size_t kc, const float *a, const float 
     store_tile(acc, c, ldc, mr, nr, alpha, beta, epi);
 }
 
-/* Reference blocking: modest sizes valid for any cache hierarchy. */
+/* Reference blocking: modest sizes valid for any cache hierarchy, the same on every chip (the chip configs
+ * tune only the FMA tables). KC stays 256, not the FMA tables' shared depth (gemm_depth.h): this kernel has no
+ * FMA, so its bits differ from theirs anyway, and they are pinned as they are (test_cli_golden hashes 784-deep
+ * GEMMs, which another K blocking would sum in another order). */
 #define SCALAR_MC 128  /* multiple of MR */
 #define SCALAR_KC 256
 #define SCALAR_NC 2048 /* multiple of NR */
