@@ -1,4 +1,5 @@
-/* `elbo train`: trains a VAE on a dataset, reporting train loss, test -ELBO and throughput per epoch. */
+/* `elbo train`: trains a model (--model vae, the default, or classifier) on a dataset, reporting the train loss,
+ * the model's test metrics and throughput per epoch. */
 #include <errno.h>
 #include <signal.h>
 #include <libgen.h>
@@ -11,6 +12,7 @@
 
 #include "args.h"
 #include "checkpoint.h"
+#include "classifier.h"
 #include "classes.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -21,13 +23,30 @@
 #include "train_progress.h"
 
 typedef struct {
-    const char *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
+    const char *model, *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
     double lr, momentum, sigma0, beta, target;
     uint64_t seed;
     int json;
 } train_args;
+
+/* The model being trained: one of the kinds, and the trainer's view of it. */
+typedef struct {
+    int is_classifier;
+    elbo_vae vae;
+    elbo_classifier clf;
+    elbo_model model;
+} train_model;
+
+/* Frees the model's kind. */
+static void train_model_free(train_model *tm)
+{
+    if (tm->is_classifier)
+        elbo_classifier_free(&tm->clf);
+    else
+        elbo_vae_free(&tm->vae);
+}
 
 /* Seconds on the monotonic clock when `elbo train` started (the time-to-quality clock includes data loading). */
 static double process_start;
@@ -83,30 +102,56 @@ static int watch_step(void *ctx, const elbo_trainer *tr, size_t done, size_t tot
     return 1;
 }
 
+/* 1 when the model is the classifier (its test loss is the cross-entropy, else the -ELBO). */
+static int is_classifier(const elbo_model *m)
+{
+    return strcmp(m->ops->kind, "classifier") == 0;
+}
+
 /* Reports the time to quality (after training stopped with --target). */
 static void report_quality(const train_args *a, const quality_watch *q, const elbo_trainer *tr)
 {
+    int clf = is_classifier(q->model);
+    const char *name = clf ? "test cross-entropy" : "test -ELBO";
     if (a->json) {
-        const char *keys[] = {"target_neg_elbo", "reached", "steps", "test_neg_elbo", "seconds_to_target"};
+        const char *keys[] = {clf ? "target_cross_entropy" : "target_neg_elbo", "reached", "steps",
+                              clf ? "test_cross_entropy" : "test_neg_elbo", "seconds_to_target"};
         double vals[] = {a->target, q->reached, (double)tr->step, q->reached ? q->neg_elbo : 0,
                          q->reached ? q->seconds : 0};
         cli_print_json_numbers(keys, vals, 5, NULL, NULL);
     } else if (q->reached) {
-        printf("target reached: test -ELBO %.4f <= %g after %ld steps, %.2f s since start (data loading included)\n",
+        printf("target reached: %s %.4f <= %g after %ld steps, %.2f s since start (data loading included)\n", name,
                q->neg_elbo, a->target, tr->step, q->seconds);
     } else {
-        printf("target not reached: test -ELBO stayed above %g for %ld steps\n", a->target, tr->step);
+        printf("target not reached: %s stayed above %g for %ld steps\n", name, a->target, tr->step);
     }
 }
 
-/* Builds the model config from the flags and the data's image size; prints the error and returns -1. */
+/* Builds the classifier's config from the flags (--hidden, default 256,256) and the data; prints the error and
+ * returns -1. */
+static int build_classifier_config(const train_args *a, const elbo_dataset *ds, elbo_classifier_config *c)
+{
+    char err[256];
+    *c = elbo_classifier_config_default(ds->train.dim, ds->num_classes);
+    if (a->hidden && elbo_parse_widths(a->hidden, c->hidden, &c->n_hidden, err, sizeof err)) {
+        fprintf(stderr, "elbo train: --hidden: %s\n", err);
+        return -1;
+    }
+    if (elbo_classifier_config_validate(c, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s: %s\n", ds->name, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds the VAE's config from the flags and the data's image size; prints the error and returns -1. */
 static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *c)
 {
     char err[256];
     *c = elbo_vae_config_default(input_dim);
     c->latent = a->latent;
     c->beta = a->beta;
-    if (elbo_parse_widths(a->hidden, c->enc_hidden, &c->n_enc, err, sizeof err)) {
+    if (elbo_parse_widths(a->hidden ? a->hidden : "400", c->enc_hidden, &c->n_enc, err, sizeof err)) {
         fprintf(stderr, "elbo train: --hidden: %s\n", err);
         return -1;
     }
@@ -134,11 +179,27 @@ static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *
 }
 
 /* Prints one epoch's results: a JSON line with --json, else a human line. */
-static void report_epoch(const train_args *a, size_t epoch, long steps, const elbo_loss_means *tr,
-                         const elbo_loss_means *te, double train_s, double eval_s, const train_progress *p)
+static void report_epoch(const train_args *a, const elbo_model *m, size_t epoch, long steps,
+                         const elbo_loss_means *tr, const elbo_loss_means *te, double train_s, double eval_s,
+                         const train_progress *p)
 {
     double sps = train_s > 0 ? (double)tr->samples / train_s : 0;
     train_progress_clear(p);
+    if (is_classifier(m)) {
+        /* the parts' means: cross-entropy and the fraction of correct predictions */
+        if (a->json) {
+            const char *keys[] = {"epoch", "steps", "samples", "train_loss", "train_accuracy", "test_cross_entropy",
+                                  "test_accuracy", "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
+            double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, tr->part[1], te->part[0],
+                             te->part[1], sps, train_s, eval_s, (double)a->threads, (double)a->batch};
+            cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], "model", "classifier");
+        } else {
+            printf("epoch %zu/%zu  train loss %.4f  test accuracy %.4f (cross-entropy %.4f)  %.0f samples/s  %.2f s\n",
+                   epoch, a->epochs, tr->loss, te->part[1], te->part[0], sps, train_s);
+            fflush(stdout);
+        }
+        return;
+    }
     if (a->json) {
         const char *keys[] = {"epoch", "steps", "samples", "train_loss", "test_neg_elbo", "test_recon", "test_kl",
                               "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
@@ -181,7 +242,7 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epo
     st.batch = a->batch;
     snprintf(st.dataset, sizeof st.dataset, "%s", sink->dataset);
     snprintf(st.classes, sizeof st.classes, "%s", a->classes ? a->classes : "");
-    if (elbo_checkpoint_save_training(a->save, tr->model.impl, &st, &tr->opt, err, sizeof err)) {
+    if (elbo_checkpoint_write(a->save, &tr->model, &st, &tr->opt, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         sink->failed = 1;
         return -1;
@@ -226,18 +287,18 @@ static int check_save_path(const char *path)
 }
 
 /* Runs the epochs; returns the exit status. */
-static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m, const elbo_optimizer_config *oc,
-                        const elbo_topology *topo, const elbo_train_state *resume)
+static int run_training(const train_args *a, const elbo_dataset *ds, const elbo_model *model,
+                        const elbo_optimizer_config *oc, const elbo_topology *topo, const elbo_train_state *resume)
 {
     char err[512];
     elbo_trainer tr;
-    elbo_model mm = elbo_vae_model(m);
+    elbo_model mm = *model;
     if (elbo_trainer_init(&tr, &mm, oc, a->batch, a->seed, ds->train.n, a->threads, topo, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
     }
     if (resume) {
-        if (elbo_checkpoint_load_optimizer(a->resume, &m->layout, &tr.opt, err, sizeof err)) {
+        if (elbo_checkpoint_load_optimizer(a->resume, mm.layout, &tr.opt, err, sizeof err)) {
             fprintf(stderr, "elbo train: %s\n", err);
             elbo_trainer_free(&tr);
             return 2;
@@ -294,7 +355,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, elbo_vae *m
             break;
         double t0 = cli_now();
         elbo_loss_means te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
-        report_epoch(a, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
+        report_epoch(a, &mm, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
         if (save_checkpoint(a, &tr, tr.epoch, tr.epoch_pos, &sink)) {
             status = save_failure_status(&sink);
             break;
@@ -314,9 +375,11 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
 int cli_train(int argc, char **argv)
 {
     process_start = cli_now();
-    train_args a = {.hidden = "400", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
+    train_args a = {.model = "vae", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
                     .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1};
     cli_option opts[] = {
+        {"model", ARG_STRING, &a.model, "vae|classifier",
+         "what to train: the VAE, or an MLP classifier of the labels (softmax cross-entropy)", 0, 0, NULL, 0, 0},
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
         {"epochs", ARG_SIZE, &a.epochs, "N", "passes over the training set", 1, 1e6, NULL, 0, 0},
@@ -325,7 +388,8 @@ int cli_train(int argc, char **argv)
         {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0, 0},
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
-        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "encoder hidden widths, input side first", 0, 0, NULL, 0, 0},
+        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "hidden widths, input side first (the VAE's encoder)", 0, 0,
+         "400; classifier: 256,256", 0, 0},
         {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
          "the encoder's, mirrored", 0, 0},
         {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, NULL, 0, 0},
@@ -351,9 +415,11 @@ int cli_train(int argc, char **argv)
         {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0, 0},
     };
     cli_parse_result pr = cli_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0],
-                                    "Trains a VAE; each epoch reports the train loss, the test -ELBO per sample with "
-                                    "its reconstruction\nand KL parts, and samples/s. The objective is the "
-                                    "minibatch sum of recon + beta * KL.");
+                                    "Trains a model; each epoch reports the train loss, the test metrics and samples/s.\n"
+                                    "--model vae (default): the test -ELBO per sample with its reconstruction and KL "
+                                    "parts; the objective\nis the minibatch sum of recon + beta * KL. --model "
+                                    "classifier: the test accuracy and cross-entropy;\nthe objective is the "
+                                    "minibatch sum of cross-entropies.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     elbo_optimizer_kind kind = ELBO_OPT_ADAM;
@@ -363,9 +429,21 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
+    if (strcmp(a.model, "vae") != 0 && strcmp(a.model, "classifier") != 0) {
+        fprintf(stderr, "elbo train: --model: '%s' is not vae or classifier\n", a.model);
+        return 2;
+    }
+    if (strcmp(a.model, "classifier") == 0) {
+        static const char *const vae_only[] = {"decoder-hidden", "latent", "recon", "sigma0", "beta"};
+        for (size_t i = 0; i < sizeof vae_only / sizeof vae_only[0]; i++)
+            if (cli_find(opts, sizeof opts / sizeof opts[0], vae_only[i])->seen) {
+                fprintf(stderr, "elbo train: --%s: a VAE option (not used by --model classifier)\n", vae_only[i]);
+                return 2;
+            }
+    }
     if (a.resume) {
-        static const char *const fixed[] = {"hidden", "decoder-hidden", "latent", "recon", "sigma0", "beta", "seed",
-                                            "batch", "lr", "optimizer", "momentum", "classes"};
+        static const char *const fixed[] = {"model", "hidden", "decoder-hidden", "latent", "recon", "sigma0", "beta",
+                                            "seed", "batch", "lr", "optimizer", "momentum", "classes"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
@@ -411,27 +489,45 @@ static int keep_classes(const char *src, const char *field, const char *text, el
     return 0;
 }
 
-/* Loads the model and training state of --resume into m, st and the options it fixes (seed, batch, lr,
+/* Loads the model of --resume, whatever its kind, into tm. Prints the error and returns -1. */
+static int load_resume_model(const train_args *a, const elbo_kernels *k, train_model *tm, elbo_train_state *st)
+{
+    char err[512], kind[32];
+    memset(tm, 0, sizeof *tm);
+    int rc = elbo_checkpoint_model_kind(a->resume, kind, sizeof kind, err, sizeof err);
+    if (rc == 0 && strcmp(kind, "classifier") == 0) {
+        tm->is_classifier = 1;
+        rc = elbo_classifier_load(a->resume, &tm->clf, k, st, err, sizeof err);
+        tm->model = elbo_classifier_model(&tm->clf);
+    } else if (rc == 0) {
+        rc = elbo_checkpoint_load(a->resume, &tm->vae, k, st, err, sizeof err);
+        tm->model = elbo_vae_model(&tm->vae);
+    }
+    if (rc)
+        fprintf(stderr, "elbo train: %s\n", err);
+    return rc;
+}
+
+/* Loads the model and training state of --resume into tm, st and the options it fixes (seed, batch, lr,
  * optimizer); checks that the data are the run's. Prints the error and returns -1 on failure. */
-static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, elbo_vae *m,
+static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, train_model *tm,
                        elbo_train_state *st, elbo_optimizer_kind *kind)
 {
-    char err[512];
-    if (elbo_checkpoint_load(a->resume, m, k, st, err, sizeof err)) {
-        fprintf(stderr, "elbo train: %s\n", err);
+    if (load_resume_model(a, k, tm, st))
         return -1;
-    }
     const char *why = NULL;
     if (st->classes[0] && keep_classes(a->resume, "__metadata__.classes", st->classes, ds, st->classes,
                                        sizeof st->classes)) {
-        elbo_vae_free(m);
+        train_model_free(tm);
         return -1;
     }
     a->classes = st->classes[0] ? st->classes : NULL; /* "": trained on all classes */
     if (strcmp(st->dataset, ds->name) != 0)
         why = "dataset";
-    else if (m->cfg.input_dim != ds->train.dim)
+    else if (tm->model.input_dim != ds->train.dim)
         why = "input_dim";
+    else if (tm->is_classifier && tm->clf.cfg.classes < ds->num_classes)
+        why = "classes_out";
     else if (strcmp(st->optimizer, "adam") != 0 && strcmp(st->optimizer, "sgd") != 0)
         why = "optimizer";
     else if (st->batch == 0 || st->batch > ((size_t)1 << 20) || (size_t)st->epoch_step * st->batch >= ds->train.n)
@@ -439,7 +535,7 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, e
     if (why) {
         fprintf(stderr, "elbo train: %s: __metadata__.%s: does not match this run (data %s, %zu pixels)\n", a->resume,
                 why, ds->name, ds->train.dim);
-        elbo_vae_free(m);
+        train_model_free(tm);
         return -1;
     }
     a->seed = st->seed;
@@ -447,7 +543,41 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, e
     a->lr = st->lr;
     a->momentum = st->momentum;
     a->optimizer = strcmp(st->optimizer, "sgd") == 0 ? "sgd" : "adam";
+    a->model = tm->is_classifier ? "classifier" : "vae";
     *kind = strcmp(st->optimizer, "sgd") == 0 ? ELBO_OPT_SGD : ELBO_OPT_ADAM;
+    return 0;
+}
+
+/* A fresh model of --model's kind for the data, initialized from --seed and packed into tm. Prints the error and
+ * returns the exit status (0 when done). */
+static int new_model(const train_args *a, const elbo_dataset *ds, const elbo_kernels *k, train_model *tm)
+{
+    char err[512];
+    memset(tm, 0, sizeof *tm);
+    tm->is_classifier = strcmp(a->model, "classifier") == 0;
+    if (tm->is_classifier) {
+        elbo_classifier_config cfg;
+        if (build_classifier_config(a, ds, &cfg))
+            return 2;
+        if (elbo_classifier_init(&tm->clf, &cfg, k, err, sizeof err)) {
+            fprintf(stderr, "elbo train: %s\n", err);
+            return 1;
+        }
+        elbo_params_init(tm->clf.params, &tm->clf.layout, a->seed);
+        elbo_classifier_pack_weights(&tm->clf);
+        tm->model = elbo_classifier_model(&tm->clf);
+        return 0;
+    }
+    elbo_vae_config cfg;
+    if (build_config(a, ds->train.dim, &cfg))
+        return 2;
+    if (elbo_vae_init(&tm->vae, &cfg, k, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        return 1;
+    }
+    elbo_params_init(tm->vae.params, &tm->vae.layout, a->seed);
+    elbo_vae_pack_weights(&tm->vae);
+    tm->model = elbo_vae_model(&tm->vae);
     return 0;
 }
 
@@ -461,10 +591,9 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     elbo_dataset ds;
     if (cli_load_dataset("train", a.data, &ds))
         return 2;
-    elbo_vae_config cfg;
-    elbo_vae m;
+    train_model tm;
     elbo_train_state st;
-    char err[512], desc[256], classes[1024];
+    char desc[256], classes[1024];
     if (a.classes) {
         if (keep_classes("", "--classes", a.classes, &ds, classes, sizeof classes)) {
             elbo_dataset_free(&ds);
@@ -473,35 +602,31 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
         a.classes = classes;
     }
     if (a.resume) {
-        if (load_resume(&a, &ds, k, &m, &st, &kind)) {
+        if (load_resume(&a, &ds, k, &tm, &st, &kind)) {
             elbo_dataset_free(&ds);
             return 2;
         }
-        cfg = m.cfg;
     } else {
-        if (build_config(&a, ds.train.dim, &cfg)) {
+        int rc = new_model(&a, &ds, k, &tm);
+        if (rc) {
             elbo_dataset_free(&ds);
-            return 2;
+            return rc;
         }
-        if (elbo_vae_init(&m, &cfg, k, err, sizeof err)) {
-            fprintf(stderr, "elbo train: %s\n", err);
-            elbo_dataset_free(&ds);
-            return 1;
-        }
-        elbo_params_init(m.params, &m.layout, a.seed);
-        elbo_vae_pack_weights(&m);
     }
     elbo_optimizer_config oc = elbo_optimizer_config_default(kind, a.lr);
     oc.sgd.momentum = a.momentum;
-    elbo_vae_config_describe(&cfg, desc, sizeof desc);
+    if (tm.is_classifier)
+        elbo_classifier_config_describe(&tm.clf.cfg, desc, sizeof desc);
+    else
+        elbo_vae_config_describe(&tm.vae.cfg, desc, sizeof desc);
     fprintf(a.json ? stderr : stdout,
             "elbo train: %s, %zu train%s%s / %zu test images (%s), batch %zu, %s lr %g, %s kernels, %zu thread%s\n",
-            desc, ds.train.n, a.classes ? " of classes " : "", a.classes ? a.classes : "", ds.test.n, ds.name, a.batch, a.optimizer, a.lr, k->isa, a.threads,
-            a.threads == 1 ? "" : "s");
+            desc, ds.train.n, a.classes ? " of classes " : "", a.classes ? a.classes : "", ds.test.n, ds.name, a.batch,
+            a.optimizer, a.lr, k->isa, a.threads, a.threads == 1 ? "" : "s");
     fflush(stdout);
     train_catch_stop_signals();
-    int status = run_training(&a, &ds, &m, &oc, topo, a.resume ? &st : NULL);
-    elbo_vae_free(&m);
+    int status = run_training(&a, &ds, &tm.model, &oc, topo, a.resume ? &st : NULL);
+    train_model_free(&tm);
     elbo_dataset_free(&ds);
     return status;
 }
