@@ -1,4 +1,5 @@
-/* `elbo eval`: test -ELBO of a checkpoint with its reconstruction and KL parts. */
+/* `elbo eval`: a checkpoint on the test split: a VAE's test -ELBO with its reconstruction and KL parts (and the
+ * importance-weighted bound), a classifier's test accuracy and cross-entropy. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include "args.h"
 #include "checkpoint.h"
+#include "classifier.h"
 #include "cli.h"
 #include "cli_common.h"
 #include "infer.h"
@@ -55,6 +57,63 @@ static void report(const elbo_loss_means *r, const iw_means *w, size_t k, double
                w->iw, k, w->elbo, log_norm, beta != 1.0 ? " and KL weight 1" : "");
 }
 
+/* Evaluates the classifier checkpoint at load on the test split: accuracy and cross-entropy per image. Prints the
+ * result or the error; returns the exit status. */
+static int eval_classifier(const char *load, const char *data, size_t threads, int threads_seen, int json)
+{
+    char err[512];
+    const elbo_kernels *k = cli_kernels("eval");
+    if (!k)
+        return 2;
+    elbo_classifier m;
+    if (elbo_classifier_load(load, &m, k, NULL, err, sizeof err)) {
+        fprintf(stderr, "elbo eval: %s\n", err);
+        return 2;
+    }
+    elbo_dataset ds;
+    if (cli_load_dataset("eval", data, &ds)) {
+        elbo_classifier_free(&m);
+        return 2;
+    }
+    int status = 0;
+    elbo_topology *topo = cli_open_topology("eval");
+    if (!threads_seen)
+        threads = cli_default_threads(topo);
+    elbo_model mm = elbo_classifier_model(&m);
+    void *act = NULL;
+    elbo_team team;
+    memset(&team, 0, sizeof team);
+    if (ds.test.dim != m.cfg.input_dim || ds.num_classes > m.cfg.classes) {
+        fprintf(stderr, "elbo eval: %s: %zu pixels and %zu classes, but %s has input_dim %zu and %zu classes\n",
+                ds.name, ds.test.dim, ds.num_classes, load, m.cfg.input_dim, m.cfg.classes);
+        status = 2;
+    } else if (!(act = mm.ops->act_new(mm.impl, 1024)) || elbo_team_init(&team, threads, k, topo)) {
+        fprintf(stderr, "elbo eval: out of memory\n");
+        status = 1;
+    } else {
+        elbo_images_view test = cli_view(&ds.test);
+        double t0 = cli_now();
+        elbo_loss_means r = elbo_evaluate(&mm, act, 1024, &team, &test, 0);
+        double secs = cli_now() - t0;
+        if (json) {
+            const char *keys[] = {"test_accuracy", "test_cross_entropy", "samples", "seconds"};
+            double vals[] = {r.part[1], r.part[0], (double)r.samples, secs};
+            cli_print_json_numbers(keys, vals, 4, "dataset", ds.name);
+        } else {
+            printf("test accuracy %.4f, cross-entropy %.4f over %zu images of %s\n", r.part[1], r.part[0], r.samples,
+                   ds.name);
+        }
+    }
+    if (act)
+        mm.ops->act_free(act);
+    elbo_team_free(&team);
+    elbo_dataset_free(&ds);
+    elbo_classifier_free(&m);
+    if (topo)
+        elbo_topology_close(topo);
+    return status;
+}
+
 int cli_eval(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL;
@@ -83,10 +142,18 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "elbo eval: --load: required (a checkpoint written by elbo train --save)\n");
         return 2;
     }
+    char err[512], kind[32];
+    if (elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "classifier")) {
+        if (iw_k) {
+            fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a classifier)\n", load);
+            return 2;
+        }
+        return eval_classifier(load, data, threads,
+                               cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen, json);
+    }
     const elbo_kernels *k = cli_kernels("eval");
     if (!k)
         return 2;
-    char err[512];
     elbo_vae m;
     if (elbo_checkpoint_load(load, &m, k, NULL, err, sizeof err)) {
         fprintf(stderr, "elbo eval: %s\n", err);

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "cli_common.h"
 #include "checkpoint.h"
+#include "classifier.h"
 #include "chips.h"
 #include "cpu_features.h"
 #include "kernels.h"
@@ -17,12 +18,42 @@
 #define ELBO_BUILD_FLAGS "unknown"
 #endif
 
-/* Prints the model config and training state of the checkpoint at path; returns the exit status. */
+/* Prints a checkpoint's training state. */
+static void print_state(const elbo_train_state *st)
+{
+    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s%s%s\n", st->step, st->epoch,
+           st->optimizer, st->lr, st->batch, (unsigned long long)st->seed, st->dataset,
+           st->classes[0] ? ", classes " : "", st->classes);
+}
+
+/* Prints the config and training state of the classifier checkpoint at path; returns the exit status. */
+static int print_classifier(const char *path, const elbo_kernels *k)
+{
+    char err[512], desc[256], hidden[128];
+    elbo_classifier m;
+    elbo_train_state st;
+    if (elbo_classifier_load(path, &m, k, &st, err, sizeof err)) {
+        fprintf(stderr, "elbo info: %s\n", err);
+        return 2;
+    }
+    elbo_classifier_config_describe(&m.cfg, desc, sizeof desc);
+    elbo_format_widths(hidden, sizeof hidden, m.cfg.hidden, m.cfg.n_hidden);
+    printf("checkpoint:   %s\n", path);
+    printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
+    printf("  input_dim %zu, hidden %s, classes %zu\n", m.cfg.input_dim, hidden, m.cfg.classes);
+    print_state(&st);
+    elbo_classifier_free(&m);
+    return 0;
+}
+
+/* Prints the model config and training state of the checkpoint at path (any kind); returns the exit status. */
 static int print_checkpoint(const char *path, const elbo_kernels *k)
 {
-    char err[512], desc[256], enc[128], dec[128];
+    char err[512], desc[256], enc[128], dec[128], kind[32];
     elbo_vae m;
     elbo_train_state st;
+    if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "classifier"))
+        return print_classifier(path, k);
     if (elbo_checkpoint_load(path, &m, k, &st, err, sizeof err)) {
         fprintf(stderr, "elbo info: %s\n", err);
         return 2;
@@ -34,9 +65,7 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
     printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
     printf("  input_dim %zu, encoder %s, latent %zu, decoder %s, recon %s, sigma0 %g, beta %g\n", m.cfg.input_dim,
            enc, m.cfg.latent, dec, elbo_recon_name(m.cfg.recon), m.cfg.sigma0, m.cfg.beta);
-    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s%s%s\n", st.step, st.epoch,
-           st.optimizer, st.lr, st.batch, (unsigned long long)st.seed, st.dataset, st.classes[0] ? ", classes " : "",
-           st.classes);
+    print_state(&st);
     elbo_vae_free(&m);
     return 0;
 }
