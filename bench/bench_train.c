@@ -1,9 +1,11 @@
-/* Training-step rows through the trainer API: a fresh model and trainer per call, warmed up by two steps, then
- * one optimizer step per iteration over a shuffled Fashion-MNIST. */
+/* Training-step rows through the trainer API, for the VAE (train/...) and the classifier (train_classifier/...): a
+ * fresh model and trainer per call, warmed up by two steps, then one optimizer step per iteration over a shuffled
+ * Fashion-MNIST. */
 #include "bench_train.h"
 
 #include <stdio.h>
 
+#include "classifier.h"
 #include "dataset.h"
 #include "rng.h"
 #include "train.h"
@@ -41,30 +43,68 @@ static void step(elbo_trainer *tr, const elbo_images_view *train, size_t batch, 
     *pos += batch;
 }
 
-/* The row: a trainer at (batch, threads), one step per iteration. */
+/* The model a row trains: the default VAE or the default classifier. */
+typedef struct {
+    int classifier;
+    elbo_vae vae;
+    elbo_classifier clf;
+    elbo_model model;
+    double flops_per_sample;
+} bench_model;
+
+/* Initializes the row's model (seed 1) for data of dim pixels; 0 or -1 with a message in err. */
+static int bench_model_init(bench_model *bm, int classifier, size_t dim, size_t classes, char *err, size_t errlen)
+{
+    bm->classifier = classifier;
+    if (classifier) {
+        elbo_classifier_config cfg = elbo_classifier_config_default(dim, classes);
+        if (elbo_classifier_init(&bm->clf, &cfg, g_env->kern, err, errlen))
+            return -1;
+        elbo_params_init(bm->clf.params, &bm->clf.layout, 1);
+        elbo_classifier_pack_weights(&bm->clf);
+        bm->model = elbo_classifier_model(&bm->clf);
+        bm->flops_per_sample = elbo_classifier_train_flops_per_sample(&bm->clf);
+        return 0;
+    }
+    elbo_vae_config cfg = elbo_vae_config_default(dim);
+    if (elbo_vae_init(&bm->vae, &cfg, g_env->kern, err, errlen))
+        return -1;
+    elbo_params_init(bm->vae.params, &bm->vae.layout, 1);
+    elbo_vae_pack_weights(&bm->vae);
+    bm->model = elbo_vae_model(&bm->vae);
+    bm->flops_per_sample = elbo_vae_train_flops_per_sample(&bm->vae);
+    return 0;
+}
+
+/* Frees the row's model. */
+static void bench_model_free(bench_model *bm)
+{
+    if (bm->classifier)
+        elbo_classifier_free(&bm->clf);
+    else
+        elbo_vae_free(&bm->vae);
+}
+
+/* The row: a trainer of the model (user: non-NULL for the classifier) at (batch, threads), one step per
+ * iteration. */
 static void run_train(gbench_state *st, void *user)
 {
-    (void)user;
     if (dataset_ready() != 0) {
         gbench_skip_with_error(st, g_desc);
         return;
     }
     size_t batch = (size_t)gbench_arg(st, 0), threads = (size_t)gbench_arg(st, 1);
     elbo_images_view train = {g_ds.train.pixels, g_ds.train.n, g_ds.train.dim, g_ds.train.labels};
-    elbo_vae_config cfg = elbo_vae_config_default(train.dim);
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
     char err[256];
-    elbo_vae m;
+    bench_model bm;
     elbo_trainer tr;
-    if (elbo_vae_init(&m, &cfg, g_env->kern, err, sizeof err)) {
+    if (bench_model_init(&bm, user != NULL, train.dim, g_ds.num_classes, err, sizeof err)) {
         gbench_skip_with_error(st, err);
         return;
     }
-    elbo_params_init(m.params, &m.layout, 1);
-    elbo_vae_pack_weights(&m);
-    elbo_model mm = elbo_vae_model(&m);
-    if (elbo_trainer_init(&tr, &mm, &oc, batch, 1, train.n, threads, g_env->topo, err, sizeof err)) {
-        elbo_vae_free(&m);
+    if (elbo_trainer_init(&tr, &bm.model, &oc, batch, 1, train.n, threads, g_env->topo, err, sizeof err)) {
+        bench_model_free(&bm);
         gbench_skip_with_error(st, err);
         return;
     }
@@ -78,9 +118,9 @@ static void run_train(gbench_state *st, void *user)
     gbench_set_items_processed(st, (int64_t)samples);
     gbench_set_label(st, g_ds.name);
     gbench_set_counter(st, "samples_per_s", samples, GBENCH_COUNTER_RATE);
-    bench_set_flops(st, g_env, elbo_vae_train_flops_per_sample(&m) * (double)batch, threads);
+    bench_set_flops(st, g_env, bm.flops_per_sample * (double)batch, threads);
     elbo_trainer_free(&tr);
-    elbo_vae_free(&m);
+    bench_model_free(&bm);
 }
 
 void bench_train_register(const bench_env *env, const char *dataset)
@@ -92,6 +132,15 @@ void bench_train_register(const bench_env *env, const char *dataset)
         for (size_t t = 1; t <= env->cores; t++) {
             gbench_def d = {.name = "train", .run = run_train, .n_args = 2, .args = {batches[b], (int64_t)t},
                             .arg_names = {"b", "t"}, .unit = GBENCH_MS};
+            gbench_register(&d);
+        }
+    /* the classifier beside the VAE (user: any non-NULL pointer) */
+    static const int64_t clf_batches[] = {128, 1024};
+    static int classifier = 1;
+    for (size_t b = 0; b < sizeof clf_batches / sizeof clf_batches[0]; b++)
+        for (size_t t = 1; t <= env->cores; t++) {
+            gbench_def d = {.name = "train_classifier", .run = run_train, .user = &classifier, .n_args = 2,
+                            .args = {clf_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
 }
