@@ -4,7 +4,7 @@
  * and post-ReLU features with 300 vs 2000 rows) elbo's FD, from a symmetric eigendecomposition, equals
  * |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrtm(S1 S2) computed by scipy.linalg.sqrtm within 1e-9 of
  * tr S1 + tr S2 (the scale of the cancelling terms; measured 3e-14), and the traces agree within 1e-12.
- * Exact cases: identical sets give 0 within 1e-9 of the traces; a shift of every feature by delta gives
+ * Exact cases: identical sets give 0 within 1e-9 of the traces (1e-7 when n < d makes them singular); a shift of every feature by delta gives
  * |delta|^2; diagonal covariances give sum (sqrt a - sqrt b)^2 (with a zero variance among them). Coverage:
  * uniform predictions give log2 C bits and share 1/C, one class 0 bits. */
 #include "test_scratch.h"
@@ -117,9 +117,10 @@ static void test_fd_matches_scipy(void **state)
     remove_tree(dir);
 }
 
-/* Identical sets: 0 within 1e-9 of the traces; every feature shifted by delta: |delta|^2 (features on a grid
- * of 1/1024 and shifts of quarters, so the shifted floats are exact). Catches: a trace term counted with the
- * wrong sign or weight (identical sets then give +-tr), a mean difference not squared or not summed. */
+/* Identical sets: 0 within 1e-9 of the traces, also for 100 rows of 256 (singular covariances); every
+ * feature shifted by delta: |delta|^2 (features on a grid of 1/1024 and shifts of quarters, so the shifted
+ * floats are exact). Catches: a trace term counted with the wrong sign or weight (identical sets then give
+ * +-tr), a mean difference not squared or not summed, eigenvalues below 0 by rounding not clamped (NaN). */
 static void test_fd_identical_and_shifted(void **state)
 {
     (void)state;
@@ -144,6 +145,14 @@ static void test_fd_identical_and_shifted(void **state)
     }
     assert_int_equal(elbo_score_features(x, N, y, N, D, &fd, err, sizeof err), 0);
     expect_rel("shifted means", fd, delta2, delta2 + 2 * tr, REL_TOL);
+    /* 100 rows of 256: covariances of rank 99, whose zero eigenvalues come out of the solver as +-1e-15 and
+     * whose square roots (~3e-8) limit the accuracy to about sqrt(DBL_EPSILON) of the traces: 1.9e-8 here,
+     * as scipy.linalg.sqrtm's FD (1.7e-8 on such data), so the bound is 1e-7 */
+    assert_int_equal(elbo_feature_stats_compute(x, 100, D, &s, err, sizeof err), 0);
+    tr = trace(s.cov, D);
+    elbo_feature_stats_free(&s);
+    assert_int_equal(elbo_score_features(x, 100, x, 100, D, &fd, err, sizeof err), 0);
+    expect_rel("identical sets of rank 99", fd, 0.0, 2 * tr, 1e-7);
     free(x);
     free(y);
 }
