@@ -132,9 +132,11 @@ $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -llapacke -o $@
 
+# The scoring test calls LAPACKE (src/model/scoring.c).
+$(BUILD)/tests/test_model_scoring: TEST_LIBS := -llapacke
+
 # The command's tests (native only) read its PNGs back with libpng.
 $(BUILD)/tests/test_cli_%: TEST_LIBS := -lpng
-$(BUILD)/tests/test_model_scoring: TEST_LIBS := -llapacke
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
