@@ -127,9 +127,13 @@ $(BUILD)/libelbo.a: $(LIB_OBJ)
 	$(Q)$(AR) rcs $@ $^
 
 # PNG output (libpng) is part of the command, not the library: the library and its cross-built tests do not need it.
+# LAPACKE (the Fréchet distance's eigensolver, src/model/scoring.c) is linked only where scoring is used.
 $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
-	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -o $@
+	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -llapacke -o $@
+
+# The scoring test calls LAPACKE (src/model/scoring.c).
+$(BUILD)/tests/test_model_scoring: TEST_LIBS := -llapacke
 
 # The command's tests (native only) read its PNGs back with libpng.
 $(BUILD)/tests/test_cli_%: TEST_LIBS := -lpng
@@ -148,9 +152,10 @@ $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev valgrind \
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
-                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf libpng-dev
+                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf libpng-dev \
+                liblapacke-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
-                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64
+                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64 liblapacke-dev:arm64
 # make fuzz: clang with libFuzzer and the sanitizer runtimes.
 DEB_PACKAGES_FUZZ := clang libclang-rt-14-dev zlib1g-dev libcjson-dev libsleef-dev
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
@@ -201,7 +206,7 @@ FUZZ_TARGETS ?= idx idx_gz checkpoint args
 FUZZ_CC := clang
 FUZZ_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -Isrc -Isrc/kernels -Isrc/blocks -Isrc/model \
                -Isrc/runtime -Isrc/cli -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_LIB_SRC := $(filter-out src/model/team.c src/model/train.c %_neon.c,$(wildcard src/kernels/*.c src/blocks/*.c src/model/*.c)) \
+FUZZ_LIB_SRC := $(filter-out src/model/team.c src/model/train.c src/model/scoring.c %_neon.c,$(wildcard src/kernels/*.c src/blocks/*.c src/model/*.c)) \
                 src/cli/args.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)

@@ -1,12 +1,17 @@
 /* The commands over a trained checkpoint, run as separate processes on a model trained inside the test on
  * synthetic data with class 9 (the checkerboard) held out as the planted anomaly: every PNG decodes (libpng)
  * with the size its layout implies; interpolation endpoints equal the reconstructions; the anomaly AUROC of
- * the held-out class; the importance-weighted bound against the ELBO and in K; every bad input gives one
- * line, status 2 and no file; --help lists every option with its default. About 5 s. */
+ * the held-out class; the importance-weighted bound against the ELBO and in K; sample's IDX output against its
+ * PNG grid; every bad input gives one line, status 2 and no file; --help lists every option with its default.
+ * About 5 s. */
 #include "test_cli_run.h"
 
 #include <cjson/cJSON.h>
 #include <png.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "idx.h"
 
 #define SIDE 28
 #define PAD 2   /* border pixels of the image grids */
@@ -296,6 +301,90 @@ static void test_iw_bounds(void **state)
     assert_true(iw[2] > iw[1]);
 }
 
+/* elbo sample --format idx: an IDX image file (magic 0x00000803, count, 28, 28 big-endian) whose first 16
+ * images are the tiles of the 4 x 4 PNG grid of the same seed, pixel for pixel (both round(255 p) of the same
+ * decoder means), the same file for the same seed and a different one for another; 1300 images (three decoding
+ * batches, the last one partial) start with the 16. A write that fails midway (a 1 MB file size limit, EFBIG)
+ * exits 1 with one line naming the file and leaves an existing file unchanged and no temporary file.
+ * Catches: rows of the wrong images, pixels truncated instead of rounded, batches that restart the sample
+ * index, a short file renamed into place. */
+static void test_sample_idx(void **state)
+{
+    (void)state;
+    char out_dir[MAX_PATH], png[MAX_PATH], idx[MAX_PATH], idx2[MAX_PATH], big[MAX_PATH], err[256];
+    scratch_mkdtemp(out_dir, "elbo-idx");
+    run_result r;
+    run_ok(&r, "sample", "--load", model, "--data", SYN, "-n", "4", "--seed", "7", "-o", join(png, out_dir, "g.png"),
+           NULL);
+    run_free(&r);
+    run_ok(&r, "sample", "--load", model, "--data", SYN, "--format", "idx", "--count", "16", "--seed", "7", "-o",
+           join(idx, out_dir, "s.idx"), NULL);
+    assert_non_null(strstr(r.out, "16 samples"));
+    run_free(&r);
+    uint8_t head[16];
+    static const uint8_t want_head[16] = {0, 0, 8, 3, 0, 0, 0, 16, 0, 0, 0, SIDE, 0, 0, 0, SIDE};
+    FILE *f = fopen(idx, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(head, 1, 16, f), 16);
+    fclose(f);
+    assert_memory_equal(head, want_head, 16);
+    elbo_idx_images im, im2;
+    if (elbo_idx_read_images(idx, &im, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    assert_int_equal(im.count, 16);
+    gray_image g;
+    read_png(png, &g);
+    for (size_t i = 0; i < 16; i++)
+        for (size_t y = 0; y < SIDE; y++) {
+            const uint8_t *tile = g.pix + (PAD + (i / 4) * (SIDE + PAD) + y) * g.width + PAD + (i % 4) * (SIDE + PAD);
+            if (memcmp(tile, im.pixels + (i * SIDE + y) * SIDE, SIDE) != 0)
+                test_failf("IDX image %zu differs from grid tile %zu in row %zu\n", i, i, y);
+        }
+    free(g.pix);
+    /* three batches of decoding: the first 16 are the same images */
+    run_ok(&r, "sample", "--load", model, "--data", SYN, "--format", "idx", "-n", "1300", "--seed", "7", "-o",
+           join(big, out_dir, "big.idx"), NULL);
+    run_free(&r);
+    if (elbo_idx_read_images(big, &im2, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    assert_int_equal(im2.count, 1300);
+    assert_memory_equal(im2.pixels, im.pixels, 16 * SIDE * SIDE);
+    size_t distinct = 0;
+    for (size_t i = 1; i < im2.count; i++)
+        distinct += memcmp(im2.pixels + i * SIDE * SIDE, im2.pixels, SIDE * SIDE) != 0;
+    assert_true(distinct == im2.count - 1);
+    elbo_idx_images_free(&im2);
+    /* another seed, other images */
+    run_ok(&r, "sample", "--load", model, "--data", SYN, "--format", "idx", "-n", "16", "--seed", "8", "-o",
+           join(idx2, out_dir, "s8.idx"), NULL);
+    run_free(&r);
+    if (elbo_idx_read_images(idx2, &im2, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    assert_true(memcmp(im2.pixels, im.pixels, 16 * SIDE * SIDE) != 0);
+    elbo_idx_images_free(&im2);
+
+    /* a write that fails midway: big.idx (1300 images, 1 MB) is rewritten under a 512 KB file size limit */
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 512 << 10;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    run(&r, "sample", "--load", model, "--data", SYN, "--format", "idx", "-n", "1300", "--seed", "9", "-o", big, NULL);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    expect_error(&r, 1, big, "File too large");
+    run_free(&r);
+    if (elbo_idx_read_images(big, &im2, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    assert_int_equal(im2.count, 1300);
+    assert_memory_equal(im2.pixels, im.pixels, 16 * SIDE * SIDE); /* still seed 7's images */
+    elbo_idx_images_free(&im2);
+    elbo_idx_images_free(&im);
+    expect_entries(out_dir, 4);
+    remove_tree(out_dir);
+}
+
 /* Every bad input of the new commands: one line naming the option or file, status 2, and nothing written.
  * Catches: unknown classes accepted (or training on nothing), K <= 0 accepted, a missing checkpoint
  * reported late or after writing, the manifold grid drawn for Z != 2, a 2-D map of Z = 1, test indices past
@@ -333,6 +422,17 @@ static void test_bad_inputs(void **state)
     expect_usage_error("--load", "required", "interpolate", "--data", SYN, "-o", png, NULL);
     expect_usage_error("--output", "required", "sample", "--load", model, "--data", SYN, NULL);
     expect_usage_error("--count", "'0'", "sample", "--load", model, "--data", SYN, "-n", "0", "-o", png, NULL);
+    expect_usage_error("--count", "'0'", "sample", "--load", model, "--data", SYN, "--format", "idx", "-n", "0", "-o",
+                       png, NULL);
+    expect_usage_error("--count", "'65'", "sample", "--load", model, "--data", SYN, "-n", "65", "-o", png, NULL);
+    expect_usage_error("--count", "'1000001'", "sample", "--load", model, "--data", SYN, "--format", "idx", "-n",
+                       "1000001", "-o", png, NULL);
+    expect_usage_error("--count", "'x'", "sample", "--load", model, "--data", SYN, "--format", "idx", "-n", "x", "-o",
+                       png, NULL);
+    expect_usage_error("--format", "'jpg'", "sample", "--load", model, "--data", SYN, "--format", "jpg", "-o", png,
+                       NULL);
+    expect_usage_error("--format", "'IDX'", "sample", "--load", model, "--data", SYN, "--format", "IDX", "-o", png,
+                       NULL);
     expect_usage_error("--manifold", "Z = 2", "latent-map", "--load", model, "--data", SYN, "--manifold", "-o",
                        prefix, NULL);
     char z1[MAX_PATH];
@@ -393,8 +493,8 @@ static void test_help_new_commands(void **state)
 {
     (void)state;
     const help_option sample[] = {
-        {"load", "none"}, {"data", "/usr/share/datasets/fashion-mnist"}, {"count", "8"}, {"seed", "1"},
-        {"output", "none"},
+        {"load", "none"}, {"data", "/usr/share/datasets/fashion-mnist"}, {"count", "8"}, {"format", "png"},
+        {"seed", "1"}, {"output", "none"},
     };
     check_help("sample", sample, sizeof sample / sizeof sample[0]);
     const help_option reconstruct[] = {
@@ -427,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_interpolation_endpoints),
         cmocka_unit_test(test_anomaly_auroc),
         cmocka_unit_test(test_iw_bounds),
+        cmocka_unit_test(test_sample_idx),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_plot_failure_leaves_nothing),
         cmocka_unit_test(test_help_new_commands),

@@ -1,12 +1,12 @@
 /* safetensors reader (validating) and atomic writer, F32 only. */
 #include "safetensors.h"
 
+#include "atomic_file.h"
 #include "errmsg.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,8 +21,6 @@
 
 /* Largest header accepted (the format's own reference limit is 100 MB). */
 #define ST_MAX_HEADER ((uint64_t)100 << 20)
-/* What elbo_st_write appends to the target's name for its temporary file (then mkstemp's 6 characters). */
-#define TMP_SUFFIX ".tmp."
 /* Largest file read into memory. */
 #define ST_MAX_FILE ((uint64_t)16 << 30)
 
@@ -352,36 +350,6 @@ static char *build_header(const elbo_st_out_tensor *t, size_t n, const char *con
     return out;
 }
 
-/* Writes len bytes to fd, retrying short writes; returns 0 or -1. */
-static int write_all(int fd, const void *p, size_t len)
-{
-    const unsigned char *c = p;
-    while (len) {
-        ssize_t w = write(fd, c, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* fsyncs the directory holding path so a rename into it is durable; errors are ignored (best effort). */
-static void sync_parent_dir(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
-
 int elbo_st_write(const char *path, const elbo_st_out_tensor *t, size_t n, const char *const *meta_kv,
                   size_t n_meta, char *err, size_t errlen)
 {
@@ -391,49 +359,20 @@ int elbo_st_write(const char *path, const elbo_st_out_tensor *t, size_t n, const
         snprintf(err, errlen, "%s: out of memory building the header", path);
         return -1;
     }
-    size_t tlen = strlen(path) + 16;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
+    elbo_atomic_file f;
+    if (elbo_atomic_open(&f, path, err, errlen) != 0) {
         free(header);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    snprintf(tmp, tlen, "%s" TMP_SUFFIX "XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        free(header);
-        free(tmp);
         return -1;
     }
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    int rc = write_all(fd, lenbuf, 8) || write_all(fd, header, hlen);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = write_all(fd, t[i].data, out_count(&t[i]) * sizeof(float));
-    int saved = errno;
-    if (rc == 0 && (fchmod(fd, 0644) != 0 || fsync(fd) != 0)) {
-        rc = -1;
-        saved = errno;
-    }
-    if (close(fd) != 0 && rc == 0) {
-        rc = -1;
-        saved = errno;
-    }
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = -1;
-        saved = errno;
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(saved));
-        unlink(tmp);
-    } else {
-        sync_parent_dir(path);
-    }
+    elbo_atomic_write(&f, lenbuf, 8);
+    elbo_atomic_write(&f, header, hlen);
+    for (size_t i = 0; i < n; i++)
+        elbo_atomic_write(&f, t[i].data, out_count(&t[i]) * sizeof(float));
     free(header);
-    free(tmp);
-    return rc ? -1 : 0;
+    return elbo_atomic_commit(&f, err, errlen);
 }
 
 size_t elbo_st_remove_stale_temps(const char *path)
@@ -443,11 +382,12 @@ size_t elbo_st_remove_stale_temps(const char *path)
     DIR *d = dcopy && bcopy ? opendir(dirname(dcopy)) : NULL;
     if (d) {
         const char *dir = dcopy, *base = basename(bcopy);
-        size_t blen = strlen(base), slen = strlen(TMP_SUFFIX);
+        size_t blen = strlen(base), slen = strlen(ELBO_ATOMIC_TMP_SUFFIX);
         struct dirent *e;
         while ((e = readdir(d))) {
             const char *n = e->d_name;
-            if (strlen(n) != blen + slen + 6 || strncmp(n, base, blen) != 0 || strncmp(n + blen, TMP_SUFFIX, slen) != 0)
+            if (strlen(n) != blen + slen + 6 || strncmp(n, base, blen) != 0 ||
+                strncmp(n + blen, ELBO_ATOMIC_TMP_SUFFIX, slen) != 0)
                 continue;
             size_t plen = strlen(dir) + strlen(n) + 2;
             char *full = malloc(plen);
