@@ -13,6 +13,7 @@
 #   make fuzz         libFuzzer targets (IDX plain and gzip, checkpoints, CLI options), FUZZ_SECONDS each
 #   make test-sanitize  the test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make valgrind     valgrind memcheck over a short training run (0 errors, 0 bytes definitely lost)
+#   make classifier   train the reference classifier once (20 epochs, seed 1) into build/classifier.safetensors
 #   make deps         install the Debian packages the project needs (root); deps-fuzz: clang for make fuzz
 
 ifeq ($(origin CC),default)
@@ -76,7 +77,7 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -355,6 +356,16 @@ bench-check: check-deps
 bench-baseline: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	$(BENCH_CHECK) --update-baseline --baseline results/baseline.json
+
+# make classifier: the reference classifier that scores generated images (elbo eval --classifier), trained once:
+# its training is bitwise the same for any thread count and x86 ISA, so its FD figures compare across such machines
+# (delete the file to train it again).
+CLASSIFIER := $(BUILD)/classifier.safetensors
+classifier: check-deps
+	@$(MAKE) --no-print-directory all $(CLASSIFIER)
+
+$(CLASSIFIER): | $(BUILD)/elbo
+	$(BUILD)/elbo train --model classifier --epochs 20 --seed 1 --save $@
 
 clean:
 	rm -rf build build-*

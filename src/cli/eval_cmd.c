@@ -8,6 +8,7 @@
 #include "args.h"
 #include "checkpoint.h"
 #include "classifier.h"
+#include "eval_score.h"
 #include "cli.h"
 #include "cli_common.h"
 #include "infer.h"
@@ -116,15 +117,23 @@ static int eval_classifier(const char *load, const char *data, size_t threads, i
 
 int cli_eval(int argc, char **argv)
 {
-    const char *load = NULL, *data = NULL;
+    const char *load = NULL, *data = NULL, *classifier = NULL, *images = NULL;
     uint64_t seed = 1;
-    size_t threads = 1, iw_k = 0;
+    size_t threads = 1, iw_k = 0, count = 10000;
     int json = 0;
     cli_option opts[] = {
-        {"load", ARG_STRING, &load, "PATH", "checkpoint to evaluate (required)", 0, 0, "none", 0, 0},
+        {"load", ARG_STRING, &load, "PATH", "checkpoint to evaluate (required unless --images)", 0, 0, "none", 0, 0},
+        {"classifier", ARG_STRING, &classifier, "PATH",
+         "score generated images with this classifier checkpoint (make classifier): FD and class coverage", 0, 0,
+         "none", 0, 0},
+        {"images", ARG_STRING, &images, "FILE",
+         "with --classifier: score the images of this IDX file instead of --load's samples", 0, 0, "none", 0, 0},
+        {"count", ARG_SIZE, &count, "N", "with --classifier --load: samples drawn and scored", 2, 1000000, NULL, 0,
+         0},
         {"data", ARG_STRING, &data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
-        {"seed", ARG_U64, &seed, "N", "seed of the posterior samples", 0, 0, NULL, 0, 0},
+        {"seed", ARG_U64, &seed, "N", "seed of the posterior samples (with --classifier: of the prior samples)", 0, 0,
+         NULL, 0, 0},
         {"threads", ARG_SIZE, &threads, "N", "OpenMP threads", 1, 4096, "one per physical core, or OMP_NUM_THREADS", 0, 0},
         {"iw", ARG_SIZE, &iw_k, "K", "also the importance-weighted bound on log p(x) with K posterior samples", 1,
          1e6, "off", 0, 0},
@@ -135,9 +144,30 @@ int cli_eval(int argc, char **argv)
                                     "sample per image),\nwith its reconstruction and KL parts. With --iw K also the "
                                     "mean importance-weighted bound\nlog (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) <= "
                                     "log p(x) beside the ELBO, both with the normalized\nlikelihood log p(x|z) = "
-                                    "-recon - (D/2) log(2 pi sigma0^2) (MSE) or -recon (BCE), in nats per image.");
+                                    "-recon - (D/2) log(2 pi sigma0^2) (MSE) or -recon (BCE), in nats per image.\n"
+                                    "A classifier checkpoint: test accuracy and cross-entropy. With --classifier CLF: "
+                                    "the Frechet\ndistance of --load's samples (or of --images) to the test images in "
+                                    "CLF's last hidden\nlayer, the floor (as many training images), and the class "
+                                    "coverage of CLF's predictions.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
+    int threads_seen = cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen;
+    if (classifier || images) {
+        if (!classifier) {
+            fprintf(stderr, "elbo eval: --images: needs --classifier PATH (the network that scores them)\n");
+            return 2;
+        }
+        if (!images == !load) {
+            fprintf(stderr, "elbo eval: --classifier: needs exactly one of --load CKPT (its samples) or --images FILE\n");
+            return 2;
+        }
+        if (iw_k) {
+            fprintf(stderr, "elbo eval: --iw: not with --classifier\n");
+            return 2;
+        }
+        eval_score_args sa = {classifier, images, load, data, count, seed, threads, threads_seen, json};
+        return cli_eval_score(&sa);
+    }
     if (!load) {
         fprintf(stderr, "elbo eval: --load: required (a checkpoint written by elbo train --save)\n");
         return 2;
@@ -148,8 +178,7 @@ int cli_eval(int argc, char **argv)
             fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a classifier)\n", load);
             return 2;
         }
-        return eval_classifier(load, data, threads,
-                               cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen, json);
+        return eval_classifier(load, data, threads, threads_seen, json);
     }
     const elbo_kernels *k = cli_kernels("eval");
     if (!k)

@@ -19,23 +19,6 @@
 #define SAMPLE_GRID_MAX 64        /* largest grid side */
 #define SAMPLE_IDX_MAX 1000000    /* most images in one IDX file */
 
-/* Decodes samples [first, first + n) into probs (n, D): z (n, Z) from the normals of (seed, ELBO_STREAM_SAMPLE,
- * sample index), through the decoder in the activations' chunks. */
-static void decode_samples(cli_model *cm, size_t first, size_t n, uint64_t seed, float *zs, float *probs)
-{
-    size_t z = cm->model.cfg.latent;
-    for (size_t i = 0; i < n; i++)
-        elbo_rng_normals(zs + i * z, z, seed, ELBO_STREAM_SAMPLE, (uint32_t)(first + i), 0);
-    elbo_infer_decode(&cm->model, &cm->act, zs, n, probs);
-}
-
-/* Gray level of a decoder mean p: round(255 p) after clamping p to [0, 1] (image_grid_put_probs's rule). */
-static uint8_t gray_level(float p)
-{
-    p = p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p;
-    return (uint8_t)lrintf(255.0f * p);
-}
-
 /* Decodes n*n samples into grid g, row by row. Returns 0, or -1 when out of memory. */
 static int draw_grid(cli_model *cm, image_grid *g, size_t n, uint64_t seed)
 {
@@ -43,7 +26,7 @@ static int draw_grid(cli_model *cm, image_grid *g, size_t n, uint64_t seed)
     float *zs = malloc(count * z * sizeof *zs), *probs = malloc(count * d * sizeof *probs);
     int rc = zs && probs ? 0 : -1;
     if (rc == 0) {
-        decode_samples(cm, 0, count, seed, zs, probs);
+        elbo_infer_sample_pixels(&cm->model, &cm->act, 0, count, seed, zs, probs, NULL);
         for (size_t i = 0; i < count; i++)
             image_grid_put_probs(g, i / n, i % n, probs + i * d);
     }
@@ -72,9 +55,7 @@ static int write_idx(cli_model *cm, const char *out, size_t count, uint64_t seed
     }
     for (size_t first = 0; first < count; first += batch) {
         size_t n = count - first < batch ? count - first : batch;
-        decode_samples(cm, first, n, seed, zs, probs);
-        for (size_t i = 0; i < n * d; i++)
-            pix[i] = gray_level(probs[i]);
+        elbo_infer_sample_pixels(&cm->model, &cm->act, first, n, seed, zs, probs, pix);
         if (elbo_idx_writer_put(&w, pix, n, err, sizeof err) != 0) {
             elbo_idx_writer_abort(&w);
             fprintf(stderr, "elbo sample: %s\n", err);

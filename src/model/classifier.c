@@ -1,6 +1,7 @@
 /* The MLP classifier on the training blocks: forward, softmax cross-entropy, backward, and its checkpoint. */
 #include "classifier.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,33 @@ void elbo_classifier_forward_rows(const elbo_classifier *m, elbo_classifier_acti
         return;
     elbo_mlp_forward_rows(&a->mlp, ws, input_of(m, x, NULL), r0, r1, m->params);
     argmax_rows(m, a, r0, r1);
+}
+
+#define FEATURE_CHUNK 512
+
+int elbo_classifier_features(const elbo_classifier *m, elbo_team *team, const uint8_t *x, size_t n, float *features,
+                             uint8_t *pred)
+{
+    elbo_classifier_activations a;
+    size_t d = m->cfg.input_dim, f = m->cfg.hidden[m->cfg.n_hidden - 1], nt = team->n;
+    if (elbo_classifier_activations_init(&a, m, FEATURE_CHUNK) != 0)
+        return -1;
+    const float *h = a.h[m->cfg.n_hidden - 1];
+    for (size_t c0 = 0; c0 < n; c0 += FEATURE_CHUNK) {
+        size_t b = n - c0 < FEATURE_CHUNK ? n - c0 : FEATURE_CHUNK;
+        const uint8_t *xc = x + c0 * d;
+#pragma omp parallel num_threads((int)nt) default(none) shared(m, a, team, xc, b, nt)
+        {
+            size_t t = (size_t)omp_get_thread_num(), r0, r1;
+            elbo_team_rows(b, t, nt, &r0, &r1);
+            elbo_classifier_forward_rows(m, &a, &team->ws[t], xc, r0, r1);
+        }
+        memcpy(features + c0 * f, h, b * f * sizeof(float));
+        for (size_t r = 0; r < b; r++)
+            pred[c0 + r] = (uint8_t)a.pred[r];
+    }
+    elbo_classifier_activations_free(&a);
+    return 0;
 }
 
 /* Rows [r0, r1) of the loss after their forward pass: cross-entropy per row against labels (the batch's, row 0

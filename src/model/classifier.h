@@ -15,6 +15,7 @@
 #include "mlp.h"
 #include "model.h"
 #include "params.h"
+#include "team.h"
 
 typedef struct {
     size_t input_dim;                    /* pixels per image (from the data) */
@@ -74,6 +75,11 @@ void elbo_classifier_forward_rows(const elbo_classifier *m, elbo_classifier_acti
  * cross-entropies) / d params. Returns the sum of the losses. */
 double elbo_classifier_forward_backward(elbo_classifier *m, elbo_classifier_activations *a, const uint8_t *x,
                                         const uint8_t *labels, size_t b);
+
+/* The features (n, F: the last hidden layer, post-ReLU) and predicted classes (n) of n images x (n, D), in chunks
+ * of a few hundred rows split over team's threads. Returns 0, or -1 when out of memory. */
+int elbo_classifier_features(const elbo_classifier *m, elbo_team *team, const uint8_t *x, size_t n, float *features,
+                             uint8_t *pred);
 
 /* The model as the trainer, the evaluation loop and the checkpoint see it (pointers into m, which must outlive it).
  * Its loss parts are the cross-entropy sum and the count of correct predictions. */

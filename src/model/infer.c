@@ -50,6 +50,24 @@ void elbo_infer_decode(const elbo_vae *m, elbo_vae_activations *a, const float *
     }
 }
 
+uint8_t elbo_gray_level(float p)
+{
+    p = p < 0.0f ? 0.0f : p > 1.0f ? 1.0f : p;
+    return (uint8_t)lrintf(255.0f * p);
+}
+
+void elbo_infer_sample_pixels(const elbo_vae *m, elbo_vae_activations *a, size_t first, size_t n, uint64_t seed,
+                              float *zs, float *probs, uint8_t *pixels)
+{
+    size_t z = m->cfg.latent, d = m->cfg.input_dim;
+    for (size_t i = 0; i < n; i++)
+        elbo_rng_normals(zs + i * z, z, seed, ELBO_STREAM_SAMPLE, (uint32_t)(first + i), 0);
+    elbo_infer_decode(m, a, zs, n, probs);
+    if (pixels)
+        for (size_t i = 0; i < n * d; i++)
+            pixels[i] = elbo_gray_level(probs[i]);
+}
+
 /* Fills eps (rows [r0, r1) of the chunk at c0, Z each) with the normals of (seed, EVAL, c0 + r, k). */
 static void eval_noise(float *eps, size_t r0, size_t r1, size_t z, uint64_t seed, size_t c0, uint32_t k)
 {

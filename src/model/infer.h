@@ -25,6 +25,15 @@ void elbo_infer_encode(const elbo_vae *m, elbo_vae_activations *a, const uint8_t
 /* probs (n, D) = sigmoid(decoder logits) in [0, 1] for n latent points z (n, Z), single-threaded. */
 void elbo_infer_decode(const elbo_vae *m, elbo_vae_activations *a, const float *z, size_t n, float *probs);
 
+/* Samples [first, first + n) from the prior as pixels (n, D): sample i decodes the normals of (seed,
+ * ELBO_STREAM_SAMPLE, i), and its pixels are round(255 p) of the decoder means p clamped to [0, 1]. zs (n, Z) and
+ * probs (n, D) are scratch. */
+void elbo_infer_sample_pixels(const elbo_vae *m, elbo_vae_activations *a, size_t first, size_t n, uint64_t seed,
+                              float *zs, float *probs, uint8_t *pixels);
+
+/* Gray level of a decoder mean p: round(255 p) after clamping p to [0, 1]. */
+uint8_t elbo_gray_level(float p);
+
 /* Per image of x (n, D), single-threaded: recon_error[i] = sum over pixels of (t - t')^2 with t' the
  * decoding of the posterior mean, and neg_elbo[i] = recon + beta * KL as elbo eval reports it (one
  * posterior sample, noise of (seed, ELBO_STREAM_EVAL, image index)). Either output may be NULL. */

@@ -103,3 +103,25 @@ size_t elbo_param_layout_count(const elbo_param_layout *l)
         n += elbo_tensor_view_size(&l->tensor[i]);
     return n;
 }
+
+/* FNV-1a, 64 bits, of n bytes continuing from h. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t elbo_params_hash(const float *params, const elbo_param_layout *l)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < l->n_tensors; i++) {
+        const elbo_tensor_view *t = &l->tensor[i];
+        uint64_t shape[2] = {t->rows, t->cols};
+        h = fnv1a(h, t->name, strlen(t->name) + 1);
+        h = fnv1a(h, shape, sizeof shape);
+        h = fnv1a(h, params + t->offset, elbo_tensor_view_size(t) * sizeof(float));
+    }
+    return h;
+}

@@ -55,6 +55,10 @@ float *elbo_arena_alloc(const elbo_param_layout *l);
  * drawn from (seed, tensor index, element); padding stays zero. */
 void elbo_params_init(float *params, const elbo_param_layout *l, uint64_t seed);
 
+/* FNV-1a (64 bits) of every tensor of the arena params: its name, shape and bytes, in layout order. Identifies a
+ * trained model in results (e.g. the reference classifier behind a Fréchet distance). */
+uint64_t elbo_params_hash(const float *params, const elbo_param_layout *l);
+
 /* Number of parameters (weights and biases, padding excluded). */
 size_t elbo_param_layout_count(const elbo_param_layout *l);
 

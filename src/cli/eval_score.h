@@ -1,0 +1,25 @@
+/* `elbo eval --classifier`: scores generated images with the reference classifier. */
+#ifndef ELBO_EVAL_SCORE_H
+#define ELBO_EVAL_SCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What to score and how. */
+typedef struct {
+    const char *classifier;  /* the reference classifier's checkpoint */
+    const char *images;      /* an IDX file of images to score, or NULL */
+    const char *load;        /* else a VAE checkpoint whose `count` samples (seed) are scored */
+    const char *data;        /* the dataset whose test split is the reference */
+    size_t count;
+    uint64_t seed;
+    size_t threads;
+    int threads_seen;
+    int json;
+} eval_score_args;
+
+/* FD to the test images in the classifier's last hidden layer (with the floor of as many training images), and
+ * class coverage of the predicted classes. Prints the result or one error line; returns the exit status. */
+int cli_eval_score(const eval_score_args *a);
+
+#endif
