@@ -109,6 +109,7 @@ static void test_help(void **state)
     run_free(&r);
 
     const help_option train[] = {
+        {"model", "vae"},
         {"data", "/usr/share/datasets/fashion-mnist"},
         {"epochs", "10"},
         {"steps", "0"},
@@ -116,7 +117,7 @@ static void test_help(void **state)
         {"lr", "0.001"},
         {"optimizer", "adam"},
         {"momentum", "0.9"},
-        {"hidden", "400"},
+        {"hidden", "400; classifier: 256,256"},
         {"decoder-hidden", "the encoder's, mirrored"},
         {"latent", "20"},
         {"recon", "mse"},
@@ -135,6 +136,9 @@ static void test_help(void **state)
     check_help("train", train, sizeof train / sizeof train[0]);
     const help_option eval[] = {
         {"load", "none"},
+        {"classifier", "none"},
+        {"images", "none"},
+        {"count", "10000"},
         {"data", "/usr/share/datasets/fashion-mnist"},
         {"seed", "1"},
         {"threads", "one per physical core, or OMP_NUM_THREADS"},
