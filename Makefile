@@ -28,7 +28,7 @@ TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
 OPT ?= -O3
 CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -fopenmp \
-               -Isrc -Isrc/kernels -Isrc/blocks -Isrc/model -Isrc/runtime -Isrc/cli
+               -Isrc -Isrc/kernels -Isrc/blocks -Isrc/data -Isrc/model -Isrc/runtime -Isrc/cli
 LDLIBS_BASE := -lsleef -lz -lcjson -lhwloc -lm -pthread
 
 # ISA files carry their own flags; everything else is built for the baseline ISA so that
@@ -51,7 +51,7 @@ CFLAGS_BASE += -I$(R123_INC)
 R123_DEP := $(R123_INC)/Random123
 endif
 
-LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/blocks/*.c src/model/*.c src/runtime/*.c))
+LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/blocks/*.c src/data/*.c src/model/*.c src/runtime/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -205,9 +205,9 @@ FUZZ_TIMEOUT ?= 10
 FUZZ_RSS_MB ?= 2048
 FUZZ_TARGETS ?= idx idx_gz checkpoint args
 FUZZ_CC := clang
-FUZZ_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -Isrc -Isrc/kernels -Isrc/blocks -Isrc/model \
+FUZZ_CFLAGS := -std=c11 -O1 -g -Wall -Wextra -fno-omit-frame-pointer -D_GNU_SOURCE -Isrc -Isrc/kernels -Isrc/blocks -Isrc/data -Isrc/model \
                -Isrc/runtime -Isrc/cli -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_LIB_SRC := $(filter-out src/model/team.c src/model/train.c src/model/scoring.c %_neon.c,$(wildcard src/kernels/*.c src/blocks/*.c src/model/*.c)) \
+FUZZ_LIB_SRC := $(filter-out src/blocks/team.c src/blocks/train.c src/model/scoring.c %_neon.c,$(wildcard src/kernels/*.c src/blocks/*.c src/data/*.c src/model/*.c)) \
                 src/cli/args.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "fuzz_file.h"
 #include "kernels.h"
 

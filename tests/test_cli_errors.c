@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 #include <zlib.h>
 
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "kernels.h"
 
 /* ---- tests ---- */

@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "kernels.h"
 
 #define CKPT "run.safetensors"

@@ -6,7 +6,7 @@
  * return value, that the model is left zeroed, and that the one-line message names the file and the field. */
 #include "test_scratch.h"
 
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>

@@ -6,9 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-
-#define ELBO_MAX_LAYERS (2 * ELBO_MAX_HIDDEN + 2)
+#define ELBO_MAX_LAYERS 18 /* a VAE of 8 encoder and 8 decoder hidden layers, its heads and its output */
 #define ELBO_MAX_TENSORS (2 * ELBO_MAX_LAYERS + 2)
 #define ELBO_TENSOR_NAME_MAX 48
 

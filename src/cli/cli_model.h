@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "dataset.h"
 #include "vae.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "classifier.h"
 #include "eval_score.h"
 #include "cli.h"

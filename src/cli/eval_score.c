@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "classifier.h"
 #include "cli_common.h"
 #include "idx.h"

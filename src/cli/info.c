@@ -3,7 +3,7 @@
 
 #include "args.h"
 #include "cli_common.h"
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "classifier.h"
 #include "chips.h"
 #include "cpu_features.h"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 #include "classifier.h"
 #include "classes.h"
 #include "cli.h"

@@ -1,5 +1,5 @@
 /* The VAE's checkpoints: its config in the metadata, through the model-agnostic checkpoint format. */
-#include "checkpoint.h"
+#include "vae_checkpoint.h"
 
 #include <stdio.h>
 #include <string.h>
