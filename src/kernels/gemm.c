@@ -211,6 +211,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
+    /* The tile epilogue: its pointers move with each tile, the rest is the call's. */
+    elbo_tile_epilogue tile = {0}, *const tp = epi ? &tile : NULL;
+    if (epi)
+        tile = (elbo_tile_epilogue){.act = epi->act, .grad = epi->grad, .slope = epi->slope,
+                                    .ld_preact = epi->ld_preact, .ld_saved = epi->ld_saved};
     for (size_t jr = 0, strip; jr < nc; jr += strip) {
         /* A strip is two panels where the table has a two-panel tile and two full panels remain, or one full
          * and one partial packed panel (zero-padded, so the tile may load it whole; B read in place may not
@@ -234,15 +239,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
             mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
             if (next_b && t * slice < next_bytes)
                 prefetch_b_slice(next_b, t * slice, (t + 1) * slice < next_bytes ? (t + 1) * slice : next_bytes);
-            elbo_tile_epilogue tile, *tp = NULL;
             if (epi) {
                 const size_t i = i0 + ir, j = j0 + jr;
-                tile = (elbo_tile_epilogue){.bias = epi->bias ? epi->bias + j : NULL, .act = epi->act,
-                                            .grad = epi->grad, .slope = epi->slope, .ld_preact = epi->ld_preact,
-                                            .ld_saved = epi->ld_saved};
+                tile.bias = epi->bias ? epi->bias + j : NULL;
                 tile.preact = epi->preact ? epi->preact + i * epi->ld_preact + j : NULL;
                 tile.saved = epi->saved ? epi->saved + i * epi->ld_saved + j : NULL;
-                tp = &tile;
             }
             const float *at = as.a_rs ? as.base + ir * as.a_rs : as.base + ir * kc;
             size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;

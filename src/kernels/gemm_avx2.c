@@ -102,34 +102,45 @@ static inline __attribute__((always_inline)) void store_cols(float *p, __m256 v,
         _mm_store_ss(p, q);
 }
 
-/* Finishes and stores columns [j, j + w) (w <= 8) of tile row i from v (their accumulators): alpha, beta * C,
- * bias, pre-activation, activation, derivative mask. The one epilogue of every tile shape; with `full` 0 (a
- * compile-time constant) only the basic epilogue (elbo_tile_epilogue_is_basic) is compiled in, for the tiles
- * that finish in registers; w == 8 as a constant makes every load and store a plain full-width one. */
-static inline __attribute__((always_inline)) void finish8(float *c, size_t ldc, size_t i, size_t j, size_t w,
-                                                           __m256 v, const store_params *sp, const int full)
+/* Finishes and stores columns [j, j + 8 (nv - 1) + w) of tile row i from the nv (1 or 2) vectors v0, v1 of their
+ * accumulators (all 8 wide but the last, w <= 8 wide): alpha, beta * C, bias, pre-activation, activation,
+ * derivative mask. The one epilogue of every tile shape; nv, `full` and w == 8 are compile-time constants where
+ * they can be: each test is then made once for both halves of a 16-wide row (short-K tiles feel every cycle of
+ * this), every load and store of a full row is a plain full-width one, and with `full` 0 only the basic
+ * epilogue (elbo_tile_epilogue_is_basic) is compiled in, for the tiles that finish in registers. */
+static inline __attribute__((always_inline)) void finish_vecs(float *c, size_t ldc, size_t i, size_t j, const int nv,
+                                                               size_t w, __m256 v0, __m256 v1,
+                                                               const store_params *sp, const int full)
 {
+    __m256 v[2] = {v0, v1};
     float *cr = c + i * ldc + j;
+#define EACH_VEC for (int q = 0; q < nv; q++)
+#define COLS(q) ((q) == nv - 1 ? w : 8)
     if (sp->alpha != 1.0f)
-        v = _mm256_mul_ps(v, _mm256_set1_ps(sp->alpha));
+        EACH_VEC v[q] = _mm256_mul_ps(v[q], _mm256_set1_ps(sp->alpha));
     if (sp->beta == 1.0f)
-        v = _mm256_add_ps(v, load_cols(cr, w));
+        EACH_VEC v[q] = _mm256_add_ps(v[q], load_cols(cr + 8 * q, COLS(q)));
     else if (sp->beta != 0.0f)
-        v = _mm256_fmadd_ps(_mm256_set1_ps(sp->beta), load_cols(cr, w), v);
+        EACH_VEC v[q] = _mm256_fmadd_ps(_mm256_set1_ps(sp->beta), load_cols(cr + 8 * q, COLS(q)), v[q]);
     if (sp->bias)
-        v = _mm256_add_ps(v, load_cols(sp->bias + j, w));
+        EACH_VEC v[q] = _mm256_add_ps(v[q], load_cols(sp->bias + j + 8 * q, COLS(q)));
     if (full && sp->preact)
-        store_cols(sp->preact + i * sp->ld_preact + j, v, w);
+        EACH_VEC store_cols(sp->preact + i * sp->ld_preact + j + 8 * q, v[q], COLS(q));
     if (sp->act == ELBO_ACT_RELU) /* max(0, v) keeps NaN, as PyTorch's relu does */
-        v = _mm256_max_ps(_mm256_setzero_ps(), v);
+        EACH_VEC v[q] = _mm256_max_ps(_mm256_setzero_ps(), v[q]);
     else if (full)
-        v = activate_ymm(v, sp->act, sp->slope);
-    if (sp->grad == ELBO_ACT_RELU)
-        v = _mm256_and_ps(v, _mm256_cmp_ps(load_cols(sp->saved + i * sp->ld_saved + j, w), _mm256_setzero_ps(),
-                                           _CMP_GT_OQ));
-    else if (full && sp->grad)
-        v = times_derivative_ymm(v, load_cols(sp->saved + i * sp->ld_saved + j, w), sp->grad, sp->slope);
-    store_cols(cr, v, w);
+        EACH_VEC v[q] = activate_ymm(v[q], sp->act, sp->slope);
+    if (sp->grad == ELBO_ACT_RELU) {
+        const float *srow = sp->saved + i * sp->ld_saved + j;
+        EACH_VEC v[q] = _mm256_and_ps(v[q], _mm256_cmp_ps(load_cols(srow + 8 * q, COLS(q)), _mm256_setzero_ps(),
+                                                          _CMP_GT_OQ));
+    } else if (full && sp->grad) {
+        const float *srow = sp->saved + i * sp->ld_saved + j;
+        EACH_VEC v[q] = times_derivative_ymm(v[q], load_cols(srow + 8 * q, COLS(q)), sp->grad, sp->slope);
+    }
+    EACH_VEC store_cols(cr + 8 * q, v[q], COLS(q));
+#undef COLS
+#undef EACH_VEC
 }
 
 /* Finishes and stores the first nr (<= 16) columns of tile row i (lo = columns 0..7, hi = 8..15), whole
@@ -137,14 +148,14 @@ static inline __attribute__((always_inline)) void finish8(float *c, size_t ldc, 
 static inline __attribute__((always_inline)) void finish_row(float *c, size_t ldc, size_t i, __m256 lo, __m256 hi,
                                                               size_t nr, const store_params *sp)
 {
-    if (nr >= 8)
-        finish8(c, ldc, i, 0, 8, lo, sp, 1);
-    else
-        finish8(c, ldc, i, 0, nr, lo, sp, 1);
     if (nr == 16)
-        finish8(c, ldc, i, 8, 8, hi, sp, 1);
+        finish_vecs(c, ldc, i, 0, 2, 8, lo, hi, sp, 1);
     else if (nr > 8)
-        finish8(c, ldc, i, 8, nr - 8, hi, sp, 1);
+        finish_vecs(c, ldc, i, 0, 2, nr - 8, lo, hi, sp, 1);
+    else if (nr == 8)
+        finish_vecs(c, ldc, i, 0, 1, 8, lo, lo, sp, 1);
+    else
+        finish_vecs(c, ldc, i, 0, 1, nr, lo, lo, sp, 1);
 }
 
 /* The store-phase scalars from alpha, beta and the tile epilogue. */
@@ -213,7 +224,7 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
     if (nr == NR && elbo_tile_epilogue_is_basic(epi)) { /* full-width rows finish inline: short tiles (K = 128)
                                                             * feel every cycle here */
         const store_params sp = make_store_params(alpha, beta, epi);
-#define FINISH_FULL_ROW(I, LO, HI) (finish8(c, ldc, I, 0, 8, LO, &sp, 0), finish8(c, ldc, I, 8, 8, HI, &sp, 0))
+#define FINISH_FULL_ROW(I, LO, HI) finish_vecs(c, ldc, I, 0, 2, 8, LO, HI, &sp, 0)
         FINISH_FULL_ROW(0, c00, c01);
         if (rows > 1) FINISH_FULL_ROW(1, c10, c11);
         if (rows > 2) FINISH_FULL_ROW(2, c20, c21);
@@ -274,9 +285,9 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
         const store_params sp = make_store_params(alpha, beta, epi);
         for (int i = 0; i < rows; i++) {
             if (nr == 8)
-                finish8(c, ldc, (size_t)i, 0, 8, acc[i], &sp, 0);
+                finish_vecs(c, ldc, (size_t)i, 0, 1, 8, acc[i], acc[i], &sp, 0);
             else
-                finish8(c, ldc, (size_t)i, 0, 4, acc[i], &sp, 0);
+                finish_vecs(c, ldc, (size_t)i, 0, 1, 4, acc[i], acc[i], &sp, 0);
         }
         return;
     }

@@ -116,15 +116,40 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
     _mm512_mask_storeu_ps(cr, m, v);
 }
 
-/* Finishes and stores the rows x (16 * panels) tile whose row i is acc[2 i] (and acc[2 i + 1] for the second
- * panel) with the whole epilogue: out of line, so the SLEEF calls spill no accumulator of the tile loops. */
-static __attribute__((noinline)) void finish_tile_full(float *c, size_t ldc, int rows, int panels, const __m512 *acc,
-                                                       const store_params *left, const store_params *right)
+/* The store-phase scalars of a tile's left (panel 0) or right (panel 1) 16 columns, nr valid columns in all, from
+ * alpha, beta and the tile epilogue (NULL: none). */
+static inline __attribute__((always_inline)) store_params make_store_params(float alpha, float beta,
+                                                                            const elbo_tile_epilogue *epi, int panel,
+                                                                            size_t left_cols, size_t nr)
 {
+    const size_t cols = panel ? nr - left_cols : left_cols, off = panel ? NR : 0;
+    store_params sp = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << cols) - 1)};
+    if (epi) {
+        sp.bias = epi->bias ? epi->bias + off : NULL;
+        sp.preact = epi->preact ? epi->preact + off : NULL;
+        sp.saved = epi->saved ? epi->saved + off : NULL;
+        sp.ld_preact = epi->ld_preact;
+        sp.ld_saved = epi->ld_saved;
+        sp.act = epi->act;
+        sp.grad = epi->grad;
+        sp.slope = epi->slope;
+    }
+    return sp;
+}
+
+/* Finishes and stores the rows x nr tile (16 * panels columns at most) whose row i is acc[2 i] (and acc[2 i + 1]
+ * for the second panel, whose first column is left_cols) with the whole epilogue: out of line, so the SLEEF
+ * calls spill no accumulator of the tile loops. */
+static __attribute__((noinline)) void finish_tile_full(float *c, size_t ldc, int rows, int panels, const __m512 *acc,
+                                                       size_t left_cols, size_t nr, float alpha, float beta,
+                                                       const elbo_tile_epilogue *epi)
+{
+    const store_params left = make_store_params(alpha, beta, epi, 0, left_cols, nr);
+    const store_params right = make_store_params(alpha, beta, epi, 1, left_cols, nr);
     for (int i = 0; i < rows; i++) {
-        finish_row(c, ldc, (size_t)i, acc[2 * i], left, 1);
+        finish_row(c, ldc, (size_t)i, acc[2 * i], &left, 1);
         if (panels > 1)
-            finish_row(c + NR, ldc, (size_t)i, acc[2 * i + 1], right, 1);
+            finish_row(c + NR, ldc, (size_t)i, acc[2 * i + 1], &right, 1);
     }
 }
 
@@ -212,22 +237,9 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         if (part == 0 && refetch_at > 0)
             prefetch_c_tile(rows, panels, c, ldc);
     }
-    size_t left_cols = panels > 1 ? NR : nr;
-    store_params left = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << left_cols) - 1)}, right = left;
-    right.cols = (__mmask16)((1u << (nr - left_cols)) - 1);
-    if (epi) {
-        left.bias = epi->bias;
-        left.preact = epi->preact;
-        left.saved = epi->saved;
-        left.ld_preact = right.ld_preact = epi->ld_preact;
-        left.ld_saved = right.ld_saved = epi->ld_saved;
-        left.act = right.act = epi->act;
-        left.grad = right.grad = epi->grad;
-        left.slope = right.slope = epi->slope;
-        right.bias = epi->bias ? epi->bias + NR : NULL;
-        right.preact = epi->preact ? epi->preact + NR : NULL;
-        right.saved = epi->saved ? epi->saved + NR : NULL;
-    }
+    const size_t left_cols = panels > 1 ? NR : nr;
+    const store_params left = make_store_params(alpha, beta, epi, 0, left_cols, nr);
+    const store_params right = make_store_params(alpha, beta, epi, 1, left_cols, nr);
     /* Row by row with the accumulators named (an array of them would go through the stack); without alpha,
      * beta or an epilogue the rows are stored as they are; the activations past ReLU go out of line. */
     if (alpha == 1.0f && beta == 0.0f && !epi) {
@@ -239,7 +251,7 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     } else {
         const __m512 acc[2 * MR] = {c0, d0, c1, d1, c2, d2, c3, d3, c4,  d4,  c5,  d5,
                                     c6, d6, c7, d7, c8, d8, c9, d9, c10, d10, c11, d11};
-        finish_tile_full(c, ldc, rows, panels, acc, &left, &right);
+        finish_tile_full(c, ldc, rows, panels, acc, left_cols, nr, alpha, beta, epi);
     }
 }
 
