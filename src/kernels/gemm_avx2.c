@@ -70,8 +70,8 @@ static inline __m256 times_derivative_ymm(__m256 g, __m256 y, elbo_activation gr
     }
 }
 
-/* The first w (1..8) floats at p: a full load, or a masked one that reads nothing past p[w-1] (masked loads are
- * cheap; masked stores are the slow ones on several x86 cores). */
+/* The first w (1..8) floats at p (lanes past w are 0): a full load, or a masked one that reads nothing past
+ * p[w-1] (only partial-width rows pay for it; masked stores, not loads, are the slow ones on several x86 cores). */
 static inline __attribute__((always_inline)) __m256 load_cols(const float *p, size_t w)
 {
     if (w == 8)
