@@ -7,7 +7,8 @@ int elbo_linear_init(elbo_linear *l, const elbo_kernels *kern, size_t in, size_t
                      elbo_activation act, const float *params, int with_data_grad)
 {
     memset(l, 0, sizeof *l);
-    *l = (elbo_linear){.in = in, .out = out, .w_off = w_off, .b_off = b_off, .act = act, .kern = kern};
+    *l = (elbo_linear){.in = in, .out = out, .w_off = w_off, .b_off = b_off, .act = act, .slope = ELBO_LEAKY_RELU_SLOPE,
+                       .kern = kern};
     int ok = elbo_packed_b_alloc(&l->fwd, kern, in, out) == 0;
     /* The data-gradient GEMM reads W (out x in) in place where the kernels can (no copy to refresh after each
      * optimizer step), else from a packed copy. */
@@ -45,36 +46,55 @@ void elbo_linear_pack_features(elbo_linear *l, const float *params, size_t lo, s
         elbo_pack_b_region(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
 }
 
-/* The GEMM epilogue of the layer's forward: its bias, then its activation. */
-static elbo_epilogue forward_epilogue(const elbo_linear *l, const float *params)
+/* The GEMM epilogue of the layer's forward: its bias, then its activation; u (NULL or row stride out) receives
+ * the pre-activation. */
+static elbo_epilogue forward_epilogue(const elbo_linear *l, const float *params, float *u)
 {
-    return (elbo_epilogue){.bias = params + l->b_off, .relu = l->act == ELBO_ACT_RELU};
+    return (elbo_epilogue){.bias = params + l->b_off, .act = l->act, .slope = l->slope, .preact = u,
+                           .ld_preact = l->out};
+}
+
+void elbo_linear_forward_saving(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u, elbo_operand x,
+                                size_t rows, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params, u);
+    elbo_gemm_packed(l->kern, ws, rows, l->out, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
 }
 
 void elbo_linear_forward(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x, size_t rows,
                          const float *params)
 {
-    elbo_epilogue epi = forward_epilogue(l, params);
-    elbo_gemm_packed(l->kern, ws, rows, l->out, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
+    elbo_linear_forward_saving(l, ws, y, NULL, x, rows, params);
+}
+
+void elbo_linear_forward_features_saving(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u,
+                                         elbo_operand x, size_t b, size_t lo, size_t hi, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params, u);
+    elbo_gemm_packed_cols(l->kern, ws, b, lo, hi, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
 }
 
 void elbo_linear_forward_features(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x,
                                   size_t b, size_t lo, size_t hi, const float *params)
 {
-    elbo_epilogue epi = forward_epilogue(l, params);
-    elbo_gemm_packed_cols(l->kern, ws, b, lo, hi, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
+    elbo_linear_forward_features_saving(l, ws, y, NULL, x, b, lo, hi, params);
+}
+
+void elbo_linear_data_grad_after(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                                 const elbo_linear *x_layer, const float *x_saved, size_t rows)
+{
+    elbo_epilogue epi = {0};
+    if (x_layer && x_layer->act != ELBO_ACT_NONE)
+        epi = (elbo_epilogue){.grad = x_layer->act, .slope = x_layer->slope, .saved = x_saved, .ld_saved = l->in};
+    elbo_gemm_packed(l->kern, ws, rows, l->in, l->out, 1.0f, elbo_operand_f32(dy, l->out, ELBO_NOTRANS), &l->bwd,
+                     0.0f, dx, l->in, &epi);
 }
 
 void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
                            const float *x_saved, elbo_activation x_act, size_t rows)
 {
-    elbo_epilogue epi = {0};
-    if (x_act == ELBO_ACT_RELU) {
-        epi.relu_mask = x_saved;
-        epi.ld_mask = l->in;
-    }
-    elbo_gemm_packed(l->kern, ws, rows, l->in, l->out, 1.0f, elbo_operand_f32(dy, l->out, ELBO_NOTRANS), &l->bwd,
-                     0.0f, dx, l->in, &epi);
+    const elbo_linear x_layer = {.act = x_act, .slope = ELBO_LEAKY_RELU_SLOPE};
+    elbo_linear_data_grad_after(l, ws, dx, dy, &x_layer, x_saved, rows);
 }
 
 void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,

@@ -14,16 +14,15 @@
 #include "gemm.h"
 #include "kernels.h"
 
-/* The activation fused after a linear layer. */
-typedef enum {
-    ELBO_ACT_NONE = 0,
-    ELBO_ACT_RELU,
-} elbo_activation;
+/* The activation fused after a linear layer is the GEMM epilogue's elbo_activation (gemm.h): NONE, RELU,
+ * LEAKY_RELU, TANH, SIGMOID, SILU, as PyTorch defines them. */
 
 typedef struct {
     size_t in, out;
     size_t w_off, b_off;   /* in floats, into the parameter (and gradient) arena */
     elbo_activation act;
+    float slope;           /* LeakyReLU's negative slope: ELBO_LEAKY_RELU_SLOPE (nn.LeakyReLU's) after init;
+                            * assign another before the first forward */
     const elbo_kernels *kern;
     elbo_packed_b fwd;     /* W^T (in x out) packed for the forward GEMM */
     elbo_packed_b bwd;     /* W (out x in) for the data-gradient GEMM: a view of the arena where the kernels read
@@ -49,8 +48,27 @@ void elbo_linear_forward(const elbo_linear *l, elbo_gemm_workspace *ws, float *y
 void elbo_linear_forward_features(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x,
                                   size_t b, size_t lo, size_t hi, const float *params);
 
-/* dx rows [0, rows) (row stride in) = dy (rows, out) . W, times the mask of the activation that produced x when
- * x_act is not NONE (x_saved: those rows of x, row stride in, as that activation left them). */
+/* As elbo_linear_forward, also storing the pre-activation u = x . W^T + b into u (same shape and row stride as
+ * y) in the same pass: what a SILU layer's data gradient needs (its x_saved), where the other activations
+ * need only y. u NULL is elbo_linear_forward. */
+void elbo_linear_forward_saving(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u, elbo_operand x,
+                                size_t rows, const float *params);
+/* As elbo_linear_forward_features, also storing those features of u (as elbo_linear_forward_saving). */
+void elbo_linear_forward_features_saving(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u,
+                                         elbo_operand x, size_t b, size_t lo, size_t hi, const float *params);
+
+/* What the data gradient of the layer after l needs from l's forward (its x_saved): u for a SILU layer, else y. */
+static inline const float *elbo_linear_saved(const elbo_linear *l, const float *y, const float *u)
+{
+    return l->act == ELBO_ACT_SILU ? u : y;
+}
+
+/* dx rows [0, rows) (row stride in) = dy (rows, out) . W, times the derivative of the activation x_layer applied
+ * to produce x (x_layer NULL or act NONE: none), computed from x_saved (those rows of what x_layer's forward
+ * saved, row stride in: elbo_linear_saved). */
+void elbo_linear_data_grad_after(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                                 const elbo_linear *x_layer, const float *x_saved, size_t rows);
+/* As elbo_linear_data_grad_after with an x_layer of activation x_act (LeakyReLU: slope ELBO_LEAKY_RELU_SLOPE). */
 void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
                            const float *x_saved, elbo_activation x_act, size_t rows);
 

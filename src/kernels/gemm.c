@@ -211,6 +211,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
+    /* The tile epilogue: its pointers move with each tile, the rest is the call's. */
+    elbo_tile_epilogue tile = {0}, *const tp = epi ? &tile : NULL;
+    if (epi)
+        tile = (elbo_tile_epilogue){.act = epi->act, .grad = epi->grad, .slope = epi->slope,
+                                    .ld_preact = epi->ld_preact, .ld_saved = epi->ld_saved};
     for (size_t jr = 0, strip; jr < nc; jr += strip) {
         /* A strip is two panels where the table has a two-panel tile and two full panels remain, or one full
          * and one partial packed panel (zero-padded, so the tile may load it whole; B read in place may not
@@ -234,13 +239,11 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
             mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
             if (next_b && t * slice < next_bytes)
                 prefetch_b_slice(next_b, t * slice, (t + 1) * slice < next_bytes ? (t + 1) * slice : next_bytes);
-            elbo_tile_epilogue tile, *tp = NULL;
             if (epi) {
-                tile.bias = epi->bias ? epi->bias + j0 + jr : NULL;
-                tile.relu = epi->relu;
-                tile.mask = epi->relu_mask ? epi->relu_mask + (i0 + ir) * epi->ld_mask + j0 + jr : NULL;
-                tile.ld_mask = epi->ld_mask;
-                tp = &tile;
+                const size_t i = i0 + ir, j = j0 + jr;
+                tile.bias = epi->bias ? epi->bias + j : NULL;
+                tile.preact = epi->preact ? epi->preact + i * epi->ld_preact + j : NULL;
+                tile.saved = epi->saved ? epi->saved + i * epi->ld_saved + j : NULL;
             }
             const float *at = as.a_rs ? as.base + ir * as.a_rs : as.base + ir * kc;
             size_t a_rs = as.a_rs ? as.a_rs : 1, a_cs = as.a_rs ? as.a_cs : mr;
@@ -279,6 +282,24 @@ static int read_a_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
            (trans_ok && a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES && stride_bytes % 4096 != 0);
 }
 
+/* epi with its shorthands (relu, relu_mask) written as act, grad and saved. */
+static elbo_epilogue resolve_epilogue(const elbo_epilogue *epi)
+{
+    elbo_epilogue r = *epi;
+    if (r.act == ELBO_ACT_NONE && r.relu)
+        r.act = ELBO_ACT_RELU;
+    if (r.grad == ELBO_ACT_NONE && r.relu_mask) {
+        r.grad = ELBO_ACT_RELU;
+        r.saved = r.relu_mask;
+        r.ld_saved = r.ld_mask;
+    }
+    assert(r.act >= ELBO_ACT_NONE && r.act <= ELBO_ACT_SILU && r.grad >= ELBO_ACT_NONE && r.grad <= ELBO_ACT_SILU);
+    assert(r.grad == ELBO_ACT_NONE || r.saved);
+    if (r.grad == ELBO_ACT_NONE)
+        r.saved = NULL;
+    return r;
+}
+
 /* The blocked loops over columns [j_begin, n) of C, with B either packed here per panel (pre == NULL) or taken
  * from pre. */
 static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t j_begin, size_t n,
@@ -292,7 +313,12 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
         return;
     if (alpha == 0.0f)
         k = 0; /* BLAS semantics: A and B are not read */
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask);
+    elbo_epilogue resolved;
+    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
+    if (has_epi) {
+        resolved = resolve_epilogue(epi);
+        epi = &resolved;
+    }
     size_t kcb = k_block_depth(k, bl);
     const size_t mc_blk = scaled_block(bl->mc, bl->mr, bl->kc, kcb), nc_blk = scaled_block(bl->nc, bl->nr, bl->kc, kcb);
     assert(mc_blk * kcb <= ws->packed_a_floats && kcb * nc_blk <= ws->packed_b_floats);

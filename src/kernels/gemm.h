@@ -1,5 +1,5 @@
 /* Blocked single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, row-major,
- * with fused epilogues (bias, ReLU, ReLU-mask) and prepackable B operands.
+ * with fused epilogues (bias, activation, activation-derivative mask) and prepackable B operands.
  * Single-threaded and re-entrant: every call takes its own workspace. */
 #ifndef ELBO_GEMM_H
 #define ELBO_GEMM_H
@@ -20,12 +20,44 @@ typedef struct {
     elbo_dtype dtype;
 } elbo_operand;
 
-/* Epilogue applied to each C tile on its last K block, while the tile is in registers:
- * C = C + bias (row vector of N), then max(C, 0) if relu, then C = 0 where relu_mask <= 0. */
+/* An activation fused into a GEMM's epilogue, as PyTorch defines it: ReLU max(v, 0); LeakyReLU v > 0 ? v : slope v;
+ * tanh; sigmoid 1 / (1 + exp(-v)); SiLU v sigmoid(v). NaN propagates through each. */
+typedef enum {
+    ELBO_ACT_NONE = 0,
+    ELBO_ACT_RELU,
+    ELBO_ACT_LEAKY_RELU,
+    ELBO_ACT_TANH,
+    ELBO_ACT_SIGMOID,
+    ELBO_ACT_SILU,
+} elbo_activation;
+
+/* nn.LeakyReLU's default negative slope. */
+#define ELBO_LEAKY_RELU_SLOPE 0.01f
+
+/* Epilogue applied to each C element on the last K block, while its tile is in registers, in this order:
+ *   v = alpha * acc + beta * C, + bias[j];
+ *   preact[i, j] = v                                   (when preact: the pre-activation, e.g. for SiLU's backward);
+ *   v = act(v);
+ *   v = v * act'(x) for grad, from what the forward of x saved (saved[i, j]):
+ *     RELU        saved (y) > 0 ? v : 0              (a NaN saved zeroes v, as the ReLU mask always did)
+ *     LEAKY_RELU  saved (y) > 0 ? v : v * slope       (PyTorch: x > 0, and y > 0 iff x > 0)
+ *     TANH        v * (1 - y * y)                     (saved y = tanh(x))
+ *     SIGMOID     v * (1 - y) * y                     (saved y = sigmoid(x))
+ *     SILU        v * s * (1 + u * (1 - s)), s = sigmoid(u)   (saved u = the pre-activation)
+ * The data gradient of a layer is its GEMM with grad = the activation that produced its input. */
 typedef struct {
-    const float *bias;       /* NULL or (N) */
-    int relu;                /* non-zero: ReLU after bias */
-    const float *relu_mask;  /* NULL or (M, N) saved activation with row stride ld_mask */
+    const float *bias;          /* NULL or (N) */
+    elbo_activation act;        /* after the bias */
+    float slope;                /* LeakyReLU's negative slope (act or grad LEAKY_RELU) */
+    float *preact;              /* NULL or (M, N), row stride ld_preact: receives v after the bias, before act */
+    size_t ld_preact;
+    elbo_activation grad;       /* NONE, or the activation whose derivative multiplies C (needs saved) */
+    const float *saved;         /* (M, N), row stride ld_saved: the forward's output y, or its u for SILU */
+    size_t ld_saved;
+    /* Shorthands kept for existing callers: relu != 0 means act = RELU (when act is NONE); relu_mask means
+     * grad = RELU with saved = relu_mask, ld_saved = ld_mask (when grad is NONE). */
+    int relu;
+    const float *relu_mask;
     size_t ld_mask;
 } elbo_epilogue;
 

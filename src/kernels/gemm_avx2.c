@@ -5,7 +5,7 @@
 
 #include <assert.h>
 #include <immintrin.h>
-#include <math.h>
+#include <sleef.h>
 
 #define MR 6
 #define NR 16
@@ -14,99 +14,149 @@
 /* Scalars of the store phase shared by all rows of a tile. */
 typedef struct {
     float alpha, beta;
-    const float *bias; /* NULL or the tile's bias */
-    int relu;
-    const float *mask; /* NULL or ReLU mask at tile origin */
-    size_t ld_mask;
+    const float *bias;  /* NULL or the tile's bias */
+    float *preact;      /* NULL or the pre-activation output at the tile origin */
+    size_t ld_preact;
+    const float *saved; /* NULL or the forward's saved values at the tile origin (grad) */
+    size_t ld_saved;
+    elbo_activation act, grad;
+    float slope;
 } store_params;
 
-/* v (8 columns at cr, all valid) after alpha, beta * C, bias, ReLU and mask; bias and mrow point at the
- * same 8 columns or are NULL. Only unmasked full-width loads: masked moves are slow on several x86 cores. */
-static inline __attribute__((always_inline)) __m256 finish8(__m256 v, const float *cr, const float *bias,
-                                                             const float *mrow, const store_params *sp)
+/* sigmoid(v) as the other tables compute it: (v >= 0 ? 1 : e) / (1 + e), e = exp(-|v|) (SLEEF, 1 ulp). */
+static inline __m256 sigmoid_ymm(__m256 v)
 {
-    if (sp->alpha != 1.0f)
-        v = _mm256_mul_ps(v, _mm256_set1_ps(sp->alpha));
-    if (sp->beta == 1.0f)
-        v = _mm256_add_ps(v, _mm256_loadu_ps(cr));
-    else if (sp->beta != 0.0f)
-        v = _mm256_fmadd_ps(_mm256_set1_ps(sp->beta), _mm256_loadu_ps(cr), v);
-    if (bias)
-        v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
-    if (sp->relu) /* max(0, v) keeps NaN, as PyTorch's relu does */
-        v = _mm256_max_ps(_mm256_setzero_ps(), v);
-    if (mrow)
-        v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(mrow), _mm256_setzero_ps(), _CMP_GT_OQ));
-    return v;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = Sleef_expf8_u10avx2(_mm256_or_ps(v, _mm256_set1_ps(-0.0f)));
+    __m256 num = _mm256_blendv_ps(e, one, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
+    return _mm256_div_ps(num, _mm256_add_ps(one, e));
 }
 
-/* As finish8 for 4 columns (128-bit), same operations per element. */
-static inline __m128 finish4(__m128 v, const float *cr, const float *bias, const float *mrow, const store_params *sp)
+/* act(v) for the activations past ReLU (gemm.h's definitions; tanh from SLEEF, 1 ulp). */
+static inline __m256 activate_ymm(__m256 v, elbo_activation act, float slope)
 {
-    if (sp->alpha != 1.0f)
-        v = _mm_mul_ps(v, _mm_set1_ps(sp->alpha));
-    if (sp->beta == 1.0f)
-        v = _mm_add_ps(v, _mm_loadu_ps(cr));
-    else if (sp->beta != 0.0f)
-        v = _mm_fmadd_ps(_mm_set1_ps(sp->beta), _mm_loadu_ps(cr), v);
-    if (bias)
-        v = _mm_add_ps(v, _mm_loadu_ps(bias));
-    if (sp->relu)
-        v = _mm_max_ps(_mm_setzero_ps(), v);
-    if (mrow)
-        v = _mm_and_ps(v, _mm_cmpgt_ps(_mm_loadu_ps(mrow), _mm_setzero_ps()));
-    return v;
-}
-
-/* As finish8 for one element (scalar fmaf matches the vector FMA bit for bit). */
-static inline float finish1(float v, const float *cr, const float *bias, const float *mrow, const store_params *sp)
-{
-    if (sp->alpha != 1.0f)
-        v *= sp->alpha;
-    if (sp->beta == 1.0f)
-        v += *cr;
-    else if (sp->beta != 0.0f)
-        v = fmaf(sp->beta, *cr, v);
-    if (bias)
-        v += *bias;
-    if (sp->relu && v < 0.0f)
-        v = 0.0f;
-    if (mrow && !(*mrow > 0.0f))
-        v = 0.0f;
-    return v;
-}
-
-/* Finishes and stores columns [j, j+w) (w < 8) of tile row i from the vector v holding columns j..j+7. */
-static void finish_partial(float *cr, const float *bias, const float *mrow, size_t j, size_t w, __m256 v,
-                           const store_params *sp)
-{
-    if (w >= 4) {
-        __m128 q = finish4(_mm256_castps256_ps128(v), cr + j, bias ? bias + j : NULL, mrow ? mrow + j : NULL, sp);
-        _mm_storeu_ps(cr + j, q);
-        v = _mm256_permute2f128_ps(v, v, 0x01);
-        j += 4, w -= 4;
+    switch (act) {
+    case ELBO_ACT_LEAKY_RELU:
+        return _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(slope)), v,
+                                _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    case ELBO_ACT_TANH:
+        return Sleef_tanhf8_u10avx2(v);
+    case ELBO_ACT_SIGMOID:
+        return sigmoid_ymm(v);
+    case ELBO_ACT_SILU:
+        return _mm256_mul_ps(v, sigmoid_ymm(v));
+    default:
+        return v;
     }
-    float t[8] __attribute__((aligned(32)));
-    _mm256_store_ps(t, v);
-    for (size_t q = 0; q < w; q++)
-        cr[j + q] = finish1(t[q], cr + j + q, bias ? bias + j + q : NULL, mrow ? mrow + j + q : NULL, sp);
 }
 
-/* Finishes and stores the first nr (<= 16) columns of tile row i (lo = columns 0..7, hi = 8..15). */
+/* g times the derivative of `grad` past ReLU at the x whose forward saved y (gemm.h's definitions). */
+static inline __m256 times_derivative_ymm(__m256 g, __m256 y, elbo_activation grad, float slope)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    switch (grad) {
+    case ELBO_ACT_LEAKY_RELU:
+        return _mm256_blendv_ps(_mm256_mul_ps(g, _mm256_set1_ps(slope)), g,
+                                _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ));
+    case ELBO_ACT_TANH:
+        return _mm256_mul_ps(g, _mm256_sub_ps(one, _mm256_mul_ps(y, y)));
+    case ELBO_ACT_SIGMOID:
+        return _mm256_mul_ps(_mm256_mul_ps(g, _mm256_sub_ps(one, y)), y);
+    case ELBO_ACT_SILU: {
+        const __m256 s = sigmoid_ymm(y);
+        return _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_add_ps(one, _mm256_mul_ps(y, _mm256_sub_ps(one, s))));
+    }
+    default:
+        return g;
+    }
+}
+
+/* The first w (1..8) floats at p (lanes past w are 0): a full load, or a masked one that reads nothing past
+ * p[w-1] (only partial-width rows pay for it; masked stores, not loads, are the slow ones on several x86 cores). */
+static inline __attribute__((always_inline)) __m256 load_cols(const float *p, size_t w)
+{
+    if (w == 8)
+        return _mm256_loadu_ps(p);
+    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(p, lanes);
+}
+
+/* Stores the first w (1..8) lanes of v at p: a full store, or 4-, 2- and 1-float stores (no masked store). */
+static inline __attribute__((always_inline)) void store_cols(float *p, __m256 v, size_t w)
+{
+    if (w == 8) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    __m128 q = _mm256_castps256_ps128(v);
+    if (w >= 4) {
+        _mm_storeu_ps(p, q);
+        q = _mm256_extractf128_ps(v, 1);
+        p += 4, w -= 4;
+    }
+    if (w >= 2) {
+        _mm_storel_pi((__m64 *)p, q);
+        q = _mm_movehl_ps(q, q);
+        p += 2, w -= 2;
+    }
+    if (w)
+        _mm_store_ss(p, q);
+}
+
+/* Finishes and stores columns [j, j + 8 (nv - 1) + w) of tile row i from the nv (1 or 2) vectors v0, v1 of their
+ * accumulators (all 8 wide but the last, w <= 8 wide): alpha, beta * C, bias, pre-activation, activation,
+ * derivative mask. The one epilogue of every tile shape; nv, `full` and w == 8 are compile-time constants where
+ * they can be: each test is then made once for both halves of a 16-wide row (short-K tiles feel every cycle of
+ * this), every load and store of a full row is a plain full-width one, and with `full` 0 only the basic
+ * epilogue (elbo_tile_epilogue_is_basic) is compiled in, for the tiles that finish in registers. */
+static inline __attribute__((always_inline)) void finish_vecs(float *c, size_t ldc, size_t i, size_t j, const int nv,
+                                                               size_t w, __m256 v0, __m256 v1,
+                                                               const store_params *sp, const int full)
+{
+    __m256 v[2] = {v0, v1};
+    float *cr = c + i * ldc + j;
+#define EACH_VEC for (int q = 0; q < nv; q++)
+#define COLS(q) ((q) == nv - 1 ? w : 8)
+    if (sp->alpha != 1.0f)
+        EACH_VEC v[q] = _mm256_mul_ps(v[q], _mm256_set1_ps(sp->alpha));
+    if (sp->beta == 1.0f)
+        EACH_VEC v[q] = _mm256_add_ps(v[q], load_cols(cr + 8 * q, COLS(q)));
+    else if (sp->beta != 0.0f)
+        EACH_VEC v[q] = _mm256_fmadd_ps(_mm256_set1_ps(sp->beta), load_cols(cr + 8 * q, COLS(q)), v[q]);
+    if (sp->bias)
+        EACH_VEC v[q] = _mm256_add_ps(v[q], load_cols(sp->bias + j + 8 * q, COLS(q)));
+    if (full && sp->preact)
+        EACH_VEC store_cols(sp->preact + i * sp->ld_preact + j + 8 * q, v[q], COLS(q));
+    if (sp->act == ELBO_ACT_RELU) /* max(0, v) keeps NaN, as PyTorch's relu does */
+        EACH_VEC v[q] = _mm256_max_ps(_mm256_setzero_ps(), v[q]);
+    else if (full)
+        EACH_VEC v[q] = activate_ymm(v[q], sp->act, sp->slope);
+    if (sp->grad == ELBO_ACT_RELU) {
+        const float *srow = sp->saved + i * sp->ld_saved + j;
+        EACH_VEC v[q] = _mm256_and_ps(v[q], _mm256_cmp_ps(load_cols(srow + 8 * q, COLS(q)), _mm256_setzero_ps(),
+                                                          _CMP_GT_OQ));
+    } else if (full && sp->grad) {
+        const float *srow = sp->saved + i * sp->ld_saved + j;
+        EACH_VEC v[q] = times_derivative_ymm(v[q], load_cols(srow + 8 * q, COLS(q)), sp->grad, sp->slope);
+    }
+    EACH_VEC store_cols(cr + 8 * q, v[q], COLS(q));
+#undef COLS
+#undef EACH_VEC
+}
+
+/* Finishes and stores the first nr (<= 16) columns of tile row i (lo = columns 0..7, hi = 8..15), whole
+ * epilogue. */
 static inline __attribute__((always_inline)) void finish_row(float *c, size_t ldc, size_t i, __m256 lo, __m256 hi,
                                                               size_t nr, const store_params *sp)
 {
-    float *cr = c + i * ldc;
-    const float *mrow = sp->mask ? sp->mask + i * sp->ld_mask : NULL;
-    if (nr < 8) {
-        finish_partial(cr, sp->bias, mrow, 0, nr, lo, sp);
-        return;
-    }
-    _mm256_storeu_ps(cr, finish8(lo, cr, sp->bias, mrow, sp));
     if (nr == 16)
-        _mm256_storeu_ps(cr + 8, finish8(hi, cr + 8, sp->bias ? sp->bias + 8 : NULL, mrow ? mrow + 8 : NULL, sp));
+        finish_vecs(c, ldc, i, 0, 2, 8, lo, hi, sp, 1);
     else if (nr > 8)
-        finish_partial(cr, sp->bias, mrow, 8, nr - 8, hi, sp);
+        finish_vecs(c, ldc, i, 0, 2, nr - 8, lo, hi, sp, 1);
+    else if (nr == 8)
+        finish_vecs(c, ldc, i, 0, 1, 8, lo, lo, sp, 1);
+    else
+        finish_vecs(c, ldc, i, 0, 1, nr, lo, lo, sp, 1);
 }
 
 /* The store-phase scalars from alpha, beta and the tile epilogue. */
@@ -115,51 +165,20 @@ static inline store_params make_store_params(float alpha, float beta, const elbo
     store_params sp = {.alpha = alpha, .beta = beta};
     if (epi) {
         sp.bias = epi->bias;
-        sp.relu = epi->relu;
-        sp.mask = epi->mask;
-        sp.ld_mask = epi->ld_mask;
+        sp.preact = epi->preact;
+        sp.ld_preact = epi->ld_preact;
+        sp.saved = epi->saved;
+        sp.ld_saved = epi->ld_saved;
+        sp.act = epi->act;
+        sp.grad = epi->grad;
+        sp.slope = epi->slope;
     }
     return sp;
 }
 
-/* Finishes one full 16-wide tile row i (lo = columns 0..7, hi = 8..15): alpha, beta, bias, ReLU, mask, store.
- * Each test is made once per row for both halves (same operations per element as finish8). */
-static inline __attribute__((always_inline)) void finish_full_row(float *c, size_t ldc, size_t i, __m256 lo,
-                                                                   __m256 hi, const store_params *sp)
-{
-    float *cr = c + i * ldc;
-    if (sp->alpha != 1.0f) {
-        const __m256 alpha = _mm256_set1_ps(sp->alpha);
-        lo = _mm256_mul_ps(lo, alpha);
-        hi = _mm256_mul_ps(hi, alpha);
-    }
-    if (sp->beta == 1.0f) {
-        lo = _mm256_add_ps(lo, _mm256_loadu_ps(cr));
-        hi = _mm256_add_ps(hi, _mm256_loadu_ps(cr + 8));
-    } else if (sp->beta != 0.0f) {
-        const __m256 beta = _mm256_set1_ps(sp->beta);
-        lo = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cr), lo);
-        hi = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cr + 8), hi);
-    }
-    if (sp->bias) {
-        lo = _mm256_add_ps(lo, _mm256_loadu_ps(sp->bias));
-        hi = _mm256_add_ps(hi, _mm256_loadu_ps(sp->bias + 8));
-    }
-    if (sp->relu) {
-        lo = _mm256_max_ps(_mm256_setzero_ps(), lo);
-        hi = _mm256_max_ps(_mm256_setzero_ps(), hi);
-    }
-    if (sp->mask) {
-        const float *mr = sp->mask + i * sp->ld_mask;
-        lo = _mm256_and_ps(lo, _mm256_cmp_ps(_mm256_loadu_ps(mr), _mm256_setzero_ps(), _CMP_GT_OQ));
-        hi = _mm256_and_ps(hi, _mm256_cmp_ps(_mm256_loadu_ps(mr + 8), _mm256_setzero_ps(), _CMP_GT_OQ));
-    }
-    _mm256_storeu_ps(cr, lo);
-    _mm256_storeu_ps(cr + 8, hi);
-}
-
-/* Finishes and stores the rows x nr tile whose row i is acc[i*vecs] (and acc[i*vecs + 1] when vecs == 2).
- * Kept out of line so the accumulation loops carry no register pressure from the store phase. */
+/* Finishes and stores the rows x nr tile whose row i is acc[i*vecs] (and acc[i*vecs + 1] when vecs == 2), whole
+ * epilogue. Kept out of line so the accumulation loops carry no register pressure from the store phase, and the
+ * SLEEF calls spill none of their accumulators. */
 static __attribute__((noinline)) void finish_tile(float *c, size_t ldc, size_t rows, const __m256 *acc, size_t vecs,
                                                   size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)
 {
@@ -203,14 +222,17 @@ static inline __attribute__((always_inline)) void wide_body(const int rows, size
         a += a_cs;
         b += b_rs;
     }
-    if (nr == NR) { /* full-width rows finish inline: short tiles (K = 128) feel every cycle here */
+    if (nr == NR && elbo_tile_epilogue_is_basic(epi)) { /* full-width rows finish inline: short tiles (K = 128)
+                                                            * feel every cycle here */
         const store_params sp = make_store_params(alpha, beta, epi);
-        finish_full_row(c, ldc, 0, c00, c01, &sp);
-        if (rows > 1) finish_full_row(c, ldc, 1, c10, c11, &sp);
-        if (rows > 2) finish_full_row(c, ldc, 2, c20, c21, &sp);
-        if (rows > 3) finish_full_row(c, ldc, 3, c30, c31, &sp);
-        if (rows > 4) finish_full_row(c, ldc, 4, c40, c41, &sp);
-        if (rows > 5) finish_full_row(c, ldc, 5, c50, c51, &sp);
+#define FINISH_FULL_ROW(I, LO, HI) finish_vecs(c, ldc, I, 0, 2, 8, LO, HI, &sp, 0)
+        FINISH_FULL_ROW(0, c00, c01);
+        if (rows > 1) FINISH_FULL_ROW(1, c10, c11);
+        if (rows > 2) FINISH_FULL_ROW(2, c20, c21);
+        if (rows > 3) FINISH_FULL_ROW(3, c30, c31);
+        if (rows > 4) FINISH_FULL_ROW(4, c40, c41);
+        if (rows > 5) FINISH_FULL_ROW(5, c50, c51);
+#undef FINISH_FULL_ROW
         return;
     }
     const __m256 acc[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
@@ -259,15 +281,14 @@ static inline __attribute__((always_inline)) void narrow_body(const int rows, si
         b += b_rs;
     }
     const __m256 acc[NARROW_MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    if (nr == 8 || nr == 4) { /* the VAE's narrow edges (N = 40, 20): vector stores, tests once per tile */
+    if ((nr == 8 || nr == 4) && elbo_tile_epilogue_is_basic(epi)) { /* the VAE's narrow edges (N = 40, 20):
+                                                                      * vector stores, tests once per tile */
         const store_params sp = make_store_params(alpha, beta, epi);
         for (int i = 0; i < rows; i++) {
-            float *cr = c + (size_t)i * ldc;
-            const float *mrow = sp.mask ? sp.mask + (size_t)i * sp.ld_mask : NULL;
             if (nr == 8)
-                _mm256_storeu_ps(cr, finish8(acc[i], cr, sp.bias, mrow, &sp));
+                finish_vecs(c, ldc, (size_t)i, 0, 1, 8, acc[i], acc[i], &sp, 0);
             else
-                _mm_storeu_ps(cr, finish4(_mm256_castps256_ps128(acc[i]), cr, sp.bias, mrow, &sp));
+                finish_vecs(c, ldc, (size_t)i, 0, 1, 4, acc[i], acc[i], &sp, 0);
         }
         return;
     }

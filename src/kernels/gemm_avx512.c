@@ -8,6 +8,8 @@
 
 #include <assert.h>
 #include <immintrin.h>
+#include <sleef.h>
+#include <stdint.h>
 
 #define MR 12
 #define NR 16
@@ -21,17 +23,73 @@
 /* Scalars of the store phase shared by all rows of a tile. */
 typedef struct {
     float alpha, beta;
-    const float *bias; /* NULL or the tile's bias */
-    int relu;
-    const float *mask; /* NULL or ReLU mask at tile origin */
-    size_t ld_mask;
-    __mmask16 cols;    /* the tile's valid columns */
+    const float *bias;  /* NULL or the tile's bias */
+    float *preact;      /* NULL or the pre-activation output at the tile origin */
+    size_t ld_preact;
+    const float *saved; /* NULL or the forward's saved values at the tile origin (grad) */
+    size_t ld_saved;
+    elbo_activation act, grad;
+    float slope;
+    __mmask16 cols;     /* the tile's valid columns */
 } store_params;
 
-/* Finishes and stores tile row i from its accumulator v: alpha, beta * C, bias, ReLU, mask (the AVX2 path's
- * operations per element), loads and stores masked to the valid columns (masked lanes are never touched). */
+/* sigmoid(v) as the other tables compute it: (v >= 0 ? 1 : e) / (1 + e), e = exp(-|v|); SLEEF's AVX-512 expf
+ * gives the AVX2 one's bits on every x <= 0 (elbo_sleef_avx512_mismatches), so the lanes are the AVX2 path's. */
+static inline __m512 sigmoid_zmm(__m512 v)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    __m512 e = Sleef_expf16_u10avx512f(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), sign)));
+    __m512 num = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ), e, one);
+    return _mm512_div_ps(num, _mm512_add_ps(one, e));
+}
+
+/* act(v) for the activations past ReLU (gemm.h's definitions, the AVX2 path's operations); tanh is SLEEF's,
+ * the AVX2 one's bits on every input (elbo_sleef_avx512_tanh_mismatches). */
+static inline __m512 activate_zmm(__m512 v, elbo_activation act, float slope)
+{
+    switch (act) {
+    case ELBO_ACT_LEAKY_RELU:
+        return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                    _mm512_mul_ps(v, _mm512_set1_ps(slope)), v);
+    case ELBO_ACT_TANH:
+        return Sleef_tanhf16_u10avx512f(v);
+    case ELBO_ACT_SIGMOID:
+        return sigmoid_zmm(v);
+    case ELBO_ACT_SILU:
+        return _mm512_mul_ps(v, sigmoid_zmm(v));
+    default:
+        return v;
+    }
+}
+
+/* g times the derivative of `grad` past ReLU at the x whose forward saved y (gemm.h's definitions). */
+static inline __m512 times_derivative_zmm(__m512 g, __m512 y, elbo_activation grad, float slope)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    switch (grad) {
+    case ELBO_ACT_LEAKY_RELU:
+        return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                    _mm512_mul_ps(g, _mm512_set1_ps(slope)), g);
+    case ELBO_ACT_TANH:
+        return _mm512_mul_ps(g, _mm512_sub_ps(one, _mm512_mul_ps(y, y)));
+    case ELBO_ACT_SIGMOID:
+        return _mm512_mul_ps(_mm512_mul_ps(g, _mm512_sub_ps(one, y)), y);
+    case ELBO_ACT_SILU: {
+        const __m512 s = sigmoid_zmm(y);
+        return _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_add_ps(one, _mm512_mul_ps(y, _mm512_sub_ps(one, s))));
+    }
+    default:
+        return g;
+    }
+}
+
+/* Finishes and stores tile row i from its accumulator v: alpha, beta * C, bias, pre-activation, activation,
+ * derivative mask (the AVX2 path's operations per element), loads and stores masked to the valid columns (masked
+ * lanes are never touched). The one epilogue of every tile shape; with `full` 0 (a compile-time constant) only
+ * the basic epilogue (elbo_tile_epilogue_is_basic) is compiled in, for the tiles that finish in registers. */
 static inline __attribute__((always_inline)) void finish_row(float *c, size_t ldc, size_t i, __m512 v,
-                                                              const store_params *sp)
+                                                              const store_params *sp, const int full)
 {
     float *cr = c + i * ldc;
     const __mmask16 m = sp->cols;
@@ -43,13 +101,56 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
         v = _mm512_fmadd_ps(_mm512_set1_ps(sp->beta), _mm512_maskz_loadu_ps(m, cr), v);
     if (sp->bias)
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, sp->bias));
-    if (sp->relu) /* max(0, v) keeps NaN, as PyTorch's relu does */
+    if (full && sp->preact)
+        _mm512_mask_storeu_ps(sp->preact + i * sp->ld_preact, m, v);
+    if (sp->act == ELBO_ACT_RELU) /* max(0, v) keeps NaN, as PyTorch's relu does */
         v = _mm512_max_ps(_mm512_setzero_ps(), v);
-    if (sp->mask) {
-        __m512 mrow = _mm512_maskz_loadu_ps(m, sp->mask + i * sp->ld_mask);
+    else if (full)
+        v = activate_zmm(v, sp->act, sp->slope);
+    if (sp->grad == ELBO_ACT_RELU) {
+        __m512 mrow = _mm512_maskz_loadu_ps(m, sp->saved + i * sp->ld_saved);
         v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mrow, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    } else if (full && sp->grad) {
+        v = times_derivative_zmm(v, _mm512_maskz_loadu_ps(m, sp->saved + i * sp->ld_saved), sp->grad, sp->slope);
     }
     _mm512_mask_storeu_ps(cr, m, v);
+}
+
+/* The store-phase scalars of a tile's left (panel 0) or right (panel 1) 16 columns, nr valid columns in all, from
+ * alpha, beta and the tile epilogue (NULL: none). */
+static inline __attribute__((always_inline)) store_params make_store_params(float alpha, float beta,
+                                                                            const elbo_tile_epilogue *epi, int panel,
+                                                                            size_t left_cols, size_t nr)
+{
+    const size_t cols = panel ? nr - left_cols : left_cols, off = panel ? NR : 0;
+    store_params sp = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << cols) - 1)};
+    if (epi) {
+        sp.bias = epi->bias ? epi->bias + off : NULL;
+        sp.preact = epi->preact ? epi->preact + off : NULL;
+        sp.saved = epi->saved ? epi->saved + off : NULL;
+        sp.ld_preact = epi->ld_preact;
+        sp.ld_saved = epi->ld_saved;
+        sp.act = epi->act;
+        sp.grad = epi->grad;
+        sp.slope = epi->slope;
+    }
+    return sp;
+}
+
+/* Finishes and stores the rows x nr tile (16 * panels columns at most) whose row i is acc[2 i] (and acc[2 i + 1]
+ * for the second panel, whose first column is left_cols) with the whole epilogue: out of line, so the SLEEF
+ * calls spill no accumulator of the tile loops. */
+static __attribute__((noinline)) void finish_tile_full(float *c, size_t ldc, int rows, int panels, const __m512 *acc,
+                                                       size_t left_cols, size_t nr, float alpha, float beta,
+                                                       const elbo_tile_epilogue *epi)
+{
+    const store_params left = make_store_params(alpha, beta, epi, 0, left_cols, nr);
+    const store_params right = make_store_params(alpha, beta, epi, 1, left_cols, nr);
+    for (int i = 0; i < rows; i++) {
+        finish_row(c, ldc, (size_t)i, acc[2 * i], &left, 1);
+        if (panels > 1)
+            finish_row(c + NR, ldc, (size_t)i, acc[2 * i + 1], &right, 1);
+    }
 }
 
 /* One depth step of row I: the broadcast A (I, p) times the B row of each panel the tile covers. */
@@ -73,9 +174,9 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
 /* Finishes and stores tile row I (finish_row on each panel's accumulator). */
 #define FINISH_ROW(I)                                                                                          \
     if (rows > I) {                                                                                            \
-        finish_row(c, ldc, I, c##I, &left);                                                                    \
+        finish_row(c, ldc, I, c##I, &left, 0);                                                                 \
         if (panels > 1)                                                                                        \
-            finish_row(c + NR, ldc, I, d##I, &right);                                                          \
+            finish_row(c + NR, ldc, I, d##I, &right, 0);                                                       \
     }
 
 /* Fetches the rows x (16 * panels) C tile at c towards L1. */
@@ -136,25 +237,21 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         if (part == 0 && refetch_at > 0)
             prefetch_c_tile(rows, panels, c, ldc);
     }
-    size_t left_cols = panels > 1 ? NR : nr;
-    store_params left = {.alpha = alpha, .beta = beta, .cols = (__mmask16)((1u << left_cols) - 1)}, right = left;
-    right.cols = (__mmask16)((1u << (nr - left_cols)) - 1);
-    if (epi) {
-        left.bias = epi->bias;
-        left.relu = right.relu = epi->relu;
-        left.mask = epi->mask;
-        left.ld_mask = right.ld_mask = epi->ld_mask;
-        right.bias = epi->bias ? epi->bias + NR : NULL;
-        right.mask = epi->mask ? epi->mask + NR : NULL;
-    }
+    const size_t left_cols = panels > 1 ? NR : nr;
+    const store_params left = make_store_params(alpha, beta, epi, 0, left_cols, nr);
+    const store_params right = make_store_params(alpha, beta, epi, 1, left_cols, nr);
     /* Row by row with the accumulators named (an array of them would go through the stack); without alpha,
-     * beta or an epilogue the rows are stored as they are. */
+     * beta or an epilogue the rows are stored as they are; the activations past ReLU go out of line. */
     if (alpha == 1.0f && beta == 0.0f && !epi) {
         STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
         STORE_ROW(6) STORE_ROW(7) STORE_ROW(8) STORE_ROW(9) STORE_ROW(10) STORE_ROW(11)
-    } else {
+    } else if (elbo_tile_epilogue_is_basic(epi)) {
         FINISH_ROW(0) FINISH_ROW(1) FINISH_ROW(2) FINISH_ROW(3) FINISH_ROW(4) FINISH_ROW(5)
         FINISH_ROW(6) FINISH_ROW(7) FINISH_ROW(8) FINISH_ROW(9) FINISH_ROW(10) FINISH_ROW(11)
+    } else {
+        const __m512 acc[2 * MR] = {c0, d0, c1, d1, c2, d2, c3, d3, c4,  d4,  c5,  d5,
+                                    c6, d6, c7, d7, c8, d8, c9, d9, c10, d10, c11, d11};
+        finish_tile_full(c, ldc, rows, panels, acc, left_cols, nr, alpha, beta, epi);
     }
 }
 
@@ -249,4 +346,33 @@ void elbo_gemm_register_avx512(elbo_kernels *k)
     k->gemm_ukernel_name = "f32_gemm_ukernel_12x32__avx512f";
     k->blocking.mr = MR;
     assert(k->blocking.nr == NR);
+}
+
+/* 1 when the 16 lanes of a and the two 8-lane halves b0, b1 hold the same bits (any NaN matching any NaN). */
+static int same_lanes(__m512 a, __m256 b0, __m256 b1)
+{
+    uint32_t ra[NR], rb[NR];
+    _mm512_storeu_ps((float *)ra, a);
+    _mm256_storeu_ps((float *)rb, b0);
+    _mm256_storeu_ps((float *)(rb + 8), b1);
+    for (int k = 0; k < NR; k++) {
+        const int nan_a = (ra[k] & 0x7fffffffu) > 0x7f800000u, nan_b = (rb[k] & 0x7fffffffu) > 0x7f800000u;
+        if (ra[k] != rb[k] && !(nan_a && nan_b))
+            return 0;
+    }
+    return 1;
+}
+
+size_t elbo_sleef_avx512_tanh_mismatches(uint32_t first, uint32_t last, uint32_t step)
+{
+    size_t bad = 0;
+    for (uint64_t u = first; u <= last; u += (uint64_t)step * NR) {
+        uint32_t w[NR];
+        for (int k = 0; k < NR; k++)
+            w[k] = u + (uint64_t)k * step > last ? last : (uint32_t)(u + (uint64_t)k * step);
+        const __m512 x = _mm512_loadu_ps((const float *)w);
+        const __m256 lo = _mm256_loadu_ps((const float *)w), hi = _mm256_loadu_ps((const float *)w + 8);
+        bad += !same_lanes(Sleef_tanhf16_u10avx512f(x), Sleef_tanhf8_u10avx2(lo), Sleef_tanhf8_u10avx2(hi));
+    }
+    return bad;
 }

@@ -10,6 +10,7 @@
 
 #include <arm_neon.h>
 #include <assert.h>
+#include <sleef.h>
 #include <string.h>
 
 /* Register tile. */
@@ -19,58 +20,124 @@
 /* Store-phase parameters shared by every row of one tile. */
 typedef struct {
     float alpha, beta;
-    int has_bias, relu;
+    int has_bias;
     float32x4_t bias0, bias1, bias2; /* columns 0..11 of the tile's bias, zero past nr */
+    elbo_activation act, grad;
+    float slope;
 } neon_store_params;
 
-/* One 12-column row of C (c and mask hold 12 readable floats): c = alpha*r + beta*c (c unread when
- * beta == 0), + bias, ReLU, then 0 where !(mask > 0) (mask may be NULL). */
-static inline void neon_finish_row(float *c, const float *mask, float32x4_t r0, float32x4_t r1,
-                                   float32x4_t r2, const neon_store_params *p)
+/* sigmoid(v) as the other tables compute it: (v >= 0 ? 1 : e) / (1 + e), e = exp(-|v|) (SLEEF, 1 ulp). */
+static inline float32x4_t neon_sigmoid(float32x4_t v)
 {
-    r0 = vmulq_n_f32(r0, p->alpha);
-    r1 = vmulq_n_f32(r1, p->alpha);
-    r2 = vmulq_n_f32(r2, p->alpha);
-    if (p->beta != 0.0f) {
-        r0 = vfmaq_n_f32(r0, vld1q_f32(c), p->beta);
-        r1 = vfmaq_n_f32(r1, vld1q_f32(c + 4), p->beta);
-        r2 = vfmaq_n_f32(r2, vld1q_f32(c + 8), p->beta);
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    float32x4_t e = Sleef_expf4_u10advsimd(vnegq_f32(vabsq_f32(v)));
+    return vdivq_f32(vbslq_f32(vcgezq_f32(v), one, e), vaddq_f32(one, e));
+}
+
+/* act(v) for the activations past ReLU (gemm.h's definitions; tanh from SLEEF, 1 ulp). */
+static inline float32x4_t neon_activate(float32x4_t v, elbo_activation act, float slope)
+{
+    switch (act) {
+    case ELBO_ACT_LEAKY_RELU:
+        return vbslq_f32(vcgtzq_f32(v), v, vmulq_n_f32(v, slope));
+    case ELBO_ACT_TANH:
+        return Sleef_tanhf4_u10advsimd(v);
+    case ELBO_ACT_SIGMOID:
+        return neon_sigmoid(v);
+    case ELBO_ACT_SILU:
+        return vmulq_f32(v, neon_sigmoid(v));
+    default:
+        return v;
     }
-    if (p->has_bias) {
-        r0 = vaddq_f32(r0, p->bias0);
-        r1 = vaddq_f32(r1, p->bias1);
-        r2 = vaddq_f32(r2, p->bias2);
+}
+
+/* g times the derivative of `grad` past ReLU at the x whose forward saved y (gemm.h's definitions). */
+static inline float32x4_t neon_times_derivative(float32x4_t g, float32x4_t y, elbo_activation grad, float slope)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    switch (grad) {
+    case ELBO_ACT_LEAKY_RELU:
+        return vbslq_f32(vcgtzq_f32(y), g, vmulq_n_f32(g, slope));
+    case ELBO_ACT_TANH:
+        return vmulq_f32(g, vsubq_f32(one, vmulq_f32(y, y)));
+    case ELBO_ACT_SIGMOID:
+        return vmulq_f32(vmulq_f32(g, vsubq_f32(one, y)), y);
+    case ELBO_ACT_SILU: {
+        const float32x4_t s = neon_sigmoid(y);
+        return vmulq_f32(vmulq_f32(g, s), vaddq_f32(one, vmulq_f32(y, vsubq_f32(one, s))));
     }
-    if (p->relu) {
-        /* 0 where v < 0: NaN propagates and -0 stays, bit for bit as the scalar reference (and PyTorch). */
-        r0 = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(r0), vcltzq_f32(r0)));
-        r1 = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(r1), vcltzq_f32(r1)));
-        r2 = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(r2), vcltzq_f32(r2)));
+    default:
+        return g;
     }
-    if (mask) {
-        /* Keep only the lanes where mask > 0 (a NaN mask clears its lane, as !(mask > 0) does). */
-        r0 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r0), vcgtzq_f32(vld1q_f32(mask))));
-        r1 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r1), vcgtzq_f32(vld1q_f32(mask + 4))));
-        r2 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r2), vcgtzq_f32(vld1q_f32(mask + 8))));
-    }
+}
+
+/* Four columns of a row of C from their accumulators r (c, saved and pre hold 4 floats): alpha * r + beta * c
+ * (c unread when beta == 0), + bias, pre-activation to pre (unless NULL), activation, derivative mask from saved
+ * (read only for grad). The one epilogue of the table; with `full` 0 (a compile-time constant) only the basic
+ * epilogue (elbo_tile_epilogue_is_basic) is compiled in, for the tiles that finish in registers. */
+static inline __attribute__((always_inline)) float32x4_t neon_finish_vec(float32x4_t r, const float *c,
+                                                                          float32x4_t bias, const float *saved,
+                                                                          float *pre, const neon_store_params *p,
+                                                                          const int full)
+{
+    r = vmulq_n_f32(r, p->alpha);
+    if (p->beta != 0.0f)
+        r = vfmaq_n_f32(r, vld1q_f32(c), p->beta);
+    if (p->has_bias)
+        r = vaddq_f32(r, bias);
+    if (full && pre)
+        vst1q_f32(pre, r);
+    if (p->act == ELBO_ACT_RELU) /* 0 where v < 0: NaN propagates and -0 stays, as the scalar reference (and PyTorch) */
+        r = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(r), vcltzq_f32(r)));
+    else if (full)
+        r = neon_activate(r, p->act, p->slope);
+    if (p->grad == ELBO_ACT_RELU) /* keep only the lanes where saved > 0 (a NaN clears its lane, as !(saved > 0)) */
+        r = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r), vcgtzq_f32(vld1q_f32(saved))));
+    else if (full && p->grad)
+        r = neon_times_derivative(r, vld1q_f32(saved), p->grad, p->slope);
+    return r;
+}
+
+/* One 12-column row of C (c, saved and pre hold 12 floats; saved read only for grad, pre may be NULL) through
+ * neon_finish_vec. */
+static inline __attribute__((always_inline)) void neon_finish_row(float *c, const float *saved, float *pre,
+                                                                   float32x4_t r0, float32x4_t r1, float32x4_t r2,
+                                                                   const neon_store_params *p, const int full)
+{
+    r0 = neon_finish_vec(r0, c, p->bias0, saved, pre, p, full);
+    r1 = neon_finish_vec(r1, c + 4, p->bias1, saved ? saved + 4 : NULL, pre ? pre + 4 : NULL, p, full);
+    r2 = neon_finish_vec(r2, c + 8, p->bias2, saved ? saved + 8 : NULL, pre ? pre + 8 : NULL, p, full);
     vst1q_f32(c, r0);
     vst1q_f32(c + 4, r1);
     vst1q_f32(c + 8, r2);
 }
 
-/* One row of C with only nr < 12 valid columns: as neon_finish_row, through 12-float stack copies
- * so that nothing past c[nr-1] or mask[nr-1] is read or written. */
-static void neon_finish_row_partial(float *c, const float *mask, size_t nr, float32x4_t r0,
-                                    float32x4_t r1, float32x4_t r2, const neon_store_params *p)
+/* Finishes the mr x nr valid part of the 8 x 12 tile held in `tile` into C (row stride ldc), with saved and pre
+ * at the tile origin (row strides ld_saved, ld_pre): whole epilogue, rows with nr < 12 through 12-float stack
+ * copies so that nothing past column nr-1 is read or written. Out of line, so the SLEEF calls spill no
+ * accumulator. */
+static __attribute__((noinline)) void neon_finish_tile(float *c, size_t ldc, const float tile[NEON_MR][NEON_NR],
+                                                       size_t mr, size_t nr, const float *saved, size_t ld_saved,
+                                                       float *pre, size_t ld_pre, const neon_store_params *p)
 {
-    float cbuf[NEON_NR] = {0};
-    float mbuf[NEON_NR] = {0};
-    if (p->beta != 0.0f)
-        memcpy(cbuf, c, nr * sizeof *c);
-    if (mask)
-        memcpy(mbuf, mask, nr * sizeof *mask);
-    neon_finish_row(cbuf, mask ? mbuf : NULL, r0, r1, r2, p);
-    memcpy(c, cbuf, nr * sizeof *c);
+    for (size_t i = 0; i < mr; i++) {
+        const float32x4_t r0 = vld1q_f32(tile[i]), r1 = vld1q_f32(tile[i] + 4), r2 = vld1q_f32(tile[i] + 8);
+        float *crow = c + i * ldc, *prow = pre ? pre + i * ld_pre : NULL;
+        const float *srow = p->grad ? saved + i * ld_saved : NULL;
+        if (nr == NEON_NR) {
+            neon_finish_row(crow, srow, prow, r0, r1, r2, p, 1);
+            continue;
+        }
+        float cbuf[NEON_NR] = {0}, sbuf[NEON_NR] = {0}, pbuf[NEON_NR];
+        if (p->beta != 0.0f)
+            memcpy(cbuf, crow, nr * sizeof *crow);
+        if (srow)
+            memcpy(sbuf, srow, nr * sizeof *srow);
+        neon_finish_row(cbuf, sbuf, prow ? pbuf : NULL, r0, r1, r2, p, 1);
+        memcpy(crow, cbuf, nr * sizeof *crow);
+        if (prow)
+            memcpy(prow, pbuf, nr * sizeof *prow);
+    }
 }
 
 /* One k step: acc (8x12) += A column (8, at ap) * B row (12, at bp), as 24 fmla-by-element. */
@@ -98,7 +165,7 @@ static void neon_finish_row_partial(float *c, const float *mask, size_t nr, floa
     } while (0)
 
 /* C tile (mr x nr valid of 8 x 12, row stride ldc) = alpha * A (8 x kc, packed a[p*8+i])
- * * B (kc x 12, packed b[p*12+j]) + beta * C, then the epilogue epi (bias, ReLU, mask) if non-NULL. */
+ * * B (kc x 12, packed b[p*12+j]) + beta * C, then the epilogue epi (bias, activation, mask) if non-NULL. */
 static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                         size_t mr, size_t nr, float alpha, float beta,
                                         const elbo_tile_epilogue *epi)
@@ -108,7 +175,8 @@ static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *
     assert(c != NULL);
     assert(kc == 0 || (a != NULL && b != NULL));
     assert(mr == 1 || ldc >= nr);
-    assert(epi == NULL || epi->mask == NULL || mr == 1 || epi->ld_mask >= nr);
+    assert(epi == NULL || epi->saved == NULL || mr == 1 || epi->ld_saved >= nr);
+    assert(epi == NULL || epi->preact == NULL || mr == 1 || epi->ld_preact >= nr);
 
     float32x4_t c00 = vdupq_n_f32(0.0f), c01 = c00, c02 = c00;
     float32x4_t c10 = c00, c11 = c00, c12 = c00;
@@ -132,15 +200,20 @@ static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *
     }
 
     neon_store_params p = {
-        .alpha = alpha, .beta = beta, .has_bias = 0, .relu = 0,
+        .alpha = alpha, .beta = beta, .has_bias = 0, .act = ELBO_ACT_NONE, .grad = ELBO_ACT_NONE,
         .bias0 = vdupq_n_f32(0.0f), .bias1 = vdupq_n_f32(0.0f), .bias2 = vdupq_n_f32(0.0f),
     };
-    const float *mask = NULL;
-    size_t ld_mask = 0;
+    const float *saved = NULL;
+    float *pre = NULL;
+    size_t ld_saved = 0, ld_pre = 0;
     if (epi) {
-        p.relu = epi->relu != 0;
-        mask = epi->mask;
-        ld_mask = epi->ld_mask;
+        p.act = epi->act;
+        p.grad = epi->grad;
+        p.slope = epi->slope;
+        saved = epi->saved;
+        ld_saved = epi->ld_saved;
+        pre = epi->preact;
+        ld_pre = epi->ld_preact;
         if (epi->bias) {
             p.has_bias = 1;
             if (nr == NEON_NR) {
@@ -157,32 +230,24 @@ static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *
         }
     }
 
-    if (mr == NEON_MR && nr == NEON_NR) {
-        /* Full tile: straight from the accumulators to C. */
+    if (mr == NEON_MR && nr == NEON_NR && elbo_tile_epilogue_is_basic(epi)) {
+        /* Full tile, basic epilogue: straight from the accumulators to C. */
 #define NEON_FINISH(i) \
-        neon_finish_row(c + (i) * ldc, mask ? mask + (i) * ld_mask : NULL, c##i##0, c##i##1, c##i##2, &p)
+        neon_finish_row(c + (i) * ldc, saved ? saved + (i) * ld_saved : NULL, NULL, c##i##0, c##i##1, c##i##2, &p, 0)
         NEON_FINISH(0); NEON_FINISH(1); NEON_FINISH(2); NEON_FINISH(3);
         NEON_FINISH(4); NEON_FINISH(5); NEON_FINISH(6); NEON_FINISH(7);
 #undef NEON_FINISH
         return;
     }
 
-    /* Edge tile: store the accumulators to a stack tile, then finish only the mr valid rows. */
+    /* Edge tile or whole epilogue: store the accumulators to a stack tile, then finish only the mr valid rows. */
     float tile[NEON_MR][NEON_NR];
 #define NEON_TO_TILE(i) \
     (vst1q_f32(tile[i], c##i##0), vst1q_f32(tile[i] + 4, c##i##1), vst1q_f32(tile[i] + 8, c##i##2))
     NEON_TO_TILE(0); NEON_TO_TILE(1); NEON_TO_TILE(2); NEON_TO_TILE(3);
     NEON_TO_TILE(4); NEON_TO_TILE(5); NEON_TO_TILE(6); NEON_TO_TILE(7);
 #undef NEON_TO_TILE
-    for (size_t i = 0; i < mr; i++) {
-        const float32x4_t r0 = vld1q_f32(tile[i]), r1 = vld1q_f32(tile[i] + 4), r2 = vld1q_f32(tile[i] + 8);
-        float *crow = c + i * ldc;
-        const float *mrow = mask ? mask + i * ld_mask : NULL;
-        if (nr == NEON_NR)
-            neon_finish_row(crow, mrow, r0, r1, r2, &p);
-        else
-            neon_finish_row_partial(crow, mrow, nr, r0, r1, r2, &p);
-    }
+    neon_finish_tile(c, ldc, (const float(*)[NEON_NR])tile, mr, nr, saved, ld_saved, pre, ld_pre, &p);
 }
 
 /* Installs the 8x12 NEON microkernel, its register tile and the shared K blocking (gemm_depth.h) into the

@@ -3,6 +3,8 @@
 #ifndef ELBO_KERNELS_H
 #define ELBO_KERNELS_H
 
+#include <stdint.h>
+
 #include "elementwise.h"
 #include "gemm_pack.h"
 #include "ukernel.h"
@@ -58,6 +60,9 @@ void elbo_elementwise_register_avx512(elbo_kernels *k);
  * its AVX2 one in any bit: what the AVX-512 sigmoid kernels rely on being 0 (for the tests; call only where
  * elbo_kernels_by_name("avx512") is not NULL). */
 size_t elbo_sleef_avx512_mismatches(void);
+/* Groups of 16 of the float bit patterns first, first + step, ... up to last on which SLEEF's AVX-512 tanhf
+ * differs from its AVX2 one (the GEMM epilogue's tanh; for the tests, as above). */
+size_t elbo_sleef_avx512_tanh_mismatches(uint32_t first, uint32_t last, uint32_t step);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
 /* The fused losses of each ISA (losses_<isa>.c), called by that ISA's elementwise register function. */

@@ -4,13 +4,26 @@
 
 #include <stddef.h>
 
-/* Epilogue for one MR x NR tile, already offset to the tile's origin. */
+#include "gemm.h"
+
+/* Epilogue for one MR x NR tile, already offset to the tile's origin (elbo_epilogue's, shorthands resolved). */
 typedef struct {
     const float *bias;   /* NULL or the tile's nr bias values */
-    const float *mask;   /* NULL or the saved activation at the tile origin (C = 0 where mask <= 0) */
-    size_t ld_mask;
-    int relu;
+    float *preact;       /* NULL or the tile's pre-activation output (row stride ld_preact) */
+    size_t ld_preact;
+    const float *saved;  /* NULL or the forward's saved values at the tile origin (grad != NONE) */
+    size_t ld_saved;
+    elbo_activation act;
+    elbo_activation grad;
+    float slope;
 } elbo_tile_epilogue;
+
+/* 1 when a tile epilogue needs at most the bias, ReLU and the ReLU mask: the ISAs finish those inline with the
+ * accumulators in registers, and the other activations (calls into SLEEF) out of line. */
+static inline int elbo_tile_epilogue_is_basic(const elbo_tile_epilogue *e)
+{
+    return !e || (!e->preact && e->act <= ELBO_ACT_RELU && e->grad <= ELBO_ACT_RELU);
+}
 
 /* C tile (mr x nr valid of MR x NR, row stride ldc) = alpha * a_panel * b_panel + beta * C, then epi.
  * a is packed MR x kc (a[p*MR + i]), b is packed kc x NR (b[p*NR + j]); padding rows/cols are zero.
