@@ -29,6 +29,30 @@ static void add_view(elbo_param_layout *l, const char *name, size_t rows, size_t
     t->fan_in = fan_in;
 }
 
+int elbo_param_layout_begin_group(elbo_param_layout *l, const char *name)
+{
+    if (l->n_groups == ELBO_MAX_GROUPS)
+        return -1;
+    elbo_param_group *g = &l->group[l->n_groups];
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->first_layer = l->n_layers;
+    g->first_tensor = l->n_tensors;
+    g->offset = l->total;
+    g->n_layers = g->n_tensors = g->floats = 0;
+    return (int)l->n_groups++;
+}
+
+void elbo_param_layout_group_range(const elbo_param_layout *l, size_t g, size_t *offset, size_t *floats)
+{
+    if (l->n_groups == 0) {
+        *offset = 0;
+        *floats = l->total;
+        return;
+    }
+    *offset = l->group[g].offset;
+    *floats = l->group[g].floats;
+}
+
 size_t elbo_param_layout_add_linear(elbo_param_layout *l, size_t in, size_t out, int relu, size_t n_views,
                                     const char *const *prefixes)
 {
@@ -47,6 +71,12 @@ size_t elbo_param_layout_add_linear(elbo_param_layout *l, size_t in, size_t out,
         add_view(l, name, part, in, ly->w_off + k * part * in, in);
         snprintf(name, sizeof name, "%.32s.bias", prefixes[k]);
         add_view(l, name, part, 0, ly->b_off + k * part, in);
+    }
+    if (l->n_groups) { /* the open group grows by this layer */
+        elbo_param_group *g = &l->group[l->n_groups - 1];
+        g->n_layers = l->n_layers - g->first_layer;
+        g->n_tensors = l->n_tensors - g->first_tensor;
+        g->floats = l->total - g->offset;
     }
     return index;
 }

@@ -25,14 +25,35 @@ typedef struct {
     size_t fan_in;      /* PyTorch nn.Linear init bound is 1/sqrt(fan_in) */
 } elbo_tensor_view;
 
-/* The layers in the order the model added them, and the named tensor views over the arena. */
+#define ELBO_MAX_GROUPS 4
+#define ELBO_GROUP_NAME_MAX 16
+
+/* A group of consecutive layers whose parameters are one contiguous block of the arena, for an optimizer of its own
+ * (a GAN's generator and discriminator). */
 typedef struct {
+    char name[ELBO_GROUP_NAME_MAX];
+    size_t first_layer, n_layers;
+    size_t first_tensor, n_tensors;
+    size_t offset, floats;   /* the block [offset, offset + floats) of the arena */
+} elbo_param_group;
+
+/* The layers in the order the model added them, the named tensor views over the arena, and its groups (none: the
+ * whole arena is one group). */
+typedef struct {
+    size_t n_groups;
+    elbo_param_group group[ELBO_MAX_GROUPS];
     size_t n_layers;
     elbo_linear_layout layer[ELBO_MAX_LAYERS];
     size_t n_tensors;
     elbo_tensor_view tensor[ELBO_MAX_TENSORS];
     size_t total;       /* floats in the arena, padding included */
 } elbo_param_layout;
+
+/* Starts a group called name: the layers added from now on, up to the next group, are its block of the arena.
+ * Returns its index, or -1 when ELBO_MAX_GROUPS are taken. */
+int elbo_param_layout_begin_group(elbo_param_layout *l, const char *name);
+/* The group's block [offset, offset + floats) of the arena; group 0 of a layout without groups is the whole arena. */
+void elbo_param_layout_group_range(const elbo_param_layout *l, size_t g, size_t *offset, size_t *floats);
 
 /* Appends a dense layer (in -> out) at the arena's end: W (out, in), then b (out), each 64-byte aligned; its rows
  * are exposed as n_views equal views named prefixes[k].weight and prefixes[k].bias (n_views > 1: several
