@@ -443,3 +443,36 @@ void elbo_checkpoint_close(elbo_checkpoint_file *cf)
     elbo_st_free(&cf->f);
     memset(cf, 0, sizeof *cf);
 }
+
+int elbo_checkpoint_load_model(const char *path, const elbo_checkpoint_reader *r, void *cfg, void *model,
+                               const elbo_kernels *kern, elbo_train_state *st, char *err, size_t errlen)
+{
+    elbo_checkpoint_file cf;
+    if (elbo_checkpoint_open(&cf, path, r->kind, st, err, errlen))
+        return -1;
+    int rc = r->read_config(&cf.r, cfg, err, errlen), initialized = 0;
+    if (rc == 0) {
+        /* the tensors are checked against the config's layout first: a header claiming a huge model is
+         * refused by its missing tensors before anything of that size is allocated */
+        elbo_param_layout l;
+        r->layout(&l, cfg);
+        rc = elbo_checkpoint_check_tensors(&cf, &l, err, errlen);
+    }
+    if (rc == 0 && r->init(model, cfg, kern, err, errlen) != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "%s: %s", path, why);
+        rc = -1;
+    } else if (rc == 0) {
+        initialized = 1;
+    }
+    if (initialized) {
+        elbo_model m = r->as_model(model);
+        elbo_checkpoint_copy_params(&cf, m.layout, m.params);
+        r->pack(model);
+    }
+    elbo_checkpoint_close(&cf);
+    if (rc)
+        elbo_err_one_line(err, errlen);
+    return rc;
+}

@@ -73,6 +73,24 @@ void elbo_checkpoint_copy_params(const elbo_checkpoint_file *cf, const elbo_para
 /* Releases the file. */
 void elbo_checkpoint_close(elbo_checkpoint_file *cf);
 
+/* How a model kind is read back: its config from the metadata into cfg, the parameter layout of a config (to check the
+ * tensors before anything of the config's size is allocated), a model allocated for a config (zeroed parameters,
+ * message in err on failure), and the model's trainer view (its arena and layout) to copy the tensors into. */
+typedef struct {
+    const char *kind;
+    int (*read_config)(const elbo_meta_reader *r, void *cfg, char *err, size_t errlen);
+    void (*layout)(elbo_param_layout *l, const void *cfg);
+    int (*init)(void *model, const void *cfg, const elbo_kernels *kern, char *err, size_t errlen);
+    elbo_model (*as_model)(void *model);
+    void (*pack)(void *model);
+} elbo_checkpoint_reader;
+
+/* Reads a checkpoint of r->kind into model (its config into cfg, scratch of the kind's config type): format and kind,
+ * the training state into st (may be NULL), the config, every tensor against the config's layout, then the model
+ * allocated, filled and packed. Returns 0, or -1 with a one-line message naming the file and the field. */
+int elbo_checkpoint_load_model(const char *path, const elbo_checkpoint_reader *r, void *cfg, void *model,
+                               const elbo_kernels *kern, elbo_train_state *st, char *err, size_t errlen);
+
 /* The model kind of the checkpoint at path ("vae", "classifier") into kind; 0 or -1 with a one-line message. */
 int elbo_checkpoint_model_kind(const char *path, char *kind, size_t kindlen, char *err, size_t errlen);
 

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errmsg.h"
 
 elbo_classifier_config elbo_classifier_config_default(size_t input_dim, size_t classes)
 {
@@ -396,32 +395,38 @@ static int config_from_meta(const elbo_meta_reader *r, elbo_classifier_config *c
     return 0;
 }
 
+/* elbo_checkpoint_reader's callbacks for the classifier. */
+static int clf_read_config(const elbo_meta_reader *r, void *cfg, char *err, size_t errlen)
+{
+    return config_from_meta(r, cfg, err, errlen);
+}
+
+static void clf_layout(elbo_param_layout *l, const void *cfg)
+{
+    elbo_classifier_layout_build(l, cfg);
+}
+
+static int clf_init(void *model, const void *cfg, const elbo_kernels *kern, char *err, size_t errlen)
+{
+    return elbo_classifier_init(model, cfg, kern, err, errlen);
+}
+
+static elbo_model clf_as_model(void *model)
+{
+    return elbo_classifier_model(model);
+}
+
+static void clf_pack(void *model)
+{
+    elbo_classifier_pack_weights(model);
+}
+
 int elbo_classifier_load(const char *path, elbo_classifier *m, const elbo_kernels *kern, elbo_train_state *st,
                          char *err, size_t errlen)
 {
-    elbo_checkpoint_file cf;
+    static const elbo_checkpoint_reader reader = {"classifier", clf_read_config, clf_layout, clf_init, clf_as_model,
+                                                  clf_pack};
     elbo_classifier_config cfg;
     memset(m, 0, sizeof *m);
-    if (elbo_checkpoint_open(&cf, path, "classifier", st, err, errlen))
-        return -1;
-    int rc = config_from_meta(&cf.r, &cfg, err, errlen);
-    if (rc == 0) {
-        elbo_param_layout l;
-        elbo_classifier_layout_build(&l, &cfg);
-        rc = elbo_checkpoint_check_tensors(&cf, &l, err, errlen);
-    }
-    if (rc == 0 && elbo_classifier_init(m, &cfg, kern, err, errlen) != 0) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(err, errlen, "%s: %s", path, why);
-        rc = -1;
-    }
-    if (rc == 0) {
-        elbo_checkpoint_copy_params(&cf, &m->layout, m->params);
-        elbo_classifier_pack_weights(m);
-    }
-    elbo_checkpoint_close(&cf);
-    if (rc)
-        elbo_err_one_line(err, errlen);
-    return rc;
+    return elbo_checkpoint_load_model(path, &reader, &cfg, m, kern, st, err, errlen);
 }

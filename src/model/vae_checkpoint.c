@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errmsg.h"
 
 /* Rebuilds the model config from the metadata; returns 0 or -1 with a message naming the field. */
 static int config_from_meta(const elbo_meta_reader *r, elbo_vae_config *c, char *err, size_t errlen)
@@ -59,34 +58,38 @@ int elbo_checkpoint_save_training(const char *path, const elbo_vae *m, const elb
     return elbo_checkpoint_write(path, &mm, st, opt, err, errlen);
 }
 
+/* elbo_checkpoint_reader's callbacks for the VAE. */
+static int vae_read_config(const elbo_meta_reader *r, void *cfg, char *err, size_t errlen)
+{
+    return config_from_meta(r, cfg, err, errlen);
+}
+
+static void vae_layout(elbo_param_layout *l, const void *cfg)
+{
+    elbo_vae_layout_build(l, cfg);
+}
+
+static int vae_init(void *model, const void *cfg, const elbo_kernels *kern, char *err, size_t errlen)
+{
+    return elbo_vae_init(model, cfg, kern, err, errlen);
+}
+
+static elbo_model vae_as_model(void *model)
+{
+    return elbo_vae_model(model);
+}
+
+static void vae_pack(void *model)
+{
+    elbo_vae_pack_weights(model);
+}
+
 int elbo_checkpoint_load(const char *path, elbo_vae *m, const elbo_kernels *kern, elbo_train_state *st,
                          char *err, size_t errlen)
 {
-    elbo_checkpoint_file cf;
+    static const elbo_checkpoint_reader reader = {"vae", vae_read_config, vae_layout, vae_init, vae_as_model,
+                                                  vae_pack};
     elbo_vae_config cfg;
     memset(m, 0, sizeof *m);
-    if (elbo_checkpoint_open(&cf, path, "vae", st, err, errlen))
-        return -1;
-    int rc = config_from_meta(&cf.r, &cfg, err, errlen);
-    if (rc == 0) {
-        /* the tensors are checked against the config's layout first: a header claiming a huge model is
-         * refused by its missing tensors before anything of that size is allocated */
-        elbo_param_layout l;
-        elbo_vae_layout_build(&l, &cfg);
-        rc = elbo_checkpoint_check_tensors(&cf, &l, err, errlen);
-    }
-    if (rc == 0 && elbo_vae_init(m, &cfg, kern, err, errlen) != 0) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(err, errlen, "%s: %s", path, why);
-        rc = -1;
-    }
-    if (rc == 0) {
-        elbo_checkpoint_copy_params(&cf, &m->layout, m->params);
-        elbo_vae_pack_weights(m);
-    }
-    elbo_checkpoint_close(&cf);
-    if (rc)
-        elbo_err_one_line(err, errlen);
-    return rc;
+    return elbo_checkpoint_load_model(path, &reader, &cfg, m, kern, st, err, errlen);
 }
