@@ -7,7 +7,9 @@ Fashion-MNIST, per seed, on both sides, with each side's training samples/s.
 
 - elbo: `elbo train --model classifier --epochs E --seed S --json` (Adam, batch 128, lr 1e-3 are its defaults
   and are passed explicitly); the last epoch's test_accuracy and test_cross_entropy; its samples/s is the
-  training samples over the epochs' training seconds (not loading, not the test evaluations).
+  training samples over the epochs' training seconds (not loading, not the test evaluations). Then 2 epochs on
+  one thread (--threads 1), to compare with PyTorch's one thread: elbo's default thread count shares the
+  machine's cores with other work, and its rate varies the most.
 - PyTorch (Debian's python3-torch, GEMMs in OpenBLAS): the same 784-256-256-10 ReLU MLP of nn.Linear layers,
   torch.optim.Adam(lr) with its defaults (betas 0.9, 0.999, eps 1e-8, as elbo's), the minibatch SUM of the
   per-sample cross-entropies (F.cross_entropy(reduction="sum")), pixels / 255, a torch.randperm shuffle per
@@ -141,6 +143,17 @@ def train_elbo(a, seed):
             "per_epoch_test_accuracy": [e["test_accuracy"] for e in epochs]}
 
 
+def elbo_one_thread_rate(a, seed):
+    """elbo's training samples/s on one thread (2 epochs of seed; the same bits as any thread count), beside
+    PyTorch's one thread: (samples/s, the command)."""
+    cmd = elbo_command(argparse.Namespace(**{**vars(a), "epochs": 2, "elbo_threads": 1}), seed)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise OSError(f"{shlex.join(cmd)}: exit status {p.returncode}")
+    epochs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    return sum(e["samples"] for e in epochs) / sum(e["seconds"] for e in epochs), cmd
+
+
 def mean(runs, key):
     """Mean of one field over runs."""
     return sum(r[key] for r in runs) / len(runs)
@@ -180,11 +193,14 @@ def markdown(res):
               f"**{'pass' if res['gate_pass'] else 'FAIL'}**. elbo - PyTorch mean accuracy: "
               f"{e['mean_test_accuracy'] - t['mean_test_accuracy']:+.4f}.", "",
               f"Samples/s count the training steps only (elbo: its epochs' `seconds`; PyTorch: the timed step "
-              f"loops). Wall time per seed: elbo {walls(e)}; PyTorch {walls(t)}. Load average (1, 5, 15 "
-              f"min) at start {res['load_avg_start']}, at end {res['load_avg_end']}: the machine is shared, so "
+              f"loops). Wall time per seed: elbo {walls(e)}; PyTorch {walls(t)}. elbo on one thread, like "
+              f"PyTorch: {res['elbo_one_thread_samples_per_s']:,.0f} samples/s (2 epochs, the last command below; "
+              f"{res['elbo_one_thread_samples_per_s'] / t['mean_samples_per_s']:.2f}x PyTorch's mean). Load "
+              f"average (1, 5, 15 min) at start {res['load_avg_start']}, at end {res['load_avg_end']}: the machine is shared, so "
               f"the speeds are indicative only.", "", "Commands (from the repository root):", "", "```"]
     lines += [shlex.join([shown_path(c[0])] + c[1:]) for c in res["elbo_commands"]]
-    lines += [res["command"], "```", ""]
+    lines += [res["command"], shlex.join([shown_path(res["elbo_one_thread_command"][0])]
+                                         + res["elbo_one_thread_command"][1:]), "```", ""]
     return "\n".join(lines)
 
 
@@ -215,6 +231,7 @@ def main():
             print(f"classifier_quality: elbo seed {s}: {json.dumps(elbo_runs[-1])}", file=sys.stderr, flush=True)
             torch_runs.append(train_torch(a, s, train, test))
             print(f"classifier_quality: pytorch seed {s}: {json.dumps(torch_runs[-1])}", file=sys.stderr, flush=True)
+        one_thread, one_thread_cmd = elbo_one_thread_rate(a, seeds[0])
     except OSError as e:
         print(f"classifier_quality: {e}", file=sys.stderr)
         return 2
@@ -232,7 +249,8 @@ def main():
            "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
            "model": "-".join(["784"] + a.hidden.split(",") + ["10"]), "epochs": a.epochs, "batch": a.batch,
            "lr": a.lr, "seeds": seeds, "elbo": side(elbo_runs), "pytorch": side(torch_runs), "gate": GATE,
-           "elbo_commands": [elbo_command(a, s) for s in seeds],
+           "elbo_commands": [elbo_command(a, s) for s in seeds], "elbo_one_thread_samples_per_s": one_thread,
+           "elbo_one_thread_command": one_thread_cmd,
            "command": shlex.join([sys.executable] + sys.argv),
            "load_avg_start": [round(x, 2) for x in load_start],
            "load_avg_end": [round(x, 2) for x in os.getloadavg()]}
