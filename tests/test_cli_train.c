@@ -248,6 +248,13 @@ static void test_target_time_to_quality(void **state)
     assert_true(num(j, "test_neg_elbo") <= 1000 && num(j, "seconds_to_target") > 0);
     cJSON_Delete(j);
     free(out);
+    /* fewer steps than --eval-every: the epoch's own evaluation reaches the target */
+    out = run_capture(ELBO_BIN " train --data synthetic:300 --epochs 2 --batch 50 --target 1000000 --json");
+    j = last_json_line(out);
+    assert_int_equal((long)num(j, "reached"), 1);
+    assert_int_equal((long)num(j, "steps"), 6);
+    cJSON_Delete(j);
+    free(out);
     out = run_capture(ELBO_BIN " train --data synthetic:600 --epochs 1 --batch 50 --target 0.001 --eval-every 5 --json");
     j = last_json_line(out);
     assert_int_equal((long)num(j, "reached"), 0);

@@ -356,6 +356,11 @@ static int run_training(const train_args *a, const elbo_dataset *ds, const elbo_
         double t0 = cli_now();
         elbo_loss_means te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
         report_epoch(a, &mm, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
+        if (a->target > 0 && !q.reached && te.loss <= a->target) { /* the epoch's own evaluation counts too */
+            q.reached = 1;
+            q.seconds = cli_now() - process_start;
+            q.neg_elbo = te.loss;
+        }
         if (save_checkpoint(a, &tr, tr.epoch, tr.epoch_pos, &sink)) {
             status = save_failure_status(&sink);
             break;
