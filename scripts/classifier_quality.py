@@ -25,11 +25,9 @@ The gate: elbo's mean test accuracy over the seeds >= 0.89. Writes OUT_DIR/class
 """
 import argparse
 import datetime
-import gzip
 import json
 import os
 import shlex
-import struct
 import subprocess
 import sys
 import time
@@ -39,39 +37,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
 
 from results_files import cpu_slug, dated_path, elbo_info, write_atomic  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "parity"))
+from classifier_torch import Classifier  # noqa: E402  (the oracle's model: one definition)
+from vae_torch import read_idx  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GATE = 0.89
-
-
-class Classifier(nn.Module):
-    """Hidden nn.Linear layers with ReLU, then fc_out: the state_dict names of elbo's classifier checkpoints."""
-
-    def __init__(self, d, hidden, classes):
-        super().__init__()
-        widths = [d] + hidden
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
-        self.fc_out = nn.Linear(hidden[-1], classes)
-
-    def forward(self, x):
-        for layer in self.hidden:
-            x = F.relu(layer(x))
-        return self.fc_out(x)
-
-
-def read_idx(path):
-    """uint8 array of an IDX file (plain or gzip)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    magic, = struct.unpack(">I", raw[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def load_split(d, prefix):

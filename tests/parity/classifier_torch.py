@@ -11,15 +11,16 @@ elbo's classifier checkpoints (hidden.0.weight, hidden.0.bias, ..., fc_out.weigh
       the parity cases elbo's tests use, one file per case (CASES below), in one process.
 """
 import argparse
-import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vae_torch import write_safetensors  # noqa: E402
 
 
 class Classifier(nn.Module):
@@ -35,22 +36,6 @@ class Classifier(nn.Module):
         for layer in self.hidden:
             x = F.relu(layer(x))
         return self.fc_out(x)
-
-
-def write_safetensors(path, tensors, metadata):
-    """Writes float32 tensors (dict name -> array) in the safetensors format."""
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name, arr in tensors.items():
-        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
 
 
 def cmd_grads(a):
