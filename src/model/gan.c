@@ -25,6 +25,8 @@ elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols)
     c.d_hidden[0] = 512;
     c.d_hidden[1] = 256;
     c.slope = 0.2;
+    c.adam_beta1 = 0.5;
+    c.adam_beta2 = 0.999;
     return c;
 }
 
@@ -61,6 +63,10 @@ int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen)
         return -1;
     if (!(c->slope >= 0 && c->slope < 1)) {
         snprintf(err, errlen, "leaky_slope: %g is not in [0, 1)", c->slope);
+        return -1;
+    }
+    if (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1)) {
+        snprintf(err, errlen, "adam_beta1, adam_beta2: %g, %g are not in [0, 1)", c->adam_beta1, c->adam_beta2);
         return -1;
     }
     return 0;
@@ -494,12 +500,12 @@ static void gan_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws, 
     d_loss_rows(m, a, b, b + r0, b + r1);
 }
 
-/* elbo_model_ops.write_config: image shape, latent, widths and the LeakyReLU slope. */
+/* elbo_model_ops.write_config: image shape, latent, widths, the LeakyReLU slope and the Adam betas. */
 static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96])
 {
     const elbo_gan_config *c = &((const elbo_gan *)impl)->cfg;
     static const char *const names[] = {"input_dim", "image_rows", "image_cols", "latent", "generator_hidden",
-                                        "discriminator_hidden", "leaky_slope"};
+                                        "discriminator_hidden", "leaky_slope", "adam_beta1", "adam_beta2"};
     snprintf(v[0], 96, "%zu", c->input_dim);
     snprintf(v[1], 96, "%zu", c->image_rows);
     snprintf(v[2], 96, "%zu", c->image_cols);
@@ -507,9 +513,11 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
     elbo_format_widths(v[4], 96, c->g_hidden, c->n_g);
     elbo_format_widths(v[5], 96, c->d_hidden, c->n_d);
     snprintf(v[6], 96, "%.17g", c->slope);
-    for (size_t i = 0; i < 7; i++)
+    snprintf(v[7], 96, "%.17g", c->adam_beta1);
+    snprintf(v[8], 96, "%.17g", c->adam_beta2);
+    for (size_t i = 0; i < 9; i++)
         keys[i] = names[i];
-    return 7;
+    return 9;
 }
 
 static const elbo_train_phase GAN_PHASES[] = {
@@ -568,7 +576,9 @@ static int gan_read_config(const elbo_meta_reader *r, void *cfg, char *err, size
     c->latent = (size_t)u[3];
     if (meta_widths(r, "generator_hidden", c->g_hidden, &c->n_g, err, errlen) ||
         meta_widths(r, "discriminator_hidden", c->d_hidden, &c->n_d, err, errlen) ||
-        elbo_meta_double(r, "leaky_slope", &c->slope, err, errlen))
+        elbo_meta_double(r, "leaky_slope", &c->slope, err, errlen) ||
+        elbo_meta_double(r, "adam_beta1", &c->adam_beta1, err, errlen) ||
+        elbo_meta_double(r, "adam_beta2", &c->adam_beta2, err, errlen))
         return -1;
     if (elbo_gan_config_validate(c, why, sizeof why)) {
         snprintf(err, errlen, "%s: __metadata__.%s", r->path, why);
