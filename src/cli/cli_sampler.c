@@ -79,8 +79,8 @@ int cli_sampler_open(cli_sampler *s, const char *command, const char *load, cons
     else if (strcmp(kind, "vae") == 0)
         status = open_vae(s, command, load, data, with_data, k);
     else {
-        fprintf(stderr, "elbo %s: %s: __metadata__.model: '%.32s' is not a vae or gan checkpoint (this command "
-                        "takes a generative model)\n", command, load, kind);
+        fprintf(stderr, "elbo %s: %s: __metadata__.model: '%.32s' is not a vae checkpoint or a gan checkpoint (%s "
+                        "takes either)\n", command, load, kind, command);
         status = 2;
     }
     if (status)

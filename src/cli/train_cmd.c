@@ -509,7 +509,7 @@ int cli_train(int argc, char **argv)
                 return 2;
             }
     }
-    if (strcmp(a.model, "gan") != 0) {
+    if (strcmp(a.model, "gan") != 0 && !a.resume) { /* with --resume, the checkpoint's kind decides */
         static const char *const gan_only[] = {"adam-beta1", "adam-beta2", "d-hidden"};
         for (size_t i = 0; i < sizeof gan_only / sizeof gan_only[0]; i++)
             if (cli_find(opts, n_opts, gan_only[i])->seen) {
