@@ -485,7 +485,10 @@ int cli_train(int argc, char **argv)
                                     "--model vae (default): the test -ELBO per sample with its reconstruction and KL "
                                     "parts; the objective\nis the minibatch sum of recon + beta * KL. --model "
                                     "classifier: the test accuracy and cross-entropy;\nthe objective is the "
-                                    "minibatch sum of cross-entropies.");
+                                    "minibatch sum of cross-entropies.\n--model gan: the D and G losses and D's mean outputs on real and "
+                                    "generated images (training means);\nD minimizes BCE(D(x), 1) + BCE(D(G(z)), 0), "
+                                    "then G the non-saturating BCE(D(G(z)), 1) on the same z, each with its own Adam "
+                                    "update.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     elbo_optimizer_kind kind = ELBO_OPT_ADAM;
