@@ -71,10 +71,12 @@ void elbo_mlp_backward_rows(const elbo_mlp *m, elbo_gemm_workspace *ws, size_t r
         float *dx = i > 0 ? m->dout[i - 1] : m->dx;
         if (!dx)
             break;
-        const float *saved = i > 0 ? m->out[i - 1] : x_saved;
-        elbo_activation act = i > 0 ? m->layer[i - 1].act : x_act;
-        elbo_linear_data_grad(l, ws, dx + r0 * l->in, m->dout[i] + r0 * l->out,
-                              act != ELBO_ACT_NONE ? saved + r0 * l->in : NULL, act, r1 - r0);
+        if (i > 0) /* the mask of layer i - 1's activation, with its own LeakyReLU slope */
+            elbo_linear_data_grad_after(l, ws, dx + r0 * l->in, m->dout[i] + r0 * l->out, &m->layer[i - 1],
+                                        m->out[i - 1] + r0 * l->in, r1 - r0);
+        else
+            elbo_linear_data_grad(l, ws, dx + r0 * l->in, m->dout[i] + r0 * l->out,
+                                  x_act != ELBO_ACT_NONE ? x_saved + r0 * l->in : NULL, x_act, r1 - r0);
     }
 }
 

@@ -14,10 +14,12 @@
 #include "params.h"
 #include "tail.h"
 
-#define ELBO_LOSS_PARTS 2
+#define ELBO_LOSS_PARTS 4
+#define ELBO_MAX_PHASES 2
 
 /* Sums over a batch's rows: the objective, and the model's own parts (the VAE: reconstruction and KL; the
- * classifier: cross-entropy and the count of correct predictions). */
+ * classifier: cross-entropy and the count of correct predictions; the GAN: D loss, G loss, D(x), D(G(z))); parts a
+ * model does not name stay 0. */
 typedef struct {
     double loss;
     double part[ELBO_LOSS_PARTS];
@@ -33,6 +35,20 @@ typedef struct {
     uint32_t step;           /* training: the step counter the noise is drawn for */
     size_t first_index;      /* evaluation: the data set's index of row 0 (noise per sample) */
 } elbo_batch;
+
+/* One optimizer phase of a training step, for a model whose step updates its parameter groups in turn (a GAN: the
+ * discriminator, then the generator through the updated discriminator). Each member is as the one-phase member of
+ * elbo_model_ops of the same name; trainables lists only the layers this phase updates. The trainer runs every
+ * phase as it runs a one-phase step (rows, finiteness, barrier, batch loss, tail over the phase's trainables), with
+ * a team barrier between phases, so a phase sees the parameters the previous one updated and repacked. */
+typedef struct {
+    const char *name;
+    void (*train_rows)(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
+                       size_t r1, size_t part, size_t nparts);
+    int (*grads_finite)(const void *impl, const void *act, size_t r0, size_t r1);
+    elbo_step_loss (*batch_loss)(const void *impl, const void *act, size_t b);
+    size_t (*trainables)(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out);
+} elbo_train_phase;
 
 typedef struct elbo_model_ops {
     const char *kind;                              /* "vae", "classifier" */
@@ -58,6 +74,11 @@ typedef struct elbo_model_ops {
                       size_t r1);
     /* The config as checkpoint metadata: keys[i] and values[i] (at most 16); returns how many. */
     size_t (*write_config)(const void *impl, const char **keys, char (*values)[96]);
+    /* 0: a step is the one phase of train_rows, grads_finite, batch_loss and trainables above; else a step runs
+     * phases[0 .. n_phases) in order (at most ELBO_MAX_PHASES) and returns the last phase's batch loss, and
+     * train_rows, grads_finite and trainables above are NULL (batch_loss stays: the evaluation's). */
+    size_t n_phases;
+    const elbo_train_phase *phases;
 } elbo_model_ops;
 
 typedef struct {

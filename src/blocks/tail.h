@@ -10,12 +10,14 @@
 #include "linear.h"
 
 /* A layer as the tail sees it: where its output gradient dy (B, out) and its input x (B, in, at row 0) are, and
- * which part gets a larger block when its panels do not divide evenly (rotate). */
+ * which part gets a larger block when its panels do not divide evenly (rotate); rows, when not 0, is the number of
+ * rows its gradients sum over instead of the step's b (a GAN's discriminator sees b fake and b real rows). */
 typedef struct {
     elbo_linear *layer;
     const float *dy;
     elbo_operand x;
     size_t rotate;
+    size_t rows;
 } elbo_trainable;
 
 /* A block of a tail: output features [lo, hi) (whole NR panels) of trainable `layer` (an index into the list). */

@@ -36,23 +36,55 @@ static elbo_batch step_batch(const elbo_trainer *tr, size_t b)
                         .step = (uint32_t)tr->step};
 }
 
-/* Plans every part's tail blocks for nt threads; returns 0 or -1 on out-of-memory. */
+/* The phases of m's step: its ops' list, or the one phase of its ops' own members. Returns how many. */
+static size_t model_phases(const elbo_model_ops *ops, elbo_train_phase *out)
+{
+    if (ops->n_phases == 0) {
+        out[0] = (elbo_train_phase){"step", ops->train_rows, ops->grads_finite, ops->batch_loss, ops->trainables};
+        return 1;
+    }
+    for (size_t q = 0; q < ops->n_phases && q < ELBO_MAX_PHASES; q++)
+        out[q] = ops->phases[q];
+    return ops->n_phases < ELBO_MAX_PHASES ? ops->n_phases : ELBO_MAX_PHASES;
+}
+
+/* Every phase's trainable layers for the batch bt into tr->trainable (and their first indices). */
+static void phase_trainables(elbo_trainer *tr, const elbo_batch *bt)
+{
+    for (size_t q = 0; q < tr->n_phases; q++)
+        tr->trainable_first[q + 1] =
+            tr->trainable_first[q] +
+            tr->phase[q].trainables(tr->model.impl, tr->act, bt, tr->trainable + tr->trainable_first[q]);
+}
+
+/* Plans every phase's and part's tail blocks for nt threads; returns 0 or -1 on out-of-memory. */
 static int tail_plan_init(elbo_trainer *tr, size_t nt)
 {
     elbo_batch bt = step_batch(tr, tr->batch);
-    size_t n = tr->model.ops->trainables(tr->model.impl, tr->act, &bt, tr->trainable);
-    tr->tail_first = malloc((nt + 1) * sizeof *tr->tail_first);
-    tr->tail_next = aligned_alloc(_Alignof(elbo_tail_cursor), nt * sizeof *tr->tail_next);
+    size_t nq = tr->n_phases, stride = nt + 1;
+    phase_trainables(tr, &bt);
+    tr->tail_first = malloc(nq * stride * sizeof *tr->tail_first);
+    tr->tail_next = aligned_alloc(_Alignof(elbo_tail_cursor), nq * nt * sizeof *tr->tail_next);
     if (!tr->tail_first || !tr->tail_next)
         return -1;
-    tr->tail_first[0] = 0;
-    for (size_t p = 0; p < nt; p++)
-        tr->tail_first[p + 1] = tr->tail_first[p] + elbo_tail_plan(tr->trainable, n, p, nt, NULL);
-    tr->tail = malloc((tr->tail_first[nt] ? tr->tail_first[nt] : 1) * sizeof *tr->tail);
+    size_t total = 0;
+    for (size_t q = 0; q < nq; q++) {
+        const elbo_trainable *t = tr->trainable + tr->trainable_first[q];
+        size_t n = tr->trainable_first[q + 1] - tr->trainable_first[q];
+        tr->tail_first[q * stride] = total;
+        for (size_t p = 0; p < nt; p++)
+            tr->tail_first[q * stride + p + 1] = tr->tail_first[q * stride + p] + elbo_tail_plan(t, n, p, nt, NULL);
+        total = tr->tail_first[q * stride + nt];
+    }
+    tr->tail = malloc((total ? total : 1) * sizeof *tr->tail);
     if (!tr->tail)
         return -1;
-    for (size_t p = 0; p < nt; p++)
-        elbo_tail_plan(tr->trainable, n, p, nt, tr->tail + tr->tail_first[p]);
+    for (size_t q = 0; q < nq; q++) {
+        const elbo_trainable *t = tr->trainable + tr->trainable_first[q];
+        size_t n = tr->trainable_first[q + 1] - tr->trainable_first[q];
+        for (size_t p = 0; p < nt; p++)
+            elbo_tail_plan(t, n, p, nt, tr->tail + tr->tail_first[q * stride + p]);
+    }
     return 0;
 }
 
@@ -73,6 +105,7 @@ int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_opti
     tr->xbatch = elbo_act_arena_view(&tr->batch_arena, xbatch);
     tr->xf = elbo_act_arena_view(&tr->batch_arena, xf);
     tr->ybatch = malloc(batch); /* a few bytes per thread: not worth a page of each NUMA node */
+    tr->n_phases = model_phases(model->ops, tr->phase);
     if (batch_ok)
         tr->act = model->ops->act_new(model->impl, batch);
     if (!tr->perm || !batch_ok || !tr->ybatch || elbo_optimizer_init(&tr->opt, opt, model->layout) != 0 || !tr->act ||
@@ -110,16 +143,18 @@ static void update_params(void *ctx, size_t off, size_t rows, size_t cols, size_
     elbo_optimizer_update_block(&tr->opt, tr->model.kern, tr->model.params, tr->model.grads, off, rows, cols, ld);
 }
 
-/* Thread t of nt runs the step's tail over b rows: its own part's blocks first, in order, then any block
- * another part has not claimed yet, so a thread slowed by another process on its core is helped rather than
- * waited for. Each block is claimed once; which thread runs it does not change its bits. */
-static void run_tail(elbo_trainer *tr, elbo_gemm_workspace *ws, size_t b, size_t t, size_t nt)
+/* Thread t of nt runs phase q's tail over b rows: its own part's blocks first, in order, then any block another
+ * part has not claimed yet, so a thread slowed by another process on its core is helped rather than waited for.
+ * Each block is claimed once; which thread runs it does not change its bits. */
+static void run_tail(elbo_trainer *tr, elbo_gemm_workspace *ws, size_t b, size_t t, size_t nt, size_t q)
 {
-    for (size_t q = 0; q < nt; q++) {
-        size_t p = (t + q) % nt, end = tr->tail_first[p + 1], c;
-        while ((c = atomic_fetch_add_explicit(&tr->tail_next[p].next, 1, memory_order_relaxed)) < end)
-            elbo_tail_chunk_run(tr->trainable, ws, tr->model.params, tr->model.grads, b, &tr->tail[c], update_params,
-                                tr);
+    const size_t *first = tr->tail_first + q * (nt + 1);
+    elbo_tail_cursor *next = tr->tail_next + q * nt;
+    const elbo_trainable *trainable = tr->trainable + tr->trainable_first[q];
+    for (size_t k = 0; k < nt; k++) {
+        size_t p = (t + k) % nt, end = first[p + 1], c;
+        while ((c = atomic_fetch_add_explicit(&next[p].next, 1, memory_order_relaxed)) < end)
+            elbo_tail_chunk_run(trainable, ws, tr->model.params, tr->model.grads, b, &tr->tail[c], update_params, tr);
     }
 }
 
@@ -137,44 +172,54 @@ static void gather_rows(elbo_trainer *tr, const elbo_images_view *data, const ui
 elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b)
 {
     const elbo_model *m = &tr->model;
-    size_t nt = tr->team.n;
+    size_t nt = tr->team.n, nq = tr->n_phases;
     elbo_step_loss loss = {0, {0, 0}};
     int finite = 1, grads_finite = 1, bad_rows = 0;
     elbo_batch bt = step_batch(tr, b);
-    m->ops->trainables(m->impl, tr->act, &bt, tr->trainable);
+    phase_trainables(tr, &bt);
     elbo_optimizer_begin_step(&tr->opt); /* counted now, so no thread waits for it; undone if not taken */
-    for (size_t p = 0; p < nt; p++)
-        atomic_store_explicit(&tr->tail_next[p].next, tr->tail_first[p], memory_order_relaxed);
-#pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, data, rows, b, bt, nt, loss, finite, \
+    for (size_t q = 0; q < nq; q++)
+        for (size_t p = 0; p < nt; p++)
+            atomic_store_explicit(&tr->tail_next[q * nt + p].next, tr->tail_first[q * (nt + 1) + p],
+                                  memory_order_relaxed);
+#pragma omp parallel num_threads((int)nt) default(none) shared(tr, m, data, rows, b, bt, nt, nq, loss, finite, \
                                                                    grads_finite, bad_rows)
     {
         size_t t = (size_t)omp_get_thread_num(), r0, r1;
         elbo_gemm_workspace *ws = &tr->team.ws[t];
         elbo_team_rows(b, t, nt, &r0, &r1);
         gather_rows(tr, data, rows, r0, r1);
-        m->ops->train_rows(m->impl, tr->act, ws, &bt, r0, r1, t, nt);
-        /* Every weight and bias gradient is summed from the layers' output gradients: a NaN or infinity in any
-         * row of them is caught here, before any parameter changes. */
-        if (!m->ops->grads_finite(m->impl, tr->act, r0, r1)) {
-#pragma omp atomic write
-            bad_rows = 1;
-        }
+        for (size_t q = 0; q < nq; q++) {
+            const elbo_train_phase *ph = &tr->phase[q];
+            if (q > 0) {
+                /* the previous phase's tail is done: its parameters are updated and repacked */
 #pragma omp barrier
-        /* The barrier before the tail: every row's loss and output gradients are done. Every thread sums the batch
-         * loss (the same rows in the same order, so the same bits), reads the same flag, and decides alone
-         * whether to update. */
-        elbo_step_loss l = m->ops->batch_loss(m->impl, tr->act, b);
-        int bad;
+            }
+            ph->train_rows(m->impl, tr->act, ws, &bt, r0, r1, t, nt);
+            /* Every weight and bias gradient is summed from the layers' output gradients: a NaN or infinity in
+             * any row of them is caught here, before any parameter of the phase changes. */
+            if (!ph->grads_finite(m->impl, tr->act, r0, r1)) {
+#pragma omp atomic write
+                bad_rows = 1;
+            }
+#pragma omp barrier
+            /* The barrier before the tail: every row's loss and output gradients are done. Every thread sums the
+             * batch loss (the same rows in the same order, so the same bits), reads the same flag, and decides
+             * alone whether to update. */
+            elbo_step_loss l = ph->batch_loss(m->impl, tr->act, b);
+            int bad;
 #pragma omp atomic read
-        bad = bad_rows;
-        int go_on = isfinite(l.loss) && !bad;
-        if (t == 0) {
-            loss = l;
-            finite = isfinite(l.loss);
-            grads_finite = !bad;
+            bad = bad_rows;
+            int go_on = isfinite(l.loss) && !bad;
+            if (t == 0) {
+                loss = l;
+                finite = isfinite(l.loss);
+                grads_finite = !bad;
+            }
+            if (!go_on)
+                break;
+            run_tail(tr, ws, b, t, nt, q);
         }
-        if (go_on)
-            run_tail(tr, ws, b, t, nt);
     }
     tr->nonfinite_grads = finite && !grads_finite;
     if (finite && grads_finite)

@@ -38,11 +38,16 @@ typedef struct {
     float *xf;              /* (batch, dim) the same pixels as floats x / 255, the first layer's input */
     uint8_t *ybatch;        /* (batch) the gathered rows' labels */
     elbo_act_arena batch_arena; /* holds xbatch and xf */
-    elbo_trainable trainable[ELBO_MAX_LAYERS]; /* the model's trainable layers for this step's buffers */
+    size_t n_phases;        /* the model's optimizer phases per step (1 unless its ops list several) */
+    elbo_train_phase phase[ELBO_MAX_PHASES];
+    elbo_trainable trainable[ELBO_MAX_LAYERS]; /* the model's trainable layers for this step's buffers: phase q's
+                                                * are [trainable_first[q], trainable_first[q + 1]) */
+    size_t trainable_first[ELBO_MAX_PHASES + 1];
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
-    elbo_tail_chunk *tail;  /* every part's tail blocks; part p's are [tail_first[p], tail_first[p + 1]) */
-    size_t *tail_first;     /* (threads + 1) */
-    elbo_tail_cursor *tail_next; /* (threads) */
+    elbo_tail_chunk *tail;  /* every phase's and part's tail blocks; part p of phase q has
+                             * [tail_first[q (threads + 1) + p], tail_first[q (threads + 1) + p + 1]) */
+    size_t *tail_first;     /* (phases (threads + 1)) */
+    elbo_tail_cursor *tail_next; /* (phases threads) */
 } elbo_trainer;
 
 /* Per-sample means over a set of samples: the loss and its parts (the model's ops name them). */
@@ -67,8 +72,10 @@ int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_opti
 void elbo_trainer_free(elbo_trainer *tr);
 
 /* One optimizer step on the rows rows[0..b) of data (b <= batch): noise for (seed, step, row), forward,
- * backward, update. Returns the batch loss sums; a non-finite loss, or non-finite gradients (then
- * tr->nonfinite_grads is set), leave the parameters, the optimizer state and the step count untouched. */
+ * backward, update, for each of the model's phases in turn. Returns the (last phase's) batch loss sums; a
+ * non-finite loss, or non-finite gradients (then tr->nonfinite_grads is set), stop the step there: the parameters
+ * and optimizer state of that phase and of the phases after it are untouched (an earlier phase's update stays),
+ * and the step count does not advance. */
 elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b);
 
 /* One epoch (shuffled from (seed, epoch)), from sample epoch_pos of its order, stopping early after max_steps total steps if max_steps > 0 or

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_sampler.h"
 #include "vae_checkpoint.h"
 #include "classifier.h"
 #include "cli_common.h"
@@ -14,7 +15,6 @@
 #include "infer.h"
 #include "scoring.h"
 
-#define SAMPLE_CHUNK 512
 
 /* The images being scored: owned pixels (n, D). */
 typedef struct {
@@ -51,41 +51,32 @@ static int read_images(const char *path, size_t input_dim, scored_images *out)
     return 0;
 }
 
-/* Draws count samples (seed) of the VAE checkpoint at path, as `elbo sample --format idx` writes them; prints one
- * line and returns -1 on failure. */
-static int sample_images(const char *path, const elbo_kernels *k, size_t input_dim, size_t count, uint64_t seed,
-                         scored_images *out)
+/* Draws count samples (seed) of the VAE or GAN checkpoint at path, as `elbo sample --format idx` writes them;
+ * prints one line and returns -1 on failure. */
+static int sample_images(const char *path, size_t input_dim, size_t count, uint64_t seed, scored_images *out)
 {
-    char err[512];
-    elbo_vae m;
-    elbo_vae_activations act;
-    if (elbo_checkpoint_load(path, &m, k, NULL, err, sizeof err)) {
-        fprintf(stderr, "elbo eval: %s\n", err);
+    cli_sampler sm;
+    if (cli_sampler_open(&sm, "eval", path, NULL, 0))
         return -1;
-    }
     int rc = -1;
-    float *zs = malloc(SAMPLE_CHUNK * m.cfg.latent * sizeof *zs);
-    float *probs = malloc(SAMPLE_CHUNK * m.cfg.input_dim * sizeof *probs);
+    float *probs = malloc(CLI_MODEL_BATCH * sm.dim * sizeof *probs);
     out->pixels = malloc(count * input_dim);
-    if (m.cfg.input_dim != input_dim) {
-        fprintf(stderr, "elbo eval: %s: input_dim %zu, the classifier takes %zu pixels\n", path, m.cfg.input_dim,
-                input_dim);
-    } else if (!zs || !probs || !out->pixels || elbo_vae_activations_init(&act, &m, SAMPLE_CHUNK)) {
+    if (sm.dim != input_dim) {
+        fprintf(stderr, "elbo eval: %s: input_dim %zu, the classifier takes %zu pixels\n", path, sm.dim, input_dim);
+    } else if (!probs || !out->pixels) {
         fprintf(stderr, "elbo eval: out of memory\n");
     } else {
-        for (size_t first = 0; first < count; first += SAMPLE_CHUNK) {
-            size_t n = count - first < SAMPLE_CHUNK ? count - first : SAMPLE_CHUNK;
-            elbo_infer_sample_pixels(&m, &act, first, n, seed, zs, probs, out->pixels + first * input_dim);
+        for (size_t first = 0; first < count; first += CLI_MODEL_BATCH) {
+            size_t n = count - first < CLI_MODEL_BATCH ? count - first : CLI_MODEL_BATCH;
+            cli_sampler_draw(&sm, first, n, seed, probs, out->pixels + first * input_dim);
         }
-        elbo_vae_activations_free(&act);
         out->n = count;
         snprintf(out->source, sizeof out->source, "%s (%zu samples, seed %llu)", path, count,
                  (unsigned long long)seed);
         rc = 0;
     }
-    free(zs);
     free(probs);
-    elbo_vae_free(&m);
+    cli_sampler_close(&sm);
     return rc;
 }
 
@@ -156,7 +147,7 @@ int cli_eval_score(const eval_score_args *a)
     if (ds.test.dim != d || ds.test.n < 2) {
         fprintf(stderr, "elbo eval: %s: %zu test images of %zu pixels; the classifier takes %zu\n", ds.name, ds.test.n,
                 ds.test.dim, d);
-    } else if ((a->images ? read_images(a->images, d, &im) : sample_images(a->load, k, d, a->count, a->seed, &im)) != 0) {
+    } else if ((a->images ? read_images(a->images, d, &im) : sample_images(a->load, d, a->count, a->seed, &im)) != 0) {
         status = 2;
     } else if (elbo_team_init(&team, threads, k, topo) != 0) {
         fprintf(stderr, "elbo eval: out of memory\n");

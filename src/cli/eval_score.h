@@ -9,7 +9,7 @@
 typedef struct {
     const char *classifier;  /* the reference classifier's checkpoint */
     const char *images;      /* an IDX file of images to score, or NULL */
-    const char *load;        /* else a VAE checkpoint whose `count` samples (seed) are scored */
+    const char *load;        /* else a VAE or GAN checkpoint whose `count` samples (seed) are scored */
     const char *data;        /* the dataset whose test split is the reference */
     size_t count;
     uint64_t seed;

@@ -5,6 +5,7 @@
 #include "cli_common.h"
 #include "vae_checkpoint.h"
 #include "classifier.h"
+#include "gan.h"
 #include "chips.h"
 #include "cpu_features.h"
 #include "kernels.h"
@@ -46,6 +47,28 @@ static int print_classifier(const char *path, const elbo_kernels *k)
     return 0;
 }
 
+/* Prints the config and training state of the GAN checkpoint at path; returns the exit status. */
+static int print_gan(const char *path, const elbo_kernels *k)
+{
+    char err[512], desc[256], g[128], d[128];
+    elbo_gan m;
+    elbo_train_state st;
+    if (elbo_gan_load(path, &m, k, &st, err, sizeof err)) {
+        fprintf(stderr, "elbo info: %s\n", err);
+        return 2;
+    }
+    elbo_gan_config_describe(&m.cfg, desc, sizeof desc);
+    elbo_format_widths(g, sizeof g, m.cfg.g_hidden, m.cfg.n_g);
+    elbo_format_widths(d, sizeof d, m.cfg.d_hidden, m.cfg.n_d);
+    printf("checkpoint:   %s\n", path);
+    printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
+    printf("  images %zux%zu, latent %zu, generator %s, discriminator %s, LeakyReLU slope %g, Adam betas %g, %g\n",
+           m.cfg.image_rows, m.cfg.image_cols, m.cfg.latent, g, d, m.cfg.slope, m.cfg.adam_beta1, m.cfg.adam_beta2);
+    print_state(&st);
+    elbo_gan_free(&m);
+    return 0;
+}
+
 /* Prints the model config and training state of the checkpoint at path (any kind); returns the exit status. */
 static int print_checkpoint(const char *path, const elbo_kernels *k)
 {
@@ -54,6 +77,8 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
     elbo_train_state st;
     if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "classifier"))
         return print_classifier(path, k);
+    if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "gan"))
+        return print_gan(path, k);
     if (elbo_checkpoint_load(path, &m, k, &st, err, sizeof err)) {
         fprintf(stderr, "elbo info: %s\n", err);
         return 2;

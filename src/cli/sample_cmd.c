@@ -1,5 +1,5 @@
-/* `elbo sample`: z ~ N(0, I) through the decoder, as an n x n grid of images (PNG) or as n images in an IDX
- * file (the input of the scoring commands). Sample i is the decoding of the normals of (seed,
+/* `elbo sample`: z ~ N(0, I) through a VAE's decoder or a GAN's generator, as an n x n grid of images (PNG) or as
+ * n images in an IDX file (the input of the scoring commands). Sample i comes from the normals of (seed,
  * ELBO_STREAM_SAMPLE, i) in either format, so the IDX file's first n*n images are the grid's tiles. */
 #include <math.h>
 #include <stdint.h>
@@ -9,7 +9,7 @@
 
 #include "args.h"
 #include "cli.h"
-#include "cli_model.h"
+#include "cli_sampler.h"
 #include "cli_output.h"
 #include "idx.h"
 #include "image_grid.h"
@@ -19,43 +19,44 @@
 #define SAMPLE_GRID_MAX 64        /* largest grid side */
 #define SAMPLE_IDX_MAX 1000000    /* most images in one IDX file */
 
-/* Decodes n*n samples into grid g, row by row. Returns 0, or -1 when out of memory. */
-static int draw_grid(cli_model *cm, image_grid *g, size_t n, uint64_t seed)
+/* Draws n*n samples into grid g, row by row, CLI_MODEL_BATCH at a time. Returns 0, or -1 when out of memory. */
+static int draw_grid(cli_sampler *sm, image_grid *g, size_t n, uint64_t seed)
 {
-    size_t z = cm->model.cfg.latent, d = cm->model.cfg.input_dim, count = n * n;
-    float *zs = malloc(count * z * sizeof *zs), *probs = malloc(count * d * sizeof *probs);
-    int rc = zs && probs ? 0 : -1;
-    if (rc == 0) {
-        elbo_infer_sample_pixels(&cm->model, &cm->act, 0, count, seed, zs, probs, NULL);
-        for (size_t i = 0; i < count; i++)
-            image_grid_put_probs(g, i / n, i % n, probs + i * d);
+    size_t d = sm->dim, count = n * n;
+    float *probs = malloc(CLI_MODEL_BATCH * d * sizeof *probs);
+    if (!probs)
+        return -1;
+    for (size_t first = 0; first < count; first += CLI_MODEL_BATCH) {
+        size_t m = count - first < CLI_MODEL_BATCH ? count - first : CLI_MODEL_BATCH;
+        cli_sampler_draw(sm, first, m, seed, probs, NULL);
+        for (size_t i = 0; i < m; i++)
+            image_grid_put_probs(g, (first + i) / n, (first + i) % n, probs + i * d);
     }
-    free(zs);
     free(probs);
-    return rc;
+    return 0;
 }
 
 /* Writes count samples to the IDX file out, decoded CLI_MODEL_BATCH at a time. Prints one line and returns 1
  * on failure (nothing at out changes), 0 when written. */
-static int write_idx(cli_model *cm, const char *out, size_t count, uint64_t seed)
+static int write_idx(cli_sampler *sm, const char *out, size_t count, uint64_t seed)
 {
-    size_t z = cm->model.cfg.latent, d = cm->model.cfg.input_dim, batch = CLI_MODEL_BATCH;
-    float *zs = malloc(batch * z * sizeof *zs), *probs = malloc(batch * d * sizeof *probs);
+    size_t d = sm->dim, batch = CLI_MODEL_BATCH;
+    float *probs = malloc(batch * d * sizeof *probs);
     uint8_t *pix = malloc(batch * d);
     char err[512];
     elbo_idx_writer w;
     int rc = 1;
-    if (!zs || !probs || !pix) {
+    if (!probs || !pix) {
         fprintf(stderr, "elbo sample: out of memory\n");
         goto done;
     }
-    if (elbo_idx_writer_open(&w, out, count, cm->data.test.rows, cm->data.test.cols, err, sizeof err) != 0) {
+    if (elbo_idx_writer_open(&w, out, count, sm->rows, sm->cols, err, sizeof err) != 0) {
         fprintf(stderr, "elbo sample: %s\n", err);
         goto done;
     }
     for (size_t first = 0; first < count; first += batch) {
         size_t n = count - first < batch ? count - first : batch;
-        elbo_infer_sample_pixels(&cm->model, &cm->act, first, n, seed, zs, probs, pix);
+        cli_sampler_draw(sm, first, n, seed, probs, pix);
         if (elbo_idx_writer_put(&w, pix, n, err, sizeof err) != 0) {
             elbo_idx_writer_abort(&w);
             fprintf(stderr, "elbo sample: %s\n", err);
@@ -67,19 +68,18 @@ static int write_idx(cli_model *cm, const char *out, size_t count, uint64_t seed
     else
         rc = 0;
 done:
-    free(zs);
     free(probs);
     free(pix);
     return rc;
 }
 
 /* Writes the n x n grid as a PNG at out; returns the command's status. */
-static int write_png(cli_model *cm, const char *out, size_t n, uint64_t seed)
+static int write_png(cli_sampler *sm, const char *out, size_t n, uint64_t seed)
 {
     image_grid g;
     char err[512];
     int status = 0;
-    if (image_grid_init(&g, n, n, cm->data.test.rows, cm->data.test.cols) || draw_grid(cm, &g, n, seed)) {
+    if (image_grid_init(&g, n, n, sm->rows, sm->cols) || draw_grid(sm, &g, n, seed)) {
         fprintf(stderr, "elbo sample: out of memory\n");
         status = 1;
     } else if (image_grid_write_png(&g, out, err, sizeof err)) {
@@ -109,8 +109,10 @@ int cli_sample(int argc, char **argv)
         {"output", ARG_STRING, &out, "FILE", "output file (required)", 0, 0, "none", 0, 'o'},
     };
     cli_parse_result pr = cli_parse("sample", argc, argv, opts, sizeof opts / sizeof opts[0],
-                                    "Draws z ~ N(0, I), decodes it, and writes the decoder means p as gray levels "
-                                    "round(255 p): an N x N grid of images (PNG), or N images in an IDX file.");
+                                    "Draws z ~ N(0, I) through a VAE's decoder (its means p) or a GAN's generator "
+                                    "(p = G(z)) and writes\ngray levels round(255 p): an N x N grid of images (PNG), "
+                                    "or N images in an IDX file. A GAN's\ncheckpoint holds its image shape; a VAE's "
+                                    "comes from --data.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     int idx = strcmp(format, "idx") == 0;
@@ -129,16 +131,15 @@ int cli_sample(int argc, char **argv)
     }
     if (cli_check_output("sample", "output", out))
         return 2;
-    cli_model cm;
-    int status = cli_model_open(&cm, "sample", load, data);
+    cli_sampler sm;
+    int status = cli_sampler_open(&sm, "sample", load, data, 1);
     if (status)
         return status;
     if (!idx) {
-        status = write_png(&cm, out, n, seed);
-    } else if ((status = write_idx(&cm, out, n, seed)) == 0) {
-        printf("wrote %s: %zu samples from N(0, I), %zux%zu pixels each (IDX)\n", out, n, cm.data.test.rows,
-               cm.data.test.cols);
+        status = write_png(&sm, out, n, seed);
+    } else if ((status = write_idx(&sm, out, n, seed)) == 0) {
+        printf("wrote %s: %zu samples from N(0, I), %zux%zu pixels each (IDX)\n", out, n, sm.rows, sm.cols);
     }
-    cli_model_close(&cm);
+    cli_sampler_close(&sm);
     return status;
 }

@@ -1,5 +1,5 @@
-/* `elbo train`: trains a model (--model vae, the default, or classifier) on a dataset, reporting the train loss,
- * the model's test metrics and throughput per epoch. */
+/* `elbo train`: trains a model (--model vae, the default, classifier or gan) on a dataset, reporting the train loss,
+ * the model's test metrics (the GAN: its training losses and D's outputs) and throughput per epoch. */
 #include <errno.h>
 #include <signal.h>
 #include <libgen.h>
@@ -13,6 +13,7 @@
 #include "args.h"
 #include "vae_checkpoint.h"
 #include "classifier.h"
+#include "gan.h"
 #include "classes.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -24,18 +25,20 @@
 
 typedef struct {
     const char *model, *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
+    const char *d_hidden;
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
-    double lr, momentum, sigma0, beta, target;
+    double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2;
     uint64_t seed;
     int json;
 } train_args;
 
 /* The model being trained: one of the kinds, and the trainer's view of it. */
 typedef struct {
-    int is_classifier;
+    int is_classifier, is_gan;
     elbo_vae vae;
     elbo_classifier clf;
+    elbo_gan gan;
     elbo_model model;
 } train_model;
 
@@ -44,6 +47,8 @@ static void train_model_free(train_model *tm)
 {
     if (tm->is_classifier)
         elbo_classifier_free(&tm->clf);
+    else if (tm->is_gan)
+        elbo_gan_free(&tm->gan);
     else
         elbo_vae_free(&tm->vae);
 }
@@ -144,6 +149,30 @@ static int build_classifier_config(const train_args *a, const elbo_dataset *ds, 
     return 0;
 }
 
+/* Builds the GAN's config from the flags (--latent, --hidden, --d-hidden, --adam-beta1/2) and the data's image
+ * shape; prints the error and returns -1. */
+static int build_gan_config(const train_args *a, const elbo_dataset *ds, elbo_gan_config *c)
+{
+    char err[256];
+    *c = elbo_gan_config_default(ds->train.rows, ds->train.cols);
+    c->latent = a->latent;
+    c->adam_beta1 = a->adam_beta1;
+    c->adam_beta2 = a->adam_beta2;
+    if (a->hidden && elbo_parse_widths(a->hidden, c->g_hidden, &c->n_g, err, sizeof err)) {
+        fprintf(stderr, "elbo train: --hidden: %s\n", err);
+        return -1;
+    }
+    if (a->d_hidden && elbo_parse_widths(a->d_hidden, c->d_hidden, &c->n_d, err, sizeof err)) {
+        fprintf(stderr, "elbo train: --d-hidden: %s\n", err);
+        return -1;
+    }
+    if (elbo_gan_config_validate(c, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s: %s\n", ds->name, err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Builds the VAE's config from the flags and the data's image size; prints the error and returns -1. */
 static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *c)
 {
@@ -178,6 +207,29 @@ static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *
     return 0;
 }
 
+/* 1 when the model is the GAN (no test metrics: its epoch line reports the training means). */
+static int is_gan(const elbo_model *m)
+{
+    return strcmp(m->ops->kind, "gan") == 0;
+}
+
+/* Prints one GAN epoch: the per-image means of the D and G losses and of D's outputs on real and generated images. */
+static void report_gan_epoch(const train_args *a, size_t epoch, long steps, const elbo_loss_means *tr, double sps,
+                             double train_s)
+{
+    if (a->json) {
+        const char *keys[] = {"epoch", "steps", "samples", "d_loss", "g_loss", "d_real", "d_fake", "samples_per_s",
+                              "seconds", "threads", "batch"};
+        double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->part[0], tr->part[1], tr->part[2],
+                         tr->part[3], sps, train_s, (double)a->threads, (double)a->batch};
+        cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], "model", "gan");
+    } else {
+        printf("epoch %zu/%zu  D loss %.4f  G loss %.4f  D(x) %.3f  D(G(z)) %.3f  %.0f samples/s  %.2f s\n", epoch,
+               a->epochs, tr->part[0], tr->part[1], tr->part[2], tr->part[3], sps, train_s);
+        fflush(stdout);
+    }
+}
+
 /* Prints one epoch's results: a JSON line with --json, else a human line. */
 static void report_epoch(const train_args *a, const elbo_model *m, size_t epoch, long steps,
                          const elbo_loss_means *tr, const elbo_loss_means *te, double train_s, double eval_s,
@@ -185,6 +237,10 @@ static void report_epoch(const train_args *a, const elbo_model *m, size_t epoch,
 {
     double sps = train_s > 0 ? (double)tr->samples / train_s : 0;
     train_progress_clear(p);
+    if (is_gan(m)) {
+        report_gan_epoch(a, epoch, steps, tr, sps, train_s);
+        return;
+    }
     if (is_classifier(m)) {
         /* the parts' means: cross-entropy and the fraction of correct predictions */
         if (a->json) {
@@ -354,7 +410,9 @@ static int run_training(const train_args *a, const elbo_dataset *ds, const elbo_
         if (tm.samples == 0)
             break;
         double t0 = cli_now();
-        elbo_loss_means te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
+        elbo_loss_means te = {0, {0, 0}, 0};
+        if (!is_gan(&mm)) /* the GAN's epoch line reports its training means */
+            te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
         report_epoch(a, &mm, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
         if (a->target > 0 && !q.reached && te.loss <= a->target) { /* the epoch's own evaluation counts too */
             q.reached = 1;
@@ -381,23 +439,31 @@ int cli_train(int argc, char **argv)
 {
     process_start = cli_now();
     train_args a = {.model = "vae", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
-                    .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1};
+                    .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1, .adam_beta1 = 0.9,
+                    .adam_beta2 = 0.999};
     cli_option opts[] = {
-        {"model", ARG_STRING, &a.model, "vae|classifier",
-         "what to train: the VAE, or an MLP classifier of the labels (softmax cross-entropy)", 0, 0, NULL, 0, 0},
+        {"model", ARG_STRING, &a.model, "vae|classifier|gan",
+         "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), or an MLP GAN", 0, 0, NULL,
+         0, 0},
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
         {"epochs", ARG_SIZE, &a.epochs, "N", "passes over the training set", 1, 1e6, NULL, 0, 0},
         {"steps", ARG_LONG, &a.steps, "N", "stop after N optimizer steps in total (0: no limit)", 0, 1e15, NULL, 0, 0},
         {"batch", ARG_SIZE, &a.batch, "N", "minibatch size (the last partial batch is used)", 1, 1 << 20, NULL, 0, 0},
-        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, NULL, 0, 0},
+        {"lr", ARG_DOUBLE, &a.lr, "X", "learning rate", 1e-12, 1e6, "0.001; gan: 0.0002", 0, 0},
+        {"adam-beta1", ARG_DOUBLE, &a.adam_beta1, "X", "gan: Adam's beta1 (both networks)", 0, 0.999999, "0.5", 0, 0},
+        {"adam-beta2", ARG_DOUBLE, &a.adam_beta2, "X", "gan: Adam's beta2 (both networks)", 0, 0.999999, "0.999", 0,
+         0},
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
-        {"hidden", ARG_STRING, &a.hidden, "W[,W...]", "hidden widths, input side first (the VAE's encoder)", 0, 0,
-         "400; classifier: 256,256", 0, 0},
+        {"hidden", ARG_STRING, &a.hidden, "W[,W...]",
+         "hidden widths, input side first (the VAE's encoder; the GAN's generator, latent side first)", 0, 0,
+         "400; classifier: 256,256; gan: 256,512", 0, 0},
+        {"d-hidden", ARG_STRING, &a.d_hidden, "W[,W...]", "gan: the discriminator's hidden widths, input side first", 0,
+         0, "512,256", 0, 0},
         {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
          "the encoder's, mirrored", 0, 0},
-        {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, NULL, 0, 0},
+        {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, "20; gan: 64", 0, 0},
         {"recon", ARG_STRING, &a.recon, "mse|bce", "reconstruction likelihood: Gaussian (MSE) or Bernoulli (BCE)",
          0, 0, NULL, 0, 0},
         {"sigma0", ARG_DOUBLE, &a.sigma0, "X", "MSE: recon = sum (x - x')^2 / (2 sigma0^2)", 1e-6, 1e6,
@@ -424,7 +490,10 @@ int cli_train(int argc, char **argv)
                                     "--model vae (default): the test -ELBO per sample with its reconstruction and KL "
                                     "parts; the objective\nis the minibatch sum of recon + beta * KL. --model "
                                     "classifier: the test accuracy and cross-entropy;\nthe objective is the "
-                                    "minibatch sum of cross-entropies.");
+                                    "minibatch sum of cross-entropies.\n--model gan: the D and G losses and D's mean outputs on real and "
+                                    "generated images (training means);\nD minimizes BCE(D(x), 1) + BCE(D(G(z)), 0), "
+                                    "then G the non-saturating BCE(D(G(z)), 1) on the same z, each with its own Adam "
+                                    "update.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     elbo_optimizer_kind kind = ELBO_OPT_ADAM;
@@ -434,21 +503,45 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
-    if (strcmp(a.model, "vae") != 0 && strcmp(a.model, "classifier") != 0) {
-        fprintf(stderr, "elbo train: --model: '%s' is not vae or classifier\n", a.model);
+    if (strcmp(a.model, "vae") != 0 && strcmp(a.model, "classifier") != 0 && strcmp(a.model, "gan") != 0) {
+        fprintf(stderr, "elbo train: --model: '%s' is not vae, classifier or gan\n", a.model);
         return 2;
     }
-    if (strcmp(a.model, "classifier") == 0) {
+    size_t n_opts = sizeof opts / sizeof opts[0];
+    if (strcmp(a.model, "vae") != 0) {
         static const char *const vae_only[] = {"decoder-hidden", "latent", "recon", "sigma0", "beta"};
         for (size_t i = 0; i < sizeof vae_only / sizeof vae_only[0]; i++)
-            if (cli_find(opts, sizeof opts / sizeof opts[0], vae_only[i])->seen) {
-                fprintf(stderr, "elbo train: --%s: a VAE option (not used by --model classifier)\n", vae_only[i]);
+            if (cli_find(opts, n_opts, vae_only[i])->seen && !(strcmp(vae_only[i], "latent") == 0 &&
+                                                                  strcmp(a.model, "gan") == 0)) {
+                fprintf(stderr, "elbo train: --%s: a VAE option (not used by --model %s)\n", vae_only[i], a.model);
                 return 2;
             }
     }
+    if (strcmp(a.model, "gan") != 0 && !a.resume) { /* with --resume, the checkpoint's kind decides */
+        static const char *const gan_only[] = {"adam-beta1", "adam-beta2", "d-hidden"};
+        for (size_t i = 0; i < sizeof gan_only / sizeof gan_only[0]; i++)
+            if (cli_find(opts, n_opts, gan_only[i])->seen) {
+                fprintf(stderr, "elbo train: --%s: a GAN option (not used by --model %s)\n", gan_only[i], a.model);
+                return 2;
+            }
+    } else {
+        if (a.target > 0) {
+            fprintf(stderr, "elbo train: --target: not for --model gan (it has no test -ELBO; score its samples with "
+                            "elbo eval --classifier)\n");
+            return 2;
+        }
+        if (!cli_find(opts, n_opts, "lr")->seen)
+            a.lr = 2e-4;
+        if (!cli_find(opts, n_opts, "latent")->seen)
+            a.latent = 64;
+        if (!cli_find(opts, n_opts, "adam-beta1")->seen)
+            a.adam_beta1 = 0.5;
+    }
     if (a.resume) {
-        static const char *const fixed[] = {"model", "hidden", "decoder-hidden", "latent", "recon", "sigma0", "beta",
-                                            "seed", "batch", "lr", "optimizer", "momentum", "classes"};
+        static const char *const fixed[] = {"model",     "hidden", "decoder-hidden", "latent",     "recon",
+                                            "sigma0",    "beta",   "seed",           "batch",      "lr",
+                                            "optimizer", "momentum", "classes",      "adam-beta1", "adam-beta2",
+                                            "d-hidden"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
@@ -504,6 +597,10 @@ static int load_resume_model(const train_args *a, const elbo_kernels *k, train_m
         tm->is_classifier = 1;
         rc = elbo_classifier_load(a->resume, &tm->clf, k, st, err, sizeof err);
         tm->model = elbo_classifier_model(&tm->clf);
+    } else if (rc == 0 && strcmp(kind, "gan") == 0) {
+        tm->is_gan = 1;
+        rc = elbo_gan_load(a->resume, &tm->gan, k, st, err, sizeof err);
+        tm->model = elbo_gan_model(&tm->gan);
     } else if (rc == 0) {
         rc = elbo_checkpoint_load(a->resume, &tm->vae, k, st, err, sizeof err);
         tm->model = elbo_vae_model(&tm->vae);
@@ -548,7 +645,11 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, t
     a->lr = st->lr;
     a->momentum = st->momentum;
     a->optimizer = strcmp(st->optimizer, "sgd") == 0 ? "sgd" : "adam";
-    a->model = tm->is_classifier ? "classifier" : "vae";
+    a->model = tm->is_classifier ? "classifier" : tm->is_gan ? "gan" : "vae";
+    if (tm->is_gan) {
+        a->adam_beta1 = tm->gan.cfg.adam_beta1;
+        a->adam_beta2 = tm->gan.cfg.adam_beta2;
+    }
     *kind = strcmp(st->optimizer, "sgd") == 0 ? ELBO_OPT_SGD : ELBO_OPT_ADAM;
     return 0;
 }
@@ -560,6 +661,20 @@ static int new_model(const train_args *a, const elbo_dataset *ds, const elbo_ker
     char err[512];
     memset(tm, 0, sizeof *tm);
     tm->is_classifier = strcmp(a->model, "classifier") == 0;
+    tm->is_gan = strcmp(a->model, "gan") == 0;
+    if (tm->is_gan) {
+        elbo_gan_config cfg;
+        if (build_gan_config(a, ds, &cfg))
+            return 2;
+        if (elbo_gan_init(&tm->gan, &cfg, k, err, sizeof err)) {
+            fprintf(stderr, "elbo train: %s\n", err);
+            return 1;
+        }
+        elbo_params_init(tm->gan.params, &tm->gan.layout, a->seed);
+        elbo_gan_pack_weights(&tm->gan);
+        tm->model = elbo_gan_model(&tm->gan);
+        return 0;
+    }
     if (tm->is_classifier) {
         elbo_classifier_config cfg;
         if (build_classifier_config(a, ds, &cfg))
@@ -620,7 +735,13 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     }
     elbo_optimizer_config oc = elbo_optimizer_config_default(kind, a.lr);
     oc.sgd.momentum = a.momentum;
-    if (tm.is_classifier)
+    if (tm.is_gan) {
+        oc.adam.beta1 = a.adam_beta1;
+        oc.adam.beta2 = a.adam_beta2;
+    }
+    if (tm.is_gan)
+        elbo_gan_config_describe(&tm.gan.cfg, desc, sizeof desc);
+    else if (tm.is_classifier)
         elbo_classifier_config_describe(&tm.clf.cfg, desc, sizeof desc);
     else
         elbo_vae_config_describe(&tm.vae.cfg, desc, sizeof desc);

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""PyTorch oracle for elbo's GAN parity tests: the same G and D as nn.Sequential models whose state_dict names match
+elbo's GAN checkpoints (generator.0.weight, ..., discriminator.4.bias).
+
+  gan_torch.py grads OUT.safetensors [--input 784] [--latent 64] [--g-hidden 256,512] [--d-hidden 512,256]
+               [--slope 0.2] [--batch 16] [--seed 0]
+      random weights, uint8 real images and normals z; writes them with, on those weights (no update between):
+      the D step's loss BCE(D(x), 1) + BCE(D(G(z)), 0) (batch means) and its gradient for every D parameter
+      (grad_d.<name>), the G step's non-saturating loss BCE(D(G(z)), 1) and its gradient for every G parameter
+      (grad_g.<name>), and the G loss's gradient with respect to G's pre-sigmoid output (out.dgpre: what D's first
+      layer's data gradient gives G), all float32 autograd.
+  gan_torch.py grads-suite OUTDIR
+      the parity cases elbo's tests use, one file per case (CASES below), in one process.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mlp(widths, slope, last):
+    """nn.Sequential of Linear layers over widths with LeakyReLU(slope) between them and `last` at the end."""
+    layers = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(nn.Linear(a, b))
+        layers.append(nn.LeakyReLU(slope) if i + 2 < len(widths) else last)
+    return nn.Sequential(*layers)
+
+
+class GAN(nn.Module):
+    def __init__(self, d, latent, g_hidden, d_hidden, slope):
+        super().__init__()
+        self.generator = mlp([latent] + g_hidden + [d], slope, nn.Sigmoid())
+        self.discriminator = mlp([d] + d_hidden + [1], slope, nn.Identity())
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes float32 tensors (dict name -> array) in the safetensors format."""
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    for name, arr in tensors.items():
+        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.replace(tmp, path)
+
+
+def cmd_grads(a):
+    torch.manual_seed(a.seed)
+    gh = [int(w) for w in a.g_hidden.split(",")]
+    dh = [int(w) for w in a.d_hidden.split(",")]
+    model = GAN(a.input, a.latent, gh, dh, a.slope)
+    G, D = model.generator, model.discriminator
+    g = torch.Generator().manual_seed(a.seed + 1)
+    x8 = torch.randint(0, 256, (a.batch, a.input), generator=g, dtype=torch.int64)
+    x8[0, :] = 0
+    x8[-1, :] = 255
+    z = torch.randn(a.batch, a.latent, generator=g)
+    x = x8.float() / 255.0
+    ones = torch.ones(a.batch, 1)
+    zeros = torch.zeros(a.batch, 1)
+    # the D step: G(z) detached
+    pre = G[:-1](z)
+    fake = torch.sigmoid(pre)
+    d_loss = F.binary_cross_entropy_with_logits(D(x), ones) + F.binary_cross_entropy_with_logits(D(fake.detach()),
+                                                                                                   zeros)
+    model.zero_grad()
+    d_loss.backward()
+    t = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    for k, p in D.named_parameters():
+        t["grad_d.discriminator." + k] = p.grad.numpy().copy()
+    # the G step on the same weights, z and G(z): the non-saturating loss through D
+    model.zero_grad()
+    pre = G[:-1](z)
+    pre.retain_grad()
+    g_loss = F.binary_cross_entropy_with_logits(D(torch.sigmoid(pre)), ones)
+    g_loss.backward()
+    for k, p in G.named_parameters():
+        t["grad_g.generator." + k] = p.grad.numpy().copy()
+    t["input.x"] = x8.float().numpy()
+    t["input.z"] = z.numpy()
+    t["out.d_loss"] = np.array([d_loss.item()], dtype=np.float32)
+    t["out.g_loss"] = np.array([g_loss.item()], dtype=np.float32)
+    t["out.dgpre"] = pre.grad.numpy()
+    meta = {"input_dim": str(a.input), "latent": str(a.latent), "generator_hidden": ",".join(map(str, gh)),
+            "discriminator_hidden": ",".join(map(str, dh)), "leaky_slope": repr(a.slope)}
+    write_safetensors(a.out, t, meta)
+
+
+# name: arguments of `grads`: the default model at a small batch and at the training batch, and odd widths (no
+# multiple of any register tile).
+CASES = {
+    "gan_default_b16": "--batch 16 --seed 1",
+    "gan_default_b128": "--batch 128 --seed 2",
+    "gan_odd_b9": "--input 50 --latent 7 --g-hidden 13,29 --d-hidden 37,11 --batch 9 --seed 3",
+}
+
+
+def cmd_grads_suite(a, parser):
+    torch.set_num_threads(1)
+    for name, args in CASES.items():
+        ca = parser.parse_args(["grads", os.path.join(a.outdir, name + ".safetensors")] + args.split())
+        cmd_grads(ca)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("grads")
+    g.add_argument("out")
+    g.add_argument("--input", type=int, default=784)
+    g.add_argument("--latent", type=int, default=64)
+    g.add_argument("--g-hidden", default="256,512")
+    g.add_argument("--d-hidden", default="512,256")
+    g.add_argument("--slope", type=float, default=0.2)
+    g.add_argument("--batch", type=int, default=16)
+    g.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("grads-suite")
+    s.add_argument("outdir")
+    a = p.parse_args()
+    if a.cmd == "grads":
+        cmd_grads(a)
+    else:
+        cmd_grads_suite(a, p)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+/* The GAN through the elbo command: `train --model gan --json` reports per epoch d_loss, g_loss, d_real, d_fake and
+ * samples_per_s (no test metrics of the VAE); 1 and 2 threads write byte-identical checkpoints, and --resume
+ * continues a GAN bitwise; `sample` (PNG and IDX, without --data: the checkpoint holds the image shape), `info` and
+ * `eval --classifier --load` read GAN checkpoints; the VAE's commands refuse a GAN checkpoint, sample refuses a
+ * classifier's, and GAN options with another model, --target with the GAN, are refused: exit 2, one stderr line,
+ * nothing written.
+ *
+ * Runs build/elbo (next to this test's directory) from the repository root, on synthetic data (synthetic:N has N
+ * train and (N + 5) / 6 test images of 28 x 28 pixels in 10 shape classes). */
+#include "test_cli_run.h"
+
+#include <cjson/cJSON.h>
+
+#define DATA "synthetic:600"
+
+/* Fails unless the run exited 0 with nothing on stderr but, for train --json, the one line describing the run. */
+static void expect_ok(const run_result *r, const char *what)
+{
+    int description = count_lines(r->err) == 1 && !strncmp(r->err, "elbo train: ", 12);
+    if (r->status != 0 || (r->err[0] && !description))
+        test_failf("%s: status %d, stderr \"%s\"\n", what, r->status, r->err);
+}
+
+/* The number named key of JSON object j (fails the test if absent). */
+static double num(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!cJSON_IsNumber(v))
+        test_failf("JSON lacks number \"%s\"\n", key);
+    return v->valuedouble;
+}
+
+/* Bytes of the file at path (fails the test if unreadable); *len its size. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        test_failf("cannot read %s\n", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len ? *len : 1);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+/* Fails unless files a and b hold the same bytes. */
+static void expect_same_file(const char *a, const char *b, const char *what)
+{
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    if (na != nb || memcmp(x, y, na))
+        test_failf("%s: %s and %s differ\n", what, a, b);
+    free(x);
+    free(y);
+}
+
+/* dir/name into buf. */
+static const char *in_dir(char *buf, const char *dir, const char *name)
+{
+    snprintf(buf, 2 * MAX_PATH, "%s/%s", dir, name);
+    return buf;
+}
+
+/* Two epochs: one JSON object per epoch naming the GAN, with finite positive D and G losses, D(x) and D(G(z)) in
+ * (0, 1), samples_per_s > 0, and no test metrics of the VAE. */
+static void test_train_json(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], ckpt[2 * MAX_PATH];
+    scratch_open(dir);
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--batch", "64", "--json", "--save",
+        in_dir(ckpt, dir, "gan.safetensors"), NULL);
+    expect_ok(&r, "train --model gan --json");
+    size_t n = 0;
+    for (const char *line = r.out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (*line != '{')
+            continue;
+        cJSON *j = cJSON_Parse(line);
+        if (!j)
+            test_failf("not JSON: %s\n", line);
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+        if (!cJSON_IsString(model) || strcmp(model->valuestring, "gan"))
+            test_failf("epoch %zu: \"model\" is not \"gan\"\n", n + 1);
+        double dl = num(j, "d_loss"), gl = num(j, "g_loss"), dr = num(j, "d_real"), df = num(j, "d_fake");
+        if (!(dl > 0 && isfinite(dl) && gl > 0 && isfinite(gl) && dr > 0 && dr < 1 && df > 0 && df < 1 &&
+              num(j, "samples_per_s") > 0))
+            test_failf("epoch %zu: d_loss %g g_loss %g d_real %g d_fake %g\n", n + 1, dl, gl, dr, df);
+        if (cJSON_GetObjectItemCaseSensitive(j, "test_neg_elbo"))
+            test_failf("a GAN's JSON reports test_neg_elbo\n");
+        printf("  epoch %zu: D loss %.4f G loss %.4f D(x) %.3f D(G(z)) %.3f\n", n + 1, dl, gl, dr, df);
+        cJSON_Delete(j);
+        n++;
+    }
+    if (n != 2)
+        test_failf("%zu JSON lines, expected one per epoch (2):\n%s\n", n, r.out);
+    run_free(&r);
+    remove_tree(dir);
+}
+
+/* 1 and 2 threads write byte-identical checkpoints after 2 epochs; a run stopped mid-epoch 2 by --steps and resumed
+ * on another thread count ends with the same bytes. */
+static void test_threads_and_resume_bitwise(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], one[2 * MAX_PATH], two[2 * MAX_PATH], part[2 * MAX_PATH];
+    scratch_open(dir);
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--batch", "64", "--threads", "1", "--save",
+        in_dir(one, dir, "one.safetensors"), NULL);
+    expect_ok(&r, "train 1 thread");
+    run_free(&r);
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--batch", "64", "--threads", "2", "--save",
+        in_dir(two, dir, "two.safetensors"), NULL);
+    expect_ok(&r, "train 2 threads");
+    run_free(&r);
+    expect_same_file(one, two, "1 vs 2 threads");
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--steps", "13", "--batch", "64", "--threads",
+        "2", "--save", in_dir(part, dir, "part.safetensors"), NULL);
+    expect_ok(&r, "train, interrupted");
+    run_free(&r);
+    run(&r, "train", "--data", DATA, "--epochs", "2", "--resume", part, "--threads", "1", "--save", part, NULL);
+    expect_ok(&r, "train --resume");
+    if (!strstr(r.out, "GAN G 64-256-512-784") || !strstr(r.out, "D(G(z))"))
+        test_failf("the resumed run is not a GAN's: %s\n", r.out);
+    run_free(&r);
+    expect_same_file(one, part, "stopped by --steps 13 and resumed");
+    remove_tree(dir);
+}
+
+/* sample writes a PNG grid and an IDX file of a GAN checkpoint without --data (the IDX of 28 x 28 images);
+ * info names the GAN; eval --classifier --load scores its samples. */
+static void test_sample_info_eval(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], ckpt[2 * MAX_PATH], clf[2 * MAX_PATH], png[2 * MAX_PATH], idx[2 * MAX_PATH];
+    scratch_open(dir);
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "1", "--save", in_dir(ckpt, dir, "g.safetensors"),
+        NULL);
+    expect_ok(&r, "train");
+    run_free(&r);
+    run(&r, "sample", "--load", ckpt, "--output", in_dir(png, dir, "g.png"), "--data", "/nonexistent", NULL);
+    if (r.status != 0 || r.err[0] || !strstr(r.out, "8 x 8 samples"))
+        test_failf("sample png: status %d, stdout \"%s\", stderr \"%s\"\n", r.status, r.out, r.err);
+    run_free(&r);
+    run(&r, "sample", "--load", ckpt, "--count", "100", "--format", "idx", "--output", in_dir(idx, dir, "g.idx"),
+        NULL);
+    if (r.status != 0 || r.err[0] || !strstr(r.out, "100 samples from N(0, I), 28x28 pixels"))
+        test_failf("sample idx: status %d, stdout \"%s\", stderr \"%s\"\n", r.status, r.out, r.err);
+    run_free(&r);
+    size_t len;
+    free(slurp(idx, &len));
+    assert_int_equal(len, 16 + 100 * 784);
+    run(&r, "info", "--load", ckpt, NULL);
+    if (r.status != 0 || !strstr(r.out, "GAN G 64-256-512-784, D 784-512-256-1 (1083921 parameters)") ||
+        !strstr(r.out, "images 28x28, latent 64"))
+        test_failf("info --load: status %d:\n%s\n", r.status, r.out);
+    run_free(&r);
+    run(&r, "train", "--model", "classifier", "--data", DATA, "--epochs", "1", "--hidden", "64", "--save",
+        in_dir(clf, dir, "clf.safetensors"), NULL);
+    expect_ok(&r, "train classifier");
+    run_free(&r);
+    run(&r, "eval", "--classifier", clf, "--load", ckpt, "--count", "200", "--data", DATA, "--json", NULL);
+    if (r.status != 0 || !strstr(r.out, "\"fd\":") || !strstr(r.out, "\"images\":200"))
+        test_failf("eval --classifier --load gan: status %d, stdout \"%s\", stderr \"%s\"\n", r.status, r.out, r.err);
+    run_free(&r);
+    remove_tree(dir);
+}
+
+/* The VAE's commands refuse a GAN checkpoint, and sample a classifier's, with status 2 and one line naming the
+ * kinds, writing nothing; GAN options with --model vae, VAE options with --model gan and --target with the GAN are
+ * refused in one line before any training. */
+static void test_bad_inputs(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], ckpt[2 * MAX_PATH], clf[2 * MAX_PATH], out[2 * MAX_PATH];
+    scratch_open(dir);
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", "synthetic:300", "--epochs", "1", "--hidden", "16", "--d-hidden",
+        "16", "--save", in_dir(ckpt, dir, "gan.safetensors"), NULL);
+    expect_ok(&r, "train gan");
+    run_free(&r);
+    run(&r, "train", "--model", "classifier", "--data", "synthetic:300", "--epochs", "1", "--hidden", "16", "--save",
+        in_dir(clf, dir, "clf.safetensors"), NULL);
+    expect_ok(&r, "train classifier");
+    run_free(&r);
+    static const char *const vae_cmds[] = {"reconstruct", "interpolate", "latent-map", "anomaly"};
+    for (size_t i = 0; i < sizeof vae_cmds / sizeof vae_cmds[0]; i++) {
+        run(&r, vae_cmds[i], "--load", ckpt, "--data", "synthetic:300", "--output", in_dir(out, dir, "out.png"),
+            NULL);
+        expect_error(&r, 2, "'gan' is not a vae checkpoint", vae_cmds[i]);
+        run_free(&r);
+    }
+    run(&r, "eval", "--load", ckpt, "--data", "synthetic:300", NULL);
+    expect_error(&r, 2, "'gan' is not a vae checkpoint", "eval");
+    run_free(&r);
+    run(&r, "sample", "--load", clf, "--output", in_dir(out, dir, "out.png"), "--data", "synthetic:300", NULL);
+    expect_error(&r, 2, "'classifier' is not a vae checkpoint or a gan checkpoint", "sample");
+    run_free(&r);
+    expect_entries(dir, 2); /* nothing written beside the checkpoints */
+    expect_usage_error("--adam-beta1", "GAN option", "train", "--model", "vae", "--adam-beta1", "0.5", "--data",
+                       "synthetic:300", NULL);
+    expect_usage_error("--recon", "VAE option", "train", "--model", "gan", "--recon", "bce", "--data",
+                       "synthetic:300", NULL);
+    expect_usage_error("--target", "gan", "train", "--model", "gan", "--target", "5", "--data", "synthetic:300",
+                       NULL);
+    expect_usage_error("--adam-beta1", "--resume", "train", "--resume", ckpt, "--adam-beta1", "0.6", "--data",
+                       "synthetic:300", NULL);
+    remove_tree(dir);
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_json),
+        cmocka_unit_test(test_threads_and_resume_bitwise),
+        cmocka_unit_test(test_sample_info_eval),
+        cmocka_unit_test(test_bad_inputs),
+    };
+    test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
+    return cmocka_run_group_tests(tests, find_elbo, NULL);
+}

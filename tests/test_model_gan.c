@@ -1,0 +1,316 @@
+/* The GAN against PyTorch autograd, and its two-phase training step: tests/parity/gan_torch.py writes weights
+ * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's and the G step's losses, every
+ * D parameter's gradient of the D loss and every G parameter's gradient of the G loss on those same weights, and
+ * the G loss's gradient with respect to G's pre-sigmoid output; elbo loads the same weights and must agree, on
+ * every ISA table this CPU runs.
+ *
+ * Tolerances, those of the VAE's and the classifier's parity tests and for the same reasons: for each tensor,
+ * max |elbo - torch| <= GRAD_TOL = 1e-4 of the tensor's largest |torch gradient| (float32 sums over up to 784
+ * inputs and 256 rows in different orders leave ~1e-6 of the scale; a dropped mask or a wrong slope miss by 1e-2 or
+ * more). Losses: LOSS_TOL = 1e-5 relative.
+ *
+ * The training path: the real trainer (elbo_trainer_step with elbo_gan_model's two phases: D's forward over 2b rows
+ * and its tail, a barrier, then G's step through the updated D) on 1, 2 and 3 threads leaves bitwise the same
+ * parameters, Adam moments and gradients after each of 5 steps (the last one partial); its first step's D gradients
+ * are bitwise those of elbo_gan_d_grads on the same noise (seed, EPS, row, step 0). */
+#include "test_scratch.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "gan.h"
+#include "kernels.h"
+#include "optim.h"
+#include "params.h"
+#include "rng.h"
+#include "safetensors.h"
+#include "train.h"
+
+#define GRAD_TOL 1e-4
+#define LOSS_TOL 1e-5
+
+#define DET_IMAGES 300
+#define DET_BATCH 64
+#define DET_STEPS 5
+#define DET_SEED 11
+
+static char suite_dir[MAX_PATH];
+
+static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9"};
+
+/* Runs the PyTorch oracle once for every case into a fresh temporary directory. */
+static int generate_suite(void **state)
+{
+    (void)state;
+    char cmd[2 * MAX_PATH];
+    scratch_mkdtemp(suite_dir, "elbo-gan-parity");
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/parity/gan_torch.py grads-suite %s", suite_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Removes the temporary directory. */
+static int remove_suite(void **state)
+{
+    (void)state;
+    remove_tree(suite_dir);
+    return 0;
+}
+
+/* The oracle tensor called name (fails the test if absent). */
+static const elbo_st_tensor *need(const elbo_st_file *f, const char *name)
+{
+    const elbo_st_tensor *t = elbo_st_find(f, name);
+    if (!t)
+        test_failf("oracle file lacks tensor %s\n", name);
+    return t;
+}
+
+/* Element i of an oracle tensor (its data may be unaligned). */
+static float at(const elbo_st_tensor *t, size_t i)
+{
+    float v;
+    memcpy(&v, t->data + i, sizeof v);
+    return v;
+}
+
+/* Reads case `name`'s oracle file into f and the model config recorded in its metadata (square-free shape: 1 x D). */
+static elbo_gan_config open_case(const char *name, elbo_st_file *f)
+{
+    char path[2 * MAX_PATH], err[256];
+    snprintf(path, sizeof path, "%s/%s.safetensors", suite_dir, name);
+    if (elbo_st_read(path, f, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    size_t d = (size_t)atol(elbo_st_meta_get(f, "input_dim"));
+    elbo_gan_config c = elbo_gan_config_default(1, d);
+    c.latent = (size_t)atol(elbo_st_meta_get(f, "latent"));
+    c.slope = atof(elbo_st_meta_get(f, "leaky_slope"));
+    assert_int_equal(elbo_parse_widths(elbo_st_meta_get(f, "generator_hidden"), c.g_hidden, &c.n_g, err, sizeof err),
+                     0);
+    assert_int_equal(
+        elbo_parse_widths(elbo_st_meta_get(f, "discriminator_hidden"), c.d_hidden, &c.n_d, err, sizeof err), 0);
+    return c;
+}
+
+/* Largest |a - b| over n floats, relative to the largest |b| (a NaN counts as infinitely far). */
+static double scaled_max_error(const float *a, const float *b, size_t n)
+{
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= diff))
+            diff = isnan(d) ? INFINITY : d;
+        if (fabs((double)b[i]) > scale)
+            scale = fabs((double)b[i]);
+    }
+    return scale > 0 ? diff / scale : diff;
+}
+
+/* Compares n floats of elbo's with the oracle tensor name; returns the error as a fraction of its scale. */
+static double check_tensor(const float *got, const elbo_st_file *f, const char *name, size_t n, const char *what)
+{
+    const elbo_st_tensor *t = need(f, name);
+    assert_int_equal(t->count, n);
+    float *want = malloc(n * sizeof(float));
+    memcpy(want, t->data, n * sizeof(float));
+    double e = scaled_max_error(got, want, n);
+    free(want);
+    if (!(e <= GRAD_TOL))
+        test_failf("%s: %s differs from torch by %.3g of its scale (tolerance %g)\n", what, name, e, GRAD_TOL);
+    return e;
+}
+
+/* Compares the gradients of every tensor of group g (prefix "grad_d." or "grad_g.") with the oracle's; returns
+ * the worst error as a fraction of its tensor's scale. */
+static double check_group(const elbo_gan *m, size_t g, const char *prefix, const elbo_st_file *f, const char *what)
+{
+    double worst = 0;
+    const elbo_param_group *gr = &m->layout.group[g];
+    for (size_t i = gr->first_tensor; i < gr->first_tensor + gr->n_tensors; i++) {
+        const elbo_tensor_view *v = &m->layout.tensor[i];
+        char name[ELBO_TENSOR_NAME_MAX + 8];
+        snprintf(name, sizeof name, "%s%s", prefix, v->name);
+        double e = check_tensor(m->grads + v->offset, f, name, elbo_tensor_view_size(v), what);
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+/* Loads case `name`, runs the D and G steps' gradients with kernels k, compares with the oracle. */
+static void check_case(const char *name, const elbo_kernels *k)
+{
+    char what[128], err[256];
+    elbo_st_file f;
+    elbo_gan m;
+    elbo_gan_activations a;
+    elbo_gan_config c = open_case(name, &f);
+    if (elbo_gan_init(&m, &c, k, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    for (size_t i = 0; i < m.layout.n_tensors; i++) {
+        const elbo_tensor_view *v = &m.layout.tensor[i];
+        const elbo_st_tensor *t = need(&f, v->name);
+        assert_int_equal(t->count, elbo_tensor_view_size(v));
+        memcpy(m.params + v->offset, t->data, t->count * sizeof(float));
+    }
+    elbo_gan_pack_weights(&m);
+    const elbo_st_tensor *xt = need(&f, "input.x"), *zt = need(&f, "input.z");
+    size_t b = xt->shape[0], d = c.input_dim;
+    uint8_t *x = malloc(b * d);
+    float *z = malloc(b * c.latent * sizeof(float));
+    for (size_t i = 0; i < b * d; i++)
+        x[i] = (uint8_t)at(xt, i);
+    memcpy(z, zt->data, b * c.latent * sizeof(float));
+    assert_int_equal(elbo_gan_activations_init(&a, &m, b), 0);
+    memset(m.grads, 0xff, m.layout.total * sizeof(float)); /* NaN: every gradient must be written */
+    snprintf(what, sizeof what, "%s/%s", name, k->isa);
+
+    double d_loss = elbo_gan_d_grads(&m, &a, x, z, b);
+    double g_loss = elbo_gan_g_grads(&m, &a, b);
+
+    double want_d = at(need(&f, "out.d_loss"), 0), want_g = at(need(&f, "out.g_loss"), 0);
+    if (!(fabs(d_loss - want_d) <= LOSS_TOL * fabs(want_d)) || !(fabs(g_loss - want_g) <= LOSS_TOL * fabs(want_g)))
+        test_failf("%s: D loss %.9g G loss %.9g vs torch %.9g %.9g\n", what, d_loss, g_loss, want_d, want_g);
+    double ed = check_group(&m, 1, "grad_d.", &f, what), eg = check_group(&m, 0, "grad_g.", &f, what);
+    double ex = check_tensor(a.dgout, &f, "out.dgpre", b * d, what);
+    printf("  %-18s %-6s B %3zu D loss %.6f G loss %.6f; worst error of scale: D grads %.2e, G grads %.2e, "
+           "D's input gradient %.2e\n", name, k->isa, b, d_loss, g_loss, ed, eg, ex);
+    free(x);
+    free(z);
+    elbo_gan_activations_free(&a);
+    elbo_gan_free(&m);
+    elbo_st_free(&f);
+}
+
+/* Every case on every ISA this CPU runs. */
+static void test_gradients_match_torch(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
+        for (size_t i = 0; elbo_kernels_available(i); i++)
+            check_case(CASES[c], elbo_kernels_available(i));
+}
+
+/* Parameters, Adam's two moments and the gradients (4 arenas) after each step, and each loss. */
+typedef struct {
+    float *state[DET_STEPS];
+    elbo_step_loss loss[DET_STEPS];
+} det_run;
+
+/* DET_STEPS steps of the default GAN (28 x 28, elbo_params_init seed DET_SEED) with Adam lr 2e-4 betas 0.5/0.999
+ * on images, batch rows from elbo_rng_permutation, with kernels k on nt threads. */
+static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images)
+{
+    char err[256];
+    elbo_gan m;
+    elbo_trainer tr;
+    uint32_t order[DET_IMAGES];
+    elbo_gan_config c = elbo_gan_config_default(28, 28);
+    if (elbo_gan_init(&m, &c, k, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    elbo_params_init(m.params, &m.layout, DET_SEED);
+    elbo_gan_pack_weights(&m);
+    elbo_model mm = elbo_gan_model(&m);
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 2e-4);
+    oc.adam.beta1 = 0.5;
+    if (elbo_trainer_init(&tr, &mm, &oc, DET_BATCH, DET_SEED, DET_IMAGES, nt, NULL, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    elbo_rng_permutation(order, DET_IMAGES, DET_SEED, 0);
+    elbo_images_view data = {images, DET_IMAGES, c.input_dim, NULL};
+    size_t n = m.layout.total;
+    det_run r;
+    for (size_t s = 0; s < DET_STEPS; s++) {
+        size_t first = s * DET_BATCH, b = DET_IMAGES - first < DET_BATCH ? DET_IMAGES - first : DET_BATCH;
+        memset(m.grads, 0xff, n * sizeof(float));
+        r.loss[s] = elbo_trainer_step(&tr, &data, order + first, b);
+        if (tr.step != (long)s + 1)
+            test_failf("%s/%zu threads: step %zu was not taken (loss %g)\n", k->isa, nt, s, r.loss[s].loss);
+        r.state[s] = malloc(4 * n * sizeof(float));
+        memcpy(r.state[s], m.params, n * sizeof(float));
+        memcpy(r.state[s] + n, tr.opt.m, n * sizeof(float));
+        memcpy(r.state[s] + 2 * n, tr.opt.v, n * sizeof(float));
+        memcpy(r.state[s] + 3 * n, m.grads, n * sizeof(float));
+        if (s == 0 && nt == 1) { /* the D phase's gradients are the single-threaded D step's on the same noise */
+            elbo_gan ref;
+            elbo_gan_activations a;
+            assert_int_equal(elbo_gan_init(&ref, &c, k, err, sizeof err), 0);
+            elbo_params_init(ref.params, &ref.layout, DET_SEED);
+            elbo_gan_pack_weights(&ref);
+            assert_int_equal(elbo_gan_activations_init(&a, &ref, DET_BATCH), 0);
+            uint8_t *x = malloc(b * c.input_dim);
+            float *z = malloc(b * c.latent * sizeof(float));
+            for (size_t row = 0; row < b; row++) {
+                memcpy(x + row * c.input_dim, images + (size_t)order[row] * c.input_dim, c.input_dim);
+                elbo_rng_normals(z + row * c.latent, c.latent, DET_SEED, ELBO_STREAM_EPS, (uint32_t)row, 0);
+            }
+            elbo_gan_d_grads(&ref, &a, x, z, b);
+            const elbo_param_group *dg = &ref.layout.group[1];
+            for (size_t q = dg->first_tensor; q < dg->first_tensor + dg->n_tensors; q++) {
+                const elbo_tensor_view *v = &ref.layout.tensor[q];
+                if (memcmp(ref.grads + v->offset, m.grads + v->offset, elbo_tensor_view_size(v) * sizeof(float)))
+                    test_failf("%s: the trainer's gradient of %s differs from elbo_gan_d_grads' on the step's noise\n",
+                               k->isa, v->name);
+            }
+            free(x);
+            free(z);
+            elbo_gan_activations_free(&a);
+            elbo_gan_free(&ref);
+        }
+    }
+    elbo_trainer_free(&tr);
+    elbo_gan_free(&m);
+    return r;
+}
+
+/* Frees a run's states. */
+static void det_free(det_run *r)
+{
+    for (size_t s = 0; s < DET_STEPS; s++)
+        free(r->state[s]);
+}
+
+/* 1, 2 and 3 threads give bitwise the same parameters, moments, gradients and losses after every step, on every
+ * ISA. */
+static void test_trainer_threads_bitwise(void **state)
+{
+    (void)state;
+    static uint8_t images[DET_IMAGES * 784];
+    test_rng rng = {29};
+    for (size_t i = 0; i < sizeof images; i++)
+        images[i] = (uint8_t)test_rng_below(&rng, 256);
+    elbo_param_layout l;
+    elbo_gan_config c = elbo_gan_config_default(28, 28);
+    elbo_gan_layout_build(&l, &c);
+    for (size_t i = 0; elbo_kernels_available(i); i++) {
+        const elbo_kernels *k = elbo_kernels_available(i);
+        det_run one = run_steps(k, 1, images);
+        for (size_t nt = 2; nt <= 3; nt++) {
+            det_run r = run_steps(k, nt, images);
+            for (size_t s = 0; s < DET_STEPS; s++) {
+                static const char *const arena[] = {"parameters", "exp_avg", "exp_avg_sq", "gradients"};
+                for (size_t w = 0; w < 4; w++)
+                    if (memcmp(one.state[s] + w * l.total, r.state[s] + w * l.total, l.total * sizeof(float)))
+                        test_failf("%s/%zu threads: step %zu's %s differ from 1 thread's\n", k->isa, nt, s, arena[w]);
+                if (memcmp(&one.loss[s], &r.loss[s], sizeof one.loss[s]))
+                    test_failf("%s/%zu threads: step %zu's loss %.17g differs from 1 thread's %.17g\n", k->isa, nt, s,
+                               r.loss[s].loss, one.loss[s].loss);
+            }
+            det_free(&r);
+        }
+        printf("  %-6s 1-3 threads bitwise over %d steps; D loss %.4f -> %.4f, G loss %.4f -> %.4f, D(x) %.3f, "
+               "D(G(z)) %.3f\n", k->isa, DET_STEPS, one.loss[0].part[0] / DET_BATCH,
+               one.loss[DET_STEPS - 1].part[0] / (DET_IMAGES % DET_BATCH), one.loss[0].part[1] / DET_BATCH,
+               one.loss[DET_STEPS - 1].part[1] / (DET_IMAGES % DET_BATCH),
+               one.loss[DET_STEPS - 1].part[2] / (DET_IMAGES % DET_BATCH),
+               one.loss[DET_STEPS - 1].part[3] / (DET_IMAGES % DET_BATCH));
+        det_free(&one);
+    }
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients_match_torch),
+        cmocka_unit_test(test_trainer_threads_bitwise),
+    };
+    test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
+    return cmocka_run_group_tests(tests, generate_suite, remove_suite);
+}
