@@ -9,10 +9,10 @@
 
 /* Registers gemm/elbo/SHAPE/b:B (as the trainer calls it: a weight B packed once beforehand),
  * gemm/elbo_packB/SHAPE/b:B (packing B inside every call; weight operands only), gemm/openblas/SHAPE/b:B and
- * gemm/onednn/SHAPE/b:B; 2048^3 is gemm/VARIANT/square2048. Counters GFLOP/s and pct_peak (one core; the peers'
- * rows also child_time_share, the child's own time of its GEMMs over the row's wall time); the label is
- * "MxNxK op". Peer rows are timed by wall clock in the parent like elbo's (their JSON cpu_time is the parent's,
- * near 0: the work is the child's). */
+ * gemm/onednn/SHAPE/b:B; 2048^3 is gemm/VARIANT/square2048. Counters GFLOP/s and pct_peak (one core); the label
+ * is "MxNxK op". A peer row's time is the parent's wall clock over round trips to the child, its GFLOP/s and
+ * pct_peak are over the child's own time of its GEMM loops (child_time_share: that over the wall clock, ~0.99),
+ * and its JSON cpu_time is the parent's, near 0: the work is the child's. */
 void bench_gemm_register(const bench_env *env);
 /* Before gbench_run: starts the child of each peer with a row selected by argv's --benchmark_filter, checks its
  * result on each selected shape, and adds the context peer_NAME (what it runs: OpenBLAS's core name, oneDNN's
