@@ -146,12 +146,12 @@ static double now_seconds(void)
 /* A peer's row: batches of GEMMs run in the peer's child, a round trip of about PEER_TRIP_SECONDS each. The
  * row's time is the parent's wall clock (round trips included); its GFLOP/s and pct_peak are over the child's own
  * wall time of its GEMM loops, as a same-process bench would time them; child_time_share is the one over the
- * other. */
+ * other, child_cpu_share the child's CPU time over its wall time (below 1: descheduled by other load). */
 static void run_peer(gbench_state *st, const gemm_row *row)
 {
     const gemm_case *g = row->g;
     char err[256];
-    double child = 0, seconds;
+    double child = 0, child_cpu = 0, seconds, cpu_seconds;
     if (row->error[0]) {
         gbench_skip_with_error(st, row->error);
         return;
@@ -164,21 +164,22 @@ static void run_peer(gbench_state *st, const gemm_row *row)
     bench_peer_gemm pg = peer_gemm(g);
     double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
     int64_t batch = (int64_t)(PEER_TRIP_SECONDS * 100e9 / flops) + 1; /* at ~100 GFLOP/s */
-    if (bench_peer_time(p, &pg, 1, &seconds, err, sizeof err) != 0) { /* warm the caches and the peer's buffers */
+    if (bench_peer_time(p, &pg, 1, &seconds, &cpu_seconds, err, sizeof err) != 0) { /* warm the caches and the peer's buffers */
         gbench_skip_with_error(st, err);
         return;
     }
     double t0 = now_seconds();
     int64_t gemms = 0;
     while (gbench_keep_running_batch(st, batch)) {
-        if (bench_peer_time(p, &pg, batch, &seconds, err, sizeof err) != 0) {
+        if (bench_peer_time(p, &pg, batch, &seconds, &cpu_seconds, err, sizeof err) != 0) {
             gbench_skip_with_error(st, err);
             return;
         }
-        child += seconds;
+        child += seconds, child_cpu += cpu_seconds;
         gemms += batch;
     }
     gbench_set_counter(st, "child_time_share", child / (now_seconds() - t0), GBENCH_COUNTER_DEFAULT);
+    gbench_set_counter(st, "child_cpu_share", child > 0 ? child_cpu / child : 0, GBENCH_COUNTER_DEFAULT);
     set_label(st, g);
     bench_set_flops_over(st, g->env, flops * (double)gemms, child, 1);
 }

@@ -11,8 +11,9 @@
  * gemm/elbo_packB/SHAPE/b:B (packing B inside every call; weight operands only), gemm/openblas/SHAPE/b:B and
  * gemm/onednn/SHAPE/b:B; 2048^3 is gemm/VARIANT/square2048. Counters GFLOP/s and pct_peak (one core); the label
  * is "MxNxK op". A peer row's time is the parent's wall clock over round trips to the child, its GFLOP/s and
- * pct_peak are over the child's own time of its GEMM loops (child_time_share: that over the wall clock, ~0.99),
- * and its JSON cpu_time is the parent's, near 0: the work is the child's. */
+ * pct_peak are over the child's own time of its GEMM loops (child_time_share: that over the wall clock, ~0.99;
+ * child_cpu_share: the child's CPU time over it, as cpu_time / real_time of elbo's rows), and its JSON cpu_time
+ * is the parent's, near 0: the work is the child's. */
 void bench_gemm_register(const bench_env *env);
 /* Before gbench_run: starts the child of each peer with a row selected by argv's --benchmark_filter, checks its
  * result on each selected shape, and adds the context peer_NAME (what it runs: OpenBLAS's core name, oneDNN's

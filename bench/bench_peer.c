@@ -117,11 +117,11 @@ static int check_case(const bench_peer_lib *lib, peer_case *pc, double *worst, c
     return 0;
 }
 
-/* Seconds on the monotonic clock. */
-static double now_seconds(void)
+/* Seconds on `clock` (CLOCK_MONOTONIC: wall time; CLOCK_PROCESS_CPUTIME_ID: the process's CPU time). */
+static double clock_seconds(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -151,13 +151,14 @@ static void serve(const bench_peer_lib *lib, const char *line, FILE *out)
             fprintf(out, "ok %.6g\n", worst);
         return;
     }
-    double t0 = now_seconds();
+    double t0 = clock_seconds(CLOCK_MONOTONIC), cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     for (long long it = 0; it < iters; it++)
         if (lib->sgemm(g.ta, g.tb, g.m, g.n, g.k, pc->a, pc->lda, pc->b, pc->ldb, pc->c, g.n, why, sizeof why) != 0) {
             fprintf(out, "fail %s\n", why);
             return;
         }
-    fprintf(out, "ok %.9g\n", now_seconds() - t0);
+    double cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    fprintf(out, "ok %.9g %.9g\n", clock_seconds(CLOCK_MONOTONIC) - t0, cpu);
 }
 
 int bench_peer_child_main(int argc, char **argv)
@@ -390,15 +391,17 @@ int bench_peer_check(bench_peer *p, const bench_peer_gemm *g, double *worst, cha
     return 0;
 }
 
-int bench_peer_time(bench_peer *p, const bench_peer_gemm *g, int64_t iters, double *seconds, char *err,
-                    size_t errlen)
+int bench_peer_time(bench_peer *p, const bench_peer_gemm *g, int64_t iters, double *seconds, double *cpu_seconds,
+                    char *err, size_t errlen)
 {
     char shape[96], req[160], reply[1024];
     shape_fields(g, shape, sizeof shape);
     snprintf(req, sizeof req, "time %s %lld\n", shape, (long long)iters);
     if (request(p, req, reply, sizeof reply, err, errlen) != 0)
         return -1;
-    *seconds = strtod(reply, NULL);
+    char *rest;
+    *seconds = strtod(reply, &rest);
+    *cpu_seconds = strtod(rest, NULL);
     return 0;
 }
 

@@ -3,7 +3,7 @@
  * environment only, and talks to it over a socket, one text line per request and reply:
  *   child:  hello <what the library runs on this CPU>
  *   parent: check M N K TA TB THREADS        child: ok <worst error / bound>  |  fail <why>
- *   parent: time M N K TA TB THREADS ITERS   child: ok <seconds>              |  fail <why>
+ *   parent: time M N K TA TB THREADS ITERS   child: ok <seconds> <cpu seconds>  |  fail <why>
  * Why a re-executed child rather than the parent's own calls or a fork: OpenBLAS picks its kernels in a
  * constructor when it loads, from the environment, so a measurement on the peer's best kernel needs a process
  * that loaded it without the forcing variables (a fork inherits the parent's choice); and a peer that crashes
@@ -13,7 +13,8 @@
  * `check` runs one GEMM over a C filled with NaN, requires every element written and finite, and compares the
  * first and last rows and columns and 256 more elements with a double-precision product: |c - ref| must stay
  * within (k + 1) u sum_p |a_ip b_pj| (u = 2^-24), the bound of any fp32 summation order. `time` runs ITERS
- * GEMMs back to back and returns their wall time as the child measured it. */
+ * GEMMs back to back and returns their wall time as the child measured it, and the child's CPU time over them
+ * (all its threads: below THREADS x wall time when it was descheduled). */
 #ifndef ELBO_BENCH_PEER_H
 #define ELBO_BENCH_PEER_H
 
@@ -46,9 +47,10 @@ const char *bench_peer_kernel(const bench_peer *p);
  * (a wrong element, a library error, or the child's death) in err. */
 int bench_peer_check(bench_peer *p, const bench_peer_gemm *g, double *worst, char *err, size_t errlen);
 
-/* Runs g `iters` times in the child: 0 with their wall time in *seconds, or -1 with why in err. */
-int bench_peer_time(bench_peer *p, const bench_peer_gemm *g, int64_t iters, double *seconds, char *err,
-                    size_t errlen);
+/* Runs g `iters` times in the child: 0 with their wall time in *seconds and the child's CPU time over them in
+ * *cpu_seconds, or -1 with why in err. */
+int bench_peer_time(bench_peer *p, const bench_peer_gemm *g, int64_t iters, double *seconds, double *cpu_seconds,
+                    char *err, size_t errlen);
 
 /* Ends the child (closing its socket) and waits for it; NULL is allowed. */
 void bench_peer_stop(bench_peer *p);
