@@ -303,7 +303,8 @@ static void start_peer(int v, int argc, char **argv)
         return;
     live_peer(v, err, sizeof err); /* for the rows, should the last check have ended the child */
     snprintf(key, sizeof key, "peer_%s", peer);
-    gbench_add_context(key, *p ? bench_peer_kernel(*p) : "not measured: its child did not start");
+    snprintf(value, sizeof value, "not measured: %s", err);
+    gbench_add_context(key, *p ? bench_peer_kernel(*p) : value);
     snprintf(key, sizeof key, "peer_%s_check", peer);
     if (n_failed)
         snprintf(value, sizeof value, "FAILED on %zu of %zu shapes (those rows report it, untimed); first %s",
