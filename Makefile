@@ -148,12 +148,12 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libelbo.a
 # Google Benchmark is C++: the bench links with g++ (everything but bench/gbench.cc is C).
 $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
-	$(Q)$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas $(LDLIBS_BASE) -o $@
+	$(Q)$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas -ldnnl $(LDLIBS_BASE) -o $@
 
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev valgrind \
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \
-                libbenchmark-dev libbenchmark-tools python3-scipy python3-matplotlib linux-perf libpng-dev \
+                libbenchmark-dev libbenchmark-tools libdnnl-dev python3-scipy python3-matplotlib linux-perf libpng-dev \
                 liblapacke-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64 liblapacke-dev:arm64

@@ -15,6 +15,18 @@ void bench_set_flops(gbench_state *st, const bench_env *env, double flops_per_it
                            GBENCH_COUNTER_RATE);
 }
 
+void bench_set_flops_over(gbench_state *st, const bench_env *env, double flops, double seconds, size_t threads)
+{
+    double gflops = seconds > 0 ? flops / seconds / 1e9 : 0;
+    gbench_set_counter(st, "GFLOP/s", gflops, GBENCH_COUNTER_DEFAULT);
+    if (env->peak_gflops > 0)
+        gbench_set_counter(st, "pct_peak", 100.0 * gflops / (env->peak_gflops * (double)threads),
+                           GBENCH_COUNTER_DEFAULT);
+    if (env->path_peak_gflops > 0)
+        gbench_set_counter(st, "pct_path_peak", 100.0 * gflops / (env->path_peak_gflops * (double)threads),
+                           GBENCH_COUNTER_DEFAULT);
+}
+
 void bench_set_bytes(gbench_state *st, double bytes_per_iter, double ref_gbs)
 {
     double bytes = bytes_per_iter * (double)gbench_iterations(st);

@@ -24,6 +24,10 @@ typedef struct {
  * pct_path_peak = GFLOP/s / (path peak x threads). */
 void bench_set_flops(gbench_state *st, const bench_env *env, double flops_per_iter, size_t threads);
 
+/* As bench_set_flops, for work timed elsewhere (a peer's child process): GFLOP/s and pct_peak (pct_path_peak)
+ * over `seconds`, that work's own time, rather than the row's wall time. */
+void bench_set_flops_over(gbench_state *st, const bench_env *env, double flops, double seconds, size_t threads);
+
 /* Sets bytes processed and GB/s from the bytes one iteration reads and writes, and with a reference bandwidth
  * (ref_gbs > 0) pct_bw = GB/s / ref_gbs, as rate counters over the row's wall time. */
 void bench_set_bytes(gbench_state *st, double bytes_per_iter, double ref_gbs);

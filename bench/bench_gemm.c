@@ -1,15 +1,24 @@
-/* The VAE's GEMM shapes against OpenBLAS, single-threaded. Operands are made on a shape's first call and kept
- * for its later calls (repetitions, other variants), so a row's setup costs nothing after the first. */
+/* The VAE's GEMM shapes against the peers (OpenBLAS, oneDNN), single-threaded. elbo's operands are made on a
+ * shape's first call and kept for its later calls (repetitions, other variants), so a row's setup costs nothing
+ * after the first; the peers run in their own child processes (bench_peer.h), which do the same. */
 #include "bench_gemm.h"
 
-#include <cblas.h>
+#include <assert.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "bench_peer.h"
 #include "gemm.h"
 
-enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, N_VARIANTS };
-static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas"};
+enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, N_VARIANTS };
+static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas", "onednn"};
+#define FIRST_PEER OPENBLAS_ROW
+#define N_PEERS (N_VARIANTS - FIRST_PEER)
+/* Wall time a peer's child is asked to spend on one request of a timed loop (a round trip costs ~50-100 us). */
+#define PEER_TRIP_SECONDS 0.02
 
 typedef struct {
     const char *name;
@@ -37,6 +46,7 @@ typedef struct {
     const bench_env *env;
     const gemm_shape *s;
     size_t m, n, k, lda, ldb;
+    size_t batch; /* 0: not a batched shape */
     int ready;
     elbo_gemm_workspace ws;
     elbo_packed_b packed;
@@ -47,11 +57,14 @@ typedef struct {
 typedef struct {
     gemm_case *g;
     int variant;
+    char name[64];   /* the row's name as registered, without arguments' suffix */
+    char error[256]; /* a peer row's failed start or check: reported, not timed */
 } gemm_row;
 
 static gemm_case g_cases[N_SHAPES * N_BATCHES];
 static gemm_row g_rows[N_SHAPES * N_BATCHES * N_VARIANTS];
-static size_t g_n_cases;
+static size_t g_n_cases, g_n_rows;
+static bench_peer *g_peers[N_PEERS]; /* started by bench_gemm_peers_start */
 
 /* Makes the operands of a case and packs its B; 0 or -1 when out of memory. */
 static int case_ready(gemm_case *g)
@@ -90,9 +103,85 @@ static void gemm_once(const gemm_row *row)
                   g->c, g->n, NULL);
         break;
     default:
-        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, (int)g->m,
-                    (int)g->n, (int)g->k, 1.0f, g->a, (int)g->lda, g->b, (int)g->ldb, 0.0f, g->c, (int)g->n);
+        assert(0 && "peer rows run in their child (run_peer)");
     }
+}
+
+/* The row's label: "MxNxK op", e.g. "128x400x784 NT". */
+static void set_label(gbench_state *st, const gemm_case *g)
+{
+    char label[64];
+    snprintf(label, sizeof label, "%zux%zux%zu %c%c", g->m, g->n, g->k, g->s->ta ? 'T' : 'N', g->s->tb ? 'T' : 'N');
+    gbench_set_label(st, label);
+}
+
+/* Peer v's child, started anew when there is none or the last one died (a crash on one shape must not take the
+ * peer's other rows with it); NULL with why in err when it cannot start. */
+static bench_peer *live_peer(int v, char *err, size_t errlen)
+{
+    bench_peer **p = &g_peers[v - FIRST_PEER];
+    if (*p && !bench_peer_alive(*p)) {
+        bench_peer_stop(*p);
+        *p = NULL;
+    }
+    if (!*p)
+        *p = bench_peer_start(VARIANT_NAMES[v], err, errlen);
+    return *p;
+}
+
+/* The peer's view of a case: its shape on one thread. */
+static bench_peer_gemm peer_gemm(const gemm_case *g)
+{
+    return (bench_peer_gemm){g->m, g->n, g->k, g->s->ta, g->s->tb, 1};
+}
+
+/* Seconds on the monotonic clock. */
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A peer's row: batches of GEMMs run in the peer's child, a round trip of about PEER_TRIP_SECONDS each. The
+ * row's time is the parent's wall clock (round trips included); its GFLOP/s and pct_peak are over the child's own
+ * wall time of its GEMM loops, as a same-process bench would time them; child_time_share is the one over the
+ * other, child_cpu_share the child's CPU time over its wall time (below 1: descheduled by other load). */
+static void run_peer(gbench_state *st, const gemm_row *row)
+{
+    const gemm_case *g = row->g;
+    char err[256];
+    double child = 0, child_cpu = 0, seconds, cpu_seconds;
+    if (row->error[0]) {
+        gbench_skip_with_error(st, row->error);
+        return;
+    }
+    bench_peer *p = live_peer(row->variant, err, sizeof err);
+    if (!p) {
+        gbench_skip_with_error(st, err);
+        return;
+    }
+    bench_peer_gemm pg = peer_gemm(g);
+    double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
+    int64_t batch = (int64_t)(PEER_TRIP_SECONDS * 100e9 / flops) + 1; /* at ~100 GFLOP/s */
+    if (bench_peer_time(p, &pg, 1, &seconds, &cpu_seconds, err, sizeof err) != 0) { /* warm the caches and the peer's buffers */
+        gbench_skip_with_error(st, err);
+        return;
+    }
+    double t0 = now_seconds();
+    int64_t gemms = 0;
+    while (gbench_keep_running_batch(st, batch)) {
+        if (bench_peer_time(p, &pg, batch, &seconds, &cpu_seconds, err, sizeof err) != 0) {
+            gbench_skip_with_error(st, err);
+            return;
+        }
+        child += seconds, child_cpu += cpu_seconds;
+        gemms += batch;
+    }
+    gbench_set_counter(st, "child_time_share", child / (now_seconds() - t0), GBENCH_COUNTER_DEFAULT);
+    gbench_set_counter(st, "child_cpu_share", child > 0 ? child_cpu / child : 0, GBENCH_COUNTER_DEFAULT);
+    set_label(st, g);
+    bench_set_flops_over(st, g->env, flops * (double)gemms, child, 1);
 }
 
 /* The row: one GEMM per iteration. */
@@ -100,16 +189,18 @@ static void run_gemm(gbench_state *st, void *user)
 {
     const gemm_row *row = user;
     gemm_case *g = row->g;
+    if (row->variant >= FIRST_PEER) {
+        run_peer(st, row);
+        return;
+    }
     if (case_ready(g) != 0) {
         gbench_skip_with_error(st, "out of memory");
         return;
     }
-    gemm_once(row); /* warm the caches and OpenBLAS's buffers */
+    gemm_once(row); /* warm the caches */
     while (gbench_keep_running(st))
         gemm_once(row);
-    char label[64];
-    snprintf(label, sizeof label, "%zux%zux%zu %c%c", g->m, g->n, g->k, g->s->ta ? 'T' : 'N', g->s->tb ? 'T' : 'N');
-    gbench_set_label(st, label);
+    set_label(st, g);
     bench_set_flops(st, g->env, 2.0 * (double)g->m * (double)g->n * (double)g->k, 1);
 }
 
@@ -121,8 +212,9 @@ static void register_case(gemm_case *g, size_t batch, size_t *n_rows)
         if (v == ELBO_PACKB_ROW && !g->s->b_is_weight)
             continue;
         gemm_row *row = &g_rows[(*n_rows)++];
-        *row = (gemm_row){g, v};
+        *row = (gemm_row){g, v, "", ""};
         snprintf(name, sizeof name, "gemm/%s/%s", VARIANT_NAMES[v], g->s->name);
+        snprintf(row->name, sizeof row->name, "%s", name);
         gbench_def d = {.name = name, .run = run_gemm, .user = row, .unit = GBENCH_US};
         if (batch) {
             d.n_args = 1;
@@ -135,7 +227,6 @@ static void register_case(gemm_case *g, size_t batch, size_t *n_rows)
 
 void bench_gemm_register(const bench_env *env)
 {
-    openblas_set_num_threads(1);
     size_t n_rows = 0;
     for (size_t i = 0; i < N_SHAPES; i++) {
         const gemm_shape *s = &SHAPES[i];
@@ -143,13 +234,94 @@ void bench_gemm_register(const bench_env *env)
         for (size_t j = 0; j < (batched ? N_BATCHES : 1); j++) {
             size_t batch = batched ? BATCHES[j] : 0;
             gemm_case *g = &g_cases[g_n_cases++];
-            *g = (gemm_case){.env = env, .s = s};
+            *g = (gemm_case){.env = env, .s = s, .batch = batch};
             g->m = s->m ? s->m : batch, g->n = s->n ? s->n : batch, g->k = s->k ? s->k : batch;
             g->lda = s->ta ? g->m : g->k;
             g->ldb = s->tb ? g->k : g->n;
             register_case(g, batch, &n_rows);
         }
     }
+    g_n_rows = n_rows;
+}
+
+/* The row's full name as --benchmark_filter sees it. */
+static void full_name(const gemm_row *row, char *out, size_t outlen)
+{
+    if (row->g->batch)
+        snprintf(out, outlen, "%s/b:%zu/process_time/real_time", row->name, row->g->batch);
+    else
+        snprintf(out, outlen, "%s/process_time/real_time", row->name);
+}
+
+/* Non-zero when the last --benchmark_filter of argv (Google Benchmark's extended regex, a leading '-' negates;
+ * none: every row) selects `name`; unparsable filters select everything (the run reports them). */
+static int selected(const char *name, int argc, char **argv)
+{
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--benchmark_filter=", 19) == 0)
+            filter = argv[i] + 19;
+    if (!filter || !*filter || strcmp(filter, "all") == 0)
+        return 1;
+    int negate = filter[0] == '-';
+    regex_t re;
+    if (regcomp(&re, filter + negate, REG_EXTENDED | REG_NOSUB) != 0)
+        return 1;
+    int match = regexec(&re, name, 0, NULL, 0) == 0;
+    regfree(&re);
+    return match != negate;
+}
+
+/* Starts peer v's child and checks every selected row of it (a child that dies on one shape is replaced for
+ * the others); adds the peer's context. */
+static void start_peer(int v, int argc, char **argv)
+{
+    const char *peer = VARIANT_NAMES[v];
+    bench_peer **p = &g_peers[v - FIRST_PEER];
+    char key[64], value[768], err[256] = "", full[128], first_failed[400] = "";
+    size_t n_selected = 0, n_failed = 0;
+    double worst = 0;
+    for (size_t r = 0; r < g_n_rows; r++) {
+        gemm_row *row = &g_rows[r];
+        full_name(row, full, sizeof full);
+        if (row->variant != v || !selected(full, argc, argv))
+            continue;
+        n_selected++;
+        if (!live_peer(v, err, sizeof err)) {
+            snprintf(row->error, sizeof row->error, "%s", err);
+        } else {
+            bench_peer_gemm pg = peer_gemm(row->g);
+            double w = 0;
+            if (bench_peer_check(*p, &pg, &w, row->error, sizeof row->error) == 0 && w > worst)
+                worst = w;
+        }
+        if (row->error[0] && !n_failed++)
+            snprintf(first_failed, sizeof first_failed, "%.*s: %s",
+                     (int)(strlen(full) - strlen("/process_time/real_time")), full, row->error);
+    }
+    if (!n_selected)
+        return;
+    live_peer(v, err, sizeof err); /* for the rows, should the last check have ended the child */
+    snprintf(key, sizeof key, "peer_%s", peer);
+    snprintf(value, sizeof value, "not measured: %s", err);
+    gbench_add_context(key, *p ? bench_peer_kernel(*p) : value);
+    snprintf(key, sizeof key, "peer_%s_check", peer);
+    if (n_failed)
+        snprintf(value, sizeof value, "FAILED on %zu of %zu shapes (those rows report it, untimed); first %s",
+                 n_failed, n_selected, first_failed);
+    else
+        snprintf(value, sizeof value,
+                 "passed on all %zu shapes before timing (worst error %.3g of the bound (k+1) u sum|a b|)",
+                 n_selected, worst);
+    gbench_add_context(key, value);
+    fprintf(stderr, "elbo bench: peer %s (own child process, forcing variables cleared): %s; check: %s\n", peer,
+            *p ? bench_peer_kernel(*p) : "not started", value);
+}
+
+void bench_gemm_peers_start(int argc, char **argv)
+{
+    for (int v = FIRST_PEER; v < N_VARIANTS; v++)
+        start_peer(v, argc, argv);
 }
 
 void bench_gemm_free(void)
@@ -162,4 +334,8 @@ void bench_gemm_free(void)
         g->ready = 0;
     }
     g_n_cases = 0;
+    for (int i = 0; i < N_PEERS; i++) {
+        bench_peer_stop(g_peers[i]);
+        g_peers[i] = NULL;
+    }
 }

@@ -59,21 +59,19 @@ static const char *human_rate(const gbench_result *r, char *out, size_t outlen)
     return out;
 }
 
-/* The row this one is compared with: gemm/elbo... -> gemm/openblas/..., X/t:N -> X/t:1. Empty when none. */
+/* The GEMM peers whose rows gemm/elbo... rows are compared with (the best of them in the same run). */
+static const char *const PEERS[] = {"openblas", "onednn"};
+
+/* The row this one is compared with: X/t:N -> X/t:1 (GEMM rows: see best_peer_ratio). Empty when none. */
 static void reference_row(const char *row, char *out, size_t outlen)
 {
     out[0] = '\0';
     const char *t = strstr(row, "/t:");
-    if (strncmp(row, "gemm/elbo", 9) == 0) {
-        const char *rest = strchr(row + 5, '/');
-        if (rest)
-            snprintf(out, outlen, "gemm/openblas%s", rest);
-    } else if (t && strcmp(t, "/t:1") != 0) {
+    if (t && strcmp(t, "/t:1") != 0)
         snprintf(out, outlen, "%.*s/t:1", (int)(t - row), row);
-    }
 }
 
-/* Ratio of two rows' main rates as "1.07x vs openblas"; empty when either is missing. */
+/* Ratio of two rows' main rates as "1.07x vs t:1"; empty when either is missing. */
 static void ratio(const gbench_result *r, const char *ref_row, char *out, size_t outlen)
 {
     out[0] = '\0';
@@ -84,10 +82,30 @@ static void ratio(const gbench_result *r, const char *ref_row, char *out, size_t
     for (int k = 0; k < 3; k++) {
         double a = counter(r, keys[k]), b = counter(ref, keys[k]);
         if (a > 0 && b > 0) {
-            snprintf(out, outlen, "%.2fx %s", a / b, strncmp(ref_row, "gemm/", 5) == 0 ? "vs OpenBLAS" : "vs t:1");
+            snprintf(out, outlen, "%.2fx vs t:1", a / b);
             return;
         }
     }
+}
+
+/* For a gemm/elbo... row, its GFLOP/s over the best peer's on the same shape as "0.97x onednn"; empty for
+ * other rows or when no peer row of the shape ran. */
+static void best_peer_ratio(const gbench_result *r, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const char *rest = strncmp(r->row, "gemm/elbo", 9) == 0 ? strchr(r->row + 5, '/') : NULL;
+    double mine = counter(r, "GFLOP/s"), best = 0;
+    const char *best_name = NULL;
+    for (size_t i = 0; rest && i < sizeof PEERS / sizeof PEERS[0]; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "gemm/%s%s", PEERS[i], rest);
+        const gbench_result *p = find_row(name);
+        double v = p && !p->error ? counter(p, "GFLOP/s") : 0;
+        if (v > best)
+            best = v, best_name = PEERS[i];
+    }
+    if (best_name && mine > 0)
+        snprintf(out, outlen, "%.2fx %s", mine / best, best_name);
 }
 
 void bench_summary_print(FILE *f, const bench_env *env)
@@ -127,6 +145,8 @@ void bench_summary_print(FILE *f, const bench_env *env)
             snprintf(bw, sizeof bw, "%.1f%%", b);
         reference_row(r->row, ref, sizeof ref);
         ratio(r, ref, rat, sizeof rat);
+        if (!rat[0])
+            best_peer_ratio(r, rat, sizeof rat);
         fprintf(f, "%-38s %10s %18s %7s", r->row, human_time(r->real_seconds, tm, sizeof tm),
                 human_rate(r, rate, sizeof rate), pct);
         if (path)

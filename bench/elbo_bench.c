@@ -1,6 +1,7 @@
 /* elbo's benchmark, on Google Benchmark: the FMA peak (measured first: every pct_peak of the run is taken
- * against it), memory bandwidth, the VAE's GEMM shapes against OpenBLAS, the fused elementwise kernels and
- * end-to-end training steps and whole epochs. Every --benchmark_* flag works; besides them:
+ * against it), memory bandwidth, the VAE's GEMM shapes against OpenBLAS and oneDNN, the fused elementwise kernels and
+ * end-to-end training steps and whole epochs. With --peer=NAME (internal) it is a GEMM peer's child process
+ * (bench_peer.h). Every --benchmark_* flag works; besides them:
  *   --results-dir=DIR   write DIR/<cpu-slug>-<yyyymmdd>.json (Google Benchmark JSON) unless --benchmark_out is given
  *   --data=SPEC         the training rows' dataset (as `elbo train --data`; default Fashion-MNIST)
  * A summary table follows the console output. */
@@ -15,6 +16,7 @@
 #include "bench_fma.h"
 #include "bench_gemm.h"
 #include "bench_membw.h"
+#include "bench_peer.h"
 #include "bench_summary.h"
 #include "bench_train.h"
 #include "bench_triad.h"
@@ -69,6 +71,9 @@ static int epoch_repetitions(int argc, char **argv)
 /* Measures the peak, registers every row, adds the context, runs, prints the summary. */
 int main(int argc, char **argv)
 {
+    int peer_status = bench_peer_child_main(argc, argv); /* the hidden --peer=NAME mode (bench_peer.h) */
+    if (peer_status >= 0)
+        return peer_status;
     const char *results_dir = NULL, *data = NULL;
     char **args = calloc((size_t)argc + 3, sizeof *args);
     int nargs = 0;
@@ -117,6 +122,8 @@ int main(int argc, char **argv)
         bench_train_data(&why);
     }
     bench_context_add(&env, bench_train_dataset());
+    if (!not_running(nargs, args))
+        bench_gemm_peers_start(nargs, args);
     fprintf(stderr,
             "elbo bench: isa %s, microkernel %s, FMA peak %.1f GFLOP/s per core (%d-bit FMA), memory bandwidth "
             "%.1f GB/s (triad, one core) (measured now)\n",
