@@ -401,21 +401,25 @@ static int clf_read_config(const elbo_meta_reader *r, void *cfg, char *err, size
     return config_from_meta(r, cfg, err, errlen);
 }
 
+/* elbo_checkpoint_reader.layout: the classifier's parameter layout of a config. */
 static void clf_layout(elbo_param_layout *l, const void *cfg)
 {
     elbo_classifier_layout_build(l, cfg);
 }
 
+/* elbo_checkpoint_reader.init: a classifier allocated for a config. */
 static int clf_init(void *model, const void *cfg, const elbo_kernels *kern, char *err, size_t errlen)
 {
     return elbo_classifier_init(model, cfg, kern, err, errlen);
 }
 
+/* elbo_checkpoint_reader.as_model: the classifier's trainer view. */
 static elbo_model clf_as_model(void *model)
 {
     return elbo_classifier_model(model);
 }
 
+/* elbo_checkpoint_reader.pack: packs the classifier's weights. */
 static void clf_pack(void *model)
 {
     elbo_classifier_pack_weights(model);

@@ -64,21 +64,25 @@ static int vae_read_config(const elbo_meta_reader *r, void *cfg, char *err, size
     return config_from_meta(r, cfg, err, errlen);
 }
 
+/* elbo_checkpoint_reader.layout: the VAE's parameter layout of a config. */
 static void vae_layout(elbo_param_layout *l, const void *cfg)
 {
     elbo_vae_layout_build(l, cfg);
 }
 
+/* elbo_checkpoint_reader.init: a VAE allocated for a config. */
 static int vae_init(void *model, const void *cfg, const elbo_kernels *kern, char *err, size_t errlen)
 {
     return elbo_vae_init(model, cfg, kern, err, errlen);
 }
 
+/* elbo_checkpoint_reader.as_model: the VAE's trainer view. */
 static elbo_model vae_as_model(void *model)
 {
     return elbo_vae_model(model);
 }
 
+/* elbo_checkpoint_reader.pack: packs the VAE's weights. */
 static void vae_pack(void *model)
 {
     elbo_vae_pack_weights(model);
