@@ -6,10 +6,15 @@ machine, in one run, at batch 64, 128, 256 and 1024 (`make bench-pytorch`).
                            [--out-dir results] [--json]
 
 Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on both sides.
-- PyTorch (Debian's python3-torch, its GEMMs in OpenBLAS) gets its best thread configuration: every pair of
-  torch threads (torch.set_num_threads) x OpenBLAS threads (OPENBLAS_NUM_THREADS, read when OpenBLAS loads, so
-  one process per pair) from {1, 2, cores}; each process times every batch size for --seconds after 20 warm-up
-  steps (scripts/torch_throughput.py).
+- PyTorch (Debian's python3-torch, its fp32 GEMMs in OpenBLAS) gets its best configuration on this CPU: every
+  pair of torch threads (torch.set_num_threads) x OpenBLAS threads (OPENBLAS_NUM_THREADS, read when OpenBLAS
+  loads, so one process per configuration) from {1, 2, cores}, each on two OpenBLAS kernel choices: its own
+  for this CPU (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from that child's environment, as some
+  environments force a core for older OpenBLAS builds) and the forced --forced-core (Haswell, AVX2). Each
+  process reports the core OpenBLAS ran (openblas_get_corename) and times every batch size for --seconds after
+  20 warm-up steps (scripts/torch_throughput.py). The fp32 figure is the best of all of them, kernel named.
+- PyTorch bf16 autocast (forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), fp32 master weights
+  and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
   {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation).
 The measurements run in --rounds interleaved rounds (elbo, then each PyTorch configuration); each side's figure
@@ -24,6 +29,7 @@ import subprocess
 import sys
 
 from results_files import cpu_slug, dated_path, elbo_info, write_atomic
+from torch_throughput import FORCING_VARS, openblas_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -55,41 +61,77 @@ def measure_elbo(a, batch, threads):
     return r[-1]["samples_per_s"]
 
 
-def measure_torch(a, batches, torch_threads, blas_threads):
-    """PyTorch's samples/s per batch size at one (torch threads, OpenBLAS threads) configuration."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas_threads))
+def torch_configs(threads, forced_core):
+    """The PyTorch configurations searched, as (precision, requested OpenBLAS core, torch threads, OpenBLAS
+    threads): fp32 on OpenBLAS's own core ("auto") and on forced_core, bf16 autocast on "auto"."""
+    pairs = [(t, b) for t in threads for b in threads]
+    return ([("fp32", "auto", t, b) for t, b in pairs] + [("fp32", forced_core, t, b) for t, b in pairs]
+            + [("bf16", "auto", t, b) for t, b in pairs])
+
+
+def config_key(cfg):
+    """A configuration's name in the results: precision/core/torch threads x OpenBLAS threads."""
+    precision, core, t, b = cfg
+    return f"{precision}/{core}/{t}x{b}"
+
+
+def measure_torch(a, batches, cfg):
+    """PyTorch's samples/s per batch size at one configuration, and what its process reported: framework and
+    the OpenBLAS core it ran. The child's environment has the forcing variables cleared (core "auto") or the
+    core forced, before torch loads."""
+    precision, core, torch_threads, blas_threads = cfg
+    env = openblas_env(os.environ, core, blas_threads)
     rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--batch",
                          ",".join(map(str, batches)), "--torch-threads", str(torch_threads), "--blas-threads",
-                         str(blas_threads), "--seconds", str(a.seconds), "--data", a.data, "--json"], env)
-    return {r["batch"]: r["samples_per_s"] for r in rs}, rs[0]["framework"] if rs else "pytorch"
+                         str(blas_threads), "--openblas-core", core, "--precision", precision,
+                         "--seconds", str(a.seconds), "--data", a.data, "--json"], env)
+    if not rs:
+        raise RunError(f"torch_throughput.py ({config_key(cfg)}): no results")
+    return ({r["batch"]: r["samples_per_s"] for r in rs},
+            {k: rs[0][k] for k in ("framework", "openblas_core", "openblas_config")})
 
 
-def best(cells):
-    """The (configuration, samples/s) with the highest samples/s among {configuration: [rates over rounds]}."""
-    cfg = max(cells, key=lambda c: max(cells[c]))
+def best(cells, keep=lambda c: True):
+    """The (configuration, samples/s) with the highest samples/s among {configuration: [rates over rounds]},
+    among the configurations keep() accepts."""
+    cfg = max((c for c in cells if keep(c)), key=lambda c: max(cells[c]))
     return cfg, max(cells[cfg])
 
 
 def markdown(res):
-    """The Markdown report: the side-by-side table, then every PyTorch configuration measured."""
+    """The Markdown report: the side-by-side table, the kernel each configuration ran, then every configuration
+    measured."""
+    forcing = ", ".join(f"{k}={v}" if v is not None else f"{k} unset" for k, v in res["environment_forcing"].items())
     lines = [f"# elbo vs PyTorch, training samples/s ({res['cpu']}, {res['cores']} cores, {res['date']})", "",
              f"784-400-20 VAE, MSE, Adam 1e-3, Fashion-MNIST; elbo {res['elbo_commit']} ({res['isa']}), "
-             f"{res['pytorch']} with OpenBLAS; best configuration of each side, best of {res['rounds']} rounds. "
+             f"{res['pytorch']} (fp32 GEMMs in OpenBLAS, bf16 GEMMs in oneDNN); best configuration of each side "
+             f"and row, best of {res['rounds']} rounds. PyTorch fp32 is the best over torch threads x OpenBLAS "
+             f"threads on two kernel choices: OpenBLAS's own for this CPU (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
+             f"cleared in its process) and forced {res['forced_core']}; the core that ran is named "
+             f"(openblas_get_corename through ctypes on the libopenblas torch loaded). PyTorch bf16 is "
+             f"torch.autocast(\"cpu\", dtype=torch.bfloat16) around the forward and the loss, fp32 master weights "
+             f"and Adam, its own row. Environment of this run: {forcing}. "
              f"Load average (1, 5, 15 min) at start {res['load_avg_start']}, at end {res['load_avg_end']}: "
-             f"well above the threads measured, other work shared the machine.", "",
-             "| batch | elbo samples/s | elbo threads | PyTorch samples/s | PyTorch threads (torch × OpenBLAS) "
-             "| elbo / PyTorch |", "|---|---|---|---|---|---|"]
+             f"the machine is shared, other work may have run alongside.", "",
+             "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 config (OpenBLAS core, "
+             "torch × OpenBLAS threads) | elbo / PyTorch fp32 | PyTorch bf16 autocast samples/s | bf16 threads "
+             "(torch × OpenBLAS) | elbo / PyTorch bf16 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
-                     f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_torch_threads']} × {r['pytorch_blas_threads']} "
-                     f"| {r['ratio']:.2f}× |")
+                     f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} "
+                     f"× {r['pytorch_blas_threads']} | {r['ratio']:.2f}× | {r['pytorch_bf16_samples_per_s']:,.0f} | "
+                     f"{r['pytorch_bf16_torch_threads']} × {r['pytorch_bf16_blas_threads']} | {r['ratio_bf16']:.2f}× |")
+    lines += ["", "OpenBLAS core each PyTorch configuration ran (requested → reported):", ""]
+    for k, c in res["pytorch_configs"].items():
+        lines.append(f"- {k}: {c['openblas_core_requested']} → {c['openblas_core']} ({c['openblas_config']})")
+    keys = list(res["pytorch_configs"])
     lines += ["", "Every configuration (best round, samples/s):", "",
               "| batch | " + " | ".join(f"elbo t={t}" for t in res["elbo_threads"]) + " | "
-              + " | ".join(f"torch {t}×{b}" for t, b in res["pytorch_configs"]) + " |",
-              "|---" * (1 + len(res["elbo_threads"]) + len(res["pytorch_configs"])) + "|"]
+              + " | ".join(f"torch {k}" for k in keys) + " |",
+              "|---" * (1 + len(res["elbo_threads"]) + len(keys)) + "|"]
     for r in res["rows"]:
         lines.append(f"| {r['batch']} | " + " | ".join(f"{v:,.0f}" for v in r["elbo_all"]) + " | "
-                     + " | ".join(f"{v:,.0f}" for v in r["pytorch_all"]) + " |")
+                     + " | ".join(f"{max(r['pytorch_rounds'][k]):,.0f}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,6 +143,8 @@ def main():
     p.add_argument("--samples", type=int, default=30000, help="elbo: samples per measurement (default 30000)")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--elbo", default=os.path.join(ROOT, "build", "elbo"))
+    p.add_argument("--forced-core", default="Haswell",
+                   help="the OpenBLAS core tried besides OpenBLAS's own choice (default Haswell, AVX2)")
     p.add_argument("--out-dir", default=None, help="write pytorch-<cpu>-<date>.md and .json there")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     a = p.parse_args()
@@ -121,20 +165,21 @@ def main():
         cpu, isa = elbo_info(a.elbo)
         cores = len(os.sched_getaffinity(0))
         threads = thread_counts(cores)
-        configs = [(t, b) for t in threads for b in threads]
+        configs = torch_configs(threads, a.forced_core)
         elbo_cells = {b: {t: [] for t in threads} for b in batches}
         torch_cells = {b: {c: [] for c in configs} for b in batches}
-        framework = "pytorch"
+        reported = {}
         for rnd in range(1, a.rounds + 1):
             print(f"bench-pytorch: round {rnd}/{a.rounds}: elbo at threads {threads}, PyTorch at {len(configs)} "
-                  f"configurations (torch x OpenBLAS threads)", file=sys.stderr, flush=True)
+                  f"configurations (fp32 on OpenBLAS's own core and on {a.forced_core}, bf16 autocast; torch x "
+                  f"OpenBLAS threads)", file=sys.stderr, flush=True)
             for b in batches:
                 for t in threads:
                     elbo_cells[b][t].append(measure_elbo(a, b, t))
-            for t, bl in configs:
-                rates, framework = measure_torch(a, batches, t, bl)
+            for cfg in configs:
+                rates, reported[cfg] = measure_torch(a, batches, cfg)
                 for b in batches:
-                    torch_cells[b][(t, bl)].append(rates[b])
+                    torch_cells[b][cfg].append(rates[b])
     except (RunError, OSError) as e:
         print(f"bench_pytorch: {e}", file=sys.stderr)
         return 2
@@ -144,17 +189,25 @@ def main():
     rows = []
     for b in batches:
         et, er = best(elbo_cells[b])
-        (tt, tb), tr = best(torch_cells[b])
+        fp32, tr = best(torch_cells[b], lambda c: c[0] == "fp32")
+        bf16, hr = best(torch_cells[b], lambda c: c[0] == "bf16")
         rows.append({"batch": b, "elbo_samples_per_s": er, "elbo_threads": et, "pytorch_samples_per_s": tr,
-                     "pytorch_torch_threads": tt, "pytorch_blas_threads": tb, "ratio": er / tr,
-                     "elbo_all": [max(elbo_cells[b][t]) for t in threads],
-                     "pytorch_all": [max(torch_cells[b][c]) for c in configs],
+                     "pytorch_config": config_key(fp32), "pytorch_openblas_core": reported[fp32]["openblas_core"],
+                     "pytorch_torch_threads": fp32[2], "pytorch_blas_threads": fp32[3], "ratio": er / tr,
+                     "pytorch_bf16_samples_per_s": hr, "pytorch_bf16_config": config_key(bf16),
+                     "pytorch_bf16_torch_threads": bf16[2], "pytorch_bf16_blas_threads": bf16[3],
+                     "ratio_bf16": er / hr, "elbo_all": [max(elbo_cells[b][t]) for t in threads],
                      "elbo_rounds": {str(t): v for t, v in elbo_cells[b].items()},
-                     "pytorch_rounds": {f"{t}x{bl}": v for (t, bl), v in torch_cells[b].items()}})
+                     "pytorch_rounds": {config_key(c): v for c, v in torch_cells[b].items()}})
     res = {"cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-           "elbo_commit": commit, "pytorch": framework, "rounds": a.rounds, "pytorch_seconds": a.seconds,
-           "elbo_samples": a.samples, "elbo_threads": threads,
-           "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()], "pytorch_configs": configs, "rows": rows}
+           "elbo_commit": commit, "pytorch": reported[configs[0]]["framework"], "rounds": a.rounds,
+           "pytorch_seconds": a.seconds, "elbo_samples": a.samples, "elbo_threads": threads,
+           "forced_core": a.forced_core, "environment_forcing": {v: os.environ.get(v) for v in FORCING_VARS},
+           "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+           "pytorch_configs": {config_key(c): {"precision": c[0], "openblas_core_requested": c[1],
+                                               "torch_threads": c[2], "blas_threads": c[3], **reported[c]}
+                               for c in configs},
+           "rows": rows}
 
     if a.json:
         print(json.dumps(res, indent=1))
@@ -162,11 +215,14 @@ def main():
         print(f"\nelbo vs PyTorch, training samples/s ({cpu}, {cores} cores; best configuration of each side, "
               f"best of {a.rounds} rounds; load average {res['load_avg_start'][0]} at start, "
               f"{res['load_avg_end'][0]} at end)")
-        print(f"{'batch':>6} {'elbo':>12} {'threads':>8} {'PyTorch':>12} {'torch x BLAS':>13} {'elbo/PyTorch':>13}")
+        print(f"{'batch':>6} {'elbo':>10} {'thr':>4} {'PyTorch fp32':>13} {'core, torch x BLAS':>20} {'ratio':>7} "
+              f"{'PyTorch bf16':>13} {'torch x BLAS':>13} {'ratio':>7}")
         for r in rows:
-            print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>12,.0f} {r['elbo_threads']:>8} "
-                  f"{r['pytorch_samples_per_s']:>12,.0f} {r['pytorch_torch_threads']:>8} x {r['pytorch_blas_threads']:<2} "
-                  f"{r['ratio']:>12.2f}x")
+            fp32_cfg = f"{r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} x {r['pytorch_blas_threads']}"
+            bf16_cfg = f"{r['pytorch_bf16_torch_threads']} x {r['pytorch_bf16_blas_threads']}"
+            print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
+                  f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x "
+                  f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x")
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
         path = dated_path(a.out_dir, "pytorch", cpu_slug(cpu), [".json", ".md"])

@@ -10,9 +10,13 @@ test set every --eval-every steps (one posterior sample per image) and stop at t
 the target; the evaluations count in the time, as in MLPerf. Run seeds are 1..N on both sides, elbo and PyTorch
 alternating. elbo's clock starts when `elbo train` starts (before it loads the data); PyTorch's when this script
 launches its process (interpreter start and `import torch` included). elbo runs on its default threads (one per
-core); PyTorch with --torch-threads (1) and OpenBLAS on --blas-threads (all cores), its fastest configuration
-here (`make bench-pytorch` searches them). With --out-dir, the summary and every run are written to
-OUT_DIR/ttq-<cpu>-<yyyymmdd>.json.
+core). PyTorch runs in its best configuration on this CPU: OpenBLAS on its own kernel choice (OPENBLAS_CORETYPE
+and OPENBLAS_L2_SIZE removed from PyTorch's processes, as some environments force a core for older OpenBLAS
+builds), and the torch threads x OpenBLAS threads pair from {1, 2, cores} that trains fastest at batch 128 in a
+quick search before the runs (scripts/torch_throughput.py, --search-seconds each, as `make bench-pytorch` searches
+them); --torch-threads and --blas-threads together skip the search. The configuration, the search's rates and the
+OpenBLAS core each run reported (openblas_get_corename) are recorded. With --out-dir, the summary and every run
+are written to OUT_DIR/ttq-<cpu>-<yyyymmdd>.json.
 """
 import argparse
 import json
@@ -23,6 +27,7 @@ import sys
 import time
 
 from results_files import cpu_slug, dated_path, elbo_info, write_atomic
+from torch_throughput import apply_openblas_env, openblas_env, openblas_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -31,6 +36,7 @@ ROOT = os.path.dirname(HERE)
 def torch_run(args):
     """One PyTorch run in this process; prints its JSON line. The clock starts at interpreter start."""
     start = time.monotonic() - (time.time() - args.started)
+    apply_openblas_env("auto", args.blas_threads)
     import numpy as np
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
@@ -63,7 +69,7 @@ def torch_run(args):
                     reached = True
                     break
     print(json.dumps({"reached": reached, "steps": step, "test_neg_elbo": value,
-                      "seconds_to_target": time.monotonic() - start}))
+                      "seconds_to_target": time.monotonic() - start, **openblas_info()}))
 
 
 def run(cmd, env=None):
@@ -75,6 +81,22 @@ def run(cmd, env=None):
         last = (p.stderr.strip().splitlines() or ["no output"])[-1]
         raise OSError(f"{' '.join(cmd)}: exit status {p.returncode}: {last}")
     return json.loads(lines[-1])
+
+
+def search_torch_config(a):
+    """(torch threads, OpenBLAS threads, {"TxB": samples/s}): the pair from {1, 2, cores} with the highest
+    samples/s at batch 128 over a.search_seconds each, OpenBLAS on its own kernel (scripts/torch_throughput.py)."""
+    cores = len(os.sched_getaffinity(0))
+    threads = sorted({t for t in (1, 2, cores) if t <= cores})
+    rates = {}
+    for t in threads:
+        for b in threads:
+            r = run([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--batch", "128", "--torch-threads",
+                     str(t), "--blas-threads", str(b), "--openblas-core", "auto", "--seconds", str(a.search_seconds),
+                     "--data", a.data, "--json"], openblas_env(os.environ, "auto", b))
+            rates[(t, b)] = r["samples_per_s"]
+    t, b = max(rates, key=rates.get)
+    return t, b, {f"{k[0]}x{k[1]}": v for k, v in rates.items()}
 
 
 def trimmed(values):
@@ -91,8 +113,10 @@ def main():
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--elbo", default=os.path.join(ROOT, "build", "elbo"))
-    p.add_argument("--torch-threads", type=int, default=1)
-    p.add_argument("--blas-threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--torch-threads", type=int, default=None, help="with --blas-threads: skip the search")
+    p.add_argument("--blas-threads", type=int, default=None, help="with --torch-threads: skip the search")
+    p.add_argument("--search-seconds", type=float, default=1.0,
+                   help="timed seconds per configuration in the quick search (default 1)")
     p.add_argument("--out-dir", default=None, help="write ttq-<cpu>-<date>.json there")
     p.add_argument("--json", action="store_true")
     p.add_argument("--torch-run", action="store_true", help=argparse.SUPPRESS)
@@ -105,6 +129,8 @@ def main():
         return 0
     if a.runs < 1:
         p.error("--runs must be at least 1")
+    if (a.torch_threads is None) != (a.blas_threads is None):
+        p.error("--torch-threads and --blas-threads go together (neither: the quick search chooses them)")
     try:
         return measure(a)
     except OSError as e:
@@ -115,23 +141,33 @@ def main():
 def measure(a):
     """The N runs of each side, the summary printed and (with --out-dir) written; returns 0."""
     load_start = os.getloadavg()
+    search = None
+    if a.torch_threads is None:
+        a.torch_threads, a.blas_threads, search = search_torch_config(a)
+        print(f"PyTorch configuration: {a.torch_threads} torch x {a.blas_threads} OpenBLAS threads, OpenBLAS's own "
+              f"kernel (quick search at batch 128, samples/s: {', '.join(f'{k} {v:,.0f}' for k, v in search.items())})",
+              file=sys.stderr, flush=True)
     results = {"elbo": [], "pytorch": []}
     for seed in range(1, a.runs + 1):
         r = run([a.elbo, "train", "--data", a.data, "--epochs", "20", "--target", str(a.target), "--eval-every",
                  str(a.eval_every), "--seed", str(seed), "--json"])
         results["elbo"].append(r)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.blas_threads))
+        env = openblas_env(os.environ, "auto", a.blas_threads)
         r = run([sys.executable, os.path.abspath(__file__), "--torch-run", "--seed", str(seed), "--target",
                  str(a.target), "--eval-every", str(a.eval_every), "--data", a.data, "--torch-threads",
-                 str(a.torch_threads), "--started", str(time.time())], env)
+                 str(a.torch_threads), "--blas-threads", str(a.blas_threads), "--started", str(time.time())], env)
         results["pytorch"].append(r)
     summary = {}
     for name, rs in results.items():
         ok = [r["seconds_to_target"] for r in rs if r["reached"]]
         summary[name] = {"runs": len(rs), "reached": len(ok), "seconds_trimmed_mean": trimmed(ok) if ok else None,
                          "seconds": ok, "steps": [r["steps"] for r in rs]}
+    cores_ran = sorted({r.get("openblas_core", "?") for r in results["pytorch"]})
     result = {"target_neg_elbo": a.target, "eval_every": a.eval_every, "pytorch_torch_threads": a.torch_threads,
-              "pytorch_blas_threads": a.blas_threads, **summary, "runs": results,
+              "pytorch_blas_threads": a.blas_threads, "pytorch_openblas_core": ", ".join(cores_ran),
+              "pytorch_openblas_forcing": "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE cleared in PyTorch's processes",
+              "pytorch_config_search": search, "pytorch_config_search_seconds": a.search_seconds if search else None,
+              **summary, "runs": results,
               "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()]}
     if a.out_dir:
         cpu, _ = elbo_info(a.elbo)
@@ -146,6 +182,9 @@ def measure(a):
             print(f"{name:8s} time to test -ELBO <= {a.target}: "
                   f"{'not reached' if t is None else f'{t:.2f} s'} (trimmed mean of {s['reached']}/{s['runs']} runs; "
                   f"all: {', '.join(f'{x:.2f}' for x in s['seconds'])}; steps {s['steps']})")
+        print(f"PyTorch ran {a.torch_threads} torch x {a.blas_threads} OpenBLAS threads on OpenBLAS core "
+              f"{result['pytorch_openblas_core']} (forcing variables cleared"
+              f"{', configuration from the quick search' if search else ', configuration given'})")
         e, t = summary["elbo"]["seconds_trimmed_mean"], summary["pytorch"]["seconds_trimmed_mean"]
         if e and t:
             print(f"elbo reaches the target {t / e:.1f}x sooner")

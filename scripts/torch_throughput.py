@@ -2,79 +2,148 @@
 """PyTorch's training throughput for the same VAE elbo trains (784-400-20, MSE, Adam), on the same data,
 for comparing samples/s side by side.
 
-  scripts/torch_throughput.py [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N] [--seconds 10] [--json]
+  scripts/torch_throughput.py [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
+                              [--openblas-core auto|Haswell|...] [--precision fp32|bf16] [--seconds 10] [--json]
 
-PyTorch 1.13 from Debian runs its GEMMs in OpenBLAS; its fastest configuration on small machines is
-torch threads = 1 with OpenBLAS on all cores (more torch threads oversubscribe the cores OpenBLAS uses);
-scripts/bench_pytorch.py searches the configurations. For each batch size, a fresh model (seed 1) takes 20
-warm-up steps, then steps are timed for --seconds; the data are Fashion-MNIST's training images, shuffled
-once. One line (or JSON object) per batch size.
+PyTorch 1.13 from Debian runs its fp32 GEMMs in OpenBLAS. OpenBLAS picks its kernels for the CPU when it loads,
+unless OPENBLAS_CORETYPE forces a core (some environments set it, with OPENBLAS_L2_SIZE, for older OpenBLAS
+builds that misbehave on some CPUs): --openblas-core auto (default) clears both in this process before torch
+loads, so OpenBLAS runs its own choice for this CPU; a core name (e.g. Haswell) forces that core. The core that
+ran is reported (openblas_get_corename, through ctypes on the libopenblas this process loaded).
+--precision bf16 runs the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16) with fp32
+master weights and Adam (the GEMMs then run in bf16, in oneDNN); fp32 (default) runs everything in fp32.
+scripts/bench_pytorch.py searches the configurations (torch threads x OpenBLAS threads, core, precision).
+For each batch size, a fresh model (seed 1) takes 20 warm-up steps, then steps are timed for --seconds; the
+data are Fashion-MNIST's training images, shuffled once. One line (or JSON object) per batch size.
 """
 import argparse
+import ctypes
 import json
 import os
 import sys
 import time
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--batch", default="128", help="batch size, or several separated by commas")
-parser.add_argument("--torch-threads", type=int, default=1)
-parser.add_argument("--blas-threads", type=int, default=os.cpu_count())
-parser.add_argument("--seconds", type=float, default=10.0)
-parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-parser.add_argument("--json", action="store_true")
-args = parser.parse_args()
-try:
-    batches = [int(b) for b in args.batch.split(",")]
-    if any(b < 1 for b in batches):
-        raise ValueError
-except ValueError:
-    parser.error(f"--batch: expected positive integers separated by commas, got '{args.batch}'")
-# OpenBLAS reads its thread count when it is loaded, so set it before importing torch.
-os.environ["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
-from vae_torch import VAE, find_idx, per_sample_losses, read_idx  # noqa: E402
-
-torch.set_num_threads(args.torch_threads)
-images = read_idx(find_idx(args.data, "train-images-idx3-ubyte"))
-x_all = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+FORCING_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def measure(batch):
-    """samples/s and steps of training at this batch size for args.seconds after a warm-up."""
+def openblas_env(env, core, blas_threads=None):
+    """A copy of env for a process that loads OpenBLAS: core "auto" removes OPENBLAS_CORETYPE and
+    OPENBLAS_L2_SIZE (OpenBLAS then picks its kernels for this CPU); another core name sets OPENBLAS_CORETYPE
+    to it (OPENBLAS_L2_SIZE kept as env has it); blas_threads, when given, sets OPENBLAS_NUM_THREADS."""
+    env = dict(env)
+    if core == "auto":
+        for v in FORCING_VARS:
+            env.pop(v, None)
+    else:
+        env["OPENBLAS_CORETYPE"] = core
+    if blas_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    return env
+
+
+def apply_openblas_env(core, blas_threads=None):
+    """Makes this process's environment openblas_env(core, blas_threads); call it before importing torch
+    (OpenBLAS reads these variables when it loads)."""
+    new = openblas_env(os.environ, core, blas_threads)
+    for v in FORCING_VARS:
+        if v not in new:
+            os.environ.pop(v, None)
+    os.environ.update(new)
+
+
+def openblas_info():
+    """{"openblas_core", "openblas_config", "openblas_library"} of the libopenblas loaded into this process
+    (openblas_get_corename and openblas_get_config through ctypes), or "none loaded" values."""
+    with open("/proc/self/maps") as f:
+        libs = sorted({line.split()[-1] for line in f if "libopenblas" in line and ".so" in line})
+    for lib in libs:
+        try:
+            h = ctypes.CDLL(lib)
+            h.openblas_get_corename.restype = ctypes.c_char_p
+            h.openblas_get_config.restype = ctypes.c_char_p
+            return {"openblas_core": h.openblas_get_corename().decode(),
+                    "openblas_config": h.openblas_get_config().decode(), "openblas_library": lib}
+        except (OSError, AttributeError):
+            continue
+    return {"openblas_core": "none loaded", "openblas_config": "", "openblas_library": ""}
+
+
+def parse_args():
+    """The command line, checked."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", default="128", help="batch size, or several separated by commas")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--blas-threads", type=int, default=os.cpu_count())
+    p.add_argument("--openblas-core", default="auto",
+                   help="auto: OpenBLAS's own choice (forcing variables cleared); or a core to force (Haswell)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: forward and loss under CPU autocast to bfloat16 (fp32 weights, fp32 Adam)")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    try:
+        a.batches = [int(b) for b in a.batch.split(",")]
+        if any(b < 1 for b in a.batches):
+            raise ValueError
+    except ValueError:
+        p.error(f"--batch: expected positive integers separated by commas, got '{a.batch}'")
+    return a
+
+
+def measure(torch, VAE, per_sample_losses, x_all, batch, a):
+    """(steps, samples/s) of training at this batch size for a.seconds after 20 warm-up steps."""
     torch.manual_seed(1)
     model = VAE(x_all.shape[1], [400], 20, [400])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(len(x_all))
+    bf16 = a.precision == "bf16"
 
     def step(i):
         lo = (i * batch) % (len(x_all) - batch)
         x = x_all[perm[lo:lo + batch]]
-        logits, mu, logvar = model(x, torch.randn(len(x), 20))
-        rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, mu, logvar = model(x, torch.randn(len(x), 20))
+            rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
+            loss = (rec + kl).sum()
         opt.zero_grad()
-        (rec + kl).sum().backward()
+        loss.backward()
         opt.step()
 
     for i in range(20):
         step(i)
     steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < args.seconds:
+    while time.perf_counter() - t0 < a.seconds:
         step(steps)
         steps += 1
     return steps, steps * batch / (time.perf_counter() - t0)
 
 
-for batch in batches:
-    steps, rate = measure(batch)
-    result = {"framework": "pytorch " + torch.__version__, "batch": batch, "torch_threads": args.torch_threads,
-              "blas_threads": args.blas_threads, "steps": steps, "samples_per_s": rate}
-    if args.json:
-        print(json.dumps(result), flush=True)
-    else:
-        print(f"PyTorch {torch.__version__}: batch {batch}, torch threads {args.torch_threads}, OpenBLAS threads "
-              f"{args.blas_threads}: {rate:.0f} samples/s over {steps} steps", flush=True)
+def main():
+    a = parse_args()
+    apply_openblas_env(a.openblas_core, a.blas_threads)
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "parity"))
+    from vae_torch import VAE, find_idx, per_sample_losses, read_idx
+
+    torch.set_num_threads(a.torch_threads)
+    info = openblas_info()
+    images = read_idx(find_idx(a.data, "train-images-idx3-ubyte"))
+    x_all = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    for batch in a.batches:
+        steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
+        result = {"framework": "pytorch " + torch.__version__, "batch": batch, "precision": a.precision,
+                  "torch_threads": a.torch_threads, "blas_threads": a.blas_threads,
+                  "openblas_core_requested": a.openblas_core, **info, "steps": steps, "samples_per_s": rate}
+        if a.json:
+            print(json.dumps(result), flush=True)
+        else:
+            print(f"PyTorch {torch.__version__} {a.precision}: batch {batch}, torch threads {a.torch_threads}, "
+                  f"OpenBLAS threads {a.blas_threads} on core {info['openblas_core']} "
+                  f"(requested {a.openblas_core}): {rate:.0f} samples/s over {steps} steps", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
