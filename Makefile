@@ -314,7 +314,7 @@ profile: check-deps
 	@$(MAKE) --no-print-directory all
 	scripts/profile.sh
 
-# make bench-pytorch: elbo and PyTorch on this machine in one run (scripts/bench_pytorch.py; about 2 minutes):
+# make bench-pytorch: elbo and PyTorch on this machine in one run (scripts/bench_pytorch.py; about 7 minutes):
 # samples/s at batch 64/128/256/1024, each side at its best thread configuration, into
 # results/pytorch-<cpu>-<date>.{md,json}. BENCH_PYTORCH_ARGS: more options (--rounds, --seconds, --batches, ...).
 BENCH_PYTORCH_ARGS ?=
