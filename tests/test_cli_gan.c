@@ -316,6 +316,60 @@ static void test_divergence(void **state)
     remove_tree(dir);
 }
 
+/* 1 when files a and b hold the same bytes. */
+static int same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Trains a small GAN on DATA for 2 epochs with the NULL-terminated extra flags into dir/name; returns its path in
+ * buf. */
+static const char *train_small(char *buf, const char *dir, const char *name, const char *f1, const char *f2,
+                               const char *f3, const char *f4)
+{
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--batch", "64", "--hidden", "32",
+        "--d-hidden", "32,16", "--save", in_dir(buf, dir, name), f1, f2, f3, f4, NULL);
+    expect_ok(&r, name);
+    run_free(&r);
+    return buf;
+}
+
+/* --real-label and --d-lr-scale: each changes the trained checkpoint (an option ignored would not), both are kept
+ * in the checkpoint so that a run stopped by --steps and resumed is byte-identical to the uninterrupted one (a
+ * resume that forgot either would drift), and a real label of 0.5 is refused in one line (exit 2). */
+static void test_recipe_options(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], plain[2 * MAX_PATH], smooth[2 * MAX_PATH], scaled[2 * MAX_PATH], both[2 * MAX_PATH],
+        part[2 * MAX_PATH];
+    scratch_open(dir);
+    train_small(plain, dir, "plain.safetensors", NULL, NULL, NULL, NULL);
+    train_small(smooth, dir, "smooth.safetensors", "--real-label", "0.9", NULL, NULL);
+    train_small(scaled, dir, "scaled.safetensors", "--d-lr-scale", "0.5", NULL, NULL);
+    train_small(both, dir, "both.safetensors", "--real-label", "0.9", "--d-lr-scale", "0.5");
+    if (same_file(plain, smooth) || same_file(plain, scaled) || same_file(smooth, both) || same_file(scaled, both))
+        test_failf("--real-label 0.9 or --d-lr-scale 0.5 left the checkpoint unchanged\n");
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--steps", "7", "--batch", "64", "--hidden",
+        "32", "--d-hidden", "32,16", "--real-label", "0.9", "--d-lr-scale", "0.5", "--save",
+        in_dir(part, dir, "part.safetensors"), NULL);
+    expect_ok(&r, "train, interrupted");
+    run_free(&r);
+    run(&r, "train", "--data", DATA, "--epochs", "2", "--resume", part, "--save", part, NULL);
+    expect_ok(&r, "train --resume");
+    run_free(&r);
+    expect_same_file(both, part, "--real-label 0.9 --d-lr-scale 0.5 stopped by --steps 7 and resumed");
+    expect_usage_error("real_label: 0.5 is not in (0.5, 1]", NULL, "train", "--model", "gan", "--real-label", "0.5",
+                       "--data", DATA, NULL);
+    remove_tree(dir);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -324,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_sample_info_eval),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_recipe_options),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, find_elbo, NULL);
