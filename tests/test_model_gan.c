@@ -1,5 +1,6 @@
 /* The GAN against PyTorch autograd, and its two-phase training step: tests/parity/gan_torch.py writes weights
- * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's and the G step's losses, every
+ * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's (with D's real label 1, or 0.9 in
+ * gan_smooth_b16) and the G step's losses, every
  * D parameter's gradient of the D loss and every G parameter's gradient of the G loss on those same weights, and
  * the G loss's gradient with respect to G's pre-sigmoid output; elbo loads the same weights and must agree, on
  * every ISA table this CPU runs.
@@ -37,7 +38,7 @@
 
 static char suite_dir[MAX_PATH];
 
-static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9"};
+static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9", "gan_smooth_b16"};
 
 /* Runs the PyTorch oracle once for every case into a fresh temporary directory. */
 static int generate_suite(void **state)
@@ -85,6 +86,7 @@ static elbo_gan_config open_case(const char *name, elbo_st_file *f)
     elbo_gan_config c = elbo_gan_config_default(1, d);
     c.latent = (size_t)atol(elbo_st_meta_get(f, "latent"));
     c.slope = atof(elbo_st_meta_get(f, "leaky_slope"));
+    c.real_label = atof(elbo_st_meta_get(f, "real_label"));
     assert_int_equal(elbo_parse_widths(elbo_st_meta_get(f, "generator_hidden"), c.g_hidden, &c.n_g, err, sizeof err),
                      0);
     assert_int_equal(
