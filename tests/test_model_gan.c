@@ -1,9 +1,8 @@
 /* The GAN against PyTorch autograd, and its two-phase training step: tests/parity/gan_torch.py writes weights
- * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's (with D's real label 1, or 0.9 in
- * gan_smooth_b16) and the G step's losses, every
- * D parameter's gradient of the D loss and every G parameter's gradient of the G loss on those same weights, and
- * the G loss's gradient with respect to G's pre-sigmoid output; elbo loads the same weights and must agree, on
- * every ISA table this CPU runs.
+ * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's (D's real label 1, or 0.9 in
+ * gan_smooth_b16) and the G step's losses, every D parameter's gradient of the D loss and every G parameter's
+ * gradient of the G loss on those same weights, and the G loss's gradient with respect to G's pre-sigmoid output;
+ * elbo loads the same weights and must agree, on every ISA table this CPU runs.
  *
  * Tolerances, those of the VAE's and the classifier's parity tests and for the same reasons: for each tensor,
  * max |elbo - torch| <= GRAD_TOL = 1e-4 of the tensor's largest |torch gradient| (float32 sums over up to 784
