@@ -1,12 +1,13 @@
-/* Training-step rows through the trainer API, for the VAE (train/...) and the classifier (train_classifier/...): a
- * fresh model and trainer per call, warmed up by two steps, then one optimizer step per iteration over a shuffled
- * Fashion-MNIST. */
+/* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...) and the
+ * GAN (train/gan/...): a fresh model and trainer per call, warmed up by two steps, then one optimizer step per
+ * iteration over a shuffled Fashion-MNIST (the GAN's: a D step and a G step; samples are real images). */
 #include "bench_train.h"
 
 #include <stdio.h>
 
 #include "classifier.h"
 #include "dataset.h"
+#include "gan.h"
 #include "rng.h"
 #include "train.h"
 #include "vae.h"
@@ -43,20 +44,36 @@ static void step(elbo_trainer *tr, const elbo_images_view *train, size_t batch, 
     *pos += batch;
 }
 
-/* The model a row trains: the default VAE or the default classifier. */
+/* The model kinds a row trains (its gbench user pointer points at one; NULL is the VAE). */
+typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN } bench_kind;
+
+/* The model a row trains: the default VAE, classifier or GAN. */
 typedef struct {
-    int classifier;
+    bench_kind kind;
     elbo_vae vae;
     elbo_classifier clf;
+    elbo_gan gan;
     elbo_model model;
     double flops_per_sample;
 } bench_model;
 
 /* Initializes the row's model (seed 1) for data of dim pixels; 0 or -1 with a message in err. */
-static int bench_model_init(bench_model *bm, int classifier, size_t dim, size_t classes, char *err, size_t errlen)
+static int bench_model_init(bench_model *bm, bench_kind kind, size_t rows, size_t cols, size_t classes, char *err,
+                            size_t errlen)
 {
-    bm->classifier = classifier;
-    if (classifier) {
+    size_t dim = rows * cols;
+    bm->kind = kind;
+    if (kind == BENCH_GAN) {
+        elbo_gan_config cfg = elbo_gan_config_default(rows, cols);
+        if (elbo_gan_init(&bm->gan, &cfg, g_env->kern, err, errlen))
+            return -1;
+        elbo_params_init(bm->gan.params, &bm->gan.layout, 1);
+        elbo_gan_pack_weights(&bm->gan);
+        bm->model = elbo_gan_model(&bm->gan);
+        bm->flops_per_sample = elbo_gan_train_flops_per_sample(&bm->gan);
+        return 0;
+    }
+    if (kind == BENCH_CLASSIFIER) {
         elbo_classifier_config cfg = elbo_classifier_config_default(dim, classes);
         if (elbo_classifier_init(&bm->clf, &cfg, g_env->kern, err, errlen))
             return -1;
@@ -79,14 +96,16 @@ static int bench_model_init(bench_model *bm, int classifier, size_t dim, size_t 
 /* Frees the row's model. */
 static void bench_model_free(bench_model *bm)
 {
-    if (bm->classifier)
+    if (bm->kind == BENCH_GAN)
+        elbo_gan_free(&bm->gan);
+    else if (bm->kind == BENCH_CLASSIFIER)
         elbo_classifier_free(&bm->clf);
     else
         elbo_vae_free(&bm->vae);
 }
 
-/* The row: a trainer of the model (user: non-NULL for the classifier) at (batch, threads), one step per
- * iteration. */
+/* The row: a trainer of the model (user: a bench_kind, NULL for the VAE) at (batch, threads), one step per
+ * iteration (the GAN's: Adam lr 2e-4, betas 0.5 / 0.999, its recipe). */
 static void run_train(gbench_state *st, void *user)
 {
     if (dataset_ready() != 0) {
@@ -95,11 +114,16 @@ static void run_train(gbench_state *st, void *user)
     }
     size_t batch = (size_t)gbench_arg(st, 0), threads = (size_t)gbench_arg(st, 1);
     elbo_images_view train = {g_ds.train.pixels, g_ds.train.n, g_ds.train.dim, g_ds.train.labels};
-    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
+    bench_kind kind = user ? *(const bench_kind *)user : BENCH_VAE;
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, kind == BENCH_GAN ? 2e-4 : 1e-3);
+    if (kind == BENCH_GAN) {
+        oc.adam.beta1 = 0.5;
+        oc.adam.beta2 = 0.999;
+    }
     char err[256];
     bench_model bm;
     elbo_trainer tr;
-    if (bench_model_init(&bm, user != NULL, train.dim, g_ds.num_classes, err, sizeof err)) {
+    if (bench_model_init(&bm, kind, g_ds.train.rows, g_ds.train.cols, g_ds.num_classes, err, sizeof err)) {
         gbench_skip_with_error(st, err);
         return;
     }
@@ -134,13 +158,22 @@ void bench_train_register(const bench_env *env, const char *dataset)
                             .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
-    /* the classifier beside the VAE (user: any non-NULL pointer) */
+    /* the classifier beside the VAE */
     static const int64_t clf_batches[] = {128, 1024};
-    static int classifier = 1;
+    static bench_kind classifier = BENCH_CLASSIFIER;
     for (size_t b = 0; b < sizeof clf_batches / sizeof clf_batches[0]; b++)
         for (size_t t = 1; t <= env->cores; t++) {
             gbench_def d = {.name = "train_classifier", .run = run_train, .user = &classifier, .n_args = 2,
                             .args = {clf_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
+            gbench_register(&d);
+        }
+    /* the GAN: samples/s of real images */
+    static const int64_t gan_batches[] = {64, 128, 256};
+    static bench_kind gan = BENCH_GAN;
+    for (size_t b = 0; b < sizeof gan_batches / sizeof gan_batches[0]; b++)
+        for (size_t t = 1; t <= env->cores; t++) {
+            gbench_def d = {.name = "train/gan", .run = run_train, .user = &gan, .n_args = 2,
+                            .args = {gan_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
 }

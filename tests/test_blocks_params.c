@@ -2,6 +2,7 @@
  * contiguous blocks of the arena, each updated by an optimizer of its own without touching the others. */
 #include "test_util.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "optim.h"
@@ -106,12 +107,54 @@ static void test_optimizer_over_a_group(void **state)
     free(before);
 }
 
+/* A block_lr over the discriminator's group: Adam's first step (every gradient 0.5, so each parameter moves by
+ * lr g / (|g| + eps) = lr within 1e-6) moves D's parameters by its 4e-2 and G's by the config's 1e-2, each tensor
+ * updated as its own block as the tail does. Catches: the block's rate ignored, applied outside its block, or to
+ * the wrong side of its end. */
+static void test_block_learning_rate(void **state)
+{
+    (void)state;
+    elbo_param_layout l;
+    gan_like(&l);
+    float *params = elbo_arena_alloc(&l), *grads = elbo_arena_alloc(&l), *before = elbo_arena_alloc(&l);
+    assert_true(params && grads && before);
+    elbo_params_init(params, &l, 4);
+    for (size_t i = 0; i < l.total; i++)
+        grads[i] = 0.5f;
+    memcpy(before, params, l.total * sizeof(float));
+    size_t d_off, d_floats;
+    elbo_param_layout_group_range(&l, 1, &d_off, &d_floats);
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-2);
+    oc.block_lr[oc.n_block_lr++] = (elbo_block_lr){d_off, d_off + d_floats, 4e-2};
+    elbo_optimizer o;
+    assert_int_equal(elbo_optimizer_init(&o, &oc, &l), 0);
+    elbo_optimizer_begin_step(&o);
+    for (size_t t = 0; t < l.n_tensors; t++) {
+        const elbo_tensor_view *v = &l.tensor[t];
+        elbo_optimizer_update_block(&o, test_kernels(), params, grads, v->offset, 1, elbo_tensor_view_size(v),
+                                    elbo_tensor_view_size(v));
+    }
+    for (size_t t = 0; t < l.n_tensors; t++) {
+        const elbo_tensor_view *v = &l.tensor[t];
+        double want = v->offset >= d_off ? 4e-2 : 1e-2;
+        for (size_t i = v->offset; i < v->offset + elbo_tensor_view_size(v); i++)
+            if (fabs((double)before[i] - (double)params[i] - want) > 1e-6)
+                test_failf("%s[%zu]: moved by %.9g, expected %g\n", v->name, i - v->offset,
+                           (double)before[i] - params[i], want);
+    }
+    elbo_optimizer_free(&o);
+    free(params);
+    free(grads);
+    free(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_groups_tile_the_arena),
         cmocka_unit_test(test_split_heads),
         cmocka_unit_test(test_optimizer_over_a_group),
+        cmocka_unit_test(test_block_learning_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

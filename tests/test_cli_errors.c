@@ -117,6 +117,8 @@ static void test_help(void **state)
         {"lr", "0.001; gan: 0.0002"},
         {"adam-beta1", "0.5"},
         {"adam-beta2", "0.999"},
+        {"real-label", "1"},
+        {"d-lr-scale", "1"},
         {"optimizer", "adam"},
         {"momentum", "0.9"},
         {"hidden", "400; classifier: 256,256; gan: 256,512"},

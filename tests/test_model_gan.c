@@ -1,8 +1,8 @@
 /* The GAN against PyTorch autograd, and its two-phase training step: tests/parity/gan_torch.py writes weights
- * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's and the G step's losses, every
- * D parameter's gradient of the D loss and every G parameter's gradient of the G loss on those same weights, and
- * the G loss's gradient with respect to G's pre-sigmoid output; elbo loads the same weights and must agree, on
- * every ISA table this CPU runs.
+ * (generator.* and discriminator.*), uint8 real images, the normals z, the D step's (D's real label 1, or 0.9 in
+ * gan_smooth_b16) and the G step's losses, every D parameter's gradient of the D loss and every G parameter's
+ * gradient of the G loss on those same weights, and the G loss's gradient with respect to G's pre-sigmoid output;
+ * elbo loads the same weights and must agree, on every ISA table this CPU runs.
  *
  * Tolerances, those of the VAE's and the classifier's parity tests and for the same reasons: for each tensor,
  * max |elbo - torch| <= GRAD_TOL = 1e-4 of the tensor's largest |torch gradient| (float32 sums over up to 784
@@ -15,6 +15,7 @@
  * are bitwise those of elbo_gan_d_grads on the same noise (seed, EPS, row, step 0). */
 #include "test_scratch.h"
 
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,7 +37,7 @@
 
 static char suite_dir[MAX_PATH];
 
-static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9"};
+static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9", "gan_smooth_b16"};
 
 /* Runs the PyTorch oracle once for every case into a fresh temporary directory. */
 static int generate_suite(void **state)
@@ -84,6 +85,7 @@ static elbo_gan_config open_case(const char *name, elbo_st_file *f)
     elbo_gan_config c = elbo_gan_config_default(1, d);
     c.latent = (size_t)atol(elbo_st_meta_get(f, "latent"));
     c.slope = atof(elbo_st_meta_get(f, "leaky_slope"));
+    c.real_label = atof(elbo_st_meta_get(f, "real_label"));
     assert_int_equal(elbo_parse_widths(elbo_st_meta_get(f, "generator_hidden"), c.g_hidden, &c.n_g, err, sizeof err),
                      0);
     assert_int_equal(
@@ -305,11 +307,71 @@ static void test_trainer_threads_bitwise(void **state)
     }
 }
 
+/* BCE-with-logits of logit l against target y in double: max(l, 0) - l y + log1p(exp(-|l|)). */
+static double bce_ref(double l, double y)
+{
+    return (l > 0 ? l : 0) - l * y + log1p(exp(-fabs(l)));
+}
+
+/* 1 when n floats are all finite. */
+static int all_finite(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
+/* Extreme logits: every D weight 0 and D's last bias +-80 make every logit +-80, where exp(80) overflows a float
+ * unless the loss is computed stably. The D loss is BCE(l, real label) + BCE(l, 0), the G loss BCE(l, 1), within
+ * 1e-5 relative of double (+-80, 8 or 72, or ~0 within 1e-6), and every gradient of both steps is finite; with the
+ * real label 1 and 0.9 (one-sided smoothing), on every ISA table. */
+static void test_extreme_logits(void **state)
+{
+    (void)state;
+    enum { B = 8 };
+    uint8_t x[B * 784];
+    float z[B * 64];
+    test_rng rng = {7};
+    for (size_t i = 0; i < sizeof x; i++)
+        x[i] = (uint8_t)test_rng_below(&rng, 256);
+    elbo_rng_normals(z, B * 64, 3, ELBO_STREAM_EPS, 0, 0);
+    static const double logits[] = {80, -80}, labels[] = {1, 0.9};
+    for (size_t i = 0; elbo_kernels_available(i); i++)
+        for (size_t li = 0; li < 2; li++)
+            for (size_t yi = 0; yi < 2; yi++) {
+                const elbo_kernels *k = elbo_kernels_available(i);
+                elbo_gan_config c = elbo_gan_config_default(28, 28);
+                c.real_label = labels[yi];
+                elbo_gan m;
+                elbo_gan_activations a;
+                char err[256];
+                assert_int_equal(elbo_gan_init(&m, &c, k, err, sizeof err), 0);
+                const elbo_tensor_view *bias = elbo_param_layout_find(&m.layout, "discriminator.4.bias");
+                assert_non_null(bias);
+                m.params[bias->offset] = (float)logits[li];
+                elbo_gan_pack_weights(&m);
+                assert_int_equal(elbo_gan_activations_init(&a, &m, B), 0);
+                double l = logits[li], want_d = bce_ref(l, labels[yi]) + bce_ref(l, 0), want_g = bce_ref(l, 1);
+                double d = elbo_gan_d_grads(&m, &a, x, z, B), g = elbo_gan_g_grads(&m, &a, B);
+                if (!(fabs(d - want_d) <= 1e-5 * want_d + 1e-6) || !(fabs(g - want_g) <= 1e-5 * want_g + 1e-6))
+                    test_failf("%s, logit %g, real label %g: D loss %.9g (want %.9g), G loss %.9g (want %.9g)\n",
+                               k->isa, l, labels[yi], d, want_d, g, want_g);
+                if (!all_finite(m.grads, m.layout.total) || !all_finite(a.dgout, B * c.input_dim) ||
+                    !all_finite(a.logit, 2 * B))
+                    test_failf("%s, logit %g, real label %g: a gradient is NaN or infinite\n", k->isa, l,
+                               labels[yi]);
+                elbo_gan_activations_free(&a);
+                elbo_gan_free(&m);
+            }
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_match_torch),
         cmocka_unit_test(test_trainer_threads_bitwise),
+        cmocka_unit_test(test_extreme_logits),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, generate_suite, remove_suite);

@@ -49,6 +49,15 @@ void elbo_optimizer_begin_step(elbo_optimizer *o)
     o->step++;
 }
 
+/* The learning rate at arena offset off: its block's, or def. */
+static double lr_at(const elbo_optimizer_config *c, size_t off, double def)
+{
+    for (size_t i = 0; i < c->n_block_lr; i++)
+        if (off >= c->block_lr[i].begin && off < c->block_lr[i].end)
+            return c->block_lr[i].lr;
+    return def;
+}
+
 void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
                                  const float *grads, size_t off, size_t rows, size_t cols, size_t ld)
 {
@@ -57,8 +66,11 @@ void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *ke
     if (o->cfg.kind == ELBO_OPT_ADAM) {
         elbo_adam_hparams h = o->cfg.adam;
         h.step = o->step;
+        h.lr = lr_at(&o->cfg, off, h.lr);
         kern->adam(params + off, o->m + off, o->v + off, grads + off, rows, cols, ld, &h);
     } else {
-        kern->sgd(params + off, o->m + off, grads + off, rows, cols, ld, &o->cfg.sgd, o->step == 1);
+        elbo_sgd_hparams h = o->cfg.sgd;
+        h.lr = lr_at(&o->cfg, off, h.lr);
+        kern->sgd(params + off, o->m + off, grads + off, rows, cols, ld, &h, o->step == 1);
     }
 }

@@ -8,10 +8,18 @@
 
 typedef enum { ELBO_OPT_ADAM = 0, ELBO_OPT_SGD = 1 } elbo_optimizer_kind;
 
+/* A block of the arena [begin, end) (floats) updated with its own learning rate. */
+typedef struct {
+    size_t begin, end;
+    double lr;
+} elbo_block_lr;
+
 typedef struct {
     elbo_optimizer_kind kind;
     elbo_adam_hparams adam;  /* step is ignored: the optimizer counts its own */
     elbo_sgd_hparams sgd;
+    size_t n_block_lr;       /* blocks whose learning rate is not adam.lr / sgd.lr (a GAN's discriminator) */
+    elbo_block_lr block_lr[ELBO_MAX_GROUPS];
 } elbo_optimizer_config;
 
 typedef struct {
@@ -34,7 +42,8 @@ void elbo_optimizer_free(elbo_optimizer *o);
  * with update_block (elementwise, so the result does not depend on how the arena is split). */
 void elbo_optimizer_begin_step(elbo_optimizer *o);
 /* Updates the rows x cols block at arena offset off (row stride ld) of params and the optimizer state from the
- * same block of grads, with kern's optimizer kernels. */
+ * same block of grads, with kern's optimizer kernels, at the learning rate of the cfg.block_lr block holding off
+ * (the config's own elsewhere). */
 void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
                                  const float *grads, size_t off, size_t rows, size_t cols, size_t ld);
 

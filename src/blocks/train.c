@@ -215,6 +215,7 @@ elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data,
                 loss = l;
                 finite = isfinite(l.loss);
                 grads_finite = !bad;
+                tr->stop_phase = q;
             }
             if (!go_on)
                 break;
@@ -229,12 +230,25 @@ elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data,
     return loss;
 }
 
-/* Describes a non-finite step's loss into err: "the loss became NaN (recon -nan, KL inf)". */
+/* Describes a non-finite step's loss into err: "the loss became NaN (recon -nan, KL inf)"; for a model of several
+ * phases, the phase it stopped in and its non-finite parts: "the discriminator step's loss became NaN (d_loss
+ * -nan, d_fake -nan)". */
 static void describe_nonfinite_loss(const elbo_trainer *tr, elbo_step_loss l, char *err, size_t errlen)
 {
     const elbo_model_ops *ops = tr->model.ops;
-    snprintf(err, errlen, "step %ld: the loss became %s (%s %g, %s %g); try a lower --lr", tr->step + 1,
-             isnan(l.loss) ? "NaN" : "infinite", ops->part_names[0], l.part[0], ops->part_names[1], l.part[1]);
+    const char *what = isnan(l.loss) ? "NaN" : "infinite";
+    if (ops->n_phases == 0) {
+        snprintf(err, errlen, "step %ld: the loss became %s (%s %g, %s %g); try a lower --lr", tr->step + 1, what,
+                 ops->part_names[0], l.part[0], ops->part_names[1], l.part[1]);
+        return;
+    }
+    char parts[192] = "";
+    for (size_t k = 0; k < ELBO_LOSS_PARTS; k++)
+        if (ops->part_names[k] && !isfinite(l.part[k]))
+            snprintf(parts + strlen(parts), sizeof parts - strlen(parts), "%s%s %g", parts[0] ? ", " : " (",
+                     ops->part_names[k], l.part[k]);
+    snprintf(err, errlen, "step %ld: the %s step's loss became %s%s%s; try a lower --lr", tr->step + 1,
+             tr->phase[tr->stop_phase].name, what, parts, parts[0] ? ")" : "");
 }
 
 int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_steps, elbo_step_callback cb,
@@ -253,9 +267,12 @@ int elbo_trainer_epoch(elbo_trainer *tr, const elbo_images_view *data, long max_
         size_t b = data->n - done < tr->batch ? data->n - done : tr->batch;
         elbo_step_loss l = elbo_trainer_step(tr, data, tr->perm + done, b);
         if (!isfinite(l.loss) || tr->nonfinite_grads) {
-            if (tr->nonfinite_grads)
+            if (tr->nonfinite_grads && tr->model.ops->n_phases == 0)
                 snprintf(err, errlen, "step %ld: the gradients became NaN or infinite (loss %g); try a lower --lr",
                          tr->step + 1, l.loss);
+            else if (tr->nonfinite_grads)
+                snprintf(err, errlen, "step %ld: the %s step's gradients became NaN or infinite (loss %g); try a "
+                         "lower --lr", tr->step + 1, tr->phase[tr->stop_phase].name, l.loss);
             else
                 describe_nonfinite_loss(tr, l, err, errlen);
             rc = -1;

@@ -44,6 +44,7 @@ typedef struct {
                                                 * are [trainable_first[q], trainable_first[q + 1]) */
     size_t trainable_first[ELBO_MAX_PHASES + 1];
     int nonfinite_grads;    /* the last step's gradients held a NaN or infinity (the step was not taken) */
+    size_t stop_phase;      /* the phase the last step stopped in when its loss or gradients were not finite */
     elbo_tail_chunk *tail;  /* every phase's and part's tail blocks; part p of phase q has
                              * [tail_first[q (threads + 1) + p], tail_first[q (threads + 1) + p + 1]) */
     size_t *tail_first;     /* (phases (threads + 1)) */

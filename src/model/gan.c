@@ -27,6 +27,8 @@ elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols)
     c.slope = 0.2;
     c.adam_beta1 = 0.5;
     c.adam_beta2 = 0.999;
+    c.real_label = 1.0;
+    c.d_lr_scale = 1.0;
     return c;
 }
 
@@ -67,6 +69,14 @@ int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen)
     }
     if (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1)) {
         snprintf(err, errlen, "adam_beta1, adam_beta2: %g, %g are not in [0, 1)", c->adam_beta1, c->adam_beta2);
+        return -1;
+    }
+    if (!(c->real_label > 0.5 && c->real_label <= 1)) {
+        snprintf(err, errlen, "real_label: %g is not in (0.5, 1]", c->real_label);
+        return -1;
+    }
+    if (!(c->d_lr_scale > 0 && c->d_lr_scale <= 100)) {
+        snprintf(err, errlen, "d_lr_scale: %g is not in (0, 100]", c->d_lr_scale);
         return -1;
     }
     return 0;
@@ -265,7 +275,7 @@ static void fill_noise(const elbo_gan *m, elbo_gan_activations *a, size_t r0, si
 }
 
 /* Rows [r0, r1) (of 2b) of the D step's loss after D's forward: D's probability, the BCE against 0 (fake rows
- * below b) or 1 (real rows), and its gradient (scale 1/b: a batch mean of each half) over the logits. */
+ * below b) or the real label (real rows), and its gradient (scale 1/b: a batch mean of each half) over the logits. */
 static void d_loss_rows(const elbo_gan *m, elbo_gan_activations *a, size_t b, size_t r0, size_t r1)
 {
     for (size_t r = r0; r < r1; r++)
@@ -275,7 +285,8 @@ static void d_loss_rows(const elbo_gan *m, elbo_gan_activations *a, size_t b, si
     if (mid > r0)
         m->kern->bce_logits_const(a->logit + r0, a->d_loss + r0, a->logit + r0, 0.0f, scale, mid - r0, 1);
     if (r1 > mid)
-        m->kern->bce_logits_const(a->logit + mid, a->d_loss + mid, a->logit + mid, 1.0f, scale, r1 - mid, 1);
+        m->kern->bce_logits_const(a->logit + mid, a->d_loss + mid, a->logit + mid, (float)m->cfg.real_label, scale,
+                                  r1 - mid, 1);
 }
 
 /* Rows [r0, r1) of the D phase over b rows (part `part` of nparts of a team: it holds team barriers): z of this
@@ -500,12 +511,14 @@ static void gan_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws, 
     d_loss_rows(m, a, b, b + r0, b + r1);
 }
 
-/* elbo_model_ops.write_config: image shape, latent, widths, the LeakyReLU slope and the Adam betas. */
+/* elbo_model_ops.write_config: image shape, latent, widths, the LeakyReLU slope, the Adam betas, D's real label
+ * and D's learning-rate scale. */
 static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96])
 {
     const elbo_gan_config *c = &((const elbo_gan *)impl)->cfg;
     static const char *const names[] = {"input_dim", "image_rows", "image_cols", "latent", "generator_hidden",
-                                        "discriminator_hidden", "leaky_slope", "adam_beta1", "adam_beta2"};
+                                        "discriminator_hidden", "leaky_slope", "adam_beta1", "adam_beta2",
+                                        "real_label", "d_lr_scale"};
     snprintf(v[0], 96, "%zu", c->input_dim);
     snprintf(v[1], 96, "%zu", c->image_rows);
     snprintf(v[2], 96, "%zu", c->image_cols);
@@ -515,9 +528,11 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
     snprintf(v[6], 96, "%.17g", c->slope);
     snprintf(v[7], 96, "%.17g", c->adam_beta1);
     snprintf(v[8], 96, "%.17g", c->adam_beta2);
-    for (size_t i = 0; i < 9; i++)
+    snprintf(v[9], 96, "%.17g", c->real_label);
+    snprintf(v[10], 96, "%.17g", c->d_lr_scale);
+    for (size_t i = 0; i < 11; i++)
         keys[i] = names[i];
-    return 9;
+    return 11;
 }
 
 static const elbo_train_phase GAN_PHASES[] = {
@@ -579,6 +594,12 @@ static int gan_read_config(const elbo_meta_reader *r, void *cfg, char *err, size
         elbo_meta_double(r, "leaky_slope", &c->slope, err, errlen) ||
         elbo_meta_double(r, "adam_beta1", &c->adam_beta1, err, errlen) ||
         elbo_meta_double(r, "adam_beta2", &c->adam_beta2, err, errlen))
+        return -1;
+    /* GAN checkpoints written before these options have no real_label or d_lr_scale: they trained with 1 and 1 */
+    c->real_label = 1.0;
+    c->d_lr_scale = 1.0;
+    if ((elbo_st_meta_get(r->f, "real_label") && elbo_meta_double(r, "real_label", &c->real_label, err, errlen)) ||
+        (elbo_st_meta_get(r->f, "d_lr_scale") && elbo_meta_double(r, "d_lr_scale", &c->d_lr_scale, err, errlen)))
         return -1;
     if (elbo_gan_config_validate(c, why, sizeof why)) {
         snprintf(err, errlen, "%s: __metadata__.%s", r->path, why);

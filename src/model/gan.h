@@ -27,6 +27,8 @@ typedef struct {
     size_t n_d, d_hidden[ELBO_MAX_HIDDEN];    /* D's hidden widths, input side first */
     double slope;                             /* LeakyReLU's negative slope */
     double adam_beta1, adam_beta2;            /* the recipe's Adam betas (both networks), kept for --resume */
+    double real_label;                        /* D's target for real images (1; below 1: one-sided label smoothing) */
+    double d_lr_scale;                        /* D's learning rate over G's (1; the optimizer's block_lr applies it) */
 } elbo_gan_config;
 
 typedef struct {
@@ -57,7 +59,8 @@ typedef struct {
     elbo_gemm_workspace ws;                   /* for single-threaded callers */
 } elbo_gan_activations;
 
-/* G 64-256-512-784 (sigmoid), D 784-512-256-1, LeakyReLU 0.2, Adam betas 0.5 / 0.999, for rows x cols images. */
+/* G 64-256-512-784 (sigmoid), D 784-512-256-1, LeakyReLU 0.2, Adam betas 0.5 / 0.999, D's real label 1, for
+ * rows x cols images. */
 elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols);
 /* Checks every field; returns 0, or -1 with a message in err naming the field. */
 int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen);

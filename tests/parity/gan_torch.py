@@ -3,9 +3,9 @@
 elbo's GAN checkpoints (generator.0.weight, ..., discriminator.4.bias).
 
   gan_torch.py grads OUT.safetensors [--input 784] [--latent 64] [--g-hidden 256,512] [--d-hidden 512,256]
-               [--slope 0.2] [--batch 16] [--seed 0]
+               [--slope 0.2] [--real-label 1] [--batch 16] [--seed 0]
       random weights, uint8 real images and normals z; writes them with, on those weights (no update between):
-      the D step's loss BCE(D(x), 1) + BCE(D(G(z)), 0) (batch means) and its gradient for every D parameter
+      the D step's loss BCE(D(x), real label) + BCE(D(G(z)), 0) (batch means) and its gradient for every D parameter
       (grad_d.<name>), the G step's non-saturating loss BCE(D(G(z)), 1) and its gradient for every G parameter
       (grad_g.<name>), and the G loss's gradient with respect to G's pre-sigmoid output (out.dgpre: what D's first
       layer's data gradient gives G), all float32 autograd.
@@ -69,11 +69,12 @@ def cmd_grads(a):
     z = torch.randn(a.batch, a.latent, generator=g)
     x = x8.float() / 255.0
     ones = torch.ones(a.batch, 1)
+    real = torch.full((a.batch, 1), a.real_label)
     zeros = torch.zeros(a.batch, 1)
     # the D step: G(z) detached
     pre = G[:-1](z)
     fake = torch.sigmoid(pre)
-    d_loss = F.binary_cross_entropy_with_logits(D(x), ones) + F.binary_cross_entropy_with_logits(D(fake.detach()),
+    d_loss = F.binary_cross_entropy_with_logits(D(x), real) + F.binary_cross_entropy_with_logits(D(fake.detach()),
                                                                                                    zeros)
     model.zero_grad()
     d_loss.backward()
@@ -94,16 +95,18 @@ def cmd_grads(a):
     t["out.g_loss"] = np.array([g_loss.item()], dtype=np.float32)
     t["out.dgpre"] = pre.grad.numpy()
     meta = {"input_dim": str(a.input), "latent": str(a.latent), "generator_hidden": ",".join(map(str, gh)),
-            "discriminator_hidden": ",".join(map(str, dh)), "leaky_slope": repr(a.slope)}
+            "discriminator_hidden": ",".join(map(str, dh)), "leaky_slope": repr(a.slope),
+            "real_label": repr(a.real_label)}
     write_safetensors(a.out, t, meta)
 
 
-# name: arguments of `grads`: the default model at a small batch and at the training batch, and odd widths (no
-# multiple of any register tile).
+# name: arguments of `grads`: the default model at a small batch and at the training batch, odd widths (no
+# multiple of any register tile), and one-sided label smoothing of D's real target.
 CASES = {
     "gan_default_b16": "--batch 16 --seed 1",
     "gan_default_b128": "--batch 128 --seed 2",
     "gan_odd_b9": "--input 50 --latent 7 --g-hidden 13,29 --d-hidden 37,11 --batch 9 --seed 3",
+    "gan_smooth_b16": "--real-label 0.9 --d-hidden 256,128 --batch 16 --seed 4",
 }
 
 
@@ -124,6 +127,7 @@ def main():
     g.add_argument("--g-hidden", default="256,512")
     g.add_argument("--d-hidden", default="512,256")
     g.add_argument("--slope", type=float, default=0.2)
+    g.add_argument("--real-label", type=float, default=1.0)
     g.add_argument("--batch", type=int, default=16)
     g.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("grads-suite")
