@@ -18,6 +18,7 @@
  * moments and gradients after each of 5 steps (the last one partial); and its first step from the oracle's
  * weights on the oracle's 128 rows gives torch's gradients within GRAD_TOL. */
 #include "test_scratch.h"
+#include "test_oracle.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -67,23 +68,6 @@ static int remove_suite(void **state)
     return 0;
 }
 
-/* The oracle tensor called name (fails the test if absent). */
-static const elbo_st_tensor *need(const elbo_st_file *f, const char *name)
-{
-    const elbo_st_tensor *t = elbo_st_find(f, name);
-    if (!t)
-        test_failf("oracle file lacks tensor %s\n", name);
-    return t;
-}
-
-/* Element i of an oracle tensor (its data may be unaligned). */
-static float at(const elbo_st_tensor *t, size_t i)
-{
-    float v;
-    memcpy(&v, t->data + i, sizeof v);
-    return v;
-}
-
 /* Reads case `name`'s oracle file into f and the model config recorded in its metadata. */
 static elbo_classifier_config open_case(const char *name, elbo_st_file *f)
 {
@@ -107,7 +91,7 @@ static void model_from_oracle(elbo_classifier *m, const elbo_classifier_config *
         test_failf("%s\n", err);
     for (size_t i = 0; i < m->layout.n_tensors; i++) {
         const elbo_tensor_view *v = &m->layout.tensor[i];
-        const elbo_st_tensor *t = need(f, v->name);
+        const elbo_st_tensor *t = oracle_need(f, v->name);
         assert_int_equal(t->count, elbo_tensor_view_size(v));
         memcpy(m->params + v->offset, t->data, t->count * sizeof(float));
     }
@@ -117,31 +101,17 @@ static void model_from_oracle(elbo_classifier *m, const elbo_classifier_config *
 /* The oracle's images (b x d uint8) and labels (b), new buffers; returns b. */
 static size_t batch_from_oracle(const elbo_st_file *f, size_t d, uint8_t **x, uint8_t **y)
 {
-    const elbo_st_tensor *xt = need(f, "input.x"), *yt = need(f, "input.y");
+    const elbo_st_tensor *xt = oracle_need(f, "input.x"), *yt = oracle_need(f, "input.y");
     size_t b = xt->shape[0];
     assert_int_equal(xt->count, b * d);
     assert_int_equal(yt->count, b);
     *x = malloc(b * d);
     *y = malloc(b);
     for (size_t i = 0; i < b * d; i++)
-        (*x)[i] = (uint8_t)at(xt, i);
+        (*x)[i] = (uint8_t)oracle_at(xt, i);
     for (size_t r = 0; r < b; r++)
-        (*y)[r] = (uint8_t)at(yt, r);
+        (*y)[r] = (uint8_t)oracle_at(yt, r);
     return b;
-}
-
-/* Largest |a - b| over n floats, relative to the largest |b| (a NaN counts as infinitely far). */
-static double scaled_max_error(const float *a, const float *b, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-        if (fabs((double)b[i]) > scale)
-            scale = fabs((double)b[i]);
-    }
-    return scale > 0 ? diff / scale : diff;
 }
 
 /* Compares every parameter gradient in grads (m's layout) with the oracle's; returns the worst error as a
@@ -153,11 +123,11 @@ static double check_grads(const elbo_classifier *m, const float *grads, const el
         const elbo_tensor_view *v = &m->layout.tensor[i];
         char gname[ELBO_TENSOR_NAME_MAX + 8];
         snprintf(gname, sizeof gname, "grad.%s", v->name);
-        const elbo_st_tensor *g = need(f, gname);
+        const elbo_st_tensor *g = oracle_need(f, gname);
         assert_int_equal(g->count, elbo_tensor_view_size(v));
         float *want = malloc(g->count * sizeof(float));
         memcpy(want, g->data, g->count * sizeof(float));
-        double e = scaled_max_error(grads + v->offset, want, g->count);
+        double e = oracle_scaled_max_error(grads + v->offset, want, g->count);
         free(want);
         if (!(e <= GRAD_TOL))
             test_failf("%s: gradient of %s differs from torch by %.3g of its scale (tolerance %g)\n", what, v->name,
@@ -187,26 +157,26 @@ static void check_case(const char *name, const elbo_kernels *k)
     double total = elbo_classifier_forward_backward(&m, &a, x, y, b);
 
     snprintf(what, sizeof what, "%s/%s", name, k->isa);
-    const elbo_st_tensor *ct = need(&f, "out.ce"), *lt = need(&f, "out.loss"), *pt = need(&f, "out.pred");
+    const elbo_st_tensor *ct = oracle_need(&f, "out.ce"), *lt = oracle_need(&f, "out.loss"), *pt = oracle_need(&f, "out.pred");
     double sum = 0;
     for (size_t r = 0; r < b; r++) {
-        double want = at(ct, r), e = fabs(a.loss[r] - want) / fabs(want);
+        double want = oracle_at(ct, r), e = fabs(a.loss[r] - want) / fabs(want);
         if (!(e <= LOSS_TOL))
             test_failf("%s row %zu (label %u): cross-entropy %.9g vs torch %.9g\n", what, r, y[r], a.loss[r], want);
         worst_loss = e > worst_loss ? e : worst_loss;
-        if (a.pred[r] != (uint32_t)at(pt, r))
-            test_failf("%s row %zu: argmax %u vs torch %u\n", what, r, a.pred[r], (unsigned)at(pt, r));
+        if (a.pred[r] != (uint32_t)oracle_at(pt, r))
+            test_failf("%s row %zu: argmax %u vs torch %u\n", what, r, a.pred[r], (unsigned)oracle_at(pt, r));
         if (a.correct[r] != (a.pred[r] == y[r] ? 1.0f : 0.0f))
             test_failf("%s row %zu: correct %g for argmax %u and label %u\n", what, r, a.correct[r], a.pred[r], y[r]);
         sum += a.loss[r];
     }
     if (total != sum)
         test_failf("%s: returned loss %.17g is not the sum of the rows' %.17g\n", what, total, sum);
-    if (!(fabs(total - at(lt, 0)) <= LOSS_TOL * fabs(at(lt, 0))))
-        test_failf("%s: loss %.9g vs torch %.9g\n", what, total, at(lt, 0));
+    if (!(fabs(total - oracle_at(lt, 0)) <= LOSS_TOL * fabs(oracle_at(lt, 0))))
+        test_failf("%s: loss %.9g vs torch %.9g\n", what, total, oracle_at(lt, 0));
     double worst = check_grads(&m, m.grads, &f, what);
     printf("  %-24s %-6s B %3zu loss %.6g (torch %.6g), worst gradient error %.2e of scale\n", name, k->isa, b, total,
-           at(lt, 0), worst);
+           oracle_at(lt, 0), worst);
     free(x);
     free(y);
     elbo_classifier_activations_free(&a);
@@ -250,13 +220,13 @@ static void check_first_step(const elbo_kernels *k, size_t nt)
     snprintf(what, sizeof what, "trainer %s/%s/%zu threads", TRAIN_CASE, k->isa, nt);
     if (tr.step != 1)
         test_failf("%s: the step was not taken (loss %g)\n", what, l.loss);
-    float want = at(need(&f, "out.loss"), 0);
+    float want = oracle_at(oracle_need(&f, "out.loss"), 0);
     if (!(fabs(l.loss - want) <= LOSS_TOL * fabs(want)))
         test_failf("%s: loss %.9g vs torch %.9g\n", what, l.loss, want);
     double correct = 0;
-    const elbo_st_tensor *pt = need(&f, "out.pred");
+    const elbo_st_tensor *pt = oracle_need(&f, "out.pred");
     for (size_t r = 0; r < b; r++)
-        correct += (uint32_t)at(pt, r) == y[r];
+        correct += (uint32_t)oracle_at(pt, r) == y[r];
     if (l.part[1] != correct)
         test_failf("%s: %g correct predictions, torch's argmax gives %g\n", what, l.part[1], correct);
     double worst = check_grads(&m, m.grads, &f, what);

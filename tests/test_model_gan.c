@@ -14,6 +14,7 @@
  * parameters, Adam moments and gradients after each of 5 steps (the last one partial); its first step's D gradients
  * are bitwise those of elbo_gan_d_grads on the same noise (seed, EPS, row, step 0). */
 #include "test_scratch.h"
+#include "test_oracle.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,23 +58,6 @@ static int remove_suite(void **state)
     return 0;
 }
 
-/* The oracle tensor called name (fails the test if absent). */
-static const elbo_st_tensor *need(const elbo_st_file *f, const char *name)
-{
-    const elbo_st_tensor *t = elbo_st_find(f, name);
-    if (!t)
-        test_failf("oracle file lacks tensor %s\n", name);
-    return t;
-}
-
-/* Element i of an oracle tensor (its data may be unaligned). */
-static float at(const elbo_st_tensor *t, size_t i)
-{
-    float v;
-    memcpy(&v, t->data + i, sizeof v);
-    return v;
-}
-
 /* Reads case `name`'s oracle file into f and the model config recorded in its metadata (square-free shape: 1 x D). */
 static elbo_gan_config open_case(const char *name, elbo_st_file *f)
 {
@@ -93,28 +77,14 @@ static elbo_gan_config open_case(const char *name, elbo_st_file *f)
     return c;
 }
 
-/* Largest |a - b| over n floats, relative to the largest |b| (a NaN counts as infinitely far). */
-static double scaled_max_error(const float *a, const float *b, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-        if (fabs((double)b[i]) > scale)
-            scale = fabs((double)b[i]);
-    }
-    return scale > 0 ? diff / scale : diff;
-}
-
 /* Compares n floats of elbo's with the oracle tensor name; returns the error as a fraction of its scale. */
 static double check_tensor(const float *got, const elbo_st_file *f, const char *name, size_t n, const char *what)
 {
-    const elbo_st_tensor *t = need(f, name);
+    const elbo_st_tensor *t = oracle_need(f, name);
     assert_int_equal(t->count, n);
     float *want = malloc(n * sizeof(float));
     memcpy(want, t->data, n * sizeof(float));
-    double e = scaled_max_error(got, want, n);
+    double e = oracle_scaled_max_error(got, want, n);
     free(want);
     if (!(e <= GRAD_TOL))
         test_failf("%s: %s differs from torch by %.3g of its scale (tolerance %g)\n", what, name, e, GRAD_TOL);
@@ -149,17 +119,17 @@ static void check_case(const char *name, const elbo_kernels *k)
         test_failf("%s\n", err);
     for (size_t i = 0; i < m.layout.n_tensors; i++) {
         const elbo_tensor_view *v = &m.layout.tensor[i];
-        const elbo_st_tensor *t = need(&f, v->name);
+        const elbo_st_tensor *t = oracle_need(&f, v->name);
         assert_int_equal(t->count, elbo_tensor_view_size(v));
         memcpy(m.params + v->offset, t->data, t->count * sizeof(float));
     }
     elbo_gan_pack_weights(&m);
-    const elbo_st_tensor *xt = need(&f, "input.x"), *zt = need(&f, "input.z");
+    const elbo_st_tensor *xt = oracle_need(&f, "input.x"), *zt = oracle_need(&f, "input.z");
     size_t b = xt->shape[0], d = c.input_dim;
     uint8_t *x = malloc(b * d);
     float *z = malloc(b * c.latent * sizeof(float));
     for (size_t i = 0; i < b * d; i++)
-        x[i] = (uint8_t)at(xt, i);
+        x[i] = (uint8_t)oracle_at(xt, i);
     memcpy(z, zt->data, b * c.latent * sizeof(float));
     assert_int_equal(elbo_gan_activations_init(&a, &m, b), 0);
     memset(m.grads, 0xff, m.layout.total * sizeof(float)); /* NaN: every gradient must be written */
@@ -168,7 +138,7 @@ static void check_case(const char *name, const elbo_kernels *k)
     double d_loss = elbo_gan_d_grads(&m, &a, x, z, b);
     double g_loss = elbo_gan_g_grads(&m, &a, b);
 
-    double want_d = at(need(&f, "out.d_loss"), 0), want_g = at(need(&f, "out.g_loss"), 0);
+    double want_d = oracle_at(oracle_need(&f, "out.d_loss"), 0), want_g = oracle_at(oracle_need(&f, "out.g_loss"), 0);
     if (!(fabs(d_loss - want_d) <= LOSS_TOL * fabs(want_d)) || !(fabs(g_loss - want_g) <= LOSS_TOL * fabs(want_g)))
         test_failf("%s: D loss %.9g G loss %.9g vs torch %.9g %.9g\n", what, d_loss, g_loss, want_d, want_g);
     double ed = check_group(&m, 1, "grad_d.", &f, what), eg = check_group(&m, 0, "grad_g.", &f, what);

@@ -8,6 +8,7 @@
  * the reparameterization backward, or a bias gradient that misses a row misses by orders of magnitude
  * (each checked by breaking the code on purpose: 0.14 to 1.9 of the scale). */
 #include "test_scratch.h"
+#include "test_oracle.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -57,29 +58,6 @@ static elbo_vae_config config_of(const elbo_st_file *f)
     return c;
 }
 
-/* The oracle tensor called name (fails the test if absent). */
-static const elbo_st_tensor *need(const elbo_st_file *f, const char *name)
-{
-    const elbo_st_tensor *t = elbo_st_find(f, name);
-    if (!t)
-        test_failf("oracle file lacks tensor %s\n", name);
-    return t;
-}
-
-/* Largest |a - b| over n floats, relative to the largest |b|; returns that ratio. */
-static double scaled_max_error(const float *a, const float *b, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-        if (fabs((double)b[i]) > scale)
-            scale = fabs((double)b[i]);
-    }
-    return scale > 0 ? diff / scale : diff;
-}
-
 /* Loads case `name`, runs elbo's forward and backward with kernels k, compares with the oracle. */
 static void check_case(const char *name, const elbo_kernels *k)
 {
@@ -94,13 +72,13 @@ static void check_case(const char *name, const elbo_kernels *k)
     assert_int_equal(elbo_vae_init(&m, &c, k, err, sizeof err), 0);
     for (size_t i = 0; i < m.layout.n_tensors; i++) {
         const elbo_tensor_view *v = &m.layout.tensor[i];
-        const elbo_st_tensor *t = need(&f, v->name);
+        const elbo_st_tensor *t = oracle_need(&f, v->name);
         assert_int_equal(t->count, elbo_tensor_view_size(v));
         memcpy(m.params + v->offset, t->data, t->count * sizeof(float));
     }
     elbo_vae_pack_weights(&m);
 
-    const elbo_st_tensor *xt = need(&f, "input.x"), *et = need(&f, "input.eps");
+    const elbo_st_tensor *xt = oracle_need(&f, "input.x"), *et = oracle_need(&f, "input.eps");
     size_t b = xt->shape[0], d = c.input_dim;
     assert_int_equal(elbo_vae_activations_init(&a, &m, b), 0);
     uint8_t *x = malloc(b * d);
@@ -115,7 +93,7 @@ static void check_case(const char *name, const elbo_kernels *k)
     elbo_batch_loss loss = elbo_vae_forward(&m, &a, x, b, NULL);
     elbo_vae_backward(&m, &a, x, b);
 
-    const elbo_st_tensor *rt = need(&f, "out.recon"), *kt = need(&f, "out.kl"), *lt = need(&f, "out.loss");
+    const elbo_st_tensor *rt = oracle_need(&f, "out.recon"), *kt = oracle_need(&f, "out.kl"), *lt = oracle_need(&f, "out.loss");
     for (size_t r = 0; r < b; r++) {
         float want_r, want_k;
         memcpy(&want_r, rt->data + r, sizeof want_r);
@@ -135,10 +113,10 @@ static void check_case(const char *name, const elbo_kernels *k)
         const elbo_tensor_view *v = &m.layout.tensor[i];
         char gname[ELBO_TENSOR_NAME_MAX + 8];
         snprintf(gname, sizeof gname, "grad.%s", v->name);
-        const elbo_st_tensor *g = need(&f, gname);
+        const elbo_st_tensor *g = oracle_need(&f, gname);
         float *want = malloc(g->count * sizeof(float));
         memcpy(want, g->data, g->count * sizeof(float));
-        double e = scaled_max_error(m.grads + v->offset, want, g->count);
+        double e = oracle_scaled_max_error(m.grads + v->offset, want, g->count);
         free(want);
         if (!(e <= GRAD_TOL))
             test_failf("%s/%s: gradient of %s differs from torch by %.3g of its scale (tolerance %g)\n", name,

@@ -37,6 +37,7 @@
  * A wrong beta2, a dropped bias correction, a broken momentum, a skipped tail block on 2 threads and a GEMM
  * rounded to bfloat16 each fail (broken on purpose once). */
 #include "test_scratch.h"
+#include "test_oracle.h"
 
 #include <float.h>
 #include <string.h>
@@ -223,19 +224,6 @@ static void oracle_state(const elbo_st_file *f, const elbo_param_layout *l, int 
     }
 }
 
-/* max |a - b| / max |b| over n floats (a NaN counts as infinitely far). */
-static double scaled_max_error(const float *a, const float *b, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= diff))
-            diff = isnan(d) ? INFINITY : d;
-        scale = fabs((double)b[i]) > scale ? fabs((double)b[i]) : scale;
-    }
-    return scale > 0 ? diff / scale : diff;
-}
-
 /* Largest |x| over n floats. */
 static double max_abs(const float *x, size_t n)
 {
@@ -291,19 +279,19 @@ static void check_step(const train_case *c, const char *isa, size_t s, const elb
     for (size_t i = 0; i < l->n_tensors; i++) {
         const elbo_tensor_view *t = &l->tensor[i];
         size_t n = elbo_tensor_view_size(t), o = t->offset;
-        double e = scaled_max_error(grads + o, g + o, n);
+        double e = oracle_scaled_max_error(grads + o, g + o, n);
         note(0, e / GRAD_TOL);
         if (!(e <= GRAD_TOL))
             test_failf("%s/%s step %zu: gradient of %s differs from torch by %.3g of its largest (bound %g)\n",
                        c->name, isa, s, t->name, e, GRAD_TOL);
-        e = scaled_max_error(m + o, m1 + o, n);
+        e = oracle_scaled_max_error(m + o, m1 + o, n);
         note(2, e / STATE_TOL);
         if (!(e <= STATE_TOL))
             test_failf("%s/%s step %zu: %s of %s differs from torch by %.3g of its largest (bound %g)\n", c->name,
                        isa, s, adam ? "exp_avg" : "momentum_buffer", t->name, e, STATE_TOL);
         double dm = STATE_TOL * max_abs(m1 + o, n), dv = 0;
         if (adam) {
-            e = scaled_max_error(v + o, v1 + o, n);
+            e = oracle_scaled_max_error(v + o, v1 + o, n);
             note(3, e / STATE_TOL);
             if (!(e <= STATE_TOL))
                 test_failf("%s/%s step %zu: exp_avg_sq of %s differs from torch by %.3g of its largest (bound %g)\n",
