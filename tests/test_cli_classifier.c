@@ -52,47 +52,6 @@ static void json_free(cJSON **lines, size_t n)
         cJSON_Delete(lines[i]);
 }
 
-/* A number field of a JSON object (fails if absent). */
-static double num(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v))
-        test_failf("JSON lacks number '%s'\n", key);
-    return v->valuedouble;
-}
-
-/* Reads a whole file (caller frees) into *len. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        test_failf("%s: cannot open\n", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*len ? *len : 1);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-/* Fails unless the files at a and b hold the same bytes; what names the comparison. */
-static void expect_same_file(const char *a, const char *b, const char *what)
-{
-    size_t la, lb;
-    unsigned char *x = slurp(a, &la), *y = slurp(b, &lb);
-    if (la != lb || memcmp(x, y, la) != 0)
-        test_failf("%s: %s and %s differ\n", what, a, b);
-    free(x);
-    free(y);
-}
-
-/* The run directory's checkpoint path dir/name. */
-static const char *in_dir(char *buf, const char *dir, const char *name)
-{
-    return join(buf, dir, name);
-}
-
 /* Two epochs on the synthetic classes: one JSON object per epoch naming the classifier, with a test accuracy in
  * [0, 1] (a fraction: correct / test images) and a finite positive test cross-entropy, no VAE fields; the
  * accuracy reaches LEARNED_ACCURACY by epoch 2 and the cross-entropy falls. Then `eval --json` of the saved

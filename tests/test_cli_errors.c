@@ -318,21 +318,6 @@ static void write_dataset(const char *dir, int gz)
     write_dataset_cols(dir, gz, 6);
 }
 
-/* Reads a whole file into a new buffer (*len bytes). */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 /* A scratch directory holding a good 6x6 dataset ("data"), a checkpoint trained on it ("good.safetensors"),
  * an existing --save target ("out.safetensors", a copy of the checkpoint) and room for broken files. */
 typedef struct {

@@ -27,48 +27,6 @@ static void expect_ok(const run_result *r, const char *what)
         test_failf("%s: status %d, stderr \"%s\"\n", what, r->status, r->err);
 }
 
-/* The number named key of JSON object j (fails the test if absent). */
-static double num(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v))
-        test_failf("JSON lacks number \"%s\"\n", key);
-    return v->valuedouble;
-}
-
-/* Bytes of the file at path (fails the test if unreadable); *len its size. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        test_failf("cannot read %s\n", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*len ? *len : 1);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-/* Fails unless files a and b hold the same bytes. */
-static void expect_same_file(const char *a, const char *b, const char *what)
-{
-    size_t na, nb;
-    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
-    if (na != nb || memcmp(x, y, na))
-        test_failf("%s: %s and %s differ\n", what, a, b);
-    free(x);
-    free(y);
-}
-
-/* dir/name into buf. */
-static const char *in_dir(char *buf, const char *dir, const char *name)
-{
-    snprintf(buf, 2 * MAX_PATH, "%s/%s", dir, name);
-    return buf;
-}
-
 /* Two epochs: one JSON object per epoch naming the GAN, with finite positive D and G losses, D(x) and D(G(z)) in
  * (0, 1), samples_per_s > 0, and no test metrics of the VAE. */
 static void test_train_json(void **state)

@@ -5,6 +5,8 @@
 
 #include "test_scratch.h"
 
+#include <cjson/cJSON.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -205,6 +207,50 @@ static inline void expect_usage_error(const char *a, const char *b, ...)
     if (strstr(r.out, "epoch"))
         test_failf("a training run started: %s\n", r.out);
     run_free(&r);
+}
+
+/* ---- results of runs ---- */
+
+/* The number named key of JSON object j (fails the test if absent). */
+static inline double num(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!cJSON_IsNumber(v))
+        test_failf("JSON lacks number \"%s\"\n", key);
+    return v->valuedouble;
+}
+
+/* The whole file at path (caller frees; fails the test if unreadable); *len its size. */
+static inline unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        test_failf("cannot read %s\n", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len ? *len : 1);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+/* Fails unless the files at a and b hold the same bytes; what names the comparison. */
+static inline void expect_same_file(const char *a, const char *b, const char *what)
+{
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    if (na != nb || memcmp(x, y, na) != 0)
+        test_failf("%s: %s and %s differ\n", what, a, b);
+    free(x);
+    free(y);
+}
+
+/* dir/name into buf (2 * MAX_PATH bytes). */
+static inline const char *in_dir(char *buf, const char *dir, const char *name)
+{
+    snprintf(buf, 2 * MAX_PATH, "%s/%s", dir, name);
+    return buf;
 }
 
 /* ---- scratch directory ---- */

@@ -63,15 +63,6 @@ static cJSON *score(const char *const *args)
     return j;
 }
 
-/* The number at key (failing when absent). */
-static double num(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v))
-        test_failf("no number \"%s\"\n", key);
-    return v->valuedouble;
-}
-
 /* Samples scored from the checkpoint and from the IDX file `elbo sample` writes are the same images: the same FD and
  * coverage bits. The fields are well formed. Catches: eval drawing other samples than sample writes, counts that do
  * not add up, an entropy out of range, a missing hash. */

@@ -115,15 +115,6 @@ static cJSON *json_of(const char *out)
             test_failf("%s = %.9g, expected %s = %.9g within %g\n", #a, a_, #b, b_, (double)(tol));              \
     } while (0)
 
-/* Number field key of j (fails if absent). */
-static double num(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v))
-        test_failf("JSON lacks number '%s'\n", key);
-    return v->valuedouble;
-}
-
 /* Trains the test models: Z = 20 on the normal classes (15 epochs of 2700 images in batches of 32, ~2 s),
  * Z = 2 and an all-classes model for an epoch or two. */
 static int setup(void **state)
