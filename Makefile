@@ -3,8 +3,9 @@
 #   make              libelbo.a and the elbo command (native build in build/)
 #   make test         all tests (installs missing Debian packages first when root)
 #   make bench        the benchmark (main job), then time to quality; QUICK=1 for a short run, BENCH_FILTER=regex
-#   make bench-check  quick subset compared with results/baseline.json; fails on a regression (BENCH_TOLERANCE=5 %)
-#   make bench-baseline  rerun that subset with more repetitions and rewrite results/baseline.json
+#   make bench-check  quick subset compared with this CPU's results/baselines/<chip>-<isa>.json; fails on a regression
+#                     (BENCH_TOLERANCE=5 %); says it skipped when no baseline matches this chip and kernel path
+#   make bench-baseline  rerun that subset with more repetitions and write this CPU's baseline
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
@@ -343,19 +344,26 @@ endif
 endif
 
 # make bench-check: the subset of scripts/bench_check.py (fma_peak, batch-128 GEMM, elementwise, train/b:128;
-# about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared with results/baseline.json by
-# efficiency (pct_peak against the run's own FMA peak) medians and a U test; exits 1 when a row regressed by
-# more than BENCH_TOLERANCE percent (README: Regression check).
-# make bench-baseline: the same subset with 15 repetitions, written to results/baseline.json.
+# about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared by efficiency (pct_peak against the
+# run's own FMA peak) medians and a U test with the baseline of this CPU: results/baselines/<chip>-<isa>.json, the
+# chip config and kernel path `elbo info` names (e.g. zen4-avx512); exits 1 when a row regressed by more than
+# BENCH_TOLERANCE percent (docs/bench.md: Regression check), and 0 with one line saying it skipped when there is no
+# baseline for this chip and path.
+# make bench-baseline: the same subset with 15 repetitions, written to this CPU's baseline file.
 BENCH_TOLERANCE ?= 5
 BENCH_CHECK = /usr/bin/python3 scripts/bench_check.py --bench $(BUILD)/bench/elbo_bench
+# this CPU's baseline: results/baselines/<chip config>-<isa chosen>.json
+BENCH_BASELINE = results/baselines/$$($(BUILD)/elbo info | awk '/^chip config:/ {c=$$3} /^isa chosen:/ {i=$$3} END {print c "-" i}').json
 bench-check: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
-	$(BENCH_CHECK) --out $(BUILD)/bench/check.json --tolerance $(BENCH_TOLERANCE)
+	@b=$(BENCH_BASELINE); if [ ! -f "$$b" ]; then \
+	  echo "bench-check: skipped: no baseline $$b for this chip and kernel path (make bench-baseline writes it)"; \
+	else $(BENCH_CHECK) --baseline "$$b" --out $(BUILD)/bench/check.json --tolerance $(BENCH_TOLERANCE); fi
 
 bench-baseline: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
-	$(BENCH_CHECK) --update-baseline --baseline results/baseline.json
+	@mkdir -p results/baselines
+	$(BENCH_CHECK) --update-baseline --baseline $(BENCH_BASELINE)
 
 # make classifier: the reference classifier that scores generated images (elbo eval --classifier), trained once:
 # its training is bitwise the same for any thread count and x86 ISA, so its FD figures compare across such machines

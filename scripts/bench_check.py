@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench_check.py - compare a quick benchmark run with results/baseline.json; exit 1 on a regression.
+"""bench_check.py - compare a quick benchmark run with a baseline (make bench-check picks results/baselines/<chip>-<isa>.json); exit 1 on a regression.
 
     /usr/bin/python3 scripts/bench_check.py                   # run the subset, compare (make bench-check)
     /usr/bin/python3 scripts/bench_check.py --update-baseline # run it with more repetitions, write the baseline
@@ -168,7 +168,7 @@ def run_subset(bench, regex, repetitions, min_time, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--baseline", default="results/baseline.json", help="baseline results (default: %(default)s)")
+    ap.add_argument("--baseline", default="results/baselines/zen3-avx2.json", help="baseline results (default: %(default)s)")
     ap.add_argument("--current", help="compare this results file instead of running the benchmark")
     ap.add_argument("--tolerance", type=float, default=5.0, help="allowed median drop, %% (default: %(default)s)")
     ap.add_argument("--alpha", type=float, default=0.05, help="U test significance level (default: %(default)s)")
