@@ -15,65 +15,7 @@
 #include <sleef.h>
 #include <string.h>
 
-#define BLOCK 8
-
-/* Eight floats as two quads (elements 0..3 and 4..7). */
-typedef struct {
-    float32x4_t lo, hi;
-} f32x8;
-
-/* Loads 8 floats. */
-static inline f32x8 load8(const float *p)
-{
-    return (f32x8){vld1q_f32(p), vld1q_f32(p + 4)};
-}
-
-/* Stores 8 floats. */
-static inline void store8(float *p, f32x8 v)
-{
-    vst1q_f32(p, v.lo);
-    vst1q_f32(p + 4, v.hi);
-}
-
-/* Loads r (< 8) floats; the rest of the block is 0. */
-static inline f32x8 load_tail(const float *p, size_t r)
-{
-    float buf[BLOCK] = {0};
-    memcpy(buf, p, r * sizeof(float));
-    return load8(buf);
-}
-
-/* Stores the first r (< 8) floats of v. */
-static inline void store_tail(float *p, f32x8 v, size_t r)
-{
-    float buf[BLOCK];
-    store8(buf, v);
-    memcpy(p, buf, r * sizeof(float));
-}
-
-/* Keeps the first r lanes of v, zeroes the others. */
-static inline f32x8 keep_first(f32x8 v, size_t r)
-{
-    const uint32_t idx[BLOCK] = {0, 1, 2, 3, 4, 5, 6, 7};
-    uint32x4_t n = vdupq_n_u32((uint32_t)r);
-    uint32x4_t mlo = vcltq_u32(vld1q_u32(idx), n), mhi = vcltq_u32(vld1q_u32(idx + 4), n);
-    return (f32x8){vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v.lo), mlo)),
-                   vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v.hi), mhi))};
-}
-
-/* Adds the block into the two accumulators. */
-static inline f32x8 add8(f32x8 a, f32x8 b)
-{
-    return (f32x8){vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)};
-}
-
-/* Sum of the 8 partial sums in the fixed tree order shared by every ISA. */
-static inline float sum_partials(f32x8 acc)
-{
-    float32x4_t s = vaddq_f32(acc.lo, acc.hi);
-    float32x2_t u = vadd_f32(vget_low_f32(s), vget_high_f32(s));
-    return vpadds_f32(u);
-}
+#include "lanes_neon.h"
 
 /* Targets x / 255 (correctly rounded division) of 8 pixels. */
 static inline f32x8 targets_from_pixels(uint8x8_t px)
@@ -147,11 +89,11 @@ static void reparam_forward_neon(float *z, float *sigma, float *kl, const float 
         }
         if (j < zdim) {
             size_t r = zdim - j;
-            f32x8 t = reparam_block(load_tail(mu + j, r), load_tail(logvar + j, r),
-                                    load_tail(ei + j, r), &s, &zz);
+            f32x8 t = reparam_block(load_part(mu + j, r, 0.0f), load_part(logvar + j, r, 0.0f),
+                                    load_part(ei + j, r, 0.0f), &s, &zz);
             acc = add8(acc, keep_first(t, r));
-            store_tail(si + j, s, r);
-            store_tail(zi + j, zz, r);
+            store_part(si + j, s, r);
+            store_part(zi + j, zz, r);
         }
         kl[i] = 0.5f * sum_partials(acc);
     }
@@ -194,10 +136,10 @@ static void reparam_backward_neon(float *dmulv, const float *dz, const float *mu
         }
         if (j < zdim) {
             size_t r = zdim - j;
-            reparam_backward_block(load_tail(dzi + j, r), load_tail(mu + j, r), load_tail(ei + j, r),
-                                   load_tail(si + j, r), kl_weight, &gm, &gl);
-            store_tail(dmu + j, gm, r);
-            store_tail(dlogvar + j, gl, r);
+            reparam_backward_block(load_part(dzi + j, r, 0.0f), load_part(mu + j, r, 0.0f), load_part(ei + j, r, 0.0f),
+                                   load_part(si + j, r, 0.0f), kl_weight, &gm, &gl);
+            store_part(dmu + j, gm, r);
+            store_part(dlogvar + j, gl, r);
         }
     }
 }
@@ -265,12 +207,12 @@ sigmoid_loss_rows(float *dlogits, float *loss, float *probs, const float *logits
         }
         if (j < d) {
             size_t r = d - j;
-            f32x8 l = load_tail(li + j, r), t = load_targets_tail(xi + j, r);
+            f32x8 l = load_part(li + j, r, 0.0f), t = load_targets_tail(xi + j, r);
             f32x8 term = bce ? bce_block(l, t, coef, &p, &dl) : mse_block(l, t, coef, &p, &dl);
             acc = add8(acc, keep_first(term, r));
             if (pi)
-                store_tail(pi + j, p, r);
-            store_tail(dli + j, dl, r);
+                store_part(pi + j, p, r);
+            store_part(dli + j, dl, r);
         }
         loss[i] = bce ? sum_partials(acc) : loss_scale * sum_partials(acc);
     }
@@ -382,11 +324,11 @@ static void adam_row(float *param, float *m, float *v, const float *grad, size_t
     }
     if (j < n) {
         size_t r = n - j;
-        f32x8 p = load_tail(param + j, r), mj = load_tail(m + j, r), vj = load_tail(v + j, r);
-        adam_block(&p, &mj, &vj, load_tail(grad + j, r), c);
-        store_tail(param + j, p, r);
-        store_tail(m + j, mj, r);
-        store_tail(v + j, vj, r);
+        f32x8 p = load_part(param + j, r, 0.0f), mj = load_part(m + j, r, 0.0f), vj = load_part(v + j, r, 0.0f);
+        adam_block(&p, &mj, &vj, load_part(grad + j, r, 0.0f), c);
+        store_part(param + j, p, r);
+        store_part(m + j, mj, r);
+        store_part(v + j, vj, r);
     }
 }
 
@@ -449,11 +391,11 @@ static void sgd_row(float *param, float *buf, const float *grad, size_t n, const
     }
     if (j < n) {
         size_t r = n - j;
-        f32x8 p = load_tail(param + j, r), bj = read_buf ? load_tail(buf + j, r) : zero;
-        sgd_block(&p, &bj, load_tail(grad + j, r), c);
-        store_tail(param + j, p, r);
+        f32x8 p = load_part(param + j, r, 0.0f), bj = read_buf ? load_part(buf + j, r, 0.0f) : zero;
+        sgd_block(&p, &bj, load_part(grad + j, r, 0.0f), c);
+        store_part(param + j, p, r);
         if (with_buf)
-            store_tail(buf + j, bj, r);
+            store_part(buf + j, bj, r);
     }
 }
 
