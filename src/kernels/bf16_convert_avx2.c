@@ -35,6 +35,7 @@ static void f32_to_bf16_avx2(elbo_bf16 *y, const float *x, size_t n)
 void elbo_bf16_register_avx2(elbo_kernels *k)
 {
     k->f32_to_bf16 = f32_to_bf16_avx2;
-    k->bf16_missing = "avx512_bf16 (the avx2 table has no bf16 dot product: use ELBO_ISA=avx512 on a CPU with "
-                      "avx512_bf16, or ELBO_ISA=scalar for the emulation)";
+    k->gemm_bf16_ukernel = NULL; /* the scalar emulation registered first is not this table's */
+    k->gemm_bf16_ukernel_name = NULL;
+    k->bf16_missing = "avx512_bf16"; /* AVX2 has no bf16 dot product */
 }
