@@ -82,9 +82,15 @@ void elbo_bf16_register_scalar(elbo_kernels *k);
 void elbo_bf16_register_avx2(elbo_kernels *k);
 void elbo_bf16_register_avx512(elbo_kernels *k);
 void elbo_bf16_register_neon(elbo_kernels *k);
+/* The FEAT_BF16 kernel's entries (gemm_bf16_neonbf16.c; elbo_bf16_register_neon calls it where the CPU has it). */
+void elbo_bf16_neon_gemm_install(elbo_kernels *k);
 /* The scalar table's epilogue of tile element (i, j) after alpha and beta (bias, pre-activation, activation,
  * derivative; epi may be NULL): what the bf16 emulation finishes with. */
 float elbo_scalar_epilogue(float v, size_t i, size_t j, const elbo_tile_epilogue *epi);
+/* The NEON table's tile finish (gemm_neon.c): the mr x nr valid part of an 8 x 12 tile of accumulators into C,
+ * alpha, beta and epi (NULL: none) as the fp32 NEON tiles apply them; for the NEON bf16 kernel. */
+void elbo_neon_finish_tile(float *c, size_t ldc, const float tile[8][12], size_t mr, size_t nr, float alpha,
+                           float beta, const elbo_tile_epilogue *epi);
 /* The fused losses of each ISA (losses_<isa>.c), called by that ISA's elementwise register function. */
 void elbo_losses_register_scalar(elbo_kernels *k);
 void elbo_losses_register_avx2(elbo_kernels *k);
