@@ -28,6 +28,18 @@
             DOT(d##I, b1, a + I);                                                                              \
     }
 
+/* Pair steps before a tile's end at which its C is fetched again. */
+#define C_REFETCH_PAIRS 32
+
+/* Fetches the rows x (16 * panels) C tile at c towards L1. */
+static inline __attribute__((always_inline)) void prefetch_c_tile(const int rows, const int panels, const float *c,
+                                                                   size_t ldc)
+{
+    for (int i = 0; i < rows; i++)
+        for (int h = 0; h < panels; h++)
+            _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)h * 16), _MM_HINT_T0);
+}
+
 /* C (rows x nr of 12 x 32) = alpha * A panel (kp x 12 pair words) * B panel (kp x 32) + beta * C, then epi, for
  * compile-time rows (1..12) and panels (1: nr <= 16, 2). Every element is one chain of pair steps from zero. */
 static inline __attribute__((always_inline)) void tile_body(const int rows, const int panels, size_t kp,
@@ -38,13 +50,23 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
+    prefetch_c_tile(rows, panels, c, ldc);
+    /* Two parts: C is fetched again between them, C_REFETCH_PAIRS steps before the end (gemm_avx512.c's reason:
+     * a C row stride of a multiple of 4 KiB puts the tile's rows in two L1 sets, which the streaming B evicts). */
+    const size_t refetch_at = kp > C_REFETCH_PAIRS ? kp - C_REFETCH_PAIRS : 0;
+    size_t q = 0;
+    for (int part = 0; part < 2; part++) {
+        const size_t end = part == 0 ? refetch_at : kp;
 #pragma GCC unroll 2
-    for (size_t q = 0; q < kp; q++) {
-        const __m512i b0 = _mm512_loadu_si512(b), b1 = panels > 1 ? _mm512_loadu_si512(b + 16) : b0;
-        ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5)
-        ROW_STEP(6) ROW_STEP(7) ROW_STEP(8) ROW_STEP(9) ROW_STEP(10) ROW_STEP(11)
-        a += MR;
-        b += NR;
+        for (; q < end; q++) {
+            const __m512i b0 = _mm512_loadu_si512(b), b1 = panels > 1 ? _mm512_loadu_si512(b + 16) : b0;
+            ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5)
+            ROW_STEP(6) ROW_STEP(7) ROW_STEP(8) ROW_STEP(9) ROW_STEP(10) ROW_STEP(11)
+            a += MR;
+            b += NR;
+        }
+        if (part == 0 && refetch_at > 0)
+            prefetch_c_tile(rows, panels, c, ldc);
     }
     if (alpha == 1.0f && beta == 0.0f && !epi) { /* stored as they are, masked to the valid columns */
         const __mmask16 left = (__mmask16)(panels > 1 ? 0xffff : (1u << nr) - 1);
