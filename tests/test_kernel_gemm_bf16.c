@@ -533,6 +533,41 @@ static void test_bf16_gemm_split_independent(void **state)
         }
 }
 
+/* A B packed region by region (elbo_pack_b_bf16_region: depth ranges of even bounds, column ranges of whole panels,
+ * in any order) equals it packed whole, word for word, for both orientations, K in one and in several blocks. */
+static void test_bf16_pack_regions_equal_whole(void **state)
+{
+    (void)state;
+    static const size_t shapes[][2] = {{784, 400}, {400, 784}, {1001, 40}, {7, 20}};
+    const elbo_kernels *kern;
+    for (size_t t = 0; (kern = bf16_table(t)); t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int trans = 0; trans < 2; trans++) {
+                const size_t k = shapes[s][0], n = shapes[s][1], nr = kern->bf16_nr;
+                test_rng rng = {40 + s};
+                float *b = malloc(k * n * sizeof(float));
+                test_fill(&rng, b, k * n, -1.0f, 1.0f);
+                elbo_operand op = elbo_operand_f32(b, trans ? k : n, trans ? ELBO_TRANS : ELBO_NOTRANS);
+                elbo_packed_b_bf16 whole, parts;
+                assert_int_equal(elbo_packed_b_bf16_alloc(&whole, kern, k, n), 0);
+                assert_int_equal(elbo_packed_b_bf16_alloc(&parts, kern, k, n), 0);
+                const size_t words = elbo_packed_b_bf16_words(kern, k, n);
+                memset(parts.data, 0xee, words * sizeof(uint32_t));
+                elbo_pack_b_bf16(&whole, op);
+                /* depth in 3 ranges (even cuts), columns in 2 ranges of whole panels, the last region first */
+                const size_t kcut[] = {0, k / 3 / 2 * 2, 2 * k / 3 / 2 * 2, k};
+                const size_t panels = (n + nr - 1) / nr, jcut[] = {0, panels / 2 * nr, n};
+                for (int r = 5; r >= 0; r--)
+                    elbo_pack_b_bf16_region(&parts, op, kcut[r / 2], kcut[r / 2 + 1], jcut[r % 2], jcut[r % 2 + 1]);
+                if (memcmp(whole.data, parts.data, words * sizeof(uint32_t)) != 0)
+                    test_failf("%s: %zux%zu B (trans %d) packed in regions differs from packed whole\n", kern->isa,
+                               k, n, trans);
+                elbo_packed_b_bf16_free(&whole);
+                elbo_packed_b_bf16_free(&parts);
+                free(b);
+            }
+}
+
 /* Every table's packer writes the generic packer's words: F32, BF16 and U8 sources, both layouts, rows 1..33
  * against panel widths 4..32, odd and even depths, unaligned starts. */
 static void test_bf16_pack_equals_generic(void **state)
@@ -602,6 +637,7 @@ int main(void)
     struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_dispatch),
         cmocka_unit_test(test_bf16_pack_equals_generic),
+        cmocka_unit_test(test_bf16_pack_regions_equal_whole),
         cmocka_unit_test(test_bf16_lane_emulation_equals_instruction),
         cmocka_unit_test(test_bf16_gemm_edge_shapes),
         cmocka_unit_test(test_bf16_gemm_random_shapes),

@@ -187,6 +187,26 @@ void elbo_pack_b_bf16_part(elbo_packed_b_bf16 *pb, elbo_operand b, size_t part, 
     }
 }
 
+void elbo_pack_b_bf16_region(elbo_packed_b_bf16 *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1)
+{
+    const elbo_gemm_blocking bl = bf16_blocking(pb->kernels);
+    assert(j0 % bl.nr == 0 && (j1 % bl.nr == 0 || j1 == pb->n) && j1 <= pb->n && k1 <= pb->k);
+    assert(k0 % 2 == 0 && (k1 % 2 == 0 || k1 == pb->k));
+    if (k0 >= k1 || j0 >= j1)
+        return;
+    const size_t kcb = k_block_depth(pb->k, &bl);
+    /* Each K block the region crosses: its pairs of every panel, one panel at a time (a panel's pairs are
+     * contiguous only inside the panel). */
+    for (size_t kb = k0 / kcb * kcb; kb < k1; kb += kcb) {
+        const size_t kc = pb->k - kb < kcb ? pb->k - kb : kcb, kp = (kc + 1) / 2;
+        const size_t ks = k0 > kb ? k0 : kb, ke = k1 < kb + kc ? k1 : kb + kc;
+        uint32_t *block = (uint32_t *)packed_b_block(pb, &bl, kb, kc, 0);
+        for (size_t j = j0; j < j1; j += bl.nr)
+            pb->kernels->pack_bf16(block + j * kp + (ks - kb) / 2 * bl.nr, b, b.trans == ELBO_TRANS, j, ks,
+                                   j1 - j < bl.nr ? j1 - j : bl.nr, ke - ks, bl.nr);
+    }
+}
+
 void elbo_pack_b_bf16(elbo_packed_b_bf16 *pb, elbo_operand b)
 {
     elbo_pack_b_bf16_part(pb, b, 0, 1);

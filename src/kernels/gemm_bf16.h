@@ -63,6 +63,10 @@ void elbo_packed_b_bf16_free(elbo_packed_b_bf16 *pb);
 void elbo_pack_b_bf16(elbo_packed_b_bf16 *pb, elbo_operand b);
 /* Part `part` of `nparts` of elbo_pack_b_bf16 (a block of whole NR-column panels), so threads can share it. */
 void elbo_pack_b_bf16_part(elbo_packed_b_bf16 *pb, elbo_operand b, size_t part, size_t nparts);
+/* Packs the region depth [k0, k1) x columns [j0, j1) of op(B) into pb, as elbo_pack_b_bf16 would (k0 and k1 even
+ * or K, j0 a multiple of the bf16 NR, j1 one too or N): disjoint regions can be packed by different threads in any
+ * order (the trainer repacks a weight's rows right after the optimizer updated them). */
+void elbo_pack_b_bf16_region(elbo_packed_b_bf16 *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1);
 /* As elbo_gemm_bf16 with a B packed by elbo_pack_b_bf16 (its kernels must be kern). */
 void elbo_gemm_bf16_packed(const struct elbo_kernels *kern, elbo_gemm_bf16_workspace *ws, size_t m, size_t n,
                            size_t k, float alpha, elbo_operand a, const elbo_packed_b_bf16 *b, float beta, float *c,
