@@ -90,7 +90,7 @@ static double measure_bf16_peak(void)
 #endif
 }
 
-/* The row fma_peak_bf16: probe calls as iterations; pct_peak against the start-of-run figure. */
+/* The row bf16_peak: probe calls as iterations; pct_peak against the start-of-run figure. */
 static void run_peak(gbench_state *st, void *user)
 {
     (void)user;
@@ -209,7 +209,7 @@ void bench_bf16_register(const bench_env *env)
     if (g_bf16_peak > 0) {
         fprintf(stderr, "elbo bench: bf16 dot-product peak %.1f GFLOP/s per core (VDPBF16PS zmm, 2 flops per bf16 "
                         "product; measured now)\n", g_bf16_peak);
-        gbench_def d = {.name = "fma_peak_bf16", .run = run_peak, .unit = GBENCH_US};
+        gbench_def d = {.name = "bf16_peak", .run = run_peak, .unit = GBENCH_US};
         gbench_register(&d);
     }
     for (size_t i = 0; i < N_SHAPES; i++) {

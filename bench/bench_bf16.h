@@ -1,4 +1,5 @@
-/* bf16 rows: the bf16 dot-product peak (fma_peak_bf16) and the bf16 GEMM on the VAE's shapes at batch 128 and 1024
+/* bf16 rows: the bf16 dot-product peak (bf16_peak; not fma_peak_bf16, which scripts/bench_check.py's fma_peak prefix
+ * would take for the FMA peak) and the bf16 GEMM on the VAE's shapes at batch 128 and 1024
  * and 2048^3 (gemm_bf16/elbo/SHAPE/b:B), one thread, where the chosen kernel table runs a bf16 GEMM. */
 #ifndef ELBO_BENCH_BF16_H
 #define ELBO_BENCH_BF16_H
