@@ -38,7 +38,8 @@
 
 static char suite_dir[MAX_PATH];
 
-static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9", "gan_smooth_b16"};
+static const char *const CASES[] = {"gan_default_b16", "gan_default_b128", "gan_odd_b9", "gan_smooth_b16",
+                                    "gan_sn_b16",      "gan_sn_odd_b9",    "gan_sn_b128"};
 
 /* Runs the PyTorch oracle once for every case into a fresh temporary directory. */
 static int generate_suite(void **state)
@@ -70,6 +71,7 @@ static elbo_gan_config open_case(const char *name, elbo_st_file *f)
     c.latent = (size_t)atol(elbo_st_meta_get(f, "latent"));
     c.slope = atof(elbo_st_meta_get(f, "leaky_slope"));
     c.real_label = atof(elbo_st_meta_get(f, "real_label"));
+    c.spectral_norm = atoi(elbo_st_meta_get(f, "spectral_norm"));
     assert_int_equal(elbo_parse_widths(elbo_st_meta_get(f, "generator_hidden"), c.g_hidden, &c.n_g, err, sizeof err),
                      0);
     assert_int_equal(
@@ -100,6 +102,8 @@ static double check_group(const elbo_gan *m, size_t g, const char *prefix, const
     for (size_t i = gr->first_tensor; i < gr->first_tensor + gr->n_tensors; i++) {
         const elbo_tensor_view *v = &m->layout.tensor[i];
         char name[ELBO_TENSOR_NAME_MAX + 8];
+        if (strstr(v->name, ".weight_u") || strstr(v->name, ".weight_v"))
+            continue; /* a spectral norm's state, not trained */
         snprintf(name, sizeof name, "%s%s", prefix, v->name);
         double e = check_tensor(m->grads + v->offset, f, name, elbo_tensor_view_size(v), what);
         worst = e > worst ? e : worst;
@@ -143,6 +147,13 @@ static void check_case(const char *name, const elbo_kernels *k)
         test_failf("%s: D loss %.9g G loss %.9g vs torch %.9g %.9g\n", what, d_loss, g_loss, want_d, want_g);
     double ed = check_group(&m, 1, "grad_d.", &f, what), eg = check_group(&m, 0, "grad_g.", &f, what);
     double ex = check_tensor(a.dgout, &f, "out.dgpre", b * d, what);
+    for (size_t i = 0; c.spectral_norm && i < m.layout.n_tensors; i++) { /* u, v after both power iterations */
+        const elbo_tensor_view *v = &m.layout.tensor[i];
+        char want[ELBO_TENSOR_NAME_MAX + 8];
+        snprintf(want, sizeof want, "out.%s", v->name);
+        if (strstr(v->name, ".weight_u") || strstr(v->name, ".weight_v"))
+            check_tensor(m.params + v->offset, &f, want, elbo_tensor_view_size(v), what);
+    }
     printf("  %-18s %-6s B %3zu D loss %.6f G loss %.6f; worst error of scale: D grads %.2e, G grads %.2e, "
            "D's input gradient %.2e\n", name, k->isa, b, d_loss, g_loss, ed, eg, ex);
     free(x);
@@ -169,13 +180,14 @@ typedef struct {
 
 /* DET_STEPS steps of the default GAN (28 x 28, elbo_params_init seed DET_SEED) with Adam lr 2e-4 betas 0.5/0.999
  * on images, batch rows from elbo_rng_permutation, with kernels k on nt threads. */
-static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images)
+static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images, int spectral_norm)
 {
     char err[256];
     elbo_gan m;
     elbo_trainer tr;
     uint32_t order[DET_IMAGES];
     elbo_gan_config c = elbo_gan_config_default(28, 28);
+    c.spectral_norm = spectral_norm;
     if (elbo_gan_init(&m, &c, k, err, sizeof err) != 0)
         test_failf("%s\n", err);
     elbo_params_init(m.params, &m.layout, DET_SEED);
@@ -217,6 +229,8 @@ static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images
             const elbo_param_group *dg = &ref.layout.group[1];
             for (size_t q = dg->first_tensor; q < dg->first_tensor + dg->n_tensors; q++) {
                 const elbo_tensor_view *v = &ref.layout.tensor[q];
+                if (strstr(v->name, ".weight_u") || strstr(v->name, ".weight_v"))
+                    continue; /* a spectral norm's state has no gradient */
                 if (memcmp(ref.grads + v->offset, m.grads + v->offset, elbo_tensor_view_size(v) * sizeof(float)))
                     test_failf("%s: the trainer's gradient of %s differs from elbo_gan_d_grads' on the step's noise\n",
                                k->isa, v->name);
@@ -248,27 +262,30 @@ static void test_trainer_threads_bitwise(void **state)
     test_rng rng = {29};
     for (size_t i = 0; i < sizeof images; i++)
         images[i] = (uint8_t)test_rng_below(&rng, 256);
-    elbo_param_layout l;
-    elbo_gan_config c = elbo_gan_config_default(28, 28);
-    elbo_gan_layout_build(&l, &c);
+    for (int sn = 0; sn <= 1; sn++)
     for (size_t i = 0; elbo_kernels_available(i); i++) {
         const elbo_kernels *k = elbo_kernels_available(i);
-        det_run one = run_steps(k, 1, images);
+        elbo_param_layout l;
+        elbo_gan_config c = elbo_gan_config_default(28, 28);
+        c.spectral_norm = sn;
+        elbo_gan_layout_build(&l, &c);
+        det_run one = run_steps(k, 1, images, sn);
         for (size_t nt = 2; nt <= 3; nt++) {
-            det_run r = run_steps(k, nt, images);
+            det_run r = run_steps(k, nt, images, sn);
             for (size_t s = 0; s < DET_STEPS; s++) {
                 static const char *const arena[] = {"parameters", "exp_avg", "exp_avg_sq", "gradients"};
                 for (size_t w = 0; w < 4; w++)
                     if (memcmp(one.state[s] + w * l.total, r.state[s] + w * l.total, l.total * sizeof(float)))
-                        test_failf("%s/%zu threads: step %zu's %s differ from 1 thread's\n", k->isa, nt, s, arena[w]);
+                        test_failf("%s/%zu threads%s: step %zu's %s differ from 1 thread's\n", k->isa, nt,
+                                   sn ? " (spectral norm)" : "", s, arena[w]);
                 if (memcmp(&one.loss[s], &r.loss[s], sizeof one.loss[s]))
                     test_failf("%s/%zu threads: step %zu's loss %.17g differs from 1 thread's %.17g\n", k->isa, nt, s,
                                r.loss[s].loss, one.loss[s].loss);
             }
             det_free(&r);
         }
-        printf("  %-6s 1-3 threads bitwise over %d steps; D loss %.4f -> %.4f, G loss %.4f -> %.4f, D(x) %.3f, "
-               "D(G(z)) %.3f\n", k->isa, DET_STEPS, one.loss[0].part[0] / DET_BATCH,
+        printf("  %-6s%s 1-3 threads bitwise over %d steps; D loss %.4f -> %.4f, G loss %.4f -> %.4f, D(x) %.3f, "
+               "D(G(z)) %.3f\n", k->isa, sn ? " (spectral norm)" : "", DET_STEPS, one.loss[0].part[0] / DET_BATCH,
                one.loss[DET_STEPS - 1].part[0] / (DET_IMAGES % DET_BATCH), one.loss[0].part[1] / DET_BATCH,
                one.loss[DET_STEPS - 1].part[1] / (DET_IMAGES % DET_BATCH),
                one.loss[DET_STEPS - 1].part[2] / (DET_IMAGES % DET_BATCH),

@@ -29,6 +29,7 @@ typedef struct {
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
     double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale;
+    size_t spectral_norm;
     uint64_t seed;
     int json;
 } train_args;
@@ -160,6 +161,7 @@ static int build_gan_config(const train_args *a, const elbo_dataset *ds, elbo_ga
     c->adam_beta2 = a->adam_beta2;
     c->real_label = a->real_label;
     c->d_lr_scale = a->d_lr_scale;
+    c->spectral_norm = (int)a->spectral_norm;
     if (a->hidden && elbo_parse_widths(a->hidden, c->g_hidden, &c->n_g, err, sizeof err)) {
         fprintf(stderr, "elbo train: --hidden: %s\n", err);
         return -1;
@@ -460,6 +462,9 @@ int cli_train(int argc, char **argv)
          "gan: D's target for real images (below 1: one-sided label smoothing)", 0.5, 1, NULL, 0, 0},
         {"d-lr-scale", ARG_DOUBLE, &a.d_lr_scale, "X", "gan: the discriminator's learning rate over the generator's",
          1e-3, 100, NULL, 0, 0},
+        {"spectral-norm", ARG_SIZE, &a.spectral_norm, "0|1",
+         "gan: 1 normalizes D's weights by their largest singular value (one power iteration per D forward)", 0, 1,
+         NULL, 0, 0},
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
         {"hidden", ARG_STRING, &a.hidden, "W[,W...]",
@@ -524,7 +529,8 @@ int cli_train(int argc, char **argv)
             }
     }
     if (strcmp(a.model, "gan") != 0 && !a.resume) { /* with --resume, the checkpoint's kind decides */
-        static const char *const gan_only[] = {"adam-beta1", "adam-beta2", "d-hidden", "real-label", "d-lr-scale"};
+        static const char *const gan_only[] = {"adam-beta1", "adam-beta2", "d-hidden", "real-label", "d-lr-scale",
+                                               "spectral-norm"};
         for (size_t i = 0; i < sizeof gan_only / sizeof gan_only[0]; i++)
             if (cli_find(opts, n_opts, gan_only[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: a GAN option (not used by --model %s)\n", gan_only[i], a.model);
@@ -547,7 +553,7 @@ int cli_train(int argc, char **argv)
         static const char *const fixed[] = {"model",     "hidden", "decoder-hidden", "latent",     "recon",
                                             "sigma0",    "beta",   "seed",           "batch",      "lr",
                                             "optimizer", "momentum", "classes",      "adam-beta1", "adam-beta2",
-                                            "d-hidden",  "real-label", "d-lr-scale"};
+                                            "d-hidden",  "real-label", "d-lr-scale", "spectral-norm"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
