@@ -29,7 +29,7 @@ typedef struct {
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
     double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale;
-    size_t spectral_norm;
+    size_t spectral_norm, d_steps;
     uint64_t seed;
     int json;
 } train_args;
@@ -162,6 +162,7 @@ static int build_gan_config(const train_args *a, const elbo_dataset *ds, elbo_ga
     c->real_label = a->real_label;
     c->d_lr_scale = a->d_lr_scale;
     c->spectral_norm = (int)a->spectral_norm;
+    c->d_steps = a->d_steps;
     if (a->hidden && elbo_parse_widths(a->hidden, c->g_hidden, &c->n_g, err, sizeof err)) {
         fprintf(stderr, "elbo train: --hidden: %s\n", err);
         return -1;
@@ -444,7 +445,8 @@ int cli_train(int argc, char **argv)
     process_start = cli_now();
     train_args a = {.model = "vae", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
                     .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1, .adam_beta1 = 0.9,
-                    .adam_beta2 = 0.999, .real_label = 1.0, .d_lr_scale = 1.0};
+                    .adam_beta2 = 0.999, .real_label = 1.0, .d_lr_scale = 1.0, .d_steps = 1,
+                    .spectral_norm = 1};
     cli_option opts[] = {
         {"model", ARG_STRING, &a.model, "vae|classifier|gan",
          "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), or an MLP GAN", 0, 0, NULL,
@@ -464,7 +466,9 @@ int cli_train(int argc, char **argv)
          1e-3, 100, NULL, 0, 0},
         {"spectral-norm", ARG_SIZE, &a.spectral_norm, "0|1",
          "gan: 1 normalizes D's weights by their largest singular value (one power iteration per D forward)", 0, 1,
-         NULL, 0, 0},
+         "1", 0, 0},
+        {"d-steps", ARG_SIZE, &a.d_steps, "N", "gan: D steps (each on the next real batch) per G step", 1, 100, NULL, 0,
+         0},
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
         {"hidden", ARG_STRING, &a.hidden, "W[,W...]",
@@ -530,7 +534,7 @@ int cli_train(int argc, char **argv)
     }
     if (strcmp(a.model, "gan") != 0 && !a.resume) { /* with --resume, the checkpoint's kind decides */
         static const char *const gan_only[] = {"adam-beta1", "adam-beta2", "d-hidden", "real-label", "d-lr-scale",
-                                               "spectral-norm"};
+                                               "spectral-norm", "d-steps"};
         for (size_t i = 0; i < sizeof gan_only / sizeof gan_only[0]; i++)
             if (cli_find(opts, n_opts, gan_only[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: a GAN option (not used by --model %s)\n", gan_only[i], a.model);
@@ -553,7 +557,8 @@ int cli_train(int argc, char **argv)
         static const char *const fixed[] = {"model",     "hidden", "decoder-hidden", "latent",     "recon",
                                             "sigma0",    "beta",   "seed",           "batch",      "lr",
                                             "optimizer", "momentum", "classes",      "adam-beta1", "adam-beta2",
-                                            "d-hidden",  "real-label", "d-lr-scale", "spectral-norm"};
+                                            "d-hidden",  "real-label", "d-lr-scale", "spectral-norm",
+                                            "d-steps"};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
                 fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
@@ -748,12 +753,9 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     elbo_optimizer_config oc = elbo_optimizer_config_default(kind, a.lr);
     oc.sgd.momentum = a.momentum;
     if (tm.is_gan) {
-        const elbo_param_group *d = &tm.gan.layout.group[1];
         oc.adam.beta1 = a.adam_beta1;
         oc.adam.beta2 = a.adam_beta2;
-        if (tm.gan.cfg.d_lr_scale != 1.0)
-            oc.block_lr[oc.n_block_lr++] =
-                (elbo_block_lr){d->offset, d->offset + d->floats, a.lr * tm.gan.cfg.d_lr_scale};
+        elbo_gan_optimizer_blocks(&tm.gan, &oc);
     }
     if (tm.is_gan)
         elbo_gan_config_describe(&tm.gan.cfg, desc, sizeof desc);

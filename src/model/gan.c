@@ -29,6 +29,8 @@ elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols)
     c.adam_beta2 = 0.999;
     c.real_label = 1.0;
     c.d_lr_scale = 1.0;
+    c.d_steps = 1;
+    c.spectral_norm = 1; /* the recipe that keeps every class (results/gan-recipes-amd-epyc-20261206.md) */
     return c;
 }
 
@@ -77,6 +79,10 @@ int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen)
     }
     if (!(c->d_lr_scale > 0 && c->d_lr_scale <= 100)) {
         snprintf(err, errlen, "d_lr_scale: %g is not in (0, 100]", c->d_lr_scale);
+        return -1;
+    }
+    if (c->d_steps < 1 || c->d_steps > 100) {
+        snprintf(err, errlen, "d_steps: %zu is not in 1..100", c->d_steps);
         return -1;
     }
     if (c->spectral_norm != 0 && c->spectral_norm != 1) {
@@ -141,6 +147,16 @@ static void make_spectral_norms(elbo_gan *m)
         const elbo_tensor_view *u = &l->tensor[l->n_tensors - 2 * (l->n_layers - i)];
         m->sn[i] = elbo_spectral_norm_make(ly->in, ly->out, ly->w_off, ly->b_off, u->offset, u[1].offset);
     }
+}
+
+void elbo_gan_optimizer_blocks(const elbo_gan *m, elbo_optimizer_config *oc)
+{
+    const elbo_param_group *g = &m->layout.group[0], *d = &m->layout.group[1];
+    double lr = oc->kind == ELBO_OPT_SGD ? oc->sgd.lr : oc->adam.lr;
+    if (m->cfg.d_lr_scale != 1.0)
+        oc->block_lr[oc->n_block_lr++] = (elbo_block_lr){d->offset, d->offset + d->floats, lr * m->cfg.d_lr_scale, 1};
+    if (m->cfg.d_steps > 1)
+        oc->block_lr[oc->n_block_lr++] = (elbo_block_lr){g->offset, g->offset + g->floats, lr, (long)m->cfg.d_steps};
 }
 
 int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *kern, char *err, size_t errlen)
@@ -571,6 +587,12 @@ static int gan_g_finite(const void *impl, const void *act, size_t r0, size_t r1)
     return elbo_mlp_output_grads_finite(&((const elbo_gan_activations *)act)->g, r0, r1);
 }
 
+/* elbo_train_phase.runs of the G phase: after every d_steps-th step. */
+static int gan_g_runs(const void *impl, long step)
+{
+    return (size_t)(step + 1) % ((const elbo_gan *)impl)->cfg.d_steps == 0;
+}
+
 /* elbo_model_ops.batch_loss (and the G phase's): every part. */
 static elbo_step_loss gan_batch_loss(const void *impl, const void *act, size_t b)
 {
@@ -610,7 +632,7 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
     const elbo_gan_config *c = &((const elbo_gan *)impl)->cfg;
     static const char *const names[] = {"input_dim", "image_rows", "image_cols", "latent", "generator_hidden",
                                         "discriminator_hidden", "leaky_slope", "adam_beta1", "adam_beta2",
-                                        "real_label", "d_lr_scale", "spectral_norm"};
+                                        "real_label", "d_lr_scale", "spectral_norm", "d_steps"};
     snprintf(v[0], 96, "%zu", c->input_dim);
     snprintf(v[1], 96, "%zu", c->image_rows);
     snprintf(v[2], 96, "%zu", c->image_cols);
@@ -623,14 +645,15 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
     snprintf(v[9], 96, "%.17g", c->real_label);
     snprintf(v[10], 96, "%.17g", c->d_lr_scale);
     snprintf(v[11], 96, "%d", c->spectral_norm);
-    for (size_t i = 0; i < 12; i++)
+    snprintf(v[12], 96, "%zu", c->d_steps);
+    for (size_t i = 0; i < 13; i++)
         keys[i] = names[i];
-    return 12;
+    return 13;
 }
 
 static const elbo_train_phase GAN_PHASES[] = {
-    {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables},
-    {"generator", gan_g_rows, gan_g_finite, gan_batch_loss, gan_g_trainables},
+    {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables, NULL},
+    {"generator", gan_g_rows, gan_g_finite, gan_batch_loss, gan_g_trainables, gan_g_runs},
 };
 
 static const elbo_model_ops GAN_OPS = {
@@ -699,6 +722,10 @@ static int gan_read_config(const elbo_meta_reader *r, void *cfg, char *err, size
     if (elbo_st_meta_get(r->f, "spectral_norm") && elbo_meta_ull(r, "spectral_norm", &sn, err, errlen))
         return -1;
     c->spectral_norm = sn > 1 ? 2 : (int)sn;
+    unsigned long long d_steps = 1; /* nor d_steps: one D step per G step */
+    if (elbo_st_meta_get(r->f, "d_steps") && elbo_meta_ull(r, "d_steps", &d_steps, err, errlen))
+        return -1;
+    c->d_steps = d_steps > 1000 ? 1000 : (size_t)d_steps;
     if (elbo_gan_config_validate(c, why, sizeof why)) {
         snprintf(err, errlen, "%s: __metadata__.%s", r->path, why);
         return -1;

@@ -18,6 +18,7 @@
 #include "linear.h"
 #include "mlp.h"
 #include "model.h"
+#include "optim.h"
 #include "params.h"
 #include "spectral_norm.h"
 
@@ -32,6 +33,8 @@ typedef struct {
     double d_lr_scale;                        /* D's learning rate over G's (1; the optimizer's block_lr applies it) */
     int spectral_norm;                        /* 1: D's weights spectrally normalized (spectral_norm.h), one power
                                                * iteration per D forward of a training phase */
+    size_t d_steps;                           /* D steps per G step (1): each step trains D on its real batch and a
+                                               * fresh z; G's phase runs after every d_steps-th, on that step's z */
 } elbo_gan_config;
 
 typedef struct {
@@ -67,8 +70,8 @@ typedef struct {
     elbo_gemm_workspace ws;                   /* for single-threaded callers */
 } elbo_gan_activations;
 
-/* G 64-256-512-784 (sigmoid), D 784-512-256-1, LeakyReLU 0.2, Adam betas 0.5 / 0.999, D's real label 1, no spectral
- * norm, for rows x cols images. */
+/* G 64-256-512-784 (sigmoid), D 784-512-256-1 spectrally normalized, LeakyReLU 0.2, Adam betas 0.5 / 0.999, D's real
+ * label 1, one D step per G step, for rows x cols images. */
 elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols);
 /* Checks every field; returns 0, or -1 with a message in err naming the field. */
 int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen);
@@ -77,6 +80,10 @@ void elbo_gan_config_describe(const elbo_gan_config *c, char *out, size_t outlen
 /* The parameter layout: group "generator" (generator.0, .2, ...), then group "discriminator" (with spectral norm,
  * after D's layers: discriminator.<k>.weight_u (out) and .weight_v (in) of each, torch's names). */
 void elbo_gan_layout_build(elbo_param_layout *l, const elbo_gan_config *c);
+
+/* The optimizer's per-block settings of the recipe into oc (whose lr is G's): D's learning rate d_lr_scale x lr,
+ * and G's block updated every d_steps steps with Adam steps of its own. */
+void elbo_gan_optimizer_blocks(const elbo_gan *m, elbo_optimizer_config *oc);
 
 /* Allocates a model for a valid config with zeroed parameters; returns 0 or -1 (message in err). */
 int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *kern, char *err, size_t errlen);

@@ -12,6 +12,11 @@ elbo's GAN checkpoints (generator.0.weight, ..., discriminator.4.bias).
       torch.nn.utils.spectral_norm's (weight_orig written as weight, weight_u and weight_v as they were before the D
       step; D sees G(z) and x in one forward per step, so the D step and the G step each run one power iteration),
       and out.discriminator.<k>.weight_u / _v are u and v after both steps.
+  gan_torch.py dsteps OUT.safetensors [the options of grads] [--lr 1e-3]
+      a --d-steps 2 iteration: two D steps on real batches x1, x2 and normals z1, z2 (input.x1, ...), each followed by
+      D's Adam step, then the G step on G(z2) through the updated D and G's first Adam step (Adam lr, betas
+      0.5 / 0.999, one optimizer per network); writes the weights before, each step's gradients (grad_d1., grad_d2.,
+      grad_g.) and every tensor after (after.<name>).
   gan_torch.py grads-suite OUTDIR
       the parity cases elbo's tests use, one file per case (CASES below), in one process.
 """
@@ -163,6 +168,45 @@ def cmd_grads(a):
     write_safetensors(a.out, t, meta)
 
 
+def cmd_dsteps(a):
+    """Two D steps (real batches x1, x2, normals z1, z2), each followed by D's Adam step, then one G step on z2's
+    G(z2) through the twice-updated D and G's Adam step (its first: its own bias corrections); two Adam optimizers
+    lr a.lr, betas 0.5 / 0.999."""
+    torch.manual_seed(a.seed)
+    gh = [int(w) for w in a.g_hidden.split(",")]
+    dh = [int(w) for w in a.d_hidden.split(",")]
+    model = GAN(a.input, a.latent, gh, dh, a.slope, spectral_norm=a.spectral_norm)
+    G, D = model.generator, model.discriminator
+    t = {elbo_name(k): v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(a.seed + 1)
+    od = torch.optim.Adam(D.parameters(), a.lr, betas=(0.5, 0.999))
+    og = torch.optim.Adam(G.parameters(), a.lr, betas=(0.5, 0.999))
+    for s in (1, 2):
+        x8 = torch.randint(0, 256, (a.batch, a.input), generator=g, dtype=torch.int64)
+        z = torch.randn(a.batch, a.latent, generator=g)
+        t[f"input.x{s}"] = x8.float().numpy()
+        t[f"input.z{s}"] = z.numpy()
+        fake = G(z)
+        d_loss = model.d_loss(fake.detach(), x8.float() / 255.0, a.real_label)
+        od.zero_grad()
+        d_loss.backward()
+        for k, p in D.named_parameters():
+            t[f"grad_d{s}.discriminator." + elbo_name(k)] = p.grad.numpy().copy()
+        od.step()
+    g_loss = model.g_loss(fake)
+    og.zero_grad()
+    g_loss.backward()
+    for k, p in G.named_parameters():
+        t["grad_g.generator." + k] = p.grad.numpy().copy()
+    og.step()
+    for k, v in model.state_dict().items():
+        t["after." + elbo_name(k)] = v.detach().numpy().copy()
+    meta = {"input_dim": str(a.input), "latent": str(a.latent), "generator_hidden": ",".join(map(str, gh)),
+            "discriminator_hidden": ",".join(map(str, dh)), "leaky_slope": repr(a.slope),
+            "real_label": repr(a.real_label), "spectral_norm": str(int(a.spectral_norm)), "lr": repr(a.lr)}
+    write_safetensors(a.out, t, meta)
+
+
 # name: arguments of `grads`: the default model at a small batch and at the training batch, odd widths (no
 # multiple of any register tile), and one-sided label smoothing of D's real target.
 CASES = {
@@ -174,6 +218,11 @@ CASES = {
     "gan_sn_odd_b9": "--spectral-norm --input 50 --latent 7 --g-hidden 13,29 --d-hidden 37,11 --batch 9 --seed 6",
     "gan_sn_b128": "--spectral-norm --real-label 0.9 --batch 128 --seed 7",
 }
+# name: arguments of `dsteps`: plain, and with spectral norm and odd widths.
+DSTEP_CASES = {
+    "gan_dsteps2_b16": "--batch 16 --seed 8",
+    "gan_dsteps2_sn_odd_b9": "--spectral-norm --input 50 --latent 7 --g-hidden 13,29 --d-hidden 37,11 --batch 9 --seed 9",
+}
 
 
 def cmd_grads_suite(a, parser):
@@ -181,6 +230,9 @@ def cmd_grads_suite(a, parser):
     for name, args in CASES.items():
         ca = parser.parse_args(["grads", os.path.join(a.outdir, name + ".safetensors")] + args.split())
         cmd_grads(ca)
+    for name, args in DSTEP_CASES.items():
+        ca = parser.parse_args(["dsteps", os.path.join(a.outdir, name + ".safetensors")] + args.split())
+        cmd_dsteps(ca)
 
 
 def main():
@@ -197,11 +249,20 @@ def main():
     g.add_argument("--batch", type=int, default=16)
     g.add_argument("--spectral-norm", action="store_true")
     g.add_argument("--seed", type=int, default=0)
+    ds = sub.add_parser("dsteps")
+    ds.add_argument("out")
+    for flag, kind, default in (("--input", int, 784), ("--latent", int, 64), ("--g-hidden", str, "256,512"),
+                                ("--d-hidden", str, "512,256"), ("--slope", float, 0.2), ("--real-label", float, 1.0),
+                                ("--batch", int, 16), ("--seed", int, 0), ("--lr", float, 1e-3)):
+        ds.add_argument(flag, type=kind, default=default)
+    ds.add_argument("--spectral-norm", action="store_true")
     s = sub.add_parser("grads-suite")
     s.add_argument("outdir")
     a = p.parse_args()
     if a.cmd == "grads":
         cmd_grads(a)
+    elif a.cmd == "dsteps":
+        cmd_dsteps(a)
     else:
         cmd_grads_suite(a, p)
 
