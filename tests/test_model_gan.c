@@ -477,6 +477,69 @@ static void test_trainer_threads_bitwise(void **state)
     }
 }
 
+#define BARRIER_STEPS 60
+#define BARRIER_BATCH 32
+
+/* The hash of every tensor (elbo_params_hash) after each of BARRIER_STEPS steps of the default GAN (spectral norm;
+ * elbo_params_init seed DET_SEED, Adam lr 2e-4 betas 0.5 / 0.999, batch BARRIER_BATCH over the DET_IMAGES images in
+ * order, wrapping) with kernels k on nt threads, into hash. */
+static void barrier_run(const elbo_kernels *k, size_t nt, const uint8_t *images, uint64_t *hash)
+{
+    char err[256];
+    elbo_gan m;
+    elbo_trainer tr;
+    uint32_t order[DET_IMAGES];
+    elbo_gan_config c = elbo_gan_config_default(28, 28);
+    if (elbo_gan_init(&m, &c, k, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    elbo_params_init(m.params, &m.layout, DET_SEED);
+    elbo_gan_pack_weights(&m);
+    elbo_model mm = elbo_gan_model(&m);
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 2e-4);
+    oc.adam.beta1 = 0.5;
+    elbo_gan_optimizer_blocks(&m, &oc);
+    if (elbo_trainer_init(&tr, &mm, &oc, BARRIER_BATCH, DET_SEED, DET_IMAGES, nt, NULL, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    for (size_t i = 0; i < DET_IMAGES; i++)
+        order[i] = (uint32_t)i;
+    elbo_images_view data = {images, DET_IMAGES, c.input_dim, NULL};
+    size_t per_epoch = DET_IMAGES / BARRIER_BATCH;
+    for (size_t s = 0; s < BARRIER_STEPS; s++) {
+        elbo_trainer_step(&tr, &data, order + (s % per_epoch) * BARRIER_BATCH, BARRIER_BATCH);
+        hash[s] = elbo_params_hash(m.params, &m.layout);
+    }
+    elbo_trainer_free(&tr);
+    elbo_gan_free(&m);
+}
+
+/* The G phase must see D as the D phase's tail left it (every block updated and repacked): the trainer's barrier
+ * between the phases. On 2 and 3 threads (more threads than this machine's cores, so a thread is often descheduled
+ * in the middle of the D phase's tail, when another, done with its blocks, would start the G phase) every tensor after
+ * each of BARRIER_STEPS steps is bitwise the 1-thread run's. Without that barrier the G phase's power iteration and
+ * D forward read D's weights half-updated and the runs part within a few steps. */
+static void test_phase_barrier(void **state)
+{
+    (void)state;
+    static uint8_t images[DET_IMAGES * 784];
+    static uint64_t one[BARRIER_STEPS], many[BARRIER_STEPS];
+    test_rng rng = {31};
+    for (size_t i = 0; i < sizeof images; i++)
+        images[i] = (uint8_t)test_rng_below(&rng, 256);
+    for (size_t i = 0; elbo_kernels_available(i); i++) {
+        const elbo_kernels *k = elbo_kernels_available(i);
+        barrier_run(k, 1, images, one);
+        for (size_t nt = 2; nt <= 3; nt++) {
+            barrier_run(k, nt, images, many);
+            for (size_t s = 0; s < BARRIER_STEPS; s++)
+                if (one[s] != many[s])
+                    test_failf("%s/%zu threads: the parameters after step %zu (hash %016llx) differ from 1 thread's "
+                               "(%016llx): the G phase saw D before its update was complete\n", k->isa, nt, s + 1,
+                               (unsigned long long)many[s], (unsigned long long)one[s]);
+        }
+        printf("  %-6s 1-3 threads bitwise over %d steps of batch %d\n", k->isa, BARRIER_STEPS, BARRIER_BATCH);
+    }
+}
+
 /* BCE-with-logits of logit l against target y in double: max(l, 0) - l y + log1p(exp(-|l|)). */
 static double bce_ref(double l, double y)
 {
@@ -544,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_d_steps_match_torch),
         cmocka_unit_test(test_trainer_threads_bitwise),
         cmocka_unit_test(test_extreme_logits),
+        cmocka_unit_test(test_phase_barrier),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, generate_suite, remove_suite);
