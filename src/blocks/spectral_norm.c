@@ -67,13 +67,15 @@ void elbo_spectral_norm_refresh(elbo_spectral_norm *s, float *params, float *wsn
                 dv[j] += (double)row[j] * du[o];
         }
         normalize_into(dv, v, in);
-        matvec(w, dv, du, out, in);
+        matvec(w, dv, wv, out, in); /* W v, for u and (the same v) for sigma */
+        for (size_t o = 0; o < out; o++)
+            du[o] = wv[o];
         normalize_into(du, u, out);
     } else {
         for (size_t j = 0; j < in; j++)
             dv[j] = v[j];
+        matvec(w, dv, wv, out, in);
     }
-    matvec(w, dv, wv, out, in);
     double sigma = 0;
     for (size_t o = 0; o < out; o++)
         sigma += du[o] * wv[o];
