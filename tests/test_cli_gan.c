@@ -328,6 +328,33 @@ static void test_recipe_options(void **state)
     remove_tree(dir);
 }
 
+/* --d-steps and --spectral-norm: --d-steps 2 and --spectral-norm 0 each change the trained checkpoint; --d-steps 2 is
+ * kept in the checkpoint with the spectral norm's u and v, so that a run stopped by --steps 7 (after a D step whose
+ * G step is still to come) and resumed is byte-identical to the uninterrupted one; --d-steps 0 is refused in one
+ * line (exit 2). */
+static void test_d_steps_and_spectral_norm(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], plain[2 * MAX_PATH], two[2 * MAX_PATH], no_sn[2 * MAX_PATH], part[2 * MAX_PATH];
+    scratch_open(dir);
+    train_small(plain, dir, "plain.safetensors", NULL, NULL, NULL, NULL);
+    train_small(two, dir, "two.safetensors", "--d-steps", "2", NULL, NULL);
+    train_small(no_sn, dir, "no_sn.safetensors", "--spectral-norm", "0", NULL, NULL);
+    if (same_file(plain, two) || same_file(plain, no_sn))
+        test_failf("--d-steps 2 or --spectral-norm 0 left the checkpoint unchanged\n");
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--steps", "7", "--batch", "64", "--hidden",
+        "32", "--d-hidden", "32,16", "--d-steps", "2", "--save", in_dir(part, dir, "part.safetensors"), NULL);
+    expect_ok(&r, "train, interrupted");
+    run_free(&r);
+    run(&r, "train", "--data", DATA, "--epochs", "2", "--resume", part, "--save", part, NULL);
+    expect_ok(&r, "train --resume");
+    run_free(&r);
+    expect_same_file(two, part, "--d-steps 2 stopped by --steps 7 and resumed");
+    expect_usage_error("--d-steps", NULL, "train", "--model", "gan", "--d-steps", "0", "--data", DATA, NULL);
+    remove_tree(dir);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -337,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_recipe_options),
+        cmocka_unit_test(test_d_steps_and_spectral_norm),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, find_elbo, NULL);
