@@ -4,7 +4,8 @@ by the same classifier (`elbo eval --classifier ... --json`, one DIR/<side>-s<se
 OUT.md and OUT.json: FD, coverage entropy and smallest class share per run, each side's medians, and the gate's
 two conditions (elbo's median FD <= 1.15 x PyTorch's; every class >= 2 % of every elbo run's samples).
 
-  scripts/gan_quality_table.py DIR OUT   # e.g. results/gan-quality-amd-epyc-20261206 results/gan-quality-amd-epyc-20261206
+  scripts/gan_quality_table.py DIR OUT
+  e.g. scripts/gan_quality_table.py results/gan-quality-amd-epyc-20261206 results/gan-quality-amd-epyc-20261206
 """
 import glob
 import json
@@ -45,8 +46,8 @@ def main():
                                 "smallest_class_share": share, "class_counts": r["class_counts"],
                                 "classifier_hash": r["classifier_hash"]})
         if rs:
-            res["medians"][side] = {"fd": statistics.median(r["fd"] for _, r in rs),
-                                    "coverage_entropy_bits": statistics.median(r["coverage_entropy_bits"] for _, r in rs),
+            entropy = statistics.median(r["coverage_entropy_bits"] for _, r in rs)
+            res["medians"][side] = {"fd": statistics.median(r["fd"] for _, r in rs), "coverage_entropy_bits": entropy,
                                     "runs": len(rs)}
     m = res["medians"]
     if "elbo" in m and "torch" in m:

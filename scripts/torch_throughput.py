@@ -182,7 +182,8 @@ def main():
         if a.json:
             print(json.dumps(result), flush=True)
         else:
-            print(f"PyTorch {torch.__version__} {a.model} {a.precision}: batch {batch}, torch threads {a.torch_threads}, "
+            print(f"PyTorch {torch.__version__} {a.model} {a.precision}: batch {batch}, "
+                  f"torch threads {a.torch_threads}, "
                   f"OpenBLAS threads {a.blas_threads} on core {info['openblas_core']} "
                   f"(requested {a.openblas_core}): {rate:.0f} samples/s over {steps} steps", flush=True)
     return 0

@@ -215,10 +215,10 @@ static double d_steps_by_hand(elbo_gan *m, elbo_gan_activations *a, elbo_optimiz
 }
 
 /* The --d-steps 2 oracle case `name` with kernels k: every step's gradients within GRAD_TOL of scale, and every
- * weight and bias after the three updates within 1e-3 of the learning rate of torch's wherever its gradients
- * (D's two, G's one) are at least 1e-3 of their tensor's scale (an Adam step moves each element by about lr times the sign of its
- * gradient, so where a gradient is ~0 float rounding may flip it); u and v within GRAD_TOL of scale. With G's
- * Adam step counted as 2 (one counter for both networks) G's weights miss by ~6 % of lr. */
+ * weight and bias after the three updates within 1e-3 of the learning rate of torch's wherever its gradients (D's
+ * two, G's one) are at least 1e-3 of their tensor's scale (an Adam step moves each element by about lr times the
+ * sign of its gradient, so where a gradient is ~0 float rounding may flip it); u and v within GRAD_TOL of scale.
+ * With G's Adam step counted as 2 (one counter for both networks) G's weights miss by ~6 % of lr. */
 static void check_dsteps_case(const char *name, const elbo_kernels *k)
 {
     char what[128], err[256];

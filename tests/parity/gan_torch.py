@@ -221,7 +221,8 @@ CASES = {
 # name: arguments of `dsteps`: plain, and with spectral norm and odd widths.
 DSTEP_CASES = {
     "gan_dsteps2_b16": "--batch 16 --seed 8",
-    "gan_dsteps2_sn_odd_b9": "--spectral-norm --input 50 --latent 7 --g-hidden 13,29 --d-hidden 37,11 --batch 9 --seed 9",
+    "gan_dsteps2_sn_odd_b9": "--spectral-norm --input 50 --latent 7 --g-hidden 13,29 --d-hidden 37,11 --batch 9 "
+                             "--seed 9",
 }
 
 
