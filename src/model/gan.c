@@ -593,11 +593,22 @@ static int gan_g_runs(const void *impl, long step)
     return (size_t)(step + 1) % ((const elbo_gan *)impl)->cfg.d_steps == 0;
 }
 
-/* elbo_model_ops.batch_loss (and the G phase's): every part. */
+/* elbo_model_ops.batch_loss (the evaluation's): every part. */
 static elbo_step_loss gan_batch_loss(const void *impl, const void *act, size_t b)
 {
     (void)impl;
     return all_sums(act, b);
+}
+
+/* elbo_train_phase.batch_loss of the G phase: every part, the G loss counted d_steps times (the steps without a G
+ * phase count none), so that an epoch's per-sample mean is the G steps' mean (batches of equal size). */
+static elbo_step_loss gan_g_loss(const void *impl, const void *act, size_t b)
+{
+    elbo_step_loss s = all_sums(act, b);
+    double n = (double)((const elbo_gan *)impl)->cfg.d_steps;
+    s.loss += (n - 1) * s.part[1];
+    s.part[1] *= n;
+    return s;
 }
 
 /* elbo_train_phase.trainables of the G phase. */
@@ -653,7 +664,7 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
 
 static const elbo_train_phase GAN_PHASES[] = {
     {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables, NULL},
-    {"generator", gan_g_rows, gan_g_finite, gan_batch_loss, gan_g_trainables, gan_g_runs},
+    {"generator", gan_g_rows, gan_g_finite, gan_g_loss, gan_g_trainables, gan_g_runs},
 };
 
 static const elbo_model_ops GAN_OPS = {
