@@ -142,8 +142,8 @@ size_t elbo_param_layout_macs(const elbo_param_layout *l)
 size_t elbo_param_layout_count(const elbo_param_layout *l)
 {
     size_t n = 0;
-    for (size_t i = 0; i < l->n_tensors; i++)
-        n += elbo_tensor_view_size(&l->tensor[i]);
+    for (size_t i = 0; i < l->n_layers; i++)
+        n += l->layer[i].in * l->layer[i].out + l->layer[i].out;
     return n;
 }
 

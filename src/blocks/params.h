@@ -83,7 +83,8 @@ void elbo_params_init(float *params, const elbo_param_layout *l, uint64_t seed);
  * trained model in results (e.g. the reference classifier behind a Fréchet distance). */
 uint64_t elbo_params_hash(const float *params, const elbo_param_layout *l);
 
-/* Number of parameters (weights and biases, padding excluded). */
+/* Number of parameters (the layers' weights and biases, padding excluded; not elbo_param_layout_add_vector's
+ * state). */
 size_t elbo_param_layout_count(const elbo_param_layout *l);
 
 /* Multiply-accumulate count of the forward pass for one sample (sum of in * out over layers). */
