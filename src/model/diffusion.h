@@ -120,6 +120,16 @@ double elbo_diffusion_grads(elbo_diffusion *m, elbo_diffusion_activations *a, co
 size_t elbo_diffusion_sampler_steps(const elbo_diffusion *m, elbo_sampler_kind kind, size_t sample_steps,
                                     uint32_t *steps);
 
+/* Rows [r0, r1) of x_T: a->xt row r = the normals of (seed, SAMPLE, first + r, 0). */
+void elbo_diffusion_start_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, uint64_t seed, size_t first,
+                               size_t r0, size_t r1);
+/* Steps [i0, i1) (of the sampler's n; 0 first) over rows [r0, r1) of a->xt, which holds x after step i0 - 1 (x_T
+ * for i0 = 0): eps_theta, then the DDPM or DDIM update (DDPM's noise at step i from (seed, SAMPLE, first + r,
+ * i + 1)). No team barrier. */
+void elbo_diffusion_denoise_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, elbo_gemm_workspace *ws,
+                                 elbo_sampler_kind kind, size_t sample_steps, uint64_t seed, size_t first, size_t r0,
+                                 size_t r1, size_t i0, size_t i1);
+
 /* Rows [r0, r1) of a batch of samples: x_T from the normals of (seed, SAMPLE, first + r, 0), then the sampler's
  * steps over them (DDPM's added noise at step i from (seed, SAMPLE, first + r, i + 1)); x_0 in [-1, 1] into
  * x (row r at x + r * D). When traj is not NULL it receives n_frames frames (2 <= n_frames <= n + 1 for a sampler

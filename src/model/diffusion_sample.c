@@ -93,20 +93,12 @@ static void keep_frame(const elbo_diffusion_activations *a, size_t d, float *tra
     memcpy(traj + (f * rows_total + row_base + r0) * d, a->xt + r0 * d, (r1 - r0) * d * sizeof(float));
 }
 
-/* Rows [r0, r1) of the sampler with the trajectory's row r at row_base + r. */
-static void sample_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, elbo_gemm_workspace *ws,
-                        elbo_sampler_kind kind, size_t sample_steps, uint64_t seed, size_t first, size_t r0,
-                        size_t r1, float *x, float *traj, size_t n_frames, size_t rows_total, size_t row_base)
+void elbo_diffusion_denoise_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, elbo_gemm_workspace *ws,
+                                 elbo_sampler_kind kind, size_t sample_steps, uint64_t seed, size_t first, size_t r0,
+                                 size_t r1, size_t i0, size_t i1)
 {
-    size_t d = m->cfg.input_dim;
-    size_t n = sampler_count(m, kind, sample_steps), next_frame = 1;
-    if (r1 == r0)
-        return;
-    for (size_t r = r0; r < r1; r++)
-        elbo_rng_normals(a->xt + r * d, d, seed, ELBO_STREAM_SAMPLE, (uint32_t)(first + r), 0);
-    if (traj)
-        keep_frame(a, d, traj, 0, rows_total, r0, r1, row_base);
-    for (size_t i = 0; i < n; i++) {
+    size_t n = sampler_count(m, kind, sample_steps);
+    for (size_t i = i0; i < i1 && i < n && r1 > r0; i++) {
         uint32_t t = sampler_step(m, kind, n, i);
         for (size_t r = r0; r < r1; r++)
             a->t[r] = t;
@@ -115,9 +107,38 @@ static void sample_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, 
             ddpm_step(m, a, t, i, seed, first, r0, r1);
         else
             ddim_step(m, a, t, i + 1 < n ? sampler_step(m, kind, n, i + 1) : 0, r0, r1);
-        while (traj && next_frame < n_frames && (next_frame * n) / (n_frames - 1) == i + 1)
-            keep_frame(a, d, traj, next_frame++, rows_total, r0, r1, row_base);
     }
+}
+
+void elbo_diffusion_start_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, uint64_t seed, size_t first,
+                               size_t r0, size_t r1)
+{
+    size_t d = m->cfg.input_dim;
+    for (size_t r = r0; r < r1; r++)
+        elbo_rng_normals(a->xt + r * d, d, seed, ELBO_STREAM_SAMPLE, (uint32_t)(first + r), 0);
+}
+
+/* Rows [r0, r1) of the sampler with the trajectory's row r at row_base + r. */
+static void sample_rows(const elbo_diffusion *m, elbo_diffusion_activations *a, elbo_gemm_workspace *ws,
+                        elbo_sampler_kind kind, size_t sample_steps, uint64_t seed, size_t first, size_t r0,
+                        size_t r1, float *x, float *traj, size_t n_frames, size_t rows_total, size_t row_base)
+{
+    size_t d = m->cfg.input_dim;
+    size_t n = sampler_count(m, kind, sample_steps), done = 0;
+    if (r1 == r0)
+        return;
+    elbo_diffusion_start_rows(m, a, seed, first, r0, r1);
+    if (traj) {
+        keep_frame(a, d, traj, 0, rows_total, r0, r1, row_base);
+        /* frame f is x after step floor(f n / (n_frames - 1)) */
+        for (size_t f = 1; f < n_frames; f++) {
+            size_t upto = f * n / (n_frames - 1);
+            elbo_diffusion_denoise_rows(m, a, ws, kind, sample_steps, seed, first, r0, r1, done, upto);
+            done = upto;
+            keep_frame(a, d, traj, f, rows_total, r0, r1, row_base);
+        }
+    }
+    elbo_diffusion_denoise_rows(m, a, ws, kind, sample_steps, seed, first, r0, r1, done, n);
     memcpy(x + r0 * d, a->xt + r0 * d, (r1 - r0) * d * sizeof(float));
 }
 
