@@ -35,6 +35,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+# What each --model trains, in the report's words.
+MODELS = {"vae": "784-400-20 VAE, MSE, Adam 1e-3",
+          "diffusion": "DDPM eps-prediction residual MLP (784 -> 1024, 3 blocks, time embedding 128 -> 256 -> 256), "
+                       "simple loss, Adam 1e-3, EMA 0.999 updated every step; no bf16 row"}
+
+
 class RunError(Exception):
     """A measurement command failed: its message names the command and its last line of stderr."""
 
@@ -56,17 +62,17 @@ def thread_counts(cores):
 def measure_elbo(a, batch, threads):
     """elbo's samples/s at (batch, threads) over about a.samples samples."""
     steps = max(10, -(-a.samples // batch))
-    r = run_json_lines([a.elbo, "train", "--data", a.data, "--batch", str(batch), "--steps", str(steps),
-                        "--threads", str(threads), "--json"])
+    r = run_json_lines([a.elbo, "train", "--model", a.model, "--data", a.data, "--batch", str(batch), "--steps",
+                        str(steps), "--threads", str(threads), "--json"])
     return r[-1]["samples_per_s"]
 
 
-def torch_configs(threads, forced_core):
+def torch_configs(threads, forced_core, bf16=True):
     """The PyTorch configurations searched, as (precision, requested OpenBLAS core, torch threads, OpenBLAS
-    threads): fp32 on OpenBLAS's own core ("auto") and on forced_core, bf16 autocast on "auto"."""
+    threads): fp32 on OpenBLAS's own core ("auto") and on forced_core, bf16 autocast on "auto" (unless not bf16)."""
     pairs = [(t, b) for t in threads for b in threads]
     return ([("fp32", "auto", t, b) for t, b in pairs] + [("fp32", forced_core, t, b) for t, b in pairs]
-            + [("bf16", "auto", t, b) for t, b in pairs])
+            + ([("bf16", "auto", t, b) for t, b in pairs] if bf16 else []))
 
 
 def config_key(cfg):
@@ -84,7 +90,7 @@ def measure_torch(a, batches, cfg):
     rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--batch",
                          ",".join(map(str, batches)), "--torch-threads", str(torch_threads), "--blas-threads",
                          str(blas_threads), "--openblas-core", core, "--precision", precision,
-                         "--seconds", str(a.seconds), "--data", a.data, "--json"], env)
+                         "--seconds", str(a.seconds), "--data", a.data, "--model", a.model, "--json"], env)
     if not rs:
         raise RunError(f"torch_throughput.py ({config_key(cfg)}): no results")
     return ({r["batch"]: r["samples_per_s"] for r in rs},
@@ -103,7 +109,7 @@ def markdown(res):
     measured."""
     forcing = ", ".join(f"{k}={v}" if v is not None else f"{k} unset" for k, v in res["environment_forcing"].items())
     lines = [f"# elbo vs PyTorch, training samples/s ({res['cpu']}, {res['cores']} cores, {res['date']})", "",
-             f"784-400-20 VAE, MSE, Adam 1e-3, Fashion-MNIST; elbo {res['elbo_commit']} ({res['isa']}), "
+             f"{MODELS[res.get('model', 'vae')]}, Fashion-MNIST; elbo {res['elbo_commit']} ({res['isa']}), "
              f"{res['pytorch']} (fp32 GEMMs in OpenBLAS, bf16 GEMMs in oneDNN); best configuration of each side "
              f"and row, best of {res['rounds']} rounds. PyTorch fp32 is the best over torch threads x OpenBLAS "
              f"threads on two kernel choices: OpenBLAS's own for this CPU (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
@@ -147,6 +153,8 @@ def main():
                    help="the OpenBLAS core tried besides OpenBLAS's own choice (default Haswell, AVX2)")
     p.add_argument("--out-dir", default=None, help="write pytorch-<cpu>-<date>.md and .json there")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    p.add_argument("--model", choices=sorted(MODELS), default="vae",
+                   help="the model both sides train (default vae; diffusion: fp32 only, no bf16 row)")
     a = p.parse_args()
     try:
         batches = [int(b) for b in a.batches.split(",")]
@@ -165,14 +173,14 @@ def main():
         cpu, isa = elbo_info(a.elbo)
         cores = len(os.sched_getaffinity(0))
         threads = thread_counts(cores)
-        configs = torch_configs(threads, a.forced_core)
+        configs = torch_configs(threads, a.forced_core, bf16=a.model != "diffusion")
         elbo_cells = {b: {t: [] for t in threads} for b in batches}
         torch_cells = {b: {c: [] for c in configs} for b in batches}
         reported = {}
         for rnd in range(1, a.rounds + 1):
             print(f"bench-pytorch: round {rnd}/{a.rounds}: elbo at threads {threads}, PyTorch at {len(configs)} "
-                  f"configurations (fp32 on OpenBLAS's own core and on {a.forced_core}, bf16 autocast; torch x "
-                  f"OpenBLAS threads)", file=sys.stderr, flush=True)
+                  f"configurations (fp32 on OpenBLAS's own core and on {a.forced_core}"
+                  f"{'' if a.model == 'diffusion' else ', bf16 autocast'}; torch x OpenBLAS threads)", file=sys.stderr, flush=True)
             for b in batches:
                 for t in threads:
                     elbo_cells[b][t].append(measure_elbo(a, b, t))
@@ -190,7 +198,8 @@ def main():
     for b in batches:
         et, er = best(elbo_cells[b])
         fp32, tr = best(torch_cells[b], lambda c: c[0] == "fp32")
-        bf16, hr = best(torch_cells[b], lambda c: c[0] == "bf16")
+        has_bf16 = any(c[0] == "bf16" for c in torch_cells[b])
+        bf16, hr = best(torch_cells[b], lambda c: c[0] == "bf16") if has_bf16 else (("bf16", "-", 0, 0), float("nan"))
         rows.append({"batch": b, "elbo_samples_per_s": er, "elbo_threads": et, "pytorch_samples_per_s": tr,
                      "pytorch_config": config_key(fp32), "pytorch_openblas_core": reported[fp32]["openblas_core"],
                      "pytorch_torch_threads": fp32[2], "pytorch_blas_threads": fp32[3], "ratio": er / tr,
@@ -199,7 +208,7 @@ def main():
                      "ratio_bf16": er / hr, "elbo_all": [max(elbo_cells[b][t]) for t in threads],
                      "elbo_rounds": {str(t): v for t, v in elbo_cells[b].items()},
                      "pytorch_rounds": {config_key(c): v for c, v in torch_cells[b].items()}})
-    res = {"cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    res = {"model": a.model, "cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "elbo_commit": commit, "pytorch": reported[configs[0]]["framework"], "rounds": a.rounds,
            "pytorch_seconds": a.seconds, "elbo_samples": a.samples, "elbo_threads": threads,
            "forced_core": a.forced_core, "environment_forcing": {v: os.environ.get(v) for v in FORCING_VARS},
@@ -225,7 +234,8 @@ def main():
                   f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x")
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
-        path = dated_path(a.out_dir, "pytorch", cpu_slug(cpu), [".json", ".md"])
+        path = dated_path(a.out_dir, "pytorch" if a.model == "vae" else "pytorch-" + a.model, cpu_slug(cpu),
+                          [".json", ".md"])
         write_atomic(path + ".json", json.dumps(res, indent=1) + "\n")
         write_atomic(path + ".md", markdown(res))
         print(f"\nresults: {path}.md, {path}.json", file=sys.stderr if a.json else sys.stdout)

@@ -80,6 +80,9 @@ def parse_args():
                    help="bf16: forward and loss under CPU autocast to bfloat16 (fp32 weights, fp32 Adam)")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--model", choices=("vae", "diffusion"), default="vae",
+                   help="diffusion: elbo's DDPM (scripts/diffusion_quality_torch.py: the residual MLP, the simple "
+                        "loss, Adam and the EMA sweep), fp32 only")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     try:
@@ -119,6 +122,26 @@ def measure(torch, VAE, per_sample_losses, x_all, batch, a):
     return steps, steps * batch / (time.perf_counter() - t0)
 
 
+def measure_diffusion(torch, x8_all, batch, a):
+    """(steps, samples/s) of the diffusion model's training (its EMA update included) at this batch size for
+    a.seconds after 5 warm-up steps."""
+    from diffusion_quality_torch import Diffusion
+    d = Diffusion(1)
+    perm = torch.randperm(len(x8_all))
+
+    def step(i):
+        lo = (i * batch) % (len(x8_all) - batch)
+        d.step(x8_all[perm[lo:lo + batch]])
+
+    for i in range(5):
+        step(i)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < a.seconds:
+        step(steps)
+        steps += 1
+    return steps, steps * batch / (time.perf_counter() - t0)
+
+
 def main():
     a = parse_args()
     apply_openblas_env(a.openblas_core, a.blas_threads)
@@ -131,9 +154,18 @@ def main():
     info = openblas_info()
     images = read_idx(find_idx(a.data, "train-images-idx3-ubyte"))
     x_all = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    if a.model == "diffusion":
+        if a.precision != "fp32":
+            print("torch_throughput.py: --model diffusion: fp32 only", file=sys.stderr)
+            return 2
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        x8_all = torch.from_numpy(images.reshape(len(images), -1).copy())
     for batch in a.batches:
-        steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
-        result = {"framework": "pytorch " + torch.__version__, "batch": batch, "precision": a.precision,
+        if a.model == "diffusion":
+            steps, rate = measure_diffusion(torch, x8_all, batch, a)
+        else:
+            steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
+        result = {"framework": "pytorch " + torch.__version__, "model": a.model, "batch": batch, "precision": a.precision,
                   "torch_threads": a.torch_threads, "blas_threads": a.blas_threads,
                   "openblas_core_requested": a.openblas_core, **info, "steps": steps, "samples_per_s": rate}
         if a.json:

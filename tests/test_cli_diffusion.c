@@ -2,7 +2,7 @@
  * test_loss and samples_per_s; 1 and 2 threads write byte-identical checkpoints (the moving average "ema.*"
  * included), and a run stopped by --steps and resumed ends with the same bytes; `sample` writes a PNG grid (DDPM
  * and DDIM), an IDX file, and the --trajectory strip, the same bytes on 1 and 2 threads; `eval` reports the bound in
- * bits/dim, the same on 1 and 2 threads, and --eval-steps above T is refused; bad flags (--schedule, --ema,
+ * bits/dim, the same on 1 and 2 threads, and --eval-steps above T is refused; `info` describes the model; bad flags (--schedule, --ema,
  * --hidden, --sampler on a VAE, diffusion flags with another model) are refused: exit 2, one stderr line.
  *
  * Runs build/elbo from the repository root on synthetic data (synthetic:300: 300 train and 50 test images of 28 x 28
@@ -147,6 +147,11 @@ static void test_sample_and_eval(void **state)
     if (memcmp(&bpd[0], &bpd[1], sizeof bpd[0]))
         test_failf("eval: %.17g bits/dim on 1 thread, %.17g on 2\n", bpd[0], bpd[1]);
     printf("  bound %.4f bits/dim (K = 7) on 1 and 2 threads\n", bpd[0]);
+    run_result ri;
+    run(&ri, "info", "--load", ckpt, NULL);
+    if (ri.status != 0 || !strstr(ri.out, "diffusion 784-64x3-784, T 1000 linear") || !strstr(ri.out, "EMA decay"))
+        test_failf("info: status %d, stdout %s\n", ri.status, ri.out);
+    run_free(&ri);
     expect_usage_error("--eval-steps", "1000 steps", "eval", "--load", ckpt, "--data", DATA, "--eval-steps", "1001",
                        NULL);
     expect_usage_error("--sampler", "'foo' is not ddpm or ddim", "sample", "--load", ckpt, "--sampler", "foo", "-o",
