@@ -2,7 +2,7 @@
  * test_loss and samples_per_s; 1 and 2 threads write byte-identical checkpoints (the moving average "ema.*"
  * included), and a run stopped by --steps and resumed ends with the same bytes; `sample` writes a PNG grid (DDPM
  * and DDIM), an IDX file, and the --trajectory strip, the same bytes on 1 and 2 threads; `eval` reports the bound in
- * bits/dim, the same on 1 and 2 threads, and --eval-steps above T is refused; `info` describes the model; bad flags (--schedule, --ema,
+ * bits/dim, the same on 1 and 2 threads, and --eval-steps above T is refused; `info` describes the model; eval --classifier scores its DDIM samples; bad flags (--schedule, --ema,
  * --hidden, --sampler on a VAE, diffusion flags with another model) are refused: exit 2, one stderr line.
  *
  * Runs build/elbo from the repository root on synthetic data (synthetic:300: 300 train and 50 test images of 28 x 28
@@ -147,6 +147,17 @@ static void test_sample_and_eval(void **state)
     if (memcmp(&bpd[0], &bpd[1], sizeof bpd[0]))
         test_failf("eval: %.17g bits/dim on 1 thread, %.17g on 2\n", bpd[0], bpd[1]);
     printf("  bound %.4f bits/dim (K = 7) on 1 and 2 threads\n", bpd[0]);
+    char clf[2 * MAX_PATH];
+    run_result rc;
+    run(&rc, "train", "--model", "classifier", "--data", DATA, "--epochs", "1", "--hidden", "64", "--save",
+        in_dir(clf, dir, "clf.safetensors"), NULL);
+    expect_ok(&rc, "train classifier");
+    run_free(&rc);
+    run(&rc, "eval", "--classifier", clf, "--load", ckpt, "--count", "20", "--sample-steps", "5", "--data", DATA,
+        "--json", NULL);
+    if (rc.status != 0 || !strstr(rc.out, "\"fd\":") || !strstr(rc.out, "\"images\":20"))
+        test_failf("eval --classifier --load diffusion: status %d, stdout %s, stderr %s\n", rc.status, rc.out, rc.err);
+    run_free(&rc);
     run_result ri;
     run(&ri, "info", "--load", ckpt, NULL);
     if (ri.status != 0 || !strstr(ri.out, "diffusion 784-64x3-784, T 1000 linear") || !strstr(ri.out, "EMA decay"))
