@@ -19,7 +19,10 @@
  *
  * The bound: on T = 10 every term of elbo_diffusion_bound_rows with K = T equals a direct double-precision
  * computation (double network, double noising, the same noise) within 1e-4 relative; the K = 2 stratified estimate
- * is unbiased: its mean over 400 seeds is within 4 standard errors of the K = T sum's mean over the same seeds. */
+ * is unbiased: its mean over 400 seeds is within 4 standard errors of the K = T sum's mean over the same seeds.
+ *
+ * The samplers: DDPM (T = 10) and DDIM (4 steps) on the tiny model equal the same samplers computed in double (double
+ * network, the same normals) within 1e-4. */
 #include "test_scratch.h"
 #include "test_oracle.h"
 
@@ -623,6 +626,70 @@ static void test_bound_matches_double(void **state)
     }
 }
 
+/* The clipped x-hat_0 of x_t and eps_theta at t, in double. */
+static double x0_hat_ref(double xt, double eps, double ab)
+{
+    double v = (xt - sqrt(1 - ab) * eps) / sqrt(ab);
+    return v < -1 ? -1 : v > 1 ? 1 : v;
+}
+
+/* The whole DDPM (T = 10) and DDIM (4 steps: 10, 7, 4, 1) samplers of 3 images on the tiny model against the same
+ * samplers in double (double network, the same normals), on every ISA: every value within 1e-4. */
+static void test_samplers_match_double(void **state)
+{
+    (void)state;
+    enum { N = 3, D = 12 };
+    for (size_t i = 0; elbo_kernels_available(i); i++) {
+        const elbo_kernels *k = elbo_kernels_available(i);
+        elbo_diffusion m;
+        elbo_diffusion_activations a;
+        tiny_model(&m, k);
+        const elbo_schedule *s = &m.sched;
+        assert_int_equal(elbo_diffusion_activations_init(&a, &m, N), 0);
+        for (int kind = 0; kind < 2; kind++) {
+            uint32_t steps[16];
+            size_t n = elbo_diffusion_sampler_steps(&m, kind, 4, steps);
+            if (kind == ELBO_SAMPLER_DDIM && (n != 4 || steps[0] != 10 || steps[1] != 7 || steps[3] != 1))
+                test_failf("DDIM steps %u %u %u %u, expected 10 7 4 1\n", steps[0], steps[1], steps[2], steps[3]);
+            float x[N * D];
+            elbo_diffusion_sample_rows(&m, &a, &a.ws, kind, 4, 21, 5, 0, N, x, NULL, 0, N);
+            double worst = 0;
+            for (size_t r = 0; r < N; r++) {
+                float z[D];
+                double xr[D], eh[D];
+                elbo_rng_normals(z, D, 21, ELBO_STREAM_SAMPLE, (uint32_t)(5 + r), 0);
+                for (size_t j = 0; j < D; j++)
+                    xr[j] = z[j];
+                for (size_t q = 0; q < n; q++) {
+                    uint32_t t = steps[q];
+                    double ab = s->alpha_bar[t];
+                    net_ref(eh, xr, t, &m);
+                    if (kind == ELBO_SAMPLER_DDPM) {
+                        elbo_rng_normals(z, D, 21, ELBO_STREAM_SAMPLE, (uint32_t)(5 + r), (uint32_t)(q + 1));
+                        for (size_t j = 0; j < D; j++) {
+                            double mean = s->coef_x0[t] * x0_hat_ref(xr[j], eh[j], ab) + s->coef_xt[t] * xr[j];
+                            xr[j] = t > 1 ? mean + sqrt(s->beta_tilde[t]) * z[j] : mean;
+                        }
+                    } else {
+                        double abp = q + 1 < n ? s->alpha_bar[steps[q + 1]] : 1.0;
+                        for (size_t j = 0; j < D; j++) {
+                            double x0 = x0_hat_ref(xr[j], eh[j], ab), e = (xr[j] - sqrt(ab) * x0) / sqrt(1 - ab);
+                            xr[j] = sqrt(abp) * x0 + sqrt(1 - abp) * e;
+                        }
+                    }
+                }
+                for (size_t j = 0; j < D; j++)
+                    worst = fmax(worst, fabs(xr[j] - x[r * D + j]));
+            }
+            if (!(worst <= 1e-4))
+                test_failf("%s: %s differs from double by %.3g\n", k->isa, kind ? "DDIM" : "DDPM", worst);
+            printf("  %-6s %s-%zu within %.2e of double\n", k->isa, kind ? "DDIM" : "DDPM", n, worst);
+        }
+        elbo_diffusion_activations_free(&a);
+        elbo_diffusion_free(&m);
+    }
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -632,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_trainer_threads_and_resume_bitwise),
         cmocka_unit_test(test_sampler_and_bound_threads_bitwise),
         cmocka_unit_test(test_bound_matches_double),
+        cmocka_unit_test(test_samplers_match_double),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, generate_suite, remove_suite);
