@@ -122,7 +122,15 @@ def markdown(res):
              "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 config (OpenBLAS core, "
              "torch × OpenBLAS threads) | elbo / PyTorch fp32 | PyTorch bf16 autocast samples/s | bf16 threads "
              "(torch × OpenBLAS) | elbo / PyTorch bf16 |", "|---|---|---|---|---|---|---|---|---|"]
+    if res.get("model", "vae") != "vae":  # no bf16 row: its three columns are dropped
+        lines[-2] = "|".join(lines[-2].split("|")[:7]) + "|"
+        lines[-1] = "|---" * 6 + "|"
     for r in res["rows"]:
+        if res.get("model", "vae") != "vae":
+            lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
+                         f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, "
+                         f"{r['pytorch_torch_threads']} × {r['pytorch_blas_threads']} | {r['ratio']:.2f}× |")
+            continue
         lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
                      f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} "
                      f"× {r['pytorch_blas_threads']} | {r['ratio']:.2f}× | {r['pytorch_bf16_samples_per_s']:,.0f} | "
