@@ -295,8 +295,8 @@ int cli_train(int argc, char **argv)
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
         {"hidden", ARG_STRING, &a.hidden, "W[,W...]",
-         "hidden widths, input side first (the VAE's encoder; the GAN's generator, latent side first)", 0, 0,
-         "400; classifier: 256,256; gan: 256,512", 0, 0},
+         "hidden widths, input side first (the VAE's encoder; the GAN's generator, latent side first; the diffusion "
+         "model's residual stream, one width)", 0, 0, "400; classifier: 256,256; gan: 256,512; diffusion: 1024", 0, 0},
         {"d-hidden", ARG_STRING, &a.d_hidden, "W[,W...]", "gan: the discriminator's hidden widths, input side first", 0,
          0, "512,256", 0, 0},
         {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
