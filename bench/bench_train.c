@@ -1,12 +1,15 @@
 /* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...) and the
  * GAN (train/gan/...): a fresh model and trainer per call, warmed up by two steps, then one optimizer step per
- * iteration over a shuffled Fashion-MNIST (the GAN's: a D step and a G step; samples are real images). */
+ * iteration over a shuffled Fashion-MNIST (the GAN's: a D step and a G step; samples are real images); the diffusion
+ * model (train/diffusion/...). */
 #include "bench_train.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "classifier.h"
 #include "dataset.h"
+#include "diffusion.h"
 #include "gan.h"
 #include "rng.h"
 #include "train.h"
@@ -45,7 +48,7 @@ static void step(elbo_trainer *tr, const elbo_images_view *train, size_t batch, 
 }
 
 /* The model kinds a row trains (its gbench user pointer points at one; NULL is the VAE). */
-typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN } bench_kind;
+typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN, BENCH_DIFFUSION } bench_kind;
 
 /* The model a row trains: the default VAE, classifier or GAN. */
 typedef struct {
@@ -53,6 +56,7 @@ typedef struct {
     elbo_vae vae;
     elbo_classifier clf;
     elbo_gan gan;
+    elbo_diffusion diffusion;
     elbo_model model;
     double flops_per_sample;
 } bench_model;
@@ -71,6 +75,17 @@ static int bench_model_init(bench_model *bm, bench_kind kind, size_t rows, size_
         elbo_gan_pack_weights(&bm->gan);
         bm->model = elbo_gan_model(&bm->gan);
         bm->flops_per_sample = elbo_gan_train_flops_per_sample(&bm->gan);
+        return 0;
+    }
+    if (kind == BENCH_DIFFUSION) {
+        elbo_diffusion_config cfg = elbo_diffusion_config_default(rows, cols);
+        if (elbo_diffusion_init(&bm->diffusion, &cfg, g_env->kern, err, errlen))
+            return -1;
+        elbo_params_init(bm->diffusion.params, &bm->diffusion.layout, 1);
+        memcpy(bm->diffusion.ema, bm->diffusion.params, bm->diffusion.layout.total * sizeof(float));
+        elbo_diffusion_pack_weights(&bm->diffusion);
+        bm->model = elbo_diffusion_model(&bm->diffusion);
+        bm->flops_per_sample = elbo_diffusion_train_flops_per_sample(&bm->diffusion);
         return 0;
     }
     if (kind == BENCH_CLASSIFIER) {
@@ -98,6 +113,8 @@ static void bench_model_free(bench_model *bm)
 {
     if (bm->kind == BENCH_GAN)
         elbo_gan_free(&bm->gan);
+    else if (bm->kind == BENCH_DIFFUSION)
+        elbo_diffusion_free(&bm->diffusion);
     else if (bm->kind == BENCH_CLASSIFIER)
         elbo_classifier_free(&bm->clf);
     else
@@ -174,6 +191,15 @@ void bench_train_register(const bench_env *env, const char *dataset)
         for (size_t t = 1; t <= env->cores; t++) {
             gbench_def d = {.name = "train/gan", .run = run_train, .user = &gan, .n_args = 2,
                             .args = {gan_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
+            gbench_register(&d);
+        }
+    /* the diffusion model (its EMA sweep included) on one core and on all */
+    static const int64_t diffusion_batches[] = {128, 256};
+    static bench_kind diffusion = BENCH_DIFFUSION;
+    for (size_t b = 0; b < sizeof diffusion_batches / sizeof diffusion_batches[0]; b++)
+        for (size_t t = 1; t <= env->cores; t = t == env->cores ? t + 1 : env->cores) {
+            gbench_def d = {.name = "train/diffusion", .run = run_train, .user = &diffusion, .n_args = 2,
+                            .args = {diffusion_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
 }

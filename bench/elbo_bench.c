@@ -19,6 +19,7 @@
 #include "bench_membw.h"
 #include "bench_peer.h"
 #include "bench_summary.h"
+#include "bench_sample.h"
 #include "bench_train.h"
 #include "bench_triad.h"
 
@@ -118,6 +119,7 @@ int main(int argc, char **argv)
     bench_bf16_register(&env);
     bench_elementwise_register(&env);
     bench_train_register(&env, data);
+    bench_sample_register(&env);
     bench_epoch_register(&env, epoch_repetitions(nargs, args));
     if (!not_running(nargs, args)) { /* load the training data now, so the context can describe it */
         const char *why;

@@ -17,9 +17,6 @@ Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on b
   and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
   {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation).
-- The GAN (`elbo train --model gan`, the default recipe, against scripts/torch_throughput.py --model gan: the same
-  G, spectrally normalized D, two Adam optimizers, samples/s of real images) at --gan-batches (64, 128, 256; empty:
-  none), PyTorch fp32 searched over the same thread pairs and both kernel choices: its own table and rows.
 The measurements run in --rounds interleaved rounds (elbo, then each PyTorch configuration); each side's figure
 is its best configuration's best round, as the least disturbed one on a shared machine. The table is printed and
 written to OUT_DIR/pytorch-<cpu>-<yyyymmdd>.md and .json (-2, -3, ... for later runs the same day).
@@ -36,6 +33,14 @@ from torch_throughput import FORCING_VARS, openblas_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+
+# What each --model trains, in the report's words.
+MODELS = {"vae": "784-400-20 VAE, MSE, Adam 1e-3",
+          "gan": "GAN, the default recipe (G 64-256-512-784, D 784-512-256-1 spectrally normalized, two Adam "
+                 "optimizers lr 2e-4 betas 0.5 / 0.999; samples/s of real images); no bf16 row",
+          "diffusion": "DDPM eps-prediction residual MLP (784 -> 1024, 3 blocks, time embedding 128 -> 256 -> 256), "
+                       "simple loss, Adam 1e-3, EMA 0.999 updated every step; no bf16 row"}
 
 
 class RunError(Exception):
@@ -56,21 +61,20 @@ def thread_counts(cores):
     return sorted({t for t in (1, 2, cores) if t <= cores})
 
 
-def measure_elbo(a, batch, threads, model="vae"):
-    """elbo's samples/s at (batch, threads) over about a.samples samples (a GAN: a.samples / 4, its steps cost
-    about 4 VAE steps)."""
-    steps = max(10, -(-a.samples // batch) // (4 if model == "gan" else 1))
-    r = run_json_lines([a.elbo, "train", "--model", model, "--data", a.data, "--batch", str(batch), "--steps",
+def measure_elbo(a, batch, threads):
+    """elbo's samples/s at (batch, threads) over about a.samples samples (a GAN: a.samples / 4)."""
+    steps = max(10, -(-a.samples // batch) // (4 if a.model == "gan" else 1))  # a GAN step costs ~4 VAE steps
+    r = run_json_lines([a.elbo, "train", "--model", a.model, "--data", a.data, "--batch", str(batch), "--steps",
                         str(steps), "--threads", str(threads), "--json"])
     return r[-1]["samples_per_s"]
 
 
-def torch_configs(threads, forced_core):
+def torch_configs(threads, forced_core, bf16=True):
     """The PyTorch configurations searched, as (precision, requested OpenBLAS core, torch threads, OpenBLAS
-    threads): fp32 on OpenBLAS's own core ("auto") and on forced_core, bf16 autocast on "auto"."""
+    threads): fp32 on OpenBLAS's own core ("auto") and on forced_core, bf16 autocast on "auto" (unless not bf16)."""
     pairs = [(t, b) for t in threads for b in threads]
     return ([("fp32", "auto", t, b) for t, b in pairs] + [("fp32", forced_core, t, b) for t, b in pairs]
-            + [("bf16", "auto", t, b) for t, b in pairs])
+            + ([("bf16", "auto", t, b) for t, b in pairs] if bf16 else []))
 
 
 def config_key(cfg):
@@ -79,16 +83,16 @@ def config_key(cfg):
     return f"{precision}/{core}/{t}x{b}"
 
 
-def measure_torch(a, batches, cfg, model="vae"):
+def measure_torch(a, batches, cfg):
     """PyTorch's samples/s per batch size at one configuration, and what its process reported: framework and
     the OpenBLAS core it ran. The child's environment has the forcing variables cleared (core "auto") or the
     core forced, before torch loads."""
     precision, core, torch_threads, blas_threads = cfg
     env = openblas_env(os.environ, core, blas_threads)
-    rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--model", model, "--batch",
+    rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--batch",
                          ",".join(map(str, batches)), "--torch-threads", str(torch_threads), "--blas-threads",
                          str(blas_threads), "--openblas-core", core, "--precision", precision,
-                         "--seconds", str(a.seconds), "--data", a.data, "--json"], env)
+                         "--seconds", str(a.seconds), "--data", a.data, "--model", a.model, "--json"], env)
     if not rs:
         raise RunError(f"torch_throughput.py ({config_key(cfg)}): no results")
     return ({r["batch"]: r["samples_per_s"] for r in rs},
@@ -107,7 +111,7 @@ def markdown(res):
     measured."""
     forcing = ", ".join(f"{k}={v}" if v is not None else f"{k} unset" for k, v in res["environment_forcing"].items())
     lines = [f"# elbo vs PyTorch, training samples/s ({res['cpu']}, {res['cores']} cores, {res['date']})", "",
-             f"784-400-20 VAE, MSE, Adam 1e-3, Fashion-MNIST; elbo {res['elbo_commit']} ({res['isa']}), "
+             f"{MODELS[res.get('model', 'vae')]}, Fashion-MNIST; elbo {res['elbo_commit']} ({res['isa']}), "
              f"{res['pytorch']} (fp32 GEMMs in OpenBLAS, bf16 GEMMs in oneDNN); best configuration of each side "
              f"and row, best of {res['rounds']} rounds. PyTorch fp32 is the best over torch threads x OpenBLAS "
              f"threads on two kernel choices: OpenBLAS's own for this CPU (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
@@ -120,20 +124,19 @@ def markdown(res):
              "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 config (OpenBLAS core, "
              "torch × OpenBLAS threads) | elbo / PyTorch fp32 | PyTorch bf16 autocast samples/s | bf16 threads "
              "(torch × OpenBLAS) | elbo / PyTorch bf16 |", "|---|---|---|---|---|---|---|---|---|"]
+    if res.get("model", "vae") != "vae":  # no bf16 row: its three columns are dropped
+        lines[-2] = "|".join(lines[-2].split("|")[:7]) + "|"
+        lines[-1] = "|---" * 6 + "|"
     for r in res["rows"]:
+        if res.get("model", "vae") != "vae":
+            lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
+                         f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, "
+                         f"{r['pytorch_torch_threads']} × {r['pytorch_blas_threads']} | {r['ratio']:.2f}× |")
+            continue
         lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
                      f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} "
                      f"× {r['pytorch_blas_threads']} | {r['ratio']:.2f}× | {r['pytorch_bf16_samples_per_s']:,.0f} | "
                      f"{r['pytorch_bf16_torch_threads']} × {r['pytorch_bf16_blas_threads']} | {r['ratio_bf16']:.2f}× |")
-    if res.get("gan_rows"):
-        lines += ["", "GAN (`elbo train --model gan`, the default recipe: G 64-256-512-784, D 784-512-256-1 "
-                  "spectrally normalized; PyTorch: scripts/torch_throughput.py --model gan, fp32), samples/s of real "
-                  "images:", "", "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 "
-                  "config (OpenBLAS core, torch × OpenBLAS threads) | elbo / PyTorch fp32 |", "|---|---|---|---|---|---|"]
-        for r in res["gan_rows"]:
-            lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
-                         f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, "
-                         f"{r['pytorch_torch_threads']} × {r['pytorch_blas_threads']} | {r['ratio']:.2f}× |")
     lines += ["", "OpenBLAS core each PyTorch configuration ran (requested → reported):", ""]
     for k, c in res["pytorch_configs"].items():
         lines.append(f"- {k}: {c['openblas_core_requested']} → {c['openblas_core']} ({c['openblas_config']})")
@@ -151,7 +154,6 @@ def markdown(res):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", default="64,128,256,1024")
-    p.add_argument("--gan-batches", default="64,128,256", help="the GAN's batch sizes (empty: no GAN rows)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of them counts (default 2)")
     p.add_argument("--seconds", type=float, default=2.0, help="PyTorch: timed seconds per batch size (default 2)")
     p.add_argument("--samples", type=int, default=30000, help="elbo: samples per measurement (default 30000)")
@@ -161,11 +163,12 @@ def main():
                    help="the OpenBLAS core tried besides OpenBLAS's own choice (default Haswell, AVX2)")
     p.add_argument("--out-dir", default=None, help="write pytorch-<cpu>-<date>.md and .json there")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    p.add_argument("--model", choices=sorted(MODELS), default="vae",
+                   help="the model both sides train (default vae; gan, diffusion: fp32 only, no bf16 row)")
     a = p.parse_args()
     try:
         batches = [int(b) for b in a.batches.split(",")]
-        gan_batches = [int(b) for b in a.gan_batches.split(",")] if a.gan_batches else []
-        if any(b < 1 for b in batches + gan_batches):
+        if any(b < 1 for b in batches):
             raise ValueError
     except ValueError:
         p.error(f"--batches: expected positive integers separated by commas, got '{a.batches}'")
@@ -180,17 +183,15 @@ def main():
         cpu, isa = elbo_info(a.elbo)
         cores = len(os.sched_getaffinity(0))
         threads = thread_counts(cores)
-        configs = torch_configs(threads, a.forced_core)
+        configs = torch_configs(threads, a.forced_core, bf16=a.model == "vae")
         elbo_cells = {b: {t: [] for t in threads} for b in batches}
         torch_cells = {b: {c: [] for c in configs} for b in batches}
-        gan_configs = [c for c in configs if c[0] == "fp32"]
-        gan_elbo = {b: {t: [] for t in threads} for b in gan_batches}
-        gan_torch = {b: {c: [] for c in gan_configs} for b in gan_batches}
         reported = {}
         for rnd in range(1, a.rounds + 1):
             print(f"bench-pytorch: round {rnd}/{a.rounds}: elbo at threads {threads}, PyTorch at {len(configs)} "
-                  f"configurations (fp32 on OpenBLAS's own core and on {a.forced_core}, bf16 autocast; torch x "
-                  f"OpenBLAS threads)", file=sys.stderr, flush=True)
+                  f"configurations (fp32 on OpenBLAS's own core and on {a.forced_core}"
+                  f"{', bf16 autocast' if a.model == 'vae' else ''}; torch x OpenBLAS threads)", file=sys.stderr,
+                  flush=True)
             for b in batches:
                 for t in threads:
                     elbo_cells[b][t].append(measure_elbo(a, b, t))
@@ -198,13 +199,6 @@ def main():
                 rates, reported[cfg] = measure_torch(a, batches, cfg)
                 for b in batches:
                     torch_cells[b][cfg].append(rates[b])
-            for b in gan_batches:
-                for t in threads:
-                    gan_elbo[b][t].append(measure_elbo(a, b, t, "gan"))
-            for cfg in gan_configs if gan_batches else []:
-                rates, _ = measure_torch(a, gan_batches, cfg, "gan")
-                for b in gan_batches:
-                    gan_torch[b][cfg].append(rates[b])
     except (RunError, OSError) as e:
         print(f"bench_pytorch: {e}", file=sys.stderr)
         return 2
@@ -215,7 +209,8 @@ def main():
     for b in batches:
         et, er = best(elbo_cells[b])
         fp32, tr = best(torch_cells[b], lambda c: c[0] == "fp32")
-        bf16, hr = best(torch_cells[b], lambda c: c[0] == "bf16")
+        has_bf16 = any(c[0] == "bf16" for c in torch_cells[b])
+        bf16, hr = best(torch_cells[b], lambda c: c[0] == "bf16") if has_bf16 else (("bf16", "-", 0, 0), float("nan"))
         rows.append({"batch": b, "elbo_samples_per_s": er, "elbo_threads": et, "pytorch_samples_per_s": tr,
                      "pytorch_config": config_key(fp32), "pytorch_openblas_core": reported[fp32]["openblas_core"],
                      "pytorch_torch_threads": fp32[2], "pytorch_blas_threads": fp32[3], "ratio": er / tr,
@@ -224,17 +219,7 @@ def main():
                      "ratio_bf16": er / hr, "elbo_all": [max(elbo_cells[b][t]) for t in threads],
                      "elbo_rounds": {str(t): v for t, v in elbo_cells[b].items()},
                      "pytorch_rounds": {config_key(c): v for c, v in torch_cells[b].items()}})
-    gan_rows = []
-    for b in gan_batches:
-        et, er = best(gan_elbo[b])
-        fp32, tr = best(gan_torch[b])
-        gan_rows.append({"model": "gan", "batch": b, "elbo_samples_per_s": er, "elbo_threads": et,
-                         "pytorch_samples_per_s": tr, "pytorch_config": config_key(fp32),
-                         "pytorch_openblas_core": reported[fp32]["openblas_core"], "pytorch_torch_threads": fp32[2],
-                         "pytorch_blas_threads": fp32[3], "ratio": er / tr,
-                         "elbo_rounds": {str(t): v for t, v in gan_elbo[b].items()},
-                         "pytorch_rounds": {config_key(c): v for c, v in gan_torch[b].items()}})
-    res = {"cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    res = {"model": a.model, "cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "elbo_commit": commit, "pytorch": reported[configs[0]]["framework"], "rounds": a.rounds,
            "pytorch_seconds": a.seconds, "elbo_samples": a.samples, "elbo_threads": threads,
            "forced_core": a.forced_core, "environment_forcing": {v: os.environ.get(v) for v in FORCING_VARS},
@@ -242,7 +227,7 @@ def main():
            "pytorch_configs": {config_key(c): {"precision": c[0], "openblas_core_requested": c[1],
                                                "torch_threads": c[2], "blas_threads": c[3], **reported[c]}
                                for c in configs},
-           "rows": rows, "gan_rows": gan_rows}
+           "rows": rows}
 
     if a.json:
         print(json.dumps(res, indent=1))
@@ -258,16 +243,10 @@ def main():
             print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
                   f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x "
                   f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x")
-        if gan_rows:
-            print("\nGAN (default recipe), training samples/s of real images")
-            print(f"{'batch':>6} {'elbo':>10} {'thr':>4} {'PyTorch fp32':>13} {'core, torch x BLAS':>20} {'ratio':>7}")
-        for r in gan_rows:
-            fp32_cfg = f"{r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} x {r['pytorch_blas_threads']}"
-            print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
-                  f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x")
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
-        path = dated_path(a.out_dir, "pytorch", cpu_slug(cpu), [".json", ".md"])
+        path = dated_path(a.out_dir, "pytorch" if a.model == "vae" else "pytorch-" + a.model, cpu_slug(cpu),
+                          [".json", ".md"])
         write_atomic(path + ".json", json.dumps(res, indent=1) + "\n")
         write_atomic(path + ".md", markdown(res))
         print(f"\nresults: {path}.md, {path}.json", file=sys.stderr if a.json else sys.stdout)

@@ -4,7 +4,7 @@ same GAN (tests/parity/gan_torch.py's, the default recipe: G 64-256-512-784, D 7
 two Adam optimizers lr 2e-4 betas 0.5 / 0.999, a D step on G(z) and the real batch in one D forward, then the
 non-saturating G step; samples/s counts real images), on the same data, for comparing samples/s side by side.
 
-  scripts/torch_throughput.py [--model vae|gan] [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
+  scripts/torch_throughput.py [--model vae|gan|diffusion] [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
                               [--openblas-core auto|Haswell|...] [--precision fp32|bf16] [--seconds 10] [--json]
 
 PyTorch 1.13 from Debian runs its fp32 GEMMs in OpenBLAS. OpenBLAS picks its kernels for the CPU when it loads,
@@ -73,7 +73,10 @@ def openblas_info():
 def parse_args():
     """The command line, checked."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=("vae", "gan"), default="vae")
+    p.add_argument("--model", choices=("vae", "gan", "diffusion"), default="vae",
+                   help="gan: the default recipe (tests/parity/gan_torch.py); diffusion: elbo's DDPM "
+                        "(scripts/diffusion_quality_torch.py: the residual MLP, the simple loss, Adam and the EMA "
+                        "sweep), fp32 only")
     p.add_argument("--batch", default="128", help="batch size, or several separated by commas")
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--blas-threads", type=int, default=os.cpu_count())
@@ -114,6 +117,26 @@ def measure(torch, VAE, per_sample_losses, x_all, batch, a):
         opt.step()
 
     for i in range(20):
+        step(i)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < a.seconds:
+        step(steps)
+        steps += 1
+    return steps, steps * batch / (time.perf_counter() - t0)
+
+
+def measure_diffusion(torch, x8_all, batch, a):
+    """(steps, samples/s) of the diffusion model's training (its EMA update included) at this batch size for
+    a.seconds after 5 warm-up steps."""
+    from diffusion_quality_torch import Diffusion
+    d = Diffusion(1)
+    perm = torch.randperm(len(x8_all))
+
+    def step(i):
+        lo = (i * batch) % (len(x8_all) - batch)
+        d.step(x8_all[perm[lo:lo + batch]])
+
+    for i in range(5):
         step(i)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < a.seconds:
@@ -170,9 +193,17 @@ def main():
     info = openblas_info()
     images = read_idx(find_idx(a.data, "train-images-idx3-ubyte"))
     x_all = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    if a.model == "diffusion":
+        if a.precision != "fp32":
+            print("torch_throughput.py: --model diffusion: fp32 only", file=sys.stderr)
+            return 2
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        x8_all = torch.from_numpy(images.reshape(len(images), -1).copy())
     for batch in a.batches:
         if a.model == "gan":
             steps, rate = measure_gan(torch, x_all, batch, a)
+        elif a.model == "diffusion":
+            steps, rate = measure_diffusion(torch, x8_all, batch, a)
         else:
             steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
         result = {"framework": "pytorch " + torch.__version__, "model": a.model, "batch": batch,

@@ -1,10 +1,13 @@
-/* scripts/bench_check.py (make bench-check) on synthetic result pairs in Google Benchmark's JSON format:
- * identical runs pass; a row whose pct_peak median dropped 20 % in every repetition fails and is named; a
- * machine uniformly 30 % slower (times, GFLOP/s, GB/s and the FMA peak alike, same efficiency) passes; an
- * 8 % median drop whose repetitions overlap the baseline's (U test not significant) passes; --tolerance
- * moves the threshold; a row missing from the current run fails and is named; a baseline whose start-of-run
- * peak was halved by a busy moment is compared through its interleaved fma_peak row and passes; rows whose
- * wall time is 1.5x their CPU time (descheduled by other load) pass.
+/* scripts/bench_check.py (make bench-check) on synthetic result pairs in Google Benchmark's JSON format, with two
+ * gated rows (a GEMM and a training step) and one that is not (an elementwise row): identical runs pass; a gated
+ * row whose pct_peak median dropped 20 % in every repetition is listed as slower and fails through the gated
+ * rows' geometric mean (-10.6 %); one dropped 30 % fails alone (REGRESSED) even when the geometric-mean gate is
+ * set out of reach; the ungated row dropping 30 % is listed but passes; a machine uniformly 30 % slower (times,
+ * GFLOP/s, GB/s and the FMA peak alike, same efficiency) passes; an 8 % median drop whose repetitions overlap the
+ * baseline's (U test not significant) is noise; --gate-geomean moves the gate and --tolerance the listing; a gated
+ * row missing from the current run fails and is named; a baseline whose start-of-run peak was halved by a busy
+ * moment is compared through its interleaved fma_peak row and passes; rows whose wall time is 1.5x their CPU time
+ * (descheduled by other load) pass.
  *
  * Runs `/usr/bin/python3 scripts/bench_check.py --baseline A --current B` (no benchmarking) with the script
  * found from this binary (build/tests/x -> scripts/), else from the current directory. */
@@ -32,8 +35,8 @@ typedef struct {
 
 static const row ROWS[] = {
     {"gemm/elbo/enc1.fwd/b:128", 0, {85.1, 85.6, 84.9, 85.3, 85.8}},
-    {"train/b:128/t:1", 0, {64.2, 64.9, 65.1, 64.5, 64.7}},
     {"elementwise/adam/b:128", 1, {56.1, 56.5, 55.9, 56.8, 56.3}},
+    {"train/b:128/t:1", 0, {64.2, 64.9, 65.1, 64.5, 64.7}},
 };
 #define NROWS (sizeof ROWS / sizeof ROWS[0])
 
@@ -42,10 +45,12 @@ static const row ROWS[] = {
 static double start_peak;
 /* Wall time / CPU time of write_run's rows other than fma_peak: > 1 when other load descheduled them. */
 static double desched = 1.0;
+/* The row whose repetitions write_run's row0 replaces (0 unless a test says otherwise). */
+static size_t replaced_row;
 /* When set, write_run's context names this kernel path ("isa"), as elbo_bench's does. */
 static const char *run_isa;
 
-/* Writes DIR/file: the rows (the first nrows of them), each repetition's efficiency of row 0 replaced by
+/* Writes DIR/file: the rows (the first nrows of them), each repetition's efficiency of row replaced_row replaced by
  * row0 when given, on a machine `slow` times slower (peak, rates and times all scaled; pct_peak kept). */
 static const char *write_run(const char *file, const double *row0, size_t nrows, double slow)
 {
@@ -65,7 +70,7 @@ static const char *write_run(const char *file, const double *row0, size_t nrows,
     for (size_t r = 0; r < nrows; r++)
         for (int i = 0; i <= REPS; i++) { /* REPS repetitions, then a _median aggregate (ignored) */
             int agg = i == REPS;
-            double eff = agg ? ROWS[r].eff[2] : (r == 0 && row0) ? row0[i] : ROWS[r].eff[i];
+            double eff = agg ? ROWS[r].eff[2] : (r == replaced_row && row0) ? row0[i] : ROWS[r].eff[i];
             double rate = ROWS[r].gbs ? eff / slow : eff * peak / 100.0; /* GB/s and GFLOP/s: / slow */
             double cpu = 1000.0 / rate, time = cpu * desched;
             rate /= desched;
@@ -149,7 +154,8 @@ static void test_identical_runs_pass(void **state)
     write_run("base.json", NULL, NROWS, 1.0);
     write_run("cur.json", NULL, NROWS, 1.0);
     assert_int_equal(check(&out, NULL, NULL), 0);
-    assert_non_null(strstr(out, "0 regressed"));
+    assert_non_null(strstr(out, "geometric mean change +0.0 %"));
+    assert_non_null(strstr(out, "bench-check: passed"));
     free(out);
 }
 
@@ -161,15 +167,45 @@ static void test_consistent_drop_fails(void **state)
     write_run("base.json", NULL, NROWS, 1.0);
     write_run("cur.json", scaled(e, 0.8), NROWS, 1.0);
     assert_int_equal(check(&out, NULL, NULL), 1);
-    expect_line(out, "REGRESSED", "gemm/elbo/enc1.fwd/b:128");
+    expect_line(out, "slower", "gemm/elbo/enc1.fwd/b:128");
     assert_non_null(strstr(out, "-20.0 %"));
+    assert_non_null(strstr(out, "geometric mean change -10.6 % (fails below -6 %): REGRESSED"));
     assert_null(strstr(out, "train/b:128/t:1")); /* the unchanged rows are not listed */
     free(out);
     /* The other way round it is an improvement, which passes. */
     write_run("base.json", scaled(e, 0.8), NROWS, 1.0);
     write_run("cur.json", NULL, NROWS, 1.0);
     assert_int_equal(check(&out, NULL, NULL), 0);
-    expect_line(out, "IMPROVED", "gemm/elbo/enc1.fwd/b:128");
+    expect_line(out, "improved", "gemm/elbo/enc1.fwd/b:128");
+    free(out);
+}
+
+static void test_one_row_alone_fails(void **state)
+{
+    (void)state;
+    char *out;
+    double e[REPS];
+    write_run("base.json", NULL, NROWS, 1.0);
+    write_run("cur.json", scaled(e, 0.7), NROWS, 1.0); /* -30 % on one gated row of two */
+    assert_int_equal(check(&out, "--gate-geomean", "50"), 1);
+    expect_line(out, "REGRESSED", "gemm/elbo/enc1.fwd/b:128");
+    free(out);
+}
+
+static void test_ungated_row_passes(void **state)
+{
+    (void)state;
+    char *out;
+    write_run("base.json", NULL, NROWS, 1.0);
+    double e[REPS];
+    for (int i = 0; i < REPS; i++)
+        e[i] = ROWS[1].eff[i] * 0.7; /* the elementwise row 30 % slower */
+    replaced_row = 1;
+    write_run("cur.json", e, NROWS, 1.0);
+    replaced_row = 0;
+    assert_int_equal(check(&out, NULL, NULL), 0);
+    expect_line(out, "slower", "elementwise/adam/b:128");
+    assert_non_null(strstr(out, "not gated"));
     free(out);
 }
 
@@ -226,20 +262,20 @@ static void test_noisy_drop_not_significant_passes(void **state)
     free(out);
 }
 
-static void test_tolerance_flag(void **state)
+static void test_gate_and_tolerance_flags(void **state)
 {
     (void)state;
     char *out;
     double e[REPS];
     write_run("base.json", NULL, NROWS, 1.0);
-    write_run("cur.json", scaled(e, 0.92), NROWS, 1.0); /* -8 % in every repetition */
-    assert_int_equal(check(&out, NULL, NULL), 1);       /* default tolerance 5 % */
-    expect_line(out, "REGRESSED", "gemm/elbo/enc1.fwd/b:128");
+    write_run("cur.json", scaled(e, 0.92), NROWS, 1.0); /* -8 % in every repetition: geometric mean -4.1 % */
+    assert_int_equal(check(&out, NULL, NULL), 0);       /* the gate at -6 % */
+    expect_line(out, "slower", "gemm/elbo/enc1.fwd/b:128"); /* listed beyond 5 % */
+    free(out);
+    assert_int_equal(check(&out, "--gate-geomean", "3"), 1);
     free(out);
     assert_int_equal(check(&out, "--tolerance", "10"), 0);
-    assert_null(strstr(out, "REGRESSED"));
-    free(out);
-    assert_int_equal(check(&out, "--tolerance", "7"), 1);
+    assert_null(strstr(out, "slower"));
     free(out);
 }
 
@@ -248,9 +284,9 @@ static void test_missing_row_fails(void **state)
     (void)state;
     char *out;
     write_run("base.json", NULL, NROWS, 1.0);
-    write_run("cur.json", NULL, NROWS - 1, 1.0); /* no elementwise/adam row */
+    write_run("cur.json", NULL, NROWS - 1, 1.0); /* no train/b:128/t:1 row, a gated one */
     assert_int_equal(check(&out, NULL, NULL), 1);
-    expect_line(out, "MISSING", "elementwise/adam/b:128");
+    expect_line(out, "MISSING", "train/b:128/t:1");
     free(out);
 }
 
@@ -312,11 +348,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identical_runs_pass),
         cmocka_unit_test(test_consistent_drop_fails),
+        cmocka_unit_test(test_one_row_alone_fails),
+        cmocka_unit_test(test_ungated_row_passes),
         cmocka_unit_test(test_slower_machine_same_efficiency_passes),
         cmocka_unit_test(test_peak_from_interleaved_fma_row),
         cmocka_unit_test(test_descheduled_rows_pass),
         cmocka_unit_test(test_noisy_drop_not_significant_passes),
-        cmocka_unit_test(test_tolerance_flag),
+        cmocka_unit_test(test_gate_and_tolerance_flags),
         cmocka_unit_test(test_missing_row_fails),
         cmocka_unit_test(test_other_kernel_path_refused),
     };

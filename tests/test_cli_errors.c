@@ -119,9 +119,13 @@ static void test_help(void **state)
         {"adam-beta2", "0.999"},
         {"real-label", "1"},
         {"d-lr-scale", "1"},
+        {"spectral-norm", "1"},
+        {"d-steps", "1"},
+        {"schedule", "linear"},
+        {"ema", "0.999"},
         {"optimizer", "adam"},
         {"momentum", "0.9"},
-        {"hidden", "400; classifier: 256,256; gan: 256,512"},
+        {"hidden", "400; classifier: 256,256; gan: 256,512; diffusion: 1024"},
         {"d-hidden", "512,256"},
         {"decoder-hidden", "the encoder's, mirrored"},
         {"latent", "20; gan: 64"},
@@ -149,6 +153,9 @@ static void test_help(void **state)
         {"threads", "one per physical core, or OMP_NUM_THREADS"},
         {"iw", "off"},
         {"json", NULL},
+        {"eval-steps", "100"},
+        {"sampler", "ddim"},
+        {"sample-steps", "50"},
     };
     check_help("eval", eval, sizeof eval / sizeof eval[0]);
     const help_option info[] = {

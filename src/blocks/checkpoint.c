@@ -15,6 +15,8 @@
 #define STATE_FIELDS 10
 #define CONFIG_FIELDS_MAX 16
 #define OPT_PREFIX "optimizer."
+/* The prefix of a model's shadow arena's tensors (elbo_model.shadow_prefix): the diffusion model's moving average. */
+#define SHADOW_PREFIX "ema."
 
 /* Names of the optimizer state tensors of a kind: the PyTorch state keys. */
 static const char *const ADAM_STATE[] = {"exp_avg", "exp_avg_sq"};
@@ -275,6 +277,14 @@ static int check_tensors(const elbo_st_file *f, const char *path, const elbo_par
         const elbo_tensor_view *tv = optimizer_state_view(l, name);
         if (tv && f->tensors[i].count == elbo_tensor_view_size(tv))
             continue;
+        tv = strncmp(name, SHADOW_PREFIX, strlen(SHADOW_PREFIX)) == 0
+                 ? elbo_param_layout_find(l, name + strlen(SHADOW_PREFIX))
+                 : NULL;
+        if (tv && f->tensors[i].count == elbo_tensor_view_size(tv) &&
+            check_values(&f->tensors[i], 0, path, err, errlen) == 0)
+            continue;
+        if (tv)
+            return -1;
         snprintf(err, errlen, "%s: tensor '%s': not part of this model", path, name);
         return -1;
     }
@@ -355,9 +365,16 @@ int elbo_checkpoint_write(const char *path, const elbo_model *m, const elbo_trai
     const float *state[2];
     const char *const *state_names = NULL;
     size_t n_state = optimizer_arenas(opt, state, &state_names);
-    char names[2][ELBO_MAX_TENSORS][ELBO_TENSOR_NAME_MAX + 32];
-    elbo_st_out_tensor t[3 * ELBO_MAX_TENSORS];
+    char names[3][ELBO_MAX_TENSORS][ELBO_TENSOR_NAME_MAX + 32];
+    elbo_st_out_tensor t[4 * ELBO_MAX_TENSORS];
     size_t n = 0;
+    /* the shadow arena first (its names sort before the optimizer's): "<prefix><tensor>" */
+    for (size_t i = 0; m->shadow && i < l->n_tensors; i++, n++) {
+        const elbo_tensor_view *tv = &l->tensor[i];
+        snprintf(names[2][i], sizeof names[2][i], "%s%s", m->shadow_prefix, tv->name);
+        t[n] = (elbo_st_out_tensor){.name = names[2][i], .data = m->shadow + tv->offset, .ndim = tv->cols ? 2 : 1,
+                                    .shape = {tv->rows, tv->cols}};
+    }
     for (size_t a = 0; a <= n_state; a++)
         for (size_t i = 0; i < l->n_tensors; i++, n++) {
             const elbo_tensor_view *tv = &l->tensor[i];
@@ -469,6 +486,18 @@ int elbo_checkpoint_load_model(const char *path, const elbo_checkpoint_reader *r
     if (initialized) {
         elbo_model m = r->as_model(model);
         elbo_checkpoint_copy_params(&cf, m.layout, m.params);
+        for (size_t i = 0; m.shadow && i < m.layout->n_tensors && rc == 0; i++) {
+            const elbo_tensor_view *tv = &m.layout->tensor[i];
+            char name[ELBO_TENSOR_NAME_MAX + 32];
+            snprintf(name, sizeof name, "%s%s", m.shadow_prefix, tv->name);
+            const elbo_st_tensor *t = elbo_st_find(&cf.f, name);
+            if (!t || t->count != elbo_tensor_view_size(tv)) {
+                snprintf(err, errlen, "%s: tensor '%s': missing", path, name);
+                rc = -1;
+            } else {
+                memcpy(m.shadow + tv->offset, t->data, t->count * sizeof(float));
+            }
+        }
         r->pack(model);
     }
     elbo_checkpoint_close(&cf);

@@ -61,6 +61,13 @@ void elbo_linear_forward_saving(const elbo_linear *l, elbo_gemm_workspace *ws, f
     elbo_gemm_packed(l->kern, ws, rows, l->out, l->in, 1.0f, x, &l->fwd, 0.0f, y, l->out, &epi);
 }
 
+void elbo_linear_forward_accumulate(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u,
+                                    elbo_operand x, size_t rows, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params, u);
+    elbo_gemm_packed(l->kern, ws, rows, l->out, l->in, 1.0f, x, &l->fwd, 1.0f, y, l->out, &epi);
+}
+
 void elbo_linear_forward(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, elbo_operand x, size_t rows,
                          const float *params)
 {
@@ -95,6 +102,13 @@ void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float 
 {
     const elbo_linear x_layer = {.act = x_act, .slope = ELBO_LEAKY_RELU_SLOPE};
     elbo_linear_data_grad_after(l, ws, dx, dy, &x_layer, x_saved, rows);
+}
+
+void elbo_linear_data_grad_accumulate(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                                      size_t rows)
+{
+    elbo_gemm_packed(l->kern, ws, rows, l->in, l->out, 1.0f, elbo_operand_f32(dy, l->out, ELBO_NOTRANS), &l->bwd,
+                     1.0f, dx, l->in, NULL);
 }
 
 void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,

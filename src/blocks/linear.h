@@ -57,6 +57,12 @@ void elbo_linear_forward_saving(const elbo_linear *l, elbo_gemm_workspace *ws, f
 void elbo_linear_forward_features_saving(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u,
                                          elbo_operand x, size_t b, size_t lo, size_t hi, const float *params);
 
+/* As elbo_linear_forward_saving over an addend already in y: y = act(x . W^T + b + y_in), u (NULL or as y) =
+ * x . W^T + b + y_in, in one GEMM (its beta = 1): a second linear's output summed into this one's pre-activation
+ * (a diffusion block's W1 s + U e), or a residual stream h + W a. */
+void elbo_linear_forward_accumulate(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u,
+                                    elbo_operand x, size_t rows, const float *params);
+
 /* What the data gradient of the layer after l needs from l's forward (its x_saved): u for a SILU layer, else y. */
 static inline const float *elbo_linear_saved(const elbo_linear *l, const float *y, const float *u)
 {
@@ -71,6 +77,11 @@ void elbo_linear_data_grad_after(const elbo_linear *l, elbo_gemm_workspace *ws, 
 /* As elbo_linear_data_grad_after with an x_layer of activation x_act (LeakyReLU: slope ELBO_LEAKY_RELU_SLOPE). */
 void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
                            const float *x_saved, elbo_activation x_act, size_t rows);
+
+/* dx rows [0, rows) (row stride in) += dy (rows, out) . W, with no activation derivative: the data gradient of an
+ * input several layers read (a diffusion model's time embedding), summed layer by layer in a fixed order. */
+void elbo_linear_data_grad_accumulate(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                                      size_t rows);
 
 /* Rows [lo, hi) of dW = dy^T . x over all b rows (dy (b, out), x (b, in)) into grads + w_off, and the same
  * features of db = the column sums of dy into grads + b_off: every element whole, in a fixed order. */

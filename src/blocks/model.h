@@ -82,6 +82,10 @@ typedef struct elbo_model_ops {
      * train_rows, grads_finite and trainables above are NULL (batch_loss stays: the evaluation's). */
     size_t n_phases;
     const elbo_train_phase *phases;
+    /* NULL, or called by the trainer after the optimizer updated the rows x cols block at arena offset off (row
+     * stride ld) in optimizer step `step` (1 for the first), on the same thread: a model's own sweep over the
+     * parameters it just changed (the diffusion model's exponential moving average). */
+    void (*after_update)(const void *impl, size_t off, size_t rows, size_t cols, size_t ld, long step);
 } elbo_model_ops;
 
 typedef struct {
@@ -93,6 +97,9 @@ typedef struct {
     size_t n_layers;
     elbo_linear *layer;             /* (n_layers) with their packed weights */
     size_t input_dim;               /* pixels per image */
+    float *shadow;                  /* NULL, or a second arena of the layout kept in checkpoints as
+                                     * "<shadow_prefix><tensor>" (the diffusion model's moving average "ema.") */
+    const char *shadow_prefix;
 } elbo_model;
 
 #endif

@@ -13,6 +13,7 @@ typedef enum {
     ELBO_STREAM_SHUFFLE = 3, /* epoch order: (epoch, swap index) */
     ELBO_STREAM_EVAL = 4,    /* evaluation noise: (sample, dim block) */
     ELBO_STREAM_SAMPLE = 5,  /* generation from the prior */
+    ELBO_STREAM_TIME = 6,    /* a diffusion model's time steps: (row or sample, step, purpose) */
 } elbo_rng_stream;
 
 /* One Philox4x32-10 block: out = philox(ctr = {c0, c1, c2, stream}, key = seed). */

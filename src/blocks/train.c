@@ -141,6 +141,8 @@ static void update_params(void *ctx, size_t off, size_t rows, size_t cols, size_
 {
     elbo_trainer *tr = ctx;
     elbo_optimizer_update_block(&tr->opt, tr->model.kern, tr->model.params, tr->model.grads, off, rows, cols, ld);
+    if (tr->model.ops->after_update)
+        tr->model.ops->after_update(tr->model.impl, off, rows, cols, ld, tr->opt.step);
 }
 
 /* Thread t of nt runs phase q's tail over b rows: its own part's blocks first, in order, then any block another

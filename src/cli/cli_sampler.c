@@ -7,7 +7,7 @@
 #include "checkpoint.h"
 #include "cli_common.h"
 
-static const cli_sampler_kind *const kinds[] = {&cli_sampler_vae, &cli_sampler_gan};
+static const cli_sampler_kind *const kinds[] = {&cli_sampler_vae, &cli_sampler_gan, &cli_sampler_diffusion};
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
 /* "a vae checkpoint or a gan checkpoint": the kinds that sample, in words. */
@@ -62,4 +62,16 @@ void cli_sampler_close(cli_sampler *s)
     if (s->kind)
         s->kind->close(s);
     memset(s, 0, sizeof *s);
+}
+
+int cli_sampler_check_method(const cli_sampler *s, const char *command)
+{
+    int diffusion = s->kind == &cli_sampler_diffusion;
+    if (!s->method || (diffusion && (!strcmp(s->method, "ddpm") || !strcmp(s->method, "ddim"))))
+        return 0;
+    if (diffusion)
+        fprintf(stderr, "elbo %s: --sampler: '%s' is not ddpm or ddim\n", command, s->method);
+    else
+        fprintf(stderr, "elbo %s: --sampler: a diffusion option (a %s samples one way)\n", command, s->kind->kind);
+    return -1;
 }

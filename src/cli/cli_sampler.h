@@ -29,9 +29,23 @@ struct cli_sampler {
     const cli_sampler_kind *kind;
     void *impl;                 /* the kind's own state */
     size_t dim, rows, cols;     /* pixels per image and the image shape (rows, cols 0: unknown) */
+    /* Set by the caller after cli_sampler_open, for a kind of several sampling methods (the diffusion model's ddpm
+     * and ddim): the method (NULL: the kind's default), its number of steps (0: its default), the threads (0: one
+     * per physical core, or OMP_NUM_THREADS). */
+    const char *method;
+    size_t method_steps, threads;
 };
 
-extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan;
+extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan, cli_sampler_diffusion;
+
+/* 0 when method names a sampling method of s's kind (NULL: any kind's default), else -1 after one "elbo CMD: --sampler"
+ * line naming the kind's methods. */
+int cli_sampler_check_method(const cli_sampler *s, const char *command);
+
+/* A diffusion checkpoint's denoising of n images as frames x_T ... x_0 (n_frames of them, image i's frames on row i)
+ * into a PNG at out; prints one line and returns the command's status (2 when s is not a diffusion model). */
+int cli_sampler_trajectory(cli_sampler *s, const char *command, const char *out, size_t n, size_t n_frames,
+                           uint64_t seed);
 
 /* Opens the generative checkpoint `load` for `command`. A VAE takes its image shape from the dataset `data` (NULL:
  * the default) when with_data, and is checked against it; other kinds' checkpoints hold their shape (data unused).

@@ -8,6 +8,7 @@
 #include "args.h"
 #include "vae_checkpoint.h"
 #include "classifier.h"
+#include "eval_diffusion.h"
 #include "eval_score.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -119,7 +120,8 @@ int cli_eval(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL, *classifier = NULL, *images = NULL;
     uint64_t seed = 1;
-    size_t threads = 1, iw_k = 0, count = 10000;
+    size_t threads = 1, iw_k = 0, count = 10000, eval_steps = 0, sample_steps = 0;
+    const char *method = NULL;
     int json = 0;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "checkpoint to evaluate (required unless --images)", 0, 0, "none", 0, 0},
@@ -128,8 +130,9 @@ int cli_eval(int argc, char **argv)
          "none", 0, 0},
         {"images", ARG_STRING, &images, "FILE",
          "with --classifier: score the images of this IDX file instead of --load's samples", 0, 0, "none", 0, 0},
-        {"count", ARG_SIZE, &count, "N", "with --classifier --load: samples drawn and scored", 2, 1000000, NULL, 0,
-         0},
+        {"count", ARG_SIZE, &count, "N",
+         "with --classifier --load: samples drawn and scored; a diffusion model's bound: its first N test images", 2,
+         1000000, NULL, 0, 0},
         {"data", ARG_STRING, &data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
         {"seed", ARG_U64, &seed, "N", "seed of the posterior samples (with --classifier: of the prior samples)", 0, 0,
@@ -138,6 +141,12 @@ int cli_eval(int argc, char **argv)
         {"iw", ARG_SIZE, &iw_k, "K", "also the importance-weighted bound on log p(x) with K posterior samples", 1,
          1e6, "off", 0, 0},
         {"json", ARG_FLAG, &json, "", "print one JSON object", 0, 0, NULL, 0, 0},
+        {"eval-steps", ARG_SIZE, &eval_steps, "K",
+         "diffusion: the bound's sum over t from K stratified steps (K = T: whole)", 1, 100000, "100", 0, 0},
+        {"sampler", ARG_STRING, &method, "ddpm|ddim", "diffusion, with --classifier: the sampler of the scored images",
+         0, 0, "ddim", 0, 0},
+        {"sample-steps", ARG_SIZE, &sample_steps, "S", "diffusion, with --classifier: DDIM's steps", 1, 100000, "50", 0,
+         0},
     };
     cli_parse_result pr = cli_parse("eval", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Evaluates a checkpoint on the test split: -ELBO per sample (one posterior "
@@ -165,7 +174,8 @@ int cli_eval(int argc, char **argv)
             fprintf(stderr, "elbo eval: --iw: not with --classifier\n");
             return 2;
         }
-        eval_score_args sa = {classifier, images, load, data, count, seed, threads, threads_seen, json};
+        eval_score_args sa = {classifier, images, load, data, count, seed, threads, threads_seen, json, method,
+                              sample_steps};
         return cli_eval_score(&sa);
     }
     if (!load) {
@@ -179,6 +189,16 @@ int cli_eval(int argc, char **argv)
             return 2;
         }
         return eval_classifier(load, data, threads, threads_seen, json);
+    }
+    if (elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "diffusion")) {
+        if (iw_k) {
+            fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a diffusion model: its bound is the default)\n",
+                    load);
+            return 2;
+        }
+        /* the bound runs on the whole test split, or on its first --count images */
+        size_t n = cli_find(opts, sizeof opts / sizeof opts[0], "count")->seen ? count : (size_t)-1;
+        return cli_eval_diffusion(load, data, threads, threads_seen, eval_steps, n, seed, json);
     }
     const elbo_kernels *k = cli_kernels("eval");
     if (!k)

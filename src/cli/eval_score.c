@@ -53,11 +53,19 @@ static int read_images(const char *path, size_t input_dim, scored_images *out)
 
 /* Draws count samples (seed) of the VAE or GAN checkpoint at path, as `elbo sample --format idx` writes them;
  * prints one line and returns -1 on failure. */
-static int sample_images(const char *path, size_t input_dim, size_t count, uint64_t seed, scored_images *out)
+static int sample_images(const eval_score_args *a, const char *path, size_t input_dim, size_t count, uint64_t seed,
+                         scored_images *out)
 {
     cli_sampler sm;
     if (cli_sampler_open(&sm, "eval", path, NULL, 0))
         return -1;
+    sm.method = a->method;
+    sm.method_steps = a->method_steps;
+    sm.threads = a->threads_seen ? a->threads : 0;
+    if (cli_sampler_check_method(&sm, "eval")) {
+        cli_sampler_close(&sm);
+        return -1;
+    }
     int rc = -1;
     float *probs = malloc(CLI_MODEL_BATCH * sm.dim * sizeof *probs);
     out->pixels = malloc(count * input_dim);
@@ -147,7 +155,7 @@ int cli_eval_score(const eval_score_args *a)
     if (ds.test.dim != d || ds.test.n < 2) {
         fprintf(stderr, "elbo eval: %s: %zu test images of %zu pixels; the classifier takes %zu\n", ds.name, ds.test.n,
                 ds.test.dim, d);
-    } else if ((a->images ? read_images(a->images, d, &im) : sample_images(a->load, d, a->count, a->seed, &im)) != 0) {
+    } else if ((a->images ? read_images(a->images, d, &im) : sample_images(a, a->load, d, a->count, a->seed, &im)) != 0) {
         status = 2;
     } else if (elbo_team_init(&team, threads, k, topo) != 0) {
         fprintf(stderr, "elbo eval: out of memory\n");

@@ -16,6 +16,8 @@ typedef struct {
     size_t threads;
     int threads_seen;
     int json;
+    const char *method;      /* a diffusion model's sampler (NULL: DDIM) */
+    size_t method_steps;     /* its steps (0: 50) */
 } eval_score_args;
 
 /* FD to the test images in the classifier's last hidden layer (with the floor of as many training images), and

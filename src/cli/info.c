@@ -5,6 +5,7 @@
 #include "cli_common.h"
 #include "vae_checkpoint.h"
 #include "classifier.h"
+#include "diffusion.h"
 #include "gan.h"
 #include "chips.h"
 #include "cpu_features.h"
@@ -69,6 +70,28 @@ static int print_gan(const char *path, const elbo_kernels *k)
     return 0;
 }
 
+/* Prints the config and training state of the diffusion checkpoint at path; returns the exit status. */
+static int print_diffusion(const char *path, const elbo_kernels *k)
+{
+    char err[512], desc[256];
+    elbo_diffusion m;
+    elbo_train_state st;
+    if (elbo_diffusion_load(path, &m, k, &st, err, sizeof err)) {
+        fprintf(stderr, "elbo info: %s\n", err);
+        return 2;
+    }
+    const elbo_diffusion_config *c = &m.cfg;
+    elbo_diffusion_config_describe(c, desc, sizeof desc);
+    printf("checkpoint:   %s\n", path);
+    printf("model:        %s (%zu parameters, and their moving average)\n", desc, elbo_param_layout_count(&m.layout));
+    printf("  images %zux%zu, hidden %zu, %zu blocks, time embedding %zu -> %zu, %zu steps, %s beta %g .. %g, EMA "
+           "decay %g\n", c->image_rows, c->image_cols, c->hidden, c->n_blocks, c->emb_dim, c->time_dim, c->T,
+           elbo_schedule_name(c->schedule), c->beta_1, c->beta_T, c->ema_decay);
+    print_state(&st);
+    elbo_diffusion_free(&m);
+    return 0;
+}
+
 /* Prints the model config and training state of the checkpoint at path (any kind); returns the exit status. */
 static int print_checkpoint(const char *path, const elbo_kernels *k)
 {
@@ -79,6 +102,8 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
         return print_classifier(path, k);
     if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "gan"))
         return print_gan(path, k);
+    if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "diffusion"))
+        return print_diffusion(path, k);
     if (elbo_checkpoint_load(path, &m, k, &st, err, sizeof err)) {
         fprintf(stderr, "elbo info: %s\n", err);
         return 2;

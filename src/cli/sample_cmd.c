@@ -94,8 +94,9 @@ static int write_png(cli_sampler *sm, const char *out, size_t n, uint64_t seed)
 
 int cli_sample(int argc, char **argv)
 {
-    const char *load = NULL, *data = NULL, *out = NULL, *format = "png";
-    size_t n = 8;
+    const char *load = NULL, *data = NULL, *out = NULL, *format = "png", *method = NULL;
+    size_t n = 8, sample_steps = 0, threads = 0;
+    int trajectory = 0;
     uint64_t seed = 1;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "checkpoint (required)", 0, 0, "none", 0, 0},
@@ -107,6 +108,14 @@ int cli_sample(int argc, char **argv)
          0, 0},
         {"seed", ARG_U64, &seed, "S", "seed of the prior samples", 0, 0, NULL, 0, 0},
         {"output", ARG_STRING, &out, "FILE", "output file (required)", 0, 0, "none", 0, 'o'},
+        {"sampler", ARG_STRING, &method, "ddpm|ddim", "diffusion: ancestral DDPM (T steps) or DDIM (eta 0)", 0, 0,
+         "ddpm", 0, 0},
+        {"sample-steps", ARG_SIZE, &sample_steps, "S", "diffusion: DDIM's steps, uniformly spaced", 1, 100000, "50", 0,
+         0},
+        {"trajectory", ARG_FLAG, &trajectory, "",
+         "diffusion: a PNG of the denoising of N images, x_T ... x_0 left to right (10 frames)", 0, 0, NULL, 0, 0},
+        {"threads", ARG_SIZE, &threads, "N", "diffusion: OpenMP threads (the same images for any N)", 1, 4096,
+         "one per physical core, or OMP_NUM_THREADS", 0, 0},
     };
     cli_parse_result pr = cli_parse("sample", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Draws z ~ N(0, I) through a VAE's decoder (its means p) or a GAN's generator "
@@ -135,7 +144,16 @@ int cli_sample(int argc, char **argv)
     int status = cli_sampler_open(&sm, "sample", load, data, 1);
     if (status)
         return status;
-    if (!idx) {
+    sm.method = method ? method : "ddpm";
+    sm.method_steps = sample_steps;
+    sm.threads = threads;
+    if ((method || sample_steps) && cli_sampler_check_method(&sm, "sample")) {
+        status = 2;
+    } else if (trajectory) {
+        status = idx ? 2 : cli_sampler_trajectory(&sm, "sample", out, n, 10, seed);
+        if (idx)
+            fprintf(stderr, "elbo sample: --trajectory: writes a PNG (not with --format idx)\n");
+    } else if (!idx) {
         status = write_png(&sm, out, n, seed);
     } else if ((status = write_idx(&sm, out, n, seed)) == 0) {
         printf("wrote %s: %zu samples from N(0, I), %zux%zu pixels each (IDX)\n", out, n, sm.rows, sm.cols);

@@ -270,10 +270,11 @@ int cli_train(int argc, char **argv)
     train_args a = {.model = "vae", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
                     .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1, .adam_beta1 = 0.9,
                     .adam_beta2 = 0.999, .real_label = 1.0, .d_lr_scale = 1.0, .d_steps = 1,
-                    .spectral_norm = 1};
+                    .spectral_norm = 1, .ema = 0.999};
     cli_option opts[] = {
-        {"model", ARG_STRING, &a.model, "vae|classifier|gan",
-         "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), or an MLP GAN", 0, 0, NULL,
+        {"model", ARG_STRING, &a.model, "vae|classifier|gan|diffusion",
+         "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), an MLP GAN, or a DDPM", 0, 0,
+         NULL,
          0, 0},
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
@@ -293,11 +294,15 @@ int cli_train(int argc, char **argv)
          "1", 0, 0},
         {"d-steps", ARG_SIZE, &a.d_steps, "N", "gan: D steps (each on the next real batch) per G step", 1, 100, NULL, 0,
          0},
+        {"schedule", ARG_STRING, &a.schedule, "linear|cosine",
+         "diffusion: the noise schedule (linear beta 1e-4 .. 0.02 over 1000 steps, or cosine)", 0, 0, "linear", 0, 0},
+        {"ema", ARG_DOUBLE, &a.ema, "X", "diffusion: the decay of the weights' moving average (sampling, eval)", 0,
+         0.999999, NULL, 0, 0},
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
         {"hidden", ARG_STRING, &a.hidden, "W[,W...]",
-         "hidden widths, input side first (the VAE's encoder; the GAN's generator, latent side first)", 0, 0,
-         "400; classifier: 256,256; gan: 256,512", 0, 0},
+         "hidden widths, input side first (the VAE's encoder; the GAN's generator, latent side first; the diffusion "
+         "model's residual stream, one width)", 0, 0, "400; classifier: 256,256; gan: 256,512; diffusion: 1024", 0, 0},
         {"d-hidden", ARG_STRING, &a.d_hidden, "W[,W...]", "gan: the discriminator's hidden widths, input side first", 0,
          0, "512,256", 0, 0},
         {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
@@ -332,7 +337,8 @@ int cli_train(int argc, char **argv)
                                     "minibatch sum of cross-entropies.\n--model gan: the D and G losses and D's mean outputs on real and "
                                     "generated images (training means);\nD minimizes BCE(D(x), 1) + BCE(D(G(z)), 0), "
                                     "then G the non-saturating BCE(D(G(z)), 1) on the same z, each with its own Adam "
-                                    "update.");
+                                    "update.\n--model diffusion: the train and test simple loss (the mean squared "
+                                    "error of the predicted noise).");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     elbo_optimizer_kind kind = ELBO_OPT_ADAM;

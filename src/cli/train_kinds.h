@@ -17,10 +17,10 @@
 /* The flags of `elbo train`, after parsing (kinds read the ones they use). */
 typedef struct {
     const char *model, *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
-    const char *d_hidden;
+    const char *d_hidden, *schedule;
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
-    double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale;
+    double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale, ema;
     size_t spectral_norm, d_steps;
     uint64_t seed;
     int json;
@@ -90,6 +90,6 @@ int train_kind_is_model_flag(const char *name);
 /* Prints a kind's error line "elbo train: <err>" and returns -1 (for create/load helpers). */
 int train_kind_fail(const char *err);
 
-extern const train_kind train_kind_vae, train_kind_classifier, train_kind_gan;
+extern const train_kind train_kind_vae, train_kind_classifier, train_kind_gan, train_kind_diffusion;
 
 #endif
