@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "coupling.h"
 #include "elementwise.h"
 #include "gemm_pack.h"
 #include "ukernel.h"
@@ -32,6 +33,9 @@ typedef struct elbo_kernels {
     elbo_unit_from_u8_fn unit_from_u8;
     elbo_adam_fn adam;
     elbo_sgd_fn sgd;
+    elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
+    elbo_coupling_inverse_fn coupling_inverse;
+    elbo_coupling_backward_fn coupling_backward;
 } elbo_kernels;
 
 /* The best table this CPU supports, or the one named by ELBO_ISA if set and supported
@@ -70,5 +74,9 @@ void elbo_losses_register_scalar(elbo_kernels *k);
 void elbo_losses_register_avx2(elbo_kernels *k);
 void elbo_losses_register_avx512(elbo_kernels *k);
 void elbo_losses_register_neon(elbo_kernels *k);
+/* The affine coupling kernels of each ISA (coupling_<isa>.c): scalar, called by the scalar elementwise register
+ * function (so every table starts with them), and AVX2 + FMA (also the AVX-512 table's). */
+void elbo_coupling_register_scalar(elbo_kernels *k);
+void elbo_coupling_register_avx2(elbo_kernels *k);
 
 #endif
