@@ -151,6 +151,14 @@ $(BUILD)/bench/elbo_bench: $(BENCH_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
 	$(Q)$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/libelbo.a -lbenchmark -lopenblas -ldnnl $(LDLIBS_BASE) -o $@
 
+# The benchmark with a planted regression (bench/slowdown/gemm_slowdown.c: every GEMM call ELBO_BENCH_SLOWDOWN_PCT %
+# slower), used only to measure what make bench-check catches (make bench-check-rates).
+GEMM_WRAP := -Wl,--wrap=elbo_gemm,--wrap=elbo_gemm_packed,--wrap=elbo_gemm_packed_cols
+$(BUILD)/bench/elbo_bench_slowdown: $(BENCH_OBJ) $(BUILD)/bench/slowdown/gemm_slowdown.o $(BUILD)/libelbo.a
+	$(call say,LD,$@)
+	$(Q)$(CXX) $(CFLAGS_BASE) $(CFLAGS) $(BENCH_OBJ) $(BUILD)/bench/slowdown/gemm_slowdown.o $(BUILD)/libelbo.a \
+	  $(GEMM_WRAP) -lbenchmark -lopenblas -ldnnl $(LDLIBS_BASE) -o $@
+
 # ---- dependencies (Debian packages) ----
 DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev libopenblas-dev valgrind \
                 zlib1g-dev libcjson-dev libhwloc-dev librandom123-dev dataset-fashion-mnist python3-torch python3-numpy \

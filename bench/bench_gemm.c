@@ -1,9 +1,12 @@
-/* The VAE's GEMM shapes against the peers (OpenBLAS, oneDNN), single-threaded. elbo's operands are made on a
- * shape's first call and kept for its later calls (repetitions, other variants), so a row's setup costs nothing
- * after the first; the peers run in their own child processes (bench_peer.h), which do the same. */
+/* The VAE's GEMM shapes against the peers (OpenBLAS, oneDNN), single-threaded, and at batch 128 and 2048^3 also on
+ * two threads (rows .../t:2; elbo's threads split C's rows and share one packed B, as the trainer does). elbo's
+ * operands are made on a shape's first call and kept for its later calls (repetitions, other variants), so a row's
+ * setup costs nothing after the first; the peers run in their own child processes (bench_peer.h), which do the
+ * same. */
 #include "bench_gemm.h"
 
 #include <assert.h>
+#include <omp.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,9 @@ enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, N_VARIANTS };
 static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas", "onednn"};
 #define FIRST_PEER OPENBLAS_ROW
 #define N_PEERS (N_VARIANTS - FIRST_PEER)
+/* Threads of the multi-threaded rows, and the batch they are run at (besides the unbatched 2048^3). */
+#define MT_THREADS 2
+#define MT_BATCH 128
 /* Wall time a peer's child is asked to spend on one request of a timed loop (a round trip costs ~50-100 us). */
 #define PEER_TRIP_SECONDS 0.02
 
@@ -48,7 +54,7 @@ typedef struct {
     size_t m, n, k, lda, ldb;
     size_t batch; /* 0: not a batched shape */
     int ready;
-    elbo_gemm_workspace ws;
+    elbo_gemm_workspace ws, ws_mt[MT_THREADS]; /* ws_mt: one per thread of the multi-threaded rows */
     elbo_packed_b packed;
     float *a, *b, *c;
 } gemm_case;
@@ -57,12 +63,13 @@ typedef struct {
 typedef struct {
     gemm_case *g;
     int variant;
+    int threads;     /* 1, or MT_THREADS for the .../t:2 rows */
     char name[64];   /* the row's name as registered, without arguments' suffix */
     char error[256]; /* a peer row's failed start or check: reported, not timed */
 } gemm_row;
 
 static gemm_case g_cases[N_SHAPES * N_BATCHES];
-static gemm_row g_rows[N_SHAPES * N_BATCHES * N_VARIANTS];
+static gemm_row g_rows[N_SHAPES * N_BATCHES * N_VARIANTS * 2];
 static size_t g_n_cases, g_n_rows;
 static bench_peer *g_peers[N_PEERS]; /* started by bench_gemm_peers_start */
 
@@ -77,6 +84,9 @@ static int case_ready(gemm_case *g)
     if (!g->a || !g->b || !g->c || elbo_gemm_workspace_init(&g->ws, g->env->kern) != 0 ||
         elbo_packed_b_alloc(&g->packed, g->env->kern, g->k, g->n) != 0)
         return -1;
+    for (int t = 0; t < MT_THREADS; t++)
+        if (elbo_gemm_workspace_init(&g->ws_mt[t], g->env->kern) != 0)
+            return -1;
     elbo_pack_b(&g->packed, elbo_operand_f32(g->b, g->ldb, g->s->tb));
     const char *pack_a = getenv("ELBO_BENCH_PACK_A"); /* 1: always pack A, 0: never (default: the heuristic) */
     if (pack_a && *pack_a)
@@ -85,9 +95,43 @@ static int case_ready(gemm_case *g)
     return 0;
 }
 
+/* First row of thread t's share of C's m rows among nt threads: whole register tiles of mr rows, the remainder to the
+ * last threads. */
+static size_t share_start(size_t m, size_t mr, int t, int nt)
+{
+    size_t tiles = (m + mr - 1) / mr, first = tiles * (size_t)t / (size_t)nt * mr;
+    return first < m ? first : m;
+}
+
+/* One C = op(A) op(B) on MT_THREADS threads: each takes a share of C's rows (whole register tiles); a B that is not
+ * a weight (packed once per step) is packed by both threads, each its part of the panels, first. */
+static void gemm_once_threads(const gemm_row *row)
+{
+    gemm_case *g = row->g;
+    const gemm_shape *s = g->s;
+    const elbo_kernels *kern = g->env->kern;
+#pragma omp parallel num_threads(MT_THREADS)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (!s->b_is_weight) {
+            elbo_pack_b_part(&g->packed, elbo_operand_f32(g->b, g->ldb, s->tb), (size_t)t, (size_t)nt);
+#pragma omp barrier
+        }
+        size_t mr = kern->blocking.mr, m0 = share_start(g->m, mr, t, nt), m1 = share_start(g->m, mr, t + 1, nt);
+        const float *a0 = s->ta ? g->a + m0 : g->a + m0 * g->lda; /* op(A)'s row m0 */
+        if (m1 > m0)
+            elbo_gemm_packed(kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f, elbo_operand_f32(a0, g->lda, s->ta),
+                             &g->packed, 0.0f, g->c + m0 * g->n, g->n, NULL);
+    }
+}
+
 /* One C = op(A) op(B) of the row's variant. */
 static void gemm_once(const gemm_row *row)
 {
+    if (row->threads > 1) {
+        gemm_once_threads(row);
+        return;
+    }
     gemm_case *g = row->g;
     const gemm_shape *s = g->s;
     elbo_operand a = elbo_operand_f32(g->a, g->lda, s->ta);
@@ -129,10 +173,11 @@ static bench_peer *live_peer(int v, char *err, size_t errlen)
     return *p;
 }
 
-/* The peer's view of a case: its shape on one thread. */
-static bench_peer_gemm peer_gemm(const gemm_case *g)
+/* The peer's view of a row: its shape on the row's threads. */
+static bench_peer_gemm peer_gemm(const gemm_row *row)
 {
-    return (bench_peer_gemm){g->m, g->n, g->k, g->s->ta, g->s->tb, 1};
+    const gemm_case *g = row->g;
+    return (bench_peer_gemm){g->m, g->n, g->k, g->s->ta, g->s->tb, row->threads};
 }
 
 /* Seconds on the monotonic clock. */
@@ -161,7 +206,7 @@ static void run_peer(gbench_state *st, const gemm_row *row)
         gbench_skip_with_error(st, err);
         return;
     }
-    bench_peer_gemm pg = peer_gemm(g);
+    bench_peer_gemm pg = peer_gemm(row);
     double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k;
     int64_t batch = (int64_t)(PEER_TRIP_SECONDS * 100e9 / flops) + 1; /* at ~100 GFLOP/s */
     if (bench_peer_time(p, &pg, 1, &seconds, &cpu_seconds, err, sizeof err) != 0) { /* warm the caches and the peer's buffers */
@@ -181,7 +226,26 @@ static void run_peer(gbench_state *st, const gemm_row *row)
     gbench_set_counter(st, "child_time_share", child / (now_seconds() - t0), GBENCH_COUNTER_DEFAULT);
     gbench_set_counter(st, "child_cpu_share", child > 0 ? child_cpu / child : 0, GBENCH_COUNTER_DEFAULT);
     set_label(st, g);
-    bench_set_flops_over(st, g->env, flops * (double)gemms, child, 1);
+    bench_set_flops_over(st, g->env, flops * (double)gemms, child, (size_t)row->threads);
+}
+
+/* 1 when a multi-threaded row's C equals the one-thread C bit for bit (they share the summation order). */
+static int threads_agree(const gemm_row *row)
+{
+    gemm_case *g = row->g;
+    size_t n = g->m * g->n;
+    float *one = malloc(n * sizeof *one);
+    if (!one)
+        return 0;
+    gemm_row single = *row;
+    single.threads = 1;
+    gemm_once(&single);
+    memcpy(one, g->c, n * sizeof *one);
+    memset(g->c, 0, n * sizeof *g->c);
+    gemm_once(row);
+    int same = memcmp(one, g->c, n * sizeof *one) == 0;
+    free(one);
+    return same;
 }
 
 /* The row: one GEMM per iteration. */
@@ -197,29 +261,36 @@ static void run_gemm(gbench_state *st, void *user)
         gbench_skip_with_error(st, "out of memory");
         return;
     }
+    if (row->threads > 1 && !threads_agree(row)) {
+        gbench_skip_with_error(st, "the threads' C differs from the one-thread C (not timed)");
+        return;
+    }
     gemm_once(row); /* warm the caches */
     while (gbench_keep_running(st))
         gemm_once(row);
     set_label(st, g);
-    bench_set_flops(st, g->env, 2.0 * (double)g->m * (double)g->n * (double)g->k, 1);
+    bench_set_flops(st, g->env, 2.0 * (double)g->m * (double)g->n * (double)g->k, (size_t)row->threads);
 }
 
-/* Registers the rows of one case. */
-static void register_case(gemm_case *g, size_t batch, size_t *n_rows)
+/* Registers the rows of one case on `threads` threads (the t:N argument when above 1). */
+static void register_case(gemm_case *g, size_t batch, int threads, size_t *n_rows)
 {
     char name[64];
     for (int v = 0; v < N_VARIANTS; v++) {
-        if (v == ELBO_PACKB_ROW && !g->s->b_is_weight)
+        if (v == ELBO_PACKB_ROW && (!g->s->b_is_weight || threads > 1))
             continue;
         gemm_row *row = &g_rows[(*n_rows)++];
-        *row = (gemm_row){g, v, "", ""};
+        *row = (gemm_row){g, v, threads, "", ""};
         snprintf(name, sizeof name, "gemm/%s/%s", VARIANT_NAMES[v], g->s->name);
         snprintf(row->name, sizeof row->name, "%s", name);
         gbench_def d = {.name = name, .run = run_gemm, .user = row, .unit = GBENCH_US};
         if (batch) {
-            d.n_args = 1;
-            d.args[0] = (int64_t)batch;
-            d.arg_names[0] = "b";
+            d.args[d.n_args] = (int64_t)batch;
+            d.arg_names[d.n_args++] = "b";
+        }
+        if (threads > 1) {
+            d.args[d.n_args] = threads;
+            d.arg_names[d.n_args++] = "t";
         }
         gbench_register(&d);
     }
@@ -238,7 +309,9 @@ void bench_gemm_register(const bench_env *env)
             g->m = s->m ? s->m : batch, g->n = s->n ? s->n : batch, g->k = s->k ? s->k : batch;
             g->lda = s->ta ? g->m : g->k;
             g->ldb = s->tb ? g->k : g->n;
-            register_case(g, batch, &n_rows);
+            register_case(g, batch, 1, &n_rows);
+            if (batch == MT_BATCH || !batched)
+                register_case(g, batch, MT_THREADS, &n_rows);
         }
     }
     g_n_rows = n_rows;
@@ -247,10 +320,12 @@ void bench_gemm_register(const bench_env *env)
 /* The row's full name as --benchmark_filter sees it. */
 static void full_name(const gemm_row *row, char *out, size_t outlen)
 {
+    char batch[32] = "", threads[32] = "";
     if (row->g->batch)
-        snprintf(out, outlen, "%s/b:%zu/process_time/real_time", row->name, row->g->batch);
-    else
-        snprintf(out, outlen, "%s/process_time/real_time", row->name);
+        snprintf(batch, sizeof batch, "/b:%zu", row->g->batch);
+    if (row->threads > 1)
+        snprintf(threads, sizeof threads, "/t:%d", row->threads);
+    snprintf(out, outlen, "%s%s%s/process_time/real_time", row->name, batch, threads);
 }
 
 /* Non-zero when the last --benchmark_filter of argv (Google Benchmark's extended regex, a leading '-' negates;
@@ -290,7 +365,7 @@ static void start_peer(int v, int argc, char **argv)
         if (!live_peer(v, err, sizeof err)) {
             snprintf(row->error, sizeof row->error, "%s", err);
         } else {
-            bench_peer_gemm pg = peer_gemm(row->g);
+            bench_peer_gemm pg = peer_gemm(row);
             double w = 0;
             if (bench_peer_check(*p, &pg, &w, row->error, sizeof row->error) == 0 && w > worst)
                 worst = w;
@@ -330,6 +405,8 @@ void bench_gemm_free(void)
         gemm_case *g = &g_cases[i];
         elbo_packed_b_free(&g->packed);
         elbo_gemm_workspace_free(&g->ws);
+        for (int t = 0; t < MT_THREADS; t++)
+            elbo_gemm_workspace_free(&g->ws_mt[t]);
         free(g->a), free(g->b), free(g->c);
         g->ready = 0;
     }

@@ -1,6 +1,6 @@
-/* The samples of a generative checkpoint as pixels, whatever its kind: a VAE's decoder means of z ~ N(0, I), or a
- * GAN's G(z). Sample i comes from the normals of (seed, ELBO_STREAM_SAMPLE, i) for either kind, so any chunking
- * gives the same images. */
+/* The samples of a generative checkpoint as pixels, whatever its kind, through one table of sampler kinds (one file
+ * each: cli_sampler_vae.c, cli_sampler_gan.c): a VAE's decoder means of z ~ N(0, I), a GAN's G(z). Sample i comes
+ * from the normals of (seed, ELBO_STREAM_SAMPLE, i), so any chunking gives the same images. */
 #ifndef ELBO_CLI_SAMPLER_H
 #define ELBO_CLI_SAMPLER_H
 
@@ -8,20 +8,35 @@
 #include <stdint.h>
 
 #include "cli_model.h"
-#include "gan.h"
+#include "kernels.h"
 
+typedef struct cli_sampler cli_sampler;
+
+/* How one model kind draws samples. */
 typedef struct {
-    int is_gan;
-    cli_model vae;              /* the VAE (with its data when opened with data) */
-    elbo_gan gan;
-    elbo_gan_activations gan_act;
-    float *zs;                  /* VAE: (CLI_MODEL_BATCH, Z) */
-    size_t dim, rows, cols;     /* pixels per image and the image shape (rows, cols 0: unknown) */
-} cli_sampler;
+    const char *kind;           /* the checkpoint's __metadata__.model */
+    /* Opens the checkpoint load for command (see cli_sampler_open) and sets s->impl, dim, rows, cols; returns the
+     * command's status (2 bad input, 1 out of memory, 0) after printing one line. */
+    int (*open)(cli_sampler *s, const char *command, const char *load, const char *data, int with_data,
+                const elbo_kernels *k);
+    /* As cli_sampler_draw. */
+    void (*draw)(cli_sampler *s, size_t first, size_t n, uint64_t seed, float *probs, uint8_t *pixels);
+    /* Frees s->impl and what it holds (safe when open failed half-way). */
+    void (*close)(cli_sampler *s);
+} cli_sampler_kind;
 
-/* Opens the checkpoint `load` of a VAE or a GAN for `command`. A VAE takes its image shape from the dataset `data`
- * (NULL: the default) when with_data, and is checked against it; a GAN's checkpoint holds its shape (data unused).
- * Prints one "elbo CMD: ..." line and returns 2 on bad input (another kind included), 1 when out of memory, 0. */
+struct cli_sampler {
+    const cli_sampler_kind *kind;
+    void *impl;                 /* the kind's own state */
+    size_t dim, rows, cols;     /* pixels per image and the image shape (rows, cols 0: unknown) */
+};
+
+extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan;
+
+/* Opens the generative checkpoint `load` for `command`. A VAE takes its image shape from the dataset `data` (NULL:
+ * the default) when with_data, and is checked against it; other kinds' checkpoints hold their shape (data unused).
+ * Prints one "elbo CMD: ..." line and returns 2 on bad input (a kind that does not sample included), 1 when out of
+ * memory, 0. */
 int cli_sampler_open(cli_sampler *s, const char *command, const char *load, const char *data, int with_data);
 
 /* Samples first .. first + n - 1 (n <= CLI_MODEL_BATCH) into probs (n, dim, in [0, 1]) and, when pixels is not

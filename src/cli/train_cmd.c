@@ -1,5 +1,6 @@
-/* `elbo train`: trains a model (--model vae, the default, classifier or gan) on a dataset, reporting the train loss,
- * the model's test metrics (the GAN: its training losses and D's outputs) and throughput per epoch. */
+/* `elbo train`: trains a model of any kind on the table in train_kinds.h (--model vae, the default) on a dataset,
+ * reporting per epoch the train loss, the model's test metrics and throughput; checkpoints, --resume, --target
+ * (time to quality) and stop signals for every kind alike. */
 #include <errno.h>
 #include <signal.h>
 #include <libgen.h>
@@ -11,9 +12,6 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "vae_checkpoint.h"
-#include "classifier.h"
-#include "gan.h"
 #include "classes.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -21,37 +19,8 @@
 #include "optim.h"
 #include "safetensors.h"
 #include "train.h"
+#include "train_kinds.h"
 #include "train_progress.h"
-
-typedef struct {
-    const char *model, *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
-    const char *d_hidden;
-    size_t epochs, batch, latent, threads;
-    long steps, eval_every, save_every;
-    double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale;
-    uint64_t seed;
-    int json;
-} train_args;
-
-/* The model being trained: one of the kinds, and the trainer's view of it. */
-typedef struct {
-    int is_classifier, is_gan;
-    elbo_vae vae;
-    elbo_classifier clf;
-    elbo_gan gan;
-    elbo_model model;
-} train_model;
-
-/* Frees the model's kind. */
-static void train_model_free(train_model *tm)
-{
-    if (tm->is_classifier)
-        elbo_classifier_free(&tm->clf);
-    else if (tm->is_gan)
-        elbo_gan_free(&tm->gan);
-    else
-        elbo_vae_free(&tm->vae);
-}
 
 /* Seconds on the monotonic clock when `elbo train` started (the time-to-quality clock includes data loading). */
 static double process_start;
@@ -78,12 +47,13 @@ typedef struct {
     train_progress *progress;
     const train_args *args;
     const elbo_model *model;
+    const train_kind *kind;
     void *eval_act;             /* the model's activations for EVAL_BATCH rows */
     elbo_team *team;
     const elbo_images_view *test;
     checkpoint_sink *sink;
     int reached;
-    double seconds, neg_elbo;   /* when reached: seconds since start and the test -ELBO then */
+    double seconds, neg_elbo;   /* when reached: seconds since start and the test metric (the -ELBO, ...) then */
 } quality_watch;
 
 /* Step callback: progress and stop signals, a checkpoint every save_every steps, then, every eval_every
@@ -107,20 +77,13 @@ static int watch_step(void *ctx, const elbo_trainer *tr, size_t done, size_t tot
     return 1;
 }
 
-/* 1 when the model is the classifier (its test loss is the cross-entropy, else the -ELBO). */
-static int is_classifier(const elbo_model *m)
-{
-    return strcmp(m->ops->kind, "classifier") == 0;
-}
-
 /* Reports the time to quality (after training stopped with --target). */
 static void report_quality(const train_args *a, const quality_watch *q, const elbo_trainer *tr)
 {
-    int clf = is_classifier(q->model);
-    const char *name = clf ? "test cross-entropy" : "test -ELBO";
+    const char *name = q->kind->target_metric;
     if (a->json) {
-        const char *keys[] = {clf ? "target_cross_entropy" : "target_neg_elbo", "reached", "steps",
-                              clf ? "test_cross_entropy" : "test_neg_elbo", "seconds_to_target"};
+        const char *keys[] = {q->kind->target_keys[0], "reached", "steps", q->kind->target_keys[1],
+                              "seconds_to_target"};
         double vals[] = {a->target, q->reached, (double)tr->step, q->reached ? q->neg_elbo : 0,
                          q->reached ? q->seconds : 0};
         cli_print_json_numbers(keys, vals, 5, NULL, NULL);
@@ -129,145 +92,6 @@ static void report_quality(const train_args *a, const quality_watch *q, const el
                q->neg_elbo, a->target, tr->step, q->seconds);
     } else {
         printf("target not reached: %s stayed above %g for %ld steps\n", name, a->target, tr->step);
-    }
-}
-
-/* Builds the classifier's config from the flags (--hidden, default 256,256) and the data; prints the error and
- * returns -1. */
-static int build_classifier_config(const train_args *a, const elbo_dataset *ds, elbo_classifier_config *c)
-{
-    char err[256];
-    *c = elbo_classifier_config_default(ds->train.dim, ds->num_classes);
-    if (a->hidden && elbo_parse_widths(a->hidden, c->hidden, &c->n_hidden, err, sizeof err)) {
-        fprintf(stderr, "elbo train: --hidden: %s\n", err);
-        return -1;
-    }
-    if (elbo_classifier_config_validate(c, err, sizeof err)) {
-        fprintf(stderr, "elbo train: %s: %s\n", ds->name, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Builds the GAN's config from the flags (--latent, --hidden, --d-hidden, --adam-beta1/2, --real-label) and the data's image
- * shape; prints the error and returns -1. */
-static int build_gan_config(const train_args *a, const elbo_dataset *ds, elbo_gan_config *c)
-{
-    char err[256];
-    *c = elbo_gan_config_default(ds->train.rows, ds->train.cols);
-    c->latent = a->latent;
-    c->adam_beta1 = a->adam_beta1;
-    c->adam_beta2 = a->adam_beta2;
-    c->real_label = a->real_label;
-    c->d_lr_scale = a->d_lr_scale;
-    if (a->hidden && elbo_parse_widths(a->hidden, c->g_hidden, &c->n_g, err, sizeof err)) {
-        fprintf(stderr, "elbo train: --hidden: %s\n", err);
-        return -1;
-    }
-    if (a->d_hidden && elbo_parse_widths(a->d_hidden, c->d_hidden, &c->n_d, err, sizeof err)) {
-        fprintf(stderr, "elbo train: --d-hidden: %s\n", err);
-        return -1;
-    }
-    if (elbo_gan_config_validate(c, err, sizeof err)) {
-        fprintf(stderr, "elbo train: %s: %s\n", ds->name, err);
-        return -1;
-    }
-    return 0;
-}
-
-/* Builds the VAE's config from the flags and the data's image size; prints the error and returns -1. */
-static int build_config(const train_args *a, size_t input_dim, elbo_vae_config *c)
-{
-    char err[256];
-    *c = elbo_vae_config_default(input_dim);
-    c->latent = a->latent;
-    c->beta = a->beta;
-    if (elbo_parse_widths(a->hidden ? a->hidden : "400", c->enc_hidden, &c->n_enc, err, sizeof err)) {
-        fprintf(stderr, "elbo train: --hidden: %s\n", err);
-        return -1;
-    }
-    if (a->decoder_hidden) {
-        if (elbo_parse_widths(a->decoder_hidden, c->dec_hidden, &c->n_dec, err, sizeof err)) {
-            fprintf(stderr, "elbo train: --decoder-hidden: %s\n", err);
-            return -1;
-        }
-    } else {
-        c->n_dec = c->n_enc;
-        for (size_t i = 0; i < c->n_enc; i++)
-            c->dec_hidden[i] = c->enc_hidden[c->n_enc - 1 - i];
-    }
-    if (elbo_recon_parse(a->recon, &c->recon)) {
-        fprintf(stderr, "elbo train: --recon: '%s' is not mse or bce\n", a->recon);
-        return -1;
-    }
-    if (a->sigma0 > 0)
-        c->sigma0 = a->sigma0;
-    if (elbo_vae_config_validate(c, err, sizeof err)) {
-        fprintf(stderr, "elbo train: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-/* 1 when the model is the GAN (no test metrics: its epoch line reports the training means). */
-static int is_gan(const elbo_model *m)
-{
-    return strcmp(m->ops->kind, "gan") == 0;
-}
-
-/* Prints one GAN epoch: the per-image means of the D and G losses and of D's outputs on real and generated images. */
-static void report_gan_epoch(const train_args *a, size_t epoch, long steps, const elbo_loss_means *tr, double sps,
-                             double train_s)
-{
-    if (a->json) {
-        const char *keys[] = {"epoch", "steps", "samples", "d_loss", "g_loss", "d_real", "d_fake", "samples_per_s",
-                              "seconds", "threads", "batch"};
-        double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->part[0], tr->part[1], tr->part[2],
-                         tr->part[3], sps, train_s, (double)a->threads, (double)a->batch};
-        cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], "model", "gan");
-    } else {
-        printf("epoch %zu/%zu  D loss %.4f  G loss %.4f  D(x) %.3f  D(G(z)) %.3f  %.0f samples/s  %.2f s\n", epoch,
-               a->epochs, tr->part[0], tr->part[1], tr->part[2], tr->part[3], sps, train_s);
-        fflush(stdout);
-    }
-}
-
-/* Prints one epoch's results: a JSON line with --json, else a human line. */
-static void report_epoch(const train_args *a, const elbo_model *m, size_t epoch, long steps,
-                         const elbo_loss_means *tr, const elbo_loss_means *te, double train_s, double eval_s,
-                         const train_progress *p)
-{
-    double sps = train_s > 0 ? (double)tr->samples / train_s : 0;
-    train_progress_clear(p);
-    if (is_gan(m)) {
-        report_gan_epoch(a, epoch, steps, tr, sps, train_s);
-        return;
-    }
-    if (is_classifier(m)) {
-        /* the parts' means: cross-entropy and the fraction of correct predictions */
-        if (a->json) {
-            const char *keys[] = {"epoch", "steps", "samples", "train_loss", "train_accuracy", "test_cross_entropy",
-                                  "test_accuracy", "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
-            double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, tr->part[1], te->part[0],
-                             te->part[1], sps, train_s, eval_s, (double)a->threads, (double)a->batch};
-            cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], "model", "classifier");
-        } else {
-            printf("epoch %zu/%zu  train loss %.4f  test accuracy %.4f (cross-entropy %.4f)  %.0f samples/s  %.2f s\n",
-                   epoch, a->epochs, tr->loss, te->part[1], te->part[0], sps, train_s);
-            fflush(stdout);
-        }
-        return;
-    }
-    if (a->json) {
-        const char *keys[] = {"epoch", "steps", "samples", "train_loss", "test_neg_elbo", "test_recon", "test_kl",
-                              "samples_per_s", "seconds", "eval_seconds", "threads", "batch"};
-        double vals[] = {(double)epoch, (double)steps, (double)tr->samples, tr->loss, te->loss, te->part[0],
-                         te->part[1], sps, train_s, eval_s, (double)a->threads, (double)a->batch};
-        cli_print_json_numbers(keys, vals, sizeof vals / sizeof vals[0], NULL, NULL);
-    } else {
-        printf("epoch %zu/%zu  train loss %.4f  test -ELBO %.4f (recon %.4f, KL %.4f)  %.0f samples/s  %.2f s\n",
-               epoch, a->epochs, tr->loss, te->loss, te->part[0], te->part[1], sps, train_s);
-        fflush(stdout);
     }
 }
 
@@ -345,12 +169,12 @@ static int check_save_path(const char *path)
 }
 
 /* Runs the epochs; returns the exit status. */
-static int run_training(const train_args *a, const elbo_dataset *ds, const elbo_model *model,
+static int run_training(const train_args *a, const elbo_dataset *ds, const train_model *tmod,
                         const elbo_optimizer_config *oc, const elbo_topology *topo, const elbo_train_state *resume)
 {
     char err[512];
     elbo_trainer tr;
-    elbo_model mm = *model;
+    elbo_model mm = tmod->model;
     if (elbo_trainer_init(&tr, &mm, oc, a->batch, a->seed, ds->train.n, a->threads, topo, err, sizeof err)) {
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
@@ -375,7 +199,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, const elbo_
     train_progress p = {0};
     p.epochs = a->epochs;
     checkpoint_sink sink = {ds->name, -1, 0, 0};
-    quality_watch q = {&p, a, &mm, eval_act, &tr.team, &test, &sink, 0, 0, 0};
+    quality_watch q = {&p, a, &mm, tmod->kind, eval_act, &tr.team, &test, &sink, 0, 0, 0};
     int status = 0;
     if ((size_t)tr.epoch >= a->epochs || (a->steps > 0 && tr.step >= a->steps))
         fprintf(stderr, "elbo train: %s already has %ld epochs and %ld steps; nothing to do for --epochs %zu%s\n",
@@ -413,9 +237,12 @@ static int run_training(const train_args *a, const elbo_dataset *ds, const elbo_
             break;
         double t0 = cli_now();
         elbo_loss_means te = {0, {0, 0}, 0};
-        if (!is_gan(&mm)) /* the GAN's epoch line reports its training means */
+        if (tmod->kind->evaluates) /* else the epoch line reports the training means alone (the GAN) */
             te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
-        report_epoch(a, &mm, e, tr.step, &tm, &te, train_s, cli_now() - t0, &p);
+        train_progress_clear(&p);
+        train_epoch ep = {e, tr.step, &tm, &te, train_s > 0 ? (double)tm.samples / train_s : 0, train_s,
+                          cli_now() - t0};
+        tmod->kind->report_epoch(a, &ep);
         if (a->target > 0 && !q.reached && te.loss <= a->target) { /* the epoch's own evaluation counts too */
             q.reached = 1;
             q.seconds = cli_now() - process_start;
@@ -509,50 +336,29 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "elbo train: --optimizer: '%s' is not adam or sgd\n", a.optimizer);
         return 2;
     }
-    if (strcmp(a.model, "vae") != 0 && strcmp(a.model, "classifier") != 0 && strcmp(a.model, "gan") != 0) {
-        fprintf(stderr, "elbo train: --model: '%s' is not vae, classifier or gan\n", a.model);
+    size_t n_opts = sizeof opts / sizeof opts[0];
+    const train_kind *model_kind = train_kind_find(a.model);
+    if (!model_kind) {
+        char names[128];
+        fprintf(stderr, "elbo train: --model: '%s' is not %s\n", a.model, train_kind_names(names, sizeof names, " or "));
         return 2;
     }
-    size_t n_opts = sizeof opts / sizeof opts[0];
-    if (strcmp(a.model, "vae") != 0) {
-        static const char *const vae_only[] = {"decoder-hidden", "latent", "recon", "sigma0", "beta"};
-        for (size_t i = 0; i < sizeof vae_only / sizeof vae_only[0]; i++)
-            if (cli_find(opts, n_opts, vae_only[i])->seen && !(strcmp(vae_only[i], "latent") == 0 &&
-                                                                  strcmp(a.model, "gan") == 0)) {
-                fprintf(stderr, "elbo train: --%s: a VAE option (not used by --model %s)\n", vae_only[i], a.model);
+    if (a.resume) { /* the checkpoint's kind decides; its config and training options are fixed */
+        static const char *const fixed[] = {"model", "seed", "batch", "lr", "optimizer", "momentum", "classes"};
+        for (size_t i = 0; i < n_opts; i++) {
+            int is_fixed = train_kind_is_model_flag(opts[i].name);
+            for (size_t f = 0; f < sizeof fixed / sizeof fixed[0]; f++)
+                is_fixed |= strcmp(opts[i].name, fixed[f]) == 0;
+            if (opts[i].seen && is_fixed) {
+                fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", opts[i].name);
                 return 2;
             }
-    }
-    if (strcmp(a.model, "gan") != 0 && !a.resume) { /* with --resume, the checkpoint's kind decides */
-        static const char *const gan_only[] = {"adam-beta1", "adam-beta2", "d-hidden", "real-label", "d-lr-scale"};
-        for (size_t i = 0; i < sizeof gan_only / sizeof gan_only[0]; i++)
-            if (cli_find(opts, n_opts, gan_only[i])->seen) {
-                fprintf(stderr, "elbo train: --%s: a GAN option (not used by --model %s)\n", gan_only[i], a.model);
-                return 2;
-            }
-    } else {
-        if (a.target > 0) {
-            fprintf(stderr, "elbo train: --target: not for --model gan (it has no test -ELBO; score its samples with "
-                            "elbo eval --classifier)\n");
-            return 2;
         }
-        if (!cli_find(opts, n_opts, "lr")->seen)
-            a.lr = 2e-4;
-        if (!cli_find(opts, n_opts, "latent")->seen)
-            a.latent = 64;
-        if (!cli_find(opts, n_opts, "adam-beta1")->seen)
-            a.adam_beta1 = 0.5;
-    }
-    if (a.resume) {
-        static const char *const fixed[] = {"model",     "hidden", "decoder-hidden", "latent",     "recon",
-                                            "sigma0",    "beta",   "seed",           "batch",      "lr",
-                                            "optimizer", "momentum", "classes",      "adam-beta1", "adam-beta2",
-                                            "d-hidden",  "real-label", "d-lr-scale"};
-        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-            if (cli_find(opts, sizeof opts / sizeof opts[0], fixed[i])->seen) {
-                fprintf(stderr, "elbo train: --%s: not allowed with --resume (the checkpoint sets it)\n", fixed[i]);
-                return 2;
-            }
+    } else {
+        if (train_kind_check_flags(model_kind, opts, n_opts))
+            return 2;
+        if (model_kind->set_defaults)
+            model_kind->set_defaults(&a, opts, n_opts);
     }
     if (a.save_every > 0 && !a.save) {
         fprintf(stderr, "elbo train: --save-every: needs --save PATH\n");
@@ -596,24 +402,28 @@ static int keep_classes(const char *src, const char *field, const char *text, el
 /* Loads the model of --resume, whatever its kind, into tm. Prints the error and returns -1. */
 static int load_resume_model(const train_args *a, const elbo_kernels *k, train_model *tm, elbo_train_state *st)
 {
-    char err[512], kind[32];
+    char err[512], kind[32], names[128];
     memset(tm, 0, sizeof *tm);
-    int rc = elbo_checkpoint_model_kind(a->resume, kind, sizeof kind, err, sizeof err);
-    if (rc == 0 && strcmp(kind, "classifier") == 0) {
-        tm->is_classifier = 1;
-        rc = elbo_classifier_load(a->resume, &tm->clf, k, st, err, sizeof err);
-        tm->model = elbo_classifier_model(&tm->clf);
-    } else if (rc == 0 && strcmp(kind, "gan") == 0) {
-        tm->is_gan = 1;
-        rc = elbo_gan_load(a->resume, &tm->gan, k, st, err, sizeof err);
-        tm->model = elbo_gan_model(&tm->gan);
-    } else if (rc == 0) {
-        rc = elbo_checkpoint_load(a->resume, &tm->vae, k, st, err, sizeof err);
-        tm->model = elbo_vae_model(&tm->vae);
+    if (elbo_checkpoint_model_kind(a->resume, kind, sizeof kind, err, sizeof err))
+        return train_kind_fail(err);
+    tm->kind = train_kind_find(kind);
+    if (!tm->kind) {
+        fprintf(stderr, "elbo train: %s: __metadata__.model: '%.32s' is not %s\n", a->resume, kind,
+                train_kind_names(names, sizeof names, " or "));
+        return -1;
     }
-    if (rc)
-        fprintf(stderr, "elbo train: %s\n", err);
-    return rc;
+    if (tm->kind->load(a->resume, k, tm, st, err, sizeof err)) {
+        tm->kind = NULL;
+        return train_kind_fail(err);
+    }
+    return 0;
+}
+
+/* Frees the model of tm (if any). */
+static void train_model_free(train_model *tm)
+{
+    if (tm->kind)
+        tm->kind->free(tm);
 }
 
 /* Loads the model and training state of --resume into tm, st and the options it fixes (seed, batch, lr,
@@ -634,8 +444,8 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, t
         why = "dataset";
     else if (tm->model.input_dim != ds->train.dim)
         why = "input_dim";
-    else if (tm->is_classifier && tm->clf.cfg.classes < ds->num_classes)
-        why = "classes_out";
+    else if (tm->kind->mismatch && (why = tm->kind->mismatch(tm, ds)) != NULL)
+        ;
     else if (strcmp(st->optimizer, "adam") != 0 && strcmp(st->optimizer, "sgd") != 0)
         why = "optimizer";
     else if (st->batch == 0 || st->batch > ((size_t)1 << 20) || (size_t)st->epoch_step * st->batch >= ds->train.n)
@@ -651,11 +461,9 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, t
     a->lr = st->lr;
     a->momentum = st->momentum;
     a->optimizer = strcmp(st->optimizer, "sgd") == 0 ? "sgd" : "adam";
-    a->model = tm->is_classifier ? "classifier" : tm->is_gan ? "gan" : "vae";
-    if (tm->is_gan) {
-        a->adam_beta1 = tm->gan.cfg.adam_beta1;
-        a->adam_beta2 = tm->gan.cfg.adam_beta2;
-    }
+    a->model = tm->kind->name;
+    if (tm->kind->resumed)
+        tm->kind->resumed(tm, a);
     *kind = strcmp(st->optimizer, "sgd") == 0 ? ELBO_OPT_SGD : ELBO_OPT_ADAM;
     return 0;
 }
@@ -664,47 +472,12 @@ static int load_resume(train_args *a, elbo_dataset *ds, const elbo_kernels *k, t
  * returns the exit status (0 when done). */
 static int new_model(const train_args *a, const elbo_dataset *ds, const elbo_kernels *k, train_model *tm)
 {
-    char err[512];
     memset(tm, 0, sizeof *tm);
-    tm->is_classifier = strcmp(a->model, "classifier") == 0;
-    tm->is_gan = strcmp(a->model, "gan") == 0;
-    if (tm->is_gan) {
-        elbo_gan_config cfg;
-        if (build_gan_config(a, ds, &cfg))
-            return 2;
-        if (elbo_gan_init(&tm->gan, &cfg, k, err, sizeof err)) {
-            fprintf(stderr, "elbo train: %s\n", err);
-            return 1;
-        }
-        elbo_params_init(tm->gan.params, &tm->gan.layout, a->seed);
-        elbo_gan_pack_weights(&tm->gan);
-        tm->model = elbo_gan_model(&tm->gan);
-        return 0;
-    }
-    if (tm->is_classifier) {
-        elbo_classifier_config cfg;
-        if (build_classifier_config(a, ds, &cfg))
-            return 2;
-        if (elbo_classifier_init(&tm->clf, &cfg, k, err, sizeof err)) {
-            fprintf(stderr, "elbo train: %s\n", err);
-            return 1;
-        }
-        elbo_params_init(tm->clf.params, &tm->clf.layout, a->seed);
-        elbo_classifier_pack_weights(&tm->clf);
-        tm->model = elbo_classifier_model(&tm->clf);
-        return 0;
-    }
-    elbo_vae_config cfg;
-    if (build_config(a, ds->train.dim, &cfg))
-        return 2;
-    if (elbo_vae_init(&tm->vae, &cfg, k, err, sizeof err)) {
-        fprintf(stderr, "elbo train: %s\n", err);
-        return 1;
-    }
-    elbo_params_init(tm->vae.params, &tm->vae.layout, a->seed);
-    elbo_vae_pack_weights(&tm->vae);
-    tm->model = elbo_vae_model(&tm->vae);
-    return 0;
+    const train_kind *kind = train_kind_find(a->model);
+    int rc = kind->create(a, ds, k, tm);
+    if (rc == 0)
+        tm->kind = kind;
+    return rc;
 }
 
 /* Everything after option parsing: kernels, data, model, training; returns the exit status. */
@@ -741,27 +514,23 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     }
     elbo_optimizer_config oc = elbo_optimizer_config_default(kind, a.lr);
     oc.sgd.momentum = a.momentum;
-    if (tm.is_gan) {
-        const elbo_param_group *d = &tm.gan.layout.group[1];
-        oc.adam.beta1 = a.adam_beta1;
-        oc.adam.beta2 = a.adam_beta2;
-        if (tm.gan.cfg.d_lr_scale != 1.0)
-            oc.block_lr[oc.n_block_lr++] =
-                (elbo_block_lr){d->offset, d->offset + d->floats, a.lr * tm.gan.cfg.d_lr_scale};
+    if (tm.kind->tune_optimizer)
+        tm.kind->tune_optimizer(&tm, &a, &oc);
+    if (a.target > 0 && !tm.kind->target_metric) {
+        fprintf(stderr, "elbo train: --target: not for --model %s (it has no test metric; score its samples with "
+                        "elbo eval --classifier)\n", tm.kind->name);
+        train_model_free(&tm);
+        elbo_dataset_free(&ds);
+        return 2;
     }
-    if (tm.is_gan)
-        elbo_gan_config_describe(&tm.gan.cfg, desc, sizeof desc);
-    else if (tm.is_classifier)
-        elbo_classifier_config_describe(&tm.clf.cfg, desc, sizeof desc);
-    else
-        elbo_vae_config_describe(&tm.vae.cfg, desc, sizeof desc);
+    tm.kind->describe(&tm, desc, sizeof desc);
     fprintf(a.json ? stderr : stdout,
             "elbo train: %s, %zu train%s%s / %zu test images (%s), batch %zu, %s lr %g, %s kernels, %zu thread%s\n",
             desc, ds.train.n, a.classes ? " of classes " : "", a.classes ? a.classes : "", ds.test.n, ds.name, a.batch,
             a.optimizer, a.lr, k->isa, a.threads, a.threads == 1 ? "" : "s");
     fflush(stdout);
     train_catch_stop_signals();
-    int status = run_training(&a, &ds, &tm.model, &oc, topo, a.resume ? &st : NULL);
+    int status = run_training(&a, &ds, &tm, &oc, topo, a.resume ? &st : NULL);
     train_model_free(&tm);
     elbo_dataset_free(&ds);
     return status;
