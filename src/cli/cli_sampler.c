@@ -7,7 +7,7 @@
 #include "checkpoint.h"
 #include "cli_common.h"
 
-static const cli_sampler_kind *const kinds[] = {&cli_sampler_vae, &cli_sampler_gan};
+static const cli_sampler_kind *const kinds[] = {&cli_sampler_vae, &cli_sampler_gan, &cli_sampler_flow};
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
 /* "a vae checkpoint or a gan checkpoint": the kinds that sample, in words. */

@@ -29,9 +29,10 @@ struct cli_sampler {
     const cli_sampler_kind *kind;
     void *impl;                 /* the kind's own state */
     size_t dim, rows, cols;     /* pixels per image and the image shape (rows, cols 0: unknown) */
+    double temperature;         /* a flow's z ~ N(0, T^2 I) (0: 1); set after opening */
 };
 
-extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan;
+extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan, cli_sampler_flow;
 
 /* Opens the generative checkpoint `load` for `command`. A VAE takes its image shape from the dataset `data` (NULL:
  * the default) when with_data, and is checked against it; other kinds' checkpoints hold their shape (data unused).
