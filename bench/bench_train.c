@@ -1,12 +1,15 @@
-/* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...) and the
- * GAN (train/gan/...): a fresh model and trainer per call, warmed up by two steps, then one optimizer step per
- * iteration over a shuffled Fashion-MNIST (the GAN's: a D step and a G step; samples are real images). */
+/* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...), the
+ * GAN (train/gan/...) and the flow (train/flow/...): a fresh model and trainer per call, warmed up by two steps, then
+ * one optimizer step per iteration over a shuffled Fashion-MNIST (the GAN's: a D step and a G step; samples are real
+ * images); and the flow's sampling (sample/flow: images/s of the exact inverse, one thread). */
 #include "bench_train.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "classifier.h"
 #include "dataset.h"
+#include "flow.h"
 #include "gan.h"
 #include "rng.h"
 #include "train.h"
@@ -45,7 +48,7 @@ static void step(elbo_trainer *tr, const elbo_images_view *train, size_t batch, 
 }
 
 /* The model kinds a row trains (its gbench user pointer points at one; NULL is the VAE). */
-typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN } bench_kind;
+typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN, BENCH_FLOW } bench_kind;
 
 /* The model a row trains: the default VAE, classifier or GAN. */
 typedef struct {
@@ -53,6 +56,7 @@ typedef struct {
     elbo_vae vae;
     elbo_classifier clf;
     elbo_gan gan;
+    elbo_flow flow;
     elbo_model model;
     double flops_per_sample;
 } bench_model;
@@ -71,6 +75,15 @@ static int bench_model_init(bench_model *bm, bench_kind kind, size_t rows, size_
         elbo_gan_pack_weights(&bm->gan);
         bm->model = elbo_gan_model(&bm->gan);
         bm->flops_per_sample = elbo_gan_train_flops_per_sample(&bm->gan);
+        return 0;
+    }
+    if (kind == BENCH_FLOW) {
+        elbo_flow_config cfg = elbo_flow_config_default(rows, cols);
+        if (elbo_flow_init(&bm->flow, &cfg, g_env->kern, err, errlen))
+            return -1;
+        elbo_flow_init_params(&bm->flow, 1);
+        bm->model = elbo_flow_model(&bm->flow);
+        bm->flops_per_sample = elbo_flow_train_flops_per_sample(&bm->flow);
         return 0;
     }
     if (kind == BENCH_CLASSIFIER) {
@@ -98,6 +111,8 @@ static void bench_model_free(bench_model *bm)
 {
     if (bm->kind == BENCH_GAN)
         elbo_gan_free(&bm->gan);
+    else if (bm->kind == BENCH_FLOW)
+        elbo_flow_free(&bm->flow);
     else if (bm->kind == BENCH_CLASSIFIER)
         elbo_classifier_free(&bm->clf);
     else
@@ -147,6 +162,43 @@ static void run_train(gbench_state *st, void *user)
     bench_model_free(&bm);
 }
 
+/* The row sample/flow: the default flow (seed 1, untrained: the inverse costs the same) draws `batch` images per
+ * iteration on one thread (z, the inverse couplings, the inverse logit, the pixels). */
+static void run_sample_flow(gbench_state *st, void *user)
+{
+    (void)user;
+    size_t batch = (size_t)gbench_arg(st, 0);
+    char err[256];
+    elbo_flow m;
+    elbo_flow_activations a;
+    elbo_flow_config cfg = elbo_flow_config_default(28, 28);
+    if (elbo_flow_init(&m, &cfg, g_env->kern, err, sizeof err)) {
+        gbench_skip_with_error(st, err);
+        return;
+    }
+    elbo_flow_init_params(&m, 1);
+    uint8_t *pixels = malloc(batch * cfg.input_dim);
+    if (!pixels || elbo_flow_activations_init(&a, &m, batch)) {
+        free(pixels);
+        elbo_flow_free(&m);
+        gbench_skip_with_error(st, "out of memory");
+        return;
+    }
+    size_t first = 0;
+    elbo_flow_sample(&m, &a, first, batch, 1, 1.0, NULL, pixels); /* warm-up */
+    while (gbench_keep_running(st)) {
+        first += batch;
+        elbo_flow_sample(&m, &a, first, batch, 1, 1.0, NULL, pixels);
+    }
+    double images = (double)gbench_iterations(st) * (double)batch;
+    gbench_set_items_processed(st, (int64_t)images);
+    gbench_set_counter(st, "images_per_s", images, GBENCH_COUNTER_RATE);
+    bench_set_flops(st, g_env, elbo_flow_sample_flops_per_sample(&m) * (double)batch, 1);
+    free(pixels);
+    elbo_flow_activations_free(&a);
+    elbo_flow_free(&m);
+}
+
 void bench_train_register(const bench_env *env, const char *dataset)
 {
     static const int64_t batches[] = {32, 128, 256, 1024};
@@ -176,6 +228,19 @@ void bench_train_register(const bench_env *env, const char *dataset)
                             .args = {gan_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
+    /* the flow (~70 MFLOP per image and step): samples/s, each row held to 0.5 s */
+    static const int64_t flow_batches[] = {64, 128, 256};
+    static bench_kind flow = BENCH_FLOW;
+    for (size_t b = 0; b < sizeof flow_batches / sizeof flow_batches[0]; b++)
+        for (size_t t = 1; t <= env->cores; t++) {
+            gbench_def d = {.name = "train/flow", .run = run_train, .user = &flow, .n_args = 2,
+                            .args = {flow_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS,
+                            .min_time = 0.5};
+            gbench_register(&d);
+        }
+    gbench_def sf = {.name = "sample/flow", .run = run_sample_flow, .n_args = 1, .args = {128}, .arg_names = {"b"},
+                     .unit = GBENCH_MS, .min_time = 0.5};
+    gbench_register(&sf);
 }
 
 const elbo_dataset *bench_train_data(const char **why)
