@@ -3,7 +3,7 @@
 machine, in one run, at batch 64, 128, 256 and 1024 (`make bench-pytorch`).
 
   scripts/bench_pytorch.py [--batches 64,128,256,1024] [--rounds 2] [--seconds 2] [--samples 30000]
-                           [--out-dir results] [--json]
+                           [--flow-batches 128] [--flow-samples 3000] [--out-dir results] [--json]
 
 Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on both sides.
 - PyTorch (Debian's python3-torch, its fp32 GEMMs in OpenBLAS) gets its best configuration on this CPU: every
@@ -17,6 +17,10 @@ Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on b
   and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
   {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation).
+- The flow (RealNVP, 8 checkerboard couplings of 784-512-512-1568, ~70 MFLOP per image and step) is a row of its
+  own per --flow-batches batch (empty: none): elbo `train --model flow` over about --flow-samples samples at each
+  thread count, PyTorch fp32 (tests/parity/flow_torch.py's model, the same loss and Adam) over the same torch x
+  OpenBLAS threads on both kernel choices, the best of each side (bf16 is not tried for it).
 The measurements run in --rounds interleaved rounds (elbo, then each PyTorch configuration); each side's figure
 is its best configuration's best round, as the least disturbed one on a shared machine. The table is printed and
 written to OUT_DIR/pytorch-<cpu>-<yyyymmdd>.md and .json (-2, -3, ... for later runs the same day).
@@ -53,11 +57,12 @@ def thread_counts(cores):
     return sorted({t for t in (1, 2, cores) if t <= cores})
 
 
-def measure_elbo(a, batch, threads):
-    """elbo's samples/s at (batch, threads) over about a.samples samples."""
-    steps = max(10, -(-a.samples // batch))
-    r = run_json_lines([a.elbo, "train", "--data", a.data, "--batch", str(batch), "--steps", str(steps),
-                        "--threads", str(threads), "--json"])
+def measure_elbo(a, batch, threads, model="vae"):
+    """elbo's samples/s of model at (batch, threads) over about a.samples (the flow: a.flow_samples) samples."""
+    samples = a.flow_samples if model == "flow" else a.samples
+    steps = max(10 if model == "vae" else 4, -(-samples // batch))
+    r = run_json_lines([a.elbo, "train", "--model", model, "--data", a.data, "--batch", str(batch), "--steps",
+                        str(steps), "--threads", str(threads), "--json"])
     return r[-1]["samples_per_s"]
 
 
@@ -75,7 +80,7 @@ def config_key(cfg):
     return f"{precision}/{core}/{t}x{b}"
 
 
-def measure_torch(a, batches, cfg):
+def measure_torch(a, batches, cfg, model="vae"):
     """PyTorch's samples/s per batch size at one configuration, and what its process reported: framework and
     the OpenBLAS core it ran. The child's environment has the forcing variables cleared (core "auto") or the
     core forced, before torch loads."""
@@ -84,7 +89,7 @@ def measure_torch(a, batches, cfg):
     rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--batch",
                          ",".join(map(str, batches)), "--torch-threads", str(torch_threads), "--blas-threads",
                          str(blas_threads), "--openblas-core", core, "--precision", precision,
-                         "--seconds", str(a.seconds), "--data", a.data, "--json"], env)
+                         "--seconds", str(a.seconds), "--data", a.data, "--model", model, "--json"], env)
     if not rs:
         raise RunError(f"torch_throughput.py ({config_key(cfg)}): no results")
     return ({r["batch"]: r["samples_per_s"] for r in rs},
@@ -121,6 +126,15 @@ def markdown(res):
                      f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} "
                      f"× {r['pytorch_blas_threads']} | {r['ratio']:.2f}× | {r['pytorch_bf16_samples_per_s']:,.0f} | "
                      f"{r['pytorch_bf16_torch_threads']} × {r['pytorch_bf16_blas_threads']} | {r['ratio_bf16']:.2f}× |")
+    if res.get("flow_rows"):
+        lines += ["", "The flow (RealNVP, 8 checkerboard couplings of 784-512-512-1568, -log p with uniform "
+                  "dequantization, Adam 1e-3), PyTorch fp32 only:", "",
+                  "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 config (OpenBLAS "
+                  "core, torch × OpenBLAS threads) | elbo / PyTorch fp32 |", "|---|---|---|---|---|---|"]
+        for r in res["flow_rows"]:
+            lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
+                         f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, "
+                         f"{r['pytorch_torch_threads']} × {r['pytorch_blas_threads']} | {r['ratio']:.2f}× |")
     lines += ["", "OpenBLAS core each PyTorch configuration ran (requested → reported):", ""]
     for k, c in res["pytorch_configs"].items():
         lines.append(f"- {k}: {c['openblas_core_requested']} → {c['openblas_core']} ({c['openblas_config']})")
@@ -141,6 +155,8 @@ def main():
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of them counts (default 2)")
     p.add_argument("--seconds", type=float, default=2.0, help="PyTorch: timed seconds per batch size (default 2)")
     p.add_argument("--samples", type=int, default=30000, help="elbo: samples per measurement (default 30000)")
+    p.add_argument("--flow-batches", default="128", help="the flow's batch sizes (empty: no flow rows)")
+    p.add_argument("--flow-samples", type=int, default=3000, help="elbo: samples per flow measurement")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--elbo", default=os.path.join(ROOT, "build", "elbo"))
     p.add_argument("--forced-core", default="Haswell",
@@ -150,7 +166,8 @@ def main():
     a = p.parse_args()
     try:
         batches = [int(b) for b in a.batches.split(",")]
-        if any(b < 1 for b in batches):
+        flow_batches = [int(b) for b in a.flow_batches.split(",") if b]
+        if any(b < 1 for b in batches + flow_batches):
             raise ValueError
     except ValueError:
         p.error(f"--batches: expected positive integers separated by commas, got '{a.batches}'")
@@ -169,6 +186,9 @@ def main():
         elbo_cells = {b: {t: [] for t in threads} for b in batches}
         torch_cells = {b: {c: [] for c in configs} for b in batches}
         reported = {}
+        flow_configs = [c for c in configs if c[0] == "fp32"]
+        flow_elbo = {b: {t: [] for t in threads} for b in flow_batches}
+        flow_torch = {b: {c: [] for c in flow_configs} for b in flow_batches}
         for rnd in range(1, a.rounds + 1):
             print(f"bench-pytorch: round {rnd}/{a.rounds}: elbo at threads {threads}, PyTorch at {len(configs)} "
                   f"configurations (fp32 on OpenBLAS's own core and on {a.forced_core}, bf16 autocast; torch x "
@@ -180,6 +200,13 @@ def main():
                 rates, reported[cfg] = measure_torch(a, batches, cfg)
                 for b in batches:
                     torch_cells[b][cfg].append(rates[b])
+            for b in flow_batches:
+                for t in threads:
+                    flow_elbo[b][t].append(measure_elbo(a, b, t, "flow"))
+            for cfg in flow_configs if flow_batches else []:
+                rates, _ = measure_torch(a, flow_batches, cfg, "flow")
+                for b in flow_batches:
+                    flow_torch[b][cfg].append(rates[b])
     except (RunError, OSError) as e:
         print(f"bench_pytorch: {e}", file=sys.stderr)
         return 2
@@ -199,6 +226,16 @@ def main():
                      "ratio_bf16": er / hr, "elbo_all": [max(elbo_cells[b][t]) for t in threads],
                      "elbo_rounds": {str(t): v for t, v in elbo_cells[b].items()},
                      "pytorch_rounds": {config_key(c): v for c, v in torch_cells[b].items()}})
+    flow_rows = []
+    for b in flow_batches:
+        et, er = best(flow_elbo[b])
+        fc, tr = best(flow_torch[b])
+        flow_rows.append({"model": "flow", "batch": b, "elbo_samples_per_s": er, "elbo_threads": et,
+                          "pytorch_samples_per_s": tr, "pytorch_config": config_key(fc),
+                          "pytorch_openblas_core": reported[fc]["openblas_core"], "pytorch_torch_threads": fc[2],
+                          "pytorch_blas_threads": fc[3], "ratio": er / tr,
+                          "elbo_rounds": {str(t): v for t, v in flow_elbo[b].items()},
+                          "pytorch_rounds": {config_key(c): v for c, v in flow_torch[b].items()}})
     res = {"cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "elbo_commit": commit, "pytorch": reported[configs[0]]["framework"], "rounds": a.rounds,
            "pytorch_seconds": a.seconds, "elbo_samples": a.samples, "elbo_threads": threads,
@@ -207,7 +244,7 @@ def main():
            "pytorch_configs": {config_key(c): {"precision": c[0], "openblas_core_requested": c[1],
                                                "torch_threads": c[2], "blas_threads": c[3], **reported[c]}
                                for c in configs},
-           "rows": rows}
+           "rows": rows, "flow_rows": flow_rows}
 
     if a.json:
         print(json.dumps(res, indent=1))
@@ -223,6 +260,10 @@ def main():
             print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
                   f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x "
                   f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x")
+        for r in flow_rows:
+            fp32_cfg = f"{r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} x {r['pytorch_blas_threads']}"
+            print(f"{'flow ' + str(r['batch']):>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
+                  f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x")
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
         path = dated_path(a.out_dir, "pytorch", cpu_slug(cpu), [".json", ".md"])

@@ -3,7 +3,11 @@
 for comparing samples/s side by side.
 
   scripts/torch_throughput.py [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
-                              [--openblas-core auto|Haswell|...] [--precision fp32|bf16] [--seconds 10] [--json]
+                              [--openblas-core auto|Haswell|...] [--precision fp32|bf16] [--seconds 10]
+                              [--model vae|flow] [--json]
+
+--model flow: the RealNVP flow instead (tests/parity/flow_torch.py: 8 checkerboard couplings of 784-512-512-1568,
+the batch mean of -log p with uniform dequantization, Adam 1e-3), 3 warm-up steps (a step is ~70 MFLOP per image).
 
 PyTorch 1.13 from Debian runs its fp32 GEMMs in OpenBLAS. OpenBLAS picks its kernels for the CPU when it loads,
 unless OPENBLAS_CORETYPE forces a core (some environments set it, with OPENBLAS_L2_SIZE, for older OpenBLAS
@@ -80,6 +84,7 @@ def parse_args():
                    help="bf16: forward and loss under CPU autocast to bfloat16 (fp32 weights, fp32 Adam)")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--model", choices=("vae", "flow"), default="vae")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     try:
@@ -92,9 +97,14 @@ def parse_args():
 
 
 def measure(torch, VAE, per_sample_losses, x_all, batch, a):
-    """(steps, samples/s) of training at this batch size for a.seconds after 20 warm-up steps."""
+    """(steps, samples/s) of training at this batch size for a.seconds after 20 warm-up steps (the flow: 3)."""
     torch.manual_seed(1)
-    model = VAE(x_all.shape[1], [400], 20, [400])
+    flow = a.model == "flow"
+    if flow:
+        from flow_torch import Flow
+        model = Flow(28, 28, [512, 512], 8, "checkerboard")
+    else:
+        model = VAE(x_all.shape[1], [400], 20, [400])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(len(x_all))
     bf16 = a.precision == "bf16"
@@ -103,14 +113,17 @@ def measure(torch, VAE, per_sample_losses, x_all, batch, a):
         lo = (i * batch) % (len(x_all) - batch)
         x = x_all[perm[lo:lo + batch]]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits, mu, logvar = model(x, torch.randn(len(x), 20))
-            rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
-            loss = (rec + kl).sum()
+            if flow:
+                loss = model.nll(x * 255.0, torch.rand(x.shape))[0].mean()
+            else:
+                logits, mu, logvar = model(x, torch.randn(len(x), 20))
+                rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
+                loss = (rec + kl).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    for i in range(20):
+    for i in range(3 if flow else 20):
         step(i)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < a.seconds:
@@ -133,7 +146,7 @@ def main():
     x_all = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
     for batch in a.batches:
         steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
-        result = {"framework": "pytorch " + torch.__version__, "batch": batch, "precision": a.precision,
+        result = {"framework": "pytorch " + torch.__version__, "model": a.model, "batch": batch, "precision": a.precision,
                   "torch_threads": a.torch_threads, "blas_threads": a.blas_threads,
                   "openblas_core_requested": a.openblas_core, **info, "steps": steps, "samples_per_s": rate}
         if a.json:
