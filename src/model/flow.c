@@ -445,7 +445,7 @@ static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm
 /* Each coupling's layers as the tail sees them: the net's, then the scale layer on the zeros column; returns how many. */
 static size_t flow_trainables(const elbo_flow *m, const elbo_flow_activations *a, elbo_trainable *out)
 {
-    size_t n = 0, per = layers_per_coupling(&m->cfg);
+    size_t n = 0;
     for (size_t k = 0; k < m->cfg.couplings; k++) {
         const elbo_mlp *net = &a->net[k];
         for (size_t i = 0; i < net->n; i++, n++)
@@ -454,7 +454,6 @@ static size_t flow_trainables(const elbo_flow *m, const elbo_flow_activations *a
         out[n] = (elbo_trainable){.layer = (elbo_linear *)scale_layer(m, k), .dy = a->dscale[k],
                                   .x = elbo_operand_f32(a->zeros, 1, ELBO_NOTRANS), .rotate = n};
         n++;
-        (void)per;
     }
     return n;
 }
@@ -497,13 +496,11 @@ void elbo_flow_inverse(const elbo_flow *m, elbo_flow_activations *a, const float
 
 double elbo_flow_grads(elbo_flow *m, elbo_flow_activations *a, const uint8_t *x, const float *u, size_t b)
 {
-    size_t d = m->cfg.input_dim;
     elbo_trainable t[ELBO_MAX_LAYERS];
     elbo_flow_preprocess(&m->cfg, x, u, a->h[0], a->pre, b);
     mask_rows(m, 0, a->h[0], a->mi[0], 0, b);
     step_rows(m, a, &a->ws, b, 0, b, 0, 1);
     elbo_tail_grads_part(t, flow_trainables(m, a, t), &a->ws, m->grads, b, 0, 1);
-    (void)d;
     return flow_sums(a, b).loss / (double)b;
 }
 
