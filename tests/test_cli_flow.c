@@ -3,13 +3,19 @@
  * flow bitwise; `eval --load` reports the test bits/dim the last epoch reported (and --samples K a bound no looser),
  * `sample` writes a PNG grid and an IDX file (--temperature), `info` names the flow; bad input is refused with exit
  * 2 and one stderr line: --couplings 0, an unknown --mask, flow options with another model, a GAN checkpoint where a
- * flow's --samples or --temperature is asked for, --temperature on a GAN.
+ * flow's --samples or --temperature is asked for, --temperature on a GAN. Divergence (a checkpoint whose scales
+ * overflow exp) stops --resume at its first step: exit 3, one line, the --save target not written.
  *
  * Runs build/elbo from the repository root on synthetic data (synthetic:N: N train and (N + 5) / 6 test images of
  * 28 x 28 pixels), with a small flow (2 couplings of 32-32) to keep it quick. */
 #include "test_cli_run.h"
 
 #include <cjson/cJSON.h>
+
+#include "checkpoint.h"
+#include "flow.h"
+#include "kernels.h"
+#include "optim.h"
 
 #define DATA "synthetic:300"
 
@@ -173,6 +179,54 @@ static void test_bad_inputs(void **state)
     remove_tree(dir);
 }
 
+/* Writes the flow checkpoint src to dst with its optimizer state and every couplings.0.scale at 1e30: s = 1e30
+ * tanh(raw) overflows exp to inf (or underflows it to 0), and z, then the loss, becomes infinite or NaN. */
+static void write_overflowing(const char *src, const char *dst)
+{
+    char err[512];
+    elbo_flow m;
+    elbo_train_state st;
+    elbo_optimizer opt;
+    if (elbo_flow_load(src, &m, elbo_kernels_select(), &st, err, sizeof err))
+        test_failf("%s\n", err);
+    elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, st.lr);
+    assert_int_equal(elbo_optimizer_init(&opt, &oc, &m.layout), 0);
+    if (elbo_checkpoint_load_optimizer(src, &m.layout, &opt, err, sizeof err))
+        test_failf("%s\n", err);
+    const elbo_tensor_view *s = elbo_param_layout_find(&m.layout, "couplings.0.scale");
+    assert_non_null(s);
+    for (size_t i = 0; i < elbo_tensor_view_size(s); i++)
+        m.params[s->offset + i] = 1e30f;
+    elbo_model mm = elbo_flow_model(&m);
+    if (elbo_checkpoint_write(dst, &mm, &st, &opt, err, sizeof err))
+        test_failf("%s\n", err);
+    elbo_optimizer_free(&opt);
+    elbo_flow_free(&m);
+}
+
+/* A flow whose scales overflow: --resume stops at its first step with exit 3 and one line naming the step and a
+ * lower --lr; the --save target is not written. */
+static void test_divergence(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], ckpt[2 * MAX_PATH], bad[2 * MAX_PATH], out[2 * MAX_PATH];
+    scratch_open(dir);
+    train_small(in_dir(ckpt, dir, "f.safetensors"), "2", "3");
+    write_overflowing(ckpt, in_dir(bad, dir, "bad.safetensors"));
+    run_result r;
+    run(&r, "train", "--data", DATA, "--epochs", "2", "--resume", bad, "--save", in_dir(out, dir, "out.safetensors"),
+        NULL);
+    print_message("    [%d] %s", r.status, r.err);
+    const char *last = r.err;
+    for (const char *p = strchr(r.err, '\n'); p && p[1]; p = strchr(p + 1, '\n'))
+        last = p + 1;
+    if (r.status != 3 || !strstr(last, "step 4:") || !strstr(last, "lower --lr"))
+        test_failf("divergence: status %d, stderr \"%s\"\n", r.status, r.err);
+    run_free(&r);
+    expect_entries(dir, 2);
+    remove_tree(dir);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -180,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_threads_and_resume_bitwise),
         cmocka_unit_test(test_sample_and_info),
         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_divergence),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, find_elbo, NULL);
