@@ -115,11 +115,13 @@ static void test_threads_and_resume_bitwise(void **state)
     remove_tree(dir);
 }
 
-/* sample writes a PNG grid and an IDX file of 28 x 28 images (--temperature 0.7 changes them), info names the flow. */
+/* sample writes a PNG grid and an IDX file of 28 x 28 images (--temperature 0.7 changes them), info names the flow,
+ * eval --classifier --load scores its samples (FD and coverage). */
 static void test_sample_and_info(void **state)
 {
     (void)state;
     char dir[MAX_PATH], ckpt[2 * MAX_PATH], png[2 * MAX_PATH], idx[2 * MAX_PATH], cold[2 * MAX_PATH];
+    char clf[2 * MAX_PATH];
     scratch_open(dir);
     train_small(in_dir(ckpt, dir, "f.safetensors"), "2", NULL);
     run_result r;
@@ -148,6 +150,14 @@ static void test_sample_and_info(void **state)
     if (r.status != 0 || !strstr(r.out, "flow 2 couplings (checkerboard) of 784-32-32-1568") ||
         !strstr(r.out, "images 28x28, 2 couplings, mask checkerboard"))
         test_failf("info --load: status %d:\n%s\n", r.status, r.out);
+    run_free(&r);
+    run(&r, "train", "--model", "classifier", "--data", DATA, "--epochs", "1", "--hidden", "16", "--save",
+        in_dir(clf, dir, "clf.safetensors"), NULL);
+    expect_ok(&r, "train classifier");
+    run_free(&r);
+    run(&r, "eval", "--classifier", clf, "--load", ckpt, "--count", "100", "--data", DATA, "--json", NULL);
+    if (r.status != 0 || !strstr(r.out, "\"fd\":") || !strstr(r.out, "\"images\":100"))
+        test_failf("eval --classifier --load flow: status %d, stdout \"%s\", stderr \"%s\"\n", r.status, r.out, r.err);
     run_free(&r);
     remove_tree(dir);
 }
