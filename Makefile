@@ -4,8 +4,10 @@
 #   make test         all tests (installs missing Debian packages first when root)
 #   make bench        the benchmark (main job), then time to quality; QUICK=1 for a short run, BENCH_FILTER=regex
 #   make bench-check  quick subset compared with this CPU's results/baselines/<chip>-<isa>.json; fails on a regression
-#                     (BENCH_TOLERANCE=5 %); says it skipped when no baseline matches this chip and kernel path
+#                     of the single-thread rows (geometric mean -6 %, or one row -25 %); says it skipped when no
+#                     baseline matches this chip and kernel path
 #   make bench-baseline  rerun that subset with more repetitions and write this CPU's baseline
+#   make bench-check-rates  bench-check's false alarms and detection of a planted 10 % GEMM slowdown (20 runs each)
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
@@ -78,7 +80,7 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -354,9 +356,9 @@ endif
 # make bench-check: the subset of scripts/bench_check.py (fma_peak, batch-128 GEMM, elementwise, train/b:128;
 # about 25 s), 5 repetitions, JSON in $(BUILD)/bench/check.json, compared by efficiency (pct_peak against the
 # run's own FMA peak) medians and a U test with the baseline of this CPU: results/baselines/<chip>-<isa>.json, the
-# chip config and kernel path `elbo info` names (e.g. zen4-avx512); exits 1 when a row regressed by more than
-# BENCH_TOLERANCE percent (docs/bench.md: Regression check), and 0 with one line saying it skipped when there is no
-# baseline for this chip and path.
+# chip config and kernel path `elbo info` names (e.g. zen4-avx512); lists rows that moved by more than
+# BENCH_TOLERANCE percent, exits 1 when the single-thread (gated) rows regressed (docs/bench.md: Regression check),
+# and 0 with one line saying it skipped when there is no baseline for this chip and path.
 # make bench-baseline: the same subset with 15 repetitions, written to this CPU's baseline file.
 BENCH_TOLERANCE ?= 5
 BENCH_CHECK = /usr/bin/python3 scripts/bench_check.py --bench $(BUILD)/bench/elbo_bench
@@ -372,6 +374,17 @@ bench-baseline: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench
 	@mkdir -p results/baselines
 	$(BENCH_CHECK) --update-baseline --baseline $(BENCH_BASELINE)
+
+# make bench-check-rates: how often bench-check fails on unchanged code (false alarms) and on a planted regression
+# (every GEMM call BENCH_SLOWDOWN_PCT % slower: build/bench/elbo_bench_slowdown): BENCH_RATES_RUNS runs of each,
+# alternating, their JSON and rates.md in $(BENCH_RATES_DIR) (about 50 s per pair of runs).
+BENCH_RATES_RUNS ?= 20
+BENCH_SLOWDOWN_PCT ?= 10
+BENCH_RATES_DIR ?= $(BUILD)/bench/rates
+bench-check-rates: check-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench $(BUILD)/bench/elbo_bench_slowdown
+	/usr/bin/python3 scripts/bench_check_rates.py --runs $(BENCH_RATES_RUNS) --slowdown-pct $(BENCH_SLOWDOWN_PCT) \
+	  --out-dir $(BENCH_RATES_DIR) --baseline $(BENCH_BASELINE)
 
 # make classifier: the reference classifier that scores generated images (elbo eval --classifier), trained once:
 # its training is bitwise the same for any thread count and x86 ISA, so its FD figures compare across such machines

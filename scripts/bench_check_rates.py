@@ -29,8 +29,10 @@ def judge(baseline, path, args):
     out = io.StringIO()
     with redirect_stdout(out):
         failures = bench_check.compare(baseline, util.load_benchmark_results(path), args.filter, args.tolerance,
-                                       args.alpha, args.min_repetitions, args.gate)
-    lines = [l for l in out.getvalue().splitlines() if l.startswith(("REGRESSED", "MISSING"))]
+                                       args.alpha, args.min_repetitions, args.gate, args.gate_geomean,
+                                       args.gate_row)
+    lines = [l for l in out.getvalue().splitlines()
+             if l.startswith(("REGRESSED", "MISSING")) or "geometric mean" in l]
     return (failures is None or failures > 0), lines
 
 
@@ -50,6 +52,8 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.1)
     ap.add_argument("--filter", default=bench_check.DEFAULT_FILTER)
     ap.add_argument("--gate", default=bench_check.GATE_FILTER)
+    ap.add_argument("--gate-geomean", type=float, default=bench_check.GATE_GEOMEAN)
+    ap.add_argument("--gate-row", type=float, default=bench_check.GATE_ROW)
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.judge_only:
@@ -61,9 +65,9 @@ def main():
                 print("bench-check-rates: %s run %d of %d written" % (kind, i + 1, args.runs), flush=True)
     baseline = util.load_benchmark_results(args.baseline)
     report = ["# Regression check: false alarms and detection", "",
-              "Baseline `%s`; rule: gated rows `%s`, drop > %g %% and U test p < %g; slowed runs: every GEMM call "
-              "%g %% slower (bench/slowdown/gemm_slowdown.c)." % (args.baseline, args.gate, args.tolerance,
-                                                                  args.alpha, args.slowdown_pct), "",
+              "Baseline `%s`; gated rows `%s`; fails: their geometric mean change below -%g %%, or one of them below "
+              "-%g %% (U test p < %g); slowed runs: every GEMM call %g %% slower (bench/slowdown/gemm_slowdown.c)."
+              % (args.baseline, args.gate, args.gate_geomean, args.gate_row, args.alpha, args.slowdown_pct), "",
               "| run | failed | failing rows |", "|---|---|---|"]
     rates = {}
     for kind in ("unchanged", "slowed"):

@@ -2,6 +2,7 @@
 #include "topology_internal.h"
 
 #include <stdint.h>
+#include <unistd.h>
 
 /* 1 when memory binding with policy (BIND or INTERLEAVE) is reported supported for this machine's topology. */
 static int membind_supported(const elbo_topology *t, hwloc_membind_policy_t policy)
@@ -48,13 +49,26 @@ void *elbo_topology_alloc_interleaved(const elbo_topology *t, size_t bytes, cons
                         "interleave", policy);
 }
 
+/* The whole pages inside [p, p + bytes) as [*lo, *hi) (empty when none), in this system's page size (4 KiB on x86,
+ * 4, 16 or 64 KiB on arm64): the pages at the range's edges are shared with its neighbours. */
+static void whole_pages(const void *p, size_t bytes, uintptr_t *lo, uintptr_t *hi)
+{
+    static uintptr_t page;
+    if (!page) {
+        long sz = sysconf(_SC_PAGESIZE);
+        page = sz > 0 ? (uintptr_t)sz : 4096;
+    }
+    *lo = ((uintptr_t)p + page - 1) / page * page;
+    *hi = ((uintptr_t)p + bytes) / page * page;
+}
+
 int elbo_topology_bind_area(const elbo_topology *t, void *p, size_t bytes, int numa_node)
 {
     hwloc_obj_t node = elbo_topology_node_obj(t, numa_node);
     if (!node || !t->this_machine || !hwloc_topology_get_support(t->topo)->membind->set_area_membind)
         return -1;
-    /* Only whole pages inside the range: the pages at its edges are shared with the neighbours' rows. */
-    uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + bytes) / page * page;
+    uintptr_t lo, hi; /* whole pages only: the pages at the edges are shared with the neighbours' rows */
+    whole_pages(p, bytes, &lo, &hi);
     if (hi <= lo)
         return 0;
     return hwloc_set_area_membind(t->topo, (void *)lo, hi - lo, node->nodeset, HWLOC_MEMBIND_BIND,
@@ -66,7 +80,8 @@ int elbo_topology_interleave_area(const elbo_topology *t, void *p, size_t bytes)
     if (!t->this_machine || t->n_numa < 2 || !hwloc_topology_get_support(t->topo)->membind->set_area_membind ||
         !hwloc_topology_get_support(t->topo)->membind->interleave_membind)
         return -1;
-    uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + bytes) / page * page;
+    uintptr_t lo, hi;
+    whole_pages(p, bytes, &lo, &hi);
     if (hi <= lo)
         return 0;
     return hwloc_set_area_membind(t->topo, (void *)lo, hi - lo, hwloc_topology_get_topology_nodeset(t->topo),
