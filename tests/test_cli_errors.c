@@ -124,6 +124,8 @@ static void test_help(void **state)
         {"hidden", "400; classifier: 256,256; gan: 256,512"},
         {"d-hidden", "512,256"},
         {"decoder-hidden", "the encoder's, mirrored"},
+        {"couplings", "8"},
+        {"mask", "checkerboard"},
         {"latent", "20; gan: 64"},
         {"recon", "mse"},
         {"sigma0", "0.7071"},
@@ -148,6 +150,7 @@ static void test_help(void **state)
         {"seed", "1"},
         {"threads", "one per physical core, or OMP_NUM_THREADS"},
         {"iw", "off"},
+        {"samples", "1"},
         {"json", NULL},
     };
     check_help("eval", eval, sizeof eval / sizeof eval[0]);

@@ -485,7 +485,7 @@ static void test_help_new_commands(void **state)
     (void)state;
     const help_option sample[] = {
         {"load", "none"}, {"data", "/usr/share/datasets/fashion-mnist"}, {"count", "8"}, {"format", "png"},
-        {"seed", "1"}, {"output", "none"},
+        {"seed", "1"}, {"temperature", "1"}, {"output", "none"},
     };
     check_help("sample", sample, sizeof sample / sizeof sample[0]);
     const help_option reconstruct[] = {
