@@ -346,16 +346,20 @@ profile: check-deps
 # make bench-pytorch: elbo and PyTorch on this machine in one run (scripts/bench_pytorch.py; about 7 minutes):
 # samples/s at batch 64/128/256/1024, each side at its best thread configuration, into
 # results/pytorch-<cpu>-<date>.{md,json}. BENCH_PYTORCH_ARGS: more options (--rounds, --seconds, --batches, ...).
-# Then the GAN at batch 64, 128 and 256 into results/pytorch-gan-<cpu>-<date>.{md,json} (BENCH_PYTORCH_GAN_ARGS) and
+# Then the GAN at batch 64, 128 and 256 into results/pytorch-gan-<cpu>-<date>.{md,json} (BENCH_PYTORCH_GAN_ARGS), the
+# flow at batch 64 and 128 into results/pytorch-flow-<cpu>-<date>.{md,json} (BENCH_PYTORCH_FLOW_ARGS) and
 # the diffusion model at batch 128 and 256 into results/pytorch-diffusion-<cpu>-<date>.{md,json}
 # (BENCH_PYTORCH_DIFFUSION_ARGS).
 BENCH_PYTORCH_ARGS ?=
 BENCH_PYTORCH_GAN_ARGS ?=
+BENCH_PYTORCH_FLOW_ARGS ?=
 BENCH_PYTORCH_DIFFUSION_ARGS ?=
 bench-pytorch: check-deps
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results $(BENCH_PYTORCH_ARGS)
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model gan --batches 64,128,256 $(BENCH_PYTORCH_GAN_ARGS)
+	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model flow --batches 64,128 --samples 3000 \
+	  $(BENCH_PYTORCH_FLOW_ARGS)
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model diffusion --batches 128,256 --samples 6000 \
 	  --seconds 3 $(BENCH_PYTORCH_DIFFUSION_ARGS)
 

@@ -1,15 +1,18 @@
-/* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...) and the
- * GAN (train/gan/...): a fresh model and trainer per call, warmed up by two steps, then one optimizer step per
- * iteration over a shuffled Fashion-MNIST (the GAN's: a D step and a G step; samples are real images); the diffusion
- * model (train/diffusion/...). */
+/* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...), the
+ * GAN (train/gan/...), the flow (train/flow/...) and the diffusion model (train/diffusion/...): a fresh model and
+ * trainer per call, warmed up by two steps, then one optimizer step per iteration over a shuffled Fashion-MNIST (the
+ * GAN's: a D step and a G step; samples are real images); and the flow's sampling (sample/flow: images/s of the exact
+ * inverse, one thread). */
 #include "bench_train.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "classifier.h"
 #include "dataset.h"
 #include "diffusion.h"
+#include "flow.h"
 #include "gan.h"
 #include "rng.h"
 #include "train.h"
@@ -48,7 +51,7 @@ static void step(elbo_trainer *tr, const elbo_images_view *train, size_t batch, 
 }
 
 /* The model kinds a row trains (its gbench user pointer points at one; NULL is the VAE). */
-typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN, BENCH_DIFFUSION } bench_kind;
+typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN, BENCH_FLOW, BENCH_DIFFUSION } bench_kind;
 
 /* The model a row trains: the default VAE, classifier or GAN. */
 typedef struct {
@@ -57,6 +60,7 @@ typedef struct {
     elbo_classifier clf;
     elbo_gan gan;
     elbo_diffusion diffusion;
+    elbo_flow flow;
     elbo_model model;
     double flops_per_sample;
 } bench_model;
@@ -88,6 +92,15 @@ static int bench_model_init(bench_model *bm, bench_kind kind, size_t rows, size_
         bm->flops_per_sample = elbo_diffusion_train_flops_per_sample(&bm->diffusion);
         return 0;
     }
+    if (kind == BENCH_FLOW) {
+        elbo_flow_config cfg = elbo_flow_config_default(rows, cols);
+        if (elbo_flow_init(&bm->flow, &cfg, g_env->kern, err, errlen))
+            return -1;
+        elbo_flow_init_params(&bm->flow, 1);
+        bm->model = elbo_flow_model(&bm->flow);
+        bm->flops_per_sample = elbo_flow_train_flops_per_sample(&bm->flow);
+        return 0;
+    }
     if (kind == BENCH_CLASSIFIER) {
         elbo_classifier_config cfg = elbo_classifier_config_default(dim, classes);
         if (elbo_classifier_init(&bm->clf, &cfg, g_env->kern, err, errlen))
@@ -115,6 +128,8 @@ static void bench_model_free(bench_model *bm)
         elbo_gan_free(&bm->gan);
     else if (bm->kind == BENCH_DIFFUSION)
         elbo_diffusion_free(&bm->diffusion);
+    else if (bm->kind == BENCH_FLOW)
+        elbo_flow_free(&bm->flow);
     else if (bm->kind == BENCH_CLASSIFIER)
         elbo_classifier_free(&bm->clf);
     else
@@ -151,8 +166,9 @@ static void run_train(gbench_state *st, void *user)
     }
     elbo_rng_permutation(tr.perm, train.n, 1, 0);
     size_t pos = 0;
-    step(&tr, &train, batch, &pos); /* two warm-up steps */
-    step(&tr, &train, batch, &pos);
+    step(&tr, &train, batch, &pos); /* two warm-up steps (the flow, ~70 MFLOP per image: one) */
+    if (kind != BENCH_FLOW)
+        step(&tr, &train, batch, &pos);
     while (gbench_keep_running(st))
         step(&tr, &train, batch, &pos);
     double samples = (double)gbench_iterations(st) * (double)batch;
@@ -162,6 +178,43 @@ static void run_train(gbench_state *st, void *user)
     bench_set_flops(st, g_env, bm.flops_per_sample * (double)batch, threads);
     elbo_trainer_free(&tr);
     bench_model_free(&bm);
+}
+
+/* The row sample/flow: the default flow (seed 1, untrained: the inverse costs the same) draws `batch` images per
+ * iteration on one thread (z, the inverse couplings, the inverse logit, the pixels). */
+static void run_sample_flow(gbench_state *st, void *user)
+{
+    (void)user;
+    size_t batch = (size_t)gbench_arg(st, 0);
+    char err[256];
+    elbo_flow m;
+    elbo_flow_activations a;
+    elbo_flow_config cfg = elbo_flow_config_default(28, 28);
+    if (elbo_flow_init(&m, &cfg, g_env->kern, err, sizeof err)) {
+        gbench_skip_with_error(st, err);
+        return;
+    }
+    elbo_flow_init_params(&m, 1);
+    uint8_t *pixels = malloc(batch * cfg.input_dim);
+    if (!pixels || elbo_flow_activations_init(&a, &m, batch)) {
+        free(pixels);
+        elbo_flow_free(&m);
+        gbench_skip_with_error(st, "out of memory");
+        return;
+    }
+    size_t first = 0;
+    elbo_flow_sample(&m, &a, first, batch, 1, 1.0, NULL, pixels); /* warm-up */
+    while (gbench_keep_running(st)) {
+        first += batch;
+        elbo_flow_sample(&m, &a, first, batch, 1, 1.0, NULL, pixels);
+    }
+    double images = (double)gbench_iterations(st) * (double)batch;
+    gbench_set_items_processed(st, (int64_t)images);
+    gbench_set_counter(st, "images_per_s", images, GBENCH_COUNTER_RATE);
+    bench_set_flops(st, g_env, elbo_flow_sample_flops_per_sample(&m) * (double)batch, 1);
+    free(pixels);
+    elbo_flow_activations_free(&a);
+    elbo_flow_free(&m);
 }
 
 void bench_train_register(const bench_env *env, const char *dataset)
@@ -202,6 +255,18 @@ void bench_train_register(const bench_env *env, const char *dataset)
                             .args = {diffusion_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
+    /* the flow (~70 MFLOP per image and step): samples/s */
+    static const int64_t flow_batches[] = {64, 128, 256};
+    static bench_kind flow = BENCH_FLOW;
+    for (size_t b = 0; b < sizeof flow_batches / sizeof flow_batches[0]; b++)
+        for (size_t t = 1; t <= env->cores; t++) {
+            gbench_def d = {.name = "train/flow", .run = run_train, .user = &flow, .n_args = 2,
+                            .args = {flow_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
+            gbench_register(&d);
+        }
+    gbench_def sf = {.name = "sample/flow", .run = run_sample_flow, .n_args = 1, .args = {128}, .arg_names = {"b"},
+                     .unit = GBENCH_MS};
+    gbench_register(&sf);
 }
 
 const elbo_dataset *bench_train_data(const char **why)

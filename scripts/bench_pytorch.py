@@ -3,7 +3,7 @@
 machine, in one run, at batch 64, 128, 256 and 1024 (`make bench-pytorch`).
 
   scripts/bench_pytorch.py [--batches 64,128,256,1024] [--rounds 2] [--seconds 2] [--samples 30000]
-                           [--out-dir results] [--json]
+                           [--model vae|gan|flow|diffusion] [--out-dir results] [--json]
 
 Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on both sides.
 - PyTorch (Debian's python3-torch, its fp32 GEMMs in OpenBLAS) gets its best configuration on this CPU: every
@@ -17,6 +17,8 @@ Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on b
   and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
   {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation).
+- --model gan|flow|diffusion: the same comparison for that model (elbo `train --model M`; PyTorch: the same model
+  in scripts/torch_throughput.py --model M, fp32 only), written to OUT_DIR/pytorch-M-<cpu>-<yyyymmdd>.*.
 The measurements run in --rounds interleaved rounds (elbo, then each PyTorch configuration); each side's figure
 is its best configuration's best round, as the least disturbed one on a shared machine. The table is printed and
 written to OUT_DIR/pytorch-<cpu>-<yyyymmdd>.md and .json (-2, -3, ... for later runs the same day).
@@ -37,6 +39,8 @@ ROOT = os.path.dirname(HERE)
 
 # What each --model trains, in the report's words.
 MODELS = {"vae": "784-400-20 VAE, MSE, Adam 1e-3",
+          "flow": "RealNVP flow (8 checkerboard couplings of 784-512-512-1568, -log p with uniform dequantization, "
+                  "Adam 1e-3); no bf16 row",
           "gan": "GAN, the default recipe (G 64-256-512-784, D 784-512-256-1 spectrally normalized, two Adam "
                  "optimizers lr 2e-4 betas 0.5 / 0.999; samples/s of real images); no bf16 row",
           "diffusion": "DDPM eps-prediction residual MLP (784 -> 1024, 3 blocks, time embedding 128 -> 256 -> 256), "
@@ -63,7 +67,8 @@ def thread_counts(cores):
 
 def measure_elbo(a, batch, threads):
     """elbo's samples/s at (batch, threads) over about a.samples samples (a GAN: a.samples / 4)."""
-    steps = max(10, -(-a.samples // batch) // (4 if a.model == "gan" else 1))  # a GAN step costs ~4 VAE steps
+    cost = {"gan": 4, "flow": 10}.get(a.model, 1)  # a GAN step costs ~4 VAE steps, a flow's ~50 (fewer, >= 4 steps)
+    steps = max(10 if a.model == "vae" else 4, -(-a.samples // batch) // cost)
     r = run_json_lines([a.elbo, "train", "--model", a.model, "--data", a.data, "--batch", str(batch), "--steps",
                         str(steps), "--threads", str(threads), "--json"])
     return r[-1]["samples_per_s"]
@@ -83,7 +88,7 @@ def config_key(cfg):
     return f"{precision}/{core}/{t}x{b}"
 
 
-def measure_torch(a, batches, cfg):
+def measure_torch(a, batches, cfg, model="vae"):
     """PyTorch's samples/s per batch size at one configuration, and what its process reported: framework and
     the OpenBLAS core it ran. The child's environment has the forcing variables cleared (core "auto") or the
     core forced, before torch loads."""
@@ -164,7 +169,7 @@ def main():
     p.add_argument("--out-dir", default=None, help="write pytorch-<cpu>-<date>.md and .json there")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     p.add_argument("--model", choices=sorted(MODELS), default="vae",
-                   help="the model both sides train (default vae; gan, diffusion: fp32 only, no bf16 row)")
+                   help="the model both sides train (default vae; gan, flow, diffusion: fp32 only, no bf16 row)")
     a = p.parse_args()
     try:
         batches = [int(b) for b in a.batches.split(",")]

@@ -4,7 +4,7 @@ same GAN (tests/parity/gan_torch.py's, the default recipe: G 64-256-512-784, D 7
 two Adam optimizers lr 2e-4 betas 0.5 / 0.999, a D step on G(z) and the real batch in one D forward, then the
 non-saturating G step; samples/s counts real images), on the same data, for comparing samples/s side by side.
 
-  scripts/torch_throughput.py [--model vae|gan|diffusion] [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
+  scripts/torch_throughput.py [--model vae|gan|flow|diffusion] [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
                               [--openblas-core auto|Haswell|...] [--precision fp32|bf16] [--seconds 10] [--json]
 
 PyTorch 1.13 from Debian runs its fp32 GEMMs in OpenBLAS. OpenBLAS picks its kernels for the CPU when it loads,
@@ -73,8 +73,9 @@ def openblas_info():
 def parse_args():
     """The command line, checked."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=("vae", "gan", "diffusion"), default="vae",
-                   help="gan: the default recipe (tests/parity/gan_torch.py); diffusion: elbo's DDPM "
+    p.add_argument("--model", choices=("vae", "gan", "flow", "diffusion"), default="vae",
+                   help="gan: the default recipe (tests/parity/gan_torch.py); flow: the RealNVP flow "
+                        "(tests/parity/flow_torch.py, 3 warm-up steps); diffusion: elbo's DDPM "
                         "(scripts/diffusion_quality_torch.py: the residual MLP, the simple loss, Adam and the EMA "
                         "sweep), fp32 only")
     p.add_argument("--batch", default="128", help="batch size, or several separated by commas")
@@ -98,9 +99,14 @@ def parse_args():
 
 
 def measure(torch, VAE, per_sample_losses, x_all, batch, a):
-    """(steps, samples/s) of training at this batch size for a.seconds after 20 warm-up steps."""
+    """(steps, samples/s) of training at this batch size for a.seconds after 20 warm-up steps (the flow: 3)."""
     torch.manual_seed(1)
-    model = VAE(x_all.shape[1], [400], 20, [400])
+    flow = a.model == "flow"
+    if flow:
+        from flow_torch import Flow
+        model = Flow(28, 28, [512, 512], 8, "checkerboard")
+    else:
+        model = VAE(x_all.shape[1], [400], 20, [400])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(len(x_all))
     bf16 = a.precision == "bf16"
@@ -109,14 +115,17 @@ def measure(torch, VAE, per_sample_losses, x_all, batch, a):
         lo = (i * batch) % (len(x_all) - batch)
         x = x_all[perm[lo:lo + batch]]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits, mu, logvar = model(x, torch.randn(len(x), 20))
-            rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
-            loss = (rec + kl).sum()
+            if flow:
+                loss = model.nll(x * 255.0, torch.rand(x.shape))[0].mean()
+            else:
+                logits, mu, logvar = model(x, torch.randn(len(x), 20))
+                rec, kl = per_sample_losses(logits, x, mu, logvar, "mse", 0.5 ** 0.5)
+                loss = (rec + kl).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    for i in range(20):
+    for i in range(3 if flow else 20):
         step(i)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < a.seconds:

@@ -163,7 +163,8 @@ static void test_bad_inputs(void **state)
     expect_error(&r, 2, "'gan' is not a vae checkpoint", "eval");
     run_free(&r);
     run(&r, "sample", "--load", clf, "--output", in_dir(out, dir, "out.png"), "--data", "synthetic:300", NULL);
-    expect_error(&r, 2, "'classifier' is not a vae checkpoint, a gan checkpoint or a diffusion checkpoint", "sample");
+    expect_error(&r, 2, "'classifier' is not a vae checkpoint, a gan checkpoint, a flow checkpoint or a diffusion "
+                        "checkpoint", "sample");
     run_free(&r);
     expect_entries(dir, 2); /* nothing written beside the checkpoints */
     expect_usage_error("--adam-beta1", "GAN option", "train", "--model", "vae", "--adam-beta1", "0.5", "--data",

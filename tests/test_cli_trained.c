@@ -485,8 +485,8 @@ static void test_help_new_commands(void **state)
     (void)state;
     const help_option sample[] = {
         {"load", "none"}, {"data", "/usr/share/datasets/fashion-mnist"}, {"count", "8"}, {"format", "png"},
-        {"seed", "1"}, {"output", "none"}, {"sampler", "ddpm"}, {"sample-steps", "50"}, {"trajectory", NULL},
-        {"threads", "one per physical core, or OMP_NUM_THREADS"},
+        {"seed", "1"}, {"temperature", "1"}, {"output", "none"}, {"sampler", "ddpm"}, {"sample-steps", "50"},
+        {"trajectory", NULL}, {"threads", "one per physical core, or OMP_NUM_THREADS"},
     };
     check_help("sample", sample, sizeof sample / sizeof sample[0]);
     const help_option reconstruct[] = {

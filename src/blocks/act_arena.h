@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#define ELBO_ACT_ARENA_MAX_VIEWS 64
+#define ELBO_ACT_ARENA_MAX_VIEWS 128 /* a flow of 8 couplings declares 72 */
 #define ELBO_ACT_VIEW_NAME_MAX 32
 
 typedef struct {

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ELBO_MAX_LAYERS 18 /* a VAE of 8 encoder and 8 decoder hidden layers, its heads and its output */
+#define ELBO_MAX_LAYERS 40 /* a flow of 10 couplings of 4 layers (a VAE of 8 encoder and 8 decoder hidden layers,
+                            * its heads and its output, is 18) */
 #define ELBO_MAX_TENSORS (2 * ELBO_MAX_LAYERS + 2)
 #define ELBO_TENSOR_NAME_MAX 48
 

@@ -7,7 +7,8 @@
 #include "checkpoint.h"
 #include "cli_common.h"
 
-static const cli_sampler_kind *const kinds[] = {&cli_sampler_vae, &cli_sampler_gan, &cli_sampler_diffusion};
+static const cli_sampler_kind *const kinds[] = {&cli_sampler_vae, &cli_sampler_gan, &cli_sampler_flow,
+                                                &cli_sampler_diffusion};
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
 /* "a vae checkpoint or a gan checkpoint": the kinds that sample, in words. */

@@ -34,9 +34,10 @@ struct cli_sampler {
      * per physical core, or OMP_NUM_THREADS). */
     const char *method;
     size_t method_steps, threads;
+    double temperature;         /* a flow's z ~ N(0, T^2 I) (0: 1); set after opening */
 };
 
-extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan, cli_sampler_diffusion;
+extern const cli_sampler_kind cli_sampler_vae, cli_sampler_gan, cli_sampler_flow, cli_sampler_diffusion;
 
 /* 0 when method names a sampling method of s's kind (NULL: any kind's default), else -1 after one "elbo CMD: --sampler"
  * line naming the kind's methods. */

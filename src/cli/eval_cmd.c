@@ -9,6 +9,7 @@
 #include "vae_checkpoint.h"
 #include "classifier.h"
 #include "eval_diffusion.h"
+#include "eval_flow.h"
 #include "eval_score.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -120,7 +121,7 @@ int cli_eval(int argc, char **argv)
 {
     const char *load = NULL, *data = NULL, *classifier = NULL, *images = NULL;
     uint64_t seed = 1;
-    size_t threads = 1, iw_k = 0, count = 10000, eval_steps = 0, sample_steps = 0;
+    size_t threads = 1, iw_k = 0, count = 10000, eval_steps = 0, sample_steps = 0, dequant_samples = 1;
     const char *method = NULL;
     int json = 0;
     cli_option opts[] = {
@@ -140,6 +141,8 @@ int cli_eval(int argc, char **argv)
         {"threads", ARG_SIZE, &threads, "N", "OpenMP threads", 1, 4096, "one per physical core, or OMP_NUM_THREADS", 0, 0},
         {"iw", ARG_SIZE, &iw_k, "K", "also the importance-weighted bound on log p(x) with K posterior samples", 1,
          1e6, "off", 0, 0},
+        {"samples", ARG_SIZE, &dequant_samples, "K",
+         "flow: K dequantization draws per image, -log of their mean likelihood", 1, 1000, "1", 0, 0},
         {"json", ARG_FLAG, &json, "", "print one JSON object", 0, 0, NULL, 0, 0},
         {"eval-steps", ARG_SIZE, &eval_steps, "K",
          "diffusion: the bound's sum over t from K stratified steps (K = T: whole)", 1, 100000, "100", 0, 0},
@@ -157,7 +160,8 @@ int cli_eval(int argc, char **argv)
                                     "A classifier checkpoint: test accuracy and cross-entropy. With --classifier CLF: "
                                     "the Frechet\ndistance of --load's samples (or of --images) to the test images in "
                                     "CLF's last hidden\nlayer, the floor (as many training images), and the class "
-                                    "coverage of CLF's predictions.");
+                                    "coverage of CLF's predictions.\nA flow checkpoint: test bits per dimension of "
+                                    "the discrete pixels (--samples K: log-mean-exp over K\ndequantization draws).");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     int threads_seen = cli_find(opts, sizeof opts / sizeof opts[0], "threads")->seen;
@@ -183,6 +187,18 @@ int cli_eval(int argc, char **argv)
         return 2;
     }
     char err[512], kind[32];
+    int is_flow = elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "flow");
+    if (dequant_samples > 1 && !is_flow) {
+        fprintf(stderr, "elbo eval: --samples: a flow's dequantization draws (%s is not a flow)\n", load);
+        return 2;
+    }
+    if (is_flow) {
+        if (iw_k) {
+            fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a flow: use --samples)\n", load);
+            return 2;
+        }
+        return cli_eval_flow(load, data, threads, threads_seen, dequant_samples, seed, json);
+    }
     if (elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "classifier")) {
         if (iw_k) {
             fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a classifier)\n", load);

@@ -6,6 +6,7 @@
 #include "vae_checkpoint.h"
 #include "classifier.h"
 #include "diffusion.h"
+#include "flow.h"
 #include "gan.h"
 #include "chips.h"
 #include "cpu_features.h"
@@ -92,6 +93,27 @@ static int print_diffusion(const char *path, const elbo_kernels *k)
     return 0;
 }
 
+/* Prints the config and training state of the flow checkpoint at path; returns the exit status. */
+static int print_flow(const char *path, const elbo_kernels *k)
+{
+    char err[512], desc[256], h[128];
+    elbo_flow m;
+    elbo_train_state st;
+    if (elbo_flow_load(path, &m, k, &st, err, sizeof err)) {
+        fprintf(stderr, "elbo info: %s\n", err);
+        return 2;
+    }
+    elbo_flow_config_describe(&m.cfg, desc, sizeof desc);
+    elbo_format_widths(h, sizeof h, m.cfg.hidden, m.cfg.n_hidden);
+    printf("checkpoint:   %s\n", path);
+    printf("model:        %s (%zu parameters)\n", desc, elbo_param_layout_count(&m.layout));
+    printf("  images %zux%zu, %zu couplings, mask %s, hidden %s, logit alpha %g\n", m.cfg.image_rows, m.cfg.image_cols,
+           m.cfg.couplings, elbo_flow_mask_name(m.cfg.mask), h, m.cfg.alpha);
+    print_state(&st);
+    elbo_flow_free(&m);
+    return 0;
+}
+
 /* Prints the model config and training state of the checkpoint at path (any kind); returns the exit status. */
 static int print_checkpoint(const char *path, const elbo_kernels *k)
 {
@@ -104,6 +126,8 @@ static int print_checkpoint(const char *path, const elbo_kernels *k)
         return print_gan(path, k);
     if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "diffusion"))
         return print_diffusion(path, k);
+    if (elbo_checkpoint_model_kind(path, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "flow"))
+        return print_flow(path, k);
     if (elbo_checkpoint_load(path, &m, k, &st, err, sizeof err)) {
         fprintf(stderr, "elbo info: %s\n", err);
         return 2;

@@ -98,6 +98,7 @@ int cli_sample(int argc, char **argv)
     size_t n = 8, sample_steps = 0, threads = 0;
     int trajectory = 0;
     uint64_t seed = 1;
+    double temperature = 1.0;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "checkpoint (required)", 0, 0, "none", 0, 0},
         {"data", ARG_STRING, &data, "DIR", "dataset giving the image shape: a directory of IDX files, or synthetic:N",
@@ -107,6 +108,7 @@ int cli_sample(int argc, char **argv)
         {"format", ARG_STRING, &format, "F", "output format: png (an image grid) or idx (uint8 images)", 0, 0, NULL,
          0, 0},
         {"seed", ARG_U64, &seed, "S", "seed of the prior samples", 0, 0, NULL, 0, 0},
+        {"temperature", ARG_DOUBLE, &temperature, "T", "flow: z ~ N(0, T^2 I)", 1e-6, 100, "1", 0, 0},
         {"output", ARG_STRING, &out, "FILE", "output file (required)", 0, 0, "none", 0, 'o'},
         {"sampler", ARG_STRING, &method, "ddpm|ddim", "diffusion: ancestral DDPM (T steps) or DDIM (eta 0)", 0, 0,
          "ddpm", 0, 0},
@@ -121,7 +123,8 @@ int cli_sample(int argc, char **argv)
                                     "Draws z ~ N(0, I) through a VAE's decoder (its means p) or a GAN's generator "
                                     "(p = G(z)) and writes\ngray levels round(255 p): an N x N grid of images (PNG), "
                                     "or N images in an IDX file. A GAN's\ncheckpoint holds its image shape; a VAE's "
-                                    "comes from --data.");
+                                    "comes from --data. A flow's samples are the exact inverse of its couplings at "
+                                    "z ~ N(0, T^2 I),\nthen floor(256 x) of the inverse logit.");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     int idx = strcmp(format, "idx") == 0;
@@ -144,6 +147,13 @@ int cli_sample(int argc, char **argv)
     int status = cli_sampler_open(&sm, "sample", load, data, 1);
     if (status)
         return status;
+    if (temperature != 1.0 && strcmp(sm.kind->kind, "flow") != 0) {
+        fprintf(stderr, "elbo sample: --temperature: only a flow's samples take it (%s is a %s)\n", load,
+                sm.kind->kind);
+        cli_sampler_close(&sm);
+        return 2;
+    }
+    sm.temperature = temperature;
     sm.method = method ? method : "ddpm";
     sm.method_steps = sample_steps;
     sm.threads = threads;

@@ -241,7 +241,7 @@ static int run_training(const train_args *a, const elbo_dataset *ds, const train
             te = elbo_evaluate(&mm, eval_act, EVAL_BATCH, &tr.team, &test, a->seed);
         train_progress_clear(&p);
         train_epoch ep = {e, tr.step, &tm, &te, train_s > 0 ? (double)tm.samples / train_s : 0, train_s,
-                          cli_now() - t0};
+                          cli_now() - t0, mm.input_dim};
         tmod->kind->report_epoch(a, &ep);
         if (a->target > 0 && !q.reached && te.loss <= a->target) { /* the epoch's own evaluation counts too */
             q.reached = 1;
@@ -272,9 +272,9 @@ int cli_train(int argc, char **argv)
                     .adam_beta2 = 0.999, .real_label = 1.0, .d_lr_scale = 1.0, .d_steps = 1,
                     .spectral_norm = 1, .ema = 0.999};
     cli_option opts[] = {
-        {"model", ARG_STRING, &a.model, "vae|classifier|gan|diffusion",
-         "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), an MLP GAN, or a DDPM", 0, 0,
-         NULL,
+        {"model", ARG_STRING, &a.model, "vae|classifier|gan|flow|diffusion",
+         "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), an MLP GAN, a RealNVP "
+         "flow, or a DDPM", 0, 0, NULL,
          0, 0},
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
@@ -307,6 +307,9 @@ int cli_train(int argc, char **argv)
          0, "512,256", 0, 0},
         {"decoder-hidden", ARG_STRING, &a.decoder_hidden, "W[,W...]", "decoder hidden widths", 0, 0,
          "the encoder's, mirrored", 0, 0},
+        {"couplings", ARG_SIZE, &a.couplings, "K", "flow: affine couplings", 0, 1 << 20, "8", 0, 0},
+        {"mask", ARG_STRING, &a.mask, "checkerboard|half",
+         "flow: the couplings' masks (alternating with their complements)", 0, 0, "checkerboard", 0, 0},
         {"latent", ARG_SIZE, &a.latent, "Z", "latent dimensions", 1, 4096, "20; gan: 64", 0, 0},
         {"recon", ARG_STRING, &a.recon, "mse|bce", "reconstruction likelihood: Gaussian (MSE) or Bernoulli (BCE)",
          0, 0, NULL, 0, 0},
@@ -337,8 +340,10 @@ int cli_train(int argc, char **argv)
                                     "minibatch sum of cross-entropies.\n--model gan: the D and G losses and D's mean outputs on real and "
                                     "generated images (training means);\nD minimizes BCE(D(x), 1) + BCE(D(G(z)), 0), "
                                     "then G the non-saturating BCE(D(G(z)), 1) on the same z, each with its own Adam "
-                                    "update.\n--model diffusion: the train and test simple loss (the mean squared "
-                                    "error of the predicted noise).");
+                                    "update.\n--model flow: the train and test bits per dimension of the discrete "
+                                    "pixels; the objective is the minibatch mean\nof -log p(x) in nats (exact, with "
+                                    "uniform dequantization).\n--model diffusion: the train and test simple loss (the "
+                                    "mean squared error of the predicted noise).");
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? 0 : 2;
     elbo_optimizer_kind kind = ELBO_OPT_ADAM;

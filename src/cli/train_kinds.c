@@ -5,7 +5,7 @@
 #include "train_kinds.h"
 
 static const train_kind *const kinds[] = {&train_kind_vae, &train_kind_classifier, &train_kind_gan,
-                                          &train_kind_diffusion};
+                                          &train_kind_flow, &train_kind_diffusion};
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
 const train_kind *train_kind_find(const char *name)

@@ -18,6 +18,8 @@
 typedef struct {
     const char *model, *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
     const char *d_hidden, *schedule;
+    const char *mask;               /* flow: checkerboard or half */
+    size_t couplings;               /* flow */
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
     double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale, ema;
@@ -42,6 +44,7 @@ typedef struct {
     const elbo_loss_means *train;   /* the epoch's training means */
     const elbo_loss_means *test;    /* the test set's means (zeros for a kind that does not evaluate) */
     double samples_per_s, train_s, eval_s;
+    size_t input_dim;               /* pixels per image (what a flow's bits per dimension divide by) */
 } train_epoch;
 
 struct train_kind {
@@ -90,6 +93,7 @@ int train_kind_is_model_flag(const char *name);
 /* Prints a kind's error line "elbo train: <err>" and returns -1 (for create/load helpers). */
 int train_kind_fail(const char *err);
 
-extern const train_kind train_kind_vae, train_kind_classifier, train_kind_gan, train_kind_diffusion;
+extern const train_kind train_kind_vae, train_kind_classifier, train_kind_gan, train_kind_flow,
+    train_kind_diffusion;
 
 #endif

@@ -384,4 +384,5 @@ void elbo_elementwise_register_avx2(elbo_kernels *k)
     k->adam = adam_avx2;
     k->sgd = sgd_avx2;
     elbo_losses_register_avx2(k);
+    elbo_coupling_register_avx2(k);
 }

@@ -178,4 +178,5 @@ void elbo_elementwise_register_scalar(elbo_kernels *k)
     k->adam = adam_scalar;
     k->sgd = sgd_scalar;
     elbo_losses_register_scalar(k);
+    elbo_coupling_register_scalar(k);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "bf16.h"
+#include "coupling.h"
 #include "elementwise.h"
 #include "gemm_pack.h"
 #include "ukernel.h"
@@ -43,6 +44,9 @@ typedef struct elbo_kernels {
     const char *bf16_missing;
     size_t bf16_mr, bf16_nr;
     elbo_pack_bf16_fn pack_bf16;        /* packs pair panels (bitwise as elbo_pack_bf16_panel) */
+    elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
+    elbo_coupling_inverse_fn coupling_inverse;
+    elbo_coupling_backward_fn coupling_backward;
 } elbo_kernels;
 
 /* The best table this CPU supports, or the one named by ELBO_ISA if set and supported
@@ -96,5 +100,9 @@ void elbo_losses_register_scalar(elbo_kernels *k);
 void elbo_losses_register_avx2(elbo_kernels *k);
 void elbo_losses_register_avx512(elbo_kernels *k);
 void elbo_losses_register_neon(elbo_kernels *k);
+/* The affine coupling kernels of each ISA (coupling_<isa>.c): scalar, called by the scalar elementwise register
+ * function (so every table starts with them), and AVX2 + FMA (also the AVX-512 table's). */
+void elbo_coupling_register_scalar(elbo_kernels *k);
+void elbo_coupling_register_avx2(elbo_kernels *k);
 
 #endif
