@@ -275,6 +275,62 @@ static float *random_matrix(uint64_t seed, size_t n)
     return x;
 }
 
+/* Strips of 17..24 columns (a 16-column panel and part of the next: AVX-512's 16 + 8 tile, e.g. the VAE's
+ * N = 20 weight gradient) alone and after 32-column strips, with row tails (1, 11, 12 + 1, 400), K = 1, one and
+ * two K blocks, all four variants, beta, bias, ReLU or mask, prepacked B: against the double reference on every
+ * table, A packed and in place. */
+static void test_gemm_half_panel_strips(void **state)
+{
+    (void)state;
+    static const size_t ns[] = {17, 20, 24, 56}, ms[] = {1, 11, 13, 400}, ks[] = {1, 128, 801};
+    test_rng rng = {6};
+    for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+        for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                const size_t e = (in + im + ik) % 5, v = (in + 2 * im + ik) % 4;
+                if (ms[im] == 400 && ks[ik] == 801 && v != 2)
+                    continue; /* the largest case once, as a weight gradient */
+                gemm_case gc = {.m = ms[im], .n = ns[in], .k = ks[ik], .ta = TRANS[v][0], .tb = TRANS[v][1],
+                                .alpha = e == 2 ? 0.5f : 1.0f, .beta = (e & 1) ? 1.0f : 0.0f, .bias = e >= 1,
+                                .relu = e == 2, .mask = e == 4, .prepack = e == 3, .pad_a = e, .pad_b = 1,
+                                .pad_c = 2};
+                run_case_all_isas(&gc, &rng);
+            }
+}
+
+/* The AVX-512 table gives the AVX2 table's bits on the 17..24-column strips (the 16 + 8 tile against the AVX2
+ * 12 x 16 and 12 x 8 tiles), the VAE's N = 20 weight gradient (TN, K = 32 .. 1024) and a forward (NT). */
+static void test_gemm_half_panel_avx512_equals_avx2(void **state)
+{
+    (void)state;
+    const elbo_kernels *k2 = elbo_kernels_by_name("avx2"), *k512 = elbo_kernels_by_name("avx512");
+    if (!k2 || !k512)
+        skip();
+    static const size_t dims[][3] = {{400, 20, 32}, {400, 20, 128}, {400, 20, 1024}, {37, 23, 801}, {13, 52, 5}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int v = 1; v <= 2; v++) {
+            const size_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+            float *a = random_matrix(20 + d, m * k), *b = random_matrix(30 + d, k * n);
+            float *c2 = malloc(m * n * sizeof(float)), *c512 = malloc(m * n * sizeof(float));
+            elbo_operand oa = elbo_operand_f32(a, TRANS[v][0] ? m : k, TRANS[v][0]);
+            elbo_operand ob = elbo_operand_f32(b, TRANS[v][1] ? k : n, TRANS[v][1]);
+            for (int policy = ELBO_PACK_A_ALWAYS; policy <= ELBO_PACK_A_NEVER; policy++) {
+                elbo_gemm_workspace w2, w512;
+                assert_int_equal(elbo_gemm_workspace_init(&w2, k2), 0);
+                assert_int_equal(elbo_gemm_workspace_init(&w512, k512), 0);
+                w2.pack_a = w512.pack_a = (elbo_pack_a_policy)policy;
+                elbo_gemm(k2, &w2, m, n, k, 1.0f, oa, ob, 0.0f, c2, n, NULL);
+                elbo_gemm(k512, &w512, m, n, k, 1.0f, oa, ob, 0.0f, c512, n, NULL);
+                if (memcmp(c2, c512, m * n * sizeof(float)) != 0)
+                    test_failf("%c%c m=%zu n=%zu k=%zu pack_a=%d: avx512 differs from avx2\n", TRANS[v][0] ? 'T' : 'N',
+                               TRANS[v][1] ? 'T' : 'N', m, n, k, policy);
+                elbo_gemm_workspace_free(&w2);
+                elbo_gemm_workspace_free(&w512);
+            }
+            free(a), free(b), free(c2), free(c512);
+        }
+}
+
 /* A row of C does not depend on which rows are computed with it, nor on prepacking: bitwise equal.
  * (This is what lets a batch be split across threads without changing results.) Widths cover full
  * 16-wide tiles, partial ones and the narrow edge kernel (N = 20, 40), whose row tiling differs. */
@@ -533,6 +589,8 @@ int main(void)
         cmocka_unit_test(test_gemm_edge_shapes),
         cmocka_unit_test(test_gemm_random_shapes),
         cmocka_unit_test(test_gemm_large_k_and_vae_shapes),
+        cmocka_unit_test(test_gemm_half_panel_strips),
+        cmocka_unit_test(test_gemm_half_panel_avx512_equals_avx2),
         cmocka_unit_test(test_gemm_rows_independent_of_split),
         cmocka_unit_test(test_gemm_reentrant_across_threads),
         cmocka_unit_test(test_gemm_b_view_equals_packed),
