@@ -331,6 +331,69 @@ static void test_gemm_half_panel_avx512_equals_avx2(void **state)
         }
 }
 
+/* C narrower than two panels under a transposed A (weight gradients: AVX-512 computes such a C as C^T, gemm.c):
+ * widths 1..28 around the panel edges, rows from the threshold up with tails, K = 1, one and two K blocks, TN and
+ * TT, alpha and beta (C read through the transposition), a padded C whose outside must stay untouched, A packed
+ * and in place: against the double reference on every table. */
+static void test_gemm_narrow_c_transposed(void **state)
+{
+    (void)state;
+    static const size_t ns[] = {1, 5, 15, 17, 20, 28}, ms[] = {64, 67, 130, 400}, ks[] = {1, 32, 801};
+    static const float alphas[] = {1.0f, -0.75f}, betas[] = {0.0f, 1.0f, 0.5f};
+    test_rng rng = {7};
+    for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+        for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                const size_t t = in + im + ik;
+                gemm_case gc = {.m = ms[im], .n = ns[in], .k = ks[ik], .ta = ELBO_TRANS,
+                                .tb = t % 2 ? ELBO_TRANS : ELBO_NOTRANS, .alpha = alphas[t % 2], .beta = betas[t % 3],
+                                .pad_a = t % 3 == 0 ? 0 : 5, .pad_b = t % 2, .pad_c = 3};
+                run_case_all_isas(&gc, &rng);
+            }
+}
+
+/* A narrow C under a transposed A has the bits of the tiles over C's own width (the transposed route is taken by
+ * default and not when A is always packed), and AVX-512 those of AVX2 (the VAE's N = 20 weight gradient, batches
+ * 32 .. 1024, a thread's share of its rows, beta 1 with a padded C). */
+static void test_gemm_narrow_c_transposed_same_bits(void **state)
+{
+    (void)state;
+    static const size_t dims[][3] = {{400, 20, 32}, {400, 20, 128}, {208, 20, 256}, {400, 20, 1024}, {99, 9, 801}};
+    const elbo_kernels *k2 = elbo_kernels_by_name("avx2");
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const size_t m = dims[d][0], n = dims[d][1], k = dims[d][2], ldc = n + 2 * (d % 2);
+        const float beta = d % 2 ? 1.0f : 0.0f;
+        float *a = random_matrix(40 + d, m * k), *b = random_matrix(50 + d, k * n), *c0 = random_matrix(60 + d, m * ldc);
+        float *ref = malloc(m * ldc * sizeof(float)), *c = malloc(m * ldc * sizeof(float));
+        const elbo_operand oa = elbo_operand_f32(a, m, ELBO_TRANS), ob = elbo_operand_f32(b, n, ELBO_NOTRANS);
+        const elbo_kernels *kern;
+        for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
+            elbo_gemm_workspace ws;
+            assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
+            ws.pack_a = ELBO_PACK_A_ALWAYS;
+            memcpy(ref, c0, m * ldc * sizeof(float));
+            elbo_gemm(kern, &ws, m, n, k, 1.0f, oa, ob, beta, ref, ldc, NULL);
+            ws.pack_a = ELBO_PACK_A_AUTO;
+            memcpy(c, c0, m * ldc * sizeof(float));
+            elbo_gemm(kern, &ws, m, n, k, 1.0f, oa, ob, beta, c, ldc, NULL);
+            if (memcmp(ref, c, m * ldc * sizeof(float)) != 0)
+                test_failf("%s m=%zu n=%zu k=%zu beta=%g: C by default differs from C with A packed\n", kern->isa, m,
+                           n, k, beta);
+            if (k2 && strcmp(kern->isa, "avx512") == 0) {
+                elbo_gemm_workspace w2;
+                assert_int_equal(elbo_gemm_workspace_init(&w2, k2), 0);
+                memcpy(ref, c0, m * ldc * sizeof(float));
+                elbo_gemm(k2, &w2, m, n, k, 1.0f, oa, ob, beta, ref, ldc, NULL);
+                if (memcmp(ref, c, m * ldc * sizeof(float)) != 0)
+                    test_failf("m=%zu n=%zu k=%zu beta=%g: avx512 differs from avx2\n", m, n, k, beta);
+                elbo_gemm_workspace_free(&w2);
+            }
+            elbo_gemm_workspace_free(&ws);
+        }
+        free(a), free(b), free(c0), free(ref), free(c);
+    }
+}
+
 /* A row of C does not depend on which rows are computed with it, nor on prepacking: bitwise equal.
  * (This is what lets a batch be split across threads without changing results.) Widths cover full
  * 16-wide tiles, partial ones and the narrow edge kernel (N = 20, 40), whose row tiling differs. */
@@ -591,6 +654,8 @@ int main(void)
         cmocka_unit_test(test_gemm_large_k_and_vae_shapes),
         cmocka_unit_test(test_gemm_half_panel_strips),
         cmocka_unit_test(test_gemm_half_panel_avx512_equals_avx2),
+        cmocka_unit_test(test_gemm_narrow_c_transposed),
+        cmocka_unit_test(test_gemm_narrow_c_transposed_same_bits),
         cmocka_unit_test(test_gemm_rows_independent_of_split),
         cmocka_unit_test(test_gemm_reentrant_across_threads),
         cmocka_unit_test(test_gemm_b_view_equals_packed),

@@ -15,6 +15,11 @@
 #define NR 16
 /* `panels` value of the 12 x 24 tile: a full 16-column panel and the first 8 columns of the next one. */
 #define HALF_PANEL 3
+/* C at most this narrow (over many rows) is computed as C^T (gemm.c, compute_transposed): up to 28 columns the
+ * 32-column tiles of C^T beat the tiles over C's own width (N = 28 1.07x, N = 31 0.97x; m = 400, K = 128). */
+#ifndef TRANSPOSED_C_MAX_N
+#define TRANSPOSED_C_MAX_N 28
+#endif
 /* Widest tile the 16 + 8 tile serves. */
 #define NR_HALF (NR + 8)
 /* The C tile is fetched when a tile starts and again this many depth steps before it ends: where C's row
@@ -371,6 +376,59 @@ static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_
         edge32[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
 }
 
+/* Transposes the 16 x 16 block r in place (row i of the result is column i of r): pairs of rows interleaved by
+ * floats, then by float pairs, then 128-bit lanes regrouped twice. */
+static inline __attribute__((always_inline)) void transpose_16x16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4 g + q], 128-bit lane l: rows 4 g .. 4 g + 3 of column 4 l + q. */
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int q = 0; q < 4; q++) {
+        t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+        t[4 + q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
+        t[8 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+        t[12 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+        r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xdd);
+        r[4 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0x88);
+        r[12 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0xdd);
+    }
+}
+
+/* elbo_transpose_fn: 16 x 16 blocks through registers, edge blocks with masked loads and stores (nothing outside
+ * either matrix is read or written). */
+static void x32_transpose_ukernel__16x16_avx512f(float *dst, size_t ldd, const float *src, size_t lds, size_t rows,
+                                                 size_t cols)
+{
+    for (size_t i0 = 0; i0 < rows; i0 += 16) {
+        const size_t rr = rows - i0 < 16 ? rows - i0 : 16;
+        const __mmask16 row_mask = (__mmask16)((1u << rr) - 1);
+        for (size_t j0 = 0; j0 < cols; j0 += 16) {
+            const size_t cc = cols - j0 < 16 ? cols - j0 : 16;
+            const __mmask16 col_mask = (__mmask16)((1u << cc) - 1);
+            __m512 r[16];
+            for (size_t i = 0; i < 16; i++)
+                r[i] = i < rr ? _mm512_maskz_loadu_ps(col_mask, src + (i0 + i) * lds + j0) : _mm512_setzero_ps();
+            transpose_16x16(r);
+            for (size_t j = 0; j < cc; j++)
+                _mm512_mask_storeu_ps(dst + (j0 + j) * ldd + i0, row_mask, r[j]);
+        }
+    }
+}
+
 /* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC, NC and the
  * flags come from the chip config (chips.c; its MC must be a multiple of 12, which chips.c checks). */
 void elbo_gemm_register_avx512(elbo_kernels *k)
@@ -381,6 +439,8 @@ void elbo_gemm_register_avx512(elbo_kernels *k)
     k->gemm_ukernel_wide = f32_gemm_ukernel_12x32__avx512f;
     k->gemm_ukernel_name = "f32_gemm_ukernel_12x32__avx512f";
     k->blocking.mr = MR;
+    k->blocking.transposed_c_max_n = TRANSPOSED_C_MAX_N;
+    k->transpose = x32_transpose_ukernel__16x16_avx512f;
     assert(k->blocking.nr == NR);
 }
 
