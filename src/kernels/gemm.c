@@ -353,8 +353,16 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
                 } else {
                     kern->pack_a(ws->packed_a, a, i0, k0, mc, kc, bl->mr);
                 }
-                macro_kernel(kern, mc, nc, kc, alpha, as, bs, beta_blk, c + i0 * ldc + j0, ldc,
-                             last && has_epi ? epi : NULL, i0, j0);
+                if (bl->a_panel_outer && !as.a_rs) { /* one packed A panel over every strip, then the next */
+                    for (size_t ir = 0; ir < mc; ir += bl->mr) {
+                        a_source ap = {as.base + ir * kc, 0, 0};
+                        macro_kernel(kern, mc - ir < bl->mr ? mc - ir : bl->mr, nc, kc, alpha, ap, bs, beta_blk,
+                                     c + (i0 + ir) * ldc + j0, ldc, last && has_epi ? epi : NULL, i0 + ir, j0);
+                    }
+                } else {
+                    macro_kernel(kern, mc, nc, kc, alpha, as, bs, beta_blk, c + i0 * ldc + j0, ldc,
+                                 last && has_epi ? epi : NULL, i0, j0);
+                }
             }
             k0 += kc;
         } while (k0 < k);
