@@ -14,7 +14,7 @@
  * roundings); summed over the elements of C, E[sum e^2] <= (K + 4) u^2 sum mag^2, i.e. c = 1. The bound is loose
  * by sqrt(3) or more (delta uniform: E[delta^2] = u^2 / 3; same-sign products: sum_p s_p^2 ~ K mag^2 / 3; mixed
  * signs: far less), which covers the sampling noise of a C of 16 elements or more (the largest ratio over all
- * cases below, printed at the end, is 0.29). A kernel that rounds its result or its B to fp16 precision
+ * cases below, printed at the end, is 0.32). A kernel that rounds its result or its B to fp16 precision
  * (u' = 2^-11) makes, on these random mixed-sign operands (a, b uniform in [-1, 1]: rms(ab) = 1/3, E|ab| = 1/4),
  * e ~ u' sqrt(K) rms(ab) against mag ~ K E|ab|: an RMS ratio of about (4/3) 2^13 / K, above 1 for every K here
  * (K = 2049, B truncated to 11 bits: 3.6 measured). The worst-case bound (K + 4) u mag grows with K faster
