@@ -99,8 +99,8 @@ static int case_ready(gemm_case *g)
     return 0;
 }
 
-/* First row of thread t's share of C's m rows among nt threads: whole register tiles of mr rows, the remainder to the
- * last threads. */
+/* First row of thread t's share of C's m rows among nt threads: whole blocks of mr rows (register tiles, or NR
+ * panels), the remainder to the last threads. */
 static size_t share_start(size_t m, size_t mr, int t, int nt)
 {
     size_t tiles = (m + mr - 1) / mr, first = tiles * (size_t)t / (size_t)nt * mr;
@@ -108,24 +108,34 @@ static size_t share_start(size_t m, size_t mr, int t, int nt)
 }
 
 /* One C = op(A) op(B) on MT_THREADS threads: each takes a share of C's rows (whole register tiles); a B that is not
- * a weight (packed once per step) is packed by both threads, each its part of the panels, first. */
+ * a weight (packed once per step) is packed by both threads, each its part of the panels, first. A weight gradient
+ * (A transposed) is split as the trainer splits it (elbo_linear_param_grads): each thread runs elbo_gemm on its
+ * rows of dW, whole NR panels, reading B in place or packing it itself (and computing a narrow dW transposed). */
 static void gemm_once_threads(const gemm_row *row)
 {
     gemm_case *g = row->g;
     const gemm_shape *s = g->s;
     const elbo_kernels *kern = g->env->kern;
+    const int weight_grad = s->ta == ELBO_TRANS && !s->b_is_weight;
 #pragma omp parallel num_threads(MT_THREADS)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        if (!s->b_is_weight) {
-            elbo_pack_b_part(&g->packed, elbo_operand_f32(g->b, g->ldb, s->tb), (size_t)t, (size_t)nt);
-#pragma omp barrier
-        }
-        size_t mr = kern->blocking.mr, m0 = share_start(g->m, mr, t, nt), m1 = share_start(g->m, mr, t + 1, nt);
+        size_t rows_step = weight_grad ? kern->blocking.nr : kern->blocking.mr;
+        size_t m0 = share_start(g->m, rows_step, t, nt), m1 = share_start(g->m, rows_step, t + 1, nt);
         const float *a0 = s->ta ? g->a + m0 : g->a + m0 * g->lda; /* op(A)'s row m0 */
-        if (m1 > m0)
-            elbo_gemm_packed(kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f, elbo_operand_f32(a0, g->lda, s->ta),
-                             &g->packed, 0.0f, g->c + m0 * g->n, g->n, NULL);
+        if (weight_grad) {
+            if (m1 > m0)
+                elbo_gemm(kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f, elbo_operand_f32(a0, g->lda, s->ta),
+                          elbo_operand_f32(g->b, g->ldb, s->tb), 0.0f, g->c + m0 * g->n, g->n, NULL);
+        } else {
+            if (!s->b_is_weight) {
+                elbo_pack_b_part(&g->packed, elbo_operand_f32(g->b, g->ldb, s->tb), (size_t)t, (size_t)nt);
+#pragma omp barrier
+            }
+            if (m1 > m0)
+                elbo_gemm_packed(kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f, elbo_operand_f32(a0, g->lda, s->ta),
+                                 &g->packed, 0.0f, g->c + m0 * g->n, g->n, NULL);
+        }
     }
 }
 

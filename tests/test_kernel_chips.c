@@ -80,6 +80,7 @@ static void test_chip_configs_valid(void **state)
                 assert_int_equal(tuned.blocking.nc, t->nc);
                 assert_int_equal(tuned.blocking.prefetch_next_b, t->prefetch_next_b);
                 assert_int_equal(tuned.blocking.in_place_trans_a, t->in_place_trans_a);
+                assert_int_equal(tuned.blocking.a_panel_outer, t->a_panel_outer);
             } else {
                 assert_memory_equal(&tuned.blocking, &k->blocking, sizeof k->blocking);
             }
@@ -263,7 +264,8 @@ static int select_in_child(const char *name, char *out, size_t outlen)
         int ok = c == elbo_chip_selected() && strcmp(c->name, name) == 0 &&
                  (!t || (k->blocking.mc == t->mc && k->blocking.nc == t->nc &&
                          k->blocking.prefetch_next_b == t->prefetch_next_b &&
-                         k->blocking.in_place_trans_a == t->in_place_trans_a));
+                         k->blocking.in_place_trans_a == t->in_place_trans_a &&
+                         k->blocking.a_panel_outer == t->a_panel_outer));
         _exit(ok ? 0 : 5);
     }
     close(fds[1]);
@@ -376,9 +378,12 @@ static void test_chip_configs_same_bits(void **state)
         run_cases(kern, cases, ncases, ref);
         const size_t mr = kern->blocking.mr, nr = kern->blocking.nr;
         const elbo_chip_tuning synthetic[] = {
-            {kern->isa, 2 * mr, 2 * nr, !kern->blocking.prefetch_next_b, !kern->blocking.in_place_trans_a},
-            {kern->isa, 7 * mr, 5 * nr, kern->blocking.prefetch_next_b, !kern->blocking.in_place_trans_a},
-            {kern->isa, 60 * mr, 300 * nr, !kern->blocking.prefetch_next_b, kern->blocking.in_place_trans_a},
+            {kern->isa, 2 * mr, 2 * nr, !kern->blocking.prefetch_next_b, !kern->blocking.in_place_trans_a,
+             !kern->blocking.a_panel_outer},
+            {kern->isa, 7 * mr, 5 * nr, kern->blocking.prefetch_next_b, !kern->blocking.in_place_trans_a,
+             kern->blocking.a_panel_outer},
+            {kern->isa, 60 * mr, 300 * nr, !kern->blocking.prefetch_next_b, kern->blocking.in_place_trans_a,
+             !kern->blocking.a_panel_outer},
         };
         size_t nconfigs = elbo_chip_count() + sizeof synthetic / sizeof synthetic[0], tried = 0;
         for (size_t c = 0; c < nconfigs; c++) {
@@ -400,11 +405,10 @@ static void test_chip_configs_same_bits(void **state)
             for (size_t s = 0; s < ncases; s++) {
                 size_t len = cases[s].m * cases[s].n;
                 if (memcmp(r, g, len * sizeof(float)) != 0)
-                    test_failf("%s under %s (MC=%zu NC=%zu prefetch_next_b=%d in_place_trans_a=%d): case %zu "
-                               "(%zux%zux%zu) differs from the selected config's bits\n",
-                               kern->isa, chip->name, t->mc,
-                               t->nc, t->prefetch_next_b, t->in_place_trans_a, s, cases[s].m, cases[s].n,
-                               cases[s].k);
+                    test_failf("%s under %s (MC=%zu NC=%zu prefetch_next_b=%d in_place_trans_a=%d "
+                               "a_panel_outer=%d): case %zu (%zux%zux%zu) differs from the selected config's bits\n",
+                               kern->isa, chip->name, t->mc, t->nc, t->prefetch_next_b, t->in_place_trans_a,
+                               t->a_panel_outer, s, cases[s].m, cases[s].n, cases[s].k);
                 r += len, g += len;
             }
         }

@@ -198,8 +198,10 @@ int cli_info(int argc, char **argv)
         printf("chip config:  %s (%s, MIDR implementer 0x%x part 0x%x)\n", chip->name,
                getenv("ELBO_CHIP") && *getenv("ELBO_CHIP") ? "ELBO_CHIP" : "recognized", f->midr_implementer,
                f->midr_part);
-    printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu, prefetch_next_b=%d in_place_trans_a=%d)\n",
-           k->gemm_ukernel_name, b->mr, b->nr, b->mc, b->kc, b->nc, b->prefetch_next_b, b->in_place_trans_a);
+    printf("gemm kernel:  %s (MR=%zu NR=%zu MC=%zu KC=%zu NC=%zu, prefetch_next_b=%d in_place_trans_a=%d "
+           "a_panel_outer=%d)\n",
+           k->gemm_ukernel_name, b->mr, b->nr, b->mc, b->kc, b->nc, b->prefetch_next_b, b->in_place_trans_a,
+           b->a_panel_outer);
     printf("compiler:     %s\n", __VERSION__);
     elbo_topology *here = topo && !synthetic ? topo : cli_open_topology("info");
     printf("threads:      %zu (%s)\n", cli_default_threads(here),

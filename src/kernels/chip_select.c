@@ -168,5 +168,6 @@ int elbo_chip_apply(const elbo_chip_config *chip, elbo_kernels *k, char *err, si
     k->blocking.nc = t->nc;
     k->blocking.prefetch_next_b = t->prefetch_next_b;
     k->blocking.in_place_trans_a = t->in_place_trans_a;
+    k->blocking.a_panel_outer = t->a_panel_outer;
     return 0;
 }

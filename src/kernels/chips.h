@@ -3,7 +3,8 @@
  * applying a config to an ISA table are chip_select.c.
  *
  * Only what leaves every C element's summation order alone may vary per chip: MC and NC (how C and the packed
- * blocks are traversed), prefetch_next_b (a cache hint) and in_place_trans_a (where A is read from, not how it
+ * blocks are traversed), prefetch_next_b (a cache hint), a_panel_outer (the order tiles are visited in) and
+ * in_place_trans_a (where A is read from, not how it
  * is summed). The K blocking (KC and the single-block depth) fixes the order of each element's sum, so it is
  * one constant shared by every FMA table and every chip (gemm_depth.h), and no chip row carries it. */
 #ifndef ELBO_CHIPS_H
@@ -25,6 +26,7 @@ typedef struct {
     size_t mc, nc;        /* rows of A per packed block (multiple of the table's MR), columns of B (of NR) */
     int prefetch_next_b;  /* elbo_gemm_blocking.prefetch_next_b */
     int in_place_trans_a; /* elbo_gemm_blocking.in_place_trans_a */
+    int a_panel_outer;    /* elbo_gemm_blocking.a_panel_outer */
 } elbo_chip_tuning;
 
 /* An x86 family with a model range [model_lo, model_hi] (display values); family 0 ends a list. */

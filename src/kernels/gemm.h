@@ -98,7 +98,8 @@ int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const struct elbo_kernels 
 void elbo_gemm_workspace_free(elbo_gemm_workspace *ws);
 
 /* C (M x N, row stride ldc) = alpha * op(A) (M x K) * op(B) (K x N) + beta * C, then epi (may be NULL).
- * beta == 0 never reads C. Any M, N, K >= 0. */
+ * beta == 0 never reads C. Any M, N, K >= 0. A narrow C under a transposed A with no epilogue (a weight gradient
+ * of a layer with few inputs) may be computed as C^T in ws's scratch and copied back: the same bits. */
 void elbo_gemm(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
                float alpha, elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc,
                const elbo_epilogue *epi);

@@ -14,6 +14,15 @@
 
 #define MR 12
 #define NR 16
+/* `panels` value of the 12 x 24 tile: a full 16-column panel and the first 8 columns of the next one. */
+#define HALF_PANEL 3
+/* C at most this narrow (over many rows) is computed as C^T (gemm.c, compute_transposed): up to 28 columns the
+ * 32-column tiles of C^T beat the tiles over C's own width (N = 28 1.07x, N = 31 0.97x; m = 400, K = 128). */
+#ifndef TRANSPOSED_C_MAX_N
+#define TRANSPOSED_C_MAX_N 28
+#endif
+/* Widest tile the 16 + 8 tile serves. */
+#define NR_HALF (NR + 8)
 /* The C tile is fetched when a tile starts and again this many depth steps before it ends: where C's row
  * stride is a multiple of 4 KiB (2048 floats), the tile's rows share two L1 sets, the B panels streaming
  * through evict them, and the finishing loads would wait on L2 or memory (2048^3: +4-5 %). */
@@ -154,22 +163,29 @@ static __attribute__((noinline)) void finish_tile_full(float *c, size_t ldc, int
     }
 }
 
-/* One depth step of row I: the broadcast A (I, p) times the B row of each panel the tile covers. */
+/* One depth step of row I: the broadcast A (I, p) times the B row of each panel the tile covers (the second
+ * panel's first 8 columns only, in a ymm accumulator, for the 16 + 8 tile). */
 #define ROW_STEP(I, BASE, OFF)                                                                                 \
     if (rows > I) {                                                                                            \
         const __m512 x = _mm512_set1_ps(BASE[OFF]);                                                            \
         c##I = _mm512_fmadd_ps(x, b0, c##I);                                                                   \
-        if (panels > 1)                                                                                        \
+        if (panels == HALF_PANEL)                                                                              \
+            h##I = _mm256_fmadd_ps(_mm512_castps512_ps256(x), bh, h##I);                                       \
+        else if (panels > 1)                                                                                   \
             d##I = _mm512_fmadd_ps(x, b1, d##I);                                                               \
     }
 
-/* Stores tile row I's accumulators (c##I, and d##I for the second panel) to C as they are, masked to the
- * valid columns. */
+/* Row I's accumulator of the second panel: d##I, or h##I widened with zeros (its columns past 8 are never
+ * stored: the tile is at most NR_HALF wide). */
+#define RIGHT_ACC(I) (panels == HALF_PANEL ? _mm512_zextps256_ps512(h##I) : d##I)
+
+/* Stores tile row I's accumulators (c##I, and the second panel's) to C as they are, masked to the valid
+ * columns. */
 #define STORE_ROW(I)                                                                                           \
     if (rows > I) {                                                                                            \
         _mm512_mask_storeu_ps(c + (size_t)I * ldc, left.cols, c##I);                                           \
         if (panels > 1)                                                                                        \
-            _mm512_mask_storeu_ps(c + (size_t)I * ldc + NR, right.cols, d##I);                                 \
+            _mm512_mask_storeu_ps(c + (size_t)I * ldc + NR, right.cols, RIGHT_ACC(I));                         \
     }
 
 /* Finishes and stores tile row I (finish_row on each panel's accumulator). */
@@ -177,7 +193,7 @@ static __attribute__((noinline)) void finish_tile_full(float *c, size_t ldc, int
     if (rows > I) {                                                                                            \
         finish_row(c, ldc, I, c##I, &left, 0);                                                                 \
         if (panels > 1)                                                                                        \
-            finish_row(c + NR, ldc, I, d##I, &right, 0);                                                       \
+            finish_row(c + NR, ldc, I, RIGHT_ACC(I), &right, 0);                                               \
     }
 
 /* Fetches the rows x (16 * panels) C tile at c towards L1. */
@@ -185,16 +201,18 @@ static inline __attribute__((always_inline)) void prefetch_c_tile(const int rows
                                                                    size_t ldc)
 {
     for (int i = 0; i < rows; i++)
-        for (int q = 0; q < panels; q++)
+        for (int q = 0; q < panels && q < 2; q++)
             _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)q * NR), _MM_HINT_T0);
 }
 
 /* C (rows x nr of 12 x 16 panels) = alpha * A (rows x kc, element (i,p) at a[i*a_rs + p*a_cs]) * `panels` B
  * panels (kc x 16 each, depth step p at b + p*b_rs, the second b_ps floats after the first) + beta * C, then
- * epi. rows (1..12) and panels (1, 2) are compile-time constants, so no FMA or register is spent past the
+ * epi. rows (1..12) and panels (1, 2, HALF_PANEL) are compile-time constants, so no FMA or register is spent past the
  * tile. One panel: 12 accumulators, and one load or broadcast per FMA bounds the loop to about 82 % of a Zen 5
  * core's FMA peak; two panels: 24 accumulators, two FMAs per broadcast, about 97 % in L1 (the second panel
- * is loaded whole: full, or packed and zero-padded; nr > 16 then). Every element is one FMA chain over p from
+ * is loaded whole: full, or packed and zero-padded; nr > 16 then); HALF_PANEL: 12 zmm and 12 ymm
+ * accumulators over 16 + 8 columns (a ymm FMA costs half a zmm one on Zen 4 and 5, so a 17..24-column strip, e.g.
+ * a weight gradient with N = 20, runs 20 of 24 lanes instead of 20 of 32). Every element is one FMA chain over p from
  * zero, then the same finishing operations, whatever the tile, so the bits do not depend on it. */
 static inline __attribute__((always_inline)) void tile_body(const int rows, const int panels, size_t kc,
                                                              const float *restrict a, size_t a_rs, size_t a_cs,
@@ -205,6 +223,8 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
+    __m256 h0 = _mm256_setzero_ps(), h1 = h0, h2 = h0, h3 = h0, h4 = h0, h5 = h0, h6 = h0, h7 = h0, h8 = h0;
+    __m256 h9 = h0, h10 = h0, h11 = h0;
     prefetch_c_tile(rows, panels, c, ldc);
     const size_t o1 = a_rs, o2 = 2 * a_rs, o3 = 3 * a_rs, o4 = 4 * a_rs, o5 = 5 * a_rs;
     const float *a6 = a + 6 * a_rs, *b2 = b + b_ps;
@@ -215,7 +235,8 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         const size_t end = part == 0 ? refetch_at : kc;
 #pragma GCC unroll 2
         for (; p < end; p++) {
-            const __m512 b0 = _mm512_loadu_ps(b), b1 = panels > 1 ? _mm512_loadu_ps(b2) : b0;
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = panels == 2 ? _mm512_loadu_ps(b2) : b0;
+            const __m256 bh = panels == HALF_PANEL ? _mm256_loadu_ps(b2) : _mm512_castps512_ps256(b0);
             ROW_STEP(0, a, 0)
             ROW_STEP(1, a, o1)
             ROW_STEP(2, a, o2)
@@ -250,8 +271,9 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         FINISH_ROW(0) FINISH_ROW(1) FINISH_ROW(2) FINISH_ROW(3) FINISH_ROW(4) FINISH_ROW(5)
         FINISH_ROW(6) FINISH_ROW(7) FINISH_ROW(8) FINISH_ROW(9) FINISH_ROW(10) FINISH_ROW(11)
     } else {
-        const __m512 acc[2 * MR] = {c0, d0, c1, d1, c2, d2, c3, d3, c4,  d4,  c5,  d5,
-                                    c6, d6, c7, d7, c8, d8, c9, d9, c10, d10, c11, d11};
+        const __m512 acc[2 * MR] = {c0, RIGHT_ACC(0), c1, RIGHT_ACC(1), c2,  RIGHT_ACC(2),  c3,  RIGHT_ACC(3),
+                                    c4, RIGHT_ACC(4), c5, RIGHT_ACC(5), c6,  RIGHT_ACC(6),  c7,  RIGHT_ACC(7),
+                                    c8, RIGHT_ACC(8), c9, RIGHT_ACC(9), c10, RIGHT_ACC(10), c11, RIGHT_ACC(11)};
         finish_tile_full(c, ldc, rows, panels, acc, left_cols, nr, alpha, beta, epi);
     }
 }
@@ -293,12 +315,25 @@ DEFINE_TILE(zmm32_rows8, 8, 2)
 DEFINE_TILE(zmm32_rows9, 9, 2)
 DEFINE_TILE(zmm32_rows10, 10, 2)
 DEFINE_TILE(zmm32_rows11, 11, 2)
+DEFINE_TILE(zmm24_rows1, 1, HALF_PANEL)
+DEFINE_TILE(zmm24_rows2, 2, HALF_PANEL)
+DEFINE_TILE(zmm24_rows3, 3, HALF_PANEL)
+DEFINE_TILE(zmm24_rows4, 4, HALF_PANEL)
+DEFINE_TILE(zmm24_rows5, 5, HALF_PANEL)
+DEFINE_TILE(zmm24_rows6, 6, HALF_PANEL)
+DEFINE_TILE(zmm24_rows7, 7, HALF_PANEL)
+DEFINE_TILE(zmm24_rows8, 8, HALF_PANEL)
+DEFINE_TILE(zmm24_rows9, 9, HALF_PANEL)
+DEFINE_TILE(zmm24_rows10, 10, HALF_PANEL)
+DEFINE_TILE(zmm24_rows11, 11, HALF_PANEL)
 
-/* Edge tiles by row count (index mr; the full-height entries are unused): one panel, two panels. */
+/* Edge tiles by row count (index mr; the full-height entries are unused): one panel, two panels, 16 + 8 columns. */
 static const tile_fn edge16[MR] = {NULL,        zmm16_rows1, zmm16_rows2, zmm16_rows3, zmm16_rows4,  zmm16_rows5,
                                    zmm16_rows6, zmm16_rows7, zmm16_rows8, zmm16_rows9, zmm16_rows10, zmm16_rows11};
 static const tile_fn edge32[MR] = {NULL,        zmm32_rows1, zmm32_rows2, zmm32_rows3, zmm32_rows4,  zmm32_rows5,
                                    zmm32_rows6, zmm32_rows7, zmm32_rows8, zmm32_rows9, zmm32_rows10, zmm32_rows11};
+static const tile_fn edge24[MR] = {NULL,        zmm24_rows1, zmm24_rows2, zmm24_rows3, zmm24_rows4,  zmm24_rows5,
+                                   zmm24_rows6, zmm24_rows7, zmm24_rows8, zmm24_rows9, zmm24_rows10, zmm24_rows11};
 
 /* C (mr x nr of 12 x 16) = alpha * A panel (12 x kc, packed) * B panel (kc x 16) + beta * C, then epi. */
 static void f32_gemm_ukernel_12x16__avx512f(size_t kc, const float *a, const float *b, float *c, size_t ldc,
@@ -324,16 +359,75 @@ static void f32_gemm_ukernel_12x16_strided_a__avx512f(size_t kc, const float *a,
         edge16[mr](kc, a, a_rs, a_cs, b, b_rs, 0, c, ldc, nr, alpha, beta, epi);
 }
 
-/* elbo_gemm_ukernel_wide_fn: C (mr x nr of 12 x 32) over two 16-column B panels, A packed or in place. */
+/* elbo_gemm_ukernel_wide_fn: C (mr x nr of 12 x 32) over two 16-column B panels, A packed or in place; up to
+ * 24 columns, the 16 + 8 tile (the second panel's first 8 columns: in the panel, whether packed or in place). */
 static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs, const float *b,
                                             size_t b_rs, size_t b_ps, float *c, size_t ldc, size_t mr, size_t nr,
                                             float alpha, float beta, const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr > NR && nr <= 2 * NR);
-    if (mr == MR)
+    if (nr <= NR_HALF) {
+        if (mr == MR)
+            tile_body(MR, HALF_PANEL, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
+        else
+            edge24[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
+    } else if (mr == MR)
         tile_body(MR, 2, kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
     else
         edge32[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
+}
+
+/* Transposes the 16 x 16 block r in place (row i of the result is column i of r): pairs of rows interleaved by
+ * floats, then by float pairs, then 128-bit lanes regrouped twice. */
+static inline __attribute__((always_inline)) void transpose_16x16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4 g + q], 128-bit lane l: rows 4 g .. 4 g + 3 of column 4 l + q. */
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int q = 0; q < 4; q++) {
+        t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+        t[4 + q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
+        t[8 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+        t[12 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+        r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xdd);
+        r[4 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0x88);
+        r[12 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0xdd);
+    }
+}
+
+/* elbo_transpose_fn: 16 x 16 blocks through registers, edge blocks with masked loads and stores (nothing outside
+ * either matrix is read or written). */
+static void x32_transpose_ukernel__16x16_avx512f(float *dst, size_t ldd, const float *src, size_t lds, size_t rows,
+                                                 size_t cols)
+{
+    for (size_t i0 = 0; i0 < rows; i0 += 16) {
+        const size_t rr = rows - i0 < 16 ? rows - i0 : 16;
+        const __mmask16 row_mask = (__mmask16)((1u << rr) - 1);
+        for (size_t j0 = 0; j0 < cols; j0 += 16) {
+            const size_t cc = cols - j0 < 16 ? cols - j0 : 16;
+            const __mmask16 col_mask = (__mmask16)((1u << cc) - 1);
+            __m512 r[16];
+            for (size_t i = 0; i < 16; i++)
+                r[i] = i < rr ? _mm512_maskz_loadu_ps(col_mask, src + (i0 + i) * lds + j0) : _mm512_setzero_ps();
+            transpose_16x16(r);
+            for (size_t j = 0; j < cc; j++)
+                _mm512_mask_storeu_ps(dst + (j0 + j) * ldd + i0, row_mask, r[j]);
+        }
+    }
 }
 
 /* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC, NC and the
@@ -346,6 +440,8 @@ void elbo_gemm_register_avx512(elbo_kernels *k)
     k->gemm_ukernel_wide = f32_gemm_ukernel_12x32__avx512f;
     k->gemm_ukernel_name = "f32_gemm_ukernel_12x32__avx512f";
     k->blocking.mr = MR;
+    k->blocking.transposed_c_max_n = TRANSPOSED_C_MAX_N;
+    k->transpose = x32_transpose_ukernel__16x16_avx512f;
     assert(k->blocking.nr == NR);
 }
 

@@ -58,6 +58,16 @@ void elbo_pack_a_block(float *dst, elbo_operand a, size_t i0, size_t k0, size_t 
     }
 }
 
+void x32_transpose_ukernel__scalar(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols)
+{
+    for (size_t i0 = 0; i0 < rows; i0 += 16) {
+        size_t i1 = rows - i0 < 16 ? rows : i0 + 16;
+        for (size_t j = 0; j < cols; j++)
+            for (size_t i = i0; i < i1; i++)
+                dst[j * ldd + i] = src[i * lds + j];
+    }
+}
+
 void elbo_pack_b_panel(float *dst, elbo_operand b, size_t k0, size_t j0, size_t kc, size_t nc, size_t nr)
 {
     /* op(B)[p][j]: NOTRANS stores B as K x N (panel columns contiguous); TRANS stores N x K. */

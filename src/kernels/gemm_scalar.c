@@ -116,6 +116,7 @@ void elbo_gemm_register_scalar(elbo_kernels *k)
     k->gemm_ukernel_name = "f32_gemm_ukernel_4x8__scalar";
     k->pack_a = elbo_pack_a_block;
     k->pack_b = elbo_pack_b_panel;
+    k->transpose = x32_transpose_ukernel__scalar;
     k->blocking = (elbo_gemm_blocking){.mr = MR, .nr = NR, .mc = SCALAR_MC, .kc = SCALAR_KC, .nc = SCALAR_NC,
                                       .prefetch_next_b = 1};
 }

@@ -56,6 +56,8 @@ typedef struct {
     size_t nc;       /* columns of B per packed panel (multiple of nr), sized for L3 */
     int prefetch_next_b; /* the macro-kernel fetches the next column strip of packed B towards L2 (gemm.c) */
     int in_place_trans_a; /* a transposed op(A) under a wide C may be read in place when small (gemm.c) */
+    int a_panel_outer;   /* each packed A panel runs over every B strip of the block before the next (gemm.c) */
+    size_t transposed_c_max_n; /* a C at most this narrow (over a tall op(A)^T) is computed as C^T (gemm.c); 0: never */
 } elbo_gemm_blocking;
 
 #endif
