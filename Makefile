@@ -26,6 +26,13 @@ CROSS ?=
 ifneq ($(CROSS),)
 CC := $(CROSS)gcc
 endif
+# The MPI build (make MPI=1): build/elbo-mpi, its objects in build/mpi/ apart from the default build's; compiled by
+# MPICC (Open MPI's mpicc by default; MPICC=mpicc.mpich BUILD=build/mpich builds against MPICH).
+MPICC ?= mpicc
+ifeq ($(MPI),1)
+CC := $(MPICC)
+BUILD ?= build/mpi
+endif
 
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 BUILD ?= build$(if $(CROSS),-$(TARGET_ARCH_NAME))
@@ -58,6 +65,13 @@ LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/blocks/*.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# The MPI layer (src/dist) is part of the MPI build's command only; its main() wraps main.c's.
+ifeq ($(MPI),1)
+CFLAGS_BASE += -DELBO_MPI -Isrc/dist
+CLI_SRC += $(wildcard src/dist/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/src/cli/main.o: EXTRA_DEFS = -Dmain=elbo_cli_main
+endif
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests that drive the native `elbo` command (test_cli_*) do not run under qemu; the rest do.
@@ -81,7 +95,7 @@ say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
 .PHONY: bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
-all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
+all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),build/elbo-mpi)
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
 .PHONY: build-config
@@ -136,6 +150,10 @@ $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -llapacke -o $@
 
+build/elbo-mpi: $(BUILD)/elbo
+	$(call say,CP,$@)
+	$(Q)cp $< $@
+
 # The scoring test calls LAPACKE (src/model/scoring.c).
 $(BUILD)/tests/test_model_scoring: TEST_LIBS := -llapacke
 
@@ -168,13 +186,15 @@ DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev lib
                 liblapacke-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64 liblapacke-dev:arm64
+# make MPI=1 (build/elbo-mpi) and make test-mpi: Open MPI.
+DEB_PACKAGES_MPI := libopenmpi-dev openmpi-bin
 # make fuzz: clang with libFuzzer and the sanitizer runtimes.
 DEB_PACKAGES_FUZZ := clang libclang-rt-14-dev zlib1g-dev libcjson-dev libsleef-dev
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) $(DEB_PACKAGES_MPI)
 
 deps-fuzz:
 	apt-get update -qq
