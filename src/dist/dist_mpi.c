@@ -17,6 +17,7 @@ enum { STATE_STEP = 1, STATE_LEAVING = 2 };
 
 typedef struct {
     int rank, size;
+    int node_size;              /* ranks on this node */
     int oversubscribe;
     int saved_stderr;           /* the real stderr while ours is held in held_stderr (-1: not held) */
     FILE *held_stderr;
@@ -85,6 +86,13 @@ int elbo_dist_init(int *argc, char ***argv)
     }
     *argc = w;
     (*argv)[w] = NULL;
+    /* ranks on this node, for the oversubscription check (a collective: here, where every rank comes) */
+    MPI_Comm node;
+    D.node_size = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &D.node_size);
+        MPI_Comm_free(&node);
+    }
     size_t n = (size_t)D.size;
     D.records = malloc(n * RECORD_INTS * sizeof *D.records);
     D.counts = malloc(n * sizeof(int));
@@ -243,12 +251,7 @@ static void ex_grads(void *ctx, const elbo_grad_tree *t, float *const *mine, flo
 
 int elbo_dist_attach(elbo_trainer *tr, size_t threads, char *err, size_t errlen)
 {
-    MPI_Comm node;
-    int node_size = 1;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_size(node, &node_size);
-        MPI_Comm_free(&node);
-    }
+    int node_size = D.node_size;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (!D.oversubscribe && cores > 0 && (long)node_size * (long)threads > cores) {
         snprintf(err, errlen, "%d ranks x %zu thread%s on this node but it has %ld cores: use fewer (--threads) or "
