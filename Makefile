@@ -29,8 +29,9 @@ ifneq ($(CROSS),)
 CC := $(CROSS)gcc
 endif
 # The MPI build (make MPI=1): build/elbo-mpi, its objects in build/mpi/ apart from the default build's; compiled by
-# MPICC (Open MPI's mpicc by default; MPICC=mpicc.mpich BUILD=build/mpich builds against MPICH).
+# MPICC (Open MPI's mpicc by default; MPICC=mpicc.mpich BUILD=build/mpich MPI_BIN=build/elbo-mpich builds against MPICH).
 MPICC ?= mpicc
+MPI_BIN ?= build/elbo-mpi
 ifeq ($(MPI),1)
 CC := $(MPICC)
 BUILD ?= build/mpi
@@ -97,7 +98,7 @@ say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
 .PHONY: test-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
-all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),build/elbo-mpi)
+all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),$(MPI_BIN))
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
 .PHONY: build-config
@@ -152,9 +153,11 @@ $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -llapacke -o $@
 
-build/elbo-mpi: $(BUILD)/elbo
+ifeq ($(MPI),1)
+$(MPI_BIN): $(BUILD)/elbo
 	$(call say,CP,$@)
 	$(Q)cp $< $@
+endif
 
 # The scoring test calls LAPACKE (src/model/scoring.c).
 $(BUILD)/tests/test_model_scoring: TEST_LIBS := -llapacke
