@@ -10,6 +10,7 @@
 #   make bench-check-rates  bench-check's false alarms and detection of a planted 10 % GEMM slowdown (20 runs each)
 #   make MPI=1       build/elbo-mpi: data-parallel training over MPI (objects in build/mpi/; MPICC=mpicc.mpich for MPICH)
 #   make test-mpi     elbo-mpi under mpirun: checkpoints byte-identical for 1-4 ranks, refusals, faults (scripts/test_mpi.sh)
+#   make bench-mpi    VAE samples/s: 2 ranks x 1 thread vs 1 process x 2 threads at batch 128 and 1024 (scripts/bench_mpi.sh)
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
@@ -97,7 +98,7 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: test-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: bench-mpi test-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),$(MPI_BIN))
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -323,6 +324,11 @@ test: check-deps
 test-mpi:
 	@$(MAKE) --no-print-directory MPI=1 all
 	@scripts/test_mpi.sh
+
+bench-mpi:
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory MPI=1 all
+	@scripts/bench_mpi.sh
 
 test-arm64: check-deps-arm64
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- cross-tests-build
