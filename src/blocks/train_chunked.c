@@ -176,22 +176,18 @@ static void block_add(void *ctx, float *out, const float *in)
         out[i] += in[i];
 }
 
-/* Thread t of nt forms this process's pieces for its output features of every trainable layer. */
-static void form_pieces(elbo_trainer *tr, const elbo_trainable *trainable, size_t n_trainable, size_t b, size_t row0,
-                        size_t t, size_t nt)
+/* Thread t of nt forms this process's pieces for its output features of the trainable layer t_i. */
+static void form_layer_pieces(elbo_trainer *tr, const elbo_trainable *t_i, size_t b, size_t row0, size_t t, size_t nt)
 {
     struct elbo_chunked *c = tr->chunked;
     size_t first, count;
     my_pieces(c, &first, &count);
-    for (size_t i = 0; i < n_trainable; i++) {
-        block_ctx k = {&trainable[i], &tr->team.ws[t], 0, 0, c->cfg.chunk_rows, b, row0};
-        elbo_linear_features_of_part(trainable[i].layer, t, nt, trainable[i].rotate, &k.lo, &k.hi);
-        if (k.hi == k.lo)
-            continue;
-        for (size_t p = 0; p < count; p++)
-            elbo_grad_tree_piece(&c->tree, c->tree.piece[first + p], chunk_grads, block_add, &k, c->piece[p],
-                                 c->scratch);
-    }
+    block_ctx k = {t_i, &tr->team.ws[t], 0, 0, c->cfg.chunk_rows, b, row0};
+    elbo_linear_features_of_part(t_i->layer, t, nt, t_i->rotate, &k.lo, &k.hi);
+    if (k.hi == k.lo)
+        return;
+    for (size_t p = 0; p < count; p++)
+        elbo_grad_tree_piece(&c->tree, c->tree.piece[first + p], chunk_grads, block_add, &k, c->piece[p], c->scratch);
 }
 
 /* Thread t of nt applies the optimizer to its output features of every trainable layer and repacks them. */
@@ -302,8 +298,24 @@ elbo_step_loss elbo_trainer_step_chunked(elbo_trainer *tr, const elbo_images_vie
             flags = f;
         }
 #pragma omp barrier
-        if (!flags) {
-            form_pieces(tr, trainable, n_trainable, b, row0, t, nt);
+        if (!flags && ex && ex->grads_begin) {
+            /* layer by layer: a layer's buckets travel while the next layers' pieces are formed */
+            for (size_t i = 0; i < n_trainable; i++) {
+                form_layer_pieces(tr, &trainable[i], b, row0, t, nt);
+#pragma omp barrier
+#pragma omp master
+                {
+                    const elbo_linear *l = trainable[i].layer;
+                    ex->grads_begin(ex->ctx, tree, c->piece, m->grads, l->w_off, l->w_off + l->out * l->in);
+                    ex->grads_begin(ex->ctx, tree, c->piece, m->grads, l->b_off, l->b_off + l->out);
+                }
+            }
+#pragma omp master
+            ex->grads_finish(ex->ctx);
+#pragma omp barrier
+        } else if (!flags) {
+            for (size_t i = 0; i < n_trainable; i++)
+                form_layer_pieces(tr, &trainable[i], b, row0, t, nt);
 #pragma omp barrier
 #pragma omp master
             {
@@ -313,6 +325,8 @@ elbo_step_loss elbo_trainer_step_chunked(elbo_trainer *tr, const elbo_images_vie
                     elbo_grad_tree_combine(tree, (const float *const *)c->piece, c->n, c->scratch, m->grads);
             }
 #pragma omp barrier
+        }
+        if (!flags) {
             update_features(tr, trainable, n_trainable, t, nt);
         }
     }

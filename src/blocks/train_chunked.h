@@ -37,6 +37,11 @@ typedef struct {
     void (*losses)(void *ctx, const elbo_grad_tree *t, double *chunk, size_t width);
     /* The tree's root over n floats into grads, from this rank's pieces (mine[i]: its i-th piece, n floats). */
     void (*grads)(void *ctx, const elbo_grad_tree *t, float *const *mine, float *grads, size_t n);
+    /* Optional, in place of grads: the root over the arena's elements [lo, hi) (a bucket: one layer's weights or
+     * biases), begun as soon as this rank's pieces hold them, while the pieces of the next layers are formed; called
+     * for the buckets in the same order on every rank. grads_finish completes every bucket begun this step. */
+    void (*grads_begin)(void *ctx, const elbo_grad_tree *t, float *const *mine, float *grads, size_t lo, size_t hi);
+    void (*grads_finish)(void *ctx);
 } elbo_grad_exchange;
 
 typedef struct {

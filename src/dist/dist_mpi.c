@@ -15,6 +15,21 @@
 enum { STATE_STEP = 1, STATE_LEAVING = 2 };
 #define RECORD_INTS 4
 
+/* One bucket of a step's bucketed gradient exchange: elements [lo, hi) of the arena. Stage 0: its pieces' slices
+ * travel (Ialltoallv); 1: its root's slices travel (Iallgatherv); 2: done. */
+typedef struct {
+    size_t lo, hi;
+    int stage;
+    MPI_Request req;
+    float *send, *recv;
+    size_t send_cap, recv_cap;
+    int *counts; /* (4 size): send counts and displacements, receive counts and displacements */
+    float *grads;
+    const elbo_grad_tree *tree;
+} bucket;
+
+#define MAX_BUCKETS (2 * ELBO_MAX_LAYERS)
+
 typedef struct {
     int rank, size;
     int node_size;              /* ranks on this node */
@@ -37,6 +52,10 @@ typedef struct {
     long steps;
     double first_step_t, last_step_t; /* the first agreement's start, the last exchange's end */
     elbo_grad_exchange exchange;
+    MPI_Comm pieces_comm, roots_comm; /* the buckets' Ialltoallv and Iallgatherv: each in bucket order on every rank
+                                       * on its own communicator, however their completions interleave */
+    bucket bucket[MAX_BUCKETS];
+    size_t n_buckets, next_combine; /* buckets begun this step; the first whose pieces' exchange is not yet done */
 } dist_state;
 
 static dist_state D = {.saved_stderr = -1};
@@ -95,6 +114,8 @@ int elbo_dist_init(int *argc, char ***argv)
         MPI_Comm_size(node, &D.node_size);
         MPI_Comm_free(&node);
     }
+    MPI_Comm_dup(MPI_COMM_WORLD, &D.pieces_comm);
+    MPI_Comm_dup(MPI_COMM_WORLD, &D.roots_comm);
     size_t n = (size_t)D.size;
     D.records = malloc(n * RECORD_INTS * sizeof *D.records);
     D.counts = malloc(n * sizeof(int));
@@ -195,6 +216,8 @@ static void ex_losses(void *ctx, const elbo_grad_tree *t, double *chunk, size_t 
     D.comm_s += MPI_Wtime() - t0;
 }
 
+static void combine_buffers(const elbo_grad_tree *t, size_t len);
+
 /* elbo_grad_exchange.grads: slice s of every piece to rank s (MPI_Alltoallv), the tree's nodes above the pieces
  * over this rank's slice, then every slice of the root to every rank (MPI_Allgatherv). */
 static void ex_grads(void *ctx, const elbo_grad_tree *t, float *const *mine, float *grads, size_t n)
@@ -222,6 +245,25 @@ static void ex_grads(void *ctx, const elbo_grad_tree *t, float *const *mine, flo
         D.displs2[q] = (int)(t->piece_first[q] * len);
     }
     MPI_Alltoallv(send, D.counts, D.displs, MPI_FLOAT, recv, D.counts2, D.displs2, MPI_FLOAT, MPI_COMM_WORLD);
+    combine_buffers(t, len);
+    for (size_t i = 0; i < t->n_pieces; i++)
+        D.piece_ptr[i] = recv + i * len;
+    elbo_grad_tree_combine(t, D.piece_ptr, len, D.scratch, grads + s0);
+    for (size_t q = 0; q < p; q++) {
+        size_t lo, hi;
+        elbo_team_rows(n, q, p, &lo, &hi);
+        D.counts[q] = (int)(hi - lo);
+        D.displs[q] = (int)lo;
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, grads, D.counts, D.displs, MPI_FLOAT, MPI_COMM_WORLD);
+    D.last_step_t = MPI_Wtime();
+    D.comm_s += D.last_step_t - t0;
+    D.steps++;
+}
+
+/* Grows the piece-pointer table and the combine's scratch for slices of len floats of tree t. */
+static void combine_buffers(const elbo_grad_tree *t, size_t len)
+{
     if (t->n_pieces > D.piece_ptr_cap) {
         free(D.piece_ptr);
         D.piece_ptr = malloc(t->n_pieces * sizeof *D.piece_ptr);
@@ -229,8 +271,6 @@ static void ex_grads(void *ctx, const elbo_grad_tree *t, float *const *mine, flo
             MPI_Abort(MPI_COMM_WORLD, 1);
         D.piece_ptr_cap = t->n_pieces;
     }
-    for (size_t i = 0; i < t->n_pieces; i++)
-        D.piece_ptr[i] = recv + i * len;
     if (len > D.scratch_len || t->levels + 1 > D.scratch_levels) {
         for (size_t i = 0; i < D.scratch_levels; i++)
             free(D.scratch[i]);
@@ -240,14 +280,100 @@ static void ex_grads(void *ctx, const elbo_grad_tree *t, float *const *mine, flo
             if (!(D.scratch[i] = malloc((D.scratch_len ? D.scratch_len : 1) * sizeof(float))))
                 MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    elbo_grad_tree_combine(t, D.piece_ptr, len, D.scratch, grads + s0);
+}
+
+/* Bucket k's pieces have arrived: forms the tree's nodes above them over this rank's slice into the root, then
+ * starts sending the root's slices to every rank. */
+static void bucket_combine(bucket *k)
+{
+    size_t p = (size_t)D.size, n = k->hi - k->lo, s0, s1;
+    elbo_team_rows(n, (size_t)D.rank, p, &s0, &s1);
+    combine_buffers(k->tree, s1 - s0);
+    for (size_t i = 0; i < k->tree->n_pieces; i++)
+        D.piece_ptr[i] = k->recv + i * (s1 - s0);
+    elbo_grad_tree_combine(k->tree, D.piece_ptr, s1 - s0, D.scratch, k->grads + k->lo + s0);
+    int *cnt = k->counts, *dsp = k->counts + p;
     for (size_t q = 0; q < p; q++) {
         size_t lo, hi;
         elbo_team_rows(n, q, p, &lo, &hi);
-        D.counts[q] = (int)(hi - lo);
-        D.displs[q] = (int)lo;
+        cnt[q] = (int)(hi - lo);
+        dsp[q] = (int)lo;
     }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, grads, D.counts, D.displs, MPI_FLOAT, MPI_COMM_WORLD);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, k->grads + k->lo, cnt, dsp, MPI_FLOAT, D.roots_comm, &k->req);
+    k->stage = 1;
+}
+
+/* Moves the buckets on without waiting: in bucket order (so every rank starts the same collectives in the same
+ * order), each whose pieces have arrived is combined and its root sent; wait: block until all are done. */
+static void buckets_progress(int wait)
+{
+    while (D.next_combine < D.n_buckets) {
+        bucket *k = &D.bucket[D.next_combine];
+        int done = 0;
+        if (wait)
+            MPI_Wait(&k->req, MPI_STATUS_IGNORE);
+        else
+            MPI_Test(&k->req, &done, MPI_STATUS_IGNORE);
+        if (!wait && !done)
+            return;
+        bucket_combine(k);
+        D.next_combine++;
+    }
+    if (wait)
+        for (size_t i = 0; i < D.n_buckets; i++) {
+            MPI_Wait(&D.bucket[i].req, MPI_STATUS_IGNORE);
+            D.bucket[i].stage = 2;
+        }
+}
+
+/* elbo_grad_exchange.grads_begin: slice s of every piece's elements [lo, hi) to rank s (MPI_Ialltoallv). */
+static void ex_grads_begin(void *ctx, const elbo_grad_tree *t, float *const *mine, float *grads, size_t lo, size_t hi)
+{
+    (void)ctx;
+    double t0 = MPI_Wtime();
+    if (D.n_buckets == MAX_BUCKETS) {
+        fprintf(stderr, "elbo-mpi: more than %d gradient buckets in a step\n", MAX_BUCKETS);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    bucket *k = &D.bucket[D.n_buckets++];
+    size_t p = (size_t)D.size, r = (size_t)D.rank, n = hi - lo;
+    size_t my_pieces = t->piece_first[r + 1] - t->piece_first[r], s0, s1;
+    elbo_team_rows(n, r, p, &s0, &s1);
+    k->lo = lo;
+    k->hi = hi;
+    k->tree = t;
+    k->grads = grads;
+    if (!k->counts && !(k->counts = malloc(4 * p * sizeof *k->counts)))
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    float *send = grow(&k->send, &k->send_cap, my_pieces * n);
+    float *recv = grow(&k->recv, &k->recv_cap, t->n_pieces * (s1 - s0));
+    int *scnt = k->counts, *sdsp = k->counts + p, *rcnt = k->counts + 2 * p, *rdsp = k->counts + 3 * p;
+    size_t at = 0;
+    for (size_t s = 0; s < p; s++) {
+        size_t a, e;
+        elbo_team_rows(n, s, p, &a, &e);
+        scnt[s] = (int)(my_pieces * (e - a));
+        sdsp[s] = (int)at;
+        for (size_t i = 0; i < my_pieces; i++, at += e - a)
+            memcpy(send + at, mine[i] + lo + a, (e - a) * sizeof *send);
+    }
+    for (size_t q = 0; q < p; q++) {
+        rcnt[q] = (int)((t->piece_first[q + 1] - t->piece_first[q]) * (s1 - s0));
+        rdsp[q] = (int)(t->piece_first[q] * (s1 - s0));
+    }
+    MPI_Ialltoallv(send, scnt, sdsp, MPI_FLOAT, recv, rcnt, rdsp, MPI_FLOAT, D.pieces_comm, &k->req);
+    k->stage = 0;
+    buckets_progress(0);
+    D.comm_s += MPI_Wtime() - t0;
+}
+
+/* elbo_grad_exchange.grads_finish: every bucket of the step combined and gathered. */
+static void ex_grads_finish(void *ctx)
+{
+    (void)ctx;
+    double t0 = MPI_Wtime();
+    buckets_progress(1);
+    D.n_buckets = D.next_combine = 0;
     D.last_step_t = MPI_Wtime();
     D.comm_s += D.last_step_t - t0;
     D.steps++;
@@ -262,7 +388,11 @@ int elbo_dist_attach(elbo_trainer *tr, size_t threads, char *err, size_t errlen)
                  "pass --oversubscribe", node_size, threads, threads == 1 ? "" : "s", cores);
         return -1;
     }
-    D.exchange = (elbo_grad_exchange){NULL, ex_agree, ex_losses, ex_grads};
+    D.exchange = (elbo_grad_exchange){NULL, ex_agree, ex_losses, ex_grads, NULL, NULL};
+    if (!getenv("ELBO_DIST_NO_BUCKETS")) { /* per-layer buckets overlapping the weight gradients (default) */
+        D.exchange.grads_begin = ex_grads_begin;
+        D.exchange.grads_finish = ex_grads_finish;
+    }
     elbo_chunked_config cfg = {ELBO_CHUNK_ROWS_DEFAULT, (size_t)D.size, (size_t)D.rank, &D.exchange};
     if (elbo_trainer_use_chunks(tr, &cfg, err, errlen) != 0)
         return -1;
@@ -321,6 +451,8 @@ int elbo_dist_finish(int status)
                 1e3 * (D.comm_s - D.agree_s) / (double)D.steps);
     }
     release_stderr(D.rank == chosen);
+    MPI_Comm_free(&D.pieces_comm);
+    MPI_Comm_free(&D.roots_comm);
     MPI_Finalize();
     return agreed;
 }
