@@ -53,6 +53,11 @@ for p in $ranks; do
             "$dir/vae-$p-$t.safetensors"
     done
 done
+rc=0
+ELBO_DIST_NO_BUCKETS=1 timeout 300 $MPIRUN -np 3 -x ELBO_DIST_NO_BUCKETS "$E" train --oversubscribe $VAE --steps 8 \
+    --threads 1 --save "$dir/vae-nobuckets.safetensors" >"$dir/out" 2>"$dir/err" || rc=$?
+same "VAE, 3 ranks, one exchange after all layers (ELBO_DIST_NO_BUCKETS=1) = 1 rank" "$dir/vae-1-1.safetensors" \
+    "$dir/vae-nobuckets.safetensors"
 for p in 1 3; do
     run "$p" --model classifier --data synthetic:500 --batch 120 --steps 6 --threads 1 --save "$dir/clf-$p.safetensors"
     [ "$rc" = 0 ] || fail "classifier on $p ranks: exit $rc"

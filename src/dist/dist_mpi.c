@@ -1,4 +1,41 @@
-/* The MPI layer of elbo-mpi (dist.h): start and end, the step's exchange, agreement on faults and signals. */
+/* The MPI layer of elbo-mpi (dist.h): start and end, the step's exchange, agreement on faults and signals.
+ *
+ * Design.
+ * - Chunks. A step's batch (--batch, the same meaning as elbo's) is cut into chunks of C = 24 rows
+ *   (ELBO_CHUNK_ROWS_DEFAULT), fixed whatever the number of ranks P: a multiple of every kernel table's MR (4, 6,
+ *   12) so a chunk's rows are whole microkernel tiles, and small enough that the default batch of 128 has 6 chunks
+ *   (P up to 6; batch 1024: 43). Ranks own contiguous chunk ranges whose sizes differ by at most one
+ *   (elbo_team_rows), the last partial batch too (a rank may then own none); inside a rank its threads split its
+ *   rows for the forward and backward passes as elbo's do. P greater than a full batch's chunks is refused.
+ * - Gradients. Each chunk's weight gradient is its own GEMM over its rows (K = C) and its bias gradient its own
+ *   column sum; the chunk gradients are summed in one binary tree over chunk indices that depends on the chunk
+ *   count alone (grad_tree.h: node (k, j) is chunks [j 2^k, (j + 1) 2^k)). A rank sums the subtrees inside its
+ *   range (its pieces, the maximal nodes there; its threads split them by output features); the nodes above
+ *   them span ranks. Those are formed by slices: rank s receives slice s (1/P of the floats) of every rank's
+ *   pieces (Alltoallv), forms every spanning node for its slice (the same additions in the same tree, hence the
+ *   same bits whoever does them), and the root's slices go to every rank (Allgatherv). MPI moves bytes and adds
+ *   nothing, so the root, and every parameter after it, is byte-identical for any P and any thread count.
+ * - Cost. Bytes sent per rank and step, n floats of gradients: (pieces + 1) (P - 1) / P 4n, against a ring
+ *   allreduce's 2 (P - 1) / P 4n (which promises no order). Equal when each rank's range is one tree node (P and
+ *   chunks per rank powers of two: choose --batch = P 24 2^k); otherwise pieces is 2-4 and the tree sends up to
+ *   2.5x the ring's bytes. Latency: 2 (P - 1) messages pairwise like the ring's, or O(log P) with the algorithms
+ *   MPI libraries pick for small messages: the ring wins on large gradients over slow links, the tree costs no more
+ *   on small ones, and only it is reproducible.
+ * - Against elbo. elbo sums each weight gradient in one GEMM over the whole batch; elbo-mpi sums chunk GEMMs in
+ *   the tree: the same mathematics in another order, so its bits differ from elbo's (by float rounding, 1e-7 on
+ *   the VAE's parameters after a few steps), while they are the same for every P.
+ * - Loss sums, for reporting and the NaN check, are per chunk (the model's rows_loss) and summed in the same tree
+ *   (Allgatherv of 5 doubles a chunk).
+ * - Overlap. A layer's weight and bias buckets start their Ialltoallv as soon as every thread has formed that
+ *   layer's pieces, while the next layers' pieces are formed; roots go out by Iallgatherv on a second
+ *   communicator, each collective in bucket order on every rank.
+ * - Faults. Every step starts with an Allgather of a record per rank: its NaN/Inf flags, a SIGINT/SIGTERM it
+ *   caught, or that it left training (an error such as a bad --data, a failed checkpoint write): all ranks take
+ *   the step or none; a signal is handed to every rank's trainer at the same step; a rank that left fails the
+ *   others' step instead of hanging it. At exit the ranks exchange statuses and only the lowest rank that failed
+ *   on its own prints its stderr (held until then), so the job ends with one line and that rank's status. A rank
+ *   that dies ends the job through mpirun; checkpoints are written by rank 0 alone, atomically.
+ * - Only the master thread calls MPI (MPI_THREAD_FUNNELED). */
 #include "dist.h"
 
 #include <mpi.h>
