@@ -44,6 +44,28 @@ static void test_pieces_tile_the_ranges(void **state)
         }
 }
 
+/* Bytes per rank and step: a ring allreduce's 2 (P - 1) / P 4n when every rank's range is one tree node (8 chunks
+ * on 1, 2, 4, 8 ranks); twice it for 11 chunks (batch 256) on 2 ranks, whose second range [5, 11) is 3 pieces
+ * ([5, 6), [6, 8), [8, 11)): 3 halves out, then its half of the root. */
+static void test_bytes_against_ring(void **state)
+{
+    (void)state;
+    const size_t n = 1000;
+    for (size_t p = 1; p <= 8; p *= 2) {
+        elbo_grad_tree t;
+        assert_int_equal(elbo_grad_tree_init(&t, 8, p), 0);
+        assert_int_equal(elbo_grad_tree_bytes_sent(&t, n), 2 * (p - 1) * n / p * sizeof(float));
+        elbo_grad_tree_free(&t);
+    }
+    elbo_grad_tree t;
+    assert_int_equal(elbo_grad_tree_init(&t, 11, 2), 0);
+    assert_int_equal(t.piece_first[2] - t.piece_first[1], 3);
+    size_t ring = 2 * n / 2 * sizeof(float), got = elbo_grad_tree_bytes_sent(&t, n);
+    print_message("    11 chunks on 2 ranks: %zu bytes per rank against the ring's %zu\n", got, ring);
+    assert_int_equal(got, 2 * ring);
+    elbo_grad_tree_free(&t);
+}
+
 /* The pieces of P ranks over chunk values x (n chunks of len floats), computed as a rank would (leaves copy). */
 typedef struct {
     const float *x;
@@ -248,6 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pieces_tile_the_ranges),
         cmocka_unit_test(test_root_independent_of_ranks),
+        cmocka_unit_test(test_bytes_against_ring),
         cmocka_unit_test(test_vae_bits_independent_of_ranks_and_threads),
         cmocka_unit_test(test_too_many_ranks_refused),
     };

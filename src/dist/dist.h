@@ -16,7 +16,8 @@
  * Bytes sent per rank and step for n floats of gradients (4 n bytes): (pieces + 1) (P - 1) / P 4n, pieces being
  * the rank's maximal tree nodes (1 when P and the chunk count are powers of two, at most about 2 log2(chunks / P)
  * otherwise), against a ring allreduce's 2 (P - 1) / P 4n: equal when every rank's range is one tree node, up to
- * (pieces + 1) / 2 times the ring's otherwise (the VAE at batch 128 on 3 ranks: 2 pieces, 1.5x). Messages: the
+ * (pieces + 1) / 2 times the ring's otherwise (batch 128 on 4 ranks: 6 chunks, a range [1, 3) of 2 pieces,
+ * 1.5x; batch 256 on 2 ranks: 11 chunks, [5, 11) is 3 pieces, 2x). Messages: the
  * pairwise alltoall and allgather are 2 (P - 1) each way like the ring's; log-depth algorithms (Bruck, recursive
  * doubling) that MPI libraries pick for small messages make both O(log P) in latency. The ring wins on bandwidth
  * at large n when ranges are not aligned; the price buys bits that do not depend on P. */

@@ -17,8 +17,9 @@
  *   nothing, so the root, and every parameter after it, is byte-identical for any P and any thread count.
  * - Cost. Bytes sent per rank and step, n floats of gradients: (pieces + 1) (P - 1) / P 4n, against a ring
  *   allreduce's 2 (P - 1) / P 4n (which promises no order). Equal when each rank's range is one tree node (P and
- *   chunks per rank powers of two: choose --batch = P 24 2^k); otherwise pieces is 2-4 and the tree sends up to
- *   2.5x the ring's bytes. Latency: 2 (P - 1) messages pairwise like the ring's, or O(log P) with the algorithms
+ *   chunks per rank powers of two: choose --batch = P 24 2^k); otherwise a range is a few pieces (about 2 log2 of its
+ *   chunks at most) and the tree sends (pieces + 1) / 2 times the ring's bytes: 1.5x at batch 128 on 4 ranks,
+ *   2x at batch 256 on 2 ranks (11 chunks: [5, 11) is 3 pieces). Latency: 2 (P - 1) messages pairwise like the ring's, or O(log P) with the algorithms
  *   MPI libraries pick for small messages: the ring wins on large gradients over slow links, the tree costs no more
  *   on small ones, and only it is reproducible.
  * - Against elbo. elbo sums each weight gradient in one GEMM over the whole batch; elbo-mpi sums chunk GEMMs in
