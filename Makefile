@@ -98,7 +98,7 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: bench-mpi test-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: bench-mpi test-mpi check-deps-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),$(MPI_BIN))
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -321,11 +321,15 @@ test: check-deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	@scripts/run_tests.sh "$(TEST_RUNNER)" $(TEST_BIN)
 
-test-mpi:
+check-deps-mpi:
+	@command -v $(MPICC) >/dev/null && command -v mpirun >/dev/null || { \
+	  echo "elbo: $(MPICC) or mpirun not found: make deps installs Open MPI ($(DEB_PACKAGES_MPI))"; exit 1; }
+
+test-mpi: check-deps-mpi
 	@$(MAKE) --no-print-directory MPI=1 all
 	@scripts/test_mpi.sh
 
-bench-mpi:
+bench-mpi: check-deps-mpi
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory MPI=1 all
 	@scripts/bench_mpi.sh

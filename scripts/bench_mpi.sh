@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench-mpi: training samples/s of the VAE (Fashion-MNIST, 784-400-20) at batch 128 and 1024, on this machine:
 #   elbo         1 process x 2 threads, the one-GEMM step (the default binary)
-#   elbo-mpi P=1 1 process x 2 threads, the chunked step without an exchange (what chunks cost)
+#   elbo-mpi P=1 1 process x 2 threads (mpirun --bind-to none: its default binds one rank to one core), the chunked
+#                step without an exchange (what chunks cost)
 #   elbo-mpi P=2 2 ranks x 1 thread, with the exchange's exposed time per step (ELBO_DIST_STATS)
 # and elbo-mpi P=1 x 1 thread, whose step time per sample is the compute side of scripts/mpi_scaling_model.py.
 # Each configuration runs BENCH_MPI_RUNS times (default 3), alternating; the median is reported. A shared machine's
@@ -29,7 +30,7 @@ for b in 128 1024; do
     [ "$steps" -lt 15 ] && steps=15
     for r in $(seq "$RUNS"); do
         nice $E train --data "$DATA" --batch "$b" --steps "$steps" --threads 2 >"$tmp/a$r" 2>&1 || true
-        ELBO_DIST_STATS=1 nice $MPIRUN -np 1 "$EM" train --data "$DATA" --batch "$b" --steps "$steps" --threads 2 \
+        ELBO_DIST_STATS=1 nice $MPIRUN -np 1 --bind-to none "$EM" train --data "$DATA" --batch "$b" --steps "$steps" --threads 2 \
             >"$tmp/b$r" 2>&1 || true
         ELBO_DIST_STATS=1 nice $MPIRUN -np 2 "$EM" train --data "$DATA" --batch "$b" --steps "$steps" --threads 1 \
             >"$tmp/c$r" 2>&1 || true

@@ -5,8 +5,9 @@
 #    align with the tree; the 5th step a partial batch of one chunk, leaving ranks without rows); the
 #    classifier for P = 1 and 3; --resume across rank counts (3 steps on 2 ranks, then 5 more on 3) gives the same
 #    bytes as one run;
-#  - refusals, one line each: more ranks than chunks, more ranks x threads than cores without --oversubscribe, the
-#    GAN (two optimizer phases);
+#  - refusals, one line each: more ranks than chunks, more ranks x threads than cores or more threads than a rank's
+#    binding without --oversubscribe, the GAN (two optimizer phases);
+#  - placement: `info --topology` prints every rank's allowed cpus and threads;
 #  - faults end the whole job with one line, never a hang: a bad --data on rank 1 (exit 2), divergence (exit 3),
 #    SIGTERM to rank 1 alone (exit 143, rank 0's checkpoint written; resuming it reaches the uninterrupted run's
 #    bytes).
@@ -76,8 +77,20 @@ cores=$(nproc)
 rc=0
 timeout 300 $MPIRUN -np "$((cores + 1))" "$E" train $VAE --steps 2 --threads 1 >"$dir/out" 2>"$dir/err" || rc=$?
 one_line "$((cores + 1)) ranks x 1 thread on $cores cores, no --oversubscribe" 2 "pass --oversubscribe"
+rc=0
+timeout 300 $MPIRUN -np 1 --bind-to core "$E" train $VAE --steps 2 --threads 2 >"$dir/out" 2>"$dir/err" || rc=$?
+one_line "1 rank bound to 1 core, --threads 2, no --oversubscribe" 2 "is bound to 1 CPU"
 run 2 --model gan --data synthetic:500 --batch 96 --steps 2 --threads 1
 one_line "GAN" 2 "cannot train in chunks"
+echo "test-mpi: placement"
+rc=0
+timeout 300 $MPIRUN -np 2 "$E" info --topology >"$dir/out" 2>"$dir/err" || rc=$?
+if [ "$rc" = 0 ] && grep -q "== rank 1 of 2 ==" "$dir/out" && [ "$(grep -c '^allowed cpus' "$dir/out")" = 2 ]; then
+    pass "info --topology on 2 ranks: $(grep '^allowed cpus' "$dir/out" | tr -s ' ' | tr '\n' ';')"
+else
+    fail "info --topology on 2 ranks: exit $rc, no section per rank"
+    sed 's/^/        /' "$dir/out" "$dir/err"
+fi
 
 echo "test-mpi: faults"
 rc=0

@@ -40,6 +40,10 @@ int elbo_dist_size(void);
 /* 1 on the rank that writes files (checkpoints, PNGs): rank 0. */
 int elbo_dist_writes_files(void);
 
+/* Runs fn(argc, argv) on every rank with its stdout captured, then rank 0 prints each rank's, headed "rank r of P"
+ * (`elbo-mpi info --topology`: every rank's binding and thread placement). Returns fn's status. */
+int elbo_dist_run_gathered(int (*fn)(int, char **), int argc, char **argv);
+
 /* Switches tr to chunked steps over the ranks, with `threads` threads per rank: refuses (message in err, -1) more
  * ranks than a full batch's chunks, and more ranks x threads on this node than its cores unless --oversubscribe.
  * Catches SIGINT/SIGTERM so that the ranks agree on them (after train_catch_stop_signals). */

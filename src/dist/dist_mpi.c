@@ -40,6 +40,7 @@
 #include "dist.h"
 
 #include <mpi.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,60 @@ int elbo_dist_init(int *argc, char ***argv)
             dup2(fileno(D.held_stderr), STDERR_FILENO);
     }
     return 0;
+}
+
+int elbo_dist_run_gathered(int (*fn)(int, char **), int argc, char **argv)
+{
+    fflush(stdout);
+    FILE *cap = tmpfile();
+    int saved = dup(STDOUT_FILENO);
+    if (cap && saved >= 0)
+        dup2(fileno(cap), STDOUT_FILENO);
+    int status = fn(argc, argv);
+    fflush(stdout);
+    if (saved >= 0) {
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+    }
+    long len = cap ? ftell(cap) : 0;
+    char *text = malloc((size_t)(len > 0 ? len : 1));
+    if (!text)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    if (cap) {
+        rewind(cap);
+        len = (long)fread(text, 1, (size_t)len, cap);
+        fclose(cap);
+    }
+    int mine = (int)len, *lens = NULL, *displs = NULL, total = 0;
+    char *all = NULL;
+    if (D.rank == 0) {
+        lens = malloc((size_t)D.size * sizeof *lens);
+        displs = malloc((size_t)D.size * sizeof *displs);
+        if (!lens || !displs)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Gather(&mine, 1, MPI_INT, lens, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (D.rank == 0) {
+        for (int q = 0; q < D.size; q++) {
+            displs[q] = total;
+            total += lens[q];
+        }
+        if (!(all = malloc((size_t)(total ? total : 1))))
+            MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Gatherv(text, mine, MPI_CHAR, all, lens, displs, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (D.rank == 0) {
+        for (int q = 0; q < D.size; q++) {
+            printf("== rank %d of %d ==\n", q, D.size);
+            fwrite(all + displs[q], 1, (size_t)lens[q], stdout);
+        }
+        fflush(stdout);
+    }
+    free(all);
+    free(lens);
+    free(displs);
+    free(text);
+    return status;
 }
 
 /* Grows *buf to at least n floats; aborts the job when out of memory. */
@@ -421,9 +476,17 @@ int elbo_dist_attach(elbo_trainer *tr, size_t threads, char *err, size_t errlen)
 {
     int node_size = D.node_size;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t bound;
+    int bound_cpus = sched_getaffinity(0, sizeof bound, &bound) == 0 ? CPU_COUNT(&bound) : 0;
     if (!D.oversubscribe && cores > 0 && (long)node_size * (long)threads > cores) {
         snprintf(err, errlen, "%d ranks x %zu thread%s on this node but it has %ld cores: use fewer (--threads) or "
                  "pass --oversubscribe", node_size, threads, threads == 1 ? "" : "s", cores);
+        return -1;
+    }
+    if (!D.oversubscribe && bound_cpus > 0 && (size_t)bound_cpus < threads) {
+        snprintf(err, errlen, "rank %d is bound to %d CPU%s (mpirun --bind-to, --map-by) but --threads is %zu: bind "
+                 "it to more (e.g. mpirun --bind-to none or --map-by slot:PE=%zu), use fewer threads, or pass "
+                 "--oversubscribe", D.rank, bound_cpus, bound_cpus == 1 ? "" : "s", threads, threads);
         return -1;
     }
     D.exchange = (elbo_grad_exchange){NULL, ex_agree, ex_losses, ex_grads, NULL, NULL};
@@ -431,9 +494,13 @@ int elbo_dist_attach(elbo_trainer *tr, size_t threads, char *err, size_t errlen)
         D.exchange.grads_begin = ex_grads_begin;
         D.exchange.grads_finish = ex_grads_finish;
     }
-    elbo_chunked_config cfg = {ELBO_CHUNK_ROWS_DEFAULT, (size_t)D.size, (size_t)D.rank, &D.exchange};
+    /* one rank: the same chunked step with nothing to exchange (no copies, signals as elbo's) */
+    elbo_chunked_config cfg = {ELBO_CHUNK_ROWS_DEFAULT, (size_t)D.size, (size_t)D.rank,
+                               D.size > 1 ? &D.exchange : NULL};
     if (elbo_trainer_use_chunks(tr, &cfg, err, errlen) != 0)
         return -1;
+    if (D.size == 1)
+        return 0;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
