@@ -13,11 +13,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_bf16.h"
 #include "bench_peer.h"
 #include "gemm.h"
 
-enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, N_VARIANTS };
-static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas", "onednn"};
+enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, ONEDNN_BF16_ROW, N_VARIANTS };
+static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas", "onednn", "onednn_bf16"};
+/* Each variant's rows: gemm/VARIANT/..., but the bf16 peer's beside elbo's bf16 rows (bench_bf16.c). */
+static const char *ROW_PREFIXES[N_VARIANTS] = {"gemm/elbo", "gemm/elbo_packB", "gemm/openblas", "gemm/onednn",
+                                               "gemm_bf16/onednn"};
 #define FIRST_PEER OPENBLAS_ROW
 #define N_PEERS (N_VARIANTS - FIRST_PEER)
 /* Threads of the multi-threaded rows, and the batch they are run at (besides the unbatched 2048^3). */
@@ -226,7 +230,10 @@ static void run_peer(gbench_state *st, const gemm_row *row)
     gbench_set_counter(st, "child_time_share", child / (now_seconds() - t0), GBENCH_COUNTER_DEFAULT);
     gbench_set_counter(st, "child_cpu_share", child > 0 ? child_cpu / child : 0, GBENCH_COUNTER_DEFAULT);
     set_label(st, g);
-    bench_set_flops_over(st, g->env, flops * (double)gemms, child, (size_t)row->threads);
+    bench_env env = *g->env;
+    if (row->variant == ONEDNN_BF16_ROW) /* a bf16 row: against the bf16 peak, as elbo's bf16 rows */
+        env.peak_gflops = bench_bf16_peak_gflops(), env.path_peak_gflops = 0;
+    bench_set_flops_over(st, &env, flops * (double)gemms, child, (size_t)row->threads);
 }
 
 /* 1 when a multi-threaded row's C equals the one-thread C bit for bit (they share the summation order). */
@@ -279,9 +286,11 @@ static void register_case(gemm_case *g, size_t batch, int threads, size_t *n_row
     for (int v = 0; v < N_VARIANTS; v++) {
         if (v == ELBO_PACKB_ROW && (!g->s->b_is_weight || threads > 1))
             continue;
+        if (v == ONEDNN_BF16_ROW && (threads > 1 || (batch != 0 && batch != 128 && batch != 1024)))
+            continue; /* bench_bf16.c's batches, one thread */
         gemm_row *row = &g_rows[(*n_rows)++];
         *row = (gemm_row){g, v, threads, "", ""};
-        snprintf(name, sizeof name, "gemm/%s/%s", VARIANT_NAMES[v], g->s->name);
+        snprintf(name, sizeof name, "%s/%s", ROW_PREFIXES[v], g->s->name);
         snprintf(row->name, sizeof row->name, "%s", name);
         gbench_def d = {.name = name, .run = run_gemm, .user = row, .unit = GBENCH_US};
         if (batch) {

@@ -17,6 +17,7 @@
 
 #include "bench_common.h"
 #include "bench_peer_libs.h"
+#include "bf16.h"
 
 extern char **environ;
 
@@ -64,14 +65,21 @@ static peer_case *case_for(const bench_peer_gemm *g)
     return pc;
 }
 
-/* Error of element (i, j) of the peer's C over its bound (k + 1) u sum_p |a_ip b_pj|, from a double product. */
-static double element_error(const peer_case *pc, size_t i, size_t j)
+/* x, or x rounded to bf16 for a bf16 peer (its inputs as it multiplies them). */
+static double input_value(float x, int bf16)
+{
+    return bf16 ? (double)elbo_bf16_to_f32(elbo_bf16_from_f32(x)) : (double)x;
+}
+
+/* Error of element (i, j) of the peer's C over its bound (k + 1) u sum_p |a_ip b_pj|, from a double product (of
+ * the inputs rounded to bf16 for a bf16 peer). */
+static double element_error(const peer_case *pc, size_t i, size_t j, int bf16)
 {
     const bench_peer_gemm *g = &pc->g;
     double ref = 0, mag = 0;
     for (size_t p = 0; p < g->k; p++) {
-        double a = pc->a[g->ta ? p * pc->lda + i : i * pc->lda + p];
-        double b = pc->b[g->tb ? j * pc->ldb + p : p * pc->ldb + j];
+        double a = input_value(pc->a[g->ta ? p * pc->lda + i : i * pc->lda + p], bf16);
+        double b = input_value(pc->b[g->tb ? j * pc->ldb + p : p * pc->ldb + j], bf16);
         ref += a * b;
         mag += fabs(a * b);
     }
@@ -105,7 +113,7 @@ static int check_case(const bench_peer_lib *lib, peer_case *pc, double *worst, c
             s ^= s << 13, s ^= s >> 17, s ^= s << 5; /* xorshift32 */
             i = s % g->m, j = (s / g->m) % g->n;
         }
-        double e = element_error(pc, i, j);
+        double e = element_error(pc, i, j, lib->bf16);
         if (e > *worst)
             *worst = e;
         if (e > 1) {

@@ -15,6 +15,9 @@ typedef struct {
     /* Row-major C[m][n] = op(A) op(B) (alpha 1, beta 0; ta/tb non-zero: transposed); 0, or -1 with a message. */
     int (*sgemm)(int ta, int tb, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
                  size_t ldb, float *c, size_t ldc, char *err, size_t errlen);
+    /* Non-zero: a bf16 peer, which multiplies A and B rounded to bf16 (converted once per operand, outside the
+     * timed calls) with fp32 accumulation; its check takes the rounded inputs as the reference's. */
+    int bf16;
 } bench_peer_lib;
 
 /* The peer called `name`, or NULL when there is none. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_bf16.h"
 #include "bench_common.h"
 #include "bench_context.h"
 #include "bench_elementwise.h"
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
     bench_fma_register(&env);
     bench_membw_register(&env);
     bench_gemm_register(&env);
+    bench_bf16_register(&env);
     bench_elementwise_register(&env);
     bench_train_register(&env, data);
     bench_epoch_register(&env, epoch_repetitions(nargs, args));
@@ -142,6 +144,7 @@ int main(int argc, char **argv)
     bench_train_free();
     bench_elementwise_free();
     bench_gemm_free();
+    bench_bf16_free();
     bench_membw_free();
     if (env.topo)
         elbo_topology_close(env.topo);

@@ -76,6 +76,9 @@ static void detect_x86(elbo_cpu_features *f)
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
         f->avx2 = ((b >> 5) & 1) && avx && ymm_saved;
         f->avx512f = ((b >> 16) & 1) && zmm_saved;
+        f->avx512bw = ((b >> 30) & 1) && zmm_saved;
+        if (a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) /* leaf 7 subleaf 1: eax bit 5 AVX512_BF16 */
+            f->avx512bf16 = ((a >> 5) & 1) && zmm_saved;
     }
     unsigned int brand[12];
     if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000004) {
@@ -99,6 +102,9 @@ static void detect_x86(elbo_cpu_features *f)
 #include <sys/auxv.h>
 #ifndef HWCAP_CPUID
 #define HWCAP_CPUID (1UL << 11)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1UL << 14)
 #endif
 
 /* MIDR_EL1's implementer and part: from /proc/cpuinfo (its first core), else from the register itself where
@@ -128,6 +134,7 @@ static void detect_arm64(elbo_cpu_features *f)
 {
     snprintf(f->arch, sizeof f->arch, "aarch64");
     f->neon = 1;
+    f->arm_bf16 = (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
     detect_arm64_midr(f);
     FILE *fp = fopen("/proc/cpuinfo", "r");
     if (!fp)

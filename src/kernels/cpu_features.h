@@ -6,7 +6,10 @@ typedef struct {
     int avx2;        /* AVX2 and the OS saves YMM state */
     int fma;         /* FMA3 */
     int avx512f;     /* reported only; no AVX-512 path */
+    int avx512bw;    /* AVX-512BW (the bf16 GEMM's packing) */
+    int avx512bf16;  /* AVX512_BF16: VDPBF16PS, VCVTNE2PS2BF16 */
     int neon;        /* Advanced SIMD (always on arm64) */
+    int arm_bf16;    /* arm64 FEAT_BF16 (BFDOT, BFMMLA; HWCAP2_BF16) */
     char arch[16];   /* "x86_64", "aarch64", ... */
     char model[64];  /* CPU brand string, or "unknown" */
     char vendor[16]; /* x86: cpuid vendor ("AuthenticAMD", "GenuineIntel", ...); "" elsewhere */

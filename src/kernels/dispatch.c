@@ -16,6 +16,7 @@ typedef struct {
     int (*runs_here)(const elbo_cpu_features *f);
     void (*register_gemm)(elbo_kernels *k);
     void (*register_elementwise)(elbo_kernels *k);
+    void (*register_bf16)(elbo_kernels *k);
 } isa_entry;
 
 /* The scalar reference runs everywhere. */
@@ -48,13 +49,13 @@ static int neon_runs(const elbo_cpu_features *f)
 #endif
 
 static const isa_entry isa_registry[] = {
-    {"scalar", scalar_runs, elbo_gemm_register_scalar, elbo_elementwise_register_scalar},
+    {"scalar", scalar_runs, elbo_gemm_register_scalar, elbo_elementwise_register_scalar, elbo_bf16_register_scalar},
 #if defined(__x86_64__)
-    {"avx2", avx2_runs, elbo_gemm_register_avx2, elbo_elementwise_register_avx2},
-    {"avx512", avx512_runs, elbo_gemm_register_avx512, elbo_elementwise_register_avx512},
+    {"avx2", avx2_runs, elbo_gemm_register_avx2, elbo_elementwise_register_avx2, elbo_bf16_register_avx2},
+    {"avx512", avx512_runs, elbo_gemm_register_avx512, elbo_elementwise_register_avx512, elbo_bf16_register_avx512},
 #endif
 #if defined(__aarch64__)
-    {"neon", neon_runs, elbo_gemm_register_neon, elbo_elementwise_register_neon},
+    {"neon", neon_runs, elbo_gemm_register_neon, elbo_elementwise_register_neon, elbo_bf16_register_neon},
 #endif
 };
 #define ISA_COUNT (sizeof isa_registry / sizeof isa_registry[0])
@@ -78,9 +79,11 @@ static void build_tables(void)
         memset(k, 0, sizeof *k);
         elbo_gemm_register_scalar(k);
         elbo_elementwise_register_scalar(k);
+        elbo_bf16_register_scalar(k);
         if (i > 0) {
             isa_registry[i].register_gemm(k);
             isa_registry[i].register_elementwise(k);
+            isa_registry[i].register_bf16(k);
         }
         k->isa = isa_registry[i].name;
         char err[512];

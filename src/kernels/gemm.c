@@ -309,6 +309,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     const elbo_gemm_blocking *bl = &kern->blocking;
     assert(ws && ws->packed_a && ws->packed_b);
     assert(ws->packed_a_floats >= bl->mc * bl->kc && ws->packed_b_floats >= bl->kc * bl->nc);
+    assert(a.dtype != ELBO_DTYPE_BF16 && b.dtype != ELBO_DTYPE_BF16); /* bf16 operands: gemm_bf16.h */
     if (m == 0 || n <= j_begin)
         return;
     if (alpha == 0.0f)

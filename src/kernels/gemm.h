@@ -10,9 +10,10 @@
 struct elbo_kernels;
 
 typedef enum { ELBO_NOTRANS = 0, ELBO_TRANS = 1 } elbo_trans;
-typedef enum { ELBO_DTYPE_F32 = 0, ELBO_DTYPE_U8 = 1 } elbo_dtype;
+typedef enum { ELBO_DTYPE_F32 = 0, ELBO_DTYPE_U8 = 1, ELBO_DTYPE_BF16 = 2 } elbo_dtype; /* BF16: gemm_bf16.h only */
 
-/* A row-major matrix operand. op() is applied per `trans`; U8 data is read as value / 255. */
+/* A row-major matrix operand. op() is applied per `trans`; U8 data is read as value / 255; BF16 data (uint16_t) only
+ * by the bf16 GEMM (gemm_bf16.h). */
 typedef struct {
     const void *data;
     size_t ld;          /* leading dimension (row stride) of the stored matrix, in elements */

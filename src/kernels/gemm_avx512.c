@@ -4,6 +4,7 @@
  * packed weights, edge tiles up to 8 columns (the AVX2 12 x 8 kernel) and the K blocking are shared with it:
  * every C element is the same FMA chain with the same finishing operations, and results equal the AVX2
  * path's bit for bit. */
+#include "finish_avx512.h"
 #include "kernels.h"
 
 #include <assert.h>
@@ -375,4 +376,11 @@ size_t elbo_sleef_avx512_tanh_mismatches(uint32_t first, uint32_t last, uint32_t
         bad += !same_lanes(Sleef_tanhf16_u10avx512f(x), Sleef_tanhf8_u10avx2(lo), Sleef_tanhf8_u10avx2(hi));
     }
     return bad;
+}
+
+void elbo_avx512_finish_tile(float *c, size_t ldc, int rows, int panels, const __m512 *acc, size_t nr, float alpha,
+                             float beta, const elbo_tile_epilogue *epi)
+{
+    assert(rows >= 1 && rows <= MR && (panels == 1 || panels == 2) && nr >= 1 && nr <= (size_t)panels * NR);
+    finish_tile_full(c, ldc, rows, panels, acc, panels > 1 ? NR : nr, nr, alpha, beta, epi);
 }

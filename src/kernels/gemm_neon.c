@@ -140,6 +140,38 @@ static __attribute__((noinline)) void neon_finish_tile(float *c, size_t ldc, con
     }
 }
 
+/* The store-phase parameters of a tile with nr valid columns from alpha, beta and its epilogue (NULL: none). */
+static neon_store_params neon_params(float alpha, float beta, const elbo_tile_epilogue *epi, size_t nr)
+{
+    neon_store_params p = {
+        .alpha = alpha, .beta = beta, .has_bias = 0, .act = ELBO_ACT_NONE, .grad = ELBO_ACT_NONE,
+        .bias0 = vdupq_n_f32(0.0f), .bias1 = vdupq_n_f32(0.0f), .bias2 = vdupq_n_f32(0.0f),
+    };
+    if (epi) {
+        p.act = epi->act;
+        p.grad = epi->grad;
+        p.slope = epi->slope;
+        if (epi->bias) {
+            p.has_bias = 1;
+            float bbuf[NEON_NR] = {0};
+            memcpy(bbuf, epi->bias, nr * sizeof *bbuf);
+            p.bias0 = vld1q_f32(bbuf);
+            p.bias1 = vld1q_f32(bbuf + 4);
+            p.bias2 = vld1q_f32(bbuf + 8);
+        }
+    }
+    return p;
+}
+
+void elbo_neon_finish_tile(float *c, size_t ldc, const float tile[8][12], size_t mr, size_t nr, float alpha,
+                           float beta, const elbo_tile_epilogue *epi)
+{
+    assert(mr >= 1 && mr <= NEON_MR && nr >= 1 && nr <= NEON_NR);
+    const neon_store_params p = neon_params(alpha, beta, epi, nr);
+    neon_finish_tile(c, ldc, tile, mr, nr, epi ? epi->saved : NULL, epi ? epi->ld_saved : 0,
+                     epi ? epi->preact : NULL, epi ? epi->ld_preact : 0, &p);
+}
+
 /* One k step: acc (8x12) += A column (8, at ap) * B row (12, at bp), as 24 fmla-by-element. */
 #define NEON_GEMM_STEP(ap, bp)                                                       \
     do {                                                                             \
@@ -199,36 +231,10 @@ static void f32_gemm_ukernel_8x12__neon(size_t kc, const float *a, const float *
         b += NEON_NR;
     }
 
-    neon_store_params p = {
-        .alpha = alpha, .beta = beta, .has_bias = 0, .act = ELBO_ACT_NONE, .grad = ELBO_ACT_NONE,
-        .bias0 = vdupq_n_f32(0.0f), .bias1 = vdupq_n_f32(0.0f), .bias2 = vdupq_n_f32(0.0f),
-    };
-    const float *saved = NULL;
-    float *pre = NULL;
-    size_t ld_saved = 0, ld_pre = 0;
-    if (epi) {
-        p.act = epi->act;
-        p.grad = epi->grad;
-        p.slope = epi->slope;
-        saved = epi->saved;
-        ld_saved = epi->ld_saved;
-        pre = epi->preact;
-        ld_pre = epi->ld_preact;
-        if (epi->bias) {
-            p.has_bias = 1;
-            if (nr == NEON_NR) {
-                p.bias0 = vld1q_f32(epi->bias);
-                p.bias1 = vld1q_f32(epi->bias + 4);
-                p.bias2 = vld1q_f32(epi->bias + 8);
-            } else {
-                float bbuf[NEON_NR] = {0};
-                memcpy(bbuf, epi->bias, nr * sizeof *bbuf);
-                p.bias0 = vld1q_f32(bbuf);
-                p.bias1 = vld1q_f32(bbuf + 4);
-                p.bias2 = vld1q_f32(bbuf + 8);
-            }
-        }
-    }
+    const neon_store_params p = neon_params(alpha, beta, epi, nr);
+    const float *saved = epi ? epi->saved : NULL;
+    float *pre = epi ? epi->preact : NULL;
+    const size_t ld_saved = epi ? epi->ld_saved : 0, ld_pre = epi ? epi->ld_preact : 0;
 
     if (mr == NEON_MR && nr == NEON_NR && elbo_tile_epilogue_is_basic(epi)) {
         /* Full tile, basic epilogue: straight from the accumulators to C. */

@@ -62,6 +62,11 @@ static float finish(float acc, const float *c, size_t ldc, size_t i, size_t j, f
     float v = alpha * acc;
     if (beta != 0.0f)
         v += beta * c[i * ldc + j];
+    return elbo_scalar_epilogue(v, i, j, epi);
+}
+
+float elbo_scalar_epilogue(float v, size_t i, size_t j, const elbo_tile_epilogue *epi)
+{
     if (!epi)
         return v;
     if (epi->bias)

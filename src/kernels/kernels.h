@@ -5,9 +5,11 @@
 
 #include <stdint.h>
 
+#include "bf16.h"
 #include "elementwise.h"
 #include "gemm_pack.h"
 #include "ukernel.h"
+#include "ukernel_bf16.h"
 
 typedef struct elbo_kernels {
     const char *isa;                    /* "scalar", "avx2", "avx512", "neon" */
@@ -32,6 +34,15 @@ typedef struct elbo_kernels {
     elbo_unit_from_u8_fn unit_from_u8;
     elbo_adam_fn adam;
     elbo_sgd_fn sgd;
+    /* bf16 (bf16.h, gemm_bf16.h): the conversion every table has; the bf16 GEMM's microkernel where this CPU runs
+     * one (NULL, and bf16_missing naming the CPU feature it lacks, where not). Its blocking is the table's with
+     * the bf16 tile (MC and NC rounded down to it) and the FMA tables' K depths (gemm_depth.h). */
+    elbo_f32_to_bf16_fn f32_to_bf16;
+    elbo_gemm_bf16_ukernel_fn gemm_bf16_ukernel;
+    const char *gemm_bf16_ukernel_name;
+    const char *bf16_missing;
+    size_t bf16_mr, bf16_nr;
+    elbo_pack_bf16_fn pack_bf16;        /* packs pair panels (bitwise as elbo_pack_bf16_panel) */
 } elbo_kernels;
 
 /* The best table this CPU supports, or the one named by ELBO_ISA if set and supported
@@ -65,6 +76,21 @@ size_t elbo_sleef_avx512_mismatches(void);
 size_t elbo_sleef_avx512_tanh_mismatches(uint32_t first, uint32_t last, uint32_t step);
 void elbo_gemm_register_neon(elbo_kernels *k);
 void elbo_elementwise_register_neon(elbo_kernels *k);
+/* The bf16 entries of each ISA (bf16 conversion, bf16 GEMM microkernel and packing), called by dispatch.c after
+ * the GEMM and elementwise ones. */
+void elbo_bf16_register_scalar(elbo_kernels *k);
+void elbo_bf16_register_avx2(elbo_kernels *k);
+void elbo_bf16_register_avx512(elbo_kernels *k);
+void elbo_bf16_register_neon(elbo_kernels *k);
+/* The FEAT_BF16 kernel's entries (gemm_bf16_neonbf16.c; elbo_bf16_register_neon calls it where the CPU has it). */
+void elbo_bf16_neon_gemm_install(elbo_kernels *k);
+/* The scalar table's epilogue of tile element (i, j) after alpha and beta (bias, pre-activation, activation,
+ * derivative; epi may be NULL): what the bf16 emulation finishes with. */
+float elbo_scalar_epilogue(float v, size_t i, size_t j, const elbo_tile_epilogue *epi);
+/* The NEON table's tile finish (gemm_neon.c): the mr x nr valid part of an 8 x 12 tile of accumulators into C,
+ * alpha, beta and epi (NULL: none) as the fp32 NEON tiles apply them; for the NEON bf16 kernel. */
+void elbo_neon_finish_tile(float *c, size_t ldc, const float tile[8][12], size_t mr, size_t nr, float alpha,
+                           float beta, const elbo_tile_epilogue *epi);
 /* The fused losses of each ISA (losses_<isa>.c), called by that ISA's elementwise register function. */
 void elbo_losses_register_scalar(elbo_kernels *k);
 void elbo_losses_register_avx2(elbo_kernels *k);

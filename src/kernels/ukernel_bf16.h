@@ -1,0 +1,31 @@
+/* The contract between the bf16 GEMM framework (gemm_bf16.c) and its per-ISA microkernels and packers. */
+#ifndef ELBO_UKERNEL_BF16_H
+#define ELBO_UKERNEL_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bf16.h"
+#include "ukernel.h"
+
+/* C tile (mr x nr valid of MR x NR, row stride ldc) = alpha * a_panel * b_panel + beta * C, then epi, with fp32
+ * accumulation of bf16 pair products. Panels hold pair words (32 bits: the even depth's bf16 in the low half,
+ * the odd one's in the high half): a is kp x MR (a[q*MR + i] = A(i, 2q) | A(i, 2q+1) << 16), b is kp x NR
+ * (b[q*NR + j] = B(2q, j) | B(2q+1, j) << 16); padding rows, columns and an odd depth's last half are zero.
+ * beta == 0 must not read C. epi is NULL on every K block but the last. */
+typedef void (*elbo_gemm_bf16_ukernel_fn)(size_t kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc,
+                                          size_t mr, size_t nr, float alpha, float beta,
+                                          const elbo_tile_epilogue *epi);
+
+/* Packs one pair panel of w rows: dst[q*w + i] = X(outer0 + i, depth0 + 2q) | X(outer0 + i, depth0 + 2q + 1) << 16
+ * for i < rows and 2q < depth, the elements as bf16 (F32 rounded as bf16.h says, U8 as value / 255 rounded, BF16
+ * as stored), zero for rows <= i < w and past depth. X(o, d) is op(A)(o, d) for A panels (depth_contiguous when
+ * A is not transposed) and op(B)(d, o) for B panels (depth_contiguous when B is transposed). */
+typedef void (*elbo_pack_bf16_fn)(uint32_t *dst, elbo_operand x, int depth_contiguous, size_t outer0,
+                                  size_t depth0, size_t rows, size_t depth, size_t w);
+
+/* The generic packer (every table's fallback; a table's own must give its bits). */
+void elbo_pack_bf16_panel(uint32_t *dst, elbo_operand x, int depth_contiguous, size_t outer0, size_t depth0,
+                          size_t rows, size_t depth, size_t w);
+
+#endif
