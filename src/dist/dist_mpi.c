@@ -72,6 +72,7 @@ typedef struct {
 typedef struct {
     int rank, size;
     int node_size;              /* ranks on this node */
+    int bound_cpus;             /* CPUs mpirun bound this rank to (before the trainer binds its threads) */
     int oversubscribe;
     int saved_stderr;           /* the real stderr while ours is held in held_stderr (-1: not held) */
     FILE *held_stderr;
@@ -153,6 +154,8 @@ int elbo_dist_init(int *argc, char ***argv)
         MPI_Comm_size(node, &D.node_size);
         MPI_Comm_free(&node);
     }
+    cpu_set_t bound;
+    D.bound_cpus = sched_getaffinity(0, sizeof bound, &bound) == 0 ? CPU_COUNT(&bound) : 0;
     MPI_Comm_dup(MPI_COMM_WORLD, &D.pieces_comm);
     MPI_Comm_dup(MPI_COMM_WORLD, &D.roots_comm);
     size_t n = (size_t)D.size;
@@ -476,8 +479,7 @@ int elbo_dist_attach(elbo_trainer *tr, size_t threads, char *err, size_t errlen)
 {
     int node_size = D.node_size;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t bound;
-    int bound_cpus = sched_getaffinity(0, sizeof bound, &bound) == 0 ? CPU_COUNT(&bound) : 0;
+    int bound_cpus = D.bound_cpus;
     if (!D.oversubscribe && cores > 0 && (long)node_size * (long)threads > cores) {
         snprintf(err, errlen, "%d ranks x %zu thread%s on this node but it has %ld cores: use fewer (--threads) or "
                  "pass --oversubscribe", node_size, threads, threads == 1 ? "" : "s", cores);
