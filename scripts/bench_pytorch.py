@@ -17,6 +17,9 @@ Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on b
   and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
   {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation).
+- The GAN (`elbo train --model gan`, the default recipe, against scripts/torch_throughput.py --model gan: the same
+  G, spectrally normalized D, two Adam optimizers, samples/s of real images) at --gan-batches (64, 128, 256; empty:
+  none), PyTorch fp32 searched over the same thread pairs and both kernel choices: its own table and rows.
 The measurements run in --rounds interleaved rounds (elbo, then each PyTorch configuration); each side's figure
 is its best configuration's best round, as the least disturbed one on a shared machine. The table is printed and
 written to OUT_DIR/pytorch-<cpu>-<yyyymmdd>.md and .json (-2, -3, ... for later runs the same day).
@@ -53,11 +56,12 @@ def thread_counts(cores):
     return sorted({t for t in (1, 2, cores) if t <= cores})
 
 
-def measure_elbo(a, batch, threads):
-    """elbo's samples/s at (batch, threads) over about a.samples samples."""
-    steps = max(10, -(-a.samples // batch))
-    r = run_json_lines([a.elbo, "train", "--data", a.data, "--batch", str(batch), "--steps", str(steps),
-                        "--threads", str(threads), "--json"])
+def measure_elbo(a, batch, threads, model="vae"):
+    """elbo's samples/s at (batch, threads) over about a.samples samples (a GAN: a.samples / 4, its steps cost
+    about 4 VAE steps)."""
+    steps = max(10, -(-a.samples // batch) // (4 if model == "gan" else 1))
+    r = run_json_lines([a.elbo, "train", "--model", model, "--data", a.data, "--batch", str(batch), "--steps",
+                        str(steps), "--threads", str(threads), "--json"])
     return r[-1]["samples_per_s"]
 
 
@@ -75,13 +79,13 @@ def config_key(cfg):
     return f"{precision}/{core}/{t}x{b}"
 
 
-def measure_torch(a, batches, cfg):
+def measure_torch(a, batches, cfg, model="vae"):
     """PyTorch's samples/s per batch size at one configuration, and what its process reported: framework and
     the OpenBLAS core it ran. The child's environment has the forcing variables cleared (core "auto") or the
     core forced, before torch loads."""
     precision, core, torch_threads, blas_threads = cfg
     env = openblas_env(os.environ, core, blas_threads)
-    rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--batch",
+    rs = run_json_lines([sys.executable, os.path.join(HERE, "torch_throughput.py"), "--model", model, "--batch",
                          ",".join(map(str, batches)), "--torch-threads", str(torch_threads), "--blas-threads",
                          str(blas_threads), "--openblas-core", core, "--precision", precision,
                          "--seconds", str(a.seconds), "--data", a.data, "--json"], env)
@@ -121,6 +125,15 @@ def markdown(res):
                      f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} "
                      f"× {r['pytorch_blas_threads']} | {r['ratio']:.2f}× | {r['pytorch_bf16_samples_per_s']:,.0f} | "
                      f"{r['pytorch_bf16_torch_threads']} × {r['pytorch_bf16_blas_threads']} | {r['ratio_bf16']:.2f}× |")
+    if res.get("gan_rows"):
+        lines += ["", "GAN (`elbo train --model gan`, the default recipe: G 64-256-512-784, D 784-512-256-1 "
+                  "spectrally normalized; PyTorch: scripts/torch_throughput.py --model gan, fp32), samples/s of real "
+                  "images:", "", "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 "
+                  "config (OpenBLAS core, torch × OpenBLAS threads) | elbo / PyTorch fp32 |", "|---|---|---|---|---|---|"]
+        for r in res["gan_rows"]:
+            lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
+                         f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, "
+                         f"{r['pytorch_torch_threads']} × {r['pytorch_blas_threads']} | {r['ratio']:.2f}× |")
     lines += ["", "OpenBLAS core each PyTorch configuration ran (requested → reported):", ""]
     for k, c in res["pytorch_configs"].items():
         lines.append(f"- {k}: {c['openblas_core_requested']} → {c['openblas_core']} ({c['openblas_config']})")
@@ -138,6 +151,7 @@ def markdown(res):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", default="64,128,256,1024")
+    p.add_argument("--gan-batches", default="64,128,256", help="the GAN's batch sizes (empty: no GAN rows)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of them counts (default 2)")
     p.add_argument("--seconds", type=float, default=2.0, help="PyTorch: timed seconds per batch size (default 2)")
     p.add_argument("--samples", type=int, default=30000, help="elbo: samples per measurement (default 30000)")
@@ -150,7 +164,8 @@ def main():
     a = p.parse_args()
     try:
         batches = [int(b) for b in a.batches.split(",")]
-        if any(b < 1 for b in batches):
+        gan_batches = [int(b) for b in a.gan_batches.split(",")] if a.gan_batches else []
+        if any(b < 1 for b in batches + gan_batches):
             raise ValueError
     except ValueError:
         p.error(f"--batches: expected positive integers separated by commas, got '{a.batches}'")
@@ -168,6 +183,9 @@ def main():
         configs = torch_configs(threads, a.forced_core)
         elbo_cells = {b: {t: [] for t in threads} for b in batches}
         torch_cells = {b: {c: [] for c in configs} for b in batches}
+        gan_configs = [c for c in configs if c[0] == "fp32"]
+        gan_elbo = {b: {t: [] for t in threads} for b in gan_batches}
+        gan_torch = {b: {c: [] for c in gan_configs} for b in gan_batches}
         reported = {}
         for rnd in range(1, a.rounds + 1):
             print(f"bench-pytorch: round {rnd}/{a.rounds}: elbo at threads {threads}, PyTorch at {len(configs)} "
@@ -180,6 +198,13 @@ def main():
                 rates, reported[cfg] = measure_torch(a, batches, cfg)
                 for b in batches:
                     torch_cells[b][cfg].append(rates[b])
+            for b in gan_batches:
+                for t in threads:
+                    gan_elbo[b][t].append(measure_elbo(a, b, t, "gan"))
+            for cfg in gan_configs if gan_batches else []:
+                rates, _ = measure_torch(a, gan_batches, cfg, "gan")
+                for b in gan_batches:
+                    gan_torch[b][cfg].append(rates[b])
     except (RunError, OSError) as e:
         print(f"bench_pytorch: {e}", file=sys.stderr)
         return 2
@@ -199,6 +224,16 @@ def main():
                      "ratio_bf16": er / hr, "elbo_all": [max(elbo_cells[b][t]) for t in threads],
                      "elbo_rounds": {str(t): v for t, v in elbo_cells[b].items()},
                      "pytorch_rounds": {config_key(c): v for c, v in torch_cells[b].items()}})
+    gan_rows = []
+    for b in gan_batches:
+        et, er = best(gan_elbo[b])
+        fp32, tr = best(gan_torch[b])
+        gan_rows.append({"model": "gan", "batch": b, "elbo_samples_per_s": er, "elbo_threads": et,
+                         "pytorch_samples_per_s": tr, "pytorch_config": config_key(fp32),
+                         "pytorch_openblas_core": reported[fp32]["openblas_core"], "pytorch_torch_threads": fp32[2],
+                         "pytorch_blas_threads": fp32[3], "ratio": er / tr,
+                         "elbo_rounds": {str(t): v for t, v in gan_elbo[b].items()},
+                         "pytorch_rounds": {config_key(c): v for c, v in gan_torch[b].items()}})
     res = {"cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "elbo_commit": commit, "pytorch": reported[configs[0]]["framework"], "rounds": a.rounds,
            "pytorch_seconds": a.seconds, "elbo_samples": a.samples, "elbo_threads": threads,
@@ -207,7 +242,7 @@ def main():
            "pytorch_configs": {config_key(c): {"precision": c[0], "openblas_core_requested": c[1],
                                                "torch_threads": c[2], "blas_threads": c[3], **reported[c]}
                                for c in configs},
-           "rows": rows}
+           "rows": rows, "gan_rows": gan_rows}
 
     if a.json:
         print(json.dumps(res, indent=1))
@@ -223,6 +258,13 @@ def main():
             print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
                   f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x "
                   f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x")
+        if gan_rows:
+            print("\nGAN (default recipe), training samples/s of real images")
+            print(f"{'batch':>6} {'elbo':>10} {'thr':>4} {'PyTorch fp32':>13} {'core, torch x BLAS':>20} {'ratio':>7}")
+        for r in gan_rows:
+            fp32_cfg = f"{r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} x {r['pytorch_blas_threads']}"
+            print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
+                  f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x")
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
         path = dated_path(a.out_dir, "pytorch", cpu_slug(cpu), [".json", ".md"])

@@ -5,7 +5,14 @@ BCE-with-logits(D(G(z)), 0), then the non-saturating G step on the same z and G(
 betas 0.5 / 0.999, batch 128, one thread; writes 10000 samples as an IDX file for
 `elbo eval --classifier build/classifier.safetensors --images OUT --json`.
 
-  gan_recipe_torch.py EPOCHS SEED REAL_LABEL D_HIDDEN OUT.idx [--data DIR]
+  gan_recipe_torch.py EPOCHS SEED REAL_LABEL D_HIDDEN OUT.idx [--data DIR] [--spectral-norm] [--dropout P]
+                      [--mbstd] [--d-lr-scale S] [--d-steps N]
+
+--spectral-norm wraps every D linear in torch.nn.utils.spectral_norm (one power iteration per D forward; D sees
+the fake and real rows in one forward per D step, and G(z) in one forward per G step). --dropout P drops D's hidden
+features with probability P during training; --mbstd appends the batch standard deviation feature (Karras et al.:
+the mean over features of the per-feature standard deviation over the batch, fake and real rows apart) to D's last
+hidden layer. --d-steps N runs N D steps (each on the next real batch, a fresh z) per G step.
 """
 import argparse
 import glob
@@ -38,27 +45,37 @@ def main():
     p.add_argument("d_hidden")
     p.add_argument("out")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--spectral-norm", action="store_true")
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--mbstd", action="store_true")
+    p.add_argument("--d-lr-scale", type=float, default=1.0)
+    p.add_argument("--d-steps", type=int, default=1)
     a = p.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(1)
     x = torch.tensor(read_idx(glob.glob(os.path.join(a.data, "train-images-idx3-ubyte*"))[0]).astype(np.float32) / 255)
-    m = GAN(784, 64, [256, 512], [int(w) for w in a.d_hidden.split(",")], 0.2)
+    m = GAN(784, 64, [256, 512], [int(w) for w in a.d_hidden.split(",")], 0.2, spectral_norm=a.spectral_norm,
+            dropout=a.dropout, mbstd=a.mbstd)
     G, D = m.generator, m.discriminator
     og = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
-    od = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
-    t0 = time.time()
+    od = torch.optim.Adam(D.parameters(), 2e-4 * a.d_lr_scale, betas=(0.5, 0.999))
+    t0, k = time.time(), 0
     for ep in range(a.epochs):
         perm = torch.randperm(len(x))
-        for i in range(0, len(x), 128):
+        i = 0
+        while i < len(x):
             xb = x[perm[i:i + 128]]
+            i += len(xb)
             b = len(xb)
             fake = G(torch.randn(b, 64))
-            ld = F.binary_cross_entropy_with_logits(D(xb), torch.full((b, 1), a.real_label)) + \
-                F.binary_cross_entropy_with_logits(D(fake.detach()), torch.zeros(b, 1))
+            ld = m.d_loss(fake.detach(), xb, a.real_label)
             od.zero_grad()
             ld.backward()
             od.step()
-            lg = F.binary_cross_entropy_with_logits(D(fake), torch.ones(b, 1))
+            k += 1
+            if k % a.d_steps != 0:
+                continue
+            lg = m.g_loss(fake)
             og.zero_grad()
             lg.backward()
             og.step()

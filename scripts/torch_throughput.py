@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""PyTorch's training throughput for the same VAE elbo trains (784-400-20, MSE, Adam), on the same data,
-for comparing samples/s side by side.
+"""PyTorch's training throughput for the same VAE elbo trains (784-400-20, MSE, Adam), or with --model gan the
+same GAN (tests/parity/gan_torch.py's, the default recipe: G 64-256-512-784, D 784-512-256-1 spectrally normalized,
+two Adam optimizers lr 2e-4 betas 0.5 / 0.999, a D step on G(z) and the real batch in one D forward, then the
+non-saturating G step; samples/s counts real images), on the same data, for comparing samples/s side by side.
 
-  scripts/torch_throughput.py [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
+  scripts/torch_throughput.py [--model vae|gan] [--batch 128[,256,...]] [--torch-threads 1] [--blas-threads N]
                               [--openblas-core auto|Haswell|...] [--precision fp32|bf16] [--seconds 10] [--json]
 
 PyTorch 1.13 from Debian runs its fp32 GEMMs in OpenBLAS. OpenBLAS picks its kernels for the CPU when it loads,
@@ -71,6 +73,7 @@ def openblas_info():
 def parse_args():
     """The command line, checked."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("vae", "gan"), default="vae")
     p.add_argument("--batch", default="128", help="batch size, or several separated by commas")
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--blas-threads", type=int, default=os.cpu_count())
@@ -119,6 +122,42 @@ def measure(torch, VAE, per_sample_losses, x_all, batch, a):
     return steps, steps * batch / (time.perf_counter() - t0)
 
 
+def measure_gan(torch, x_all, batch, a):
+    """(steps, samples/s) of GAN training (one D step and one G step per real batch) at this batch size for
+    a.seconds after 20 warm-up steps."""
+    from gan_torch import GAN
+    torch.manual_seed(1)
+    model = GAN(x_all.shape[1], 64, [256, 512], [512, 256], 0.2, spectral_norm=True)
+    G = model.generator
+    od = torch.optim.Adam(model.discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
+    og = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    perm = torch.randperm(len(x_all))
+    bf16 = a.precision == "bf16"
+
+    def step(i):
+        lo = (i * batch) % (len(x_all) - batch)
+        x = x_all[perm[lo:lo + batch]]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            fake = G(torch.randn(batch, 64))
+            d_loss = model.d_loss(fake.detach(), x, 1.0)
+        od.zero_grad()
+        d_loss.backward()
+        od.step()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            g_loss = model.g_loss(fake)
+        og.zero_grad()
+        g_loss.backward()
+        og.step()
+
+    for i in range(20):
+        step(i)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < a.seconds:
+        step(steps)
+        steps += 1
+    return steps, steps * batch / (time.perf_counter() - t0)
+
+
 def main():
     a = parse_args()
     apply_openblas_env(a.openblas_core, a.blas_threads)
@@ -132,14 +171,19 @@ def main():
     images = read_idx(find_idx(a.data, "train-images-idx3-ubyte"))
     x_all = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
     for batch in a.batches:
-        steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
-        result = {"framework": "pytorch " + torch.__version__, "batch": batch, "precision": a.precision,
+        if a.model == "gan":
+            steps, rate = measure_gan(torch, x_all, batch, a)
+        else:
+            steps, rate = measure(torch, VAE, per_sample_losses, x_all, batch, a)
+        result = {"framework": "pytorch " + torch.__version__, "model": a.model, "batch": batch,
+                  "precision": a.precision,
                   "torch_threads": a.torch_threads, "blas_threads": a.blas_threads,
                   "openblas_core_requested": a.openblas_core, **info, "steps": steps, "samples_per_s": rate}
         if a.json:
             print(json.dumps(result), flush=True)
         else:
-            print(f"PyTorch {torch.__version__} {a.precision}: batch {batch}, torch threads {a.torch_threads}, "
+            print(f"PyTorch {torch.__version__} {a.model} {a.precision}: batch {batch}, "
+                  f"torch threads {a.torch_threads}, "
                   f"OpenBLAS threads {a.blas_threads} on core {info['openblas_core']} "
                   f"(requested {a.openblas_core}): {rate:.0f} samples/s over {steps} steps", flush=True)
     return 0

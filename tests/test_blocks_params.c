@@ -125,7 +125,7 @@ static void test_block_learning_rate(void **state)
     size_t d_off, d_floats;
     elbo_param_layout_group_range(&l, 1, &d_off, &d_floats);
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-2);
-    oc.block_lr[oc.n_block_lr++] = (elbo_block_lr){d_off, d_off + d_floats, 4e-2};
+    oc.block_lr[oc.n_block_lr++] = (elbo_block_lr){d_off, d_off + d_floats, 4e-2, 1};
     elbo_optimizer o;
     assert_int_equal(elbo_optimizer_init(&o, &oc, &l), 0);
     elbo_optimizer_begin_step(&o);

@@ -119,7 +119,8 @@ static void test_sample_info_eval(void **state)
     free(slurp(idx, &len));
     assert_int_equal(len, 16 + 100 * 784);
     run(&r, "info", "--load", ckpt, NULL);
-    if (r.status != 0 || !strstr(r.out, "GAN G 64-256-512-784, D 784-512-256-1 (1083921 parameters)") ||
+    if (r.status != 0 ||
+        !strstr(r.out, "GAN G 64-256-512-784, D 784-512-256-1 (spectral norm) (1083921 parameters)") ||
         !strstr(r.out, "images 28x28, latent 64"))
         test_failf("info --load: status %d:\n%s\n", r.status, r.out);
     run_free(&r);
@@ -235,9 +236,10 @@ static void edit_d_update_overflow(elbo_gan *m)
     set_tensor(m, "discriminator.4.weight", 1e38f, 0);
 }
 
-/* Divergence: --lr 1e6 blows G's parameters up in Adam at step 1, and step 2's D step stops the run (D(G(z)) is
- * NaN); a checkpoint whose G, or D, overflows to NaN stops --resume at its first step's D step; one whose D update
- * overflows stops it at the G step. Each: exit 3, one stderr line naming the step, the phase and a lower --lr, and
+/* Divergence, of the plain recipe (--spectral-norm 0: a spectrally normalized D keeps D(G(z)) finite at --lr 1e6):
+ * --lr 1e6 blows G's parameters up in Adam at step 1, and step 2's D step stops the run (D(G(z)) is NaN); a
+ * checkpoint whose G, or D, overflows to NaN stops --resume at its first step's D step; one whose D update overflows
+ * stops it at the G step. Each: exit 3, one stderr line naming the step, the phase and a lower --lr, and
  * the --save target untouched (not written). Catches: a phase's non-finite loss not stopping the run or reported
  * with status 0, 1 or 2, the message naming the wrong step or phase, a NaN checkpoint written. */
 static void test_divergence(void **state)
@@ -248,12 +250,12 @@ static void test_divergence(void **state)
     in_dir(out, dir, "out.safetensors");
     run_result r;
     run(&r, "train", "--model", "gan", "--data", "synthetic:600", "--batch", "32", "--lr", "1e6", "--threads", "1",
-        "--epochs", "3", "--save", out, NULL);
+        "--epochs", "3", "--spectral-norm", "0", "--save", out, NULL);
     expect_error(&r, 3, "step 2: the discriminator step's loss became NaN", "d_fake nan); try a lower --lr");
     run_free(&r);
     expect_entries(dir, 0);
     run(&r, "train", "--model", "gan", "--data", "synthetic:300", "--epochs", "1", "--batch", "32", "--hidden", "16",
-        "--d-hidden", "16,16", "--save", in_dir(good, dir, "good.safetensors"), NULL);
+        "--d-hidden", "16,16", "--spectral-norm", "0", "--save", in_dir(good, dir, "good.safetensors"), NULL);
     expect_ok(&r, "train gan");
     run_free(&r);
     static const struct {
@@ -328,6 +330,33 @@ static void test_recipe_options(void **state)
     remove_tree(dir);
 }
 
+/* --d-steps and --spectral-norm: --d-steps 2 and --spectral-norm 0 each change the trained checkpoint; --d-steps 2 is
+ * kept in the checkpoint with the spectral norm's u and v, so that a run stopped by --steps 7 (after a D step whose
+ * G step is still to come) and resumed is byte-identical to the uninterrupted one; --d-steps 0 is refused in one
+ * line (exit 2). */
+static void test_d_steps_and_spectral_norm(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], plain[2 * MAX_PATH], two[2 * MAX_PATH], no_sn[2 * MAX_PATH], part[2 * MAX_PATH];
+    scratch_open(dir);
+    train_small(plain, dir, "plain.safetensors", NULL, NULL, NULL, NULL);
+    train_small(two, dir, "two.safetensors", "--d-steps", "2", NULL, NULL);
+    train_small(no_sn, dir, "no_sn.safetensors", "--spectral-norm", "0", NULL, NULL);
+    if (same_file(plain, two) || same_file(plain, no_sn))
+        test_failf("--d-steps 2 or --spectral-norm 0 left the checkpoint unchanged\n");
+    run_result r;
+    run(&r, "train", "--model", "gan", "--data", DATA, "--epochs", "2", "--steps", "7", "--batch", "64", "--hidden",
+        "32", "--d-hidden", "32,16", "--d-steps", "2", "--save", in_dir(part, dir, "part.safetensors"), NULL);
+    expect_ok(&r, "train, interrupted");
+    run_free(&r);
+    run(&r, "train", "--data", DATA, "--epochs", "2", "--resume", part, "--save", part, NULL);
+    expect_ok(&r, "train --resume");
+    run_free(&r);
+    expect_same_file(two, part, "--d-steps 2 stopped by --steps 7 and resumed");
+    expect_usage_error("--d-steps", NULL, "train", "--model", "gan", "--d-steps", "0", "--data", DATA, NULL);
+    remove_tree(dir);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -337,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_recipe_options),
+        cmocka_unit_test(test_d_steps_and_spectral_norm),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, find_elbo, NULL);

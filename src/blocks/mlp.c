@@ -25,7 +25,8 @@ static void layer_forward_rows(const elbo_mlp *m, elbo_gemm_workspace *ws, elbo_
 {
     const elbo_linear *l = &m->layer[i];
     if (r1 > r0)
-        elbo_linear_forward(l, ws, m->out[i] + r0 * l->out, elbo_mlp_layer_input(m, x, i, r0), r1 - r0, params);
+        elbo_linear_forward_saving(l, ws, m->out[i] + r0 * l->out, m->pre[i] ? m->pre[i] + r0 * l->out : NULL,
+                                   elbo_mlp_layer_input(m, x, i, r0), r1 - r0, params);
 }
 
 void elbo_mlp_forward_rows(const elbo_mlp *m, elbo_gemm_workspace *ws, elbo_operand x, size_t r0, size_t r1,
@@ -50,7 +51,8 @@ void elbo_mlp_forward_part(const elbo_mlp *m, elbo_gemm_workspace *ws, elbo_oper
             size_t lo, hi;
             elbo_linear_features_of_part(l, part, nparts, m->first_index + i, &lo, &hi);
             if (hi > lo)
-                elbo_linear_forward_features(l, ws, m->out[i], elbo_mlp_layer_input(m, x, i, 0), b, lo, hi, params);
+                elbo_linear_forward_features_saving(l, ws, m->out[i], m->pre[i], elbo_mlp_layer_input(m, x, i, 0), b,
+                                                    lo, hi, params);
         } else {
             layer_forward_rows(m, ws, x, i, r0, r1, params);
         }

@@ -22,6 +22,7 @@ typedef struct {
     float *dout[ELBO_MLP_MAX_LAYERS];    /* (B, out_i) d loss / d out[i]; masked by nothing (the data gradient of the
                                           * next layer applies layer i's activation mask when it writes it) */
     float *dx;                           /* NULL, or (B, in_0): d loss / d input, for an input that needs it */
+    float *pre[ELBO_MLP_MAX_LAYERS];     /* NULL, or (B, out_i): layer i's pre-activation, stored by its forward */
 } elbo_mlp;
 
 /* The input operand of layer i at row r0: x (the MLP's input at row 0) for layer 0, else out[i - 1]. */

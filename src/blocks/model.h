@@ -50,6 +50,9 @@ typedef struct {
     int (*grads_finite)(const void *impl, const void *act, size_t r0, size_t r1);
     elbo_step_loss (*batch_loss)(const void *impl, const void *act, size_t b);
     size_t (*trainables)(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out);
+    /* NULL, or whether the phase runs in the step after `step` steps taken (a GAN's generator phase once every
+     * --d-steps steps); a phase that does not run takes no barrier, loss or update */
+    int (*runs)(const void *impl, long step);
 } elbo_train_phase;
 
 typedef struct elbo_model_ops {

@@ -49,13 +49,13 @@ void elbo_optimizer_begin_step(elbo_optimizer *o)
     o->step++;
 }
 
-/* The learning rate at arena offset off: its block's, or def. */
-static double lr_at(const elbo_optimizer_config *c, size_t off, double def)
+/* The block_lr entry holding arena offset off, or NULL. */
+static const elbo_block_lr *block_at(const elbo_optimizer_config *c, size_t off)
 {
     for (size_t i = 0; i < c->n_block_lr; i++)
         if (off >= c->block_lr[i].begin && off < c->block_lr[i].end)
-            return c->block_lr[i].lr;
-    return def;
+            return &c->block_lr[i];
+    return NULL;
 }
 
 void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
@@ -63,14 +63,16 @@ void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *ke
 {
     if (rows == 0 || cols == 0)
         return;
+    const elbo_block_lr *blk = block_at(&o->cfg, off);
+    long step = blk && blk->every > 1 ? o->step / blk->every : o->step; /* the block's own updates */
     if (o->cfg.kind == ELBO_OPT_ADAM) {
         elbo_adam_hparams h = o->cfg.adam;
-        h.step = o->step;
-        h.lr = lr_at(&o->cfg, off, h.lr);
+        h.step = step;
+        h.lr = blk ? blk->lr : h.lr;
         kern->adam(params + off, o->m + off, o->v + off, grads + off, rows, cols, ld, &h);
     } else {
         elbo_sgd_hparams h = o->cfg.sgd;
-        h.lr = lr_at(&o->cfg, off, h.lr);
-        kern->sgd(params + off, o->m + off, grads + off, rows, cols, ld, &h, o->step == 1);
+        h.lr = blk ? blk->lr : h.lr;
+        kern->sgd(params + off, o->m + off, grads + off, rows, cols, ld, &h, step == 1);
     }
 }

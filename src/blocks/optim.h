@@ -8,10 +8,13 @@
 
 typedef enum { ELBO_OPT_ADAM = 0, ELBO_OPT_SGD = 1 } elbo_optimizer_kind;
 
-/* A block of the arena [begin, end) (floats) updated with its own learning rate. */
+/* A block of the arena [begin, end) (floats) updated with its own learning rate and, when every > 1, only at every
+ * every-th step (steps every, 2 every, ...; the caller runs its update only then), its Adam bias corrections
+ * counting its own updates (step / every): a GAN generator's step after every --d-steps discriminator steps. */
 typedef struct {
     size_t begin, end;
     double lr;
+    long every;              /* 0 or 1: every step */
 } elbo_block_lr;
 
 typedef struct {

@@ -53,6 +53,19 @@ void elbo_param_layout_group_range(const elbo_param_layout *l, size_t g, size_t 
     *floats = l->group[g].floats;
 }
 
+size_t elbo_param_layout_add_vector(elbo_param_layout *l, const char *name, size_t n)
+{
+    size_t index = l->n_tensors;
+    add_view(l, name, n, 0, l->total, 1);
+    l->total = align_up(l->total + n);
+    if (l->n_groups) { /* the open group grows by this vector */
+        elbo_param_group *g = &l->group[l->n_groups - 1];
+        g->n_tensors = l->n_tensors - g->first_tensor;
+        g->floats = l->total - g->offset;
+    }
+    return index;
+}
+
 size_t elbo_param_layout_add_linear(elbo_param_layout *l, size_t in, size_t out, int relu, size_t n_views,
                                     const char *const *prefixes)
 {
@@ -129,8 +142,8 @@ size_t elbo_param_layout_macs(const elbo_param_layout *l)
 size_t elbo_param_layout_count(const elbo_param_layout *l)
 {
     size_t n = 0;
-    for (size_t i = 0; i < l->n_tensors; i++)
-        n += elbo_tensor_view_size(&l->tensor[i]);
+    for (size_t i = 0; i < l->n_layers; i++)
+        n += l->layer[i].in * l->layer[i].out + l->layer[i].out;
     return n;
 }
 

@@ -61,6 +61,11 @@ void elbo_param_layout_group_range(const elbo_param_layout *l, size_t g, size_t 
 size_t elbo_param_layout_add_linear(elbo_param_layout *l, size_t in, size_t out, int relu, size_t n_views,
                                     const char *const *prefixes);
 
+/* Appends a vector of n floats called name at the arena's end (64-byte aligned), in the open group: state a model
+ * keeps with its parameters (a spectral norm's u and v) but no layer's weight or bias, so no optimizer step
+ * touches it; elbo_params_init fills it uniform in +-1. Returns its tensor index. */
+size_t elbo_param_layout_add_vector(elbo_param_layout *l, const char *name, size_t n);
+
 /* Floats of the tensor view (rows * max(cols, 1)). */
 size_t elbo_tensor_view_size(const elbo_tensor_view *t);
 
@@ -78,7 +83,8 @@ void elbo_params_init(float *params, const elbo_param_layout *l, uint64_t seed);
  * trained model in results (e.g. the reference classifier behind a Fréchet distance). */
 uint64_t elbo_params_hash(const float *params, const elbo_param_layout *l);
 
-/* Number of parameters (weights and biases, padding excluded). */
+/* Number of parameters (the layers' weights and biases, padding excluded; not elbo_param_layout_add_vector's
+ * state). */
 size_t elbo_param_layout_count(const elbo_param_layout *l);
 
 /* Multiply-accumulate count of the forward pass for one sample (sum of in * out over layers). */

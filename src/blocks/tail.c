@@ -31,6 +31,8 @@ void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const
     if (hi == lo)
         return;
     elbo_linear_param_grads(l, ws, grads, tr->dy, tr->x, tr->rows ? tr->rows : b, lo, hi);
+    if (tr->fix_weight_grads)
+        tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi);
     update(ctx, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
     update(ctx, l->b_off + lo, 1, hi - lo, l->out);
     elbo_linear_pack_features(l, params, lo, hi);
@@ -43,5 +45,7 @@ void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace
         size_t lo, hi;
         elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
         elbo_linear_param_grads(t[i].layer, ws, grads, t[i].dy, t[i].x, t[i].rows ? t[i].rows : b, lo, hi);
+        if (t[i].fix_weight_grads)
+            t[i].fix_weight_grads(t[i].fix_ctx, grads, lo, hi);
     }
 }

@@ -18,6 +18,10 @@ typedef struct {
     elbo_operand x;
     size_t rotate;
     size_t rows;
+    /* NULL, or what turns the weight gradient rows [lo, hi) just summed into grads into the gradient the optimizer
+     * applies (a spectral-normalized layer's path through sigma), before the update; called with fix_ctx */
+    void (*fix_weight_grads)(const void *ctx, float *grads, size_t lo, size_t hi);
+    const void *fix_ctx;
 } elbo_trainable;
 
 /* A block of a tail: output features [lo, hi) (whole NR panels) of trainable `layer` (an index into the list). */

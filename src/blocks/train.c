@@ -41,7 +41,7 @@ static elbo_batch step_batch(const elbo_trainer *tr, size_t b)
 static size_t model_phases(const elbo_model_ops *ops, elbo_train_phase *out)
 {
     if (ops->n_phases == 0) {
-        out[0] = (elbo_train_phase){"step", ops->train_rows, ops->grads_finite, ops->batch_loss, ops->trainables};
+        out[0] = (elbo_train_phase){"step", ops->train_rows, ops->grads_finite, ops->batch_loss, ops->trainables, NULL};
         return 1;
     }
     for (size_t q = 0; q < ops->n_phases && q < ELBO_MAX_PHASES; q++)
@@ -195,6 +195,8 @@ elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data,
         gather_rows(tr, data, rows, r0, r1);
         for (size_t q = 0; q < nq; q++) {
             const elbo_train_phase *ph = &tr->phase[q];
+            if (ph->runs && !ph->runs(m->impl, tr->step))
+                continue; /* every thread skips it alike */
             if (q > 0) {
                 /* the previous phase's tail is done: its parameters are updated and repacked */
 #pragma omp barrier

@@ -283,7 +283,8 @@ int cli_train(int argc, char **argv)
     process_start = cli_now();
     train_args a = {.model = "vae", .recon = "mse", .optimizer = "adam", .epochs = 10, .batch = 128, .eval_every = 100,
                     .latent = 20, .lr = 1e-3, .momentum = 0.9, .beta = 1.0, .seed = 1, .adam_beta1 = 0.9,
-                    .adam_beta2 = 0.999, .real_label = 1.0, .d_lr_scale = 1.0};
+                    .adam_beta2 = 0.999, .real_label = 1.0, .d_lr_scale = 1.0, .d_steps = 1,
+                    .spectral_norm = 1};
     cli_option opts[] = {
         {"model", ARG_STRING, &a.model, "vae|classifier|gan",
          "what to train: the VAE, an MLP classifier of the labels (softmax cross-entropy), or an MLP GAN", 0, 0, NULL,
@@ -301,6 +302,11 @@ int cli_train(int argc, char **argv)
          "gan: D's target for real images (below 1: one-sided label smoothing)", 0.5, 1, NULL, 0, 0},
         {"d-lr-scale", ARG_DOUBLE, &a.d_lr_scale, "X", "gan: the discriminator's learning rate over the generator's",
          1e-3, 100, NULL, 0, 0},
+        {"spectral-norm", ARG_SIZE, &a.spectral_norm, "0|1",
+         "gan: 1 normalizes D's weights by their largest singular value (one power iteration per D forward)", 0, 1,
+         "1", 0, 0},
+        {"d-steps", ARG_SIZE, &a.d_steps, "N", "gan: D steps (each on the next real batch) per G step", 1, 100, NULL, 0,
+         0},
         {"optimizer", ARG_STRING, &a.optimizer, "adam|sgd", "Adam (betas 0.9, 0.999, eps 1e-8) or SGD", 0, 0, NULL, 0, 0},
         {"momentum", ARG_DOUBLE, &a.momentum, "X", "SGD momentum", 0, 1, NULL, 0, 0},
         {"hidden", ARG_STRING, &a.hidden, "W[,W...]",

@@ -30,6 +30,8 @@ static int build_config(const train_args *a, const elbo_dataset *ds, elbo_gan_co
     c->adam_beta2 = a->adam_beta2;
     c->real_label = a->real_label;
     c->d_lr_scale = a->d_lr_scale;
+    c->spectral_norm = (int)a->spectral_norm;
+    c->d_steps = a->d_steps;
     if (a->hidden && elbo_parse_widths(a->hidden, c->g_hidden, &c->n_g, err, sizeof err)) {
         fprintf(stderr, "elbo train: --hidden: %s\n", err);
         return -1;
@@ -104,15 +106,13 @@ static void gan_describe(const train_model *tm, char *buf, size_t len)
     elbo_gan_config_describe(&((const elbo_gan *)tm->impl)->cfg, buf, len);
 }
 
-/* Adam's betas for both networks, and the discriminator's learning rate scaled by --d-lr-scale. */
+/* Adam's betas for both networks, and the networks' optimizer blocks (D's lr scaled by --d-lr-scale, G updated every
+ * --d-steps steps). */
 static void gan_tune_optimizer(const train_model *tm, const train_args *a, elbo_optimizer_config *oc)
 {
-    const elbo_gan *m = tm->impl;
-    const elbo_param_group *d = &m->layout.group[1];
     oc->adam.beta1 = a->adam_beta1;
     oc->adam.beta2 = a->adam_beta2;
-    if (m->cfg.d_lr_scale != 1.0)
-        oc->block_lr[oc->n_block_lr++] = (elbo_block_lr){d->offset, d->offset + d->floats, a->lr * m->cfg.d_lr_scale};
+    elbo_gan_optimizer_blocks(tm->impl, oc);
 }
 
 /* The epoch line: the per-image means of the D and G losses and of D's outputs on real and generated images. */
@@ -133,8 +133,8 @@ static void gan_report_epoch(const train_args *a, const train_epoch *e)
     }
 }
 
-static const char *const gan_flags[] = {"hidden",     "latent",     "adam-beta1", "adam-beta2",
-                                        "d-hidden",   "real-label", "d-lr-scale", NULL};
+static const char *const gan_flags[] = {"hidden",     "latent",     "adam-beta1", "adam-beta2",    "d-hidden",
+                                        "real-label", "d-lr-scale", "d-steps",    "spectral-norm", NULL};
 
 const train_kind train_kind_gan = {
     .name = "gan",

@@ -21,6 +21,7 @@ typedef struct {
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;
     double lr, momentum, sigma0, beta, target, adam_beta1, adam_beta2, real_label, d_lr_scale;
+    size_t spectral_norm, d_steps;
     uint64_t seed;
     int json;
 } train_args;

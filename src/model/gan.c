@@ -29,6 +29,8 @@ elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols)
     c.adam_beta2 = 0.999;
     c.real_label = 1.0;
     c.d_lr_scale = 1.0;
+    c.d_steps = 1;
+    c.spectral_norm = 1; /* the recipe that keeps every class (results/gan-recipes-amd-epyc-20261206.md) */
     return c;
 }
 
@@ -79,6 +81,14 @@ int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "d_lr_scale: %g is not in (0, 100]", c->d_lr_scale);
         return -1;
     }
+    if (c->d_steps < 1 || c->d_steps > 100) {
+        snprintf(err, errlen, "d_steps: %zu is not in 1..100", c->d_steps);
+        return -1;
+    }
+    if (c->spectral_norm != 0 && c->spectral_norm != 1) {
+        snprintf(err, errlen, "spectral_norm: %d is not 0 or 1", c->spectral_norm);
+        return -1;
+    }
     return 0;
 }
 
@@ -91,7 +101,8 @@ void elbo_gan_config_describe(const elbo_gan_config *c, char *out, size_t outlen
         *p = *p == ',' ? '-' : *p;
     for (char *p = d; *p; p++)
         *p = *p == ',' ? '-' : *p;
-    snprintf(out, outlen, "GAN G %zu-%s-%zu, D %zu-%s-1", c->latent, g, c->input_dim, c->input_dim, d);
+    snprintf(out, outlen, "GAN G %zu-%s-%zu, D %zu-%s-1%s", c->latent, g, c->input_dim, c->input_dim, d,
+             c->spectral_norm ? " (spectral norm)" : "");
 }
 
 /* Appends the linears of an nn.Sequential called name (Linear, LeakyReLU, Linear, ...: indices 0, 2, 4, ...) mapping
@@ -116,6 +127,36 @@ void elbo_gan_layout_build(elbo_param_layout *l, const elbo_gan_config *c)
     add_sequential(l, "generator", c->latent, c->g_hidden, c->n_g, c->input_dim);
     elbo_param_layout_begin_group(l, "discriminator");
     add_sequential(l, "discriminator", c->input_dim, c->d_hidden, c->n_d, 1);
+    for (size_t i = 0; c->spectral_norm && i <= c->n_d; i++) {
+        const elbo_linear_layout *ly = &l->layer[c->n_g + 1 + i];
+        char name[ELBO_TENSOR_NAME_MAX];
+        snprintf(name, sizeof name, "discriminator.%zu.weight_u", 2 * i);
+        elbo_param_layout_add_vector(l, name, ly->out);
+        snprintf(name, sizeof name, "discriminator.%zu.weight_v", 2 * i);
+        elbo_param_layout_add_vector(l, name, ly->in);
+    }
+}
+
+/* The spectral norms of D's layers (at their layer index) over m's layout. */
+static void make_spectral_norms(elbo_gan *m)
+{
+    const elbo_param_layout *l = &m->layout;
+    for (size_t i = m->cfg.n_g + 1; i < l->n_layers; i++) {
+        const elbo_linear_layout *ly = &l->layer[i];
+        /* the layout's last tensors: u, v of each D layer in order */
+        const elbo_tensor_view *u = &l->tensor[l->n_tensors - 2 * (l->n_layers - i)];
+        m->sn[i] = elbo_spectral_norm_make(ly->in, ly->out, ly->w_off, ly->b_off, u->offset, u[1].offset);
+    }
+}
+
+void elbo_gan_optimizer_blocks(const elbo_gan *m, elbo_optimizer_config *oc)
+{
+    const elbo_param_group *g = &m->layout.group[0], *d = &m->layout.group[1];
+    double lr = oc->kind == ELBO_OPT_SGD ? oc->sgd.lr : oc->adam.lr;
+    if (m->cfg.d_lr_scale != 1.0)
+        oc->block_lr[oc->n_block_lr++] = (elbo_block_lr){d->offset, d->offset + d->floats, lr * m->cfg.d_lr_scale, 1};
+    if (m->cfg.d_steps > 1)
+        oc->block_lr[oc->n_block_lr++] = (elbo_block_lr){g->offset, g->offset + g->floats, lr, (long)m->cfg.d_steps};
 }
 
 int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *kern, char *err, size_t errlen)
@@ -129,6 +170,12 @@ int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *k
     m->params = elbo_arena_alloc(&m->layout);
     m->grads = elbo_arena_alloc(&m->layout);
     int ok = m->params && m->grads;
+    if (ok && cfg->spectral_norm) {
+        m->wsn = elbo_arena_alloc(&m->layout);
+        ok = m->wsn != NULL;
+        if (ok)
+            make_spectral_norms(m);
+    }
     size_t ng = cfg->n_g + 1;
     /* G: LeakyReLU hidden, sigmoid output, no input gradient; D: LeakyReLU hidden, a logit, and the input gradient
      * of its first layer (the G step backpropagates through it) */
@@ -136,7 +183,9 @@ int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *k
         const elbo_linear_layout *ly = &m->layout.layer[i];
         int last_of_g = i == ng - 1, last_of_d = i == m->layout.n_layers - 1;
         elbo_activation act = last_of_g ? ELBO_ACT_SIGMOID : last_of_d ? ELBO_ACT_NONE : ELBO_ACT_LEAKY_RELU;
-        ok = elbo_linear_init(&m->layer[i], kern, ly->in, ly->out, ly->w_off, ly->b_off, act, m->params, i != 0) == 0;
+        /* under spectral norm D's layers read W / sigma (the data gradient's in place where it can) */
+        const float *w = cfg->spectral_norm && i >= ng ? m->wsn : m->params;
+        ok = elbo_linear_init(&m->layer[i], kern, ly->in, ly->out, ly->w_off, ly->b_off, act, w, i != 0) == 0;
         m->layer[i].slope = (float)cfg->slope;
     }
     if (!ok) {
@@ -153,13 +202,28 @@ void elbo_gan_free(elbo_gan *m)
         elbo_linear_free(&m->layer[i]);
     free(m->params);
     free(m->grads);
+    free(m->wsn);
     memset(m, 0, sizeof *m);
+}
+
+/* D's spectral norms refreshed (one power iteration when iterate, else from the stored u and v) and D's layers
+ * packed from W / sigma. One thread; the same bits on any. */
+static void refresh_spectral_norms(const elbo_gan *m, int iterate)
+{
+    elbo_gan *mm = (elbo_gan *)m;
+    for (size_t i = m->cfg.n_g + 1; i < m->layout.n_layers; i++) {
+        elbo_spectral_norm_refresh(&mm->sn[i], m->params, m->wsn, iterate);
+        elbo_linear_pack(&mm->layer[i], m->wsn);
+    }
 }
 
 void elbo_gan_pack_weights(elbo_gan *m)
 {
-    for (size_t i = 0; i < m->layout.n_layers; i++)
+    size_t n = m->cfg.spectral_norm ? m->cfg.n_g + 1 : m->layout.n_layers;
+    for (size_t i = 0; i < n; i++)
         elbo_linear_pack(&m->layer[i], m->params);
+    if (m->cfg.spectral_norm)
+        refresh_spectral_norms(m, 0);
 }
 
 /* G's MLP (z -> xd rows [0, b)) and D's two MLPs over a's buffers (the same layers and buffers; dg also writes the
@@ -187,6 +251,8 @@ static void build_mlps(const elbo_gan *m, elbo_gan_activations *a)
     }
     a->d.out[c->n_d] = a->logit;
     a->d.dout[c->n_d] = a->logit; /* the loss writes its gradient over the logits */
+    for (size_t i = 0; i <= c->n_d; i++)
+        a->d.pre[i] = a->dpre[i]; /* NULL without spectral norm */
     a->dg = a->d;
     a->dg.dx = a->dgout;
 }
@@ -223,6 +289,13 @@ int elbo_gan_activations_init(elbo_gan_activations *a, const elbo_gan *m, size_t
     }
     int logit = add_view(a, "logit", 2), d_loss = add_view(a, "d_loss", 2), d_prob = add_view(a, "d_prob", 2);
     int g_loss = add_view(a, "g_loss", 1);
+    int dpre[ELBO_MAX_HIDDEN + 1], dots[ELBO_MAX_HIDDEN + 1];
+    for (size_t i = 0; c->spectral_norm && i <= c->n_d; i++) {
+        snprintf(name, sizeof name, "d_pre%zu", i);
+        dpre[i] = add_view(a, name, 2 * (i < c->n_d ? c->d_hidden[i] : 1));
+        snprintf(name, sizeof name, "sn_dots%zu", i);
+        dots[i] = elbo_act_arena_add(&a->arena, name, 2 * sizeof(double));
+    }
     if (elbo_act_arena_alloc(&a->arena, max_batch) != 0 || elbo_gemm_workspace_init(&a->ws, m->kern) != 0) {
         elbo_gan_activations_free(a);
         return -1;
@@ -242,6 +315,10 @@ int elbo_gan_activations_init(elbo_gan_activations *a, const elbo_gan *m, size_t
     a->d_loss = elbo_act_arena_view(&a->arena, d_loss);
     a->d_prob = elbo_act_arena_view(&a->arena, d_prob);
     a->g_loss = elbo_act_arena_view(&a->arena, g_loss);
+    for (size_t i = 0; c->spectral_norm && i <= c->n_d; i++) {
+        a->dpre[i] = elbo_act_arena_view(&a->arena, dpre[i]);
+        a->sn_dots[i] = elbo_act_arena_view(&a->arena, dots[i]);
+    }
     build_mlps(m, a);
     return 0;
 }
@@ -289,6 +366,18 @@ static void d_loss_rows(const elbo_gan *m, elbo_gan_activations *a, size_t b, si
                                   r1 - mid, 1);
 }
 
+/* Rows [r0, r1) (of 2b) of each D layer's <dy, pre - b> after D's backward (what its weight gradient's path
+ * through sigma sums). */
+static void spectral_norm_dots(const elbo_gan *m, elbo_gan_activations *a, size_t r0, size_t r1)
+{
+    for (size_t i = 0; i < a->d.n; i++) {
+        const elbo_linear *l = &a->d.layer[i];
+        for (size_t r = r0; r < r1; r++)
+            a->sn_dots[i][r] = elbo_spectral_norm_row_dot(a->d.dout[i] + r * l->out, a->dpre[i] + r * l->out,
+                                                          m->params + l->b_off, l->out);
+    }
+}
+
 /* Rows [r0, r1) of the D phase over b rows (part `part` of nparts of a team: it holds team barriers): z of this
  * step unless the caller filled it (noise 0), G's forward, the real rows into D's input, then D's forward over 2b
  * rows (this part's rows [2 r0, 2 r1)), the loss and D's data gradients. */
@@ -298,6 +387,8 @@ static void d_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
     size_t b = bt->b, d = m->cfg.input_dim;
     if (noise)
         fill_noise(m, a, r0, r1, bt->seed, ELBO_STREAM_EPS, 0, bt->step);
+    if (m->cfg.spectral_norm && part == 0) /* D's weights are read after the barrier below */
+        refresh_spectral_norms(m, 1);
     elbo_mlp_forward_part(&a->g, ws, g_input(m, a), b, r0, r1, part, nparts, m->params);
     if (r1 > r0)
         m->kern->unit_from_u8(a->xd + (b + r0) * d, bt->x + r0 * d, (r1 - r0) * d);
@@ -306,6 +397,8 @@ static void d_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
     elbo_mlp_forward_part(&a->d, ws, d_input(m, a), 2 * b, 2 * r0, 2 * r1, part, nparts, m->params);
     d_loss_rows(m, a, b, 2 * r0, 2 * r1);
     elbo_mlp_backward_rows(&a->d, ws, 2 * r0, 2 * r1, NULL, ELBO_ACT_NONE);
+    if (m->cfg.spectral_norm)
+        spectral_norm_dots(m, a, 2 * r0, 2 * r1);
 }
 
 /* Rows [r0, r1) of the G phase over b rows (after the D phase and D's update; holds team barriers): D's forward of
@@ -314,6 +407,11 @@ static void d_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
 static void g_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
                          size_t r1, size_t part, size_t nparts)
 {
+    if (m->cfg.spectral_norm) {
+        if (part == 0) /* D as the D phase updated it, one more power iteration (torch's training-mode forward) */
+            refresh_spectral_norms(m, 1);
+#pragma omp barrier
+    }
     elbo_mlp_forward_part(&a->dg, ws, d_input(m, a), b, r0, r1, part, nparts, m->params);
     if (r1 == r0)
         return;
@@ -325,10 +423,19 @@ static void g_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
 /* D's layers as the tail sees them (gradients over 2b rows); returns how many. */
 static size_t d_trainables(const elbo_gan *m, const elbo_gan_activations *a, size_t b, elbo_trainable *out)
 {
-    for (size_t i = 0; i < a->d.n; i++)
+    for (size_t i = 0; i < a->d.n; i++) {
         out[i] = (elbo_trainable){.layer = (elbo_linear *)&a->d.layer[i], .dy = a->d.dout[i],
                                   .x = elbo_mlp_layer_input(&a->d, d_input(m, a), i, 0),
                                   .rotate = a->d.first_index + i, .rows = 2 * b};
+        if (m->cfg.spectral_norm) {
+            elbo_spectral_norm *s = (elbo_spectral_norm *)&m->sn[a->d.first_index + i];
+            s->params = m->params;
+            s->row_dots = a->sn_dots[i];
+            s->rows = 2 * b;
+            out[i].fix_weight_grads = elbo_spectral_norm_weight_grads;
+            out[i].fix_ctx = s;
+        }
+    }
     return a->d.n;
 }
 
@@ -371,7 +478,8 @@ double elbo_gan_d_grads(elbo_gan *m, elbo_gan_activations *a, const uint8_t *x, 
     elbo_trainable t[ELBO_MAX_LAYERS];
     memcpy(a->z, z, b * m->cfg.latent * sizeof(float));
     d_phase_rows(m, a, &a->ws, &bt, 0, b, 0, 1, 0);
-    elbo_tail_grads_part(t, d_trainables(m, a, b, t), &a->ws, m->grads, b, 0, 1);
+    size_t n = d_trainables(m, a, b, t);
+    elbo_tail_grads_part(t, n, &a->ws, m->grads, b, 0, 1);
     return d_sums(a, b).loss / (double)b;
 }
 
@@ -479,11 +587,28 @@ static int gan_g_finite(const void *impl, const void *act, size_t r0, size_t r1)
     return elbo_mlp_output_grads_finite(&((const elbo_gan_activations *)act)->g, r0, r1);
 }
 
-/* elbo_model_ops.batch_loss (and the G phase's): every part. */
+/* elbo_train_phase.runs of the G phase: after every d_steps-th step. */
+static int gan_g_runs(const void *impl, long step)
+{
+    return (size_t)(step + 1) % ((const elbo_gan *)impl)->cfg.d_steps == 0;
+}
+
+/* elbo_model_ops.batch_loss (the evaluation's): every part. */
 static elbo_step_loss gan_batch_loss(const void *impl, const void *act, size_t b)
 {
     (void)impl;
     return all_sums(act, b);
+}
+
+/* elbo_train_phase.batch_loss of the G phase: every part, the G loss counted d_steps times (the steps without a G
+ * phase count none), so that an epoch's per-sample mean is the G steps' mean (batches of equal size). */
+static elbo_step_loss gan_g_loss(const void *impl, const void *act, size_t b)
+{
+    elbo_step_loss s = all_sums(act, b);
+    double n = (double)((const elbo_gan *)impl)->cfg.d_steps;
+    s.loss += (n - 1) * s.part[1];
+    s.part[1] *= n;
+    return s;
 }
 
 /* elbo_train_phase.trainables of the G phase. */
@@ -518,7 +643,7 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
     const elbo_gan_config *c = &((const elbo_gan *)impl)->cfg;
     static const char *const names[] = {"input_dim", "image_rows", "image_cols", "latent", "generator_hidden",
                                         "discriminator_hidden", "leaky_slope", "adam_beta1", "adam_beta2",
-                                        "real_label", "d_lr_scale"};
+                                        "real_label", "d_lr_scale", "spectral_norm", "d_steps"};
     snprintf(v[0], 96, "%zu", c->input_dim);
     snprintf(v[1], 96, "%zu", c->image_rows);
     snprintf(v[2], 96, "%zu", c->image_cols);
@@ -530,14 +655,16 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
     snprintf(v[8], 96, "%.17g", c->adam_beta2);
     snprintf(v[9], 96, "%.17g", c->real_label);
     snprintf(v[10], 96, "%.17g", c->d_lr_scale);
-    for (size_t i = 0; i < 11; i++)
+    snprintf(v[11], 96, "%d", c->spectral_norm);
+    snprintf(v[12], 96, "%zu", c->d_steps);
+    for (size_t i = 0; i < 13; i++)
         keys[i] = names[i];
-    return 11;
+    return 13;
 }
 
 static const elbo_train_phase GAN_PHASES[] = {
-    {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables},
-    {"generator", gan_g_rows, gan_g_finite, gan_batch_loss, gan_g_trainables},
+    {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables, NULL},
+    {"generator", gan_g_rows, gan_g_finite, gan_g_loss, gan_g_trainables, gan_g_runs},
 };
 
 static const elbo_model_ops GAN_OPS = {
@@ -601,6 +728,15 @@ static int gan_read_config(const elbo_meta_reader *r, void *cfg, char *err, size
     if ((elbo_st_meta_get(r->f, "real_label") && elbo_meta_double(r, "real_label", &c->real_label, err, errlen)) ||
         (elbo_st_meta_get(r->f, "d_lr_scale") && elbo_meta_double(r, "d_lr_scale", &c->d_lr_scale, err, errlen)))
         return -1;
+    /* nor spectral_norm: they trained without it */
+    unsigned long long sn = 0;
+    if (elbo_st_meta_get(r->f, "spectral_norm") && elbo_meta_ull(r, "spectral_norm", &sn, err, errlen))
+        return -1;
+    c->spectral_norm = sn > 1 ? 2 : (int)sn;
+    unsigned long long d_steps = 1; /* nor d_steps: one D step per G step */
+    if (elbo_st_meta_get(r->f, "d_steps") && elbo_meta_ull(r, "d_steps", &d_steps, err, errlen))
+        return -1;
+    c->d_steps = d_steps > 1000 ? 1000 : (size_t)d_steps;
     if (elbo_gan_config_validate(c, why, sizeof why)) {
         snprintf(err, errlen, "%s: __metadata__.%s", r->path, why);
         return -1;

@@ -18,7 +18,9 @@
 #include "linear.h"
 #include "mlp.h"
 #include "model.h"
+#include "optim.h"
 #include "params.h"
+#include "spectral_norm.h"
 
 typedef struct {
     size_t input_dim, image_rows, image_cols; /* D = rows * cols (the image shape sampling writes) */
@@ -29,6 +31,10 @@ typedef struct {
     double adam_beta1, adam_beta2;            /* the recipe's Adam betas (both networks), kept for --resume */
     double real_label;                        /* D's target for real images (1; below 1: one-sided label smoothing) */
     double d_lr_scale;                        /* D's learning rate over G's (1; the optimizer's block_lr applies it) */
+    int spectral_norm;                        /* 1: D's weights spectrally normalized (spectral_norm.h), one power
+                                               * iteration per D forward of a training phase */
+    size_t d_steps;                           /* D steps per G step (1): each step trains D on its real batch and a
+                                               * fresh z; G's phase runs after every d_steps-th, on that step's z */
 } elbo_gan_config;
 
 typedef struct {
@@ -36,7 +42,10 @@ typedef struct {
     elbo_param_layout layout;                 /* group 0 "generator", group 1 "discriminator" */
     const elbo_kernels *kern;
     float *params, *grads;                    /* arenas (layout.total) */
+    float *wsn;                               /* spectral norm: an arena whose D weights are W / sigma (what D's
+                                               * layers pack and read), else NULL */
     elbo_linear layer[ELBO_MAX_LAYERS];       /* G's n_g + 1 layers, then D's n_d + 1 */
+    elbo_spectral_norm sn[ELBO_MAX_LAYERS];   /* spectral norm: D's layers' (at their layer index) */
 } elbo_gan;
 
 /* Activations of up to max_batch rows (views of one arena). D sees 2B rows in the D phase: rows [0, b) are G(z),
@@ -52,6 +61,8 @@ typedef struct {
     float *d_loss;                            /* (2B) the D step's BCE per row */
     float *d_prob;                            /* (2B) sigmoid of the D step's logits: D(G(z)), then D(x) */
     float *g_loss;                            /* (B) the G step's BCE per row */
+    float *dpre[ELBO_MAX_HIDDEN + 1];         /* spectral norm: (2B, width) D's layers' pre-activations */
+    double *sn_dots[ELBO_MAX_HIDDEN + 1];     /* spectral norm: (2B) per row <dy, pre - b> of D's layers */
     elbo_mlp g;                               /* z -> G(z) into xd rows [0, b) */
     elbo_mlp d;                               /* xd -> logit, no input gradient (the D phase) */
     elbo_mlp dg;                              /* the same layers and buffers with the input gradient into dgout */
@@ -59,21 +70,27 @@ typedef struct {
     elbo_gemm_workspace ws;                   /* for single-threaded callers */
 } elbo_gan_activations;
 
-/* G 64-256-512-784 (sigmoid), D 784-512-256-1, LeakyReLU 0.2, Adam betas 0.5 / 0.999, D's real label 1, for
- * rows x cols images. */
+/* G 64-256-512-784 (sigmoid), D 784-512-256-1 spectrally normalized, LeakyReLU 0.2, Adam betas 0.5 / 0.999, D's real
+ * label 1, one D step per G step, for rows x cols images. */
 elbo_gan_config elbo_gan_config_default(size_t image_rows, size_t image_cols);
 /* Checks every field; returns 0, or -1 with a message in err naming the field. */
 int elbo_gan_config_validate(const elbo_gan_config *c, char *err, size_t errlen);
 /* "GAN G 64-256-512-784, D 784-512-256-1". */
 void elbo_gan_config_describe(const elbo_gan_config *c, char *out, size_t outlen);
-/* The parameter layout: group "generator" (generator.0, .2, ...), then group "discriminator". */
+/* The parameter layout: group "generator" (generator.0, .2, ...), then group "discriminator" (with spectral norm,
+ * after D's layers: discriminator.<k>.weight_u (out) and .weight_v (in) of each, torch's names). */
 void elbo_gan_layout_build(elbo_param_layout *l, const elbo_gan_config *c);
+
+/* The optimizer's per-block settings of the recipe into oc (whose lr is G's): D's learning rate d_lr_scale x lr,
+ * and G's block updated every d_steps steps with Adam steps of its own. */
+void elbo_gan_optimizer_blocks(const elbo_gan *m, elbo_optimizer_config *oc);
 
 /* Allocates a model for a valid config with zeroed parameters; returns 0 or -1 (message in err). */
 int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *kern, char *err, size_t errlen);
 /* Frees everything elbo_gan_init allocated (safe on a zeroed struct). */
 void elbo_gan_free(elbo_gan *m);
-/* Packs every weight for the GEMMs; call after the parameters change. */
+/* Packs every weight for the GEMMs (D's as W / sigma of the stored u and v under spectral norm); call after the
+ * parameters change. */
 void elbo_gan_pack_weights(elbo_gan *m);
 
 /* Allocates activations for up to max_batch rows; returns 0 or -1 on out-of-memory. */
