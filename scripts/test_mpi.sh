@@ -10,7 +10,7 @@
 #  - placement: `info --topology` prints every rank's allowed cpus and threads;
 #  - faults end the whole job with one line, never a hang: a bad --data on rank 1 (exit 2), divergence (exit 3),
 #    SIGTERM to rank 1 alone (exit 143, rank 0's checkpoint written; resuming it reaches the uninterrupted run's
-#    bytes).
+#    bytes); SIGKILL to rank 1 ends the job through mpirun with the last --save-every checkpoint intact.
 # MPIRUN overrides the launcher (Open MPI's, as root, by default).
 set -eu
 cd "$(dirname "$0")/.."
@@ -120,6 +120,22 @@ if [ -n "$step" ]; then
     run 1 --data synthetic:2000 --batch 96 --epochs 100 --steps "$total" --threads 1 --save "$dir/straight.safetensors"
     same "the SIGTERM checkpoint (step $step) resumed on 2 ranks to step $total = $total steps on 1 rank" \
         "$dir/straight.safetensors" "$dir/sig.safetensors"
+fi
+rm -f "$dir"/pid.* "$dir/kill.safetensors"
+(st=0; timeout 300 $MPIRUN -np 3 sh -c 'echo $$ > "$1/pid.${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}";
+    exec "$0" train --oversubscribe --data synthetic:2000 --batch 96 --epochs 100 --threads 1 --save-every 5 \
+    --save "$1/kill.safetensors"' "$E" "$dir" >"$dir/out" 2>"$dir/err" || st=$?; echo "$st" >"$dir/rc") &
+job=$!
+while [ ! -s "$dir/kill.safetensors" ] || [ ! -s "$dir/pid.1" ]; do sleep 1; done
+sleep 1
+kill -KILL "$(cat "$dir/pid.1")"
+wait "$job" || true
+rc=$(cat "$dir/rc")
+if [ "$rc" != 0 ] && "$E" info --load "$dir/kill.safetensors" >"$dir/out" 2>&1; then
+    pass "SIGKILL to rank 1 of 3: mpirun ended the job (exit $rc), the last checkpoint loads: $(grep '^training' "$dir/out")"
+else
+    fail "SIGKILL to rank 1 of 3: exit $rc, or the checkpoint does not load"
+    sed 's/^/        /' "$dir/out"
 fi
 
 if [ "$fails" = 0 ]; then
