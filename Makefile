@@ -8,6 +8,9 @@
 #                     baseline matches this chip and kernel path
 #   make bench-baseline  rerun that subset with more repetitions and write this CPU's baseline
 #   make bench-check-rates  bench-check's false alarms and detection of a planted 10 % GEMM slowdown (20 runs each)
+#   make MPI=1       build/elbo-mpi: data-parallel training over MPI (objects in build/mpi/; MPICC=mpicc.mpich for MPICH)
+#   make test-mpi     elbo-mpi under mpirun: checkpoints byte-identical for 1-4 ranks, refusals, faults (scripts/test_mpi.sh)
+#   make bench-mpi    VAE samples/s: 2 ranks x 1 thread vs 1 process x 2 threads at batch 128 and 1024 (scripts/bench_mpi.sh)
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
@@ -25,6 +28,14 @@ endif
 CROSS ?=
 ifneq ($(CROSS),)
 CC := $(CROSS)gcc
+endif
+# The MPI build (make MPI=1): build/elbo-mpi, its objects in build/mpi/ apart from the default build's; compiled by
+# MPICC (Open MPI's mpicc by default; MPICC=mpicc.mpich BUILD=build/mpich MPI_BIN=build/elbo-mpich builds against MPICH).
+MPICC ?= mpicc
+MPI_BIN ?= build/elbo-mpi
+ifeq ($(MPI),1)
+CC := $(MPICC)
+BUILD ?= build/mpi
 endif
 
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
@@ -60,6 +71,13 @@ LIB_SRC := $(filter-out $(ISA_EXCLUDE),$(wildcard src/kernels/*.c src/blocks/*.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# The MPI layer (src/dist) is part of the MPI build's command only; its main() wraps main.c's.
+ifeq ($(MPI),1)
+CFLAGS_BASE += -DELBO_MPI -Isrc/dist
+CLI_SRC += $(wildcard src/dist/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/src/cli/main.o: EXTRA_DEFS = -Dmain=elbo_cli_main
+endif
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests that drive the native `elbo` command (test_cli_*) do not run under qemu; the rest do.
@@ -82,8 +100,8 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
-all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo
+.PHONY: bench-mpi test-mpi check-deps-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),$(MPI_BIN))
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
 .PHONY: build-config
@@ -149,6 +167,12 @@ $(BUILD)/elbo: $(CLI_OBJ) $(BUILD)/libelbo.a
 	$(call say,LD,$@)
 	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libelbo.a $(LDLIBS_BASE) -lpng -llapacke -o $@
 
+ifeq ($(MPI),1)
+$(MPI_BIN): $(BUILD)/elbo
+	$(call say,CP,$@)
+	$(Q)cp $< $@
+endif
+
 # The scoring test calls LAPACKE (src/model/scoring.c).
 $(BUILD)/tests/test_model_scoring: TEST_LIBS := -llapacke
 
@@ -181,13 +205,15 @@ DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev lib
                 liblapacke-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
                       zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64 liblapacke-dev:arm64
+# make MPI=1 (build/elbo-mpi) and make test-mpi: Open MPI.
+DEB_PACKAGES_MPI := libopenmpi-dev openmpi-bin
 # make fuzz: clang with libFuzzer and the sanitizer runtimes.
 DEB_PACKAGES_FUZZ := clang libclang-rt-14-dev zlib1g-dev libcjson-dev libsleef-dev
 missing = $(shell for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 
 deps:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) $(DEB_PACKAGES_MPI)
 
 deps-fuzz:
 	apt-get update -qq
@@ -312,6 +338,19 @@ TEST_RUNNER ?=
 test: check-deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	@scripts/run_tests.sh "$(TEST_RUNNER)" $(TEST_BIN)
+
+check-deps-mpi:
+	@command -v $(MPICC) >/dev/null && command -v mpirun >/dev/null || { \
+	  echo "elbo: $(MPICC) or mpirun not found: make deps installs Open MPI ($(DEB_PACKAGES_MPI))"; exit 1; }
+
+test-mpi: check-deps-mpi
+	@$(MAKE) --no-print-directory MPI=1 all
+	@scripts/test_mpi.sh
+
+bench-mpi: check-deps-mpi
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory MPI=1 all
+	@scripts/bench_mpi.sh
 
 test-arm64: check-deps-arm64
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- cross-tests-build

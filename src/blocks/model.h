@@ -34,6 +34,8 @@ typedef struct {
     uint64_t seed;
     uint32_t step;           /* training: the step counter the noise is drawn for */
     size_t first_index;      /* evaluation: the data set's index of row 0 (noise per sample) */
+    size_t row0;             /* training: the step's batch row of row 0 (a rank's first row when ranks share the
+                              * batch: noise is drawn per batch row); 0 for a whole batch */
 } elbo_batch;
 
 /* One optimizer phase of a training step, for a model whose step updates its parameter groups in turn (a GAN: the
@@ -70,6 +72,8 @@ typedef struct elbo_model_ops {
     int (*grads_finite)(const void *impl, const void *act, size_t r0, size_t r1);
     /* Sums over rows [0, b) of the per-row losses, in row order. */
     elbo_step_loss (*batch_loss)(const void *impl, const void *act, size_t b);
+    /* As batch_loss over rows [r0, r1) (NULL: the model cannot train in chunks, train_chunked.h). */
+    elbo_step_loss (*rows_loss)(const void *impl, const void *act, size_t r0, size_t r1);
     /* The trainable layers with their output gradients and inputs for this batch (at most ELBO_MAX_LAYERS). */
     size_t (*trainables)(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out);
     /* Evaluation of rows [r0, r1): noise per sample index, forward pass and per-row losses (no gradients kept). */

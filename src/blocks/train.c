@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rng.h"
+#include "train_chunked.h"
 
 /* Interleaves the data every thread reads across the NUMA nodes: parameters, gradients, optimizer state and
  * the packed weights (a no-op on one node). */
@@ -123,6 +124,7 @@ int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_opti
 
 void elbo_trainer_free(elbo_trainer *tr)
 {
+    elbo_chunked_free(tr->chunked);
     elbo_optimizer_free(&tr->opt);
     if (tr->act)
         tr->model.ops->act_free(tr->act);
@@ -173,6 +175,8 @@ static void gather_rows(elbo_trainer *tr, const elbo_images_view *data, const ui
 
 elbo_step_loss elbo_trainer_step(elbo_trainer *tr, const elbo_images_view *data, const uint32_t *rows, size_t b)
 {
+    if (tr->chunked)
+        return elbo_trainer_step_chunked(tr, data, rows, b);
     const elbo_model *m = &tr->model;
     size_t nt = tr->team.n, nq = tr->n_phases;
     elbo_step_loss loss = {0, {0, 0}};

@@ -49,6 +49,7 @@ typedef struct {
                              * [tail_first[q (threads + 1) + p], tail_first[q (threads + 1) + p + 1]) */
     size_t *tail_first;     /* (phases (threads + 1)) */
     elbo_tail_cursor *tail_next; /* (phases threads) */
+    struct elbo_chunked *chunked; /* NULL, or the chunked step's state (train_chunked.h) */
 } elbo_trainer;
 
 /* Per-sample means over a set of samples: the loss and its parts (the model's ops name them). */

@@ -21,6 +21,9 @@
 #include "train.h"
 #include "train_kinds.h"
 #include "train_progress.h"
+#ifdef ELBO_MPI
+#include "dist.h"
+#endif
 
 /* Seconds on the monotonic clock when `elbo train` started (the time-to-quality clock includes data loading). */
 static double process_start;
@@ -106,6 +109,10 @@ static int save_checkpoint(const train_args *a, const elbo_trainer *tr, long epo
     char err[512], saved[1024];
     if (!a->save)
         return 0;
+#ifdef ELBO_MPI
+    if (!elbo_dist_writes_files()) /* every rank holds the same parameters: rank 0 writes them */
+        return 0;
+#endif
     if (!elbo_floats_finite(tr->model.params, tr->model.layout->total)) {
         fprintf(stderr, "elbo train: step %ld: the parameters became NaN or infinite; try a lower --lr (%s)\n",
                 tr->step, describe_saved(a, sink, saved, sizeof saved));
@@ -179,6 +186,13 @@ static int run_training(const train_args *a, const elbo_dataset *ds, const train
         fprintf(stderr, "elbo train: %s\n", err);
         return 1;
     }
+#ifdef ELBO_MPI
+    if (elbo_dist_attach(&tr, a->threads, err, sizeof err)) {
+        fprintf(stderr, "elbo train: %s\n", err);
+        elbo_trainer_free(&tr);
+        return 2;
+    }
+#endif
     if (resume) {
         if (elbo_checkpoint_load_optimizer(a->resume, mm.layout, &tr.opt, err, sizeof err)) {
             fprintf(stderr, "elbo train: %s\n", err);

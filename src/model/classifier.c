@@ -319,6 +319,20 @@ static elbo_step_loss clf_batch_loss(const void *impl, const void *act, size_t b
     return sums(act, b);
 }
 
+/* elbo_model_ops.rows_loss: as clf_batch_loss over rows [r0, r1). */
+static elbo_step_loss clf_rows_loss(const void *impl, const void *act, size_t r0, size_t r1)
+{
+    const elbo_classifier_activations *a = act;
+    elbo_step_loss s = {0, {0, 0}};
+    (void)impl;
+    for (size_t r = r0; r < r1; r++) {
+        s.part[0] += a->loss[r];
+        s.part[1] += a->correct[r];
+    }
+    s.loss = s.part[0];
+    return s;
+}
+
 /* elbo_model_ops.trainables. */
 static size_t clf_trainables(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out)
 {
@@ -357,6 +371,7 @@ static const elbo_model_ops CLASSIFIER_OPS = {
     .train_rows = clf_train_rows,
     .grads_finite = clf_grads_finite,
     .batch_loss = clf_batch_loss,
+    .rows_loss = clf_rows_loss,
     .trainables = clf_trainables,
     .eval_rows = clf_eval_rows,
     .write_config = clf_write_config,

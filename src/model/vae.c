@@ -366,7 +366,7 @@ static void vae_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws,
     const elbo_vae *m = impl;
     elbo_vae_activations *a = act;
     size_t z = m->cfg.latent;
-    fill_noise(a->eps + r0 * z, r1 - r0, z, bt->seed, ELBO_STREAM_EPS, r0, bt->step);
+    fill_noise(a->eps + r0 * z, r1 - r0, z, bt->seed, ELBO_STREAM_EPS, bt->row0 + r0, bt->step);
     elbo_vae_forward_part(m, a, ws, bt->x, bt->xf, bt->b, r0, r1, part, nparts);
     elbo_vae_backward_rows(m, a, ws, r0, r1);
 }
@@ -382,6 +382,19 @@ static elbo_step_loss vae_batch_loss(const void *impl, const void *act, size_t b
 {
     elbo_batch_loss l = elbo_vae_batch_loss(impl, act, b);
     return (elbo_step_loss){l.loss, {l.recon, l.kl}};
+}
+
+/* elbo_model_ops.rows_loss: as vae_batch_loss over rows [r0, r1). */
+static elbo_step_loss vae_rows_loss(const void *impl, const void *act, size_t r0, size_t r1)
+{
+    const elbo_vae_activations *a = act;
+    elbo_step_loss l = {0, {0, 0}};
+    for (size_t r = r0; r < r1; r++) {
+        l.part[0] += a->recon[r];
+        l.part[1] += a->kl[r];
+    }
+    l.loss = l.part[0] + ((const elbo_vae *)impl)->cfg.beta * l.part[1];
+    return l;
 }
 
 /* elbo_model_ops.trainables. */
@@ -428,6 +441,7 @@ static const elbo_model_ops VAE_OPS = {
     .train_rows = vae_train_rows,
     .grads_finite = vae_grads_finite,
     .batch_loss = vae_batch_loss,
+    .rows_loss = vae_rows_loss,
     .trainables = vae_trainables,
     .eval_rows = vae_eval_rows,
     .write_config = vae_write_config,
