@@ -20,16 +20,33 @@ typedef struct {
     const float *params;                /* the arena u and v are read from by the weight gradient */
     const double *row_dots;             /* (rows) <dy_r, y_r - b> of the last backward, for the weight gradient */
     size_t rows;
+    double *dv, *du, *wv;               /* scratch of the power iteration: v (in), u (out), W v (out) */
 } elbo_spectral_norm;
 
-/* The normalization of the layer (in -> out) whose W, b, u and v are at those offsets. */
+/* The normalization of the layer (in -> out) whose W, b, u and v are at those offsets, its power iteration's sums
+ * kept in scratch (elbo_spectral_norm_scratch_doubles(in, out) doubles, owned by the caller). */
 elbo_spectral_norm elbo_spectral_norm_make(size_t in, size_t out, size_t w_off, size_t b_off, size_t u_off,
-                                           size_t v_off);
+                                           size_t v_off, double *scratch);
+
+/* Doubles of scratch the normalization of an in -> out layer needs. */
+size_t elbo_spectral_norm_scratch_doubles(size_t in, size_t out);
 
 /* With iterate: one power iteration, u and v of params updated (normalized with torch's eps 1e-12); then sigma =
  * u . (W v) and W / sigma into wsn + w_off. Without: sigma and W / sigma from the stored u and v (torch's eval
  * mode). Sums in double, in a fixed order (the same bits on any thread). */
 void elbo_spectral_norm_refresh(elbo_spectral_norm *s, float *params, float *wsn, int iterate);
+
+/* The refresh in stages that a team splits (a barrier between stages; any split gives the same bits):
+ * left: entries [j0, j1) of W^T u (in double, rows added in order) into the scratch v;
+ * set_v: with iterate, v = normalize(W^T u) into params, else the scratch v from params' v (one thread);
+ * right: rows [o0, o1) of W v (each row summed in order) into the scratch;
+ * set_u_sigma: with iterate, u = normalize(W v) into params; then sigma = u . (W v) (one thread);
+ * scale: rows [o0, o1) of W / sigma into wsn + w_off. */
+void elbo_spectral_norm_left(const elbo_spectral_norm *s, const float *params, size_t j0, size_t j1);
+void elbo_spectral_norm_set_v(const elbo_spectral_norm *s, float *params, int iterate);
+void elbo_spectral_norm_right(const elbo_spectral_norm *s, const float *params, size_t o0, size_t o1);
+void elbo_spectral_norm_set_u_sigma(elbo_spectral_norm *s, float *params, int iterate);
+void elbo_spectral_norm_scale(const elbo_spectral_norm *s, const float *params, float *wsn, size_t o0, size_t o1);
 
 /* <dy, y - b> of one row: dy and y (out) the gradient and value of the pre-activation output, b (out) the bias. */
 double elbo_spectral_norm_row_dot(const float *dy, const float *y, const float *b, size_t out);

@@ -35,7 +35,8 @@ void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const
         tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi);
     update(ctx, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
     update(ctx, l->b_off + lo, 1, hi - lo, l->out);
-    elbo_linear_pack_features(l, params, lo, hi);
+    if (!tr->packed_elsewhere)
+        elbo_linear_pack_features(l, params, lo, hi);
 }
 
 void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace *ws, float *grads, size_t b,

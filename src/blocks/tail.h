@@ -22,6 +22,9 @@ typedef struct {
      * applies (a spectral-normalized layer's path through sigma), before the update; called with fix_ctx */
     void (*fix_weight_grads)(const void *ctx, float *grads, size_t lo, size_t hi);
     const void *fix_ctx;
+    /* 1 when the layer's packed weights are not packed from params but refreshed before their next use by the
+     * model (a spectral-normalized layer packs W / sigma): the tail then does not repack them */
+    int packed_elsewhere;
 } elbo_trainable;
 
 /* A block of a tail: output features [lo, hi) (whole NR panels) of trainable `layer` (an index into the list). */
@@ -39,7 +42,7 @@ typedef void (*elbo_param_update_fn)(void *ctx, size_t off, size_t rows, size_t 
 size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out);
 
 /* One block over b rows, after every row's backward pass: its rows of dW = dy^T . x and its bias gradients into
- * grads, then `update` on those parameters, then their repacking from params. */
+ * grads, then `update` on those parameters, then their repacking from params (unless packed_elsewhere). */
 void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const float *params, float *grads,
                          size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update, void *ctx);
 

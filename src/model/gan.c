@@ -137,16 +137,26 @@ void elbo_gan_layout_build(elbo_param_layout *l, const elbo_gan_config *c)
     }
 }
 
-/* The spectral norms of D's layers (at their layer index) over m's layout. */
-static void make_spectral_norms(elbo_gan *m)
+/* The spectral norms of D's layers (at their layer index) over m's layout, with their scratch; 0, or -1 when out of
+ * memory. */
+static int make_spectral_norms(elbo_gan *m)
 {
     const elbo_param_layout *l = &m->layout;
+    size_t doubles = 0;
+    for (size_t i = m->cfg.n_g + 1; i < l->n_layers; i++)
+        doubles += elbo_spectral_norm_scratch_doubles(l->layer[i].in, l->layer[i].out);
+    m->sn_scratch = malloc(doubles * sizeof(double));
+    if (!m->sn_scratch)
+        return -1;
+    double *scratch = m->sn_scratch;
     for (size_t i = m->cfg.n_g + 1; i < l->n_layers; i++) {
         const elbo_linear_layout *ly = &l->layer[i];
         /* the layout's last tensors: u, v of each D layer in order */
         const elbo_tensor_view *u = &l->tensor[l->n_tensors - 2 * (l->n_layers - i)];
-        m->sn[i] = elbo_spectral_norm_make(ly->in, ly->out, ly->w_off, ly->b_off, u->offset, u[1].offset);
+        m->sn[i] = elbo_spectral_norm_make(ly->in, ly->out, ly->w_off, ly->b_off, u->offset, u[1].offset, scratch);
+        scratch += elbo_spectral_norm_scratch_doubles(ly->in, ly->out);
     }
+    return 0;
 }
 
 void elbo_gan_optimizer_blocks(const elbo_gan *m, elbo_optimizer_config *oc)
@@ -172,9 +182,7 @@ int elbo_gan_init(elbo_gan *m, const elbo_gan_config *cfg, const elbo_kernels *k
     int ok = m->params && m->grads;
     if (ok && cfg->spectral_norm) {
         m->wsn = elbo_arena_alloc(&m->layout);
-        ok = m->wsn != NULL;
-        if (ok)
-            make_spectral_norms(m);
+        ok = m->wsn != NULL && make_spectral_norms(m) == 0;
     }
     size_t ng = cfg->n_g + 1;
     /* G: LeakyReLU hidden, sigmoid output, no input gradient; D: LeakyReLU hidden, a logit, and the input gradient
@@ -203,17 +211,49 @@ void elbo_gan_free(elbo_gan *m)
     free(m->params);
     free(m->grads);
     free(m->wsn);
+    free(m->sn_scratch);
     memset(m, 0, sizeof *m);
 }
 
 /* D's spectral norms refreshed (one power iteration when iterate, else from the stored u and v) and D's layers
- * packed from W / sigma. One thread; the same bits on any. */
+ * packed from W / sigma. One thread; the same bits as refresh_spectral_norms_part on any team. */
 static void refresh_spectral_norms(const elbo_gan *m, int iterate)
 {
     elbo_gan *mm = (elbo_gan *)m;
     for (size_t i = m->cfg.n_g + 1; i < m->layout.n_layers; i++) {
         elbo_spectral_norm_refresh(&mm->sn[i], m->params, m->wsn, iterate);
         elbo_linear_pack(&mm->layer[i], m->wsn);
+    }
+}
+
+/* Part `part` of nparts of one power iteration of every D layer's spectral norm, then of W / sigma and its packing
+ * (holds team barriers; the caller's barrier must follow before D's weights are read). W^T u is split by columns,
+ * W v, W / sigma and the packing by output features; the normalizations run on part 0. */
+static void refresh_spectral_norms_part(const elbo_gan *m, size_t part, size_t nparts)
+{
+    elbo_gan *mm = (elbo_gan *)m;
+    size_t first = m->cfg.n_g + 1, n = m->layout.n_layers;
+    for (size_t i = first; i < n; i++)
+        elbo_spectral_norm_left(&m->sn[i], m->params, m->sn[i].in * part / nparts,
+                                m->sn[i].in * (part + 1) / nparts);
+#pragma omp barrier
+    for (size_t i = first; part == 0 && i < n; i++)
+        elbo_spectral_norm_set_v(&m->sn[i], m->params, 1);
+#pragma omp barrier
+    for (size_t i = first; i < n; i++) {
+        size_t lo, hi;
+        elbo_linear_features_of_part(&m->layer[i], part, nparts, i, &lo, &hi);
+        elbo_spectral_norm_right(&m->sn[i], m->params, lo, hi);
+    }
+#pragma omp barrier
+    for (size_t i = first; part == 0 && i < n; i++)
+        elbo_spectral_norm_set_u_sigma(&mm->sn[i], m->params, 1);
+#pragma omp barrier
+    for (size_t i = first; i < n; i++) {
+        size_t lo, hi;
+        elbo_linear_features_of_part(&m->layer[i], part, nparts, i, &lo, &hi);
+        elbo_spectral_norm_scale(&m->sn[i], m->params, m->wsn, lo, hi);
+        elbo_linear_pack_features(&mm->layer[i], m->wsn, lo, hi);
     }
 }
 
@@ -387,11 +427,11 @@ static void d_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
     size_t b = bt->b, d = m->cfg.input_dim;
     if (noise)
         fill_noise(m, a, r0, r1, bt->seed, ELBO_STREAM_EPS, 0, bt->step);
-    if (m->cfg.spectral_norm && part == 0) /* D's weights are read after the barrier below */
-        refresh_spectral_norms(m, 1);
     elbo_mlp_forward_part(&a->g, ws, g_input(m, a), b, r0, r1, part, nparts, m->params);
     if (r1 > r0)
         m->kern->unit_from_u8(a->xd + (b + r0) * d, bt->x + r0 * d, (r1 - r0) * d);
+    if (m->cfg.spectral_norm) /* D's weights are read after the barrier below */
+        refresh_spectral_norms_part(m, part, nparts);
     /* D's rows [2 r0, 2 r1) hold fake and real rows other parts wrote */
 #pragma omp barrier
     elbo_mlp_forward_part(&a->d, ws, d_input(m, a), 2 * b, 2 * r0, 2 * r1, part, nparts, m->params);
@@ -408,8 +448,8 @@ static void g_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
                          size_t r1, size_t part, size_t nparts)
 {
     if (m->cfg.spectral_norm) {
-        if (part == 0) /* D as the D phase updated it, one more power iteration (torch's training-mode forward) */
-            refresh_spectral_norms(m, 1);
+        /* D as the D phase updated it, one more power iteration (torch's training-mode forward) */
+        refresh_spectral_norms_part(m, part, nparts);
 #pragma omp barrier
     }
     elbo_mlp_forward_part(&a->dg, ws, d_input(m, a), b, r0, r1, part, nparts, m->params);
@@ -434,6 +474,7 @@ static size_t d_trainables(const elbo_gan *m, const elbo_gan_activations *a, siz
             s->rows = 2 * b;
             out[i].fix_weight_grads = elbo_spectral_norm_weight_grads;
             out[i].fix_ctx = s;
+            out[i].packed_elsewhere = 1; /* W / sigma, packed by the next refresh */
         }
     }
     return a->d.n;

@@ -46,6 +46,7 @@ typedef struct {
                                                * layers pack and read), else NULL */
     elbo_linear layer[ELBO_MAX_LAYERS];       /* G's n_g + 1 layers, then D's n_d + 1 */
     elbo_spectral_norm sn[ELBO_MAX_LAYERS];   /* spectral norm: D's layers' (at their layer index) */
+    double *sn_scratch;                       /* spectral norm: their power iterations' sums */
 } elbo_gan;
 
 /* Activations of up to max_batch rows (views of one arena). D sees 2B rows in the D phase: rows [0, b) are G(z),
