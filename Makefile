@@ -359,11 +359,11 @@ test-arm64: check-deps-arm64
 .PHONY: cross-tests-build
 cross-tests-build: $(BUILD)/libelbo.a $(CROSS_TEST_BIN)
 
-# make bench: every row, 9 repetitions of >= 0.1 s each in random interleaved order, medians displayed (the
+# make bench: every row, 5 repetitions of >= 0.1 s each in random interleaved order, medians displayed (the
 # JSON keeps every repetition for compare.py's U test). QUICK=1: one short repetition. BENCH_FILTER=regex
 # selects rows (--benchmark_filter). Full runs write results/<cpu>-<date>.json, others $(BUILD)/bench/results/.
 # BENCH_ARGS passes more flags (any --benchmark_* flag, or --data=SPEC).
-BENCH_REPETITIONS ?= 9
+BENCH_REPETITIONS ?= 5
 TTQ_RUNS ?= 5
 BENCH_TTQ_RUNS ?= 3
 BENCH_MIN_TIME ?= 0.1
