@@ -101,6 +101,10 @@ static void test_load_and_images_agree(void **state)
     assert_true(fabs(num(a, "smallest_class_share") - (double)min / 200.0) < 1e-12);
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(a, "classifier_hash");
     assert_true(cJSON_IsString(h) && strlen(h->valuestring) == 16);
+    /* drawn samples report their sampling time and rate; images read from a file do not */
+    double secs = num(a, "sample_seconds");
+    assert_true(secs > 0 && fabs(num(a, "sample_images_per_s") * secs - 200.0) < 1e-6);
+    assert_null(cJSON_GetObjectItemCaseSensitive(b, "sample_seconds"));
     cJSON_Delete(a);
     cJSON_Delete(b);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli_sampler.h"
 #include "vae_checkpoint.h"
@@ -20,6 +21,7 @@
 typedef struct {
     uint8_t *pixels;
     size_t n;
+    double sample_seconds; /* wall time of drawing them (0: read from a file) */
     char source[1100];
 } scored_images;
 
@@ -74,10 +76,14 @@ static int sample_images(const eval_score_args *a, const char *path, size_t inpu
     } else if (!probs || !out->pixels) {
         fprintf(stderr, "elbo eval: out of memory\n");
     } else {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         for (size_t first = 0; first < count; first += CLI_MODEL_BATCH) {
             size_t n = count - first < CLI_MODEL_BATCH ? count - first : CLI_MODEL_BATCH;
             cli_sampler_draw(&sm, first, n, seed, probs, out->pixels + first * input_dim);
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        out->sample_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         out->n = count;
         snprintf(out->source, sizeof out->source, "%s (%zu samples, seed %llu)", path, count,
                  (unsigned long long)seed);
@@ -101,10 +107,16 @@ static void report(const eval_score_args *a, const scored_images *im, const elbo
                cov->min_share);
         for (size_t c = 0; c < cov->classes; c++)
             printf("%s%zu", c ? "," : "", cov->counts[c]);
-        printf("],\"classifier\":\"%s\",\"classifier_hash\":\"%016llx\"}\n", a->classifier, (unsigned long long)hash);
+        printf("],\"classifier\":\"%s\",\"classifier_hash\":\"%016llx\"", a->classifier, (unsigned long long)hash);
+        if (im->sample_seconds > 0)
+            printf(",\"sample_seconds\":%.17g,\"sample_images_per_s\":%.17g", im->sample_seconds,
+                   (double)im->n / im->sample_seconds);
+        printf("}\n");
         return;
     }
     printf("images:     %s\n", im->source);
+    if (im->sample_seconds > 0)
+        printf("sampling    %.3f s, %.1f images/s\n", im->sample_seconds, (double)im->n / im->sample_seconds);
     printf("FD          %.4f to %zu test images (floor %.4f: %zu training images), %zu features\n", fd, n_test, floor,
            n_floor, f);
     printf("coverage    %.4f of %.4f bits; smallest class %zu with %.2f %% of the images; counts", cov->entropy_bits,
