@@ -344,6 +344,7 @@ check-deps-mpi:
 	  echo "elbo: $(MPICC) or mpirun not found: make deps installs Open MPI ($(DEB_PACKAGES_MPI))"; exit 1; }
 
 test-mpi: check-deps-mpi
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory MPI=1 all
 	@scripts/test_mpi.sh
 

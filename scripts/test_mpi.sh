@@ -3,7 +3,7 @@
 #  - determinism: VAE checkpoints after 8 steps byte-identical for P = 1, 2, 3 (and 4 unless TEST_MPI_QUICK=1) ranks,
 #    1 and 2 threads per rank (batch 120: 5 chunks of 24 rows, so 3 ranks own 1, 2, 2 and their pieces do not
 #    align with the tree; the 5th step a partial batch of one chunk, leaving ranks without rows); the
-#    classifier for P = 1 and 3; --resume across rank counts (3 steps on 2 ranks, then 5 more on 3) gives the same
+#    classifier for P = 1 and 3; the diffusion model (EMA included) for P = 1, 2 x 2 threads, 3; --resume across rank counts (3 steps on 2 ranks, then 5 more on 3) gives the same
 #    bytes as one run;
 #  - refusals, one line each: more ranks than chunks, more ranks x threads than cores or more threads than a rank's
 #    binding without --oversubscribe, the GAN (two optimizer phases);
@@ -64,6 +64,37 @@ for p in 1 3; do
     [ "$rc" = 0 ] || fail "classifier on $p ranks: exit $rc"
 done
 same "classifier, 3 ranks = 1 rank" "$dir/clf-1.safetensors" "$dir/clf-3.safetensors"
+# the diffusion model: a batch-mean loss (each rank divides by the step's rows), noise per batch row, the moving
+# average of the weights updated after every block on every rank (its ema.* tensors in the checkpoint)
+DIFF="--model diffusion --data synthetic:500 --batch 120 --hidden 64 --seed 2"
+for pt in 1x1 2x2 3x1; do
+    run "${pt%x*}" $DIFF --steps 6 --threads "${pt#*x}" --save "$dir/diff-$pt.safetensors"
+    [ "$rc" = 0 ] || fail "diffusion on ${pt%x*} ranks x ${pt#*x} threads: exit $rc"
+done
+same "diffusion, 2 ranks x 2 threads = 1 rank" "$dir/diff-1x1.safetensors" "$dir/diff-2x2.safetensors"
+same "diffusion, 3 ranks = 1 rank" "$dir/diff-1x1.safetensors" "$dir/diff-3x1.safetensors"
+# the moving average really moves on the ranks: against the one-process build's (whose gradient sums differ in
+# rounding only) each ema.* tensor is within 1e-4 of its scale; skipped moving averages leave it at the
+# initialization, 1e-2 away after 6 steps
+"${ELBO:-build/elbo}" train $DIFF --steps 6 --threads 1 --save "$dir/diff-single.safetensors" >"$dir/out" 2>"$dir/err" ||
+    fail "diffusion in one process: $(cat "$dir/err")"
+if why=$(/usr/bin/python3 - "$dir/diff-1x1.safetensors" "$dir/diff-single.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "tests/parity")
+from vae_torch import read_checkpoint
+a, _ = read_checkpoint(sys.argv[1])
+b, _ = read_checkpoint(sys.argv[2])
+ema = [k for k in a if k.startswith("ema.")]
+worst = max(float((a[k] - b[k]).abs().max() / b[k].abs().max().clamp(min=1e-30)) for k in ema)
+print(f"{len(ema)} ema tensors, worst difference {worst:.2e} of scale")
+sys.exit(0 if ema and worst < 1e-4 else 1)
+PY
+); then pass "diffusion on ranks: the moving average = one process's ($why)"; else fail "diffusion on ranks: the moving average differs from one process's: $why"; fi
+run 2 $DIFF --steps 3 --threads 1 --save "$dir/diff-resumed.safetensors"
+run 3 --data synthetic:500 --steps 6 --threads 1 --resume "$dir/diff-resumed.safetensors" \
+    --save "$dir/diff-resumed.safetensors"
+same "diffusion, 3 steps on 2 ranks then --resume to 6 on 3 ranks = 6 steps on 1 rank" "$dir/diff-1x1.safetensors" \
+    "$dir/diff-resumed.safetensors"
 run 2 $VAE --steps 3 --threads 1 --save "$dir/resumed.safetensors"
 run 3 --data synthetic:500 --epochs 2 --steps 8 --threads 1 --resume "$dir/resumed.safetensors" \
     --save "$dir/resumed.safetensors"

@@ -36,6 +36,8 @@ typedef struct {
     size_t first_index;      /* evaluation: the data set's index of row 0 (noise per sample) */
     size_t row0;             /* training: the step's batch row of row 0 (a rank's first row when ranks share the
                               * batch: noise is drawn per batch row); 0 for a whole batch */
+    size_t b_step;           /* training: the rows of the whole step when ranks share it (what a batch-mean loss
+                              * divides by); 0: b */
 } elbo_batch;
 
 /* One optimizer phase of a training step, for a model whose step updates its parameter groups in turn (a GAN: the

@@ -138,8 +138,7 @@ void elbo_trainer_free(elbo_trainer *tr)
     memset(tr, 0, sizeof *tr);
 }
 
-/* elbo_param_update_fn for the trainer (ctx): its optimizer on its model's arenas. */
-static void update_params(void *ctx, size_t off, size_t rows, size_t cols, size_t ld)
+void elbo_trainer_update_block(void *ctx, size_t off, size_t rows, size_t cols, size_t ld)
 {
     elbo_trainer *tr = ctx;
     elbo_optimizer_update_block(&tr->opt, tr->model.kern, tr->model.params, tr->model.grads, off, rows, cols, ld);
@@ -158,7 +157,7 @@ static void run_tail(elbo_trainer *tr, elbo_gemm_workspace *ws, size_t b, size_t
     for (size_t k = 0; k < nt; k++) {
         size_t p = (t + k) % nt, end = first[p + 1], c;
         while ((c = atomic_fetch_add_explicit(&next[p].next, 1, memory_order_relaxed)) < end)
-            elbo_tail_chunk_run(trainable, ws, tr->model.params, tr->model.grads, b, &tr->tail[c], update_params, tr);
+            elbo_tail_chunk_run(trainable, ws, tr->model.params, tr->model.grads, b, &tr->tail[c], elbo_trainer_update_block, tr);
     }
 }
 

@@ -73,6 +73,10 @@ int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_opti
 /* Frees the trainer's own buffers (not the model). */
 void elbo_trainer_free(elbo_trainer *tr);
 
+/* The trainer's optimizer step on the rows x cols block at arena offset off (row stride ld) of its model, then the
+ * model's after_update on that block (an elbo_param_update_fn with tr as ctx). */
+void elbo_trainer_update_block(void *tr, size_t off, size_t rows, size_t cols, size_t ld);
+
 /* One optimizer step on the rows rows[0..b) of data (b <= batch): noise for (seed, step, row), forward,
  * backward, update, for each of the model's phases in turn. Returns the (last phase's) batch loss sums; a
  * non-finite loss, or non-finite gradients (then tr->nonfinite_grads is set), stop the step there: the parameters

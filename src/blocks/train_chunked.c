@@ -190,7 +190,8 @@ static void form_layer_pieces(elbo_trainer *tr, const elbo_trainable *t_i, size_
         elbo_grad_tree_piece(&c->tree, c->tree.piece[first + p], chunk_grads, block_add, &k, c->piece[p], c->scratch);
 }
 
-/* Thread t of nt applies the optimizer to its output features of every trainable layer and repacks them. */
+/* Thread t of nt applies the optimizer (and the model's after_update) to its output features of every trainable
+ * layer and repacks them. */
 static void update_features(elbo_trainer *tr, const elbo_trainable *trainable, size_t n_trainable, size_t t, size_t nt)
 {
     const elbo_model *m = &tr->model;
@@ -200,9 +201,8 @@ static void update_features(elbo_trainer *tr, const elbo_trainable *trainable, s
         elbo_linear_features_of_part(l, t, nt, trainable[i].rotate, &lo, &hi);
         if (hi == lo)
             continue;
-        elbo_optimizer_update_block(&tr->opt, m->kern, m->params, m->grads, l->w_off + lo * l->in, 1,
-                                    (hi - lo) * l->in, l->in);
-        elbo_optimizer_update_block(&tr->opt, m->kern, m->params, m->grads, l->b_off + lo, 1, hi - lo, l->out);
+        elbo_trainer_update_block(tr, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
+        elbo_trainer_update_block(tr, l->b_off + lo, 1, hi - lo, l->out);
         elbo_linear_pack_features(l, m->params, lo, hi);
     }
 }
@@ -254,7 +254,7 @@ elbo_step_loss elbo_trainer_step_chunked(elbo_trainer *tr, const elbo_images_vie
     size_t row0 = ch_lo * c->cfg.chunk_rows, row1 = ch_hi * c->cfg.chunk_rows < b ? ch_hi * c->cfg.chunk_rows : b;
     size_t bl = row1 > row0 ? row1 - row0 : 0;
     elbo_batch bt = {.x = tr->xbatch, .xf = tr->xf, .labels = tr->ybatch, .b = bl, .seed = tr->seed,
-                     .step = (uint32_t)tr->step, .row0 = row0};
+                     .step = (uint32_t)tr->step, .row0 = row0, .b_step = b};
     elbo_trainable trainable[ELBO_MAX_LAYERS];
     size_t n_trainable = m->ops->trainables(m->impl, tr->act, &bt, trainable);
     elbo_optimizer_begin_step(&tr->opt); /* counted now, so no thread waits for it; undone if not taken */

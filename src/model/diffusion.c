@@ -460,8 +460,9 @@ static const elbo_act_arena *diff_act_arena(const void *act)
     return &((const elbo_diffusion_activations *)act)->arena;
 }
 
-/* elbo_model_ops.train_rows: rows [r0, r1) draw t (seed, TIME, row, step, 0) and eps (seed, EPS, row, step), are
- * noised, run forward, the loss and every data gradient (rows only: no team barrier). */
+/* elbo_model_ops.train_rows: rows [r0, r1) draw t (seed, TIME, row, step, 0) and eps (seed, EPS, row, step) for
+ * their batch row (row0 + r), are noised, run forward, the loss (a mean over the step's rows) and every data
+ * gradient (rows only: no team barrier). */
 static void diff_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
                             size_t r1, size_t part, size_t nparts)
 {
@@ -473,14 +474,15 @@ static void diff_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws
     if (r1 == r0)
         return;
     for (size_t r = r0; r < r1; r++) {
-        a->t[r] = draw_t(m, bt->seed, (uint32_t)r, bt->step, 0);
-        elbo_rng_normals(a->eps + r * d, d, bt->seed, ELBO_STREAM_EPS, (uint32_t)r, bt->step);
+        uint32_t row = (uint32_t)(bt->row0 + r); /* the step's batch row: the same noise on any number of ranks */
+        a->t[r] = draw_t(m, bt->seed, row, bt->step, 0);
+        elbo_rng_normals(a->eps + r * d, d, bt->seed, ELBO_STREAM_EPS, row, bt->step);
     }
     /* x0 goes through out's rows (free until the forward's last GEMM) */
     scale_rows(a->out + r0 * d, bt->xf + r0 * d, (r1 - r0) * d);
     noise_rows(m, a, a->out + r0 * d, r0, r1);
     elbo_diffusion_predict_rows(m, a, ws, r0, r1);
-    loss_rows(m, a, bt->b, r0, r1);
+    loss_rows(m, a, bt->b_step ? bt->b_step : bt->b, r0, r1);
     backward_rows(m, a, ws, r0, r1);
 }
 
@@ -498,16 +500,22 @@ static int diff_grads_finite(const void *impl, const void *act, size_t r0, size_
     return ok;
 }
 
-/* elbo_model_ops.batch_loss: the sums over rows [0, b) of each row's mean squared error over pixels. */
-static elbo_step_loss diff_batch_loss(const void *impl, const void *act, size_t b)
+/* elbo_model_ops.rows_loss: the sums over rows [r0, r1) of each row's mean squared error over pixels. */
+static elbo_step_loss diff_rows_loss(const void *impl, const void *act, size_t r0, size_t r1)
 {
     const elbo_diffusion *m = impl;
     const elbo_diffusion_activations *a = act;
     elbo_step_loss s = {0, {0, 0, 0, 0}};
-    for (size_t r = 0; r < b; r++)
+    for (size_t r = r0; r < r1; r++)
         s.loss += (double)a->loss[r] / (double)m->cfg.input_dim;
     s.part[0] = s.loss;
     return s;
+}
+
+/* elbo_model_ops.batch_loss: diff_rows_loss over rows [0, b). */
+static elbo_step_loss diff_batch_loss(const void *impl, const void *act, size_t b)
+{
+    return diff_rows_loss(impl, act, 0, b);
 }
 
 /* elbo_model_ops.trainables. */
@@ -584,6 +592,7 @@ static const elbo_model_ops DIFFUSION_OPS = {
     .train_rows = diff_train_rows,
     .grads_finite = diff_grads_finite,
     .batch_loss = diff_batch_loss,
+    .rows_loss = diff_rows_loss,
     .trainables = diff_trainables,
     .eval_rows = diff_eval_rows,
     .write_config = diff_write_config,
