@@ -152,8 +152,8 @@ static void sum_node(size_t n, uint32_t k, size_t j, const double *chunk, size_t
     sum_node(n, k - 1, 2 * j, chunk, width, out);
     if (!has_right(n, k, j))
         return;
-    double right[16];
-    assert(width <= 16);
+    double right[ELBO_TREE_MAX_WIDTH];
+    assert(width <= ELBO_TREE_MAX_WIDTH);
     sum_node(n, k - 1, 2 * j + 1, chunk, width, right);
     for (size_t i = 0; i < width; i++)
         out[i] += right[i];

@@ -57,7 +57,11 @@ void elbo_grad_tree_piece(const elbo_grad_tree *t, elbo_tree_node n, elbo_tree_l
 void elbo_grad_tree_combine(const elbo_grad_tree *t, const float *const *piece, size_t len, float *const *scratch,
                             float *out);
 
-/* The same tree over n_chunks values of `width` doubles each (per-chunk loss sums), into out (width doubles). */
+/* The widest chunk value elbo_grad_tree_sum_doubles sums. */
+#define ELBO_TREE_MAX_WIDTH 64
+
+/* The same tree over n_chunks values of `width` (<= ELBO_TREE_MAX_WIDTH) doubles each (per-chunk loss sums), into
+ * out (width doubles). */
 void elbo_grad_tree_sum_doubles(size_t n_chunks, const double *chunk, size_t width, double *out);
 
 /* Bytes one rank sends per step to sum n floats of gradients with this tree (pieces to the slice owners, then the

@@ -121,6 +121,16 @@ void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, floa
     l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
 }
 
+void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                                 elbo_operand x, size_t b, size_t lo, size_t hi)
+{
+    if (hi == lo || b == 0)
+        return;
+    elbo_gemm(l->kern, ws, hi - lo, l->in, b, 1.0f, elbo_operand_f32(dy + lo, l->out, ELBO_TRANS), x, 1.0f,
+              grads + l->w_off + lo * l->in, l->in, NULL);
+    l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 1);
+}
+
 /* [lo, hi) of part p of nparts over n items, boundaries on multiples of align (the last part takes the rest). */
 static void split_range(size_t n, size_t p, size_t nparts, size_t align, size_t *lo, size_t *hi)
 {

@@ -88,6 +88,10 @@ void elbo_linear_data_grad_accumulate(const elbo_linear *l, elbo_gemm_workspace 
 void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                              elbo_operand x, size_t b, size_t lo, size_t hi);
 
+/* As elbo_linear_param_grads, adding dW rows [lo, hi) += dy^T x and db [lo, hi) += its column sums into grads. */
+void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                                 elbo_operand x, size_t b, size_t lo, size_t hi);
+
 /* [lo, hi) of part p of nparts over the layer's output features, in whole NR panels; `rotate` shifts which part
  * gets the larger blocks when the panels do not divide evenly (pass the layer's index). */
 void elbo_linear_features_of_part(const elbo_linear *l, size_t p, size_t nparts, size_t rotate, size_t *lo,

@@ -55,6 +55,8 @@ typedef struct {
     /* NULL, or whether the phase runs in the step after `step` steps taken (a GAN's generator phase once every
      * --d-steps steps); a phase that does not run takes no barrier, loss or update */
     int (*runs)(const void *impl, long step);
+    /* As batch_loss over rows [r0, r1) (NULL: the model cannot train in chunks, train_chunked.h) */
+    elbo_step_loss (*rows_loss)(const void *impl, const void *act, size_t r0, size_t r1);
 } elbo_train_phase;
 
 typedef struct elbo_model_ops {

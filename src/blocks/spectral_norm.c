@@ -143,14 +143,11 @@ double elbo_spectral_norm_row_dot(const float *dy, const float *y, const float *
     return s;
 }
 
-void elbo_spectral_norm_weight_grads(const void *ctx, float *grads, size_t lo, size_t hi)
+void elbo_spectral_norm_weight_grads(const void *ctx, float *grads, size_t lo, size_t hi, double dot)
 {
     const elbo_spectral_norm *s = ctx;
     const float *params = s->params;
-    assert(lo <= hi && hi <= s->out && s->row_dots && params);
-    double dot = 0;
-    for (size_t r = 0; r < s->rows; r++)
-        dot += s->row_dots[r];
+    assert(lo <= hi && hi <= s->out && params);
     const float *u = params + s->u_off, *v = params + s->v_off;
     double inv = 1.0 / (double)s->sigma;
     for (size_t o = lo; o < hi; o++) {

@@ -18,8 +18,6 @@ typedef struct {
     size_t w_off, b_off, u_off, v_off; /* W (out, in), b (out), u (out), v (in) in the parameter arena */
     float sigma;                        /* sigma of the last refresh */
     const float *params;                /* the arena u and v are read from by the weight gradient */
-    const double *row_dots;             /* (rows) <dy_r, y_r - b> of the last backward, for the weight gradient */
-    size_t rows;
     double *dv, *du, *wv;               /* scratch of the power iteration: v (in), u (out), W v (out) */
 } elbo_spectral_norm;
 
@@ -52,7 +50,8 @@ void elbo_spectral_norm_scale(const elbo_spectral_norm *s, const float *params, 
 double elbo_spectral_norm_row_dot(const float *dy, const float *y, const float *b, size_t out);
 
 /* Rows [lo, hi) (output features) of the weight gradient in grads + w_off, from dL/d(W / sigma) to dL/dW, with
- * <G, W / sigma> the sum of s->row_dots in row order and u, v from s->params (the elbo_trainable hook's form). */
-void elbo_spectral_norm_weight_grads(const void *s, float *grads, size_t lo, size_t hi);
+ * <G, W / sigma> = dot (the sum over the batch rows of elbo_spectral_norm_row_dot) and u, v from s->params (the
+ * elbo_trainable hook's form). */
+void elbo_spectral_norm_weight_grads(const void *s, float *grads, size_t lo, size_t hi, double dot);
 
 #endif

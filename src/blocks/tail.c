@@ -8,6 +8,15 @@
 #define TAIL_CHUNK_PANELS 4
 #endif
 
+/* The sum of t's fix_rows over its rows (t->rows, or b) in row order. */
+static double fix_row_sum(const elbo_trainable *t, size_t b)
+{
+    double s = 0;
+    for (size_t r = 0, n = t->rows ? t->rows : b; r < n; r++)
+        s += t->fix_rows[r];
+    return s;
+}
+
 size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out)
 {
     size_t count = 0;
@@ -32,7 +41,7 @@ void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const
         return;
     elbo_linear_param_grads(l, ws, grads, tr->dy, tr->x, tr->rows ? tr->rows : b, lo, hi);
     if (tr->fix_weight_grads)
-        tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi);
+        tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi, fix_row_sum(tr, b));
     update(ctx, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
     update(ctx, l->b_off + lo, 1, hi - lo, l->out);
     if (!tr->packed_elsewhere)
@@ -47,6 +56,6 @@ void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace
         elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
         elbo_linear_param_grads(t[i].layer, ws, grads, t[i].dy, t[i].x, t[i].rows ? t[i].rows : b, lo, hi);
         if (t[i].fix_weight_grads)
-            t[i].fix_weight_grads(t[i].fix_ctx, grads, lo, hi);
+            t[i].fix_weight_grads(t[i].fix_ctx, grads, lo, hi, fix_row_sum(&t[i], b));
     }
 }

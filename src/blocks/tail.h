@@ -19,9 +19,16 @@ typedef struct {
     size_t rotate;
     size_t rows;
     /* NULL, or what turns the weight gradient rows [lo, hi) just summed into grads into the gradient the optimizer
-     * applies (a spectral-normalized layer's path through sigma), before the update; called with fix_ctx */
-    void (*fix_weight_grads)(const void *ctx, float *grads, size_t lo, size_t hi);
+     * applies (a spectral-normalized layer's path through sigma), before the update; called with fix_ctx and
+     * row_sum, the sum over the layer's rows of fix_rows (in row order here; in the chunked step, per chunk and
+     * over the chunk tree) */
+    void (*fix_weight_grads)(const void *ctx, float *grads, size_t lo, size_t hi, double row_sum);
     const void *fix_ctx;
+    const double *fix_rows;
+    /* 0, or where a second block of this layer's rows starts (the GAN's D: fake rows [0, b), real rows [b, 2b)):
+     * the chunked step's chunk of batch rows [r0, r1) is then rows [r0, r1) and [second_rows + r0, second_rows +
+     * r1) of dy and x (rows counts both blocks) */
+    size_t second_rows;
     /* 1 when the layer's packed weights are not packed from params but refreshed before their next use by the
      * model (a spectral-normalized layer packs W / sigma): the tail then does not repack them */
     int packed_elsewhere;

@@ -41,7 +41,8 @@ static elbo_batch step_batch(const elbo_trainer *tr, size_t b)
 static size_t model_phases(const elbo_model_ops *ops, elbo_train_phase *out)
 {
     if (ops->n_phases == 0) {
-        out[0] = (elbo_train_phase){"step", ops->train_rows, ops->grads_finite, ops->batch_loss, ops->trainables, NULL};
+        out[0] = (elbo_train_phase){"step", ops->train_rows, ops->grads_finite, ops->batch_loss, ops->trainables, NULL,
+                                    ops->rows_loss};
         return 1;
     }
     for (size_t q = 0; q < ops->n_phases && q < ELBO_MAX_PHASES; q++)

@@ -12,6 +12,10 @@
 
 /* Doubles per chunk of loss sums: the loss and its parts. */
 #define LOSS_WIDTH (1 + ELBO_LOSS_PARTS)
+/* Doubles per chunk of a phase's values: its loss sums, then the sums of fix_rows of each of its trainables that
+ * has them (at most one per layer). */
+#define CHUNK_WIDTH (LOSS_WIDTH + ELBO_MAX_LAYERS)
+_Static_assert(CHUNK_WIDTH <= ELBO_TREE_MAX_WIDTH, "a chunk's values fit the tree's double sums");
 
 struct elbo_chunked {
     elbo_chunked_config cfg;
@@ -22,7 +26,7 @@ struct elbo_chunked {
     size_t piece_cap;
     float *scratch[64];      /* (levels_cap) arena-sized buffers for right children */
     size_t levels_cap;
-    double *closs;           /* (chunks LOSS_WIDTH) the chunks' loss sums */
+    double *closs;           /* (chunks CHUNK_WIDTH) the chunks' loss and fix_rows sums */
     size_t closs_cap;
 };
 
@@ -89,7 +93,7 @@ static int plan_step(struct elbo_chunked *c, size_t b)
         if (!(c->scratch[c->levels_cap] = arena_buffer(c->n)))
             return -1;
     if (chunks > c->closs_cap) {
-        double *l = realloc(c->closs, chunks * LOSS_WIDTH * sizeof *l);
+        double *l = realloc(c->closs, chunks * CHUNK_WIDTH * sizeof *l);
         if (!l)
             return -1;
         c->closs = l;
@@ -108,9 +112,11 @@ int elbo_trainer_use_chunks(elbo_trainer *tr, const elbo_chunked_config *cfg, ch
     if (!k.ranks)
         k.ranks = 1;
     size_t chunks = (tr->batch + k.chunk_rows - 1) / k.chunk_rows;
-    if (ops->n_phases != 0 || !ops->rows_loss) {
-        snprintf(err, errlen, "the %s model cannot train in chunks (it has several optimizer phases or no per-row "
-                 "loss sums)", ops->kind);
+    int per_row = 1;
+    for (size_t q = 0; q < tr->n_phases; q++)
+        per_row = per_row && tr->phase[q].rows_loss;
+    if (!per_row) {
+        snprintf(err, errlen, "the %s model cannot train in chunks (it has no per-row loss sums)", ops->kind);
         return -1;
     }
     if (k.ranks > chunks) {
@@ -154,7 +160,8 @@ static elbo_operand operand_rows_from(elbo_operand x, size_t rows)
 }
 
 /* elbo_tree_leaf_fn: chunk's dW rows [lo, hi) (out, in) and db [lo, hi) into out's arena offsets: one GEMM over
- * the chunk's rows (K = C, or the last chunk's rest). */
+ * the chunk's rows (K = C, or the last chunk's rest), and a second one adding the chunk's rows of the layer's second
+ * block of rows when it has one. */
 static void chunk_grads(void *ctx, size_t chunk, float *out)
 {
     const block_ctx *k = ctx;
@@ -163,6 +170,11 @@ static void chunk_grads(void *ctx, size_t chunk, float *out)
     size_t lr0 = r0 - k->row0;
     elbo_linear_param_grads(l, k->ws, out, k->t->dy + lr0 * l->out, operand_rows_from(k->t->x, lr0), r1 - r0,
                             k->lo, k->hi);
+    if (k->t->second_rows) {
+        size_t sr0 = k->t->second_rows + lr0;
+        elbo_linear_param_grads_add(l, k->ws, out, k->t->dy + sr0 * l->out, operand_rows_from(k->t->x, sr0),
+                                    r1 - r0, k->lo, k->hi);
+    }
 }
 
 /* elbo_tree_add_fn: out += in over the block's dW rows and db entries. */
@@ -190,9 +202,10 @@ static void form_layer_pieces(elbo_trainer *tr, const elbo_trainable *t_i, size_
         elbo_grad_tree_piece(&c->tree, c->tree.piece[first + p], chunk_grads, block_add, &k, c->piece[p], c->scratch);
 }
 
-/* Thread t of nt applies the optimizer (and the model's after_update) to its output features of every trainable
- * layer and repacks them. */
-static void update_features(elbo_trainer *tr, const elbo_trainable *trainable, size_t n_trainable, size_t t, size_t nt)
+/* Thread t of nt applies each trainable layer's fix (with its row sum over the whole step, fix_sums[i]), the
+ * optimizer and the model's after_update to its output features of every trainable layer and repacks them. */
+static void update_features(elbo_trainer *tr, const elbo_trainable *trainable, size_t n_trainable,
+                            const double *fix_sums, size_t t, size_t nt)
 {
     const elbo_model *m = &tr->model;
     for (size_t i = 0; i < n_trainable; i++) {
@@ -201,9 +214,12 @@ static void update_features(elbo_trainer *tr, const elbo_trainable *trainable, s
         elbo_linear_features_of_part(l, t, nt, trainable[i].rotate, &lo, &hi);
         if (hi == lo)
             continue;
+        if (trainable[i].fix_weight_grads)
+            trainable[i].fix_weight_grads(trainable[i].fix_ctx, m->grads, lo, hi, fix_sums[i]);
         elbo_trainer_update_block(tr, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
         elbo_trainer_update_block(tr, l->b_off + lo, 1, hi - lo, l->out);
-        elbo_linear_pack_features(l, m->params, lo, hi);
+        if (!trainable[i].packed_elsewhere)
+            elbo_linear_pack_features(l, m->params, lo, hi);
     }
 }
 
@@ -219,18 +235,30 @@ static void gather(elbo_trainer *tr, const elbo_images_view *data, const uint32_
     tr->model.kern->unit_from_u8(tr->xf + (r0 - row0) * d, tr->xbatch + (r0 - row0) * d, (r1 - r0) * d);
 }
 
-/* This process's chunks' loss sums into c->closs (chunks [lo, hi) of rows from row0). */
-static void chunk_losses(elbo_trainer *tr, size_t lo, size_t hi, size_t b, size_t row0)
+/* This process's chunks' values for phase ph into c->closs (chunks [lo, hi) of rows from row0): the loss sums, then
+ * for each trainable with fix_rows their sum over the chunk's rows (of both blocks of rows, in order). */
+static void chunk_values(elbo_trainer *tr, const elbo_train_phase *ph, const elbo_trainable *trainable,
+                         size_t n_trainable, size_t lo, size_t hi, size_t b, size_t row0)
 {
     struct elbo_chunked *c = tr->chunked;
     size_t cr = c->cfg.chunk_rows;
     for (size_t ch = lo; ch < hi; ch++) {
         size_t r0 = ch * cr, r1 = r0 + cr < b ? r0 + cr : b;
-        elbo_step_loss l = tr->model.ops->rows_loss(tr->model.impl, tr->act, r0 - row0, r1 - row0);
-        double *v = c->closs + ch * LOSS_WIDTH;
+        elbo_step_loss l = ph->rows_loss(tr->model.impl, tr->act, r0 - row0, r1 - row0);
+        double *v = c->closs + ch * CHUNK_WIDTH;
+        memset(v, 0, CHUNK_WIDTH * sizeof *v);
         v[0] = l.loss;
         for (size_t k = 0; k < ELBO_LOSS_PARTS; k++)
             v[1 + k] = l.part[k];
+        for (size_t i = 0; i < n_trainable; i++) {
+            const elbo_trainable *t = &trainable[i];
+            double sum = 0;
+            for (size_t r = r0 - row0; t->fix_rows && r < r1 - row0; r++)
+                sum += t->fix_rows[r];
+            for (size_t r = r0 - row0; t->fix_rows && t->second_rows && r < r1 - row0; r++)
+                sum += t->fix_rows[t->second_rows + r];
+            v[LOSS_WIDTH + i] = sum;
+        }
     }
 }
 
@@ -241,7 +269,7 @@ elbo_step_loss elbo_trainer_step_chunked(elbo_trainer *tr, const elbo_images_vie
     const elbo_model *m = &tr->model;
     const elbo_grad_exchange *ex = c->cfg.exchange;
     elbo_step_loss loss = {NAN, {0, 0}};
-    size_t nt = tr->team.n;
+    size_t nt = tr->team.n, nq = tr->n_phases;
     tr->nonfinite_grads = 0;
     tr->stop_phase = 0;
     if (plan_step(c, b) != 0) {
@@ -255,83 +283,101 @@ elbo_step_loss elbo_trainer_step_chunked(elbo_trainer *tr, const elbo_images_vie
     size_t bl = row1 > row0 ? row1 - row0 : 0;
     elbo_batch bt = {.x = tr->xbatch, .xf = tr->xf, .labels = tr->ybatch, .b = bl, .seed = tr->seed,
                      .step = (uint32_t)tr->step, .row0 = row0, .b_step = b};
-    elbo_trainable trainable[ELBO_MAX_LAYERS];
-    size_t n_trainable = m->ops->trainables(m->impl, tr->act, &bt, trainable);
+    elbo_trainable trainable[ELBO_MAX_PHASES][ELBO_MAX_LAYERS];
+    size_t n_trainable[ELBO_MAX_PHASES];
+    for (size_t q = 0; q < nq; q++)
+        n_trainable[q] = tr->phase[q].trainables(m->impl, tr->act, &bt, trainable[q]);
     elbo_optimizer_begin_step(&tr->opt); /* counted now, so no thread waits for it; undone if not taken */
     unsigned flags = 0;
-    int bad_rows = 0;
+    int bad_rows[ELBO_MAX_PHASES] = {0};
+    double fix_sums[ELBO_MAX_LAYERS];
 #pragma omp parallel num_threads((int)nt) default(none) shared(tr, c, m, ex, tree, data, rows, b, bt, bl, row0, \
-                                                                   ch_lo, ch_hi, nt, trainable, n_trainable, flags, \
-                                                                   bad_rows, loss)
+                                                                   ch_lo, ch_hi, nt, nq, trainable, n_trainable, \
+                                                                   flags, bad_rows, loss, fix_sums)
     {
         size_t t = (size_t)omp_get_thread_num(), r0, r1;
         elbo_team_rows(bl, t, nt, &r0, &r1);
         if (r1 > r0)
             gather(tr, data, rows, row0, row0 + r0, row0 + r1);
-        if (bl > 0) /* a rank may own no chunk of a last partial batch */
-            m->ops->train_rows(m->impl, tr->act, &tr->team.ws[t], &bt, r0, r1, t, nt);
-        if (r1 > r0 && !m->ops->grads_finite(m->impl, tr->act, r0, r1)) {
+        for (size_t q = 0; q < nq; q++) {
+            const elbo_train_phase *ph = &tr->phase[q];
+            const elbo_trainable *tq = trainable[q];
+            size_t nq_tr = n_trainable[q];
+            if (ph->runs && !ph->runs(m->impl, tr->step))
+                continue; /* every thread skips it alike */
+            if (q > 0) {
+                /* the previous phase's update is done: its parameters are updated and repacked */
+#pragma omp barrier
+            }
+            /* also on a rank that owns no chunk of a last partial batch (bl = 0): a model may keep state in step
+             * on every rank there (the GAN's spectral norms iterate u and v once per phase) */
+            ph->train_rows(m->impl, tr->act, &tr->team.ws[t], &bt, r0, r1, t, nt);
+            if (r1 > r0 && !ph->grads_finite(m->impl, tr->act, r0, r1)) {
 #pragma omp atomic write
-            bad_rows = 1;
-        }
-#pragma omp barrier
-#pragma omp master
-        {
-            /* every row's loss and output gradients are done: the ranks agree on going on */
-            chunk_losses(tr, ch_lo, ch_hi, b, row0);
-            double mine[LOSS_WIDTH] = {0};
-            if (ch_hi > ch_lo)
-                elbo_grad_tree_sum_doubles(ch_hi - ch_lo, c->closs + ch_lo * LOSS_WIDTH, LOSS_WIDTH, mine);
-            unsigned f = (isfinite(mine[0]) ? 0u : ELBO_STEP_LOSS_NONFINITE) | (bad_rows ? ELBO_STEP_GRADS_NONFINITE : 0u);
-            f = ex ? ex->agree(ex->ctx, f) : f;
-            if (!(f & ELBO_STEP_PEER_FAILED)) {
-                if (ex)
-                    ex->losses(ex->ctx, tree, c->closs, LOSS_WIDTH);
-                double all[LOSS_WIDTH];
-                elbo_grad_tree_sum_doubles(tree->n_chunks, c->closs, LOSS_WIDTH, all);
-                loss.loss = all[0];
-                for (size_t k = 0; k < ELBO_LOSS_PARTS; k++)
-                    loss.part[k] = all[1 + k];
-                if (!isfinite(loss.loss))
-                    f |= ELBO_STEP_LOSS_NONFINITE;
+                bad_rows[q] = 1;
             }
-            flags = f;
-        }
-#pragma omp barrier
-        if (!flags && ex && ex->grads_begin) {
-            /* layer by layer: a layer's buckets travel while the next layers' pieces are formed */
-            for (size_t i = 0; i < n_trainable; i++) {
-                form_layer_pieces(tr, &trainable[i], b, row0, t, nt);
-#pragma omp barrier
-#pragma omp master
-                {
-                    const elbo_linear *l = trainable[i].layer;
-                    ex->grads_begin(ex->ctx, tree, c->piece, m->grads, l->w_off, l->w_off + l->out * l->in);
-                    ex->grads_begin(ex->ctx, tree, c->piece, m->grads, l->b_off, l->b_off + l->out);
-                }
-            }
-#pragma omp master
-            ex->grads_finish(ex->ctx);
-#pragma omp barrier
-        } else if (!flags) {
-            for (size_t i = 0; i < n_trainable; i++)
-                form_layer_pieces(tr, &trainable[i], b, row0, t, nt);
 #pragma omp barrier
 #pragma omp master
             {
-                if (ex)
-                    ex->grads(ex->ctx, tree, c->piece, m->grads, c->n);
-                else
-                    elbo_grad_tree_combine(tree, (const float *const *)c->piece, c->n, c->scratch, m->grads);
+                /* every row's loss and output gradients are done: the ranks agree on going on */
+                chunk_values(tr, ph, tq, nq_tr, ch_lo, ch_hi, b, row0);
+                double mine[CHUNK_WIDTH] = {0};
+                if (ch_hi > ch_lo)
+                    elbo_grad_tree_sum_doubles(ch_hi - ch_lo, c->closs + ch_lo * CHUNK_WIDTH, CHUNK_WIDTH, mine);
+                unsigned f = (isfinite(mine[0]) ? 0u : ELBO_STEP_LOSS_NONFINITE) |
+                             (bad_rows[q] ? ELBO_STEP_GRADS_NONFINITE : 0u);
+                f = ex ? ex->agree(ex->ctx, f) : f;
+                if (!(f & ELBO_STEP_PEER_FAILED)) {
+                    if (ex)
+                        ex->losses(ex->ctx, tree, c->closs, CHUNK_WIDTH);
+                    double all[CHUNK_WIDTH];
+                    elbo_grad_tree_sum_doubles(tree->n_chunks, c->closs, CHUNK_WIDTH, all);
+                    loss.loss = all[0];
+                    for (size_t k = 0; k < ELBO_LOSS_PARTS; k++)
+                        loss.part[k] = all[1 + k];
+                    for (size_t i = 0; i < nq_tr; i++)
+                        fix_sums[i] = all[LOSS_WIDTH + i];
+                    if (!isfinite(loss.loss))
+                        f |= ELBO_STEP_LOSS_NONFINITE;
+                } else {
+                    loss.loss = NAN;
+                }
+                flags = f;
+                tr->stop_phase = q;
             }
 #pragma omp barrier
+            if (flags)
+                break; /* every thread reads the same flags */
+            if (ex && ex->grads_begin) {
+                /* layer by layer: a layer's buckets travel while the next layers' pieces are formed */
+                for (size_t i = 0; i < nq_tr; i++) {
+                    form_layer_pieces(tr, &tq[i], b, row0, t, nt);
+#pragma omp barrier
+#pragma omp master
+                    {
+                        const elbo_linear *l = tq[i].layer;
+                        ex->grads_begin(ex->ctx, tree, c->piece, m->grads, l->w_off, l->w_off + l->out * l->in);
+                        ex->grads_begin(ex->ctx, tree, c->piece, m->grads, l->b_off, l->b_off + l->out);
+                    }
+                }
+#pragma omp master
+                ex->grads_finish(ex->ctx);
+#pragma omp barrier
+            } else {
+                for (size_t i = 0; i < nq_tr; i++)
+                    form_layer_pieces(tr, &tq[i], b, row0, t, nt);
+#pragma omp barrier
+#pragma omp master
+                {
+                    if (ex)
+                        ex->grads(ex->ctx, tree, c->piece, m->grads, c->n);
+                    else
+                        elbo_grad_tree_combine(tree, (const float *const *)c->piece, c->n, c->scratch, m->grads);
+                }
+#pragma omp barrier
+            }
+            update_features(tr, tq, nq_tr, fix_sums, t, nt);
         }
-        if (!flags) {
-            update_features(tr, trainable, n_trainable, t, nt);
-        }
-    }
-    if (flags & ELBO_STEP_PEER_FAILED) {
-        loss.loss = NAN;
     }
     tr->nonfinite_grads = !(flags & (ELBO_STEP_LOSS_NONFINITE | ELBO_STEP_PEER_FAILED)) &&
                           (flags & ELBO_STEP_GRADS_NONFINITE);

@@ -6,7 +6,10 @@
  * gradient is one GEMM per chunk (K = C rows) summed in the fixed tree of grad_tree.h: the rank forms its pieces
  * (the maximal tree nodes inside its range, its threads split by output features), the exchange forms the nodes
  * above them and every rank gets the same root, which the optimizer then applies (threads split as the pieces).
- * Loss sums are per chunk, summed in the same tree. The parameters after N steps are byte-identical for any P and
+ * Loss sums are per chunk, summed in the same tree. A model of several optimizer phases (the GAN) runs each phase
+ * so in turn; a layer with a second block of rows (the GAN's D: fake rows, then real rows) adds the chunk's rows of
+ * that block in a second GEMM; a layer's fix_rows (the spectral norm's <dy, y - b>) are summed per chunk and over the
+ * same tree, and its fix is applied to the reduced gradient. The parameters after N steps are byte-identical for any P and
  * any thread count; they differ from the one-GEMM-per-layer step of elbo_trainer_step (another summation order).
  *
  * Without an exchange, one process computes every rank's pieces and the tree over them (P simulated ranks): what
@@ -50,8 +53,8 @@ typedef struct {
     const elbo_grad_exchange *exchange; /* NULL: this process simulates all P ranks */
 } elbo_chunked_config;
 
-/* Switches tr (initialized, not yet stepped) to chunked steps. Refuses, with a message in err, a model of several
- * optimizer phases or without rows_loss, and more ranks than the chunks of a full batch. Returns 0 or -1. */
+/* Switches tr (initialized, not yet stepped) to chunked steps. Refuses, with a message in err, a model
+ * without rows_loss (in any of its phases), and more ranks than the chunks of a full batch. Returns 0 or -1. */
 int elbo_trainer_use_chunks(elbo_trainer *tr, const elbo_chunked_config *cfg, char *err, size_t errlen);
 
 /* elbo_trainer_step for a chunked trainer (elbo_trainer_step calls it). */

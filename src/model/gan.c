@@ -392,13 +392,14 @@ static void fill_noise(const elbo_gan *m, elbo_gan_activations *a, size_t r0, si
 }
 
 /* Rows [r0, r1) (of 2b) of the D step's loss after D's forward: D's probability, the BCE against 0 (fake rows
- * below b) or the real label (real rows), and its gradient (scale 1/b: a batch mean of each half) over the logits. */
-static void d_loss_rows(const elbo_gan *m, elbo_gan_activations *a, size_t b, size_t r0, size_t r1)
+ * below b) or the real label (real rows), and its gradient (scale 1/b_step: a batch mean of each half over the whole
+ * step's rows, b_step = b unless ranks share the step) over the logits. */
+static void d_loss_rows(const elbo_gan *m, elbo_gan_activations *a, size_t b, size_t b_step, size_t r0, size_t r1)
 {
     for (size_t r = r0; r < r1; r++)
         a->d_prob[r] = (float)(1.0 / (1.0 + exp(-(double)a->logit[r])));
     size_t mid = r1 < b ? r1 : b < r0 ? r0 : b;
-    float scale = 1.0f / (float)b;
+    float scale = 1.0f / (float)b_step;
     if (mid > r0)
         m->kern->bce_logits_const(a->logit + r0, a->d_loss + r0, a->logit + r0, 0.0f, scale, mid - r0, 1);
     if (r1 > mid)
@@ -425,8 +426,12 @@ static void d_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
                          size_t r0, size_t r1, size_t part, size_t nparts, int noise)
 {
     size_t b = bt->b, d = m->cfg.input_dim;
-    if (noise)
-        fill_noise(m, a, r0, r1, bt->seed, ELBO_STREAM_EPS, 0, bt->step);
+    if (part == 0) { /* read after the barrier below */
+        a->b = b;
+        a->b_step = bt->b_step ? bt->b_step : b;
+    }
+    if (noise) /* per batch row: the same noise on any number of ranks */
+        fill_noise(m, a, r0, r1, bt->seed, ELBO_STREAM_EPS, bt->row0, bt->step);
     elbo_mlp_forward_part(&a->g, ws, g_input(m, a), b, r0, r1, part, nparts, m->params);
     if (r1 > r0)
         m->kern->unit_from_u8(a->xd + (b + r0) * d, bt->x + r0 * d, (r1 - r0) * d);
@@ -435,14 +440,14 @@ static void d_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
     /* D's rows [2 r0, 2 r1) hold fake and real rows other parts wrote */
 #pragma omp barrier
     elbo_mlp_forward_part(&a->d, ws, d_input(m, a), 2 * b, 2 * r0, 2 * r1, part, nparts, m->params);
-    d_loss_rows(m, a, b, 2 * r0, 2 * r1);
+    d_loss_rows(m, a, b, a->b_step, 2 * r0, 2 * r1);
     elbo_mlp_backward_rows(&a->d, ws, 2 * r0, 2 * r1, NULL, ELBO_ACT_NONE);
     if (m->cfg.spectral_norm)
         spectral_norm_dots(m, a, 2 * r0, 2 * r1);
 }
 
 /* Rows [r0, r1) of the G phase over b rows (after the D phase and D's update; holds team barriers): D's forward of
- * G(z) (rows [0, b) of D's input), the non-saturating BCE against 1 (scale 1/b), D's data gradients down to its
+ * G(z) (rows [0, b) of D's input), the non-saturating BCE against 1 (scale 1/b_step), D's data gradients down to its
  * input (masked by G's sigmoid), then G's. */
 static void g_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
                          size_t r1, size_t part, size_t nparts)
@@ -455,7 +460,8 @@ static void g_phase_rows(const elbo_gan *m, elbo_gan_activations *a, elbo_gemm_w
     elbo_mlp_forward_part(&a->dg, ws, d_input(m, a), b, r0, r1, part, nparts, m->params);
     if (r1 == r0)
         return;
-    m->kern->bce_logits_const(a->logit + r0, a->g_loss + r0, a->logit + r0, 1.0f, 1.0f / (float)b, r1 - r0, 1);
+    m->kern->bce_logits_const(a->logit + r0, a->g_loss + r0, a->logit + r0, 1.0f, 1.0f / (float)a->b_step, r1 - r0,
+                              1);
     elbo_mlp_backward_rows(&a->dg, ws, r0, r1, a->xd, ELBO_ACT_SIGMOID);
     elbo_mlp_backward_rows(&a->g, ws, r0, r1, NULL, ELBO_ACT_NONE);
 }
@@ -466,14 +472,13 @@ static size_t d_trainables(const elbo_gan *m, const elbo_gan_activations *a, siz
     for (size_t i = 0; i < a->d.n; i++) {
         out[i] = (elbo_trainable){.layer = (elbo_linear *)&a->d.layer[i], .dy = a->d.dout[i],
                                   .x = elbo_mlp_layer_input(&a->d, d_input(m, a), i, 0),
-                                  .rotate = a->d.first_index + i, .rows = 2 * b};
+                                  .rotate = a->d.first_index + i, .rows = 2 * b, .second_rows = b};
         if (m->cfg.spectral_norm) {
             elbo_spectral_norm *s = (elbo_spectral_norm *)&m->sn[a->d.first_index + i];
             s->params = m->params;
-            s->row_dots = a->sn_dots[i];
-            s->rows = 2 * b;
             out[i].fix_weight_grads = elbo_spectral_norm_weight_grads;
             out[i].fix_ctx = s;
+            out[i].fix_rows = a->sn_dots[i];
             out[i].packed_elsewhere = 1; /* W / sigma, packed by the next refresh */
         }
     }
@@ -487,6 +492,35 @@ static size_t g_trainables(const elbo_gan *m, const elbo_gan_activations *a, elb
         out[i] = (elbo_trainable){.layer = (elbo_linear *)&a->g.layer[i], .dy = a->g.dout[i],
                                   .x = elbo_mlp_layer_input(&a->g, g_input(m, a), i, 0), .rotate = i};
     return a->g.n;
+}
+
+/* Sums over batch rows [r0, r1) of the D step: D loss (the fake rows, then the real rows b + r), D(x) and D(G(z)),
+ * in row order. */
+static elbo_step_loss d_sums_rows(const elbo_gan_activations *a, size_t b, size_t r0, size_t r1)
+{
+    elbo_step_loss s = {0, {0, 0, 0, 0}};
+    for (size_t r = r0; r < r1; r++)
+        s.part[0] += a->d_loss[r];
+    for (size_t r = r0; r < r1; r++)
+        s.part[0] += a->d_loss[b + r];
+    for (size_t r = r0; r < r1; r++) {
+        s.part[3] += a->d_prob[r];
+        s.part[2] += a->d_prob[b + r];
+    }
+    s.loss = s.part[0];
+    return s;
+}
+
+/* d_sums_rows plus the G step's loss sum over the rows (part 1), counted d_steps times as gan_g_loss does. */
+static elbo_step_loss g_sums_rows(const elbo_gan *m, const elbo_gan_activations *a, size_t b, size_t r0, size_t r1)
+{
+    elbo_step_loss s = d_sums_rows(a, b, r0, r1);
+    for (size_t r = r0; r < r1; r++)
+        s.part[1] += a->g_loss[r];
+    double n = (double)m->cfg.d_steps;
+    s.part[1] *= n;
+    s.loss = s.part[0] + s.part[1];
+    return s;
 }
 
 /* Batch sums over rows [0, b) of the D step: D loss (both halves), D(x) and D(G(z)), in row order. */
@@ -652,6 +686,21 @@ static elbo_step_loss gan_g_loss(const void *impl, const void *act, size_t b)
     return s;
 }
 
+/* elbo_train_phase.rows_loss of the D phase: rows [r0, r1) of the last step's batch. */
+static elbo_step_loss gan_d_rows_loss(const void *impl, const void *act, size_t r0, size_t r1)
+{
+    (void)impl;
+    const elbo_gan_activations *a = act;
+    return d_sums_rows(a, a->b, r0, r1);
+}
+
+/* elbo_train_phase.rows_loss of the G phase: rows [r0, r1) of the last step's batch. */
+static elbo_step_loss gan_g_rows_loss(const void *impl, const void *act, size_t r0, size_t r1)
+{
+    const elbo_gan_activations *a = act;
+    return g_sums_rows(impl, a, a->b, r0, r1);
+}
+
 /* elbo_train_phase.trainables of the G phase. */
 static size_t gan_g_trainables(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out)
 {
@@ -673,8 +722,8 @@ static void gan_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws, 
     elbo_mlp_forward_rows(&a->d, ws, d_input(m, a), r0, r1, m->params);
     elbo_mlp_forward_rows(&a->d, ws, d_input(m, a), b + r0, b + r1, m->params);
     m->kern->bce_logits_const(NULL, a->g_loss + r0, a->logit + r0, 1.0f, 1.0f, r1 - r0, 1);
-    d_loss_rows(m, a, b, r0, r1);
-    d_loss_rows(m, a, b, b + r0, b + r1);
+    d_loss_rows(m, a, b, b, r0, r1);
+    d_loss_rows(m, a, b, b, b + r0, b + r1);
 }
 
 /* elbo_model_ops.write_config: image shape, latent, widths, the LeakyReLU slope, the Adam betas, D's real label
@@ -704,8 +753,8 @@ static size_t gan_write_config(const void *impl, const char **keys, char (*v)[96
 }
 
 static const elbo_train_phase GAN_PHASES[] = {
-    {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables, NULL},
-    {"generator", gan_g_rows, gan_g_finite, gan_g_loss, gan_g_trainables, gan_g_runs},
+    {"discriminator", gan_d_rows, gan_d_finite, gan_d_loss, gan_d_trainables, NULL, gan_d_rows_loss},
+    {"generator", gan_g_rows, gan_g_finite, gan_g_loss, gan_g_trainables, gan_g_runs, gan_g_rows_loss},
 };
 
 static const elbo_model_ops GAN_OPS = {

@@ -53,6 +53,7 @@ typedef struct {
  * rows [b, 2b) the real images x / 255; in the G phase it sees rows [0, b) again. */
 typedef struct {
     size_t max_batch;
+    size_t b, b_step;  /* training: the last step's rows here (D's real rows start at b) and in the whole step */
     float *z;                                 /* (B, Z) */
     float *gh[ELBO_MAX_HIDDEN], *dgh[ELBO_MAX_HIDDEN]; /* (B, g_hidden[i]) G's hidden outputs, their gradients */
     float *xd;                                /* (2B, D) D's input: G's output (post-sigmoid), then the real x */
