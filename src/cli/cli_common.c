@@ -85,7 +85,8 @@ const elbo_kernels *cli_kernels_in(const char *command, const elbo_kernels *k, e
     const elbo_kernels *twin = elbo_kernels_with_precision(k, p);
     if (!twin)
         fprintf(stderr, "elbo %s: --precision bf16: this CPU lacks %s for the %s kernels' bf16 GEMM (ELBO_ISA=scalar "
-                        "runs its scalar emulation)\n", command, elbo_gemm_bf16_missing(k), k->isa);
+                        "runs its scalar emulation; --precision fp32 the fp32 GEMM)\n", command,
+                elbo_gemm_bf16_missing(k), k->isa);
     return twin;
 }
 
