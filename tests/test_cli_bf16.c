@@ -1,5 +1,5 @@
 /* `elbo train --precision bf16`: bitwise the same checkpoint for 1, 2 and 3 threads (every model kind: ReLU,
- * LeakyReLU, sigmoid, tanh and SiLU epilogues, the GAN's W / sigma repacking) and across --resume (the VAE and the
+ * LeakyReLU, sigmoid and SiLU epilogues, the GAN's W / sigma repacking) and across --resume (the VAE and the
  * classifier), a bf16 step that really differs from the fp32 one, the precision recorded in the checkpoint
  * and kept by --resume (a different --precision refused), and the one-line refusal (exit 2) on a kernel table
  * without the bf16 instructions, unless ELBO_ISA=scalar chooses the emulation. The fp32 path's bits are pinned by
