@@ -1,4 +1,4 @@
-/* Training-step rows through the trainer API, for the VAE (train/...), the classifier (train_classifier/...), the
+/* Training-step rows through the trainer API, for the VAE (train/...; in bf16: train/bf16/...), the classifier (train_classifier/...), the
  * GAN (train/gan/...), the flow (train/flow/...) and the diffusion model (train/diffusion/...): a fresh model and
  * trainer per call, warmed up by two steps, then one optimizer step per iteration over a shuffled Fashion-MNIST (the
  * GAN's: a D step and a G step; samples are real images); and the flow's sampling (sample/flow: images/s of the exact
@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "classifier.h"
+#include "bench_bf16.h"
 #include "dataset.h"
+#include "gemm_bf16.h"
 #include "diffusion.h"
 #include "flow.h"
 #include "gan.h"
@@ -51,7 +53,7 @@ static void step(elbo_trainer *tr, const elbo_images_view *train, size_t batch, 
 }
 
 /* The model kinds a row trains (its gbench user pointer points at one; NULL is the VAE). */
-typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN, BENCH_FLOW, BENCH_DIFFUSION } bench_kind;
+typedef enum { BENCH_VAE, BENCH_CLASSIFIER, BENCH_GAN, BENCH_FLOW, BENCH_DIFFUSION, BENCH_VAE_BF16 } bench_kind;
 
 /* The model a row trains: the default VAE, classifier or GAN. */
 typedef struct {
@@ -112,7 +114,12 @@ static int bench_model_init(bench_model *bm, bench_kind kind, size_t rows, size_
         return 0;
     }
     elbo_vae_config cfg = elbo_vae_config_default(dim);
-    if (elbo_vae_init(&bm->vae, &cfg, g_env->kern, err, errlen))
+    const elbo_kernels *kern = g_env->kern;
+    if (kind == BENCH_VAE_BF16 && !(kern = elbo_kernels_with_precision(g_env->kern, ELBO_PRECISION_BF16))) {
+        snprintf(err, errlen, "no bf16 GEMM here: the CPU lacks %s", elbo_gemm_bf16_missing(g_env->kern));
+        return -1;
+    }
+    if (elbo_vae_init(&bm->vae, &cfg, kern, err, errlen))
         return -1;
     elbo_params_init(bm->vae.params, &bm->vae.layout, 1);
     elbo_vae_pack_weights(&bm->vae);
@@ -175,7 +182,15 @@ static void run_train(gbench_state *st, void *user)
     gbench_set_items_processed(st, (int64_t)samples);
     gbench_set_label(st, g_ds.name);
     gbench_set_counter(st, "samples_per_s", samples, GBENCH_COUNTER_RATE);
-    bench_set_flops(st, g_env, bm.flops_per_sample * (double)batch, threads);
+    if (kind == BENCH_VAE_BF16) { /* against the bf16 dot-product peak measured in this run (the bf16_peak row) */
+        double flops = bm.flops_per_sample * samples;
+        gbench_set_counter(st, "GFLOP/s", flops / 1e9, GBENCH_COUNTER_RATE);
+        if (bench_bf16_peak_gflops() > 0)
+            gbench_set_counter(st, "pct_peak", 100.0 * flops / (bench_bf16_peak_gflops() * 1e9 * (double)threads),
+                               GBENCH_COUNTER_RATE);
+    } else {
+        bench_set_flops(st, g_env, bm.flops_per_sample * (double)batch, threads);
+    }
     elbo_trainer_free(&tr);
     bench_model_free(&bm);
 }
@@ -228,6 +243,13 @@ void bench_train_register(const bench_env *env, const char *dataset)
                             .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
+    /* the VAE in bf16 (its pct_peak: of the bf16 peak) */
+    static bench_kind vae_bf16 = BENCH_VAE_BF16;
+    for (size_t t = 1; t <= env->cores; t++) {
+        gbench_def d = {.name = "train/bf16", .run = run_train, .user = &vae_bf16, .n_args = 2, .args = {128, (int64_t)t},
+                        .arg_names = {"b", "t"}, .unit = GBENCH_MS};
+        gbench_register(&d);
+    }
     /* the classifier beside the VAE */
     static const int64_t clf_batches[] = {128, 1024};
     static bench_kind classifier = BENCH_CLASSIFIER;

@@ -143,6 +143,7 @@ static void test_help(void **state)
         {"save", "none"},
         {"save-every", "0"},
         {"json", NULL},
+        {"precision", "fp32; with --resume: the checkpoint's"},
     };
     check_help("train", train, sizeof train / sizeof train[0]);
     const help_option eval[] = {
@@ -159,6 +160,7 @@ static void test_help(void **state)
         {"eval-steps", "100"},
         {"sampler", "ddim"},
         {"sample-steps", "50"},
+        {"precision", "the checkpoint's"},
     };
     check_help("eval", eval, sizeof eval / sizeof eval[0]);
     const help_option info[] = {

@@ -487,6 +487,7 @@ static void test_help_new_commands(void **state)
         {"load", "none"}, {"data", "/usr/share/datasets/fashion-mnist"}, {"count", "8"}, {"format", "png"},
         {"seed", "1"}, {"temperature", "1"}, {"output", "none"}, {"sampler", "ddpm"}, {"sample-steps", "50"},
         {"trajectory", NULL}, {"threads", "one per physical core, or OMP_NUM_THREADS"},
+        {"precision", "the checkpoint's"},
     };
     check_help("sample", sample, sizeof sample / sizeof sample[0]);
     const help_option reconstruct[] = {

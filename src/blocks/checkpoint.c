@@ -180,6 +180,21 @@ static int meta_resumable(const elbo_meta_reader *r, char *err, size_t errlen)
     return 0;
 }
 
+/* The metadata's precision (absent: fp32, what every file before the key was trained in); 0 or -1 with a message. */
+static int meta_precision(const elbo_meta_reader *r, elbo_precision *p, char *err, size_t errlen)
+{
+    const char *s = elbo_st_meta_get(r->f, "precision");
+    *p = ELBO_PRECISION_FP32;
+    if (!s || strcmp(s, "fp32") == 0)
+        return 0;
+    if (strcmp(s, "bf16") == 0) {
+        *p = ELBO_PRECISION_BF16;
+        return 0;
+    }
+    snprintf(err, errlen, "%s: __metadata__.precision: '%.32s' is not fp32 or bf16", r->path, s);
+    return -1;
+}
+
 /* Reads the training state from the metadata; returns 0 or -1 with a message naming the field. */
 static int state_from_meta(const elbo_meta_reader *r, elbo_train_state *st, char *err, size_t errlen)
 {
@@ -207,6 +222,8 @@ static int state_from_meta(const elbo_meta_reader *r, elbo_train_state *st, char
     if (meta_long(r, "epoch_step", &st->epoch_step, err, errlen))
         return -1;
     if (elbo_meta_double(r, "momentum", &st->momentum, err, errlen))
+        return -1;
+    if (meta_precision(r, &st->precision, err, errlen))
         return -1;
     if (!(s = elbo_meta_string(r, "classes", err, errlen)))
         return -1;
@@ -348,7 +365,7 @@ int elbo_checkpoint_write(const char *path, const elbo_model *m, const elbo_trai
                                                          "batch",   "dataset", "epoch_step", "momentum",  "classes"};
     const char *state_values[STATE_FIELDS] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
                                               st->classes[0] ? st->classes : "all"};
-    const char *kv[2 * (2 + CONFIG_FIELDS_MAX + STATE_FIELDS)];
+    const char *kv[2 * (3 + CONFIG_FIELDS_MAX + STATE_FIELDS)];
     size_t n_kv = 0;
     kv[n_kv++] = "format";
     kv[n_kv++] = ELBO_CHECKPOINT_FORMAT;
@@ -361,6 +378,10 @@ int elbo_checkpoint_write(const char *path, const elbo_model *m, const elbo_trai
     for (size_t i = 0; i < STATE_FIELDS; i++) {
         kv[n_kv++] = state_keys[i];
         kv[n_kv++] = state_values[i];
+    }
+    if (m->kern->precision == ELBO_PRECISION_BF16) {
+        kv[n_kv++] = "precision";
+        kv[n_kv++] = "bf16";
     }
     const float *state[2];
     const char *const *state_names = NULL;

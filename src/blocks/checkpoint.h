@@ -30,6 +30,9 @@ typedef struct {
     char dataset[64];
     char classes[1024];     /* training classes as "0,1,4" ("" = all); metadata "classes", "all" when empty (or
                              * absent from an elbo-vae-1 file) */
+    elbo_precision precision; /* of the linear layers' GEMMs: metadata "precision", written only by a bf16 model
+                               * ("bf16"; a file without the key was trained in fp32, so fp32 files keep their
+                               * bytes) */
 } elbo_train_state;
 
 /* A checkpoint's metadata being read: the file, its path and its format version (an index into checkpoint.c's
@@ -49,7 +52,7 @@ int elbo_meta_double(const elbo_meta_reader *r, const char *key, double *out, ch
 
 /* Writes m's parameters (and, when opt is not NULL, the optimizer's state as tensors named after PyTorch's:
  * optimizer.exp_avg.<param> and optimizer.exp_avg_sq.<param> for Adam, optimizer.momentum_buffer.<param> for SGD,
- * so that training can resume exactly), its kind, config and st to path atomically. A NaN or infinity anywhere is
+ * so that training can resume exactly), its kind, config and st to path atomically (the precision: m's kernels'). A NaN or infinity anywhere is
  * refused (the file is not written). Returns 0 or -1 with a message in err. */
 int elbo_checkpoint_write(const char *path, const elbo_model *m, const elbo_train_state *st,
                           const elbo_optimizer *opt, char *err, size_t errlen);

@@ -5,13 +5,20 @@
  *
  * Shapes: B = batch rows, x is (B, in), y and dy are (B, out), W is (out, in) row-major as nn.Linear's, b is
  * (out). The layer holds no tensors of its own: W and b live in a parameter arena at w_off and b_off, their
- * gradients at the same offsets of a gradient arena; the layer keeps only its packed copies of W. */
+ * gradients at the same offsets of a gradient arena; the layer keeps only its packed copies of W.
+ *
+ * Precision: the layer takes its kernel table's (kernels.h). In BF16 its three GEMMs run the bf16 GEMM (gemm_bf16.h:
+ * operands rounded to bf16, to nearest even, while packed; fp32 accumulation; the same fused epilogues), its packed
+ * copies of W are bf16 pair panels (fwd16, bwd16: the bf16 copy of the weights, refreshed wherever the fp32 panels
+ * would be repacked, e.g. the tail's repack right after the optimizer's update), and its GEMMs use the bf16 scratch of
+ * the workspace (ws->bf16). Parameters, gradients, biases, epilogues and everything outside the GEMMs stay fp32. */
 #ifndef ELBO_LINEAR_H
 #define ELBO_LINEAR_H
 
 #include <stddef.h>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "kernels.h"
 
 /* The activation fused after a linear layer is the GEMM epilogue's elbo_activation (gemm.h): NONE, RELU,
@@ -27,6 +34,9 @@ typedef struct {
     elbo_packed_b fwd;     /* W^T (in x out) packed for the forward GEMM */
     elbo_packed_b bwd;     /* W (out x in) for the data-gradient GEMM: a view of the arena where the kernels read
                             * it in place, else a packed copy; empty when the layer needs no data gradient */
+    elbo_precision precision;  /* kern->precision: FP32 uses fwd and bwd, BF16 fwd16 and bwd16 (the others empty) */
+    elbo_packed_b_bf16 fwd16;  /* BF16: W^T (in x out) rounded to bf16, packed for the forward GEMM */
+    elbo_packed_b_bf16 bwd16;  /* BF16: W (out x in) rounded to bf16 for the data-gradient GEMM (empty without it) */
 } elbo_linear;
 
 /* Sets up a layer of the arena `params` (which must outlive it) and allocates its packed weights; with_data_grad
@@ -92,7 +102,11 @@ void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, floa
 void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                                  elbo_operand x, size_t b, size_t lo, size_t hi);
 
-/* [lo, hi) of part p of nparts over the layer's output features, in whole NR panels; `rotate` shifts which part
+/* The width of the layer's packed panels (its GEMM's NR: the bf16 tile's in BF16): feature blocks of the forward
+ * split, the tail and the repacking are made of whole panels of this width. */
+size_t elbo_linear_panel_width(const elbo_linear *l);
+
+/* [lo, hi) of part p of nparts over the layer's output features, in whole panels (elbo_linear_panel_width); `rotate` shifts which part
  * gets the larger blocks when the panels do not divide evenly (pass the layer's index). */
 void elbo_linear_features_of_part(const elbo_linear *l, size_t p, size_t nparts, size_t rotate, size_t *lo,
                                   size_t *hi);
@@ -104,5 +118,7 @@ int elbo_linear_forward_by_features(const elbo_linear *l, size_t b, size_t npart
 
 /* Bytes of the packed copies (forward, and data gradient unless it is a view), for NUMA placement. */
 size_t elbo_linear_packed_bytes(const elbo_linear *l, int bwd);
+/* Where those bytes are (the forward copy, or the data gradient's when bwd), whatever the precision. */
+void *elbo_linear_packed_data(const elbo_linear *l, int bwd);
 
 #endif

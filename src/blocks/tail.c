@@ -23,7 +23,10 @@ size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t npa
     for (size_t i = 0; i < n; i++) {
         size_t lo, hi;
         elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
-        size_t step = nparts > 1 ? TAIL_CHUNK_PANELS * t[i].layer->kern->blocking.nr : hi - lo + 1;
+        /* TAIL_CHUNK_PANELS fp32 panels' worth of rows, in whole panels of the layer's own width (bf16's are wider) */
+        size_t w = elbo_linear_panel_width(t[i].layer);
+        size_t rows = (TAIL_CHUNK_PANELS * t[i].layer->kern->blocking.nr + w - 1) / w * w;
+        size_t step = nparts > 1 ? rows : hi - lo + 1;
         for (size_t r = lo; r < hi; r += step, count++)
             if (out)
                 out[count] = (elbo_tail_chunk){(uint32_t)i, (uint32_t)r, (uint32_t)(hi - r < step ? hi : r + step)};

@@ -24,9 +24,9 @@ static void interleave_shared(const elbo_topology *topo, const elbo_model *m, el
         elbo_topology_interleave_area(topo, o->v, bytes);
     for (size_t i = 0; i < m->n_layers; i++) {
         const elbo_linear *l = &m->layer[i];
-        elbo_topology_interleave_area(topo, l->fwd.data, elbo_linear_packed_bytes(l, 0));
+        elbo_topology_interleave_area(topo, elbo_linear_packed_data(l, 0), elbo_linear_packed_bytes(l, 0));
         if (elbo_linear_packed_bytes(l, 1)) /* a view is part of the parameters */
-            elbo_topology_interleave_area(topo, l->bwd.data, elbo_linear_packed_bytes(l, 1));
+            elbo_topology_interleave_area(topo, elbo_linear_packed_data(l, 1), elbo_linear_packed_bytes(l, 1));
     }
 }
 

@@ -24,6 +24,21 @@ int cli_load_dataset(const char *command, const char *spec, elbo_dataset *ds);
 /* The kernel table for this CPU (ELBO_ISA respected) or prints why not and returns NULL. */
 const elbo_kernels *cli_kernels(const char *command);
 
+/* The precision s names ("fp32" or "bf16") into *p; -1 after "elbo CMD: --precision: 's' is not fp32 or bf16". */
+int cli_parse_precision(const char *command, const char *s, elbo_precision *p);
+
+/* The precision the checkpoint at path was trained in (its __metadata__.precision; fp32 without it, or when the file
+ * cannot be read: its loader then says why). */
+elbo_precision cli_checkpoint_precision(const char *path);
+
+/* k's twin in precision p, or NULL after one line naming the CPU feature the bf16 GEMM lacks here ("elbo CMD:
+ * --precision bf16: this CPU lacks avx512_bf16 ..."; exit 2): ELBO_ISA=scalar chooses its scalar emulation. */
+const elbo_kernels *cli_kernels_in(const char *command, const elbo_kernels *k, elbo_precision p);
+
+/* The kernel table of a command on the checkpoint at path: cli_kernels in the precision `flag` names (NULL: the
+ * checkpoint's), or NULL after one line. */
+const elbo_kernels *cli_kernels_for(const char *command, const char *flag, const char *path);
+
 /* A view of a split's pixels. */
 elbo_images_view cli_view(const elbo_split *s);
 

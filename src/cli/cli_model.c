@@ -14,7 +14,7 @@ int cli_model_open(cli_model *cm, const char *command, const char *load, const c
         fprintf(stderr, "elbo %s: --load: required (a checkpoint written by elbo train --save)\n", command);
         return 2;
     }
-    const elbo_kernels *k = cli_kernels(command);
+    const elbo_kernels *k = cli_kernels_for(command, NULL, load);
     if (!k)
         return 2;
     if (elbo_checkpoint_load(load, &cm->model, k, &cm->state, err, sizeof err)) {

@@ -26,13 +26,19 @@ static const char *kind_list(char *buf, size_t len)
 
 int cli_sampler_open(cli_sampler *s, const char *command, const char *load, const char *data, int with_data)
 {
+    return cli_sampler_open_in(s, command, load, data, with_data, NULL);
+}
+
+int cli_sampler_open_in(cli_sampler *s, const char *command, const char *load, const char *data, int with_data,
+                        const char *precision)
+{
     char err[512], kind[32], list[256];
     memset(s, 0, sizeof *s);
     if (!load) {
         fprintf(stderr, "elbo %s: --load: required (a checkpoint written by elbo train --save)\n", command);
         return 2;
     }
-    const elbo_kernels *k = cli_kernels(command);
+    const elbo_kernels *k = cli_kernels_for(command, precision, load);
     if (!k)
         return 2;
     if (elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err)) {

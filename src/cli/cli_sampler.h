@@ -53,6 +53,9 @@ int cli_sampler_trajectory(cli_sampler *s, const char *command, const char *out,
  * Prints one "elbo CMD: ..." line and returns 2 on bad input (a kind that does not sample included), 1 when out of
  * memory, 0. */
 int cli_sampler_open(cli_sampler *s, const char *command, const char *load, const char *data, int with_data);
+/* As cli_sampler_open in the precision named by `precision` ("fp32", "bf16"; NULL: the checkpoint's). */
+int cli_sampler_open_in(cli_sampler *s, const char *command, const char *load, const char *data, int with_data,
+                        const char *precision);
 
 /* Samples first .. first + n - 1 (n <= CLI_MODEL_BATCH) into probs (n, dim, in [0, 1]) and, when pixels is not
  * NULL, their gray levels round(255 p). */

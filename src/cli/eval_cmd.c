@@ -62,10 +62,11 @@ static void report(const elbo_loss_means *r, const iw_means *w, size_t k, double
 
 /* Evaluates the classifier checkpoint at load on the test split: accuracy and cross-entropy per image. Prints the
  * result or the error; returns the exit status. */
-static int eval_classifier(const char *load, const char *data, size_t threads, int threads_seen, int json)
+static int eval_classifier(const char *load, const char *data, size_t threads, int threads_seen, int json,
+                           const char *precision)
 {
     char err[512];
-    const elbo_kernels *k = cli_kernels("eval");
+    const elbo_kernels *k = cli_kernels_for("eval", precision, load);
     if (!k)
         return 2;
     elbo_classifier m;
@@ -122,7 +123,7 @@ int cli_eval(int argc, char **argv)
     const char *load = NULL, *data = NULL, *classifier = NULL, *images = NULL;
     uint64_t seed = 1;
     size_t threads = 1, iw_k = 0, count = 10000, eval_steps = 0, sample_steps = 0, dequant_samples = 1;
-    const char *method = NULL;
+    const char *method = NULL, *precision = NULL;
     int json = 0;
     cli_option opts[] = {
         {"load", ARG_STRING, &load, "PATH", "checkpoint to evaluate (required unless --images)", 0, 0, "none", 0, 0},
@@ -150,6 +151,8 @@ int cli_eval(int argc, char **argv)
          0, 0, "ddim", 0, 0},
         {"sample-steps", ARG_SIZE, &sample_steps, "S", "diffusion, with --classifier: DDIM's steps", 1, 100000, "50", 0,
          0},
+        {"precision", ARG_STRING, &precision, "fp32|bf16",
+         "the GEMMs of --load's model: fp32, or bf16 operands with fp32 accumulation", 0, 0, "the checkpoint's", 0, 0},
     };
     cli_parse_result pr = cli_parse("eval", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Evaluates a checkpoint on the test split: -ELBO per sample (one posterior "
@@ -179,7 +182,7 @@ int cli_eval(int argc, char **argv)
             return 2;
         }
         eval_score_args sa = {classifier, images, load, data, count, seed, threads, threads_seen, json, method,
-                              sample_steps};
+                              sample_steps, precision};
         return cli_eval_score(&sa);
     }
     if (!load) {
@@ -197,14 +200,14 @@ int cli_eval(int argc, char **argv)
             fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a flow: use --samples)\n", load);
             return 2;
         }
-        return cli_eval_flow(load, data, threads, threads_seen, dequant_samples, seed, json);
+        return cli_eval_flow(load, data, threads, threads_seen, dequant_samples, seed, json, precision);
     }
     if (elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "classifier")) {
         if (iw_k) {
             fprintf(stderr, "elbo eval: --iw: a VAE's bound (%s is a classifier)\n", load);
             return 2;
         }
-        return eval_classifier(load, data, threads, threads_seen, json);
+        return eval_classifier(load, data, threads, threads_seen, json, precision);
     }
     if (elbo_checkpoint_model_kind(load, kind, sizeof kind, err, sizeof err) == 0 && !strcmp(kind, "diffusion")) {
         if (iw_k) {
@@ -214,9 +217,9 @@ int cli_eval(int argc, char **argv)
         }
         /* the bound runs on the whole test split, or on its first --count images */
         size_t n = cli_find(opts, sizeof opts / sizeof opts[0], "count")->seen ? count : (size_t)-1;
-        return cli_eval_diffusion(load, data, threads, threads_seen, eval_steps, n, seed, json);
+        return cli_eval_diffusion(load, data, threads, threads_seen, eval_steps, n, seed, json, precision);
     }
-    const elbo_kernels *k = cli_kernels("eval");
+    const elbo_kernels *k = cli_kernels_for("eval", precision, load);
     if (!k)
         return 2;
     elbo_vae m;

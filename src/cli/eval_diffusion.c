@@ -12,10 +12,10 @@
 #define EVAL_BATCH 256
 
 int cli_eval_diffusion(const char *load, const char *data, size_t threads, int threads_seen, size_t eval_steps,
-                       size_t count, uint64_t seed, int json)
+                       size_t count, uint64_t seed, int json, const char *precision)
 {
     char err[512];
-    const elbo_kernels *k = cli_kernels("eval");
+    const elbo_kernels *k = cli_kernels_for("eval", precision, load);
     if (!k)
         return 2;
     elbo_diffusion m;

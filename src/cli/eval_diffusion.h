@@ -9,6 +9,6 @@
  * (0: 100), noise from seed, on threads threads (threads_seen 0: the default count), and the test simple loss; prints
  * them (json: one JSON object) or one error line; returns the exit status. */
 int cli_eval_diffusion(const char *load, const char *data, size_t threads, int threads_seen, size_t eval_steps,
-                       size_t count, uint64_t seed, int json);
+                       size_t count, uint64_t seed, int json, const char *precision);
 
 #endif

@@ -50,10 +50,10 @@ static double log_mean_exp_nll(const double *nll, size_t n, size_t k)
 }
 
 int cli_eval_flow(const char *load, const char *data, size_t threads, int threads_seen, size_t samples, uint64_t seed,
-                  int json)
+                  int json, const char *precision)
 {
     char err[512];
-    const elbo_kernels *k = cli_kernels("eval");
+    const elbo_kernels *k = cli_kernels_for("eval", precision, load);
     if (!k)
         return 2;
     elbo_flow m;

@@ -9,6 +9,6 @@
  * seed; samples > 1: -log of the mean of p over the draws, a tighter bound); prints the result (JSON with json) or
  * the error; returns the exit status. */
 int cli_eval_flow(const char *load, const char *data, size_t threads, int threads_seen, size_t samples, uint64_t seed,
-                  int json);
+                  int json, const char *precision);
 
 #endif

@@ -59,7 +59,7 @@ static int sample_images(const eval_score_args *a, const char *path, size_t inpu
                          scored_images *out)
 {
     cli_sampler sm;
-    if (cli_sampler_open(&sm, "eval", path, NULL, 0))
+    if (cli_sampler_open_in(&sm, "eval", path, NULL, 0, a->precision))
         return -1;
     sm.method = a->method;
     sm.method_steps = a->method_steps;
@@ -142,7 +142,7 @@ static float *features_of(const elbo_classifier *clf, elbo_team *team, const uin
 int cli_eval_score(const eval_score_args *a)
 {
     char err[512];
-    const elbo_kernels *k = cli_kernels("eval");
+    const elbo_kernels *k = cli_kernels_for("eval", NULL, a->classifier);
     if (!k)
         return 2;
     elbo_classifier clf;

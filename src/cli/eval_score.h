@@ -18,6 +18,7 @@ typedef struct {
     int json;
     const char *method;      /* a diffusion model's sampler (NULL: DDIM) */
     size_t method_steps;     /* its steps (0: 50) */
+    const char *precision;   /* the sampled model's (NULL: its checkpoint's); the classifier runs in its own */
 } eval_score_args;
 
 /* FD to the test images in the classifier's last hidden layer (with the floor of as many training images), and

@@ -1,5 +1,6 @@
 /* `elbo info`: what this CPU can run, which kernels elbo chose, how it was built. */
 #include "cli.h"
+#include "gemm_bf16.h"
 
 #include "args.h"
 #include "cli_common.h"
@@ -202,6 +203,12 @@ int cli_info(int argc, char **argv)
            "a_panel_outer=%d)\n",
            k->gemm_ukernel_name, b->mr, b->nr, b->mc, b->kc, b->nc, b->prefetch_next_b, b->in_place_trans_a,
            b->a_panel_outer);
+    if (elbo_gemm_bf16_missing(k))
+        printf("bf16 gemm:    no (this CPU lacks %s; --precision bf16 needs it, or ELBO_ISA=scalar's emulation)\n",
+               elbo_gemm_bf16_missing(k));
+    else
+        printf("bf16 gemm:    %s (MR=%zu NR=%zu; --precision bf16)\n", k->gemm_bf16_ukernel_name, k->bf16_mr,
+               k->bf16_nr);
     printf("compiler:     %s\n", __VERSION__);
     elbo_topology *here = topo && !synthetic ? topo : cli_open_topology("info");
     printf("threads:      %zu (%s)\n", cli_default_threads(here),

@@ -94,7 +94,7 @@ static int write_png(cli_sampler *sm, const char *out, size_t n, uint64_t seed)
 
 int cli_sample(int argc, char **argv)
 {
-    const char *load = NULL, *data = NULL, *out = NULL, *format = "png", *method = NULL;
+    const char *load = NULL, *data = NULL, *out = NULL, *format = "png", *method = NULL, *precision = NULL;
     size_t n = 8, sample_steps = 0, threads = 0;
     int trajectory = 0;
     uint64_t seed = 1;
@@ -118,6 +118,8 @@ int cli_sample(int argc, char **argv)
          "diffusion: a PNG of the denoising of N images, x_T ... x_0 left to right (10 frames)", 0, 0, NULL, 0, 0},
         {"threads", ARG_SIZE, &threads, "N", "diffusion: OpenMP threads (the same images for any N)", 1, 4096,
          "one per physical core, or OMP_NUM_THREADS", 0, 0},
+        {"precision", ARG_STRING, &precision, "fp32|bf16",
+         "the model's GEMMs: fp32, or bf16 operands with fp32 accumulation", 0, 0, "the checkpoint's", 0, 0},
     };
     cli_parse_result pr = cli_parse("sample", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Draws z ~ N(0, I) through a VAE's decoder (its means p) or a GAN's generator "
@@ -144,7 +146,7 @@ int cli_sample(int argc, char **argv)
     if (cli_check_output("sample", "output", out))
         return 2;
     cli_sampler sm;
-    int status = cli_sampler_open(&sm, "sample", load, data, 1);
+    int status = cli_sampler_open_in(&sm, "sample", load, data, 1, precision);
     if (status)
         return status;
     if (temperature != 1.0 && strcmp(sm.kind->kind, "flow") != 0) {

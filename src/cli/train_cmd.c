@@ -345,6 +345,10 @@ int cli_train(int argc, char **argv)
         {"save-every", ARG_LONG, &a.save_every, "N", "with --save: also write it every N steps (0: only per epoch)", 0,
          1e15, NULL, 0, 0},
         {"json", ARG_FLAG, &a.json, "", "one JSON object per epoch on stdout", 0, 0, NULL, 0, 0},
+        {"precision", ARG_STRING, &a.precision, "fp32|bf16",
+         "the linear layers' GEMMs: fp32, or bf16 operands with fp32 accumulation (weights, gradients, optimizer and "
+         "losses stay fp32; needs AVX512_BF16 or FEAT_BF16, or ELBO_ISA=scalar's emulation)", 0, 0,
+         "fp32; with --resume: the checkpoint's", 0, 0},
     };
     cli_parse_result pr = cli_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0],
                                     "Trains a model; each epoch reports the train loss, the test metrics and samples/s.\n"
@@ -511,11 +515,28 @@ static int new_model(const train_args *a, const elbo_dataset *ds, const elbo_ker
     return rc;
 }
 
+/* The kernels of the run in its precision: --precision, or with --resume the checkpoint's (a different --precision
+ * refused); NULL after one line. */
+static const elbo_kernels *train_kernels(const train_args *a)
+{
+    elbo_precision p = ELBO_PRECISION_FP32, given = ELBO_PRECISION_FP32;
+    if (a->precision && cli_parse_precision("train", a->precision, &given))
+        return NULL;
+    p = a->resume ? cli_checkpoint_precision(a->resume) : given;
+    if (a->resume && a->precision && given != p) {
+        fprintf(stderr, "elbo train: --precision %s: not allowed with --resume of %s (trained in %s)\n", a->precision,
+                a->resume, p == ELBO_PRECISION_BF16 ? "bf16" : "fp32");
+        return NULL;
+    }
+    const elbo_kernels *k = cli_kernels("train");
+    return k ? cli_kernels_in("train", k, p) : NULL;
+}
+
 /* Everything after option parsing: kernels, data, model, training; returns the exit status. */
 static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const elbo_topology *topo)
 {
     train_args a = *ap;
-    const elbo_kernels *k = cli_kernels("train");
+    const elbo_kernels *k = train_kernels(&a);
     if (!k)
         return 2;
     elbo_dataset ds;
@@ -556,9 +577,10 @@ static int train_with_topology(train_args *ap, elbo_optimizer_kind kind, const e
     }
     tm.kind->describe(&tm, desc, sizeof desc);
     fprintf(a.json ? stderr : stdout,
-            "elbo train: %s, %zu train%s%s / %zu test images (%s), batch %zu, %s lr %g, %s kernels, %zu thread%s\n",
+            "elbo train: %s, %zu train%s%s / %zu test images (%s), batch %zu, %s lr %g, %s kernels%s, %zu thread%s\n",
             desc, ds.train.n, a.classes ? " of classes " : "", a.classes ? a.classes : "", ds.test.n, ds.name, a.batch,
-            a.optimizer, a.lr, k->isa, a.threads, a.threads == 1 ? "" : "s");
+            a.optimizer, a.lr, k->isa, k->precision == ELBO_PRECISION_BF16 ? " in bf16" : "", a.threads,
+            a.threads == 1 ? "" : "s");
     fflush(stdout);
     train_catch_stop_signals();
     int status = run_training(&a, &ds, &tm, &oc, topo, a.resume ? &st : NULL);

@@ -19,6 +19,7 @@ typedef struct {
     const char *model, *data, *hidden, *decoder_hidden, *recon, *optimizer, *save, *resume, *classes;
     const char *d_hidden, *schedule;
     const char *mask;               /* flow: checkerboard or half */
+    const char *precision;          /* fp32 or bf16 (NULL: fp32, or the checkpoint's with --resume) */
     size_t couplings;               /* flow */
     size_t epochs, batch, latent, threads;
     long steps, eval_every, save_every;

@@ -61,6 +61,7 @@ static const isa_entry isa_registry[] = {
 #define ISA_COUNT (sizeof isa_registry / sizeof isa_registry[0])
 
 static elbo_kernels tables[ISA_COUNT];
+static elbo_kernels tables_bf16[ISA_COUNT]; /* tables[i] with precision BF16 */
 static const elbo_chip_config *tables_chip;
 static int table_ok[ISA_COUNT];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
@@ -93,7 +94,20 @@ static void build_tables(void)
         }
         assert(k->blocking.mc >= k->blocking.mr && k->blocking.nc >= k->blocking.nr);
         table_ok[i] = isa_registry[i].runs_here(f);
+        tables_bf16[i] = *k;
+        tables_bf16[i].precision = ELBO_PRECISION_BF16;
     }
+}
+
+const elbo_kernels *elbo_kernels_with_precision(const elbo_kernels *k, elbo_precision p)
+{
+    pthread_once(&tables_once, build_tables);
+    if (k->precision == p)
+        return k;
+    for (size_t i = 0; i < ISA_COUNT; i++)
+        if (k == &tables[i] || k == &tables_bf16[i])
+            return p == ELBO_PRECISION_FP32 ? &tables[i] : tables[i].gemm_bf16_ukernel ? &tables_bf16[i] : NULL;
+    return NULL;
 }
 
 const elbo_chip_config *elbo_kernels_chip(void)

@@ -1,6 +1,7 @@
 /* The GEMM framework (BLIS loop order): jc over N by NC, pc over K by KC (pack B),
  * ic over M by MC (pack A), then the macro-kernel loops jr/ir over register tiles. */
 #include "gemm.h"
+#include "gemm_bf16.h"
 
 #include "kernels.h"
 
@@ -71,7 +72,13 @@ int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const elbo_kernels *kern)
     ws->packed_b_floats = bl->kc * bl->nc;
     ws->packed_a = alloc_floats(ws->packed_a_floats);
     ws->packed_b = alloc_floats(ws->packed_b_floats);
-    if (!ws->packed_a || !ws->packed_b) {
+    ws->bf16 = NULL;
+    int bf16_failed = 0;
+    if (kern->precision == ELBO_PRECISION_BF16) {
+        ws->bf16 = calloc(1, sizeof *ws->bf16);
+        bf16_failed = !ws->bf16 || elbo_gemm_bf16_workspace_init(ws->bf16, kern) != 0;
+    }
+    if (!ws->packed_a || !ws->packed_b || bf16_failed) {
         elbo_gemm_workspace_free(ws);
         return -1;
     }
@@ -82,6 +89,9 @@ void elbo_gemm_workspace_free(elbo_gemm_workspace *ws)
 {
     free(ws->packed_a);
     free(ws->packed_b);
+    if (ws->bf16)
+        elbo_gemm_bf16_workspace_free(ws->bf16);
+    free(ws->bf16);
     memset(ws, 0, sizeof *ws);
 }
 

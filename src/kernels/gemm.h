@@ -77,6 +77,8 @@ typedef struct {
     float *packed_b;
     size_t packed_a_floats;
     size_t packed_b_floats;
+    struct elbo_gemm_bf16_workspace *bf16; /* the bf16 GEMM's scratch when the table's precision is BF16 (the linear
+                                            * layers' GEMMs then run in bf16), else NULL */
 } elbo_gemm_workspace;
 
 /* A B operand (K x N after op) packed once into the microkernel's panel layout for reuse, or a view of a
@@ -92,7 +94,8 @@ typedef struct {
 elbo_operand elbo_operand_f32(const float *data, size_t ld, elbo_trans trans);
 elbo_operand elbo_operand_u8(const uint8_t *data, size_t ld, elbo_trans trans);
 
-/* Allocates the workspace a kernel table's blocking needs; returns 0 or -1 on out-of-memory. */
+/* Allocates the workspace a kernel table's blocking needs (and the bf16 GEMM's when its precision is BF16); returns 0
+ * or -1 on out-of-memory. */
 int elbo_gemm_workspace_init(elbo_gemm_workspace *ws, const struct elbo_kernels *kern);
 /* Releases a workspace (safe on a zeroed struct). */
 void elbo_gemm_workspace_free(elbo_gemm_workspace *ws);

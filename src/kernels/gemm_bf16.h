@@ -23,7 +23,7 @@
 struct elbo_kernels;
 
 /* Per-thread scratch for packed pair panels of A and B. */
-typedef struct {
+typedef struct elbo_gemm_bf16_workspace {
     uint32_t *packed_a;
     uint32_t *packed_b;
     size_t packed_a_words, packed_b_words;

@@ -12,8 +12,14 @@
 #include "ukernel.h"
 #include "ukernel_bf16.h"
 
+/* The precision of the GEMMs of the linear layers built on a table (as oneDNN's fpmath mode): FP32, or BF16 (operands
+ * rounded to bf16, fp32 accumulation: gemm_bf16.h; everything else stays fp32). */
+typedef enum { ELBO_PRECISION_FP32 = 0, ELBO_PRECISION_BF16 = 1 } elbo_precision;
+
 typedef struct elbo_kernels {
     const char *isa;                    /* "scalar", "avx2", "avx512", "neon" */
+    elbo_precision precision;           /* FP32 in every table elbo_kernels_select gives; BF16 in its twin
+                                         * (elbo_kernels_with_precision) */
     const char *gemm_ukernel_name;      /* e.g. "f32_gemm_ukernel_6x16__avx2_fma" */
     elbo_gemm_blocking blocking;
     elbo_gemm_ukernel_fn gemm_ukernel;
@@ -53,6 +59,11 @@ typedef struct elbo_kernels {
 /* The best table this CPU supports, or the one named by ELBO_ISA if set and supported
  * (NULL and a message on stderr if ELBO_ISA names an unknown or unsupported ISA). */
 const elbo_kernels *elbo_kernels_select(void);
+
+/* The twin of table k (one of the tables above or their twins) whose linear layers run in precision p: k itself
+ * for its own precision; NULL when p is BF16 and k cannot run the bf16 GEMM (elbo_gemm_bf16_missing names why). The
+ * twins share every kernel; only `precision` differs. */
+const elbo_kernels *elbo_kernels_with_precision(const elbo_kernels *k, elbo_precision p);
 
 /* The table of a named ISA if it was built in and this CPU runs it, else NULL. */
 const elbo_kernels *elbo_kernels_by_name(const char *isa);
