@@ -173,7 +173,7 @@ static void run_train(gbench_state *st, void *user)
     }
     elbo_rng_permutation(tr.perm, train.n, 1, 0);
     size_t pos = 0;
-    step(&tr, &train, batch, &pos); /* two warm-up steps (the flow, ~70 MFLOP per image: one) */
+    step(&tr, &train, batch, &pos); /* two warm-up steps (the flow, ~41 MFLOP per image: one) */
     if (kind != BENCH_FLOW)
         step(&tr, &train, batch, &pos);
     while (gbench_keep_running(st))
@@ -277,7 +277,7 @@ void bench_train_register(const bench_env *env, const char *dataset)
                             .args = {diffusion_batches[b], (int64_t)t}, .arg_names = {"b", "t"}, .unit = GBENCH_MS};
             gbench_register(&d);
         }
-    /* the flow (~70 MFLOP per image and step): samples/s */
+    /* the flow (~41 MFLOP per image and step, the trimmed nets' FLOPs): samples/s */
     static const int64_t flow_batches[] = {64, 128, 256};
     static bench_kind flow = BENCH_FLOW;
     for (size_t b = 0; b < sizeof flow_batches / sizeof flow_batches[0]; b++)

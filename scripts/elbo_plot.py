@@ -5,9 +5,11 @@
       LATENT.csv: index,label,class,mu_0..mu_{Z-1} (elbo latent-map). Scatter of the posterior means coloured by
       class, the class names in a legend; for Z > 2 the first two principal components (numpy eigh of the
       covariance), with the explained variance on the axes.
-  elbo_plot.py histogram SCORES.csv OUT.png --auroc A_RECON A_ELBO --threshold T_RECON T_ELBO --fpr F [--title T]
-      SCORES.csv: index,label,is_normal,recon_error,neg_elbo (elbo anomaly). Histograms of both scores for normal
-      and anomalous images, the AUROC in each panel's title and the threshold at the false-positive rate drawn.
+  elbo_plot.py histogram SCORES.csv OUT.png --auroc A... --threshold T... --fpr F [--title T]
+      SCORES.csv: index,label,is_normal, then one column per score (elbo anomaly: recon_error,neg_elbo for a VAE,
+      flow_bits_per_dim for a flow), one --auroc and --threshold per score in column order. Histograms of each score
+      for normal and anomalous images, the AUROC in each panel's title and the threshold at the false-positive rate
+      drawn.
 Errors print one line "elbo_plot.py: FILE: reason" and exit 2.
 """
 import argparse
@@ -94,23 +96,27 @@ def scatter(args):
 
 
 def histogram(args):
-    """Histograms of reconstruction error and -ELBO, normal against anomalous images."""
-    rows = read_csv(args.csv, ["is_normal", "recon_error", "neg_elbo"])
+    """Histograms of each score (reconstruction error, -ELBO, a flow's -log p), normal against anomalous images."""
+    rows = read_csv(args.csv, ["is_normal"])
+    keys = [k for k in rows[0] if k not in ("index", "label", "is_normal")]
+    if not keys or len(keys) != len(args.auroc) or len(keys) != len(args.threshold):
+        fail(args.csv, f"{len(keys)} score columns for {len(args.auroc)} --auroc and {len(args.threshold)} --threshold")
     try:
         normal = np.array([r["is_normal"] == "1" for r in rows])
-        scores = {k: np.array([float(r[k]) for r in rows]) for k in ("recon_error", "neg_elbo")}
+        scores = {k: np.array([float(r[k]) for r in rows]) for k in keys}
     except ValueError as e:
         fail(args.csv, f"bad number: {e}")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    titles = {"recon_error": "reconstruction error (sum of squared errors)", "neg_elbo": "-ELBO (nats)"}
-    for ax, key, auroc, thr in zip(axes, ("recon_error", "neg_elbo"), args.auroc, args.threshold):
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.2), squeeze=False)
+    titles = {"recon_error": "reconstruction error (sum of squared errors)", "neg_elbo": "-ELBO (nats)",
+              "flow_bits_per_dim": "flow -log p (bits/dim)"}
+    for ax, key, auroc, thr in zip(axes[0], keys, args.auroc, args.threshold):
         s = scores[key]
         bins = np.linspace(np.percentile(s, 0.1), np.percentile(s, 99.9), 60)
         ax.hist(s[normal], bins=bins, alpha=0.6, density=True, label=f"normal ({normal.sum()})")
         ax.hist(s[~normal], bins=bins, alpha=0.6, density=True, label=f"anomalous ({(~normal).sum()})")
         ax.axvline(thr, color="k", linestyle="--", linewidth=1, label=f"threshold at FPR {args.fpr:g}")
-        ax.set_title(f"{titles[key]}: AUROC {auroc:.3f}", fontsize=10)
-        ax.set_xlabel(titles[key].split(" (")[0])
+        ax.set_title(f"{titles.get(key, key)}: AUROC {auroc:.3f}", fontsize=10)
+        ax.set_xlabel(titles.get(key, key).split(" (")[0])
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
     fig.suptitle(args.title or "anomaly scores", fontsize=11)
@@ -129,8 +135,8 @@ def main():
     h.add_argument("csv")
     h.add_argument("out")
     h.add_argument("--title")
-    h.add_argument("--auroc", type=float, nargs=2, required=True)
-    h.add_argument("--threshold", type=float, nargs=2, required=True)
+    h.add_argument("--auroc", type=float, nargs="+", required=True)
+    h.add_argument("--threshold", type=float, nargs="+", required=True)
     h.add_argument("--fpr", type=float, required=True)
     args = p.parse_args()
     {"scatter": scatter, "histogram": histogram}[args.cmd](args)

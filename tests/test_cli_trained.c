@@ -506,9 +506,9 @@ static void test_help_new_commands(void **state)
     };
     check_help("latent-map", latent_map, sizeof latent_map / sizeof latent_map[0]);
     const help_option anomaly[] = {
-        {"load", "none"}, {"data", "/usr/share/datasets/fashion-mnist"},
-        {"normal", "the checkpoint's training classes"}, {"fpr", "0.05"}, {"seed", "1"}, {"output", "none"},
-        {"json", NULL},
+        {"load", "none"}, {"flow", "none"}, {"data", "/usr/share/datasets/fashion-mnist"},
+        {"normal", "the checkpoint's training classes"}, {"fpr", "0.05"}, {"seed", "1"}, {"samples", "1"},
+        {"output", "none"}, {"json", NULL},
     };
     check_help("anomaly", anomaly, sizeof anomaly / sizeof anomaly[0]);
 }

@@ -3,16 +3,19 @@
  *
  * tests/parity/flow_torch.py writes weights (couplings.K.net.*, couplings.K.scale, every scale random so every path
  * carries a gradient), uint8 pixels, the dequantization noise u, each row's loss, z and log-determinant, and every
- * parameter's gradient of the batch-mean loss; elbo loads the same weights and must agree on every ISA table this CPU
+ * parameter's gradient of the batch-mean loss, for the full-width nets (every pixel in, s and t of every pixel out);
+ * elbo loads the entries its trimmed nets keep (elbo_flow_full_index) and must agree on every ISA table this CPU
  * runs: each gradient tensor within GRAD_TOL = 1e-4 of its largest |torch gradient| (float32 sums in different
  * orders leave ~1e-6; a dropped mask, a missing log-determinant term or a wrong tanh derivative miss by 1e-2 or
- * more), each row's loss within LOSS_TOL = 1e-5 relative.
+ * more), each row's loss within LOSS_TOL = 1e-5 relative; and torch's gradient of every entry elbo drops is exactly
+ * 0 (they do not touch the loss: the trimmed nets are the same model).
  *
  * The log-determinant: for a 5x5 flow of three couplings, log|det dz/dy| of the full 25x25 Jacobian (autograd in
  * double) per row, against elbo's sum of s, within 1e-4 relative.
  *
  * The inverse: f^-1(f(y)) = y within 1e-4 of max |y| in logit space, for random weights and for weights after 30
- * training steps, on every ISA table. */
+ * training steps, on every ISA table. A checkpoint of the full-width format (before the trimmed nets) is refused in
+ * one line. */
 #include "test_scratch.h"
 #include "test_oracle.h"
 
@@ -62,6 +65,8 @@ static int remove_suite(void **state)
     return 0;
 }
 
+static void gather_full(const elbo_flow *m, size_t i, const elbo_st_tensor *t, float *out, uint8_t *dropped);
+
 /* Opens case `name`'s oracle file into f, and a model m of its config with kernels k holding its weights. */
 static void open_case(const char *name, elbo_st_file *f, elbo_flow *m, const elbo_kernels *k)
 {
@@ -76,13 +81,35 @@ static void open_case(const char *name, elbo_st_file *f, elbo_flow *m, const elb
     assert_int_equal(elbo_parse_widths(elbo_st_meta_get(f, "hidden"), c.hidden, &c.n_hidden, err, sizeof err), 0);
     if (elbo_flow_init(m, &c, k, err, sizeof err) != 0)
         test_failf("%s\n", err);
-    for (size_t i = 0; i < m->layout.n_tensors; i++) {
-        const elbo_tensor_view *v = &m->layout.tensor[i];
-        const elbo_st_tensor *t = oracle_need(f, v->name);
-        assert_int_equal(t->count, elbo_tensor_view_size(v));
-        memcpy(m->params + v->offset, t->data, t->count * sizeof(float));
-    }
+    for (size_t i = 0; i < m->layout.n_tensors; i++)
+        gather_full(m, i, oracle_need(f, m->layout.tensor[i].name), m->params + m->layout.tensor[i].offset, NULL);
     elbo_flow_pack_weights(m);
+}
+
+/* out (layout tensor i's size) = the entries of the full-width tensor t that elbo's tensor i keeps; dropped (when not
+ * NULL, t's count) = 1 at the entries it drops. */
+static void gather_full(const elbo_flow *m, size_t i, const elbo_st_tensor *t, float *out, uint8_t *dropped)
+{
+    size_t full, n = elbo_tensor_view_size(&m->layout.tensor[i]);
+    elbo_flow_full_index(m, i, 0, &full);
+    assert_int_equal(t->count, full);
+    if (dropped)
+        memset(dropped, 1, full);
+    for (size_t e = 0; e < n; e++) {
+        size_t j = elbo_flow_full_index(m, i, e, NULL);
+        out[e] = ((const float *)t->data)[j];
+        if (dropped)
+            dropped[j] = 0;
+    }
+}
+
+/* Compares n floats of elbo's with want within tol of its scale; returns the error. */
+static double check_values(const float *got, float *want, const char *name, size_t n, double tol, const char *what)
+{
+    double e = oracle_scaled_max_error(got, want, n);
+    if (!(e <= tol))
+        test_failf("%s: %s differs from torch by %.3g of its scale (tolerance %g)\n", what, name, e, tol);
+    return e;
 }
 
 /* Compares n floats of elbo's with the oracle tensor name within tol of its scale; returns the error. */
@@ -93,10 +120,30 @@ static double check_tensor(const float *got, const elbo_st_file *f, const char *
     assert_int_equal(t->count, n);
     float *want = malloc(n * sizeof(float));
     memcpy(want, t->data, n * sizeof(float));
-    double e = oracle_scaled_max_error(got, want, n);
+    double e = check_values(got, want, name, n, tol, what);
     free(want);
-    if (!(e <= tol))
-        test_failf("%s: %s differs from torch by %.3g of its scale (tolerance %g)\n", what, name, e, tol);
+    return e;
+}
+
+/* Compares elbo's gradient of layout tensor i with the entries of torch's full-width gradient it keeps, within tol
+ * of their scale, and fails unless torch's gradient is exactly 0 at every entry elbo drops; returns the error. */
+static double check_gradient(const elbo_flow *m, size_t i, const elbo_st_file *f, double tol, const char *what)
+{
+    const elbo_tensor_view *v = &m->layout.tensor[i];
+    char gname[ELBO_TENSOR_NAME_MAX + 8];
+    snprintf(gname, sizeof gname, "grad.%s", v->name);
+    const elbo_st_tensor *t = oracle_need(f, gname);
+    size_t n = elbo_tensor_view_size(v);
+    float *want = malloc(n * sizeof(float));
+    uint8_t *dropped = malloc(t->count);
+    gather_full(m, i, t, want, dropped);
+    for (size_t j = 0; j < t->count; j++)
+        if (dropped[j] && ((const float *)t->data)[j] != 0.0f)
+            test_failf("%s: torch's %s is %g at entry %zu, which elbo's trimmed tensor drops\n", what, gname,
+                       ((const float *)t->data)[j], j);
+    double e = check_values(m->grads + v->offset, want, gname, n, tol, what);
+    free(want);
+    free(dropped);
     return e;
 }
 
@@ -129,14 +176,16 @@ static void check_case(const char *name, const elbo_kernels *k)
         rows[r] = (float)got;
         ld[r] = (float)a.log_det[r];
     }
-    double ez = check_tensor(a.h[m.cfg.couplings], &f, "out.z", b * d, GRAD_TOL, what);
+    float *z = malloc(b * d * sizeof(float));
+    for (size_t r = 0; r < b; r++)
+        for (size_t i = 0; i < d; i++)
+            z[r * d + m.order[i]] = a.h[m.cfg.couplings][r * d + i];
+    double ez = check_tensor(z, &f, "out.z", b * d, GRAD_TOL, what);
+    free(z);
     double el = check_tensor(ld, &f, "out.logdet", b, GRAD_TOL, what);
     double worst = 0;
     for (size_t i = 0; i < m.layout.n_tensors; i++) {
-        const elbo_tensor_view *v = &m.layout.tensor[i];
-        char gname[ELBO_TENSOR_NAME_MAX + 8];
-        snprintf(gname, sizeof gname, "grad.%s", v->name);
-        double e = check_tensor(m.grads + v->offset, &f, gname, elbo_tensor_view_size(v), GRAD_TOL, what);
+        double e = check_gradient(&m, i, &f, GRAD_TOL, what);
         worst = e > worst ? e : worst;
     }
     printf("  %-18s %-6s B %2zu loss %.4f nats (%.4f bits/dim); worst error of scale: z %.2e, log-det %.2e, "
@@ -249,7 +298,7 @@ static void test_inverse_roundtrip(void **state)
             char name[64];
             snprintf(name, sizeof name, "couplings.%zu.scale", q);
             assert_non_null(v = elbo_param_layout_find(&m.layout, name));
-            for (size_t j = 0; j < c.input_dim; j++)
+            for (size_t j = 0; j < v->rows; j++)
                 m.params[v->offset + j] = test_rng_uniform(&rng, -1.0f, 1.0f);
         }
         elbo_flow_pack_weights(&m);
@@ -384,6 +433,68 @@ static void test_trainer_threads_bitwise(void **state)
     }
 }
 
+/* Rewrites the checkpoint at path without its __metadata__ key `drop`: a file as an older writer left it. */
+static void drop_meta_key(const char *path, const char *drop)
+{
+    char err[512];
+    elbo_st_file f;
+    if (elbo_st_read(path, &f, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    elbo_st_out_tensor *t = calloc(f.n_tensors, sizeof *t);
+    const char **kv = calloc(2 * f.n_meta, sizeof *kv);
+    size_t n_meta = 0;
+    for (size_t i = 0; i < f.n_tensors; i++) {
+        t[i] = (elbo_st_out_tensor){.name = f.tensors[i].name, .ndim = f.tensors[i].ndim, .data = f.tensors[i].data};
+        memcpy(t[i].shape, f.tensors[i].shape, sizeof t[i].shape);
+    }
+    for (size_t i = 0; i < f.n_meta; i++)
+        if (strcmp(f.meta[i].key, drop) != 0) {
+            kv[2 * n_meta] = f.meta[i].key;
+            kv[2 * n_meta++ + 1] = f.meta[i].value;
+        }
+    if (elbo_st_write(path, t, f.n_tensors, kv, n_meta, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    free(t);
+    free(kv);
+    elbo_st_free(&f);
+}
+
+/* A flow checkpoint of the format before the trimmed nets (no __metadata__.coupling_layout) is refused in one line
+ * naming the key and the format; the same file with the key loads. */
+static void test_full_width_checkpoint_refused(void **state)
+{
+    (void)state;
+    char dir[MAX_PATH], path[2 * MAX_PATH], err[512];
+    scratch_mkdtemp(dir, "elbo-flow-format");
+    snprintf(path, sizeof path, "%s/flow.safetensors", dir);
+    const elbo_kernels *k = elbo_kernels_available(0);
+    elbo_flow m, back;
+    elbo_flow_config c = elbo_flow_config_default(4, 4);
+    c.hidden[0] = c.hidden[1] = 8;
+    assert_int_equal(elbo_flow_init(&m, &c, k, err, sizeof err), 0);
+    elbo_flow_init_params(&m, 1);
+    elbo_model fm = elbo_flow_model(&m);
+    elbo_train_state st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.optimizer, sizeof st.optimizer, "adam");
+    st.lr = 1e-3;
+    st.batch = 8;
+    snprintf(st.dataset, sizeof st.dataset, "test");
+    if (elbo_checkpoint_write(path, &fm, &st, NULL, err, sizeof err) != 0)
+        test_failf("%s\n", err);
+    if (elbo_flow_load(path, &back, k, NULL, err, sizeof err) != 0)
+        test_failf("the trimmed checkpoint does not load: %s\n", err);
+    elbo_flow_free(&back);
+    drop_meta_key(path, "coupling_layout");
+    if (elbo_flow_load(path, &back, k, NULL, err, sizeof err) == 0)
+        test_failf("a checkpoint without __metadata__.coupling_layout loaded\n");
+    if (!strstr(err, "coupling_layout: missing") || !strstr(err, "full-width") || strchr(err, '\n'))
+        test_failf("the refusal does not name the key and the format on one line: '%s'\n", err);
+    printf("  refused: %s\n", err);
+    elbo_flow_free(&m);
+    remove_tree(dir);
+}
+
 /* Fails unless config c is refused with a message containing want. */
 static void expect_refused(const elbo_flow_config *c, const char *want)
 {
@@ -444,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_inverse_roundtrip),
         cmocka_unit_test(test_trainer_threads_bitwise),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_full_width_checkpoint_refused),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, generate_suite, remove_suite);

@@ -33,10 +33,9 @@ static void nll_of_draw(const elbo_flow *m, elbo_flow_activations *act, elbo_tea
     }
 }
 
-/* The mean over the test set of -log (1/K sum_k exp(-nll_k)) from K draws' nll (K, n), in image order. */
-static double log_mean_exp_nll(const double *nll, size_t n, size_t k)
+/* out (n) = each image's -log (1/K sum_k exp(-nll_k)) from K draws' nll (K, n). */
+static void log_mean_exp_rows(const double *nll, size_t n, size_t k, double *out)
 {
-    double sum = 0;
     for (size_t i = 0; i < n; i++) {
         double lo = nll[i];
         for (size_t q = 1; q < k; q++)
@@ -44,9 +43,42 @@ static double log_mean_exp_nll(const double *nll, size_t n, size_t k)
         double s = 0;
         for (size_t q = 0; q < k; q++)
             s += exp(-(nll[q * n + i] - lo));
-        sum += lo - log(s / (double)k);
+        out[i] = lo - log(s / (double)k);
     }
+}
+
+/* The mean over the test set of -log (1/K sum_k exp(-nll_k)) from K draws' nll (K, n), in image order; per (n) is
+ * scratch. */
+static double log_mean_exp_nll(const double *nll, size_t n, size_t k, double *per)
+{
+    double sum = 0;
+    log_mean_exp_rows(nll, n, k, per);
+    for (size_t i = 0; i < n; i++)
+        sum += per[i];
     return sum / (double)n;
+}
+
+int cli_flow_image_nll(const elbo_flow *m, const elbo_images_view *test, size_t threads, const elbo_topology *topo,
+                       uint64_t seed, size_t samples, double *nll, const char *command)
+{
+    elbo_flow_activations act;
+    elbo_team team;
+    memset(&act, 0, sizeof act);
+    memset(&team, 0, sizeof team);
+    double *draws = malloc(samples * (test->n ? test->n : 1) * sizeof *draws);
+    int status = 0;
+    if (!draws || elbo_flow_activations_init(&act, m, EVAL_BATCH) || elbo_team_init(&team, threads, m->kern, topo)) {
+        fprintf(stderr, "elbo %s: out of memory\n", command);
+        status = 1;
+    } else {
+        for (size_t q = 0; q < samples; q++)
+            nll_of_draw(m, &act, &team, test, seed, (uint32_t)q, draws + q * test->n);
+        log_mean_exp_rows(draws, test->n, samples, nll);
+    }
+    free(draws);
+    elbo_flow_activations_free(&act);
+    elbo_team_free(&team);
+    return status;
 }
 
 int cli_eval_flow(const char *load, const char *data, size_t threads, int threads_seen, size_t samples, uint64_t seed,
@@ -79,7 +111,7 @@ int cli_eval_flow(const char *load, const char *data, size_t threads, int thread
         fprintf(stderr, "elbo eval: %s: images of %zux%zu pixels, but %s has image_rows %zu and image_cols %zu\n",
                 ds.name, ds.test.rows, ds.test.cols, load, m.cfg.image_rows, m.cfg.image_cols);
         status = 2;
-    } else if (!(nll = malloc(samples * (ds.test.n ? ds.test.n : 1) * sizeof *nll)) ||
+    } else if (!(nll = malloc((samples + 1) * (ds.test.n ? ds.test.n : 1) * sizeof *nll)) ||
                elbo_flow_activations_init(&act, &m, EVAL_BATCH) || elbo_team_init(&team, threads, k, topo)) {
         fprintf(stderr, "elbo eval: out of memory\n");
         status = 1;
@@ -92,7 +124,7 @@ int cli_eval_flow(const char *load, const char *data, size_t threads, int thread
         for (size_t i = 0; i < test.n; i++)
             one += nll[i];
         one /= test.n ? (double)test.n : 1;
-        double lme = log_mean_exp_nll(nll, test.n, samples), secs = cli_now() - t0;
+        double lme = log_mean_exp_nll(nll, test.n, samples, nll + samples * test.n), secs = cli_now() - t0;
         double bpd = elbo_flow_bits_per_dim(&m.cfg, lme), bpd_one = elbo_flow_bits_per_dim(&m.cfg, one);
         if (json) {
             const char *keys[] = {"test_bits_per_dim", "test_nll", "test_bits_per_dim_one_draw", "dequant_samples",

@@ -2,21 +2,19 @@
  * log-determinant summed in double in pixel order. */
 #include "kernels.h"
 
+#include <assert.h>
 #include <math.h>
 
 /* elbo_coupling_forward_fn. */
-static void coupling_forward_scalar(const float *h, const float *raw, const float *scale, const float *keep,
-                                    float *hout, double *logdet, size_t rows, size_t d)
+static void coupling_forward_scalar(const float *h, size_t ldh, const float *raw, const float *scale, float *hout,
+                                    size_t ldo, double *logdet, size_t rows, size_t n)
 {
+    assert(ldh >= n && ldo >= n);
     for (size_t r = 0; r < rows; r++) {
-        const float *hr = h + r * d, *rs = raw + r * 2 * d, *rt = rs + d;
-        float *o = hout + r * d;
+        const float *hr = h + r * ldh, *rs = raw + r * 2 * n, *rt = rs + n;
+        float *o = hout + r * ldo;
         double sum = 0;
-        for (size_t j = 0; j < d; j++) {
-            if (keep[j] != 0.0f) {
-                o[j] = hr[j];
-                continue;
-            }
+        for (size_t j = 0; j < n; j++) {
             float s = scale[j] * tanhf(rs[j]);
             o[j] = hr[j] * expf(s) + rt[j];
             sum += s;
@@ -26,17 +24,14 @@ static void coupling_forward_scalar(const float *h, const float *raw, const floa
 }
 
 /* elbo_coupling_inverse_fn. */
-static void coupling_inverse_scalar(const float *hout, const float *raw, const float *scale, const float *keep,
-                                    float *h, size_t rows, size_t d)
+static void coupling_inverse_scalar(const float *hout, size_t ldo, const float *raw, const float *scale, float *h,
+                                    size_t ldh, size_t rows, size_t n)
 {
+    assert(ldh >= n && ldo >= n);
     for (size_t r = 0; r < rows; r++) {
-        const float *o = hout + r * d, *rs = raw + r * 2 * d, *rt = rs + d;
-        float *hr = h + r * d;
-        for (size_t j = 0; j < d; j++) {
-            if (keep[j] != 0.0f) {
-                hr[j] = o[j];
-                continue;
-            }
+        const float *o = hout + r * ldo, *rs = raw + r * 2 * n, *rt = rs + n;
+        float *hr = h + r * ldh;
+        for (size_t j = 0; j < n; j++) {
             float s = scale[j] * tanhf(rs[j]);
             hr[j] = (o[j] - rt[j]) * expf(-s);
         }
@@ -44,19 +39,14 @@ static void coupling_inverse_scalar(const float *hout, const float *raw, const f
 }
 
 /* elbo_coupling_backward_fn. */
-static void coupling_backward_scalar(const float *h, float *raw, const float *scale, const float *keep, float *g,
-                                     float *dscale, float w, size_t rows, size_t d)
+static void coupling_backward_scalar(const float *h, size_t ldh, float *raw, const float *scale, float *g, size_t ldg,
+                                     float *dscale, float w, size_t rows, size_t n)
 {
+    assert(ldh >= n && ldg >= n);
     for (size_t r = 0; r < rows; r++) {
-        const float *hr = h + r * d;
-        float *rs = raw + r * 2 * d, *rt = rs + d, *gr = g + r * d, *dsc = dscale + r * d;
-        for (size_t j = 0; j < d; j++) {
-            if (keep[j] != 0.0f) {
-                rs[j] = 0.0f;
-                rt[j] = 0.0f;
-                dsc[j] = 0.0f;
-                continue;
-            }
+        const float *hr = h + r * ldh;
+        float *rs = raw + r * 2 * n, *rt = rs + n, *gr = g + r * ldg, *dsc = dscale + r * n;
+        for (size_t j = 0; j < n; j++) {
             float th = tanhf(rs[j]), e = expf(scale[j] * th), gj = gr[j];
             float ds = gj * hr[j] * e - w;
             rs[j] = ds * scale[j] * (1.0f - th * th);

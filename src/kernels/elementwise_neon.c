@@ -424,4 +424,5 @@ void elbo_elementwise_register_neon(elbo_kernels *k)
     k->adam = adam_neon;
     k->sgd = sgd_neon;
     elbo_losses_register_neon(k);
+    elbo_coupling_register_neon(k);
 }

@@ -113,8 +113,9 @@ void elbo_losses_register_avx2(elbo_kernels *k);
 void elbo_losses_register_avx512(elbo_kernels *k);
 void elbo_losses_register_neon(elbo_kernels *k);
 /* The affine coupling kernels of each ISA (coupling_<isa>.c): scalar, called by the scalar elementwise register
- * function (so every table starts with them), and AVX2 + FMA (also the AVX-512 table's). */
+ * function (so every table starts with them), AVX2 + FMA (also the AVX-512 table's) and NEON. */
 void elbo_coupling_register_scalar(elbo_kernels *k);
 void elbo_coupling_register_avx2(elbo_kernels *k);
+void elbo_coupling_register_neon(elbo_kernels *k);
 
 #endif

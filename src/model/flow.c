@@ -41,14 +41,43 @@ int elbo_flow_mask_parse(const char *s, elbo_flow_mask *m)
     return 0;
 }
 
+/* 1 when pixel j is in c's mask pattern (kept by the even couplings). */
+static int in_pattern(const elbo_flow_config *c, size_t j)
+{
+    size_t r = j / c->image_cols, col = j % c->image_cols;
+    return c->mask == ELBO_FLOW_MASK_HALF ? j < c->input_dim / 2 : (r + col) % 2 == 0;
+}
+
 void elbo_flow_mask_fill(const elbo_flow_config *c, size_t k, float *keep)
 {
-    for (size_t r = 0; r < c->image_rows; r++)
-        for (size_t col = 0; col < c->image_cols; col++) {
-            size_t j = r * c->image_cols + col;
-            int base = c->mask == ELBO_FLOW_MASK_HALF ? j < c->input_dim / 2 : (r + col) % 2 == 0;
-            keep[j] = (float)(k % 2 == 0 ? base : !base);
-        }
+    for (size_t j = 0; j < c->input_dim; j++)
+        keep[j] = (float)(k % 2 == 0 ? in_pattern(c, j) : !in_pattern(c, j));
+}
+
+/* How many pixels c's mask pattern holds. */
+static size_t pattern_size(const elbo_flow_config *c)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < c->input_dim; j++)
+        n += (size_t)in_pattern(c, j);
+    return n;
+}
+
+/* Coupling k's blocks (elbo_flow_blocks) for a pattern of n_first of the config's pixels. */
+static void blocks_of(const elbo_flow_config *c, size_t n_first, size_t k, size_t *kept, size_t *n_kept,
+                      size_t *transformed, size_t *n_transformed)
+{
+    size_t d = c->input_dim;
+    *kept = k % 2 == 0 ? 0 : n_first;
+    *n_kept = k % 2 == 0 ? n_first : d - n_first;
+    *transformed = k % 2 == 0 ? n_first : 0;
+    *n_transformed = d - *n_kept;
+}
+
+void elbo_flow_blocks(const elbo_flow *m, size_t k, size_t *kept, size_t *n_kept, size_t *transformed,
+                      size_t *n_transformed)
+{
+    blocks_of(&m->cfg, m->n_first, k, kept, n_kept, transformed, n_transformed);
 }
 
 /* Layers per coupling: the net's n_hidden + 1, then the scale. */
@@ -86,16 +115,7 @@ int elbo_flow_config_validate(const elbo_flow_config *c, char *err, size_t errle
         snprintf(err, errlen, "mask: %d is not checkerboard or half", (int)c->mask);
         return -1;
     }
-    float *keep = malloc(c->input_dim * sizeof *keep);
-    if (!keep) {
-        snprintf(err, errlen, "out of memory checking the mask");
-        return -1;
-    }
-    size_t kept = 0;
-    elbo_flow_mask_fill(c, 0, keep);
-    for (size_t j = 0; j < c->input_dim; j++)
-        kept += keep[j] != 0.0f;
-    free(keep);
+    size_t kept = pattern_size(c);
     if (kept == 0 || kept == c->input_dim) {
         snprintf(err, errlen, "mask: %s leaves the %s half of a %zux%zu image empty", elbo_flow_mask_name(c->mask),
                  kept == 0 ? "kept" : "transformed", c->image_rows, c->image_cols);
@@ -119,7 +139,7 @@ void elbo_flow_config_describe(const elbo_flow_config *c, char *out, size_t outl
 }
 
 /* Appends coupling k's scale to layout l: a layer of one input whose bias, viewed as couplings.k.scale, is the
- * vector (its weight, never viewed, stays 0: its input is a column of zeros). */
+ * vector of its d transformed pixels (its weight, never viewed, stays 0: its input is a column of zeros). */
 static void add_scale(elbo_param_layout *l, size_t k, size_t d)
 {
     char prefix[ELBO_TENSOR_NAME_MAX];
@@ -134,18 +154,22 @@ static void add_scale(elbo_param_layout *l, size_t k, size_t d)
 
 void elbo_flow_layout_build(elbo_param_layout *l, const elbo_flow_config *c)
 {
+    size_t n_first = pattern_size(c);
     memset(l, 0, sizeof *l);
     for (size_t k = 0; k < c->couplings; k++) {
         char prefix[ELBO_TENSOR_NAME_MAX];
         const char *p = prefix;
-        size_t in = c->input_dim;
+        size_t kept, in, tr, nt;
+        blocks_of(c, n_first, k, &kept, &in, &tr, &nt);
         for (size_t i = 0; i <= c->n_hidden; i++) {
-            size_t w = i < c->n_hidden ? c->hidden[i] : 2 * c->input_dim;
+            size_t w = i < c->n_hidden ? c->hidden[i] : 2 * nt;
             snprintf(prefix, sizeof prefix, "couplings.%zu.net.%zu", k, 2 * i);
             elbo_param_layout_add_linear(l, in, w, i < c->n_hidden, 1, &p);
+            if (i == 0) /* nn.Linear(D, hidden)'s init bound, as the full-width layer's */
+                l->tensor[l->n_tensors - 2].fan_in = l->tensor[l->n_tensors - 1].fan_in = c->input_dim;
             in = w;
         }
-        add_scale(l, k, c->input_dim);
+        add_scale(l, k, nt);
     }
 }
 
@@ -159,8 +183,8 @@ int elbo_flow_init(elbo_flow *m, const elbo_flow_config *cfg, const elbo_kernels
     elbo_flow_layout_build(&m->layout, cfg);
     m->params = elbo_arena_alloc(&m->layout);
     m->grads = elbo_arena_alloc(&m->layout);
-    m->keep = malloc(cfg->couplings * cfg->input_dim * sizeof *m->keep);
-    int ok = m->params && m->grads && m->keep;
+    m->order = malloc(cfg->input_dim * sizeof *m->order);
+    int ok = m->params && m->grads && m->order;
     size_t per = layers_per_coupling(cfg);
     /* net layers: ReLU hidden, a linear output, an input gradient except for the first coupling's first layer (its
      * input is the data); the scale layer: no activation, no input gradient */
@@ -177,8 +201,9 @@ int elbo_flow_init(elbo_flow *m, const elbo_flow_config *cfg, const elbo_kernels
         snprintf(err, errlen, "out of memory allocating the model");
         return -1;
     }
-    for (size_t k = 0; k < cfg->couplings; k++)
-        elbo_flow_mask_fill(cfg, k, m->keep + k * cfg->input_dim);
+    m->n_first = pattern_size(cfg);
+    for (size_t j = 0, first = 0, second = m->n_first; j < cfg->input_dim; j++)
+        m->order[in_pattern(cfg, j) ? first++ : second++] = j;
     return 0;
 }
 
@@ -188,7 +213,7 @@ void elbo_flow_free(elbo_flow *m)
         elbo_linear_free(&m->layer[i]);
     free(m->params);
     free(m->grads);
-    free(m->keep);
+    free(m->order);
     memset(m, 0, sizeof *m);
 }
 
@@ -205,7 +230,7 @@ static const elbo_linear *scale_layer(const elbo_flow *m, size_t k)
     return &m->layer[k * per + per - 1];
 }
 
-/* Coupling k's scale vector (D) in the parameter arena. */
+/* Coupling k's scale vector (Dt) in the parameter arena. */
 static const float *scale_of(const elbo_flow *m, size_t k)
 {
     return m->params + scale_layer(m, k)->b_off;
@@ -214,10 +239,11 @@ static const float *scale_of(const elbo_flow *m, size_t k)
 void elbo_flow_init_params(elbo_flow *m, uint64_t seed)
 {
     const elbo_flow_config *c = &m->cfg;
-    size_t d = c->input_dim, per = layers_per_coupling(c);
+    size_t per = layers_per_coupling(c);
     elbo_params_init(m->params, &m->layout, seed);
     for (size_t k = 0; k < c->couplings; k++) {
         const elbo_linear *last = &m->layer[k * per + c->n_hidden], *sc = scale_layer(m, k);
+        size_t d = sc->out; /* Dt */
         memset(m->params + last->w_off + d * last->in, 0, d * last->in * sizeof(float));
         memset(m->params + last->b_off + d, 0, d * sizeof(float));
         memset(m->params + sc->w_off, 0, d * sizeof(float));
@@ -226,8 +252,8 @@ void elbo_flow_init_params(elbo_flow *m, uint64_t seed)
     elbo_flow_pack_weights(m);
 }
 
-/* Each coupling's net over a's buffers: mi[k] -> hid[k][..] -> raw[k], whose gradient the coupling's backward writes
- * in place; the input gradient into dmi except for coupling 0. */
+/* Each coupling's net over a's buffers: h[k]'s kept block -> hid[k][..] -> raw[k], whose gradient the coupling's
+ * backward writes in place; the input gradient into dmi except for coupling 0. */
 static void build_nets(const elbo_flow *m, elbo_flow_activations *a)
 {
     const elbo_flow_config *c = &m->cfg;
@@ -259,8 +285,8 @@ static int add_view(elbo_flow_activations *a, const char *name, size_t k, size_t
 int elbo_flow_activations_init(elbo_flow_activations *a, const elbo_flow *m, size_t max_batch)
 {
     const elbo_flow_config *c = &m->cfg;
-    size_t d = c->input_dim, nk = c->couplings, nh = c->n_hidden;
-    int h[ELBO_FLOW_MAX_COUPLINGS + 1], mi[ELBO_FLOW_MAX_COUPLINGS], raw[ELBO_FLOW_MAX_COUPLINGS],
+    size_t d = c->input_dim, nk = c->couplings, nh = c->n_hidden, max_kept = 0;
+    int h[ELBO_FLOW_MAX_COUPLINGS + 1], raw[ELBO_FLOW_MAX_COUPLINGS],
         dsc[ELBO_FLOW_MAX_COUPLINGS], hid[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN],
         dhid[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN];
     memset(a, 0, sizeof *a);
@@ -269,7 +295,9 @@ int elbo_flow_activations_init(elbo_flow_activations *a, const elbo_flow *m, siz
     for (size_t k = 0; k <= nk; k++)
         h[k] = add_view(a, "h", k, d);
     for (size_t k = 0; k < nk; k++) {
-        mi[k] = add_view(a, "mi", k, d);
+        size_t kept, n_kept, tr, nt;
+        elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+        max_kept = n_kept > max_kept ? n_kept : max_kept;
         for (size_t i = 0; i < nh; i++) {
             char name[16];
             snprintf(name, sizeof name, "h%zu_", i);
@@ -277,10 +305,10 @@ int elbo_flow_activations_init(elbo_flow_activations *a, const elbo_flow *m, siz
             snprintf(name, sizeof name, "dh%zu_", i);
             dhid[k][i] = add_view(a, name, k, c->hidden[i]);
         }
-        raw[k] = add_view(a, "raw", k, 2 * d);
-        dsc[k] = add_view(a, "dscale", k, d);
+        raw[k] = add_view(a, "raw", k, 2 * nt);
+        dsc[k] = add_view(a, "dscale", k, nt);
     }
-    int dh = add_view(a, "dh", 0, d), dmi = add_view(a, "dmi", 0, d), zeros = add_view(a, "zeros", 0, 1);
+    int dh = add_view(a, "dh", 0, d), dmi = add_view(a, "dmi", 0, max_kept), zeros = add_view(a, "zeros", 0, 1);
     int nll_z = elbo_act_arena_add(&a->arena, "nll_z", sizeof(double));
     int log_det = elbo_act_arena_add(&a->arena, "log_det", sizeof(double));
     int pre = elbo_act_arena_add(&a->arena, "pre", sizeof(double));
@@ -292,7 +320,6 @@ int elbo_flow_activations_init(elbo_flow_activations *a, const elbo_flow *m, siz
     for (size_t k = 0; k <= nk; k++)
         a->h[k] = elbo_act_arena_view(&a->arena, h[k]);
     for (size_t k = 0; k < nk; k++) {
-        a->mi[k] = elbo_act_arena_view(&a->arena, mi[k]);
         for (size_t i = 0; i < nh; i++) {
             a->hid[k][i] = elbo_act_arena_view(&a->arena, hid[k][i]);
             a->dhid[k][i] = elbo_act_arena_view(&a->arena, dhid[k][i]);
@@ -336,35 +363,37 @@ void elbo_flow_preprocess(const elbo_flow_config *c, const uint8_t *pixels, cons
     }
 }
 
-/* Net k's input operand: mi[k] (B, D). */
-static elbo_operand net_input(const elbo_flow *m, const elbo_flow_activations *a, size_t k)
+/* Net k's input operand: the kept block of h[j] (B, Dk; row stride D), j = k in the forward pass, k + 1 in the
+ * inverse (the coupling leaves those pixels unchanged). */
+static elbo_operand net_input(const elbo_flow *m, const elbo_flow_activations *a, size_t k, size_t j)
 {
-    return elbo_operand_f32(a->mi[k], m->cfg.input_dim, ELBO_NOTRANS);
+    size_t kept, n_kept, tr, nt;
+    elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+    return elbo_operand_f32(a->h[j] + kept, m->cfg.input_dim, ELBO_NOTRANS);
 }
 
-/* Rows [r0, r1) of dst = src * keep_k. */
-static void mask_rows(const elbo_flow *m, size_t k, const float *src, float *dst, size_t r0, size_t r1)
+/* Rows [r0, r1) of coupling k's kept block of dst (B, D) = that of src. */
+static void copy_kept(const elbo_flow *m, size_t k, const float *src, float *dst, size_t r0, size_t r1)
 {
-    size_t d = m->cfg.input_dim;
-    const float *keep = m->keep + k * d;
+    size_t d = m->cfg.input_dim, kept, n_kept, tr, nt;
+    elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
     for (size_t r = r0; r < r1; r++)
-        for (size_t j = 0; j < d; j++)
-            dst[r * d + j] = src[r * d + j] * keep[j];
+        memcpy(dst + r * d + kept, src + r * d + kept, n_kept * sizeof(float));
 }
 
 /* Rows [r0, r1) of coupling k after its net's forward: h[k + 1] from h[k] and raw[k], the log-determinant added into
- * log_det, and the next net's masked input. */
+ * log_det. */
 static void coupling_rows(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t r0, size_t r1)
 {
-    size_t d = m->cfg.input_dim;
+    size_t d = m->cfg.input_dim, kept, n_kept, tr, nt;
     if (r1 == r0)
         return;
-    m->kern->coupling_forward(a->h[k] + r0 * d, a->raw[k] + r0 * 2 * d, scale_of(m, k), m->keep + k * d,
-                              a->h[k + 1] + r0 * d, a->ld_k + r0, r1 - r0, d);
+    elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+    m->kern->coupling_forward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                              a->h[k + 1] + r0 * d + tr, d, a->ld_k + r0, r1 - r0, nt);
+    copy_kept(m, k, a->h[k], a->h[k + 1], r0, r1);
     for (size_t r = r0; r < r1; r++)
         a->log_det[r] = k == 0 ? a->ld_k[r] : a->log_det[r] + a->ld_k[r];
-    if (k + 1 < m->cfg.couplings)
-        mask_rows(m, k + 1, a->h[k + 1], a->mi[k + 1], r0, r1);
 }
 
 /* Rows [r0, r1): nll_z = 0.5 |z|^2 + D/2 ln(2 pi), and, when dz_scale > 0, dh = dz_scale z (the gradient of the
@@ -385,8 +414,9 @@ static void prior_rows(const elbo_flow *m, elbo_flow_activations *a, size_t r0, 
     }
 }
 
-/* Rows [r0, r1) of the backward pass over a batch of b rows, from dh = d loss / d z: each coupling's backward, its
- * net's data gradients, and the gradient through the net's input added to dh (but for coupling 0). */
+/* Rows [r0, r1) of the backward pass over a batch of b rows, from dh = d loss / d z: each coupling's backward on its
+ * transformed block, its net's data gradients, and the gradient through the net's input added to dh's kept block
+ * (but for coupling 0). */
 static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
                           size_t r1)
 {
@@ -394,49 +424,71 @@ static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gem
     if (r1 == r0)
         return;
     for (size_t k = m->cfg.couplings; k-- > 0;) {
-        const float *keep = m->keep + k * d;
-        m->kern->coupling_backward(a->h[k] + r0 * d, a->raw[k] + r0 * 2 * d, scale_of(m, k), keep, a->dh + r0 * d,
-                                   a->dscale[k] + r0 * d, 1.0f / (float)b, r1 - r0, d);
+        size_t kept, n_kept, tr, nt;
+        elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+        m->kern->coupling_backward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                   a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b, r1 - r0, nt);
         elbo_mlp_backward_rows(&a->net[k], ws, r0, r1, NULL, ELBO_ACT_NONE);
         if (k > 0)
-            for (size_t r = r0; r < r1; r++)
-                for (size_t j = 0; j < d; j++)
-                    a->dh[r * d + j] += keep[j] * a->dmi[r * d + j];
+            for (size_t r = r0; r < r1; r++) {
+                float *g = a->dh + r * d + kept;
+                const float *dx = a->dmi + r * n_kept;
+                for (size_t j = 0; j < n_kept; j++)
+                    g[j] += dx[j];
+            }
     }
 }
 
-/* Rows [r0, r1) of h[0] and pre from pixels x (row 0 of x is batch row 0) with the uniforms of (seed, stream, first +
- * r, counter), and net 0's masked input. */
+/* Rows [r0, r1) of y (B, D) in the flow's order from rows of `pixel_order` (B, D) in pixel order. */
+static void to_flow_order(const elbo_flow *m, const float *pixel_order, float *y, size_t r0, size_t r1)
+{
+    size_t d = m->cfg.input_dim;
+    for (size_t r = r0; r < r1; r++)
+        for (size_t i = 0; i < d; i++)
+            y[r * d + i] = pixel_order[r * d + m->order[i]];
+}
+
+/* Rows [0, n) of out (n, D) in pixel order from rows of y (n, D) in the flow's order. */
+static void to_pixel_order(const elbo_flow *m, const float *y, float *out, size_t n)
+{
+    size_t d = m->cfg.input_dim;
+    for (size_t r = 0; r < n; r++)
+        for (size_t i = 0; i < d; i++)
+            out[r * d + m->order[i]] = y[r * d + i];
+}
+
+/* Rows [r0, r1) of h[0] (in the flow's order) and pre from pixels x (row 0 of x is batch row 0) with the uniforms of
+ * (seed, stream, first + r, counter); dh's rows are the scratch of the logit in pixel order. */
 static void input_rows(const elbo_flow *m, elbo_flow_activations *a, const uint8_t *x, size_t r0, size_t r1,
                        uint64_t seed, elbo_rng_stream stream, size_t first, uint32_t counter)
 {
     size_t d = m->cfg.input_dim;
     for (size_t r = r0; r < r1; r++) {
-        float *row = a->h[0] + r * d;
+        float *row = a->dh + r * d;
         elbo_rng_uniforms(row, d, 0.0f, 1.0f, seed, stream, (uint32_t)(first + r), counter);
         elbo_flow_preprocess(&m->cfg, x + r * d, row, row, a->pre + r, 1);
     }
-    mask_rows(m, 0, a->h[0], a->mi[0], r0, r1);
+    to_flow_order(m, a->dh, a->h[0], r0, r1);
 }
 
 /* Part `part` of nparts of a training step's forward and backward over b rows (holds team barriers), after rows
- * [r0, r1) of h[0], mi[0] and pre are in place. */
+ * [r0, r1) of h[0] and pre are in place. */
 static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
                       size_t r1, size_t part, size_t nparts)
 {
     for (size_t k = 0; k < m->cfg.couplings; k++) {
-        elbo_mlp_forward_part(&a->net[k], ws, net_input(m, a, k), b, r0, r1, part, nparts, m->params);
+        elbo_mlp_forward_part(&a->net[k], ws, net_input(m, a, k, k), b, r0, r1, part, nparts, m->params);
         coupling_rows(m, a, k, r0, r1);
     }
     prior_rows(m, a, r0, r1, 1.0f / (float)b);
     backward_rows(m, a, ws, b, r0, r1);
 }
 
-/* Rows [r0, r1) of the forward pass only (no barrier), after h[0] and mi[0]. */
+/* Rows [r0, r1) of the forward pass only (no barrier), after h[0]. */
 static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1)
 {
     for (size_t k = 0; k < m->cfg.couplings; k++) {
-        elbo_mlp_forward_rows(&a->net[k], ws, net_input(m, a, k), r0, r1, m->params);
+        elbo_mlp_forward_rows(&a->net[k], ws, net_input(m, a, k, k), r0, r1, m->params);
         coupling_rows(m, a, k, r0, r1);
     }
     prior_rows(m, a, r0, r1, 0.0f);
@@ -450,7 +502,7 @@ static size_t flow_trainables(const elbo_flow *m, const elbo_flow_activations *a
         const elbo_mlp *net = &a->net[k];
         for (size_t i = 0; i < net->n; i++, n++)
             out[n] = (elbo_trainable){.layer = (elbo_linear *)&net->layer[i], .dy = net->dout[i],
-                                      .x = elbo_mlp_layer_input(net, net_input(m, a, k), i, 0), .rotate = n};
+                                      .x = elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), .rotate = n};
         out[n] = (elbo_trainable){.layer = (elbo_linear *)scale_layer(m, k), .dy = a->dscale[k],
                                   .x = elbo_operand_f32(a->zeros, 1, ELBO_NOTRANS), .rotate = n};
         n++;
@@ -474,31 +526,32 @@ static elbo_step_loss flow_sums(const elbo_flow_activations *a, size_t b)
 void elbo_flow_forward_y(const elbo_flow *m, elbo_flow_activations *a, const float *y, size_t n, float *z,
                          double *logdet)
 {
-    size_t d = m->cfg.input_dim, nk = m->cfg.couplings;
-    memcpy(a->h[0], y, n * d * sizeof(float));
-    mask_rows(m, 0, a->h[0], a->mi[0], 0, n);
+    size_t nk = m->cfg.couplings;
+    to_flow_order(m, y, a->h[0], 0, n);
     forward_rows(m, a, &a->ws, 0, n);
-    memcpy(z, a->h[nk], n * d * sizeof(float));
+    to_pixel_order(m, a->h[nk], z, n);
     memcpy(logdet, a->log_det, n * sizeof(double));
 }
 
 void elbo_flow_inverse(const elbo_flow *m, elbo_flow_activations *a, const float *z, size_t n, float *y)
 {
     size_t d = m->cfg.input_dim, nk = m->cfg.couplings;
-    memcpy(a->h[nk], z, n * d * sizeof(float));
+    to_flow_order(m, z, a->h[nk], 0, n);
     for (size_t k = nk; k-- > 0;) {
-        mask_rows(m, k, a->h[k + 1], a->mi[k], 0, n);
-        elbo_mlp_forward_rows(&a->net[k], &a->ws, net_input(m, a, k), 0, n, m->params);
-        m->kern->coupling_inverse(a->h[k + 1], a->raw[k], scale_of(m, k), m->keep + k * d, a->h[k], n, d);
+        size_t kept, n_kept, tr, nt;
+        elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+        elbo_mlp_forward_rows(&a->net[k], &a->ws, net_input(m, a, k, k + 1), 0, n, m->params);
+        m->kern->coupling_inverse(a->h[k + 1] + tr, d, a->raw[k], scale_of(m, k), a->h[k] + tr, d, n, nt);
+        copy_kept(m, k, a->h[k + 1], a->h[k], 0, n);
     }
-    memcpy(y, a->h[0], n * d * sizeof(float));
+    to_pixel_order(m, a->h[0], y, n);
 }
 
 double elbo_flow_grads(elbo_flow *m, elbo_flow_activations *a, const uint8_t *x, const float *u, size_t b)
 {
     elbo_trainable t[ELBO_MAX_LAYERS];
-    elbo_flow_preprocess(&m->cfg, x, u, a->h[0], a->pre, b);
-    mask_rows(m, 0, a->h[0], a->mi[0], 0, b);
+    elbo_flow_preprocess(&m->cfg, x, u, a->dh, a->pre, b);
+    to_flow_order(m, a->dh, a->h[0], 0, b);
     step_rows(m, a, &a->ws, b, 0, b, 0, 1);
     elbo_tail_grads_part(t, flow_trainables(m, a, t), &a->ws, m->grads, b, 0, 1);
     return flow_sums(a, b).loss / (double)b;
@@ -517,7 +570,7 @@ void elbo_flow_sample(const elbo_flow *m, elbo_flow_activations *a, size_t first
                       double temperature, float *unit, uint8_t *pixels)
 {
     size_t d = m->cfg.input_dim;
-    float *z = a->dh, *y = a->dmi; /* scratch rows of the backward pass */
+    float *z = a->dh, *y = a->dh; /* scratch rows of the backward pass; the inverse reads z before it writes y */
     for (size_t i = 0; i < n; i++) {
         elbo_rng_normals(z + i * d, d, seed, ELBO_STREAM_SAMPLE, (uint32_t)(first + i), 0);
         for (size_t j = 0; j < d; j++)
@@ -540,6 +593,31 @@ void elbo_flow_sample(const elbo_flow *m, elbo_flow_activations *a, size_t first
 double elbo_flow_bits_per_dim(const elbo_flow_config *c, double nll_nats)
 {
     return nll_nats / ((double)c->input_dim * log(2.0));
+}
+
+size_t elbo_flow_full_index(const elbo_flow *m, size_t t, size_t e, size_t *full_size)
+{
+    const elbo_flow_config *c = &m->cfg;
+    size_t d = c->input_dim, per = 2 * (c->n_hidden + 1) + 1, k = t / per, role = t % per;
+    size_t kept, n_kept, tr, nt;
+    elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+    const elbo_tensor_view *v = &m->layout.tensor[t];
+    size_t cols = v->cols ? v->cols : 1, row = e / cols, col = e % cols, out_full = v->rows, in_full = cols, idx;
+    if (role == 0) { /* net.0.weight (hidden, Dk) of (hidden, D) */
+        in_full = d;
+        idx = row * d + m->order[kept + col];
+    } else if (role == per - 3 || role == per - 2) { /* the last layer (2 Dt, ...) of (2 D, ...): s rows, t rows */
+        out_full = 2 * d;
+        idx = ((row < nt ? 0 : d) + m->order[tr + row % nt]) * cols + col;
+    } else if (role == per - 1) { /* scale (Dt) of (D) */
+        out_full = d;
+        idx = m->order[tr + e];
+    } else {
+        idx = e;
+    }
+    if (full_size)
+        *full_size = out_full * (v->cols ? in_full : 1);
+    return idx;
 }
 
 /* Multiply-accumulates of every net's forward for one image, and of the first net's first layer. */
@@ -642,12 +720,15 @@ static void flow_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws,
     forward_rows(m, act, ws, r0, r1);
 }
 
-/* elbo_model_ops.write_config: image shape, hidden widths, couplings, mask, alpha. */
+/* The value of __metadata__.coupling_layout: the nets' tensors hold only the entries the model uses (flow.h). */
+static const char COUPLING_LAYOUT[] = "trimmed";
+
+/* elbo_model_ops.write_config: image shape, hidden widths, couplings, mask, alpha, the tensors' layout. */
 static size_t flow_write_config(const void *impl, const char **keys, char (*v)[96])
 {
     const elbo_flow_config *c = &((const elbo_flow *)impl)->cfg;
     static const char *const names[] = {"input_dim", "image_rows", "image_cols", "hidden", "couplings", "mask",
-                                        "alpha"};
+                                        "alpha", "coupling_layout"};
     snprintf(v[0], 96, "%zu", c->input_dim);
     snprintf(v[1], 96, "%zu", c->image_rows);
     snprintf(v[2], 96, "%zu", c->image_cols);
@@ -655,9 +736,10 @@ static size_t flow_write_config(const void *impl, const char **keys, char (*v)[9
     snprintf(v[4], 96, "%zu", c->couplings);
     snprintf(v[5], 96, "%s", elbo_flow_mask_name(c->mask));
     snprintf(v[6], 96, "%.17g", c->alpha);
-    for (size_t i = 0; i < 7; i++)
+    snprintf(v[7], 96, "%s", COUPLING_LAYOUT);
+    for (size_t i = 0; i < 8; i++)
         keys[i] = names[i];
-    return 7;
+    return 8;
 }
 
 static const elbo_model_ops FLOW_OPS = {
@@ -689,6 +771,14 @@ static int flow_read_config(const elbo_meta_reader *r, void *cfg, char *err, siz
     unsigned long long u[4];
     static const char *const sizes[] = {"input_dim", "image_rows", "image_cols", "couplings"};
     memset(c, 0, sizeof *c);
+    const char *layout = elbo_st_meta_get(r->f, "coupling_layout");
+    if (!layout || strcmp(layout, COUPLING_LAYOUT) != 0) {
+        snprintf(err, errlen, "%s: __metadata__.coupling_layout: %s%.32s%s, not '%s': a flow checkpoint of "
+                 "full-width coupling nets (every pixel in, s and t of every pixel out), the format before the nets "
+                 "were trimmed to the pixels they use; it cannot be loaded: retrain it", r->path, layout ? "'" : "",
+                 layout ? layout : "missing", layout ? "'" : "", COUPLING_LAYOUT);
+        return -1;
+    }
     for (size_t i = 0; i < 4; i++)
         if (elbo_meta_ull(r, sizes[i], &u[i], err, errlen))
             return -1;

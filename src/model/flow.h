@@ -9,11 +9,22 @@
  * even couplings). scale_k is a learned per-pixel vector initialised to 0 and the shift rows of each net's last
  * layer start at 0, so every coupling starts as the identity.
  *
+ * Only what the model uses is stored and computed: a net's first layer reads only its coupling's Dk kept pixels (the
+ * weights of the zeroed inputs never touch the output, so they are not parameters), its last layer writes only s and
+ * t of the Dt transformed pixels, and scale_k covers those Dt pixels: the same function and the same initial
+ * distribution (the first layer's init bound stays nn.Linear's 1/sqrt(D)) as the full-width net, with ~41 % fewer
+ * FLOPs. Rows are stored in the flow's pixel order (`order`): the pattern's pixels ascending, then the others, so
+ * each coupling's kept and transformed pixels are two contiguous blocks of a row; the public functions take and
+ * return images and logit-space rows in pixel order.
+ *
  * The loss of an image is -log p of its discrete pixels in nats, as the dequantization bound:
  *     0.5 |z|^2 + D/2 ln(2 pi)  -  sum_k logdet_k  -  sum_j ln|dy_j/dx_j| + D ln 256
  * (parts nll_z, log_det, preprocess = the last two terms), bits per dimension = loss / (D ln 2). Training
  * minimizes its batch mean. Tensor names are those of an nn.Module with couplings.K.net.{0,2,4}.{weight,bias} and
- * couplings.K.scale (tests/parity/flow_torch.py).
+ * couplings.K.scale (tests/parity/flow_torch.py), holding the used entries of the full-width tensors: net.0.weight
+ * (hidden, Dk) the columns of the kept pixels in ascending pixel order, the last layer (2 Dt, hidden) the rows of s
+ * then of t of the transformed pixels in ascending order, scale (Dt) likewise (elbo_flow_full_index maps them).
+ * Checkpoints say so in __metadata__.coupling_layout = "trimmed"; files of the full-width layout are refused.
  *
  * Shapes: B = batch rows, D = input_dim = image_rows * image_cols. Weights are (out, in) row-major. */
 #ifndef ELBO_FLOW_H
@@ -44,23 +55,25 @@ typedef struct {
 
 typedef struct {
     elbo_flow_config cfg;
-    elbo_param_layout layout;                 /* per coupling: net layers, then its scale (a layer of 1 input) */
+    elbo_param_layout layout;                 /* per coupling: net layers (Dk in, 2 Dt out), then its scale (a layer of
+                                               * 1 input, Dt out) */
     const elbo_kernels *kern;
     float *params, *grads;                    /* arenas (layout.total) */
     elbo_linear layer[ELBO_MAX_LAYERS];       /* coupling k's net layers at k (n_hidden + 2) + i, its scale after */
-    float *keep;                              /* (K, D) each coupling's mask: 1 kept, 0 transformed */
+    size_t *order;                            /* (D) the pixel at each position of the flow's rows */
+    size_t n_first;                           /* the pattern's pixels (kept by even couplings), first in order */
 } elbo_flow;
 
 /* Activations of up to max_batch rows (views of one arena). */
 typedef struct {
     size_t max_batch;
-    float *h[ELBO_FLOW_MAX_COUPLINGS + 1];    /* (B, D) coupling k's input; h[0] = y, h[K] = z */
-    float *mi[ELBO_FLOW_MAX_COUPLINGS];       /* (B, D) h[k] * keep_k: net k's input */
+    float *h[ELBO_FLOW_MAX_COUPLINGS + 1];    /* (B, D) coupling k's input in the flow's order; h[0] = y, h[K] = z;
+                                               * net k reads its kept block in place (row stride D) */
     float *hid[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN], *dhid[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN];
-    float *raw[ELBO_FLOW_MAX_COUPLINGS];      /* (B, 2D) net k's output [raw_s | t], then its gradient */
-    float *dscale[ELBO_FLOW_MAX_COUPLINGS];   /* (B, D) each row's d loss / d scale_k */
+    float *raw[ELBO_FLOW_MAX_COUPLINGS];      /* (B, 2 Dt) net k's output [raw_s | t], then its gradient */
+    float *dscale[ELBO_FLOW_MAX_COUPLINGS];   /* (B, Dt) each row's d loss / d scale_k */
     float *dh;                                /* (B, D) d loss / d h[k] during the backward pass */
-    float *dmi;                               /* (B, D) d loss / d mi[k] (the net's input gradient) */
+    float *dmi;                               /* (B, max Dk) d loss / d net k's input (its kept block) */
     float *zeros;                             /* (B, 1) the scale layers' input: their weight gradient is 0 */
     double *nll_z, *log_det, *pre, *ld_k;     /* (B) each row's parts; ld_k: one coupling's log-determinant */
     elbo_mlp net[ELBO_FLOW_MAX_COUPLINGS];
@@ -81,8 +94,17 @@ const char *elbo_flow_mask_name(elbo_flow_mask m);
 int elbo_flow_mask_parse(const char *s, elbo_flow_mask *m);
 /* keep (D) = coupling k's mask for config c. */
 void elbo_flow_mask_fill(const elbo_flow_config *c, size_t k, float *keep);
-/* The parameter layout: couplings.k.net.0, .2, ... and couplings.k.scale for k = 0 .. K-1. */
+/* The parameter layout: couplings.k.net.0, .2, ... and couplings.k.scale for k = 0 .. K-1 (trimmed to the used
+ * entries, as above). */
 void elbo_flow_layout_build(elbo_param_layout *l, const elbo_flow_config *c);
+/* Coupling k's blocks of a row in the flow's order: the Dk kept pixels at [*kept, *kept + *n_kept) and the Dt
+ * transformed ones at [*transformed, *transformed + *n_transformed). */
+void elbo_flow_blocks(const elbo_flow *m, size_t k, size_t *kept, size_t *n_kept, size_t *transformed,
+                      size_t *n_transformed);
+/* Element e of layout tensor t as an index into the full-width tensor of the same name (net.0.weight (hidden, D),
+ * the last layer (2 D, hidden), scale (D): tests/parity/flow_torch.py's and the PyTorch reference's shapes); with
+ * full_size (may be NULL) = that tensor's element count. */
+size_t elbo_flow_full_index(const elbo_flow *m, size_t t, size_t e, size_t *full_size);
 
 /* Allocates a model for a valid config with zeroed parameters; returns 0 or -1 (message in err). */
 int elbo_flow_init(elbo_flow *m, const elbo_flow_config *cfg, const elbo_kernels *kern, char *err, size_t errlen);
@@ -139,7 +161,7 @@ int elbo_flow_load(const char *path, elbo_flow *m, const elbo_kernels *kern, elb
                    size_t errlen);
 
 /* FLOPs of one training iteration per image: every net's forward, weight gradients and data gradients (not the
- * first net's input gradient). */
+ * first net's input gradient), over the trimmed layers (the FLOPs the model needs). */
 double elbo_flow_train_flops_per_sample(const elbo_flow *m);
 /* FLOPs of sampling one image (every net's forward). */
 double elbo_flow_sample_flops_per_sample(const elbo_flow *m);
