@@ -1,18 +1,19 @@
-/* One bf16 training step's gradients against a double-precision reference of the same step computed from
- * bf16-rounded GEMM operands: the classifier (three linear layers: the forward, data-gradient and weight-gradient
- * GEMMs, the bias and ReLU epilogues, the ReLU masks, the softmax cross-entropy), on every kernel table this CPU runs
- * the bf16 GEMM on (AVX512_BF16, the scalar emulation; FEAT_BF16 on arm64).
+/* One bf16 training step of the classifier (three linear layers: the forward, data-gradient and weight-gradient
+ * GEMMs, the bias and ReLU epilogues, the ReLU masks, the softmax cross-entropy), GEMM by GEMM, against double-precision
+ * products of bf16-rounded operands, on every kernel table this CPU runs the bf16 GEMM on (AVX512_BF16, the scalar
+ * emulation; FEAT_BF16 on arm64).
  *
- * The reference rounds to bf16 (round to nearest even, bf16.h) exactly the operands elbo's bf16 GEMMs read: the
- * pixels x / 255, each weight matrix, each hidden activation and each output gradient, every one as the fp32 value
- * the step stores; it sums their products in double, keeps the biases, the epilogues, the bias gradients and the
- * loss unrounded, and stores every intermediate as fp32 like the step. What is left between the two: the fp32
- * accumulation of the GEMMs (K products, |error| <= K 2^-24 sum |a b|) and, through it, a stored activation that
- * lands on the other side of a bf16 rounding boundary (one bf16 ulp, 2^-8, on that one operand; rare). Bound: for
- * each gradient tensor, max |elbo - ref| <= 1e-4 of max |ref| (measured: 3.3e-7 on AVX512_BF16 and on the emulation).
- * The same step in fp32 misses this reference by 0.16 of the scale (a bias gradient, a sum of softmax - one-hot
- * that cancels), so the bound also tells a bf16 step from an fp32 one, and a bf16 step whose weight gradients ran
- * in fp32 (2e-2) from a whole bf16 step. */
+ * Each GEMM's reference reads the very fp32 operands the step stored (the pixels x / 255, the weights, each hidden
+ * activation, each masked output gradient and the softmax gradient), rounds them to bf16 (round to nearest even,
+ * bf16.h) and sums their products in double; biases, epilogues, masks and bias gradients stay unrounded. Checked:
+ * every hidden activation, the softmax gradient (against the softmax of the reference logits), every masked data
+ * gradient and every weight and bias gradient. Reading the step's own operands keeps a stored value that an fp32
+ * accumulation put on the other side of a bf16 rounding boundary (one bf16 ulp, 2^-8, on one operand: it happens
+ * on arm64, whose BFDOT rounds to odd) from being charged to a later GEMM. What is left is each GEMM's fp32
+ * accumulation (K products, |error| <= K 2^-24 sum |a b|). Bound: max |elbo - ref| <= 1e-4 of max |ref| per tensor
+ * (measured: ~3e-7 on AVX512_BF16, the emulation and FEAT_BF16 under qemu). The fp32 step misses this reference by
+ * ~0.1 of the scale (a bias gradient, a sum of softmax - one-hot that cancels), so the bound also tells a bf16 step
+ * from an fp32 one. */
 #include "test_util.h"
 #include "test_oracle.h"
 
@@ -39,44 +40,69 @@ static double bf(float x)
     return (double)elbo_bf16_to_f32(elbo_bf16_from_f32(x));
 }
 
-/* The reference step over m's parameters: grads (m's layout) of the batch sum of cross-entropies of rows x (ROWS,
- * DIM) with labels y, with every GEMM operand rounded to bf16 (the header). */
-static void reference_grads(const elbo_classifier *m, const uint8_t *x, const uint8_t *y, float *grads)
+/* The scaled max error of n floats got against want (oracle_scaled_max_error); fails the test naming what when it
+ * exceeds tol. */
+static double check(const float *got, const float *want, size_t n, const char *isa, const char *what, double tol)
+{
+    double e = oracle_scaled_max_error(got, want, n);
+    if (!(e <= tol))
+        test_failf("%s bf16 step: %s misses the bf16-rounded reference by %.3g of its scale (bound %g)\n", isa, what,
+                   e, tol);
+    return e;
+}
+
+/* The reference of one step over m's parameters from the operands the step stored in a (ROWS rows x with labels
+ * y): checks a's hidden activations, softmax gradient and masked data gradients GEMM by GEMM (the header) and
+ * writes the reference gradients (m's layout) to grads; returns the worst scaled error of the checked activations. */
+static double reference_grads(const elbo_classifier *m, const elbo_classifier_activations *a, const uint8_t *x,
+                              const uint8_t *y, const char *isa, float *grads)
 {
     const elbo_param_layout *l = &m->layout;
     size_t n = l->n_layers;
-    float *act[ELBO_MAX_HIDDEN + 2], *dact[ELBO_MAX_HIDDEN + 2];
-    act[0] = malloc(ROWS * DIM * sizeof(float));
+    char what[64];
+    double worst = 0;
+    float *pixels = malloc(ROWS * DIM * sizeof(float));
     for (size_t i = 0; i < ROWS * DIM; i++)
-        act[0][i] = (float)x[i] / 255.0f;
-    for (size_t i = 0; i < n; i++) {
+        pixels[i] = (float)x[i] / 255.0f;
+    const float *in[ELBO_MAX_HIDDEN + 1], *dout[ELBO_MAX_HIDDEN + 1]; /* layer i's stored input and output gradient */
+    in[0] = pixels;
+    for (size_t i = 1; i < n; i++)
+        in[i] = a->h[i - 1];
+    for (size_t i = 0; i + 1 < n; i++)
+        dout[i] = a->dh[i];
+    dout[n - 1] = a->logits; /* d loss / d logits after the backward */
+    float *want = malloc(ROWS * DIM * sizeof(float));
+    for (size_t i = 0; i < n; i++) { /* forward: h = relu(x W^T + b) for hidden layers; the logits for the last */
         const elbo_linear_layout *ly = &l->layer[i];
         const float *w = m->params + ly->w_off, *b = m->params + ly->b_off;
-        act[i + 1] = malloc(ROWS * ly->out * sizeof(float));
-        dact[i + 1] = malloc(ROWS * ly->out * sizeof(float));
         for (size_t r = 0; r < ROWS; r++)
             for (size_t j = 0; j < ly->out; j++) {
-                double u = 0;
+                double u = b[j];
                 for (size_t k = 0; k < ly->in; k++)
-                    u += bf(act[i][r * ly->in + k]) * bf(w[j * ly->in + k]);
-                u += b[j];
-                act[i + 1][r * ly->out + j] = (float)(i + 1 < n && u < 0 ? 0 : u);
+                    u += bf(in[i][r * ly->in + k]) * bf(w[j * ly->in + k]);
+                want[r * ly->out + j] = (float)(i + 1 < n && u < 0 ? 0 : u);
             }
+        if (i + 1 < n) {
+            snprintf(what, sizeof what, "hidden activation %zu", i);
+            double e = check(a->h[i], want, ROWS * ly->out, isa, what, BF16_GRAD_TOL);
+            worst = e > worst ? e : worst;
+        }
     }
-    /* d (sum of cross-entropies) / d logits = softmax - one-hot */
-    float *logits = act[n], *dlog = dact[n];
-    for (size_t r = 0; r < ROWS; r++) {
+    for (size_t r = 0; r < ROWS; r++) { /* d (sum of cross-entropies) / d logits = softmax - one-hot */
+        float *z = want + r * CLASSES;
         double mx = -INFINITY, s = 0;
         for (size_t j = 0; j < CLASSES; j++)
-            mx = fmax(mx, logits[r * CLASSES + j]);
+            mx = fmax(mx, z[j]);
         for (size_t j = 0; j < CLASSES; j++)
-            s += exp(logits[r * CLASSES + j] - mx);
+            s += exp(z[j] - mx);
         for (size_t j = 0; j < CLASSES; j++)
-            dlog[r * CLASSES + j] = (float)(exp(logits[r * CLASSES + j] - mx) / s - (j == y[r]));
+            z[j] = (float)(exp(z[j] - mx) / s - (j == y[r]));
     }
+    double e = check(a->logits, want, ROWS * CLASSES, isa, "softmax gradient", BF16_GRAD_TOL);
+    worst = e > worst ? e : worst;
     for (size_t i = n; i-- > 0;) {
         const elbo_linear_layout *ly = &l->layer[i];
-        const float *w = m->params + ly->w_off, *dy = dact[i + 1], *in = act[i];
+        const float *w = m->params + ly->w_off, *dy = dout[i];
         for (size_t j = 0; j < ly->out; j++) {
             double db = 0;
             for (size_t r = 0; r < ROWS; r++)
@@ -85,26 +111,26 @@ static void reference_grads(const elbo_classifier *m, const uint8_t *x, const ui
             for (size_t k = 0; k < ly->in; k++) {
                 double dw = 0;
                 for (size_t r = 0; r < ROWS; r++)
-                    dw += bf(dy[r * ly->out + j]) * bf(in[r * ly->in + k]);
+                    dw += bf(dy[r * ly->out + j]) * bf(in[i][r * ly->in + k]);
                 grads[ly->w_off + j * ly->in + k] = (float)dw;
             }
         }
         if (i == 0)
             break;
-        dact[i] = malloc(ROWS * ly->in * sizeof(float));
-        for (size_t r = 0; r < ROWS; r++)
+        for (size_t r = 0; r < ROWS; r++) /* the data gradient, masked by the ReLU of its stored input */
             for (size_t k = 0; k < ly->in; k++) {
                 double d = 0;
                 for (size_t j = 0; j < ly->out; j++)
                     d += bf(dy[r * ly->out + j]) * bf(w[j * ly->in + k]);
-                dact[i][r * ly->in + k] = in[r * ly->in + k] > 0 ? (float)d : 0.0f; /* the ReLU mask */
+                want[r * ly->in + k] = in[i][r * ly->in + k] > 0 ? (float)d : 0.0f;
             }
+        snprintf(what, sizeof what, "data gradient of hidden activation %zu", i - 1);
+        e = check(a->dh[i - 1], want, ROWS * ly->in, isa, what, BF16_GRAD_TOL);
+        worst = e > worst ? e : worst;
     }
-    for (size_t i = 0; i <= n; i++) {
-        free(act[i]);
-        if (i > 0)
-            free(dact[i]);
-    }
+    free(want);
+    free(pixels);
+    return worst;
 }
 
 /* The worst, over m's tensors, of the scaled max error of grads against want. */
@@ -123,10 +149,10 @@ static double worst_error(const elbo_classifier *m, const float *grads, const fl
     return worst;
 }
 
-/* One step's gradients of net_config on table k (its precision) into grads, its parameters into params_out, from
- * parameters and a batch (x, y) drawn from seed. */
-static void step_grads(const elbo_kernels *k, float *grads, float *params_out, elbo_classifier *m, uint8_t *x,
-                       uint8_t *y, uint64_t seed)
+/* One step's gradients of net_config on table k (its precision) into grads, its parameters into params_out and its
+ * stored operands into a (the caller frees it), from parameters and a batch (x, y) drawn from seed. */
+static void step_grads(const elbo_kernels *k, float *grads, float *params_out, elbo_classifier *m,
+                       elbo_classifier_activations *a, uint8_t *x, uint8_t *y, uint64_t seed)
 {
     char err[256];
     if (elbo_classifier_init(m, &net_config, k, err, sizeof err) != 0)
@@ -143,13 +169,11 @@ static void step_grads(const elbo_kernels *k, float *grads, float *params_out, e
         x[i] = (uint8_t)test_rng_below(&rng, 256);
     for (size_t r = 0; r < ROWS; r++)
         y[r] = (uint8_t)test_rng_below(&rng, CLASSES);
-    elbo_classifier_activations a;
-    assert_int_equal(elbo_classifier_activations_init(&a, m, ROWS), 0);
+    assert_int_equal(elbo_classifier_activations_init(a, m, ROWS), 0);
     memset(m->grads, 0xff, m->layout.total * sizeof(float)); /* NaN: every gradient must be written */
-    elbo_classifier_forward_backward(m, &a, x, y, ROWS);
+    elbo_classifier_forward_backward(m, a, x, y, ROWS);
     memcpy(grads, m->grads, m->layout.total * sizeof(float));
     memcpy(params_out, m->params, m->layout.total * sizeof(float));
-    elbo_classifier_activations_free(&a);
 }
 
 /* On every table running the bf16 GEMM: the bf16 step's gradients within the bound of the reference; the fp32
@@ -165,24 +189,28 @@ static void test_classifier_step_matches_rounded_reference(void **state)
             continue;
         }
         elbo_classifier m16, m32;
+        elbo_classifier_activations a16, a32;
         uint8_t *x = malloc(ROWS * DIM), y[ROWS];
         elbo_param_layout lay;
         elbo_classifier_layout_build(&lay, &net_config);
         float *g16 = malloc(lay.total * sizeof(float)), *g32 = malloc(lay.total * sizeof(float));
         float *p16 = malloc(lay.total * sizeof(float)), *p32 = malloc(lay.total * sizeof(float));
         float *ref = malloc(lay.total * sizeof(float));
-        step_grads(k16, g16, p16, &m16, x, y, 7);
-        step_grads(k32, g32, p32, &m32, x, y, 7);
+        step_grads(k16, g16, p16, &m16, &a16, x, y, 7);
+        step_grads(k32, g32, p32, &m32, &a32, x, y, 7);
         assert_memory_equal(p16, p32, m16.layout.total * sizeof(float)); /* the same parameters */
         memset(ref, 0xff, m16.layout.total * sizeof(float));
-        reference_grads(&m16, x, y, ref);
-        double e16 = worst_error(&m16, g16, ref, k16->isa, "bf16 step", BF16_GRAD_TOL);
+        double e16 = reference_grads(&m16, &a16, x, y, k16->isa, ref);
+        double eg = worst_error(&m16, g16, ref, k16->isa, "bf16 step", BF16_GRAD_TOL);
+        e16 = eg > e16 ? eg : e16;
         double e32 = worst_error(&m16, g32, ref, k32->isa, "fp32 step", INFINITY);
-        print_message("  %-6s bf16 step: worst gradient error %.2e of scale (bound %g); fp32 step: %.2e\n", k16->isa,
+        print_message("  %-6s bf16 step: worst error %.2e of scale (bound %g); fp32 step: %.2e\n", k16->isa,
                       e16, BF16_GRAD_TOL, e32);
         if (!(e32 > BF16_GRAD_TOL))
             test_failf("%s: the fp32 step is within the bf16 bound of the rounded reference (%.3g): the reference "
                        "does not model bf16's rounding\n", k32->isa, e32);
+        elbo_classifier_activations_free(&a16);
+        elbo_classifier_activations_free(&a32);
         elbo_classifier_free(&m16);
         elbo_classifier_free(&m32);
         free(x);
