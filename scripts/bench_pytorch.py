@@ -16,7 +16,9 @@ Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on b
 - PyTorch bf16 autocast (forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), fp32 master weights
   and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
-  {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation).
+  {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation). The VAE
+  also with `--precision bf16` (bf16 GEMM operands, fp32 accumulation and master weights), the row to compare
+  with PyTorch's autocast, where this CPU runs bf16 (otherwise the row says why not).
 - --model gan|flow|diffusion: the same comparison for that model (elbo `train --model M`; PyTorch: the same model
   in scripts/torch_throughput.py --model M, fp32 only), written to OUT_DIR/pytorch-M-<cpu>-<yyyymmdd>.*.
 The measurements run in --rounds interleaved rounds (elbo, then each PyTorch configuration); each side's figure
@@ -39,8 +41,10 @@ ROOT = os.path.dirname(HERE)
 
 # What each --model trains, in the report's words.
 MODELS = {"vae": "784-400-20 VAE, MSE, Adam 1e-3",
-          "flow": "RealNVP flow (8 checkerboard couplings of 784-512-512-1568, -log p with uniform dequantization, "
-                  "Adam 1e-3); no bf16 row",
+          "flow": "RealNVP flow (8 checkerboard couplings, -log p with uniform dequantization, Adam 1e-3), both sides "
+                  "with trimmed coupling nets (the 392 kept pixels in, s and t of the 392 transformed ones out: "
+                  "392-512-512-784, 41 MFLOP per training image; PyTorch gathers and index_copies, "
+                  "tests/parity/flow_torch.py TrimmedCoupling); no bf16 row",
           "gan": "GAN, the default recipe (G 64-256-512-784, D 784-512-256-1 spectrally normalized, two Adam "
                  "optimizers lr 2e-4 betas 0.5 / 0.999; samples/s of real images); no bf16 row",
           "diffusion": "DDPM eps-prediction residual MLP (784 -> 1024, 3 blocks, time embedding 128 -> 256 -> 256), "
@@ -65,12 +69,12 @@ def thread_counts(cores):
     return sorted({t for t in (1, 2, cores) if t <= cores})
 
 
-def measure_elbo(a, batch, threads):
-    """elbo's samples/s at (batch, threads) over about a.samples samples (a GAN: a.samples / 4)."""
+def measure_elbo(a, batch, threads, precision="fp32"):
+    """elbo's samples/s at (batch, threads, precision) over about a.samples samples (a GAN: a.samples / 4)."""
     cost = {"gan": 4, "flow": 10}.get(a.model, 1)  # a GAN step costs ~4 VAE steps, a flow's ~50 (fewer, >= 4 steps)
     steps = max(10 if a.model == "vae" else 4, -(-a.samples // batch) // cost)
     r = run_json_lines([a.elbo, "train", "--model", a.model, "--data", a.data, "--batch", str(batch), "--steps",
-                        str(steps), "--threads", str(threads), "--json"])
+                        str(steps), "--threads", str(threads), "--precision", precision, "--json"])
     return r[-1]["samples_per_s"]
 
 
@@ -128,7 +132,8 @@ def markdown(res):
              f"the machine is shared, other work may have run alongside.", "",
              "| batch | elbo samples/s | elbo threads | PyTorch fp32 samples/s | PyTorch fp32 config (OpenBLAS core, "
              "torch × OpenBLAS threads) | elbo / PyTorch fp32 | PyTorch bf16 autocast samples/s | bf16 threads "
-             "(torch × OpenBLAS) | elbo / PyTorch bf16 |", "|---|---|---|---|---|---|---|---|---|"]
+             "(torch × OpenBLAS) | elbo / PyTorch bf16 | elbo bf16 samples/s | elbo bf16 threads | "
+             "elbo bf16 / PyTorch bf16 |", "|---" * 12 + "|"]
     if res.get("model", "vae") != "vae":  # no bf16 row: its three columns are dropped
         lines[-2] = "|".join(lines[-2].split("|")[:7]) + "|"
         lines[-1] = "|---" * 6 + "|"
@@ -141,7 +146,13 @@ def markdown(res):
         lines.append(f"| {r['batch']} | {r['elbo_samples_per_s']:,.0f} | {r['elbo_threads']} | "
                      f"{r['pytorch_samples_per_s']:,.0f} | {r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} "
                      f"× {r['pytorch_blas_threads']} | {r['ratio']:.2f}× | {r['pytorch_bf16_samples_per_s']:,.0f} | "
-                     f"{r['pytorch_bf16_torch_threads']} × {r['pytorch_bf16_blas_threads']} | {r['ratio_bf16']:.2f}× |")
+                     f"{r['pytorch_bf16_torch_threads']} × {r['pytorch_bf16_blas_threads']} | {r['ratio_bf16']:.2f}× | "
+                     + (f"{r['elbo_bf16_samples_per_s']:,.0f} | {r['elbo_bf16_threads']} | {r['ratio_elbo_bf16']:.2f}× |"
+                        if r.get("elbo_bf16_threads") else "- | - | - |"))
+    if res.get("model", "vae") == "vae":
+        lines += ["", "elbo bf16 is `elbo train --precision bf16` (bf16 GEMM operands, fp32 accumulation, fp32 master "
+                  "weights and Adam)" + (f"; not run on this CPU: {res['elbo_bf16_missing']}"
+                                         if res.get("elbo_bf16_missing") else ".")]
     lines += ["", "OpenBLAS core each PyTorch configuration ran (requested → reported):", ""]
     for k, c in res["pytorch_configs"].items():
         lines.append(f"- {k}: {c['openblas_core_requested']} → {c['openblas_core']} ({c['openblas_config']})")
@@ -190,6 +201,8 @@ def main():
         threads = thread_counts(cores)
         configs = torch_configs(threads, a.forced_core, bf16=a.model == "vae")
         elbo_cells = {b: {t: [] for t in threads} for b in batches}
+        elbo_bf16_cells = {b: {t: [] for t in threads} for b in batches} if a.model == "vae" else None
+        elbo_bf16_missing = None  # why elbo has no bf16 row on this CPU, when it has none
         torch_cells = {b: {c: [] for c in configs} for b in batches}
         reported = {}
         for rnd in range(1, a.rounds + 1):
@@ -200,6 +213,11 @@ def main():
             for b in batches:
                 for t in threads:
                     elbo_cells[b][t].append(measure_elbo(a, b, t))
+                    if elbo_bf16_cells is not None and elbo_bf16_missing is None:
+                        try:
+                            elbo_bf16_cells[b][t].append(measure_elbo(a, b, t, "bf16"))
+                        except RunError as e:  # e.g. no AVX512_BF16 / FEAT_BF16: the refusal line
+                            elbo_bf16_missing = str(e).rsplit(": ", 1)[-1]
             for cfg in configs:
                 rates, reported[cfg] = measure_torch(a, batches, cfg)
                 for b in batches:
@@ -216,7 +234,12 @@ def main():
         fp32, tr = best(torch_cells[b], lambda c: c[0] == "fp32")
         has_bf16 = any(c[0] == "bf16" for c in torch_cells[b])
         bf16, hr = best(torch_cells[b], lambda c: c[0] == "bf16") if has_bf16 else (("bf16", "-", 0, 0), float("nan"))
+        if elbo_bf16_cells is not None and elbo_bf16_missing is None:
+            e16t, e16r = best(elbo_bf16_cells[b])
+        else:
+            e16t, e16r = None, float("nan")
         rows.append({"batch": b, "elbo_samples_per_s": er, "elbo_threads": et, "pytorch_samples_per_s": tr,
+                     "elbo_bf16_samples_per_s": e16r, "elbo_bf16_threads": e16t, "ratio_elbo_bf16": e16r / hr,
                      "pytorch_config": config_key(fp32), "pytorch_openblas_core": reported[fp32]["openblas_core"],
                      "pytorch_torch_threads": fp32[2], "pytorch_blas_threads": fp32[3], "ratio": er / tr,
                      "pytorch_bf16_samples_per_s": hr, "pytorch_bf16_config": config_key(bf16),
@@ -227,6 +250,7 @@ def main():
     res = {"model": a.model, "cpu": cpu, "cores": cores, "isa": isa, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "elbo_commit": commit, "pytorch": reported[configs[0]]["framework"], "rounds": a.rounds,
            "pytorch_seconds": a.seconds, "elbo_samples": a.samples, "elbo_threads": threads,
+           "elbo_bf16_missing": elbo_bf16_missing,
            "forced_core": a.forced_core, "environment_forcing": {v: os.environ.get(v) for v in FORCING_VARS},
            "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
            "pytorch_configs": {config_key(c): {"precision": c[0], "openblas_core_requested": c[1],
@@ -241,13 +265,15 @@ def main():
               f"best of {a.rounds} rounds; load average {res['load_avg_start'][0]} at start, "
               f"{res['load_avg_end'][0]} at end)")
         print(f"{'batch':>6} {'elbo':>10} {'thr':>4} {'PyTorch fp32':>13} {'core, torch x BLAS':>20} {'ratio':>7} "
-              f"{'PyTorch bf16':>13} {'torch x BLAS':>13} {'ratio':>7}")
+              f"{'PyTorch bf16':>13} {'torch x BLAS':>13} {'ratio':>7} {'elbo bf16':>10} {'ratio':>7}")
         for r in rows:
             fp32_cfg = f"{r['pytorch_openblas_core']}, {r['pytorch_torch_threads']} x {r['pytorch_blas_threads']}"
             bf16_cfg = f"{r['pytorch_bf16_torch_threads']} x {r['pytorch_bf16_blas_threads']}"
             print(f"{r['batch']:>6} {r['elbo_samples_per_s']:>10,.0f} {r['elbo_threads']:>4} "
                   f"{r['pytorch_samples_per_s']:>13,.0f} {fp32_cfg:>20} {r['ratio']:>6.2f}x "
-                  f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x")
+                  f"{r['pytorch_bf16_samples_per_s']:>13,.0f} {bf16_cfg:>13} {r['ratio_bf16']:>6.2f}x"
+                  + (f" {r['elbo_bf16_samples_per_s']:>10,.0f} {r['ratio_elbo_bf16']:>6.2f}x"
+                     if r.get("elbo_bf16_threads") else ""))
     if a.out_dir:
         os.makedirs(a.out_dir, exist_ok=True)
         path = dated_path(a.out_dir, "pytorch" if a.model == "vae" else "pytorch-" + a.model, cpu_slug(cpu),
