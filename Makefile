@@ -11,7 +11,8 @@
 #   make MPI=1       build/elbo-mpi: data-parallel training over MPI (objects in build/mpi/; MPICC=mpicc.mpich for MPICH)
 #   make test-mpi     elbo-mpi under mpirun: checkpoints byte-identical for 1-4 ranks, refusals, faults (scripts/test_mpi.sh)
 #   make bench-mpi    VAE samples/s: 2 ranks x 1 thread vs 1 process x 2 threads at batch 128 and 1024 (scripts/bench_mpi.sh)
-#   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*)
+#   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*; the model
+#                     suites on the NEON tables only, ELBO_TEST_ISAS=neon; suites $(nproc) at a time, TEST_JOBS)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
@@ -355,7 +356,8 @@ bench-mpi: check-deps-mpi
 
 test-arm64: check-deps-arm64
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- cross-tests-build
-	@scripts/run_tests.sh "timeout 900 qemu-aarch64 -cpu max" $(patsubst build/%,build-aarch64/%,$(filter-out build/tests/test_cli_%,$(TEST_SRC:tests/%.c=build/tests/%)))
+	@TEST_JOBS=$${TEST_JOBS:-$$(nproc)} ELBO_TEST_ISAS=$${ELBO_TEST_ISAS-neon} \
+	 scripts/run_tests.sh "timeout 900 qemu-aarch64 -cpu max" $(patsubst build/%,build-aarch64/%,$(filter-out build/tests/test_cli_%,$(TEST_SRC:tests/%.c=build/tests/%)))
 
 .PHONY: cross-tests-build
 cross-tests-build: $(BUILD)/libelbo.a $(CROSS_TEST_BIN)

@@ -8,20 +8,36 @@
 # is missing (a group setup that failed, a suite that stopped midway or never started), or when its passed,
 # failed and skipped counts do not add up to the tests run. "N failed" counts failed tests, plus one for each
 # failed suite in which no single test failed, so it is never 0 when a suite failed.
+#
+# TEST_JOBS=N runs up to N suites at once (default 1); each suite's output is printed whole, in the order given, as
+# soon as it and the suites before it have finished.
 runner="$1"; shift
+jobs=${TEST_JOBS:-1}
 CMOCKA_MESSAGE_OUTPUT=STDOUT; export CMOCKA_MESSAGE_OUTPUT # the standard text format parsed below
 passed=0; failed=0; skipped=0; report=""
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
+pool=""
+trap '[ -n "$pool" ] && kill "$pool" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # The number in the last line of $tmp/out matching the sed pattern $1 (its \1), or empty.
 count() { sed -n "s/$1/\\1/p" "$tmp/out" | tail -n 1; }
 
+# Suite i runs into $tmp/i.out; $tmp/i.status (the exit status of the test process itself, through the runner)
+# appears when it has finished.
+i=0
+for t in "$@"; do i=$((i + 1)); printf '%s %s\n' "$i" "$t"; done > "$tmp/list"
+RUNNER="$runner" DIR="$tmp" xargs -P "$jobs" -L 1 sh -c \
+    '$RUNNER "$2" > "$DIR/$1.out" 2>&1; echo $? > "$DIR/$1.st"; mv "$DIR/$1.st" "$DIR/$1.status"' sh < "$tmp/list" &
+pool=$!
+
+i=0
 for t in "$@"; do
+    i=$((i + 1))
     name=$(basename "$t")
-    # the status of the test process itself (through the runner), not of tee
-    { $runner "$t" 2>&1; echo $? > "$tmp/status"; } | tee "$tmp/out"
-    status=$(cat "$tmp/status")
+    while [ ! -f "$tmp/$i.status" ]; do sleep 0.2; done
+    cat "$tmp/$i.out"
+    mv "$tmp/$i.out" "$tmp/out"
+    status=$(cat "$tmp/$i.status")
     n_start=$(count '^\[==========\] Running \([0-9]*\) test(s)\.$')
     n_run=$(count '^\[==========\] \([0-9]*\) test(s) run\.$')
     p=$(count '^\[  PASSED  \] \([0-9]*\) test(s)\.$'); p=${p:-0}
@@ -55,6 +71,7 @@ for t in "$@"; do
 tests: FAILED $name: ${why#, }"
     fi
 done
+wait "$pool"
 [ -n "$report" ] && printf '%s\n' "${report#?}"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ -z "$report" ]

@@ -182,8 +182,8 @@ static void test_classifier_step_matches_rounded_reference(void **state)
 {
     (void)state;
     size_t tested = 0;
-    for (size_t t = 0; elbo_kernels_available(t); t++) {
-        const elbo_kernels *k32 = elbo_kernels_available(t), *k16 = elbo_kernels_with_precision(k32, ELBO_PRECISION_BF16);
+    for (size_t t = 0; test_model_tables(t); t++) {
+        const elbo_kernels *k32 = test_model_tables(t), *k16 = elbo_kernels_with_precision(k32, ELBO_PRECISION_BF16);
         if (!k16) {
             print_message("  %-6s no bf16 GEMM here (%s)\n", k32->isa, elbo_gemm_bf16_missing(k32));
             continue;

@@ -189,8 +189,8 @@ static void test_gradients_match_torch(void **state)
 {
     (void)state;
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
-        for (size_t i = 0; elbo_kernels_available(i); i++)
-            check_case(CASES[c], elbo_kernels_available(i));
+        for (size_t i = 0; test_model_tables(i); i++)
+            check_case(CASES[c], test_model_tables(i));
     printf("  worst per-sample cross-entropy error %.2e relative (tolerance %g)\n", worst_loss, LOSS_TOL);
 }
 
@@ -244,9 +244,9 @@ static void check_first_step(const elbo_kernels *k, size_t nt)
 static void test_trainer_first_step_matches_torch(void **state)
 {
     (void)state;
-    for (size_t i = 0; elbo_kernels_available(i); i++)
+    for (size_t i = 0; test_model_tables(i); i++)
         for (size_t nt = 1; nt <= 3; nt++)
-            check_first_step(elbo_kernels_available(i), nt);
+            check_first_step(test_model_tables(i), nt);
 }
 
 /* Parameters, Adam's two moments and the gradients (4 arenas of n floats) after each step, and each loss. */
@@ -319,8 +319,8 @@ static void test_trainer_threads_bitwise(void **state)
     elbo_classifier_config c = elbo_classifier_config_default(DET_DIM, DET_CLASSES);
     elbo_param_layout l;
     elbo_classifier_layout_build(&l, &c);
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         det_run one = run_steps(k, 1, images, labels);
         for (size_t nt = 2; nt <= 3; nt++) {
             det_run r = run_steps(k, nt, images, labels);

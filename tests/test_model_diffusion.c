@@ -193,8 +193,8 @@ static void test_gradients_match_torch(void **state)
 {
     (void)state;
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
-        for (size_t i = 0; elbo_kernels_available(i); i++)
-            check_case(CASES[c], elbo_kernels_available(i));
+        for (size_t i = 0; test_model_tables(i); i++)
+            check_case(CASES[c], test_model_tables(i));
 }
 
 /* SiLU in double. */
@@ -210,8 +210,8 @@ static void test_linear_accumulate(void **state)
     (void)state;
     static const size_t sizes[] = {1, 7, 17, 33};
     test_rng rng = {5};
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         double worst = 0;
         for (size_t si = 0; si < 4; si++)
             for (size_t sj = 0; sj < 4; sj++)
@@ -396,8 +396,8 @@ static void test_trainer_threads_and_resume_bitwise(void **state)
     char dir[MAX_PATH], ckpt[2 * MAX_PATH], what[128];
     scratch_mkdtemp(dir, "elbo-diffusion-resume");
     join(ckpt, dir, "d.safetensors");
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         det_run one = run_steps(k, 1, images, 0, ckpt, 2);
         for (size_t nt = 2; nt <= 3; nt++) {
             det_run r = run_steps(k, nt, images, 0, NULL, 0);
@@ -424,8 +424,8 @@ static void test_sampler_and_bound_threads_bitwise(void **state)
     (void)state;
     enum { N = 5, FRAMES = 4 };
     const uint8_t *images = det_images();
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         elbo_diffusion_config c = small_config();
         c.T = 30;
         elbo_diffusion m;
@@ -584,8 +584,8 @@ static void test_bound_matches_double(void **state)
     for (size_t i = 0; i < sizeof x; i++)
         x[i] = (uint8_t)test_rng_below(&rng, 256);
     x[0] = 0, x[1] = 255;
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         elbo_diffusion m;
         elbo_diffusion_activations a;
         tiny_model(&m, k);
@@ -639,8 +639,8 @@ static void test_samplers_match_double(void **state)
 {
     (void)state;
     enum { N = 3, D = 12 };
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         elbo_diffusion m;
         elbo_diffusion_activations a;
         tiny_model(&m, k);

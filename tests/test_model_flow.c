@@ -204,8 +204,8 @@ static void test_gradients_match_torch(void **state)
 {
     (void)state;
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
-        for (size_t i = 0; elbo_kernels_available(i); i++)
-            check_case(CASES[c], elbo_kernels_available(i));
+        for (size_t i = 0; test_model_tables(i); i++)
+            check_case(CASES[c], test_model_tables(i));
 }
 
 /* The couplings' log-determinant per row equals log|det J| of the full Jacobian (autograd in double), within
@@ -213,8 +213,8 @@ static void test_gradients_match_torch(void **state)
 static void test_logdet_matches_jacobian(void **state)
 {
     (void)state;
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         elbo_st_file f;
         elbo_flow m;
         elbo_flow_activations a;
@@ -283,8 +283,8 @@ static void test_inverse_roundtrip(void **state)
     enum { N = 16, STEPS = 30, IMAGES = 256 };
     static uint8_t images[IMAGES * 784];
     make_images(images, IMAGES, 784, 5);
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         char err[256];
         elbo_flow m;
         elbo_flow_activations a;
@@ -410,8 +410,8 @@ static void test_trainer_threads_bitwise(void **state)
     elbo_param_layout l;
     elbo_flow_config c = det_config();
     elbo_flow_layout_build(&l, &c);
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         det_run one = run_steps(k, 1, images);
         for (size_t nt = 2; nt <= 3; nt++) {
             det_run r = run_steps(k, nt, images);
@@ -467,7 +467,7 @@ static void test_full_width_checkpoint_refused(void **state)
     char dir[MAX_PATH], path[2 * MAX_PATH], err[512];
     scratch_mkdtemp(dir, "elbo-flow-format");
     snprintf(path, sizeof path, "%s/flow.safetensors", dir);
-    const elbo_kernels *k = elbo_kernels_available(0);
+    const elbo_kernels *k = test_model_tables(0);
     elbo_flow m, back;
     elbo_flow_config c = elbo_flow_config_default(4, 4);
     c.hidden[0] = c.hidden[1] = 8;
@@ -525,7 +525,7 @@ static void test_bad_input(void **state)
     snprintf(path, sizeof path, "%s/gan.safetensors", dir);
     elbo_gan g;
     elbo_gan_config gc = elbo_gan_config_default(28, 28);
-    const elbo_kernels *k = elbo_kernels_available(0);
+    const elbo_kernels *k = test_model_tables(0);
     assert_int_equal(elbo_gan_init(&g, &gc, k, err, sizeof err), 0);
     elbo_params_init(g.params, &g.layout, 1);
     elbo_model gm = elbo_gan_model(&g);

@@ -168,8 +168,8 @@ static void test_gradients_match_torch(void **state)
 {
     (void)state;
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
-        for (size_t i = 0; elbo_kernels_available(i); i++)
-            check_case(CASES[c], elbo_kernels_available(i));
+        for (size_t i = 0; test_model_tables(i); i++)
+            check_case(CASES[c], test_model_tables(i));
 }
 
 /* Adam's update of every weight and bias of group g (not a spectral norm's u and v) from m's gradients, then the
@@ -311,8 +311,8 @@ static void test_d_steps_match_torch(void **state)
     (void)state;
     static const char *const dcases[] = {"gan_dsteps2_b16", "gan_dsteps2_sn_odd_b9"};
     for (size_t c = 0; c < 2; c++)
-        for (size_t i = 0; elbo_kernels_available(i); i++)
-            check_dsteps_case(dcases[c], elbo_kernels_available(i));
+        for (size_t i = 0; test_model_tables(i); i++)
+            check_dsteps_case(dcases[c], test_model_tables(i));
 }
 
 /* The trainer's parameters params after its first two steps of config c (d_steps 2, elbo_params_init seed DET_SEED,
@@ -453,8 +453,8 @@ static void test_trainer_threads_bitwise(void **state)
     for (size_t i = 0; i < sizeof images; i++)
         images[i] = (uint8_t)test_rng_below(&rng, 256);
     for (int variant = 0; variant < 3; variant++) /* plain, spectral norm, --d-steps 2 with spectral norm */
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         int sn = variant > 0;
         size_t d_steps = variant == 2 ? 2 : 1;
         elbo_param_layout l;
@@ -535,8 +535,8 @@ static void test_phase_barrier(void **state)
     test_rng rng = {31};
     for (size_t i = 0; i < sizeof images; i++)
         images[i] = (uint8_t)test_rng_below(&rng, 256);
-    for (size_t i = 0; elbo_kernels_available(i); i++) {
-        const elbo_kernels *k = elbo_kernels_available(i);
+    for (size_t i = 0; test_model_tables(i); i++) {
+        const elbo_kernels *k = test_model_tables(i);
         barrier_run(k, 1, images, one);
         for (size_t nt = 2; nt <= 3; nt++) {
             barrier_run(k, nt, images, many);
@@ -580,10 +580,10 @@ static void test_extreme_logits(void **state)
         x[i] = (uint8_t)test_rng_below(&rng, 256);
     elbo_rng_normals(z, B * 64, 3, ELBO_STREAM_EPS, 0, 0);
     static const double logits[] = {80, -80}, labels[] = {1, 0.9};
-    for (size_t i = 0; elbo_kernels_available(i); i++)
+    for (size_t i = 0; test_model_tables(i); i++)
         for (size_t li = 0; li < 2; li++)
             for (size_t yi = 0; yi < 2; yi++) {
-                const elbo_kernels *k = elbo_kernels_available(i);
+                const elbo_kernels *k = test_model_tables(i);
                 elbo_gan_config c = elbo_gan_config_default(28, 28);
                 c.real_label = labels[yi];
                 c.spectral_norm = 0; /* all-zero weights have no largest singular value to divide by */

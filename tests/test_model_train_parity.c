@@ -421,8 +421,8 @@ static void test_training_steps_match_torch(void **state)
         elbo_vae_config cfg = config_of(c);
         elbo_param_layout l;
         elbo_vae_layout_build(&l, &cfg);
-        for (size_t i = 0; elbo_kernels_available(i); i++) {
-            const elbo_kernels *k = elbo_kernels_available(i);
+        for (size_t i = 0; test_model_tables(i); i++) {
+            const elbo_kernels *k = test_model_tables(i);
             run_result forced = run_trainer(c, k, 1, &f), free_run = run_trainer(c, k, 1, NULL);
             check_against_torch(c, k->isa, &forced, &f, &l);
             for (size_t nt = 2; nt <= 3; nt++) {

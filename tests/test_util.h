@@ -23,6 +23,41 @@ static inline const elbo_kernels *test_kernels(void)
     return k;
 }
 
+/* 1 when isa is an item of the comma-separated list only. */
+static inline int test_table_listed(const char *isa, const char *only)
+{
+    size_t n = strlen(isa);
+    for (const char *p = only; (p = strstr(p, isa)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+/* The i-th kernel table the model tests train on (NULL past the last): every table this CPU runs
+ * (elbo_kernels_available), or only those named in ELBO_TEST_ISAS (a comma-separated list such as "neon"; the
+ * arm64 run under qemu sets it, as emulation makes each table's model tests minutes long and the scalar table's
+ * arithmetic is the same C on every target, tested natively). Says once on stdout which tables it leaves out. */
+static inline const elbo_kernels *test_model_tables(size_t i)
+{
+    static int said;
+    const char *only = getenv("ELBO_TEST_ISAS");
+    if (!only || !*only)
+        return elbo_kernels_available(i);
+    for (size_t j = 0; !said && elbo_kernels_available(j); j++)
+        if (!test_table_listed(elbo_kernels_available(j)->isa, only))
+            printf("  %-6s not run here (ELBO_TEST_ISAS=%s)\n", elbo_kernels_available(j)->isa, only);
+    said = 1;
+    size_t seen = 0;
+    for (size_t j = 0; elbo_kernels_available(j); j++)
+        if (test_table_listed(elbo_kernels_available(j)->isa, only) && seen++ == i)
+            return elbo_kernels_available(j);
+    if (seen == 0) { /* a filter that leaves nothing would pass every model test untested */
+        print_error("ELBO_TEST_ISAS=%s names no kernel table this CPU runs\n", only);
+        fail();
+    }
+    return NULL;
+}
+
 /* Deterministic 64-bit generator (splitmix64) for test data. */
 typedef struct { uint64_t s; } test_rng;
 
