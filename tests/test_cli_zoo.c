@@ -24,6 +24,7 @@ static int setup(void **state)
 {
     if (find_elbo(state))
         return -1;
+    run_alarm_seconds = 300; /* the tiny zoo: 16 s on 2 idle cores, 32 children */
     scratch_open(dir);
     in_dir(classifier, dir, "clf.safetensors");
     run_result r;
@@ -264,9 +265,32 @@ static void test_bad_data(void **state)
     remove_tree(out);
 }
 
+/* --help lists every option with its default, the step counts of each family among them. */
+static void test_help(void **state)
+{
+    (void)state;
+    static const help_option opts[] = {
+        {"data", "/usr/share/datasets/fashion-mnist"},
+        {"classifier", "build/classifier.safetensors"},
+        {"out-dir", "results"},
+        {"threads", "one per physical core"},
+        {"seed", "1"},
+        {"quick", NULL},
+        {"precision", "fp32,bf16 where this CPU runs bf16, else fp32"},
+        {"families", "vae,gan,flow,diffusion"},
+        {"steps", "vae 20000, gan 7000, flow 1200, diffusion 1600; --quick: 600, 300, 40, 60"},
+        {"count", "10000; --quick: 1000"},
+        {"bound-images", "1000; --quick: 100"},
+        {"iw", "100; --quick: 10"},
+        {"figure", "scripts/zoo_figure.py"},
+    };
+    check_help("zoo", opts, sizeof opts / sizeof opts[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
         cmocka_unit_test(test_missing_classifier),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_tiny_zoo),

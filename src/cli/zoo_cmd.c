@@ -370,13 +370,13 @@ int cli_zoo(int argc, char **argv)
     zoo_args a = {.classifier = "build/classifier.safetensors", .out_dir = "results", .seed = 1, .count = 10000,
                   .bound_images = 1000, .iw_k = 100, .families = "vae,gan,flow,diffusion"};
     char steps_text[256];
-    int w = snprintf(steps_text, sizeof steps_text, "each family's own:");
-    for (size_t i = 0; i < zoo_n_families && w > 0 && (size_t)w < sizeof steps_text; i++)
-        w += snprintf(steps_text + w, sizeof steps_text - (size_t)w, " %s %ld%s", zoo_families[i].name,
-                      zoo_families[i].steps, i + 1 < zoo_n_families ? "," : "");
-    for (size_t i = 0; i < zoo_n_families && w > 0 && (size_t)w < sizeof steps_text; i++)
-        w += snprintf(steps_text + w, sizeof steps_text - (size_t)w, "%s%s %ld%s", i ? " " : "; --quick: ",
-                      zoo_families[i].name, zoo_families[i].quick_steps, i + 1 < zoo_n_families ? "," : "");
+    int w = 0;
+    for (size_t i = 0; i < zoo_n_families && w >= 0 && (size_t)w < sizeof steps_text; i++)
+        w += snprintf(steps_text + w, sizeof steps_text - (size_t)w, "%s%s %ld", i ? ", " : "", zoo_families[i].name,
+                      zoo_families[i].steps);
+    for (size_t i = 0; i < zoo_n_families && w >= 0 && (size_t)w < sizeof steps_text; i++)
+        w += snprintf(steps_text + w, sizeof steps_text - (size_t)w, "%s%ld", i ? ", " : "; --quick: ",
+                      zoo_families[i].quick_steps);
     cli_option opts[] = {
         {"data", ARG_STRING, &a.data, "DIR", "dataset: a directory of IDX files, or synthetic:N", 0, 0,
          ELBO_DEFAULT_DATA_DIR, 0, 0},
@@ -392,7 +392,7 @@ int cli_zoo(int argc, char **argv)
         {"precision", ARG_STRING, &a.precision, "LIST", "fp32 and/or bf16, comma-separated", 0, 0,
          "fp32,bf16 where this CPU runs bf16, else fp32", 0, 0},
         {"families", ARG_STRING, &a.families, "LIST", "which of vae,gan,flow,diffusion to run", 0, 0, NULL, 0, 0},
-        {"steps", ARG_LONG, &a.steps, "N", "training steps of every family", 1, 1e12, steps_text, 0, 0},
+        {"steps", ARG_LONG, &a.steps, "N", "training steps of every family, or each its own", 1, 1e12, steps_text, 0, 0},
         {"count", ARG_SIZE, &a.count, "N", "samples scored for FD and class coverage", 2, 1000000,
          "10000; --quick: 1000", 0, 0},
         {"bound-images", ARG_SIZE, &a.bound_images, "N", "the diffusion bound's first N test images", 1, 1000000,
