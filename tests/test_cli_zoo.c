@@ -24,7 +24,8 @@ static int setup(void **state)
 {
     if (find_elbo(state))
         return -1;
-    run_alarm_seconds = 300; /* the tiny zoo: 16 s on 2 idle cores, 32 children */
+    run_alarm_seconds = 1200; /* a hang guard: the tiny zoo (32 children) takes 16 s on 2 idle cores, over 300 s on
+                               * a loaded machine */
     scratch_open(dir);
     in_dir(classifier, dir, "clf.safetensors");
     run_result r;
@@ -129,7 +130,9 @@ static void check_run(const cJSON *run, const char *out, const cJSON *peaks)
         const char *peak = str(run, "peak", what);
         if (strcmp(peak, !strcmp(prec, "bf16") && num(peaks, "bf16_gflops") > 0 ? "bf16" : "fma"))
             test_failf("%s: measured against the %s peak\n", what, peak);
-        expect_in("pct_peak", num(run, "pct_peak"), 1e-6, 100);
+        /* up to 4x: the peak and the training are wall-clock figures of a machine that may be shared, each may
+         * catch the other's load; a unit slip (GFLOP against FLOP/s, ms against s) is 1000x */
+        expect_in("pct_peak", num(run, "pct_peak"), 1e-6, 400);
     }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(run, "metric");
     if (!strcmp(family, "gan")) {
@@ -289,11 +292,12 @@ static void test_help(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_missing_classifier),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_tiny_zoo),
     };
+    test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, setup, teardown);
 }
