@@ -21,6 +21,9 @@
 #   make test-sanitize  the test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make valgrind     valgrind memcheck over a short training run (0 errors, 0 bytes definitely lost)
 #   make classifier   train the reference classifier once (20 epochs, seed 1) into build/classifier.safetensors
+#   make zoo          VAE, GAN, flow and diffusion side by side (fp32 and bf16, fixed steps, scored by the classifier):
+#                     results/zoo-<cpu>-<date>.{json,md,png} (under 15 minutes); ZOO_QUICK=1 a one-minute version
+#                     into build/zoo/; ZOO_ARGS=... more `elbo zoo` options
 #   make deps         install the Debian packages the project needs (root); deps-fuzz: clang for make fuzz
 
 ifeq ($(origin CC),default)
@@ -101,7 +104,7 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: bench-mpi test-mpi check-deps-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: zoo bench-mpi test-mpi check-deps-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),$(MPI_BIN))
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -144,6 +147,9 @@ $(BUILD)/%.o: %.cc
 
 # bench_context.o records the commit: rebuilt when it changes (the stamp is rewritten only then).
 $(BUILD)/bench/bench_context.o: EXTRA_DEFS = '-DELBO_GIT_COMMIT="$(GIT_COMMIT)"' '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"'
+# the zoo's JSON names the commit too
+$(BUILD)/src/cli/zoo_cmd.o: EXTRA_DEFS = '-DELBO_GIT_COMMIT="$(GIT_COMMIT)"'
+$(BUILD)/src/cli/zoo_cmd.o: $(BUILD)/bench/git-commit.stamp
 # the build flags only in the objects that print them
 $(BUILD)/src/cli/info.o: EXTRA_DEFS = '-DELBO_BUILD_FLAGS="$(BUILD_FLAGS_STR)"'
 $(BUILD)/bench/bench_context.o: $(BUILD)/bench/git-commit.stamp
@@ -467,6 +473,14 @@ classifier: check-deps
 
 $(CLASSIFIER): | $(BUILD)/elbo
 	$(BUILD)/elbo train --model classifier --epochs 20 --seed 1 --save $@
+
+# make zoo: `elbo zoo` (src/cli/zoo_cmd.c; elbo zoo --help) with the reference classifier, trained first when missing;
+# it draws results/zoo-<cpu>-<date>.png with scripts/zoo_figure.py. ZOO_QUICK=1: --quick, into $(BUILD)/zoo/.
+ZOO_ARGS ?=
+ZOO_OUT_DIR ?= $(if $(filter 1,$(ZOO_QUICK)),$(BUILD)/zoo,results)
+zoo: check-deps
+	@$(MAKE) --no-print-directory all $(CLASSIFIER)
+	$(BUILD)/elbo zoo --classifier $(CLASSIFIER) --out-dir $(ZOO_OUT_DIR) $(if $(filter 1,$(ZOO_QUICK)),--quick) $(ZOO_ARGS)
 
 clean:
 	rm -rf build build-*

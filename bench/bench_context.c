@@ -65,38 +65,12 @@ void bench_context_add(const bench_env *env, const char *dataset)
     add("membw_triad_gbs", "%.2f", env->membw_gbs);
 }
 
-/* The CPU's brand string as a file-name slug: "AMD EPYC 7B13 64-Core Processor" -> "amd-epyc-7b13-64-core-processor". */
-static void cpu_slug(char *out, size_t outlen)
-{
-    char model[64];
-    snprintf(model, sizeof model, "%s", elbo_cpu_features_get()->model);
-    char *at = strstr(model, " @ "); /* "Intel(R) Xeon(R) ... CPU @ 2.90GHz": the clock is not the CPU */
-    if (at)
-        *at = '\0';
-    size_t n = 0;
-    for (const char *p = model; *p && n + 1 < outlen; p++) {
-        if (*p == '(' && (strncasecmp(p, "(r)", 3) == 0 || strncasecmp(p, "(tm)", 4) == 0)) {
-            p = strchr(p, ')');
-            continue;
-        }
-        if (isalnum((unsigned char)*p))
-            out[n++] = (char)tolower((unsigned char)*p);
-        else if (n > 0 && out[n - 1] != '-')
-            out[n++] = '-';
-    }
-    while (n > 0 && out[n - 1] == '-')
-        n--;
-    out[n] = '\0';
-    if (n == 0)
-        snprintf(out, outlen, "unknown-cpu");
-}
-
 int bench_results_path(const char *dir, char *out, size_t outlen)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return -1;
     char slug[64], date[16];
-    cpu_slug(slug, sizeof slug);
+    elbo_cpu_slug(slug, sizeof slug);
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);

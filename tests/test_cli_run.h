@@ -23,6 +23,9 @@
 /* Path of the elbo binary: beside this test's directory, else build/elbo from the repo root. */
 static char elbo_path[MAX_PATH] = "build/elbo";
 
+/* Seconds a run may take before it is killed (SIGALRM). */
+static unsigned run_alarm_seconds = 60;
+
 /* When set, runs as user and group nobody if the test is root (so that file permissions apply), from a copy of
  * the binary that nobody may reach (see nobody_elbo). */
 static int run_unprivileged;
@@ -95,7 +98,7 @@ static inline const char *nobody_elbo(void)
     return path;
 }
 
-/* Runs elbo with the NULL-terminated arguments args (stdin from /dev/null, 60 s limit) and captures its
+/* Runs elbo with the NULL-terminated arguments args (stdin from /dev/null, run_alarm_seconds limit) and captures its
  * exit status, stdout and stderr; as nobody (run_unprivileged, when root) it runs the copy from nobody_elbo. */
 static inline void run_argv(run_result *r, const char *const *args)
 {
@@ -120,7 +123,7 @@ static inline void run_argv(run_result *r, const char *const *args)
             _exit(126);
         if (as_nobody && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
             _exit(126);
-        alarm(60);
+        alarm(run_alarm_seconds);
         execv(exe, (char *const *)argv);
         _exit(127);
     }

@@ -27,4 +27,7 @@ int cli_latent_map(int argc, char **argv);
 /* `elbo anomaly`: per-image anomaly scores, AUROC and threshold, histogram (CSV, PNG). */
 int cli_anomaly(int argc, char **argv);
 
+/* `elbo zoo`: the four families trained and scored side by side (JSON, Markdown, PNG). */
+int cli_zoo(int argc, char **argv);
+
 #endif

@@ -18,6 +18,7 @@ static const subcommand SUBCOMMANDS[] = {
     {"interpolate", cli_interpolate, "decoded path between two test images in latent space (PNG)"},
     {"latent-map", cli_latent_map, "test set in latent space: class scatter, manifold grid for Z = 2 (CSV, PNG)"},
     {"anomaly", cli_anomaly, "anomaly scores of test images: AUROC, threshold, histogram (CSV, PNG)"},
+    {"zoo", cli_zoo, "the four families trained side by side: one table, one picture (make zoo)"},
     {"info", cli_info, "CPU features, the kernel path chosen, build flags; a checkpoint's model"},
 };
 

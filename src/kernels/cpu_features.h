@@ -2,6 +2,8 @@
 #ifndef ELBO_CPU_FEATURES_H
 #define ELBO_CPU_FEATURES_H
 
+#include <stddef.h>
+
 typedef struct {
     int avx2;        /* AVX2 and the OS saves YMM state */
     int fma;         /* FMA3 */
@@ -27,5 +29,9 @@ void elbo_x86_family_model(unsigned eax, unsigned *family, unsigned *model);
 /* arm64: the first "CPU implementer" and "CPU part" of /proc/cpuinfo text (hex, e.g. 0x41 and 0xd0c) into
  * *implementer and *part; returns 0, or -1 (both left 0) when the text names neither. */
 int elbo_arm64_midr_from_cpuinfo(const char *text, unsigned *implementer, unsigned *part);
+
+/* The CPU brand string as a file-name slug, as results/ names files: "AMD EPYC 7B13 64-Core Processor" ->
+ * "amd-epyc-7b13-64-core-processor" ("(R)", "(TM)" and the clock after " @ " dropped; "unknown-cpu" when empty). */
+void elbo_cpu_slug(char *out, size_t outlen);
 
 #endif

@@ -1,4 +1,5 @@
-/* Measured FMA peak of one core: the reference every efficiency figure is taken against. */
+/* Measured FMA peak of one core: the reference every efficiency figure is taken against (elbo_bench, and elbo zoo
+ * through peak.h). */
 #ifndef ELBO_FMA_PEAK_H
 #define ELBO_FMA_PEAK_H
 
