@@ -471,27 +471,29 @@ static void input_rows(const elbo_flow *m, elbo_flow_activations *a, const uint8
     to_flow_order(m, a->dh, a->h[0], r0, r1);
 }
 
-/* Part `part` of nparts of a training step's forward and backward over b rows (holds team barriers), after rows
- * [r0, r1) of h[0] and pre are in place. */
-static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
-                      size_t r1, size_t part, size_t nparts)
-{
-    for (size_t k = 0; k < m->cfg.couplings; k++) {
-        elbo_mlp_forward_part(&a->net[k], ws, net_input(m, a, k, k), b, r0, r1, part, nparts, m->params);
-        coupling_rows(m, a, k, r0, r1);
-    }
-    prior_rows(m, a, r0, r1, 1.0f / (float)b);
-    backward_rows(m, a, ws, b, r0, r1);
-}
-
-/* Rows [r0, r1) of the forward pass only (no barrier), after h[0]. */
-static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1)
+/* Rows [r0, r1) of the forward pass (no barrier), after h[0]: z, each row's nll_z and log_det, and, when
+ * dz_scale > 0, dh = dz_scale z (prior_rows). */
+static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1,
+                         float dz_scale)
 {
     for (size_t k = 0; k < m->cfg.couplings; k++) {
         elbo_mlp_forward_rows(&a->net[k], ws, net_input(m, a, k, k), r0, r1, m->params);
         coupling_rows(m, a, k, r0, r1);
     }
-    prior_rows(m, a, r0, r1, 0.0f);
+    prior_rows(m, a, r0, r1, dz_scale);
+}
+
+/* Rows [r0, r1) of a training step's forward and backward over a batch of b rows (no barrier), after those rows of
+ * h[0] and pre are in place. The forward runs by rows, as the backward does, rather than split by output features
+ * (elbo_mlp_forward_part): that split needs a team barrier before and after every layer, 32 a step for 8 couplings,
+ * and the bytes it saves are the weights' share another thread rewrote, which a flow's nets (7 M parameters, their
+ * packed copies, gradients and Adam moments: ~170 MB) never keep in a core's cache anyway. The same bits either way
+ * (elbo_mlp_forward_part leaves those of elbo_mlp_forward_rows). */
+static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
+                      size_t r1)
+{
+    forward_rows(m, a, ws, r0, r1, 1.0f / (float)b);
+    backward_rows(m, a, ws, b, r0, r1);
 }
 
 /* Each coupling's layers as the tail sees them: the net's, then the scale layer on the zeros column; returns how many. */
@@ -528,7 +530,7 @@ void elbo_flow_forward_y(const elbo_flow *m, elbo_flow_activations *a, const flo
 {
     size_t nk = m->cfg.couplings;
     to_flow_order(m, y, a->h[0], 0, n);
-    forward_rows(m, a, &a->ws, 0, n);
+    forward_rows(m, a, &a->ws, 0, n, 0.0f);
     to_pixel_order(m, a->h[nk], z, n);
     memcpy(logdet, a->log_det, n * sizeof(double));
 }
@@ -552,7 +554,7 @@ double elbo_flow_grads(elbo_flow *m, elbo_flow_activations *a, const uint8_t *x,
     elbo_trainable t[ELBO_MAX_LAYERS];
     elbo_flow_preprocess(&m->cfg, x, u, a->dh, a->pre, b);
     to_flow_order(m, a->dh, a->h[0], 0, b);
-    step_rows(m, a, &a->ws, b, 0, b, 0, 1);
+    step_rows(m, a, &a->ws, b, 0, b);
     elbo_tail_grads_part(t, flow_trainables(m, a, t), &a->ws, m->grads, b, 0, 1);
     return flow_sums(a, b).loss / (double)b;
 }
@@ -561,7 +563,7 @@ void elbo_flow_nll_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_
                         size_t r0, size_t r1, uint64_t seed, size_t first, uint32_t draw, double *nll)
 {
     input_rows(m, a, x, r0, r1, seed, ELBO_STREAM_EVAL, first, draw);
-    forward_rows(m, a, ws, r0, r1);
+    forward_rows(m, a, ws, r0, r1, 0.0f);
     for (size_t r = r0; r < r1; r++)
         nll[r] = a->nll_z[r] - a->log_det[r] + a->pre[r];
 }
@@ -677,8 +679,10 @@ static void flow_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws
                             size_t r1, size_t part, size_t nparts)
 {
     const elbo_flow *m = impl;
+    (void)part;
+    (void)nparts;
     input_rows(m, act, bt->x, r0, r1, bt->seed, ELBO_STREAM_EPS, 0, bt->step);
-    step_rows(m, act, ws, bt->b, r0, r1, part, nparts);
+    step_rows(m, act, ws, bt->b, r0, r1);
 }
 
 /* elbo_model_ops.grads_finite: every net's output gradients and the scale gradients of rows [r0, r1). */
@@ -717,7 +721,7 @@ static void flow_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws,
 {
     const elbo_flow *m = impl;
     input_rows(m, act, bt->x, r0, r1, bt->seed, ELBO_STREAM_EVAL, bt->first_index, bt->step);
-    forward_rows(m, act, ws, r0, r1);
+    forward_rows(m, act, ws, r0, r1, 0.0f);
 }
 
 /* The value of __metadata__.coupling_layout: the nets' tensors hold only the entries the model uses (flow.h). */
