@@ -176,6 +176,17 @@ void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, floa
     l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
 }
 
+void elbo_linear_param_grads_packed(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                                    const elbo_packed_b *x, size_t b, size_t lo, size_t hi)
+{
+    if (hi == lo)
+        return;
+    assert(l->precision == ELBO_PRECISION_FP32 && x->kernels == l->kern && x->k == b && x->n == l->in);
+    elbo_gemm_packed(l->kern, ws, hi - lo, l->in, b, 1.0f, elbo_operand_f32(dy + lo, l->out, ELBO_TRANS), x, 0.0f,
+                     grads + l->w_off + lo * l->in, l->in, NULL);
+    l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
+}
+
 void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                                  elbo_operand x, size_t b, size_t lo, size_t hi)
 {

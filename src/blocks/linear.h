@@ -98,6 +98,11 @@ void elbo_linear_data_grad_accumulate(const elbo_linear *l, elbo_gemm_workspace 
 void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                              elbo_operand x, size_t b, size_t lo, size_t hi);
 
+/* As elbo_linear_param_grads with x (b, in) already packed as that GEMM's B (elbo_pack_b's layout for l's kernels,
+ * K = b; FP32 layers only): the same bits, without packing x again for every block of features. */
+void elbo_linear_param_grads_packed(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                                    const elbo_packed_b *x, size_t b, size_t lo, size_t hi);
+
 /* As elbo_linear_param_grads, adding dW rows [lo, hi) += dy^T x and db [lo, hi) += its column sums into grads. */
 void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                                  elbo_operand x, size_t b, size_t lo, size_t hi);

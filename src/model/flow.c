@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finite.h"
 #include "rng.h"
 
 elbo_flow_config elbo_flow_config_default(size_t image_rows, size_t image_cols)
@@ -313,7 +314,14 @@ int elbo_flow_activations_init(elbo_flow_activations *a, const elbo_flow *m, siz
     int log_det = elbo_act_arena_add(&a->arena, "log_det", sizeof(double));
     int pre = elbo_act_arena_add(&a->arena, "pre", sizeof(double));
     int ld_k = elbo_act_arena_add(&a->arena, "ld_k", sizeof(double));
-    if (ld_k < 0 || elbo_act_arena_alloc(&a->arena, max_batch) != 0 || elbo_gemm_workspace_init(&a->ws, m->kern) != 0) {
+    int packed_ok = 1;
+    for (size_t k = 0; k < nk && m->kern->precision == ELBO_PRECISION_FP32; k++)
+        for (size_t i = 0; i <= nh; i++) {
+            const elbo_linear *l = &m->layer[k * layers_per_coupling(c) + i];
+            packed_ok = packed_ok && elbo_packed_b_alloc(&a->x_packed[k][i], m->kern, max_batch, l->in) == 0;
+        }
+    if (ld_k < 0 || !packed_ok || elbo_act_arena_alloc(&a->arena, max_batch) != 0 ||
+        elbo_gemm_workspace_init(&a->ws, m->kern) != 0) {
         elbo_flow_activations_free(a);
         return -1;
     }
@@ -342,6 +350,9 @@ void elbo_flow_activations_free(elbo_flow_activations *a)
 {
     elbo_act_arena_free(&a->arena);
     elbo_gemm_workspace_free(&a->ws);
+    for (size_t k = 0; k < ELBO_FLOW_MAX_COUPLINGS; k++)
+        for (size_t i = 0; i <= ELBO_MAX_HIDDEN; i++)
+            elbo_packed_b_free(&a->x_packed[k][i]);
     memset(a, 0, sizeof *a);
 }
 
@@ -414,9 +425,21 @@ static void prior_rows(const elbo_flow *m, elbo_flow_activations *a, size_t r0, 
     }
 }
 
+/* Rows [r0, r1) of net k's layer inputs (B, in_i) into their x_packed (K = b rows) where the activations have them:
+ * the weight gradients' B operand, packed once per step instead of once per block of the tail. */
+static void pack_net_inputs(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t b, size_t r0, size_t r1)
+{
+    const elbo_mlp *net = &a->net[k];
+    for (size_t i = 0; i < net->n && a->x_packed[k][i].data; i++) {
+        elbo_packed_b pb = a->x_packed[k][i];
+        pb.k = b;
+        elbo_pack_b_region(&pb, elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), r0, r1, 0, pb.n);
+    }
+}
+
 /* Rows [r0, r1) of the backward pass over a batch of b rows, from dh = d loss / d z: each coupling's backward on its
  * transformed block, its net's data gradients, and the gradient through the net's input added to dh's kept block
- * (but for coupling 0). */
+ * (but for coupling 0); then the rows of its layer inputs packed for the weight gradients (pack_net_inputs). */
 static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
                           size_t r1)
 {
@@ -436,6 +459,7 @@ static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gem
                 for (size_t j = 0; j < n_kept; j++)
                     g[j] += dx[j];
             }
+        pack_net_inputs(m, a, k, b, r0, r1);
     }
 }
 
@@ -496,15 +520,20 @@ static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_wo
     backward_rows(m, a, ws, b, r0, r1);
 }
 
-/* Each coupling's layers as the tail sees them: the net's, then the scale layer on the zeros column; returns how many. */
-static size_t flow_trainables(const elbo_flow *m, const elbo_flow_activations *a, elbo_trainable *out)
+/* Each coupling's layers as the tail sees them over a step of b rows: the net's (with their packed inputs, whose K
+ * becomes b), then the scale layer on the zeros column; returns how many. */
+static size_t flow_trainables(const elbo_flow *m, elbo_flow_activations *a, size_t b, elbo_trainable *out)
 {
     size_t n = 0;
     for (size_t k = 0; k < m->cfg.couplings; k++) {
         const elbo_mlp *net = &a->net[k];
-        for (size_t i = 0; i < net->n; i++, n++)
+        for (size_t i = 0; i < net->n; i++, n++) {
+            elbo_packed_b *xp = &a->x_packed[k][i];
+            xp->k = b;
             out[n] = (elbo_trainable){.layer = (elbo_linear *)&net->layer[i], .dy = net->dout[i],
-                                      .x = elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), .rotate = n};
+                                      .x = elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), .rotate = n,
+                                      .x_packed = xp->data ? xp : NULL};
+        }
         out[n] = (elbo_trainable){.layer = (elbo_linear *)scale_layer(m, k), .dy = a->dscale[k],
                                   .x = elbo_operand_f32(a->zeros, 1, ELBO_NOTRANS), .rotate = n};
         n++;
@@ -555,7 +584,7 @@ double elbo_flow_grads(elbo_flow *m, elbo_flow_activations *a, const uint8_t *x,
     elbo_flow_preprocess(&m->cfg, x, u, a->dh, a->pre, b);
     to_flow_order(m, a->dh, a->h[0], 0, b);
     step_rows(m, a, &a->ws, b, 0, b);
-    elbo_tail_grads_part(t, flow_trainables(m, a, t), &a->ws, m->grads, b, 0, 1);
+    elbo_tail_grads_part(t, flow_trainables(m, a, b, t), &a->ws, m->grads, b, 0, 1);
     return flow_sums(a, b).loss / (double)b;
 }
 
@@ -685,18 +714,17 @@ static void flow_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws
     step_rows(m, act, ws, bt->b, r0, r1);
 }
 
-/* elbo_model_ops.grads_finite: every net's output gradients and the scale gradients of rows [r0, r1). */
+/* elbo_model_ops.grads_finite: every net's output gradients and the scale gradients (B, Dt) of rows [r0, r1). */
 static int flow_grads_finite(const void *impl, const void *act, size_t r0, size_t r1)
 {
     const elbo_flow *m = impl;
     const elbo_flow_activations *a = act;
-    size_t d = m->cfg.input_dim;
     for (size_t k = 0; k < m->cfg.couplings; k++) {
-        if (!elbo_mlp_output_grads_finite(&a->net[k], r0, r1))
+        size_t kept, n_kept, tr, nt;
+        elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+        if (!elbo_mlp_output_grads_finite(&a->net[k], r0, r1) ||
+            !elbo_floats_finite(a->dscale[k] + r0 * nt, (r1 - r0) * nt))
             return 0;
-        for (size_t i = r0 * d; i < r1 * d; i++)
-            if (!isfinite(a->dscale[k][i]))
-                return 0;
     }
     return 1;
 }
@@ -711,8 +739,7 @@ static elbo_step_loss flow_batch_loss(const void *impl, const void *act, size_t 
 /* elbo_model_ops.trainables. */
 static size_t flow_ops_trainables(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out)
 {
-    (void)bt;
-    return flow_trainables(impl, act, out);
+    return flow_trainables(impl, act, bt->b, out);
 }
 
 /* elbo_model_ops.eval_rows: the loss of rows [r0, r1) with the noise of (seed, EVAL, sample index, bt->step). */

@@ -77,6 +77,9 @@ typedef struct {
     float *zeros;                             /* (B, 1) the scale layers' input: their weight gradient is 0 */
     double *nll_z, *log_det, *pre, *ld_k;     /* (B) each row's parts; ld_k: one coupling's log-determinant */
     elbo_mlp net[ELBO_FLOW_MAX_COUPLINGS];
+    elbo_packed_b x_packed[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN + 1]; /* FP32 kernels: net k's layer i input
+                                               * (B, in_i) packed as its weight gradient's B (K = the step's rows),
+                                               * by the backward pass; no storage otherwise */
     elbo_act_arena arena;
     elbo_gemm_workspace ws;                   /* for single-threaded callers */
 } elbo_flow_activations;
