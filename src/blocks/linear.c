@@ -70,9 +70,11 @@ void elbo_linear_pack_features(elbo_linear *l, const float *params, size_t lo, s
             elbo_pack_b_bf16_region(&l->bwd16, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
         return;
     }
-    elbo_pack_b_region(&l->fwd, elbo_operand_f32(w, l->in, ELBO_TRANS), 0, l->in, lo, hi);
+    void (*pack)(elbo_packed_b *, elbo_operand, size_t, size_t, size_t, size_t) =
+        l->stream_packs ? elbo_pack_b_region_stream : elbo_pack_b_region;
+    pack(&l->fwd, elbo_operand_f32(w, l->in, ELBO_TRANS), 0, l->in, lo, hi);
     if (l->bwd.data)
-        elbo_pack_b_region(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
+        pack(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
 }
 
 /* C (m x n, row stride ldc) = a (m x k) . the packed B (fwd or bwd by `bwd`) + beta C, then epi, in the layer's

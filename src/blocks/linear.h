@@ -37,6 +37,10 @@ typedef struct {
     elbo_precision precision;  /* kern->precision: FP32 uses fwd and bwd, BF16 fwd16 and bwd16 (the others empty) */
     elbo_packed_b_bf16 fwd16;  /* BF16: W^T (in x out) rounded to bf16, packed for the forward GEMM */
     elbo_packed_b_bf16 bwd16;  /* BF16: W (out x in) rounded to bf16 for the data-gradient GEMM (empty without it) */
+    int stream_packs;          /* 1: elbo_linear_pack_features writes the FP32 panels with non-temporal stores
+                                * (elbo_pack_b_region_stream), for a model whose weights, packed copies and optimizer
+                                * state far exceed the caches, so that the panels come from memory at their next use
+                                * anyway; 0 after init */
 } elbo_linear;
 
 /* Sets up a layer of the arena `params` (which must outlive it) and allocates its packed weights; with_data_grad

@@ -30,6 +30,8 @@ typedef struct elbo_kernels {
     size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
     elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
     elbo_pack_b_fn pack_b;              /* packs B panels into nr-column panels (bitwise as elbo_pack_b_panel) */
+    elbo_pack_b_fn pack_b_stream;       /* optional: pack_b's panels written with non-temporal stores, for packed
+                                         * weights no cache would keep until their next use */
     elbo_transpose_fn transpose;        /* copies a matrix transposed (a C computed as C^T back into C, gemm.c) */
     elbo_reparam_forward_fn reparam_forward;
     elbo_reparam_backward_fn reparam_backward;

@@ -196,6 +196,9 @@ int elbo_flow_init(elbo_flow *m, const elbo_flow_config *cfg, const elbo_kernels
         int data_grad = !is_scale && i != 0;
         ok = elbo_linear_init(&m->layer[i], kern, ly->in, ly->out, ly->w_off, ly->b_off,
                               hidden ? ELBO_ACT_RELU : ELBO_ACT_NONE, m->params, data_grad) == 0;
+        /* ~170 MB of weights, packed copies, gradients and Adam moments a step: a net's panels repacked after the
+         * update are read from memory by the next step's forward whatever the caches did with them */
+        m->layer[i].stream_packs = !is_scale;
     }
     if (!ok) {
         elbo_flow_free(m);
