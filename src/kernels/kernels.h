@@ -56,6 +56,11 @@ typedef struct elbo_kernels {
     elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
     elbo_coupling_inverse_fn coupling_inverse;
     elbo_coupling_backward_fn coupling_backward;
+    elbo_coupling_forward_saving_fn coupling_forward_saving; /* optional, with coupling_backward_saved: a training */
+    elbo_coupling_backward_saved_fn coupling_backward_saved; /* step's pair without recomputing tanh and exp, the
+                                                              * bits of the table's own forward and backward (NULL
+                                                              * where the ISA has none: the scalar table, and every
+                                                              * table built on it that does not set both) */
 } elbo_kernels;
 
 /* The best table this CPU supports, or the one named by ELBO_ISA if set and supported

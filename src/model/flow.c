@@ -395,16 +395,28 @@ static void copy_kept(const elbo_flow *m, size_t k, const float *src, float *dst
         memcpy(dst + r * d + kept, src + r * d + kept, n_kept * sizeof(float));
 }
 
+/* 1 when the kernels have the coupling pair that keeps tanh and exp from the forward for the backward. */
+static int keeps_coupling_terms(const elbo_flow *m)
+{
+    return m->kern->coupling_forward_saving && m->kern->coupling_backward_saved;
+}
+
 /* Rows [r0, r1) of coupling k after its net's forward: h[k + 1] from h[k] and raw[k], the log-determinant added into
- * log_det. */
-static void coupling_rows(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t r0, size_t r1)
+ * log_det; in a training step (train), where the kernels can, raw[k]'s s half left holding tanh(raw_s) and
+ * dscale[k] exp(s) for the backward (keeps_coupling_terms). */
+static void coupling_rows(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t r0, size_t r1, int train)
 {
     size_t d = m->cfg.input_dim, kept, n_kept, tr, nt;
     if (r1 == r0)
         return;
     elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
-    m->kern->coupling_forward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
-                              a->h[k + 1] + r0 * d + tr, d, a->ld_k + r0, r1 - r0, nt);
+    if (train && keeps_coupling_terms(m))
+        m->kern->coupling_forward_saving(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                         a->h[k + 1] + r0 * d + tr, d, a->dscale[k] + r0 * nt, a->ld_k + r0, r1 - r0,
+                                         nt);
+    else
+        m->kern->coupling_forward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                  a->h[k + 1] + r0 * d + tr, d, a->ld_k + r0, r1 - r0, nt);
     copy_kept(m, k, a->h[k], a->h[k + 1], r0, r1);
     for (size_t r = r0; r < r1; r++)
         a->log_det[r] = k == 0 ? a->ld_k[r] : a->log_det[r] + a->ld_k[r];
@@ -452,8 +464,13 @@ static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gem
     for (size_t k = m->cfg.couplings; k-- > 0;) {
         size_t kept, n_kept, tr, nt;
         elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
-        m->kern->coupling_backward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
-                                   a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b, r1 - r0, nt);
+        if (keeps_coupling_terms(m)) /* exp(s) in dscale, each element read before it is overwritten */
+            m->kern->coupling_backward_saved(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                             a->dscale[k] + r0 * nt, a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt,
+                                             1.0f / (float)b, r1 - r0, nt);
+        else
+            m->kern->coupling_backward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                       a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b, r1 - r0, nt);
         elbo_mlp_backward_rows(&a->net[k], ws, r0, r1, NULL, ELBO_ACT_NONE);
         if (k > 0)
             for (size_t r = r0; r < r1; r++) {
@@ -499,13 +516,13 @@ static void input_rows(const elbo_flow *m, elbo_flow_activations *a, const uint8
 }
 
 /* Rows [r0, r1) of the forward pass (no barrier), after h[0]: z, each row's nll_z and log_det, and, when
- * dz_scale > 0, dh = dz_scale z (prior_rows). */
+ * dz_scale > 0 (a training step), dh = dz_scale z (prior_rows) and what the couplings keep for the backward. */
 static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1,
                          float dz_scale)
 {
     for (size_t k = 0; k < m->cfg.couplings; k++) {
         elbo_mlp_forward_rows(&a->net[k], ws, net_input(m, a, k, k), r0, r1, m->params);
-        coupling_rows(m, a, k, r0, r1);
+        coupling_rows(m, a, k, r0, r1, dz_scale > 0);
     }
     prior_rows(m, a, r0, r1, dz_scale);
 }
