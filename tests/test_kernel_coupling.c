@@ -8,7 +8,8 @@
  * an FMA or two leave < 5e-7 (d raw_s: 1 - th^2 in float is off by up to 1.2e-7 absolute where tanh saturates,
  * which its magnitude allows for); a wrong derivative (1 - th instead of 1 - th^2), a dropped mask or a missing -w miss by
  * orders of magnitude, and a row stride taken for n shows as a write into the padding. The inverse returns h within
- * TOL of |h| + |t| e^-s. */
+ * TOL of |h| + |t| e^-s. The pair a training step uses where a table has it (the forward keeping tanh and exp for
+ * the backward) gives the bits of the table's own forward and backward. */
 #include "test_util.h"
 
 #include <math.h>
@@ -143,10 +144,74 @@ static void test_coupling_kernels_match_double(void **state)
     }
 }
 
+/* Fails unless the n floats at got and want hold the same bits. */
+static void check_same_bits(const char *isa, const char *what, const void *got, const void *want, size_t bytes,
+                            size_t rows, size_t n)
+{
+    if (memcmp(got, want, bytes) != 0)
+        test_failf("%s: %s of the saving forward and saved backward differ from the table's own (%zu rows of %zu)\n",
+                   isa, what, rows, n);
+}
+
+/* The saving forward then the saved backward of kernels k on c, with e in the dscale buffer as the flow keeps it,
+ * against the table's own forward and backward: every output bit for bit, the padding untouched. */
+static void check_saving_pair(const elbo_kernels *k, const coupling_case *c)
+{
+    size_t rows = c->rows, n = c->n, ld = c->ld;
+    float *o0 = malloc(rows * ld * 4), *o1 = malloc(rows * ld * 4), *raw0 = malloc(rows * 2 * n * 4);
+    float *raw1 = malloc(rows * 2 * n * 4), *g0 = malloc(rows * ld * 4), *g1 = malloc(rows * ld * 4);
+    float *dsc0 = malloc(rows * n * 4), *dsc1 = malloc(rows * n * 4);
+    double *ld0 = malloc(rows * sizeof(double)), *ld1 = malloc(rows * sizeof(double));
+    const float w = 1.0f / 16;
+    for (size_t i = 0; i < rows * ld; i++) {
+        o0[i] = o1[i] = SENTINEL;
+        g0[i] = g1[i] = c->g[i];
+    }
+    memcpy(raw0, c->raw, rows * 2 * n * 4);
+    memcpy(raw1, c->raw, rows * 2 * n * 4);
+    k->coupling_forward(c->h, ld, raw0, c->scale, o0, ld, ld0, rows, n);
+    k->coupling_backward(c->h, ld, raw0, c->scale, g0, ld, dsc0, w, rows, n);
+    k->coupling_forward_saving(c->h, ld, raw1, c->scale, o1, ld, dsc1, ld1, rows, n);
+    k->coupling_backward_saved(c->h, ld, raw1, c->scale, dsc1, g1, ld, dsc1, w, rows, n);
+    check_padding(k->isa, "saving forward", o1, rows, n, ld);
+    check_padding(k->isa, "saved backward", g1, rows, n, ld);
+    check_same_bits(k->isa, "h'", o1, o0, rows * ld * 4, rows, n);
+    check_same_bits(k->isa, "the log-determinants", ld1, ld0, rows * sizeof(double), rows, n);
+    check_same_bits(k->isa, "d raw", raw1, raw0, rows * 2 * n * 4, rows, n);
+    check_same_bits(k->isa, "d h", g1, g0, rows * ld * 4, rows, n);
+    check_same_bits(k->isa, "d scale", dsc1, dsc0, rows * n * 4, rows, n);
+    free(o0), free(o1), free(raw0), free(raw1), free(g0), free(g1), free(dsc0), free(dsc1), free(ld0), free(ld1);
+}
+
+/* Every table with the saving pair, every row length, ordinary and extreme inputs: the bits of its own forward and
+ * backward (which test_coupling_kernels_match_double holds to double). */
+static void test_coupling_saving_pair_same_bits(void **state)
+{
+    (void)state;
+    static const size_t widths[] = {1, 7, 8, 9, 17, 392};
+    static const float amps[][3] = {{3, 1, 4}, {80, 8, 1e4f}, {1e30f, 2, 10}};
+    for (size_t i = 0; elbo_kernels_available(i); i++) {
+        const elbo_kernels *k = elbo_kernels_available(i);
+        if (!k->coupling_forward_saving || !k->coupling_backward_saved) {
+            assert_true(!k->coupling_forward_saving && !k->coupling_backward_saved); /* both or neither */
+            printf("  %-6s no saving pair (the flow recomputes tanh and exp)\n", k->isa);
+            continue;
+        }
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
+            for (size_t a = 0; a < sizeof amps / sizeof amps[0]; a++) {
+                coupling_case c = make_case(3, widths[w], amps[a][0], amps[a][1], amps[a][2], 11 * w + a + 1);
+                check_saving_pair(k, &c);
+                free_case(&c);
+            }
+        printf("  %-6s saving forward and saved backward: the bits of its forward and backward\n", k->isa);
+    }
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coupling_kernels_match_double),
+        cmocka_unit_test(test_coupling_saving_pair_same_bits),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof *tests);
     return cmocka_run_group_tests(tests, NULL, NULL);

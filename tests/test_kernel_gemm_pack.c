@@ -1,4 +1,4 @@
-/* Packing tests: every ISA table's pack routines, and the generic ones at the widths of the tables this CPU
+/* Packing tests: every ISA table's pack routines (its non-temporal pack_b_stream too), and the generic ones at the widths of the tables this CPU
  * does not run (NEON: 8 x 12), write exactly the panels of the layout formulas in test_pack_layout.h (bitwise,
  * zero padding included) and nothing past them, for f32 and uint8 operands in both layouts. */
 #include "test_util.h"
@@ -90,7 +90,7 @@ static void check_packers(const packers *pk, test_rng *rng)
             }
 }
 
-/* Every table this CPU runs, at its own widths. */
+/* Every table this CPU runs, at its own widths (and its streaming B packing where it has one). */
 static void test_pack_tables_match_layout(void **state)
 {
     (void)state;
@@ -99,6 +99,12 @@ static void test_pack_tables_match_layout(void **state)
     for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
         packers pk = {kern->isa, kern->pack_a, kern->pack_b, kern->blocking.mr, kern->blocking.nr};
         check_packers(&pk, &rng);
+        if (kern->pack_b_stream) { /* into 64-byte aligned panels (test_alloc_nan), where it streams */
+            char name[64];
+            snprintf(name, sizeof name, "%s stream", kern->isa);
+            packers st = {name, kern->pack_a, kern->pack_b_stream, kern->blocking.mr, kern->blocking.nr};
+            check_packers(&st, &rng);
+        }
     }
 }
 

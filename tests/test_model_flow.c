@@ -433,6 +433,60 @@ static void test_trainer_threads_bitwise(void **state)
     }
 }
 
+/* The model's grads_finite over rows [r0, r1) sees a NaN in coupling k's scale gradient (B, Dt) at row r, element j,
+ * and only there: 1 for rows without it. The trainer asks each thread about its own rows, so a check of other
+ * rows (another thread's, still being written) or of too few is a bug. */
+static void check_dscale_nan_found(const elbo_model *model, elbo_flow_activations *a, size_t k, size_t nt, size_t b,
+                                   size_t r, size_t j)
+{
+    float saved = a->dscale[k][r * nt + j];
+    a->dscale[k][r * nt + j] = NAN;
+    if (model->ops->grads_finite(model->impl, a, r, r + 1))
+        test_failf("coupling %zu: a NaN scale gradient at row %zu, pixel %zu is not caught in rows [%zu, %zu)\n", k,
+                   r, j, r, r + 1);
+    if (r > 0 && !model->ops->grads_finite(model->impl, a, 0, r))
+        test_failf("coupling %zu: rows [0, %zu) are reported non-finite for a NaN in row %zu\n", k, r, r);
+    if (r + 1 < b && !model->ops->grads_finite(model->impl, a, r + 1, b))
+        test_failf("coupling %zu: rows [%zu, %zu) are reported non-finite for a NaN in row %zu\n", k, r + 1, b, r);
+    a->dscale[k][r * nt + j] = saved;
+}
+
+/* The step's non-finite check over a slice of rows covers each coupling's scale gradients of exactly those rows:
+ * a NaN in the first, a middle or the last row, first or last pixel, is caught by the slice holding it only. */
+static void test_grads_finite_covers_own_rows(void **state)
+{
+    (void)state;
+    enum { B_ROWS = 12 };
+    static uint8_t images[B_ROWS * 784];
+    static float u[B_ROWS * 784];
+    make_images(images, B_ROWS, 784, 31);
+    for (size_t i = 0; i < B_ROWS * 784; i++)
+        u[i] = (float)(i % 97) / 97.0f;
+    elbo_flow_config c = det_config();
+    elbo_flow m;
+    elbo_flow_activations a;
+    char err[256];
+    if (elbo_flow_init(&m, &c, test_kernels(), err, sizeof err))
+        test_failf("init: %s\n", err);
+    elbo_flow_init_params(&m, 3);
+    assert_int_equal(elbo_flow_activations_init(&a, &m, B_ROWS), 0);
+    elbo_flow_grads(&m, &a, images, u, B_ROWS);
+    elbo_model model = elbo_flow_model(&m);
+    if (!model.ops->grads_finite(model.impl, &a, 0, B_ROWS))
+        test_failf("a finite step's gradients are reported non-finite\n");
+    for (size_t k = 0; k < c.couplings; k++) {
+        size_t kept, n_kept, tr, nt;
+        elbo_flow_blocks(&m, k, &kept, &n_kept, &tr, &nt);
+        static const size_t at_rows[] = {0, B_ROWS / 2, B_ROWS - 1};
+        for (size_t q = 0; q < 3; q++) {
+            check_dscale_nan_found(&model, &a, k, nt, B_ROWS, at_rows[q], 0);
+            check_dscale_nan_found(&model, &a, k, nt, B_ROWS, at_rows[q], nt - 1);
+        }
+    }
+    elbo_flow_activations_free(&a);
+    elbo_flow_free(&m);
+}
+
 /* Rewrites the checkpoint at path without its __metadata__ key `drop`: a file as an older writer left it. */
 static void drop_meta_key(const char *path, const char *drop)
 {
@@ -554,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_logdet_matches_jacobian),
         cmocka_unit_test(test_inverse_roundtrip),
         cmocka_unit_test(test_trainer_threads_bitwise),
+        cmocka_unit_test(test_grads_finite_covers_own_rows),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_full_width_checkpoint_refused),
     };

@@ -1,10 +1,11 @@
 /* The blocks of a training step's tail (weight gradients, optimizer update, repacking): every thread count's
- * plan covers each layer's output features exactly once in whole panels, and running the blocks in any
- * order (as threads that help each other do) gives the same bits. */
+ * plan covers each layer's output features exactly once in whole panels, running the blocks in any order (as
+ * threads that help each other do) gives the same bits, and so do weight gradients from an input packed once. */
 #include "test_util.h"
 
 #include <string.h>
 
+#include "linear.h"
 #include "optim.h"
 #include "vae.h"
 
@@ -133,11 +134,73 @@ static void test_tail_blocks_any_order_same_bits(void **state)
     free(reversed);
 }
 
+/* Fills n floats with values of both signs and many magnitudes from a small LCG (seed). */
+static void fill_values(float *x, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)((int32_t)(seed >> 8) - (1 << 23)) / (float)(1 << 20) * (float)(1 + i % 7);
+    }
+}
+
+/* elbo_linear_param_grads_packed over x packed by row ranges (as threads pack their rows) leaves the bits of
+ * elbo_linear_param_grads on x itself, for every block of whole panels of the features, on every ISA table: a layer
+ * of 392 inputs (a partial last panel) and 70 outputs, x read with a row stride of 784 (the flow's kept block), over
+ * 1 to 900 rows (one K block up to 800 rows, several past it). */
+static void test_packed_x_weight_grads_same_bits(void **state)
+{
+    (void)state;
+    enum { IN_K = 392, OUT_K = 70, LD = 784, MAX_B = 900 };
+    static const size_t rows[] = {1, 5, 37, 128, 801, 900};
+    float *x = malloc(MAX_B * LD * sizeof(float)), *dy = malloc(MAX_B * OUT_K * sizeof(float));
+    size_t total = OUT_K * IN_K + OUT_K;
+    float *params = calloc(total, sizeof(float)), *g0 = malloc(total * sizeof(float)),
+          *g1 = malloc(total * sizeof(float));
+    fill_values(x, MAX_B * LD, 3);
+    fill_values(dy, MAX_B * OUT_K, 5);
+    for (size_t i = 0; elbo_kernels_available(i); i++) {
+        const elbo_kernels *k = elbo_kernels_available(i);
+        elbo_linear l;
+        elbo_gemm_workspace ws;
+        elbo_packed_b xp;
+        assert_int_equal(elbo_linear_init(&l, k, IN_K, OUT_K, 0, OUT_K * IN_K, ELBO_ACT_RELU, params, 1), 0);
+        assert_int_equal(elbo_gemm_workspace_init(&ws, k), 0);
+        assert_int_equal(elbo_packed_b_alloc(&xp, k, MAX_B, IN_K), 0);
+        size_t nr = elbo_linear_panel_width(&l);
+        for (size_t q = 0; q < sizeof rows / sizeof rows[0]; q++) {
+            size_t b = rows[q], split = b / 3;
+            elbo_operand xo = elbo_operand_f32(x, LD, ELBO_NOTRANS);
+            elbo_packed_b pb = xp;
+            pb.k = b;
+            elbo_pack_b_region(&pb, xo, split, b, 0, IN_K); /* the second thread's rows first */
+            elbo_pack_b_region(&pb, xo, 0, split, 0, IN_K);
+            memset(g0, 0xff, total * sizeof(float));
+            memset(g1, 0xff, total * sizeof(float));
+            for (size_t lo = 0; lo < OUT_K; lo += 2 * nr) {
+                size_t hi = lo + 2 * nr < OUT_K ? lo + 2 * nr : OUT_K;
+                elbo_linear_param_grads(&l, &ws, g0, dy, xo, b, lo, hi);
+                elbo_linear_param_grads_packed(&l, &ws, g1, dy, &pb, b, lo, hi);
+            }
+            if (memcmp(g0, g1, total * sizeof(float)) != 0)
+                test_failf("%s: %zu rows: the weight gradients from packed x differ from those of x\n", k->isa, b);
+        }
+        elbo_packed_b_free(&xp);
+        elbo_gemm_workspace_free(&ws);
+        elbo_linear_free(&l);
+    }
+    free(x);
+    free(dy);
+    free(params);
+    free(g0);
+    free(g1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_plan_covers_each_feature_once),
         cmocka_unit_test(test_tail_blocks_any_order_same_bits),
+        cmocka_unit_test(test_packed_x_weight_grads_same_bits),
     };
     return cmocka_run_group_tests_name("model_tail", tests, NULL, NULL);
 }

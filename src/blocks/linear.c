@@ -70,9 +70,11 @@ void elbo_linear_pack_features(elbo_linear *l, const float *params, size_t lo, s
             elbo_pack_b_bf16_region(&l->bwd16, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
         return;
     }
-    elbo_pack_b_region(&l->fwd, elbo_operand_f32(w, l->in, ELBO_TRANS), 0, l->in, lo, hi);
+    void (*pack)(elbo_packed_b *, elbo_operand, size_t, size_t, size_t, size_t) =
+        l->stream_packs ? elbo_pack_b_region_stream : elbo_pack_b_region;
+    pack(&l->fwd, elbo_operand_f32(w, l->in, ELBO_TRANS), 0, l->in, lo, hi);
     if (l->bwd.data)
-        elbo_pack_b_region(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
+        pack(&l->bwd, elbo_operand_f32(w, l->in, ELBO_NOTRANS), lo, hi, 0, l->in);
 }
 
 /* C (m x n, row stride ldc) = a (m x k) . the packed B (fwd or bwd by `bwd`) + beta C, then epi, in the layer's
@@ -173,6 +175,17 @@ void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, floa
                        NULL);
     else
         elbo_gemm(l->kern, ws, hi - lo, l->in, b, 1.0f, dyt, x, 0.0f, grads + l->w_off + lo * l->in, l->in, NULL);
+    l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
+}
+
+void elbo_linear_param_grads_packed(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                                    const elbo_packed_b *x, size_t b, size_t lo, size_t hi)
+{
+    if (hi == lo)
+        return;
+    assert(l->precision == ELBO_PRECISION_FP32 && x->kernels == l->kern && x->k == b && x->n == l->in);
+    elbo_gemm_packed(l->kern, ws, hi - lo, l->in, b, 1.0f, elbo_operand_f32(dy + lo, l->out, ELBO_TRANS), x, 0.0f,
+                     grads + l->w_off + lo * l->in, l->in, NULL);
     l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
 }
 

@@ -37,6 +37,10 @@ typedef struct {
     elbo_precision precision;  /* kern->precision: FP32 uses fwd and bwd, BF16 fwd16 and bwd16 (the others empty) */
     elbo_packed_b_bf16 fwd16;  /* BF16: W^T (in x out) rounded to bf16, packed for the forward GEMM */
     elbo_packed_b_bf16 bwd16;  /* BF16: W (out x in) rounded to bf16 for the data-gradient GEMM (empty without it) */
+    int stream_packs;          /* 1: elbo_linear_pack_features writes the FP32 panels with non-temporal stores
+                                * (elbo_pack_b_region_stream), for a model whose weights, packed copies and optimizer
+                                * state far exceed the caches, so that the panels come from memory at their next use
+                                * anyway; 0 after init */
 } elbo_linear;
 
 /* Sets up a layer of the arena `params` (which must outlive it) and allocates its packed weights; with_data_grad
@@ -97,6 +101,11 @@ void elbo_linear_data_grad_accumulate(const elbo_linear *l, elbo_gemm_workspace 
  * features of db = the column sums of dy into grads + b_off: every element whole, in a fixed order. */
 void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                              elbo_operand x, size_t b, size_t lo, size_t hi);
+
+/* As elbo_linear_param_grads with x (b, in) already packed as that GEMM's B (elbo_pack_b's layout for l's kernels,
+ * K = b; FP32 layers only): the same bits, without packing x again for every block of features. */
+void elbo_linear_param_grads_packed(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                                    const elbo_packed_b *x, size_t b, size_t lo, size_t hi);
 
 /* As elbo_linear_param_grads, adding dW rows [lo, hi) += dy^T x and db [lo, hi) += its column sums into grads. */
 void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,

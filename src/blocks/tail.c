@@ -17,6 +17,18 @@ static double fix_row_sum(const elbo_trainable *t, size_t b)
     return s;
 }
 
+/* Rows [lo, hi) of t's weight gradient and those features of its bias gradient over its rows (t->rows, or b), from
+ * its packed x when it has one. */
+static void layer_param_grads(const elbo_trainable *t, elbo_gemm_workspace *ws, float *grads, size_t b, size_t lo,
+                              size_t hi)
+{
+    size_t rows = t->rows ? t->rows : b;
+    if (t->x_packed)
+        elbo_linear_param_grads_packed(t->layer, ws, grads, t->dy, t->x_packed, rows, lo, hi);
+    else
+        elbo_linear_param_grads(t->layer, ws, grads, t->dy, t->x, rows, lo, hi);
+}
+
 size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out)
 {
     size_t count = 0;
@@ -42,7 +54,7 @@ void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const
     size_t lo = c->lo, hi = c->hi;
     if (hi == lo)
         return;
-    elbo_linear_param_grads(l, ws, grads, tr->dy, tr->x, tr->rows ? tr->rows : b, lo, hi);
+    layer_param_grads(tr, ws, grads, b, lo, hi);
     if (tr->fix_weight_grads)
         tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi, fix_row_sum(tr, b));
     update(ctx, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
@@ -57,7 +69,7 @@ void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace
     for (size_t i = 0; i < n; i++) {
         size_t lo, hi;
         elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
-        elbo_linear_param_grads(t[i].layer, ws, grads, t[i].dy, t[i].x, t[i].rows ? t[i].rows : b, lo, hi);
+        layer_param_grads(&t[i], ws, grads, b, lo, hi);
         if (t[i].fix_weight_grads)
             t[i].fix_weight_grads(t[i].fix_ctx, grads, lo, hi, fix_row_sum(&t[i], b));
     }

@@ -32,6 +32,9 @@ typedef struct {
     /* 1 when the layer's packed weights are not packed from params but refreshed before their next use by the
      * model (a spectral-normalized layer packs W / sigma): the tail then does not repack them */
     int packed_elsewhere;
+    /* NULL, or x packed as the B of dW = dy^T x (elbo_linear_param_grads_packed: K = the step's rows, FP32 layers),
+     * which the tail's blocks then read instead of each packing x (the chunked step reads x) */
+    const elbo_packed_b *x_packed;
 } elbo_trainable;
 
 /* A block of a tail: output features [lo, hi) (whole NR panels) of trainable `layer` (an index into the list). */

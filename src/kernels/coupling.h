@@ -29,4 +29,16 @@ typedef void (*elbo_coupling_inverse_fn)(const float *hout, size_t ldo, const fl
 typedef void (*elbo_coupling_backward_fn)(const float *h, size_t ldh, float *raw, const float *scale, float *g,
                                           size_t ldg, float *dscale, float w, size_t rows, size_t n);
 
+/* As elbo_coupling_forward_fn, also keeping what the backward pass would recompute: raw's s half (rows, n; row stride
+ * 2n) becomes th = tanh(raw_s) in place and e (rows, n; row stride n) = exp(s), the same bits as the backward's own. */
+typedef void (*elbo_coupling_forward_saving_fn)(const float *h, size_t ldh, float *raw, const float *scale,
+                                                float *hout, size_t ldo, float *e, double *logdet, size_t rows,
+                                                size_t n);
+
+/* elbo_coupling_backward_fn after elbo_coupling_forward_saving_fn: th from raw's s half and e as that left them,
+ * no tanh or exp; the same bits. e may be dscale (each element is read before it is written). */
+typedef void (*elbo_coupling_backward_saved_fn)(const float *h, size_t ldh, float *raw, const float *scale,
+                                                const float *e, float *g, size_t ldg, float *dscale, float w,
+                                                size_t rows, size_t n);
+
 #endif

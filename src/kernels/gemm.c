@@ -162,7 +162,9 @@ void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t npa
     }
 }
 
-void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1)
+/* elbo_pack_b_region through the pack routine `pack`. */
+static void pack_b_region_with(elbo_pack_b_fn pack, elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1,
+                               size_t j0, size_t j1)
 {
     if (pb->view_ld)
         return;
@@ -178,9 +180,19 @@ void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1,
         size_t ks = k0 > kb ? k0 : kb, ke = k1 < kb + kc ? k1 : kb + kc;
         float *block = (float *)packed_b_block(pb, kb, kc, 0);
         for (size_t j = j0; j < j1; j += bl->nr)
-            pb->kernels->pack_b(block + j * kc + (ks - kb) * bl->nr, b, ks, j, ke - ks,
-                                j1 - j < bl->nr ? j1 - j : bl->nr, bl->nr);
+            pack(block + j * kc + (ks - kb) * bl->nr, b, ks, j, ke - ks, j1 - j < bl->nr ? j1 - j : bl->nr, bl->nr);
     }
+}
+
+void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1)
+{
+    pack_b_region_with(pb->kernels->pack_b, pb, b, k0, k1, j0, j1);
+}
+
+void elbo_pack_b_region_stream(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1)
+{
+    const elbo_kernels *k = pb->kernels;
+    pack_b_region_with(k->pack_b_stream ? k->pack_b_stream : k->pack_b, pb, b, k0, k1, j0, j1);
 }
 
 void elbo_pack_b(elbo_packed_b *pb, elbo_operand b)

@@ -127,6 +127,9 @@ void elbo_pack_b_part(elbo_packed_b *pb, elbo_operand b, size_t part, size_t npa
 /* Packs the region depth [k0, k1) x columns [j0, j1) of op(B) into pb, as elbo_pack_b would (j0 a multiple of
  * NR, j1 one too or N): disjoint regions can be packed by different threads in any order. */
 void elbo_pack_b_region(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1);
+/* As elbo_pack_b_region, writing the panels with the table's non-temporal stores where it has them (pack_b_stream):
+ * the same panels, without reading their old lines into the caches nor evicting what the caches hold for them. */
+void elbo_pack_b_region_stream(elbo_packed_b *pb, elbo_operand b, size_t k0, size_t k1, size_t j0, size_t j1);
 /* As elbo_gemm, with a B operand packed by elbo_pack_b (its kernels must be kern). */
 void elbo_gemm_packed(const struct elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
                       float alpha, elbo_operand a, const elbo_packed_b *b, float beta, float *c, size_t ldc,

@@ -430,11 +430,68 @@ static void x32_transpose_ukernel__16x16_avx512f(float *dst, size_t ldd, const f
     }
 }
 
+/* The AVX2 table's elbo_pack_b_fn, for the operands pack_b_panel_avx512 leaves to it (set at registration). */
+static elbo_pack_b_fn pack_b_avx2;
+
+/* One packed B panel (kc x 16, dst[p * 16 + j]) from an f32 B stored N x K (transposed: a layer's W read as W^T):
+ * 16 depth steps of the panel's `cols` stored rows (the others zero) loaded as whole zmm rows, transposed in
+ * registers and stored as 16 depth steps, each one 64-byte line of the panel. */
+static void pack_b_panel_trans_f32(float *dst, const float *b, size_t ld, size_t k0, size_t j0, size_t kc,
+                                   size_t cols, int stream)
+{
+    for (size_t p = 0; p < kc; p += 16) {
+        const size_t n = kc - p < 16 ? kc - p : 16;
+        const __mmask16 depth_mask = (__mmask16)((1u << n) - 1);
+        __m512 r[16];
+        for (size_t j = 0; j < 16; j++)
+            r[j] = j < cols ? _mm512_maskz_loadu_ps(depth_mask, b + (j0 + j) * ld + k0 + p) : _mm512_setzero_ps();
+        transpose_16x16(r);
+        if (stream)
+            for (size_t t = 0; t < n; t++)
+                _mm512_stream_ps(dst + (p + t) * NR, r[t]);
+        else
+            for (size_t t = 0; t < n; t++)
+                _mm512_storeu_ps(dst + (p + t) * NR, r[t]);
+    }
+}
+
+/* elbo_pack_b_fn of the AVX-512 table: a transposed f32 B (the forward's W^T, repacked after every optimizer
+ * update) 16 x 16 at a time in zmm registers, reading whole cache lines of W's rows (the AVX2 routine's 8 x 8
+ * blocks read half lines, 16 rows apart, and spill); every other operand through the AVX2 routine. Bitwise the
+ * generic packing (a copy). */
+static void pack_b_panel_avx512(float *dst, elbo_operand b, size_t k0, size_t j0, size_t kc, size_t nc, size_t nr)
+{
+    if (nr != NR || b.trans != ELBO_TRANS || b.dtype != ELBO_DTYPE_F32) {
+        pack_b_avx2(dst, b, k0, j0, kc, nc, nr);
+        return;
+    }
+    for (size_t jr = 0; jr < nc; jr += NR)
+        pack_b_panel_trans_f32(dst + jr * kc, b.data, b.ld, k0, j0 + jr, kc, nc - jr < NR ? nc - jr : NR, 0);
+}
+
+/* elbo_kernels.pack_b_stream of the AVX-512 table: as pack_b_panel_avx512, a transposed f32 B into 64-byte aligned
+ * panels written with non-temporal stores (each depth step one whole line), then a store fence so that they are
+ * visible to every thread before anything after it; every other operand or alignment as pack_b_panel_avx512. */
+static void pack_b_panel_stream_avx512(float *dst, elbo_operand b, size_t k0, size_t j0, size_t kc, size_t nc,
+                                       size_t nr)
+{
+    if (nr != NR || b.trans != ELBO_TRANS || b.dtype != ELBO_DTYPE_F32 || (uintptr_t)dst % 64 != 0) {
+        pack_b_panel_avx512(dst, b, k0, j0, kc, nc, nr);
+        return;
+    }
+    for (size_t jr = 0; jr < nc; jr += NR)
+        pack_b_panel_trans_f32(dst + jr * kc, b.data, b.ld, k0, j0 + jr, kc, nc - jr < NR ? nc - jr : NR, 1);
+    _mm_sfence();
+}
+
 /* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC, NC and the
  * flags come from the chip config (chips.c; its MC must be a multiple of 12, which chips.c checks). */
 void elbo_gemm_register_avx512(elbo_kernels *k)
 {
     elbo_gemm_register_avx2(k);
+    pack_b_avx2 = k->pack_b;
+    k->pack_b = pack_b_panel_avx512;
+    k->pack_b_stream = pack_b_panel_stream_avx512;
     k->gemm_ukernel = f32_gemm_ukernel_12x16__avx512f;
     k->gemm_ukernel_strided_a = f32_gemm_ukernel_12x16_strided_a__avx512f;
     k->gemm_ukernel_wide = f32_gemm_ukernel_12x32__avx512f;

@@ -30,6 +30,8 @@ typedef struct elbo_kernels {
     size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
     elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
     elbo_pack_b_fn pack_b;              /* packs B panels into nr-column panels (bitwise as elbo_pack_b_panel) */
+    elbo_pack_b_fn pack_b_stream;       /* optional: pack_b's panels written with non-temporal stores, for packed
+                                         * weights no cache would keep until their next use */
     elbo_transpose_fn transpose;        /* copies a matrix transposed (a C computed as C^T back into C, gemm.c) */
     elbo_reparam_forward_fn reparam_forward;
     elbo_reparam_backward_fn reparam_backward;
@@ -54,6 +56,11 @@ typedef struct elbo_kernels {
     elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
     elbo_coupling_inverse_fn coupling_inverse;
     elbo_coupling_backward_fn coupling_backward;
+    elbo_coupling_forward_saving_fn coupling_forward_saving; /* optional, with coupling_backward_saved: a training */
+    elbo_coupling_backward_saved_fn coupling_backward_saved; /* step's pair without recomputing tanh and exp, the
+                                                              * bits of the table's own forward and backward (NULL
+                                                              * where the ISA has none: the scalar table, and every
+                                                              * table built on it that does not set both) */
 } elbo_kernels;
 
 /* The best table this CPU supports, or the one named by ELBO_ISA if set and supported

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finite.h"
 #include "rng.h"
 
 elbo_flow_config elbo_flow_config_default(size_t image_rows, size_t image_cols)
@@ -195,6 +196,9 @@ int elbo_flow_init(elbo_flow *m, const elbo_flow_config *cfg, const elbo_kernels
         int data_grad = !is_scale && i != 0;
         ok = elbo_linear_init(&m->layer[i], kern, ly->in, ly->out, ly->w_off, ly->b_off,
                               hidden ? ELBO_ACT_RELU : ELBO_ACT_NONE, m->params, data_grad) == 0;
+        /* ~170 MB of weights, packed copies, gradients and Adam moments a step: a net's panels repacked after the
+         * update are read from memory by the next step's forward whatever the caches did with them */
+        m->layer[i].stream_packs = !is_scale;
     }
     if (!ok) {
         elbo_flow_free(m);
@@ -313,7 +317,14 @@ int elbo_flow_activations_init(elbo_flow_activations *a, const elbo_flow *m, siz
     int log_det = elbo_act_arena_add(&a->arena, "log_det", sizeof(double));
     int pre = elbo_act_arena_add(&a->arena, "pre", sizeof(double));
     int ld_k = elbo_act_arena_add(&a->arena, "ld_k", sizeof(double));
-    if (ld_k < 0 || elbo_act_arena_alloc(&a->arena, max_batch) != 0 || elbo_gemm_workspace_init(&a->ws, m->kern) != 0) {
+    int packed_ok = 1;
+    for (size_t k = 0; k < nk && m->kern->precision == ELBO_PRECISION_FP32; k++)
+        for (size_t i = 0; i <= nh; i++) {
+            const elbo_linear *l = &m->layer[k * layers_per_coupling(c) + i];
+            packed_ok = packed_ok && elbo_packed_b_alloc(&a->x_packed[k][i], m->kern, max_batch, l->in) == 0;
+        }
+    if (ld_k < 0 || !packed_ok || elbo_act_arena_alloc(&a->arena, max_batch) != 0 ||
+        elbo_gemm_workspace_init(&a->ws, m->kern) != 0) {
         elbo_flow_activations_free(a);
         return -1;
     }
@@ -342,6 +353,9 @@ void elbo_flow_activations_free(elbo_flow_activations *a)
 {
     elbo_act_arena_free(&a->arena);
     elbo_gemm_workspace_free(&a->ws);
+    for (size_t k = 0; k < ELBO_FLOW_MAX_COUPLINGS; k++)
+        for (size_t i = 0; i <= ELBO_MAX_HIDDEN; i++)
+            elbo_packed_b_free(&a->x_packed[k][i]);
     memset(a, 0, sizeof *a);
 }
 
@@ -381,16 +395,28 @@ static void copy_kept(const elbo_flow *m, size_t k, const float *src, float *dst
         memcpy(dst + r * d + kept, src + r * d + kept, n_kept * sizeof(float));
 }
 
+/* 1 when the kernels have the coupling pair that keeps tanh and exp from the forward for the backward. */
+static int keeps_coupling_terms(const elbo_flow *m)
+{
+    return m->kern->coupling_forward_saving && m->kern->coupling_backward_saved;
+}
+
 /* Rows [r0, r1) of coupling k after its net's forward: h[k + 1] from h[k] and raw[k], the log-determinant added into
- * log_det. */
-static void coupling_rows(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t r0, size_t r1)
+ * log_det; in a training step (train), where the kernels can, raw[k]'s s half left holding tanh(raw_s) and
+ * dscale[k] exp(s) for the backward (keeps_coupling_terms). */
+static void coupling_rows(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t r0, size_t r1, int train)
 {
     size_t d = m->cfg.input_dim, kept, n_kept, tr, nt;
     if (r1 == r0)
         return;
     elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
-    m->kern->coupling_forward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
-                              a->h[k + 1] + r0 * d + tr, d, a->ld_k + r0, r1 - r0, nt);
+    if (train && keeps_coupling_terms(m))
+        m->kern->coupling_forward_saving(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                         a->h[k + 1] + r0 * d + tr, d, a->dscale[k] + r0 * nt, a->ld_k + r0, r1 - r0,
+                                         nt);
+    else
+        m->kern->coupling_forward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                  a->h[k + 1] + r0 * d + tr, d, a->ld_k + r0, r1 - r0, nt);
     copy_kept(m, k, a->h[k], a->h[k + 1], r0, r1);
     for (size_t r = r0; r < r1; r++)
         a->log_det[r] = k == 0 ? a->ld_k[r] : a->log_det[r] + a->ld_k[r];
@@ -414,9 +440,21 @@ static void prior_rows(const elbo_flow *m, elbo_flow_activations *a, size_t r0, 
     }
 }
 
+/* Rows [r0, r1) of net k's layer inputs (B, in_i) into their x_packed (K = b rows) where the activations have them:
+ * the weight gradients' B operand, packed once per step instead of once per block of the tail. */
+static void pack_net_inputs(const elbo_flow *m, elbo_flow_activations *a, size_t k, size_t b, size_t r0, size_t r1)
+{
+    const elbo_mlp *net = &a->net[k];
+    for (size_t i = 0; i < net->n && a->x_packed[k][i].data; i++) {
+        elbo_packed_b pb = a->x_packed[k][i];
+        pb.k = b;
+        elbo_pack_b_region(&pb, elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), r0, r1, 0, pb.n);
+    }
+}
+
 /* Rows [r0, r1) of the backward pass over a batch of b rows, from dh = d loss / d z: each coupling's backward on its
  * transformed block, its net's data gradients, and the gradient through the net's input added to dh's kept block
- * (but for coupling 0). */
+ * (but for coupling 0); then the rows of its layer inputs packed for the weight gradients (pack_net_inputs). */
 static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
                           size_t r1)
 {
@@ -426,8 +464,13 @@ static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gem
     for (size_t k = m->cfg.couplings; k-- > 0;) {
         size_t kept, n_kept, tr, nt;
         elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
-        m->kern->coupling_backward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
-                                   a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b, r1 - r0, nt);
+        if (keeps_coupling_terms(m)) /* exp(s) in dscale, each element read before it is overwritten */
+            m->kern->coupling_backward_saved(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                             a->dscale[k] + r0 * nt, a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt,
+                                             1.0f / (float)b, r1 - r0, nt);
+        else
+            m->kern->coupling_backward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
+                                       a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b, r1 - r0, nt);
         elbo_mlp_backward_rows(&a->net[k], ws, r0, r1, NULL, ELBO_ACT_NONE);
         if (k > 0)
             for (size_t r = r0; r < r1; r++) {
@@ -436,6 +479,7 @@ static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gem
                 for (size_t j = 0; j < n_kept; j++)
                     g[j] += dx[j];
             }
+        pack_net_inputs(m, a, k, b, r0, r1);
     }
 }
 
@@ -471,38 +515,45 @@ static void input_rows(const elbo_flow *m, elbo_flow_activations *a, const uint8
     to_flow_order(m, a->dh, a->h[0], r0, r1);
 }
 
-/* Part `part` of nparts of a training step's forward and backward over b rows (holds team barriers), after rows
- * [r0, r1) of h[0] and pre are in place. */
-static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
-                      size_t r1, size_t part, size_t nparts)
-{
-    for (size_t k = 0; k < m->cfg.couplings; k++) {
-        elbo_mlp_forward_part(&a->net[k], ws, net_input(m, a, k, k), b, r0, r1, part, nparts, m->params);
-        coupling_rows(m, a, k, r0, r1);
-    }
-    prior_rows(m, a, r0, r1, 1.0f / (float)b);
-    backward_rows(m, a, ws, b, r0, r1);
-}
-
-/* Rows [r0, r1) of the forward pass only (no barrier), after h[0]. */
-static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1)
+/* Rows [r0, r1) of the forward pass (no barrier), after h[0]: z, each row's nll_z and log_det, and, when
+ * dz_scale > 0 (a training step), dh = dz_scale z (prior_rows) and what the couplings keep for the backward. */
+static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t r0, size_t r1,
+                         float dz_scale)
 {
     for (size_t k = 0; k < m->cfg.couplings; k++) {
         elbo_mlp_forward_rows(&a->net[k], ws, net_input(m, a, k, k), r0, r1, m->params);
-        coupling_rows(m, a, k, r0, r1);
+        coupling_rows(m, a, k, r0, r1, dz_scale > 0);
     }
-    prior_rows(m, a, r0, r1, 0.0f);
+    prior_rows(m, a, r0, r1, dz_scale);
 }
 
-/* Each coupling's layers as the tail sees them: the net's, then the scale layer on the zeros column; returns how many. */
-static size_t flow_trainables(const elbo_flow *m, const elbo_flow_activations *a, elbo_trainable *out)
+/* Rows [r0, r1) of a training step's forward and backward over a batch of b rows (no barrier), after those rows of
+ * h[0] and pre are in place. The forward runs by rows, as the backward does, rather than split by output features
+ * (elbo_mlp_forward_part): that split needs a team barrier before and after every layer, 32 a step for 8 couplings,
+ * and the bytes it saves are the weights' share another thread rewrote, which a flow's nets (7 M parameters, their
+ * packed copies, gradients and Adam moments: ~170 MB) never keep in a core's cache anyway. The same bits either way
+ * (elbo_mlp_forward_part leaves those of elbo_mlp_forward_rows). */
+static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
+                      size_t r1)
+{
+    forward_rows(m, a, ws, r0, r1, 1.0f / (float)b);
+    backward_rows(m, a, ws, b, r0, r1);
+}
+
+/* Each coupling's layers as the tail sees them over a step of b rows: the net's (with their packed inputs, whose K
+ * becomes b), then the scale layer on the zeros column; returns how many. */
+static size_t flow_trainables(const elbo_flow *m, elbo_flow_activations *a, size_t b, elbo_trainable *out)
 {
     size_t n = 0;
     for (size_t k = 0; k < m->cfg.couplings; k++) {
         const elbo_mlp *net = &a->net[k];
-        for (size_t i = 0; i < net->n; i++, n++)
+        for (size_t i = 0; i < net->n; i++, n++) {
+            elbo_packed_b *xp = &a->x_packed[k][i];
+            xp->k = b;
             out[n] = (elbo_trainable){.layer = (elbo_linear *)&net->layer[i], .dy = net->dout[i],
-                                      .x = elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), .rotate = n};
+                                      .x = elbo_mlp_layer_input(net, net_input(m, a, k, k), i, 0), .rotate = n,
+                                      .x_packed = xp->data ? xp : NULL};
+        }
         out[n] = (elbo_trainable){.layer = (elbo_linear *)scale_layer(m, k), .dy = a->dscale[k],
                                   .x = elbo_operand_f32(a->zeros, 1, ELBO_NOTRANS), .rotate = n};
         n++;
@@ -528,7 +579,7 @@ void elbo_flow_forward_y(const elbo_flow *m, elbo_flow_activations *a, const flo
 {
     size_t nk = m->cfg.couplings;
     to_flow_order(m, y, a->h[0], 0, n);
-    forward_rows(m, a, &a->ws, 0, n);
+    forward_rows(m, a, &a->ws, 0, n, 0.0f);
     to_pixel_order(m, a->h[nk], z, n);
     memcpy(logdet, a->log_det, n * sizeof(double));
 }
@@ -552,8 +603,8 @@ double elbo_flow_grads(elbo_flow *m, elbo_flow_activations *a, const uint8_t *x,
     elbo_trainable t[ELBO_MAX_LAYERS];
     elbo_flow_preprocess(&m->cfg, x, u, a->dh, a->pre, b);
     to_flow_order(m, a->dh, a->h[0], 0, b);
-    step_rows(m, a, &a->ws, b, 0, b, 0, 1);
-    elbo_tail_grads_part(t, flow_trainables(m, a, t), &a->ws, m->grads, b, 0, 1);
+    step_rows(m, a, &a->ws, b, 0, b);
+    elbo_tail_grads_part(t, flow_trainables(m, a, b, t), &a->ws, m->grads, b, 0, 1);
     return flow_sums(a, b).loss / (double)b;
 }
 
@@ -561,7 +612,7 @@ void elbo_flow_nll_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_
                         size_t r0, size_t r1, uint64_t seed, size_t first, uint32_t draw, double *nll)
 {
     input_rows(m, a, x, r0, r1, seed, ELBO_STREAM_EVAL, first, draw);
-    forward_rows(m, a, ws, r0, r1);
+    forward_rows(m, a, ws, r0, r1, 0.0f);
     for (size_t r = r0; r < r1; r++)
         nll[r] = a->nll_z[r] - a->log_det[r] + a->pre[r];
 }
@@ -677,22 +728,23 @@ static void flow_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws
                             size_t r1, size_t part, size_t nparts)
 {
     const elbo_flow *m = impl;
+    (void)part;
+    (void)nparts;
     input_rows(m, act, bt->x, r0, r1, bt->seed, ELBO_STREAM_EPS, 0, bt->step);
-    step_rows(m, act, ws, bt->b, r0, r1, part, nparts);
+    step_rows(m, act, ws, bt->b, r0, r1);
 }
 
-/* elbo_model_ops.grads_finite: every net's output gradients and the scale gradients of rows [r0, r1). */
+/* elbo_model_ops.grads_finite: every net's output gradients and the scale gradients (B, Dt) of rows [r0, r1). */
 static int flow_grads_finite(const void *impl, const void *act, size_t r0, size_t r1)
 {
     const elbo_flow *m = impl;
     const elbo_flow_activations *a = act;
-    size_t d = m->cfg.input_dim;
     for (size_t k = 0; k < m->cfg.couplings; k++) {
-        if (!elbo_mlp_output_grads_finite(&a->net[k], r0, r1))
+        size_t kept, n_kept, tr, nt;
+        elbo_flow_blocks(m, k, &kept, &n_kept, &tr, &nt);
+        if (!elbo_mlp_output_grads_finite(&a->net[k], r0, r1) ||
+            !elbo_floats_finite(a->dscale[k] + r0 * nt, (r1 - r0) * nt))
             return 0;
-        for (size_t i = r0 * d; i < r1 * d; i++)
-            if (!isfinite(a->dscale[k][i]))
-                return 0;
     }
     return 1;
 }
@@ -707,8 +759,7 @@ static elbo_step_loss flow_batch_loss(const void *impl, const void *act, size_t 
 /* elbo_model_ops.trainables. */
 static size_t flow_ops_trainables(const void *impl, void *act, const elbo_batch *bt, elbo_trainable *out)
 {
-    (void)bt;
-    return flow_trainables(impl, act, out);
+    return flow_trainables(impl, act, bt->b, out);
 }
 
 /* elbo_model_ops.eval_rows: the loss of rows [r0, r1) with the noise of (seed, EVAL, sample index, bt->step). */
@@ -717,7 +768,7 @@ static void flow_eval_rows(const void *impl, void *act, elbo_gemm_workspace *ws,
 {
     const elbo_flow *m = impl;
     input_rows(m, act, bt->x, r0, r1, bt->seed, ELBO_STREAM_EVAL, bt->first_index, bt->step);
-    forward_rows(m, act, ws, r0, r1);
+    forward_rows(m, act, ws, r0, r1, 0.0f);
 }
 
 /* The value of __metadata__.coupling_layout: the nets' tensors hold only the entries the model uses (flow.h). */

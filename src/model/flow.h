@@ -70,13 +70,19 @@ typedef struct {
     float *h[ELBO_FLOW_MAX_COUPLINGS + 1];    /* (B, D) coupling k's input in the flow's order; h[0] = y, h[K] = z;
                                                * net k reads its kept block in place (row stride D) */
     float *hid[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN], *dhid[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN];
-    float *raw[ELBO_FLOW_MAX_COUPLINGS];      /* (B, 2 Dt) net k's output [raw_s | t], then its gradient */
-    float *dscale[ELBO_FLOW_MAX_COUPLINGS];   /* (B, Dt) each row's d loss / d scale_k */
+    float *raw[ELBO_FLOW_MAX_COUPLINGS];      /* (B, 2 Dt) net k's output [raw_s | t] (in a training step, with
+                                               * coupling_forward_saving, [tanh(raw_s) | t] after the coupling), then
+                                               * its gradient */
+    float *dscale[ELBO_FLOW_MAX_COUPLINGS];   /* (B, Dt) each row's d loss / d scale_k (in a training step, with
+                                               * coupling_forward_saving, exp(s) from the coupling to its backward) */
     float *dh;                                /* (B, D) d loss / d h[k] during the backward pass */
     float *dmi;                               /* (B, max Dk) d loss / d net k's input (its kept block) */
     float *zeros;                             /* (B, 1) the scale layers' input: their weight gradient is 0 */
     double *nll_z, *log_det, *pre, *ld_k;     /* (B) each row's parts; ld_k: one coupling's log-determinant */
     elbo_mlp net[ELBO_FLOW_MAX_COUPLINGS];
+    elbo_packed_b x_packed[ELBO_FLOW_MAX_COUPLINGS][ELBO_MAX_HIDDEN + 1]; /* FP32 kernels: net k's layer i input
+                                               * (B, in_i) packed as its weight gradient's B (K = the step's rows),
+                                               * by the backward pass; no storage otherwise */
     elbo_act_arena arena;
     elbo_gemm_workspace ws;                   /* for single-threaded callers */
 } elbo_flow_activations;
