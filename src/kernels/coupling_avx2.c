@@ -31,21 +31,27 @@ static void store8(float *p, __m256 v, size_t n, __m256i m)
         _mm256_maskstore_ps(p, m, v);
 }
 
-/* elbo_coupling_forward_fn. */
-static void coupling_forward_avx2(const float *h, size_t ldh, const float *raw, const float *scale, float *hout,
-                                  size_t ldo, double *logdet, size_t rows, size_t n)
+/* The forward of rows rows (coupling_forward_avx2); with save non-NULL also tanh(raw_s) over raw_s (rows x 2n, the
+ * first n of each row) and exp(s) into save (rows x n), for a backward that reads them instead of recomputing. */
+static void forward_rows(const float *h, size_t ldh, float *raw, const float *scale, float *hout, size_t ldo,
+                         float *save, double *logdet, size_t rows, size_t n)
 {
     assert(ldh >= n && ldo >= n);
     for (size_t r = 0; r < rows; r++) {
-        const float *hr = h + r * ldh, *rs = raw + r * 2 * n, *rt = rs + n;
-        float *o = hout + r * ldo;
+        const float *hr = h + r * ldh, *rt = raw + r * 2 * n + n;
+        float *rs = raw + r * 2 * n, *o = hout + r * ldo;
         __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
         for (size_t j = 0; j < n; j += 8) {
             size_t c = n - j < 8 ? n - j : 8;
             __m256i m = first_lanes(c);
             __m256 th = Sleef_tanhf8_u10avx2(load8(rs + j, c, m));
             __m256 s = _mm256_mul_ps(load8(scale + j, c, m), th);
-            store8(o + j, _mm256_fmadd_ps(load8(hr + j, c, m), Sleef_expf8_u10avx2(s), load8(rt + j, c, m)), c, m);
+            __m256 ev = Sleef_expf8_u10avx2(s);
+            store8(o + j, _mm256_fmadd_ps(load8(hr + j, c, m), ev, load8(rt + j, c, m)), c, m);
+            if (save) {
+                store8(rs + j, th, c, m);
+                store8(save + r * n + j, ev, c, m);
+            }
             acc_lo = _mm256_add_pd(acc_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(s)));
             acc_hi = _mm256_add_pd(acc_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)));
         }
@@ -54,6 +60,13 @@ static void coupling_forward_avx2(const float *h, size_t ldh, const float *raw, 
         _mm256_storeu_pd(lanes + 4, acc_hi);
         logdet[r] = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
     }
+}
+
+/* elbo_coupling_forward_fn. */
+static void coupling_forward_avx2(const float *h, size_t ldh, const float *raw, const float *scale, float *hout,
+                                  size_t ldo, double *logdet, size_t rows, size_t n)
+{
+    forward_rows(h, ldh, (float *)raw, scale, hout, ldo, NULL, logdet, rows, n); /* raw is only read without save */
 }
 
 /* elbo_coupling_inverse_fn. */
@@ -106,28 +119,7 @@ static void coupling_backward_avx2(const float *h, size_t ldh, float *raw, const
 static void coupling_forward_saving_avx2(const float *h, size_t ldh, float *raw, const float *scale, float *hout,
                                          size_t ldo, float *e, double *logdet, size_t rows, size_t n)
 {
-    assert(ldh >= n && ldo >= n);
-    for (size_t r = 0; r < rows; r++) {
-        const float *hr = h + r * ldh, *rt = raw + r * 2 * n + n;
-        float *rs = raw + r * 2 * n, *o = hout + r * ldo, *er = e + r * n;
-        __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
-        for (size_t j = 0; j < n; j += 8) {
-            size_t c = n - j < 8 ? n - j : 8;
-            __m256i m = first_lanes(c);
-            __m256 th = Sleef_tanhf8_u10avx2(load8(rs + j, c, m));
-            __m256 s = _mm256_mul_ps(load8(scale + j, c, m), th);
-            __m256 ev = Sleef_expf8_u10avx2(s);
-            store8(o + j, _mm256_fmadd_ps(load8(hr + j, c, m), ev, load8(rt + j, c, m)), c, m);
-            store8(rs + j, th, c, m);
-            store8(er + j, ev, c, m);
-            acc_lo = _mm256_add_pd(acc_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(s)));
-            acc_hi = _mm256_add_pd(acc_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)));
-        }
-        double lanes[8];
-        _mm256_storeu_pd(lanes, acc_lo);
-        _mm256_storeu_pd(lanes + 4, acc_hi);
-        logdet[r] = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-    }
+    forward_rows(h, ldh, raw, scale, hout, ldo, e, logdet, rows, n);
 }
 
 /* elbo_coupling_backward_saved_fn: coupling_backward_avx2 from the saved th and e. */

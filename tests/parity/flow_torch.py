@@ -49,15 +49,20 @@ def make_mask(rows, cols, kind, k):
     return base if k % 2 == 0 else 1 - base
 
 
+def relu_mlp(widths):
+    """Linear layers through widths with a ReLU between each two (net.0, net.2, ... hold the Linear layers)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i + 2 < len(widths):
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
 class Coupling(nn.Module):
     def __init__(self, d, hidden):
         super().__init__()
-        layers, w = [], [d] + hidden + [2 * d]
-        for i, (a, b) in enumerate(zip(w, w[1:])):
-            layers.append(nn.Linear(a, b))
-            if i + 2 < len(w):
-                layers.append(nn.ReLU())
-        self.net = nn.Sequential(*layers)
+        self.net = relu_mlp([d] + hidden + [2 * d])
         self.scale = nn.Parameter(torch.zeros(d))
         self.d = d
 
@@ -87,12 +92,7 @@ class TrimmedCoupling(nn.Module):
         self.register_buffer("keep", mask.nonzero().squeeze(1))
         self.register_buffer("moved", (1 - mask).nonzero().squeeze(1))
         n_in, n_out = len(self.keep), len(self.moved)
-        layers, w = [], [n_in] + hidden + [2 * n_out]
-        for i, (a, b) in enumerate(zip(w, w[1:])):
-            layers.append(nn.Linear(a, b))
-            if i + 2 < len(w):
-                layers.append(nn.ReLU())
-        self.net = nn.Sequential(*layers)
+        self.net = relu_mlp([n_in] + hidden + [2 * n_out])
         self.scale = nn.Parameter(torch.zeros(n_out))
         self.d = n_out
 
