@@ -452,11 +452,12 @@ static void pack_net_inputs(const elbo_flow *m, elbo_flow_activations *a, size_t
     }
 }
 
-/* Rows [r0, r1) of the backward pass over a batch of b rows, from dh = d loss / d z: each coupling's backward on its
+/* Rows [r0, r1) of the backward pass over this process's b rows of a step of b_step (the loss's mean), from
+ * dh = d loss / d z: each coupling's backward on its
  * transformed block, its net's data gradients, and the gradient through the net's input added to dh's kept block
  * (but for coupling 0); then the rows of its layer inputs packed for the weight gradients (pack_net_inputs). */
-static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
-                          size_t r1)
+static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b,
+                          size_t b_step, size_t r0, size_t r1)
 {
     size_t d = m->cfg.input_dim;
     if (r1 == r0)
@@ -467,10 +468,10 @@ static void backward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gem
         if (keeps_coupling_terms(m)) /* exp(s) in dscale, each element read before it is overwritten */
             m->kern->coupling_backward_saved(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
                                              a->dscale[k] + r0 * nt, a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt,
-                                             1.0f / (float)b, r1 - r0, nt);
+                                             1.0f / (float)b_step, r1 - r0, nt);
         else
             m->kern->coupling_backward(a->h[k] + r0 * d + tr, d, a->raw[k] + r0 * 2 * nt, scale_of(m, k),
-                                       a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b, r1 - r0, nt);
+                                       a->dh + r0 * d + tr, d, a->dscale[k] + r0 * nt, 1.0f / (float)b_step, r1 - r0, nt);
         elbo_mlp_backward_rows(&a->net[k], ws, r0, r1, NULL, ELBO_ACT_NONE);
         if (k > 0)
             for (size_t r = r0; r < r1; r++) {
@@ -527,17 +528,18 @@ static void forward_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm
     prior_rows(m, a, r0, r1, dz_scale);
 }
 
-/* Rows [r0, r1) of a training step's forward and backward over a batch of b rows (no barrier), after those rows of
- * h[0] and pre are in place. The forward runs by rows, as the backward does, rather than split by output features
+/* Rows [r0, r1) of a training step's forward and backward over this process's b rows of a step of b_step rows (the
+ * loss is the mean over b_step; b_step = b but when ranks share the step), after those rows of h[0] and pre are in
+ * place. The forward runs by rows, as the backward does, rather than split by output features
  * (elbo_mlp_forward_part): that split needs a team barrier before and after every layer, 32 a step for 8 couplings,
  * and the bytes it saves are the weights' share another thread rewrote, which a flow's nets (7 M parameters, their
  * packed copies, gradients and Adam moments: ~170 MB) never keep in a core's cache anyway. The same bits either way
  * (elbo_mlp_forward_part leaves those of elbo_mlp_forward_rows). */
-static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b, size_t r0,
-                      size_t r1)
+static void step_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, size_t b,
+                      size_t b_step, size_t r0, size_t r1)
 {
-    forward_rows(m, a, ws, r0, r1, 1.0f / (float)b);
-    backward_rows(m, a, ws, b, r0, r1);
+    forward_rows(m, a, ws, r0, r1, 1.0f / (float)b_step);
+    backward_rows(m, a, ws, b, b_step, r0, r1);
 }
 
 /* Each coupling's layers as the tail sees them over a step of b rows: the net's (with their packed inputs, whose K
@@ -561,11 +563,11 @@ static size_t flow_trainables(const elbo_flow *m, elbo_flow_activations *a, size
     return n;
 }
 
-/* Batch sums over rows [0, b) in row order: the loss and nll_z, log_det, preprocess. */
-static elbo_step_loss flow_sums(const elbo_flow_activations *a, size_t b)
+/* Sums over rows [r0, r1) in row order: the loss and nll_z, log_det, preprocess. */
+static elbo_step_loss flow_sums(const elbo_flow_activations *a, size_t r0, size_t r1)
 {
     elbo_step_loss s = {0, {0, 0, 0, 0}};
-    for (size_t r = 0; r < b; r++) {
+    for (size_t r = r0; r < r1; r++) {
         s.part[0] += a->nll_z[r];
         s.part[1] += a->log_det[r];
         s.part[2] += a->pre[r];
@@ -603,9 +605,9 @@ double elbo_flow_grads(elbo_flow *m, elbo_flow_activations *a, const uint8_t *x,
     elbo_trainable t[ELBO_MAX_LAYERS];
     elbo_flow_preprocess(&m->cfg, x, u, a->dh, a->pre, b);
     to_flow_order(m, a->dh, a->h[0], 0, b);
-    step_rows(m, a, &a->ws, b, 0, b);
+    step_rows(m, a, &a->ws, b, b, 0, b);
     elbo_tail_grads_part(t, flow_trainables(m, a, b, t), &a->ws, m->grads, b, 0, 1);
-    return flow_sums(a, b).loss / (double)b;
+    return flow_sums(a, 0, b).loss / (double)b;
 }
 
 void elbo_flow_nll_rows(const elbo_flow *m, elbo_flow_activations *a, elbo_gemm_workspace *ws, const uint8_t *x,
@@ -722,16 +724,17 @@ static const elbo_act_arena *flow_act_arena(const void *act)
     return &((const elbo_flow_activations *)act)->arena;
 }
 
-/* elbo_model_ops.train_rows: the dequantization noise of (seed, EPS, batch row, step), the logit, then the step's
- * forward and backward. */
+/* elbo_model_ops.train_rows: the dequantization noise of (seed, EPS, the step's batch row row0 + r, step) (the same
+ * noise on any number of ranks), the logit, then the step's forward and backward (the loss a mean over the step's
+ * rows). */
 static void flow_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,
                             size_t r1, size_t part, size_t nparts)
 {
     const elbo_flow *m = impl;
     (void)part;
     (void)nparts;
-    input_rows(m, act, bt->x, r0, r1, bt->seed, ELBO_STREAM_EPS, 0, bt->step);
-    step_rows(m, act, ws, bt->b, r0, r1);
+    input_rows(m, act, bt->x, r0, r1, bt->seed, ELBO_STREAM_EPS, bt->row0, bt->step);
+    step_rows(m, act, ws, bt->b, bt->b_step ? bt->b_step : bt->b, r0, r1);
 }
 
 /* elbo_model_ops.grads_finite: every net's output gradients and the scale gradients (B, Dt) of rows [r0, r1). */
@@ -753,7 +756,14 @@ static int flow_grads_finite(const void *impl, const void *act, size_t r0, size_
 static elbo_step_loss flow_batch_loss(const void *impl, const void *act, size_t b)
 {
     (void)impl;
-    return flow_sums(act, b);
+    return flow_sums(act, 0, b);
+}
+
+/* elbo_model_ops.rows_loss: the sums of rows [r0, r1) (the chunked step's per-chunk loss). */
+static elbo_step_loss flow_rows_loss(const void *impl, const void *act, size_t r0, size_t r1)
+{
+    (void)impl;
+    return flow_sums(act, r0, r1);
 }
 
 /* elbo_model_ops.trainables. */
@@ -802,6 +812,7 @@ static const elbo_model_ops FLOW_OPS = {
     .train_rows = flow_train_rows,
     .grads_finite = flow_grads_finite,
     .batch_loss = flow_batch_loss,
+    .rows_loss = flow_rows_loss,
     .trainables = flow_ops_trainables,
     .eval_rows = flow_eval_rows,
     .write_config = flow_write_config,
