@@ -12,7 +12,8 @@
 #   make test-mpi     elbo-mpi under mpirun: checkpoints byte-identical for 1-4 ranks, refusals, faults (scripts/test_mpi.sh)
 #   make bench-mpi    VAE samples/s: 2 ranks x 1 thread vs 1 process x 2 threads at batch 128 and 1024 (scripts/bench_mpi.sh)
 #   make test-arm64   cross-build for arm64 and run the tests under qemu-aarch64 (all but test_cli_*; the model
-#                     suites on the NEON tables only, ELBO_TEST_ISAS=neon; suites $(nproc) at a time, TEST_JOBS)
+#                     suites on the NEON tables only, ELBO_TEST_ISAS=neon; suites $(nproc) at a time, TEST_JOBS),
+#                     then the arm64 elbo's bf16 training of every model (scripts/test_arm64_cli.sh)
 #   make report       compare the CPUs in results/*.json: results/report.md (table) and results/report.png
 #   make bench-pytorch  training samples/s, elbo vs PyTorch (best thread configurations) at batch 64..1024
 #   make time-to-quality  seconds to test -ELBO <= 31.0, elbo vs PyTorch (MLPerf-style; TTQ_RUNS=5)
@@ -211,7 +212,8 @@ DEB_PACKAGES := gcc g++ make libc6-dev pkg-config libsleef-dev libcmocka-dev lib
                 libbenchmark-dev libbenchmark-tools libdnnl-dev python3-scipy python3-matplotlib linux-perf libpng-dev \
                 liblapacke-dev
 DEB_PACKAGES_ARM64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsleef-dev:arm64 libcmocka-dev:arm64 \
-                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64 liblapacke-dev:arm64
+                      zlib1g-dev:arm64 libcjson-dev:arm64 libhwloc-dev:arm64 libgomp1:arm64 liblapacke-dev:arm64 \
+                      libpng-dev:arm64
 # make MPI=1 (build/elbo-mpi) and make test-mpi: Open MPI.
 DEB_PACKAGES_MPI := libopenmpi-dev openmpi-bin
 # make fuzz: clang with libFuzzer and the sanitizer runtimes.
@@ -361,9 +363,11 @@ bench-mpi: check-deps-mpi
 	@scripts/bench_mpi.sh
 
 test-arm64: check-deps-arm64
-	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- cross-tests-build
+	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- cross-tests-build build-aarch64/elbo
+	@$(MAKE) --no-print-directory all
 	@TEST_JOBS=$${TEST_JOBS:-$$(nproc)} ELBO_TEST_ISAS=$${ELBO_TEST_ISAS-neon} \
 	 scripts/run_tests.sh "timeout 900 qemu-aarch64 -cpu max" $(patsubst build/%,build-aarch64/%,$(filter-out build/tests/test_cli_%,$(TEST_SRC:tests/%.c=build/tests/%)))
+	@scripts/test_arm64_cli.sh
 
 .PHONY: cross-tests-build
 cross-tests-build: $(BUILD)/libelbo.a $(CROSS_TEST_BIN)

@@ -22,12 +22,12 @@
 #define ELBO_BUILD_FLAGS "unknown"
 #endif
 
-/* Prints a checkpoint's training state. */
+/* Prints a checkpoint's training state (its GEMMs' precision last). */
 static void print_state(const elbo_train_state *st)
 {
-    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s%s%s\n", st->step, st->epoch,
-           st->optimizer, st->lr, st->batch, (unsigned long long)st->seed, st->dataset,
-           st->classes[0] ? ", classes " : "", st->classes);
+    printf("training:     %ld steps, %ld epochs, %s lr %g, batch %zu, seed %llu, data %s%s%s, precision %s\n", st->step,
+           st->epoch, st->optimizer, st->lr, st->batch, (unsigned long long)st->seed, st->dataset,
+           st->classes[0] ? ", classes " : "", st->classes, st->precision == ELBO_PRECISION_BF16 ? "bf16" : "fp32");
 }
 
 /* Prints the config and training state of the classifier checkpoint at path; returns the exit status. */
