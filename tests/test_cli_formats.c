@@ -20,11 +20,11 @@ typedef struct {
 
 static const old_file FILES[] = {
     {"tests/fixtures/checkpoint-ad34a58.safetensors",
-     "4 steps, 1 epochs, adam lr 0.001, batch 64, seed 7, data synthetic\n", 0},
+     "4 steps, 1 epochs, adam lr 0.001, batch 64, seed 7, data synthetic, precision fp32\n", 0},
     {"tests/fixtures/checkpoint-ad74efc.safetensors",
-     "3 steps, 0 epochs, sgd lr 0.01, batch 64, seed 7, data synthetic\n", 1},
+     "3 steps, 0 epochs, sgd lr 0.01, batch 64, seed 7, data synthetic, precision fp32\n", 1},
     {"tests/fixtures/checkpoint-524adbb.safetensors",
-     "3 steps, 1 epochs, adam lr 0.001, batch 32, seed 7, data synthetic, classes 0,1,4\n", 1},
+     "3 steps, 1 epochs, adam lr 0.001, batch 32, seed 7, data synthetic, classes 0,1,4, precision fp32\n", 1},
 };
 #define N_FILES (sizeof FILES / sizeof FILES[0])
 

@@ -179,9 +179,9 @@ static void update_group(elbo_gan *m, const elbo_optimizer *o, size_t g)
     const elbo_param_group *gr = &m->layout.group[g];
     for (size_t i = gr->first_layer; i < gr->first_layer + gr->n_layers; i++) {
         const elbo_linear_layout *ly = &m->layout.layer[i];
-        elbo_optimizer_update_block(o, m->kern, m->params, m->grads, ly->w_off, 1, ly->in * ly->out,
+        elbo_optimizer_update_block(o, m->kern, m->params, m->grads + ly->w_off, ly->w_off, 1, ly->in * ly->out,
                                     ly->in * ly->out);
-        elbo_optimizer_update_block(o, m->kern, m->params, m->grads, ly->b_off, 1, ly->out, ly->out);
+        elbo_optimizer_update_block(o, m->kern, m->params, m->grads + ly->b_off, ly->b_off, 1, ly->out, ly->out);
     }
     elbo_gan_pack_weights(m);
 }
@@ -385,6 +385,7 @@ static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images
     elbo_gan_optimizer_blocks(&m, &oc);
     if (elbo_trainer_init(&tr, &mm, &oc, DET_BATCH, DET_SEED, DET_IMAGES, nt, NULL, err, sizeof err) != 0)
         test_failf("%s\n", err);
+    tr.keep_grads = 1; /* the gradients are compared across thread counts and checked below */
     elbo_rng_permutation(order, DET_IMAGES, DET_SEED, 0);
     elbo_images_view data = {images, DET_IMAGES, c.input_dim, NULL};
     size_t n = m.layout.total;

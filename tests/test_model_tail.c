@@ -71,10 +71,10 @@ typedef struct {
 } update_ctx;
 
 /* elbo_param_update_fn: Adam through the optimizer in ctx. */
-static void update(void *ctx, size_t off, size_t rows, size_t cols, size_t ld)
+static void update(void *ctx, size_t off, const float *g, size_t rows, size_t cols, size_t ld)
 {
     update_ctx *u = ctx;
-    elbo_optimizer_update_block(u->opt, u->model->kern, u->model->params, u->model->grads, off, rows, cols, ld);
+    elbo_optimizer_update_block(u->opt, u->model->kern, u->model->params, g, off, rows, cols, ld);
 }
 
 /* One Adam step of a fresh model on a fixed batch, running the tail blocks of a 3-part plan in plan order or

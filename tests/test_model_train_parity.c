@@ -345,6 +345,7 @@ static run_result run_trainer(const train_case *c, const elbo_kernels *k, size_t
     elbo_model mm = elbo_vae_model(&m);
     if (elbo_trainer_init(&tr, &mm, &oc, BATCH, SEED, N_IMAGES, nt, NULL, err, sizeof err) != 0)
         test_failf("%s\n", err);
+    tr.keep_grads = 1; /* each step's gradients are checked */
     elbo_images_view data = {images, N_IMAGES, DIM, NULL};
     run_result r;
     for (size_t s = 0; s < STEPS; s++) {

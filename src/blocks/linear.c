@@ -164,29 +164,36 @@ void elbo_linear_data_grad_accumulate(const elbo_linear *l, elbo_gemm_workspace 
                 NULL);
 }
 
-void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
-                             elbo_operand x, size_t b, size_t lo, size_t hi)
+void elbo_linear_param_grads_into(const elbo_linear *l, elbo_gemm_workspace *ws, float *dw, float *db,
+                                  const float *dy, elbo_operand x, const elbo_packed_b *x_packed, size_t b, size_t lo,
+                                  size_t hi)
 {
     if (hi == lo)
         return;
     elbo_operand dyt = elbo_operand_f32(dy + lo, l->out, ELBO_TRANS);
-    if (l->precision == ELBO_PRECISION_BF16)
-        elbo_gemm_bf16(l->kern, ws->bf16, hi - lo, l->in, b, 1.0f, dyt, x, 0.0f, grads + l->w_off + lo * l->in, l->in,
-                       NULL);
-    else
-        elbo_gemm(l->kern, ws, hi - lo, l->in, b, 1.0f, dyt, x, 0.0f, grads + l->w_off + lo * l->in, l->in, NULL);
-    l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
+    if (x_packed) {
+        assert(l->precision == ELBO_PRECISION_FP32 && x_packed->kernels == l->kern && x_packed->k == b &&
+               x_packed->n == l->in);
+        elbo_gemm_packed(l->kern, ws, hi - lo, l->in, b, 1.0f, dyt, x_packed, 0.0f, dw, l->in, NULL);
+    } else if (l->precision == ELBO_PRECISION_BF16) {
+        elbo_gemm_bf16(l->kern, ws->bf16, hi - lo, l->in, b, 1.0f, dyt, x, 0.0f, dw, l->in, NULL);
+    } else {
+        elbo_gemm(l->kern, ws, hi - lo, l->in, b, 1.0f, dyt, x, 0.0f, dw, l->in, NULL);
+    }
+    l->kern->column_sum(db, dy + lo, b, hi - lo, l->out, 0);
+}
+
+void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
+                             elbo_operand x, size_t b, size_t lo, size_t hi)
+{
+    elbo_linear_param_grads_into(l, ws, grads + l->w_off + lo * l->in, grads + l->b_off + lo, dy, x, NULL, b, lo, hi);
 }
 
 void elbo_linear_param_grads_packed(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                                     const elbo_packed_b *x, size_t b, size_t lo, size_t hi)
 {
-    if (hi == lo)
-        return;
-    assert(l->precision == ELBO_PRECISION_FP32 && x->kernels == l->kern && x->k == b && x->n == l->in);
-    elbo_gemm_packed(l->kern, ws, hi - lo, l->in, b, 1.0f, elbo_operand_f32(dy + lo, l->out, ELBO_TRANS), x, 0.0f,
-                     grads + l->w_off + lo * l->in, l->in, NULL);
-    l->kern->column_sum(grads + l->b_off + lo, dy + lo, b, hi - lo, l->out, 0);
+    elbo_linear_param_grads_into(l, ws, grads + l->w_off + lo * l->in, grads + l->b_off + lo, dy, (elbo_operand){0},
+                                 x, b, lo, hi);
 }
 
 void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,

@@ -107,6 +107,12 @@ void elbo_linear_param_grads(const elbo_linear *l, elbo_gemm_workspace *ws, floa
 void elbo_linear_param_grads_packed(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                                     const elbo_packed_b *x, size_t b, size_t lo, size_t hi);
 
+/* As elbo_linear_param_grads (x_packed NULL) or elbo_linear_param_grads_packed, into dw (hi - lo, in) and db
+ * (hi - lo) instead of the gradient arena: the same bits wherever they are written. */
+void elbo_linear_param_grads_into(const elbo_linear *l, elbo_gemm_workspace *ws, float *dw, float *db,
+                                  const float *dy, elbo_operand x, const elbo_packed_b *x_packed, size_t b, size_t lo,
+                                  size_t hi);
+
 /* As elbo_linear_param_grads, adding dW rows [lo, hi) += dy^T x and db [lo, hi) += its column sums into grads. */
 void elbo_linear_param_grads_add(const elbo_linear *l, elbo_gemm_workspace *ws, float *grads, const float *dy,
                                  elbo_operand x, size_t b, size_t lo, size_t hi);

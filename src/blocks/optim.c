@@ -58,8 +58,8 @@ static const elbo_block_lr *block_at(const elbo_optimizer_config *c, size_t off)
     return NULL;
 }
 
-void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
-                                 const float *grads, size_t off, size_t rows, size_t cols, size_t ld)
+void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params, const float *g,
+                                 size_t off, size_t rows, size_t cols, size_t ld)
 {
     if (rows == 0 || cols == 0)
         return;
@@ -69,10 +69,10 @@ void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *ke
         elbo_adam_hparams h = o->cfg.adam;
         h.step = step;
         h.lr = blk ? blk->lr : h.lr;
-        kern->adam(params + off, o->m + off, o->v + off, grads + off, rows, cols, ld, &h);
+        kern->adam(params + off, o->m + off, o->v + off, g, rows, cols, ld, &h);
     } else {
         elbo_sgd_hparams h = o->cfg.sgd;
         h.lr = blk ? blk->lr : h.lr;
-        kern->sgd(params + off, o->m + off, grads + off, rows, cols, ld, &h, step == 1);
+        kern->sgd(params + off, o->m + off, g, rows, cols, ld, &h, step == 1);
     }
 }

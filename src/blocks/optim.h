@@ -44,10 +44,11 @@ void elbo_optimizer_free(elbo_optimizer *o);
 /* Multi-threaded step: one thread calls begin (counts the step), then the threads update disjoint blocks
  * with update_block (elementwise, so the result does not depend on how the arena is split). */
 void elbo_optimizer_begin_step(elbo_optimizer *o);
-/* Updates the rows x cols block at arena offset off (row stride ld) of params and the optimizer state from the
- * same block of grads, with kern's optimizer kernels, at the learning rate of the cfg.block_lr block holding off
- * (the config's own elsewhere). */
-void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params,
-                                 const float *grads, size_t off, size_t rows, size_t cols, size_t ld);
+/* Updates the rows x cols block at arena offset off (row stride ld) of params and the optimizer state from g, that
+ * block's gradient (the same shape and row stride: the gradient arena + off, or a copy of the block elsewhere),
+ * with kern's optimizer kernels, at the learning rate of the cfg.block_lr block holding off (the config's own
+ * elsewhere). */
+void elbo_optimizer_update_block(const elbo_optimizer *o, const elbo_kernels *kern, float *params, const float *g,
+                                 size_t off, size_t rows, size_t cols, size_t ld);
 
 #endif

@@ -46,19 +46,31 @@ size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t npa
     return count;
 }
 
+size_t elbo_tail_chunk_scratch(const elbo_trainable *t, const elbo_tail_chunk *c)
+{
+    const elbo_trainable *tr = &t[c->layer];
+    return tr->fix_weight_grads ? 0 : (size_t)(c->hi - c->lo) * (tr->layer->in + 1);
+}
+
 void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const float *params, float *grads,
-                         size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update, void *ctx)
+                         float *scratch, size_t scratch_floats, size_t b, const elbo_tail_chunk *c,
+                         elbo_param_update_fn update, void *ctx)
 {
     const elbo_trainable *tr = &t[c->layer];
     elbo_linear *l = tr->layer;
-    size_t lo = c->lo, hi = c->hi;
+    size_t lo = c->lo, hi = c->hi, need = elbo_tail_chunk_scratch(t, c);
     if (hi == lo)
         return;
-    layer_param_grads(tr, ws, grads, b, lo, hi);
+    float *dw = grads + l->w_off + lo * l->in, *db = grads + l->b_off + lo;
+    if (scratch && need && need <= scratch_floats) {
+        dw = scratch;
+        db = scratch + (hi - lo) * l->in;
+    }
+    elbo_linear_param_grads_into(l, ws, dw, db, tr->dy, tr->x, tr->x_packed, tr->rows ? tr->rows : b, lo, hi);
     if (tr->fix_weight_grads)
         tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi, fix_row_sum(tr, b));
-    update(ctx, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
-    update(ctx, l->b_off + lo, 1, hi - lo, l->out);
+    update(ctx, l->w_off + lo * l->in, dw, 1, (hi - lo) * l->in, l->in);
+    update(ctx, l->b_off + lo, db, 1, hi - lo, l->out);
     if (!tr->packed_elsewhere)
         elbo_linear_pack_features(l, params, lo, hi);
 }

@@ -42,19 +42,27 @@ typedef struct {
     uint32_t layer, lo, hi;
 } elbo_tail_chunk;
 
-/* Applies an optimizer to the rows x cols block of the parameter arena at offset off (row stride ld) from the same
- * block of the gradient arena. */
-typedef void (*elbo_param_update_fn)(void *ctx, size_t off, size_t rows, size_t cols, size_t ld);
+/* Applies an optimizer to the rows x cols block of the parameter arena at offset off (row stride ld) from g, that
+ * block's gradient (the same shape and row stride). */
+typedef void (*elbo_param_update_fn)(void *ctx, size_t off, const float *g, size_t rows, size_t cols, size_t ld);
 
 /* The tail blocks part `part` of nparts owns, in order: each layer's output features of elbo_linear_features_of_part
  * (the split a feature-split forward uses, so a thread repacks the weights it reads next), cut into blocks of a few
  * panels when nparts > 1 (one block per layer on one thread). Written to out when not NULL; returns how many. */
 size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out);
 
-/* One block over b rows, after every row's backward pass: its rows of dW = dy^T . x and its bias gradients into
- * grads, then `update` on those parameters, then their repacking from params (unless packed_elsewhere). */
+/* The floats of scratch elbo_tail_chunk_run can hold block c's gradients in (hi - lo rows of W and of b), or 0 for
+ * a layer whose gradients must be in the gradient arena (one with fix_weight_grads). */
+size_t elbo_tail_chunk_scratch(const elbo_trainable *t, const elbo_tail_chunk *c);
+
+/* One block over b rows, after every row's backward pass: its rows of dW = dy^T . x and its bias gradients, then
+ * `update` on those parameters, then their repacking from params (unless packed_elsewhere). The gradients go to
+ * scratch when it holds elbo_tail_chunk_scratch floats (scratch_floats; a buffer every block of a thread reuses,
+ * so they stay in its cache and never reach memory: a model whose parameters outgrow the caches, 7 M of a flow,
+ * saves writing them and reading them back), else to grads at the arena's offsets. */
 void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const float *params, float *grads,
-                         size_t b, const elbo_tail_chunk *c, elbo_param_update_fn update, void *ctx);
+                         float *scratch, size_t scratch_floats, size_t b, const elbo_tail_chunk *c,
+                         elbo_param_update_fn update, void *ctx);
 
 /* Every layer's gradients over b rows, part `part` of nparts of the output features (no update). */
 void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace *ws, float *grads, size_t b,

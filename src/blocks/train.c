@@ -81,13 +81,21 @@ static int tail_plan_init(elbo_trainer *tr, size_t nt)
     tr->tail = malloc((total ? total : 1) * sizeof *tr->tail);
     if (!tr->tail)
         return -1;
+    size_t scratch = 0;
     for (size_t q = 0; q < nq; q++) {
         const elbo_trainable *t = tr->trainable + tr->trainable_first[q];
         size_t n = tr->trainable_first[q + 1] - tr->trainable_first[q];
         for (size_t p = 0; p < nt; p++)
             elbo_tail_plan(t, n, p, nt, tr->tail + tr->tail_first[q * stride + p]);
+        for (size_t c = tr->tail_first[q * stride]; c < tr->tail_first[q * stride + nt]; c++) {
+            size_t f = elbo_tail_chunk_scratch(t, &tr->tail[c]);
+            scratch = f > scratch ? f : scratch;
+        }
     }
-    return 0;
+    /* each thread's gradient scratch on its own cache lines (16 floats = 64 bytes) */
+    tr->tail_scratch_floats = (scratch + 15) / 16 * 16;
+    tr->tail_scratch = aligned_alloc(64, (tr->tail_scratch_floats ? tr->tail_scratch_floats : 16) * nt * sizeof(float));
+    return tr->tail_scratch ? 0 : -1;
 }
 
 int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_optimizer_config *opt, size_t batch,
@@ -131,6 +139,7 @@ void elbo_trainer_free(elbo_trainer *tr)
         tr->model.ops->act_free(tr->act);
     elbo_team_free(&tr->team);
     free(tr->tail);
+    free(tr->tail_scratch);
     free(tr->tail_first);
     free(tr->tail_next);
     free(tr->perm);
@@ -139,10 +148,10 @@ void elbo_trainer_free(elbo_trainer *tr)
     memset(tr, 0, sizeof *tr);
 }
 
-void elbo_trainer_update_block(void *ctx, size_t off, size_t rows, size_t cols, size_t ld)
+void elbo_trainer_update_block(void *ctx, size_t off, const float *g, size_t rows, size_t cols, size_t ld)
 {
     elbo_trainer *tr = ctx;
-    elbo_optimizer_update_block(&tr->opt, tr->model.kern, tr->model.params, tr->model.grads, off, rows, cols, ld);
+    elbo_optimizer_update_block(&tr->opt, tr->model.kern, tr->model.params, g, off, rows, cols, ld);
     if (tr->model.ops->after_update)
         tr->model.ops->after_update(tr->model.impl, off, rows, cols, ld, tr->opt.step);
 }
@@ -158,7 +167,9 @@ static void run_tail(elbo_trainer *tr, elbo_gemm_workspace *ws, size_t b, size_t
     for (size_t k = 0; k < nt; k++) {
         size_t p = (t + k) % nt, end = first[p + 1], c;
         while ((c = atomic_fetch_add_explicit(&next[p].next, 1, memory_order_relaxed)) < end)
-            elbo_tail_chunk_run(trainable, ws, tr->model.params, tr->model.grads, b, &tr->tail[c], elbo_trainer_update_block, tr);
+            elbo_tail_chunk_run(trainable, ws, tr->model.params, tr->model.grads,
+                                tr->keep_grads ? NULL : tr->tail_scratch + t * tr->tail_scratch_floats,
+                                tr->tail_scratch_floats, b, &tr->tail[c], elbo_trainer_update_block, tr);
     }
 }
 

@@ -49,6 +49,11 @@ typedef struct {
                              * [tail_first[q (threads + 1) + p], tail_first[q (threads + 1) + p + 1]) */
     size_t *tail_first;     /* (phases (threads + 1)) */
     elbo_tail_cursor *tail_next; /* (phases threads) */
+    float *tail_scratch;    /* (threads, tail_scratch_floats): each thread's tail blocks' gradients (tail.h) */
+    size_t tail_scratch_floats;
+    int keep_grads;         /* 1: each step's weight and bias gradients stay in the model's gradient arena, for a
+                             * caller that reads them (the parity tests); 0 (default): in tail_scratch, which stays
+                             * in cache (the same bits) */
     struct elbo_chunked *chunked; /* NULL, or the chunked step's state (train_chunked.h) */
 } elbo_trainer;
 
@@ -73,9 +78,10 @@ int elbo_trainer_init(elbo_trainer *tr, const elbo_model *model, const elbo_opti
 /* Frees the trainer's own buffers (not the model). */
 void elbo_trainer_free(elbo_trainer *tr);
 
-/* The trainer's optimizer step on the rows x cols block at arena offset off (row stride ld) of its model, then the
+/* The trainer's optimizer step on the rows x cols block at arena offset off (row stride ld) of its model from its
+ * gradient g (the same shape and row stride), then the
  * model's after_update on that block (an elbo_param_update_fn with tr as ctx). */
-void elbo_trainer_update_block(void *tr, size_t off, size_t rows, size_t cols, size_t ld);
+void elbo_trainer_update_block(void *tr, size_t off, const float *g, size_t rows, size_t cols, size_t ld);
 
 /* One optimizer step on the rows rows[0..b) of data (b <= batch): noise for (seed, step, row), forward,
  * backward, update, for each of the model's phases in turn. Returns the (last phase's) batch loss sums; a

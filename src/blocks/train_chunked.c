@@ -216,8 +216,9 @@ static void update_features(elbo_trainer *tr, const elbo_trainable *trainable, s
             continue;
         if (trainable[i].fix_weight_grads)
             trainable[i].fix_weight_grads(trainable[i].fix_ctx, m->grads, lo, hi, fix_sums[i]);
-        elbo_trainer_update_block(tr, l->w_off + lo * l->in, 1, (hi - lo) * l->in, l->in);
-        elbo_trainer_update_block(tr, l->b_off + lo, 1, hi - lo, l->out);
+        elbo_trainer_update_block(tr, l->w_off + lo * l->in, m->grads + l->w_off + lo * l->in, 1, (hi - lo) * l->in,
+                                  l->in);
+        elbo_trainer_update_block(tr, l->b_off + lo, m->grads + l->b_off + lo, 1, hi - lo, l->out);
         if (!trainable[i].packed_elsewhere)
             elbo_linear_pack_features(l, m->params, lo, hi);
     }

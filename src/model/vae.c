@@ -300,7 +300,7 @@ void elbo_vae_tail_chunk_run(elbo_vae *m, elbo_vae_activations *a, elbo_gemm_wor
 {
     elbo_trainable t[ELBO_MAX_LAYERS];
     trainables(m, a, x, xf, t);
-    elbo_tail_chunk_run(t, ws, m->params, m->grads, b, c, update, ctx);
+    elbo_tail_chunk_run(t, ws, m->params, m->grads, NULL, 0, b, c, update, ctx);
 }
 
 elbo_batch_loss elbo_vae_forward(const elbo_vae *m, elbo_vae_activations *a, const uint8_t *x, size_t b,
