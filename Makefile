@@ -410,7 +410,7 @@ bench-pytorch: check-deps
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results $(BENCH_PYTORCH_ARGS)
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model gan --batches 64,128,256 $(BENCH_PYTORCH_GAN_ARGS)
-	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model flow --batches 64,128 --samples 10000 \
+	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model flow --batches 64,128 --samples 40000 \
 	  $(BENCH_PYTORCH_FLOW_ARGS)
 	/usr/bin/python3 scripts/bench_pytorch.py --out-dir results --model diffusion --batches 128,256 --samples 6000 \
 	  --seconds 3 $(BENCH_PYTORCH_DIFFUSION_ARGS)

@@ -16,8 +16,7 @@ Model 784-400-20 (MSE), Adam 1e-3, Fashion-MNIST's training images, seed 1, on b
 - PyTorch bf16 autocast (forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), fp32 master weights
   and Adam; its GEMMs in oneDNN) is its own row, searched over the same thread pairs on OpenBLAS's own kernel.
 - elbo: `elbo train --batch B --steps N --threads T --json` with N steps of about --samples samples, for T in
-  {1, 2, cores}, counting the training steps only (not loading, not the test evaluation), and steady: the
-  samples and seconds of a run of N / 4 steps are taken off (its warm-up, as PyTorch's is not timed). The VAE
+  {1, 2, cores}; its samples/s counts the training steps only (not loading, not the test evaluation). The VAE
   also with `--precision bf16` (bf16 GEMM operands, fp32 accumulation and master weights), the row to compare
   with PyTorch's autocast, where this CPU runs bf16 (otherwise the row says why not).
 - --model gan|flow|diffusion: the same comparison for that model (elbo `train --model M`; PyTorch: the same model
@@ -71,20 +70,12 @@ def thread_counts(cores):
 
 
 def measure_elbo(a, batch, threads, precision="fp32"):
-    """elbo's steady samples/s at (batch, threads, precision) over about a.samples samples (a GAN: a.samples / 4):
-    the steps of a full run less those of a run of a quarter of its steps, over the difference of their training
-    seconds, so that the first steps' page faults and cold caches count no more than PyTorch's warm-up steps do."""
-    cost = {"gan": 4, "flow": 10}.get(a.model, 1)  # a GAN step costs ~4 VAE steps, a flow's ~50 (fewer, >= 8 steps)
-    steps = max(10 if a.model == "vae" else 8, -(-a.samples // batch) // cost)
-
-    def run(n):
-        r = run_json_lines([a.elbo, "train", "--model", a.model, "--data", a.data, "--batch", str(batch), "--steps",
-                            str(n), "--threads", str(threads), "--precision", precision, "--json"])
-        return r[-1]["samples_per_s"] * r[-1]["seconds"], r[-1]["seconds"]
-
-    warm_samples, warm_s = run(max(2, steps // 4))
-    samples, s = run(steps)
-    return (samples - warm_samples) / (s - warm_s) if s > warm_s else samples / s
+    """elbo's samples/s at (batch, threads, precision) over about a.samples samples (a GAN: a.samples / 4)."""
+    cost = {"gan": 4, "flow": 10}.get(a.model, 1)  # a GAN step costs ~4 VAE steps, a flow's ~50 (fewer, >= 4 steps)
+    steps = max(10 if a.model == "vae" else 4, -(-a.samples // batch) // cost)
+    r = run_json_lines([a.elbo, "train", "--model", a.model, "--data", a.data, "--batch", str(batch), "--steps",
+                        str(steps), "--threads", str(threads), "--precision", precision, "--json"])
+    return r[-1]["samples_per_s"]
 
 
 def torch_configs(threads, forced_core, bf16=True):
