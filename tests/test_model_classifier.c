@@ -273,6 +273,7 @@ static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
     if (elbo_trainer_init(&tr, &mm, &oc, DET_BATCH, DET_SEED, DET_IMAGES, nt, NULL, err, sizeof err) != 0)
         test_failf("%s\n", err);
+    tr.keep_grads = 1; /* the gradients are compared across thread counts */
     elbo_rng_permutation(order, DET_IMAGES, DET_SEED, 0);
     elbo_images_view data = {images, DET_IMAGES, DET_DIM, labels};
     size_t n = m.layout.total;

@@ -357,8 +357,9 @@ static elbo_flow_config det_config(void)
 }
 
 /* DET_STEPS steps of det_config's flow (elbo_flow_init_params seed DET_SEED) with Adam lr 1e-3 on images, batch rows
- * from elbo_rng_permutation, with kernels k on nt threads. */
-static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images)
+ * from elbo_rng_permutation, with kernels k on nt threads; keep_grads as the trainer's (1: the states hold the
+ * gradients; 0: the tail's scratch, the default, and the states' gradients stay NaN). */
+static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images, int keep_grads)
 {
     char err[256];
     elbo_flow m;
@@ -372,6 +373,7 @@ static det_run run_steps(const elbo_kernels *k, size_t nt, const uint8_t *images
     elbo_optimizer_config oc = elbo_optimizer_config_default(ELBO_OPT_ADAM, 1e-3);
     if (elbo_trainer_init(&tr, &mm, &oc, DET_BATCH, DET_SEED, DET_IMAGES, nt, NULL, err, sizeof err) != 0)
         test_failf("%s\n", err);
+    tr.keep_grads = keep_grads;
     elbo_rng_permutation(order, DET_IMAGES, DET_SEED, 0);
     elbo_images_view data = {images, DET_IMAGES, c.input_dim, NULL};
     size_t n = m.layout.total;
@@ -401,7 +403,8 @@ static void det_free(det_run *r)
 }
 
 /* 1, 2 and 3 threads give bitwise the same parameters, moments, gradients and losses after every step, on every
- * ISA. */
+ * ISA; and the tail's gradient scratch (the trainer's default) the same parameters, moments and losses as its
+ * gradients in the arena. */
 static void test_trainer_threads_bitwise(void **state)
 {
     (void)state;
@@ -412,21 +415,24 @@ static void test_trainer_threads_bitwise(void **state)
     elbo_flow_layout_build(&l, &c);
     for (size_t i = 0; test_model_tables(i); i++) {
         const elbo_kernels *k = test_model_tables(i);
-        det_run one = run_steps(k, 1, images);
-        for (size_t nt = 2; nt <= 3; nt++) {
-            det_run r = run_steps(k, nt, images);
+        det_run one = run_steps(k, 1, images, 1);
+        for (size_t nt = 2; nt <= 4; nt++) {
+            int scratch = nt == 4; /* the fourth run: 2 threads with the gradients in the tail's scratch */
+            det_run r = run_steps(k, scratch ? 2 : nt, images, !scratch);
             for (size_t s = 0; s < DET_STEPS; s++) {
                 static const char *const arena[] = {"parameters", "exp_avg", "exp_avg_sq", "gradients"};
-                for (size_t w = 0; w < 4; w++)
+                for (size_t w = 0; w < (scratch ? 3u : 4u); w++)
                     if (memcmp(one.state[s] + w * l.total, r.state[s] + w * l.total, l.total * sizeof(float)))
-                        test_failf("%s/%zu threads: step %zu's %s differ from 1 thread's\n", k->isa, nt, s, arena[w]);
+                        test_failf("%s/%zu threads%s: step %zu's %s differ from 1 thread's\n", k->isa,
+                                   scratch ? 2 : nt, scratch ? " (tail scratch)" : "", s, arena[w]);
                 if (memcmp(&one.loss[s], &r.loss[s], sizeof one.loss[s]))
                     test_failf("%s/%zu threads: step %zu's loss %.17g differs from 1 thread's %.17g\n", k->isa, nt, s,
                                r.loss[s].loss, one.loss[s].loss);
             }
             det_free(&r);
         }
-        printf("  %-6s 1-3 threads bitwise over %d steps; %.4f -> %.4f bits/dim\n", k->isa, DET_STEPS,
+        printf("  %-6s 1-3 threads and the tail's scratch bitwise over %d steps; %.4f -> %.4f bits/dim\n", k->isa,
+               DET_STEPS,
                elbo_flow_bits_per_dim(&c, one.loss[0].loss / DET_BATCH),
                elbo_flow_bits_per_dim(&c, one.loss[DET_STEPS - 1].loss / (DET_IMAGES % DET_BATCH)));
         det_free(&one);
