@@ -29,16 +29,20 @@ static void layer_param_grads(const elbo_trainable *t, elbo_gemm_workspace *ws, 
         elbo_linear_param_grads(t->layer, ws, grads, t->dy, t->x, rows, lo, hi);
 }
 
+/* TAIL_CHUNK_PANELS fp32 panels' worth of output features, in whole panels of l's own width (bf16's are wider). */
+static size_t block_rows(const elbo_linear *l)
+{
+    size_t w = elbo_linear_panel_width(l);
+    return (TAIL_CHUNK_PANELS * l->kern->blocking.nr + w - 1) / w * w;
+}
+
 size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out)
 {
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
         size_t lo, hi;
         elbo_linear_features_of_part(t[i].layer, part, nparts, t[i].rotate, &lo, &hi);
-        /* TAIL_CHUNK_PANELS fp32 panels' worth of rows, in whole panels of the layer's own width (bf16's are wider) */
-        size_t w = elbo_linear_panel_width(t[i].layer);
-        size_t rows = (TAIL_CHUNK_PANELS * t[i].layer->kern->blocking.nr + w - 1) / w * w;
-        size_t step = nparts > 1 ? rows : hi - lo + 1;
+        size_t step = nparts > 1 ? block_rows(t[i].layer) : hi - lo + 1;
         for (size_t r = lo; r < hi; r += step, count++)
             if (out)
                 out[count] = (elbo_tail_chunk){(uint32_t)i, (uint32_t)r, (uint32_t)(hi - r < step ? hi : r + step)};
@@ -69,10 +73,15 @@ void elbo_tail_chunk_run(const elbo_trainable *t, elbo_gemm_workspace *ws, const
     elbo_linear_param_grads_into(l, ws, dw, db, tr->dy, tr->x, tr->x_packed, tr->rows ? tr->rows : b, lo, hi);
     if (tr->fix_weight_grads)
         tr->fix_weight_grads(tr->fix_ctx, grads, lo, hi, fix_row_sum(tr, b));
-    update(ctx, l->w_off + lo * l->in, dw, 1, (hi - lo) * l->in, l->in);
-    update(ctx, l->b_off + lo, db, 1, hi - lo, l->out);
-    if (!tr->packed_elsewhere)
-        elbo_linear_pack_features(l, params, lo, hi);
+    /* the update and the repacking by blocks of a few panels: each block's weights are repacked (rounded to bf16
+     * in a BF16 layer) from L1 or L2 right after the optimizer wrote them, not from memory after a whole layer */
+    for (size_t r0 = lo, step = block_rows(l); r0 < hi; r0 += step) {
+        size_t r1 = hi - r0 < step ? hi : r0 + step;
+        update(ctx, l->w_off + r0 * l->in, dw + (r0 - lo) * l->in, 1, (r1 - r0) * l->in, l->in);
+        update(ctx, l->b_off + r0, db + (r0 - lo), 1, r1 - r0, l->out);
+        if (!tr->packed_elsewhere)
+            elbo_linear_pack_features(l, params, r0, r1);
+    }
 }
 
 void elbo_tail_grads_part(const elbo_trainable *t, size_t n, elbo_gemm_workspace *ws, float *grads, size_t b,

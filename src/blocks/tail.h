@@ -55,8 +55,9 @@ size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t npa
  * a layer whose gradients must be in the gradient arena (one with fix_weight_grads). */
 size_t elbo_tail_chunk_scratch(const elbo_trainable *t, const elbo_tail_chunk *c);
 
-/* One block over b rows, after every row's backward pass: its rows of dW = dy^T . x and its bias gradients, then
- * `update` on those parameters, then their repacking from params (unless packed_elsewhere). The gradients go to
+/* One block over b rows, after every row's backward pass: its rows of dW = dy^T . x and its bias gradients, then,
+ * a few panels at a time, `update` on those parameters and their repacking from params (unless
+ * packed_elsewhere). The gradients go to
  * scratch when it holds elbo_tail_chunk_scratch floats (scratch_floats; a buffer every block of a thread reuses,
  * so they stay in its cache and never reach memory: a model whose parameters outgrow the caches, 7 M of a flow,
  * saves writing them and reading them back), else to grads at the arena's offsets. */
