@@ -31,17 +31,7 @@ arm() {
 }
 # within WHAT A B BOUND: every tensor of checkpoint A within BOUND of its scale of B's
 within() {
-    if why=$(/usr/bin/python3 - "$2" "$3" "$4" <<'PY'
-import sys
-sys.path.insert(0, "tests/parity")
-from vae_torch import read_checkpoint
-a, _ = read_checkpoint(sys.argv[1])
-b, _ = read_checkpoint(sys.argv[2])
-worst = max(float((a[k] - b[k]).abs().max() / b[k].abs().max().clamp(min=1e-30)) for k in a)
-print(f"{len(a)} tensors, worst difference {worst:.2e} of scale")
-sys.exit(0 if worst < float(sys.argv[3]) else 1)
-PY
-    ); then pass "$1 ($why)"; else fail "$1: $why"; fi
+    if why=$(/usr/bin/python3 scripts/checkpoint_close.py "$2" "$3" "" "$4"); then pass "$1 ($why)"; else fail "$1: $why"; fi
 }
 
 echo "test-arm64: bf16 training of the command line"

@@ -47,18 +47,35 @@ same() {
 # close_to WHAT A B PREFIX BOUND: every tensor of checkpoint A whose name starts with PREFIX is within BOUND of its
 # scale of B's (one process's: the same mathematics, another summation order)
 close_to() {
-    if why=$(/usr/bin/python3 - "$2" "$3" "$4" "$5" <<'PY'
-import sys
-sys.path.insert(0, "tests/parity")
-from vae_torch import read_checkpoint
-a, _ = read_checkpoint(sys.argv[1])
-b, _ = read_checkpoint(sys.argv[2])
-names = [k for k in a if k.startswith(sys.argv[3])]
-worst = max((float((a[k] - b[k]).abs().max() / b[k].abs().max().clamp(min=1e-30)) for k in names), default=1.0)
-print(f"{len(names)} tensors, worst difference {worst:.2e} of scale")
-sys.exit(0 if names and worst < float(sys.argv[4]) else 1)
-PY
-    ); then pass "$1 = one process's ($why)"; else fail "$1 differs from one process's: $why"; fi
+    if why=$(/usr/bin/python3 scripts/checkpoint_close.py "$2" "$3" "$4" "$5"); then pass "$1 = one process's ($why)";
+    else fail "$1 differs from one process's: $why"; fi
+}
+# ranks_bitwise WHAT ARGS...: 6 steps of `train ARGS` on 1 rank, on 2 ranks x 2 threads and on 3 ranks, and 3 steps on
+# 2 ranks then --resume to 6 on 3 ranks, all byte-identical ($dir/WHAT-1x1.safetensors is the 1-rank checkpoint)
+ranks_bitwise() {
+    what=$1
+    shift
+    for pt in 1x1 2x2 3x1; do
+        run "${pt%x*}" "$@" --steps 6 --threads "${pt#*x}" --save "$dir/$what-$pt.safetensors"
+        [ "$rc" = 0 ] || fail "$what on ${pt%x*} ranks x ${pt#*x} threads: exit $rc"
+    done
+    same "$what, 2 ranks x 2 threads = 1 rank" "$dir/$what-1x1.safetensors" "$dir/$what-2x2.safetensors"
+    same "$what, 3 ranks = 1 rank" "$dir/$what-1x1.safetensors" "$dir/$what-3x1.safetensors"
+    run 2 "$@" --steps 3 --threads 1 --save "$dir/$what-resumed.safetensors"
+    run 3 --data synthetic:500 --steps 6 --threads 1 --resume "$dir/$what-resumed.safetensors" \
+        --save "$dir/$what-resumed.safetensors"
+    same "$what, 3 steps on 2 ranks then --resume to 6 on 3 ranks = 6 steps on 1 rank" "$dir/$what-1x1.safetensors" \
+        "$dir/$what-resumed.safetensors"
+}
+# sgd_as_one_process WHAT LR ARGS...: 6 SGD steps of `train ARGS` on 2 ranks land within 1e-5 of each tensor's scale
+# of one process's (SGD carries the summation order's rounding differences linearly)
+sgd_as_one_process() {
+    what=$1 lr=$2
+    shift 2
+    run 2 "$@" --steps 6 --threads 1 --optimizer sgd --lr "$lr" --save "$dir/$what-sgd.safetensors"
+    "${ELBO:-build/elbo}" train "$@" --steps 6 --threads 1 --optimizer sgd --lr "$lr" \
+        --save "$dir/$what-sgd-one.safetensors" >"$dir/out" 2>"$dir/err" || fail "$what in one process: $(cat "$dir/err")"
+    close_to "$what on 2 ranks (SGD)" "$dir/$what-sgd.safetensors" "$dir/$what-sgd-one.safetensors" "" 1e-5
 }
 
 VAE="--data synthetic:500 --batch 120 --epochs 2"
@@ -86,69 +103,33 @@ same "classifier, 3 ranks = 1 rank" "$dir/clf-1.safetensors" "$dir/clf-3.safeten
 # the diffusion model: a batch-mean loss (each rank divides by the step's rows), noise per batch row, the moving
 # average of the weights updated after every block on every rank (its ema.* tensors in the checkpoint)
 DIFF="--model diffusion --data synthetic:500 --batch 120 --hidden 64 --seed 2"
-for pt in 1x1 2x2 3x1; do
-    run "${pt%x*}" $DIFF --steps 6 --threads "${pt#*x}" --save "$dir/diff-$pt.safetensors"
-    [ "$rc" = 0 ] || fail "diffusion on ${pt%x*} ranks x ${pt#*x} threads: exit $rc"
-done
-same "diffusion, 2 ranks x 2 threads = 1 rank" "$dir/diff-1x1.safetensors" "$dir/diff-2x2.safetensors"
-same "diffusion, 3 ranks = 1 rank" "$dir/diff-1x1.safetensors" "$dir/diff-3x1.safetensors"
+ranks_bitwise diffusion $DIFF
 # the moving average really moves on the ranks: against the one-process build's (whose gradient sums differ in
 # rounding only) each ema.* tensor is within 1e-4 of its scale; skipped moving averages leave it at the
 # initialization, 1e-2 away after 6 steps
 "${ELBO:-build/elbo}" train $DIFF --steps 6 --threads 1 --save "$dir/diff-single.safetensors" >"$dir/out" 2>"$dir/err" ||
     fail "diffusion in one process: $(cat "$dir/err")"
-close_to "diffusion on ranks: the moving average" "$dir/diff-1x1.safetensors" "$dir/diff-single.safetensors" ema. 1e-4
-run 2 $DIFF --steps 3 --threads 1 --save "$dir/diff-resumed.safetensors"
-run 3 --data synthetic:500 --steps 6 --threads 1 --resume "$dir/diff-resumed.safetensors" \
-    --save "$dir/diff-resumed.safetensors"
-same "diffusion, 3 steps on 2 ranks then --resume to 6 on 3 ranks = 6 steps on 1 rank" "$dir/diff-1x1.safetensors" \
-    "$dir/diff-resumed.safetensors"
+close_to "diffusion on ranks: the moving average" "$dir/diffusion-1x1.safetensors" "$dir/diff-single.safetensors" \
+    ema. 1e-4
 # the GAN: two optimizer phases per step, D over the fake and the real rows of each chunk, spectral norm (u and v
 # iterated on every rank, the path through sigma summed per chunk); 6 steps reach the last partial batch (20 rows:
 # one chunk, ranks without rows still iterate u and v)
 GAN="--model gan --data synthetic:500 --batch 120 --hidden 64,96 --d-hidden 80,40 --seed 2"
-for pt in 1x1 2x2 3x1; do
-    run "${pt%x*}" $GAN --steps 6 --threads "${pt#*x}" --save "$dir/gan-$pt.safetensors"
-    [ "$rc" = 0 ] || fail "GAN on ${pt%x*} ranks x ${pt#*x} threads: exit $rc"
-done
-same "GAN, 2 ranks x 2 threads = 1 rank" "$dir/gan-1x1.safetensors" "$dir/gan-2x2.safetensors"
-same "GAN, 3 ranks = 1 rank" "$dir/gan-1x1.safetensors" "$dir/gan-3x1.safetensors"
+ranks_bitwise GAN $GAN
 for p in 1 3; do
     run "$p" $GAN --steps 6 --d-steps 2 --threads 1 --save "$dir/gan-d2-$p.safetensors"
     [ "$rc" = 0 ] || fail "GAN --d-steps 2 on $p ranks: exit $rc"
 done
 same "GAN --d-steps 2, 3 ranks = 1 rank" "$dir/gan-d2-1.safetensors" "$dir/gan-d2-3.safetensors"
-run 2 $GAN --steps 3 --threads 1 --save "$dir/gan-resumed.safetensors"
-run 3 --data synthetic:500 --steps 6 --threads 1 --resume "$dir/gan-resumed.safetensors" \
-    --save "$dir/gan-resumed.safetensors"
-same "GAN, 3 steps on 2 ranks then --resume to 6 on 3 ranks = 6 steps on 1 rank" "$dir/gan-1x1.safetensors" \
-    "$dir/gan-resumed.safetensors"
-# the same mathematics as one process: with SGD (whose steps carry rounding differences linearly) every tensor
-# after 6 steps on 2 ranks is within 1e-5 of its scale of one process's (measured 4e-7; a chunk's real rows left out
-# of D's gradient, or the path through sigma summed over one block, are 1e-2 away)
-run 2 $GAN --steps 6 --threads 1 --optimizer sgd --lr 0.05 --save "$dir/gan-sgd.safetensors"
-"${ELBO:-build/elbo}" train $GAN --steps 6 --threads 1 --optimizer sgd --lr 0.05 --save "$dir/gan-sgd-one.safetensors" \
-    >"$dir/out" 2>"$dir/err" || fail "GAN in one process: $(cat "$dir/err")"
-close_to "GAN on 2 ranks (SGD)" "$dir/gan-sgd.safetensors" "$dir/gan-sgd-one.safetensors" "" 1e-5
+# the same mathematics as one process (measured 4e-7 of scale; a chunk's real rows left out of D's gradient, or the
+# path through sigma summed over one block, are 1e-2 away)
+sgd_as_one_process GAN 0.05 $GAN
 # the flow: a batch-mean loss over the step's rows, dequantization noise per batch row; SGD on 2 ranks against one
 # process within 1e-5 of each tensor's scale (measured 1.7e-7; noise drawn per rank row is 1.7e-3 away, each rank's
 # mean over its own rows 0.96)
 FLOW="--model flow --data synthetic:500 --batch 120 --hidden 64,64 --couplings 4 --seed 2"
-for pt in 1x1 2x2 3x1; do
-    run "${pt%x*}" $FLOW --steps 6 --threads "${pt#*x}" --save "$dir/flow-$pt.safetensors"
-    [ "$rc" = 0 ] || fail "flow on ${pt%x*} ranks x ${pt#*x} threads: exit $rc"
-done
-same "flow, 2 ranks x 2 threads = 1 rank" "$dir/flow-1x1.safetensors" "$dir/flow-2x2.safetensors"
-same "flow, 3 ranks = 1 rank" "$dir/flow-1x1.safetensors" "$dir/flow-3x1.safetensors"
-run 2 $FLOW --steps 3 --threads 1 --save "$dir/flow-resumed.safetensors"
-run 3 --data synthetic:500 --steps 6 --threads 1 --resume "$dir/flow-resumed.safetensors" \
-    --save "$dir/flow-resumed.safetensors"
-same "flow, 3 steps on 2 ranks then --resume to 6 on 3 ranks = 6 steps on 1 rank" "$dir/flow-1x1.safetensors" \
-    "$dir/flow-resumed.safetensors"
-run 2 $FLOW --steps 6 --threads 1 --optimizer sgd --lr 1e-4 --save "$dir/flow-sgd.safetensors"
-"${ELBO:-build/elbo}" train $FLOW --steps 6 --threads 1 --optimizer sgd --lr 1e-4 \
-    --save "$dir/flow-sgd-one.safetensors" >"$dir/out" 2>"$dir/err" || fail "flow in one process: $(cat "$dir/err")"
-close_to "flow on 2 ranks (SGD)" "$dir/flow-sgd.safetensors" "$dir/flow-sgd-one.safetensors" "" 1e-5
+ranks_bitwise flow $FLOW
+sgd_as_one_process flow 1e-4 $FLOW
 run 2 $VAE --steps 3 --threads 1 --save "$dir/resumed.safetensors"
 run 3 --data synthetic:500 --epochs 2 --steps 8 --threads 1 --resume "$dir/resumed.safetensors" \
     --save "$dir/resumed.safetensors"

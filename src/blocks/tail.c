@@ -17,16 +17,14 @@ static double fix_row_sum(const elbo_trainable *t, size_t b)
     return s;
 }
 
-/* Rows [lo, hi) of t's weight gradient and those features of its bias gradient over its rows (t->rows, or b), from
- * its packed x when it has one. */
+/* Rows [lo, hi) of t's weight gradient and those features of its bias gradient over its rows (t->rows, or b), into
+ * grads at the arena's offsets, from its packed x when it has one. */
 static void layer_param_grads(const elbo_trainable *t, elbo_gemm_workspace *ws, float *grads, size_t b, size_t lo,
                               size_t hi)
 {
-    size_t rows = t->rows ? t->rows : b;
-    if (t->x_packed)
-        elbo_linear_param_grads_packed(t->layer, ws, grads, t->dy, t->x_packed, rows, lo, hi);
-    else
-        elbo_linear_param_grads(t->layer, ws, grads, t->dy, t->x, rows, lo, hi);
+    const elbo_linear *l = t->layer;
+    elbo_linear_param_grads_into(l, ws, grads + l->w_off + lo * l->in, grads + l->b_off + lo, t->dy, t->x, t->x_packed,
+                                 t->rows ? t->rows : b, lo, hi);
 }
 
 /* TAIL_CHUNK_PANELS fp32 panels' worth of output features, in whole panels of l's own width (bf16's are wider). */
