@@ -1,6 +1,6 @@
 /* bf16 GEMM tests (gemm_bf16.h): every bf16 path this CPU runs against a double-precision product of the
  * bf16-rounded inputs, the scalar emulation against the AVX-512 instruction bit for bit, bitwise independence of
- * the row and column split, the packers, and which tables run a bf16 GEMM.
+ * the row and column split, activations kept in bf16, the packers, and which tables run a bf16 GEMM.
  *
  * Bound, per element: |c - ref| <= F (K + 4) u mag + K 2^-126 |alpha|, u = 2^-24, with ref and
  * mag = |alpha| sum_p |a_ip b_pj| + |beta c_ij| + |bias_j| in double over the operands rounded to bf16 (bf16.h:
@@ -533,6 +533,83 @@ static void test_bf16_gemm_split_independent(void **state)
         }
 }
 
+/* Activations kept in bf16 (the epilogue's out_bf16 and saved_bf16): each output element is the bf16 rounding of
+ * what the same call writes to an fp32 C, bit for bit, for one call, a B packed beforehand and C split into column
+ * blocks, and nothing past the row's columns is written; a mask read from bf16 saved values gives the bits of the
+ * same values read as fp32. Depths up to one K block (elbo_gemm_bf16_one_block: 800 is one, 801 is not). */
+static void test_bf16_gemm_bf16_activations(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{131, 400, 784}, {37, 45, 20}, {12, 32, 1}, {1, 1, 2}, {13, 33, 0}, {64, 40, 799}};
+    static const elbo_activation acts[] = {ELBO_ACT_RELU, ELBO_ACT_LEAKY_RELU, ELBO_ACT_NONE};
+    const elbo_kernels *kern;
+    for (size_t t = 0; (kern = bf16_table(t)); t++) {
+        assert_true(elbo_gemm_bf16_one_block(kern, 800) && !elbo_gemm_bf16_one_block(kern, 801));
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ld = n + 3, nr = kern->bf16_nr;
+            test_rng rng = {40 + s};
+            float *a = malloc((m * k + 1) * sizeof(float)), *b = malloc((n * k + 1) * sizeof(float));
+            float *bias = malloc(n * sizeof(float)), *c = malloc(m * n * sizeof(float)), *c2 = malloc(m * n * sizeof(float));
+            float *saved = malloc(m * n * sizeof(float));
+            elbo_bf16 *out = malloc(m * ld * sizeof(elbo_bf16)), *saved16 = malloc(m * n * sizeof(elbo_bf16));
+            test_fill(&rng, a, m * k, -1.0f, 1.0f);
+            test_fill(&rng, b, n * k, -1.0f, 1.0f);
+            test_fill(&rng, bias, n, -0.5f, 0.5f);
+            test_fill(&rng, saved, m * n, -1.0f, 1.0f);
+            for (size_t i = 0; i < m * n; i++) { /* zeros, negative zeros and bf16 denormals among the saved values */
+                saved16[i] = i % 7 == 0 ? (elbo_bf16)(i % 3) : i % 11 == 0 ? 0x8000 : elbo_bf16_from_f32(saved[i]);
+                saved[i] = elbo_bf16_to_f32(saved16[i]);
+            }
+            elbo_gemm_bf16_workspace ws;
+            assert_int_equal(elbo_gemm_bf16_workspace_init(&ws, kern), 0);
+            elbo_packed_b_bf16 pb;
+            assert_int_equal(elbo_packed_b_bf16_alloc(&pb, kern, k, n), 0);
+            const elbo_operand aop = elbo_operand_f32(a, k, ELBO_NOTRANS), bop = elbo_operand_f32(b, k, ELBO_TRANS);
+            elbo_pack_b_bf16(&pb, bop);
+            for (size_t e = 0; e < sizeof acts / sizeof acts[0]; e++) {
+                elbo_epilogue epi = {.bias = bias, .act = acts[e], .slope = ELBO_LEAKY_RELU_SLOPE};
+                elbo_gemm_bf16(kern, &ws, m, n, k, 1.0f, aop, bop, 0.0f, c, n, &epi);
+                epi.out_bf16 = out;
+                epi.ld_out_bf16 = ld;
+                for (int how = 0; how < 3; how++) {
+                    for (size_t i = 0; i < m * ld; i++)
+                        out[i] = 0x7fc1; /* a NaN no output rounds to */
+                    if (how == 0)
+                        elbo_gemm_bf16(kern, &ws, m, n, k, 1.0f, aop, bop, 0.0f, NULL, n, &epi);
+                    else if (how == 1)
+                        elbo_gemm_bf16_packed(kern, &ws, m, n, k, 1.0f, aop, &pb, 0.0f, NULL, n, &epi);
+                    else /* two column blocks, the second first */
+                        for (size_t blk = 2; blk-- > 0;) {
+                            size_t panels = (n + nr - 1) / nr, j0 = panels * blk / 2 * nr, j1 = panels * (blk + 1) / 2 * nr;
+                            elbo_gemm_bf16_packed_cols(kern, &ws, m, j0, j1 < n ? j1 : n, k, 1.0f, aop, &pb, 0.0f, NULL,
+                                                       n, &epi);
+                        }
+                    for (size_t i = 0; i < m; i++)
+                        for (size_t j = 0; j < ld; j++) {
+                            elbo_bf16 want = j < n ? elbo_bf16_from_f32(c[i * n + j]) : 0x7fc1;
+                            if (out[i * ld + j] != want)
+                                test_failf("%s %zux%zux%zu act %d call %d: out_bf16[%zu][%zu] = %04x, want %04x\n",
+                                           kern->isa, m, n, k, (int)acts[e], how, i, j, out[i * ld + j], want);
+                        }
+                }
+                if (acts[e] == ELBO_ACT_NONE)
+                    continue;
+                elbo_epilogue grad = {.grad = acts[e], .slope = ELBO_LEAKY_RELU_SLOPE, .saved = saved, .ld_saved = n};
+                elbo_gemm_bf16_packed(kern, &ws, m, n, k, 1.0f, aop, &pb, 0.0f, c, n, &grad);
+                grad.saved = NULL;
+                grad.saved_bf16 = saved16;
+                elbo_gemm_bf16_packed(kern, &ws, m, n, k, 1.0f, aop, &pb, 0.0f, c2, n, &grad);
+                if (memcmp(c, c2, m * n * sizeof(float)) != 0)
+                    test_failf("%s %zux%zux%zu grad %d: saved_bf16 differs from the same values as fp32\n", kern->isa,
+                               m, n, k, (int)acts[e]);
+            }
+            elbo_packed_b_bf16_free(&pb);
+            elbo_gemm_bf16_workspace_free(&ws);
+            free(a), free(b), free(bias), free(c), free(c2), free(saved), free(out), free(saved16);
+        }
+    }
+}
+
 /* A B packed region by region (elbo_pack_b_bf16_region: depth ranges of even bounds, column ranges of whole panels,
  * in any order) equals it packed whole, word for word, for both orientations, K in one and in several blocks. */
 static void test_bf16_pack_regions_equal_whole(void **state)
@@ -644,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_bf16_gemm_large_k_and_vae_shapes),
         cmocka_unit_test(test_bf16_scalar_emulation_equals_avx512),
         cmocka_unit_test(test_bf16_gemm_split_independent),
+        cmocka_unit_test(test_bf16_gemm_bf16_activations),
     };
     test_apply_skip_filter(tests, sizeof tests / sizeof tests[0]);
     int failed = cmocka_run_group_tests_name("kernel_gemm_bf16", tests, NULL, NULL);

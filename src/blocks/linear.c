@@ -150,6 +150,44 @@ void elbo_linear_data_grad_after(const elbo_linear *l, elbo_gemm_workspace *ws, 
                 &epi);
 }
 
+int elbo_linear_output_bf16_ok(const elbo_linear *l)
+{
+    return l->precision == ELBO_PRECISION_BF16 &&
+           (l->act == ELBO_ACT_NONE || l->act == ELBO_ACT_RELU || l->act == ELBO_ACT_LEAKY_RELU) &&
+           elbo_gemm_bf16_one_block(l->kern, l->in);
+}
+
+void elbo_linear_forward_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
+                              size_t rows, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params, NULL);
+    assert(elbo_linear_output_bf16_ok(l));
+    epi.out_bf16 = y;
+    epi.ld_out_bf16 = l->out;
+    gemm_packed(l, ws, 0, 0, rows, 0, l->out, l->out, l->in, x, 0.0f, NULL, l->out, &epi);
+}
+
+void elbo_linear_forward_features_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
+                                       size_t b, size_t lo, size_t hi, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue(l, params, NULL);
+    assert(elbo_linear_output_bf16_ok(l));
+    epi.out_bf16 = y;
+    epi.ld_out_bf16 = l->out;
+    gemm_packed(l, ws, 0, 1, b, lo, hi, l->out, l->in, x, 0.0f, NULL, l->out, &epi);
+}
+
+void elbo_linear_data_grad_after_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                                      const elbo_linear *x_layer, const elbo_bf16 *x_saved, size_t rows)
+{
+    elbo_epilogue epi = {0};
+    assert(l->precision == ELBO_PRECISION_BF16);
+    if (x_layer->act != ELBO_ACT_NONE)
+        epi = (elbo_epilogue){.grad = x_layer->act, .slope = x_layer->slope, .saved_bf16 = x_saved, .ld_saved = l->in};
+    gemm_packed(l, ws, 1, 0, rows, 0, l->in, l->in, l->out, elbo_operand_f32(dy, l->out, ELBO_NOTRANS), 0.0f, dx, l->in,
+                &epi);
+}
+
 void elbo_linear_data_grad(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
                            const float *x_saved, elbo_activation x_act, size_t rows)
 {

@@ -11,7 +11,9 @@
  * operands rounded to bf16, to nearest even, while packed; fp32 accumulation; the same fused epilogues), its packed
  * copies of W are bf16 pair panels (fwd16, bwd16: the bf16 copy of the weights, refreshed wherever the fp32 panels
  * would be repacked, e.g. the tail's repack right after the optimizer's update), and its GEMMs use the bf16 scratch of
- * the workspace (ws->bf16). Parameters, gradients, biases, epilogues and everything outside the GEMMs stay fp32. */
+ * the workspace (ws->bf16). A layer's output may be kept in bf16 (elbo_linear_forward_bf16: the MLP's hidden outputs
+ * that feed only GEMMs and a sign-only derivative, elbo_mlp_keeps_bf16); parameters, gradients, biases, epilogues
+ * and everything else outside the GEMMs stay fp32. */
 #ifndef ELBO_LINEAR_H
 #define ELBO_LINEAR_H
 
@@ -76,6 +78,22 @@ void elbo_linear_forward_features_saving(const elbo_linear *l, elbo_gemm_workspa
  * (a diffusion block's W1 s + U e), or a residual stream h + W a. */
 void elbo_linear_forward_accumulate(const elbo_linear *l, elbo_gemm_workspace *ws, float *y, float *u,
                                     elbo_operand x, size_t rows, const float *params);
+
+/* 1 when l's output may be kept in bf16 (elbo_linear_forward_bf16): a BF16 layer whose activation's derivative
+ * needs only the output's sign (none, ReLU, LeakyReLU; a positive fp32 denormal reads as zero, as the next GEMM
+ * reads it), over a depth (in) of one K block of the bf16 GEMM. */
+int elbo_linear_output_bf16_ok(const elbo_linear *l);
+/* As elbo_linear_forward with y (rows, out) kept in bf16: the GEMM's epilogue rounds each output (bf16.h's rules)
+ * from the tile in L1, so the fp32 output is never stored; what the next layer's GEMMs then read as stored (the
+ * bits they would round to themselves from the fp32 output). Needs elbo_linear_output_bf16_ok. */
+void elbo_linear_forward_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
+                              size_t rows, const float *params);
+/* Output features [lo, hi) of elbo_linear_forward_bf16 over all b rows (as elbo_linear_forward_features). */
+void elbo_linear_forward_features_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
+                                       size_t b, size_t lo, size_t hi, const float *params);
+/* As elbo_linear_data_grad_after with x_saved (rows, in) the bf16 output of x_layer's elbo_linear_forward_bf16. */
+void elbo_linear_data_grad_after_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, float *dx, const float *dy,
+                                      const elbo_linear *x_layer, const elbo_bf16 *x_saved, size_t rows);
 
 /* What the data gradient of the layer after l needs from l's forward (its x_saved): u for a SILU layer, else y. */
 static inline const float *elbo_linear_saved(const elbo_linear *l, const float *y, const float *u)

@@ -18,12 +18,18 @@ typedef struct {
     size_t n;                            /* layers */
     const elbo_linear *layer;            /* (n), the model's */
     size_t first_index;                  /* the model-wide index of layer 0 (which part gets a larger block) */
-    float *out[ELBO_MLP_MAX_LAYERS];     /* (B, out_i) layer i's output */
+    float *out[ELBO_MLP_MAX_LAYERS];     /* (B, out_i) layer i's output (in bf16 where elbo_mlp_keeps_bf16) */
     float *dout[ELBO_MLP_MAX_LAYERS];    /* (B, out_i) d loss / d out[i]; masked by nothing (the data gradient of the
                                           * next layer applies layer i's activation mask when it writes it) */
     float *dx;                           /* NULL, or (B, in_0): d loss / d input, for an input that needs it */
     float *pre[ELBO_MLP_MAX_LAYERS];     /* NULL, or (B, out_i): layer i's pre-activation, stored by its forward */
 } elbo_mlp;
+
+/* 1 when layer i's output is kept in bf16 in the first half of out[i]'s bytes (row stride out_i): a hidden layer
+ * of a BF16 model whose output feeds only the next layer's GEMMs and its activation's sign-only derivative
+ * (elbo_linear_output_bf16_ok), unless the environment sets ELBO_BF16_ACTIVATIONS=fp32. Read it through
+ * elbo_mlp_layer_input. */
+int elbo_mlp_keeps_bf16(const elbo_mlp *m, size_t i);
 
 /* The input operand of layer i at row r0: x (the MLP's input at row 0) for layer 0, else out[i - 1]. */
 elbo_operand elbo_mlp_layer_input(const elbo_mlp *m, elbo_operand x, size_t i, size_t r0);

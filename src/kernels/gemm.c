@@ -336,6 +336,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     assert(ws && ws->packed_a && ws->packed_b);
     assert(ws->packed_a_floats >= bl->mc * bl->kc && ws->packed_b_floats >= bl->kc * bl->nc);
     assert(a.dtype != ELBO_DTYPE_BF16 && b.dtype != ELBO_DTYPE_BF16); /* bf16 operands: gemm_bf16.h */
+    assert(!epi || (!epi->out_bf16 && !epi->saved_bf16));           /* bf16 activations: gemm_bf16.h */
     if (m == 0 || n <= j_begin)
         return;
     if (alpha == 0.0f)

@@ -224,36 +224,77 @@ static elbo_epilogue resolve_epilogue(const elbo_epilogue *epi)
         r.ld_saved = r.ld_mask;
     }
     assert(r.act >= ELBO_ACT_NONE && r.act <= ELBO_ACT_SILU && r.grad >= ELBO_ACT_NONE && r.grad <= ELBO_ACT_SILU);
-    assert(r.grad == ELBO_ACT_NONE || r.saved);
+    assert(r.grad == ELBO_ACT_NONE || r.saved || r.saved_bf16);
+    assert(!(r.saved && r.saved_bf16) && !(r.out_bf16 && r.preact));
     if (r.grad == ELBO_ACT_NONE)
-        r.saved = NULL;
+        r.saved = NULL, r.saved_bf16 = NULL;
     return r;
 }
 
+/* The largest register tile of any bf16 microkernel (MR x NR floats), for the tile buffers of bf16 activations. */
+#define TILE_FLOATS_MAX (16 * 64)
+
+/* rows x cols bf16 at x (row stride ldx) as floats at y (row stride ldy): exact. */
+static void bf16_tile_to_f32(float *y, size_t ldy, const elbo_bf16 *x, size_t ldx, size_t rows, size_t cols)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++)
+            y[i * ldy + j] = elbo_bf16_to_f32(x[i * ldx + j]);
+}
+
 /* Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B block, writing the C
- * block at c (rows i0.., columns j0.. of the whole C, for the epilogue's pointers); epi only on the last K block. */
+ * block at c (rows i0.., columns j0.. of the whole C, for the epilogue's pointers); epi only on the last K block.
+ * With epi->out_bf16 (one K block) and epi->saved_bf16, a microkernel with bf16_tile_io stores and reads bf16
+ * itself; for the others each tile is finished into a buffer in L1 and stored from there in bf16, and its saved
+ * values are read into one first. */
 static void macro_kernel(const elbo_kernels *kern, const elbo_gemm_blocking *bl, size_t mc, size_t nc, size_t kc,
                          float alpha, const uint32_t *pa, const uint32_t *pb, float beta, float *c, size_t ldc,
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = bl->mr, nr = bl->nr, kp = (kc + 1) / 2;
     elbo_tile_epilogue tile = {0}, *const tp = epi ? &tile : NULL;
+    _Alignas(64) float out_tile[TILE_FLOATS_MAX], saved_tile[TILE_FLOATS_MAX];
+    const int tile_io = kern->bf16_tile_io; /* the microkernel reads and writes bf16 tiles itself */
     if (epi)
-        tile = (elbo_tile_epilogue){.act = epi->act, .grad = epi->grad, .slope = epi->slope,
-                                    .ld_preact = epi->ld_preact, .ld_saved = epi->ld_saved};
+        tile = (elbo_tile_epilogue){.act = epi->act, .grad = epi->grad, .slope = epi->slope, .ld_preact = epi->ld_preact,
+                                    .ld_saved = epi->saved_bf16 && !tile_io ? nr : epi->ld_saved,
+                                    .ld_out16 = epi->ld_out_bf16};
     for (size_t jr = 0; jr < nc; jr += nr) {
         size_t nrr = nc - jr < nr ? nc - jr : nr;
         for (size_t ir = 0; ir < mc; ir += mr) {
             size_t mrr = mc - ir < mr ? mc - ir : mr;
+            const size_t i = i0 + ir, j = j0 + jr;
             if (epi) {
-                const size_t i = i0 + ir, j = j0 + jr;
                 tile.bias = epi->bias ? epi->bias + j : NULL;
                 tile.preact = epi->preact ? epi->preact + i * epi->ld_preact + j : NULL;
                 tile.saved = epi->saved ? epi->saved + i * epi->ld_saved + j : NULL;
+                if (epi->saved_bf16 && tile_io) {
+                    tile.saved16 = epi->saved_bf16 + i * epi->ld_saved + j;
+                } else if (epi->saved_bf16) {
+                    bf16_tile_to_f32(saved_tile, nr, epi->saved_bf16 + i * epi->ld_saved + j, epi->ld_saved, mrr, nrr);
+                    tile.saved = saved_tile;
+                }
+                tile.out16 = epi->out_bf16 && tile_io ? epi->out_bf16 + i * epi->ld_out_bf16 + j : NULL;
+            }
+            if (epi && epi->out_bf16 && tile_io) {
+                kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, out_tile, nr, mrr, nrr, alpha, beta, tp);
+                continue;
+            }
+            if (epi && epi->out_bf16) {
+                kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, out_tile, nr, mrr, nrr, alpha, beta, tp);
+                for (size_t r = 0; r < mrr; r++)
+                    kern->f32_to_bf16(epi->out_bf16 + (i + r) * epi->ld_out_bf16 + j, out_tile + r * nr, nrr);
+                continue;
             }
             kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, c + ir * ldc + jr, ldc, mrr, nrr, alpha, beta, tp);
         }
     }
+}
+
+int elbo_gemm_bf16_one_block(const elbo_kernels *kern, size_t k)
+{
+    const elbo_gemm_blocking bl = bf16_blocking(kern);
+    return k <= k_block_depth(k, &bl);
 }
 
 /* The blocked loops over columns [j_begin, n) of C, B packed here per block (pre == NULL) or taken from pre. */
@@ -268,12 +309,16 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
     if (alpha == 0.0f)
         k = 0; /* BLAS semantics: A and B are not read */
     elbo_epilogue resolved;
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
+    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact ||
+                          epi->out_bf16);
     if (has_epi) {
         resolved = resolve_epilogue(epi);
         epi = &resolved;
     }
     const size_t kcb = k_block_depth(k, &bl);
+    const int to_bf16 = has_epi && epi->out_bf16;
+    assert(!to_bf16 || (k <= kcb && beta == 0.0f && bl.mr * bl.nr <= TILE_FLOATS_MAX));
+    assert(!(has_epi && epi->saved_bf16) || bl.mr * bl.nr <= TILE_FLOATS_MAX);
     const size_t kcb_even = kcb + (kcb & 1); /* an odd single block packs its last pair padded */
     const size_t mc_blk = scaled_block(bl.mc, bl.mr, bl.kc, kcb_even);
     const size_t nc_blk = scaled_block(bl.nc, bl.nr, bl.kc, kcb_even);
@@ -294,8 +339,8 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
                 size_t mc = m - i0 < mc_blk ? m - i0 : mc_blk;
                 if (kc > 0)
                     pack_a(kern, ws->packed_a, a, i0, k0, mc, kc, bl.mr);
-                macro_kernel(kern, &bl, mc, nc, kc, alpha, ws->packed_a, pb, beta_blk, c + i0 * ldc + j0, ldc,
-                             last && has_epi ? epi : NULL, i0, j0);
+                macro_kernel(kern, &bl, mc, nc, kc, alpha, ws->packed_a, pb, beta_blk, to_bf16 ? NULL : c + i0 * ldc + j0,
+                             ldc, last && has_epi ? epi : NULL, i0, j0);
             }
             k0 += kc;
         } while (k0 < k);

@@ -53,6 +53,9 @@ void elbo_gemm_bf16(const struct elbo_kernels *kern, elbo_gemm_bf16_workspace *w
                     float alpha, elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc,
                     const elbo_epilogue *epi);
 
+/* 1 when a product of depth k is one K block of kern's bf16 GEMM: what an epilogue's out_bf16 needs. */
+int elbo_gemm_bf16_one_block(const struct elbo_kernels *kern, size_t k);
+
 /* Number of 32-bit words a packed B of op(B) shape (K x N) needs under kern's bf16 blocking. */
 size_t elbo_packed_b_bf16_words(const struct elbo_kernels *kern, size_t k, size_t n);
 /* Allocates storage for a packed (K x N) B; 0 or -1 on out-of-memory. */

@@ -40,6 +40,41 @@ static inline __attribute__((always_inline)) void prefetch_c_tile(const int rows
             _mm_prefetch((const char *)(c + (size_t)i * ldc + (size_t)h * 16), _MM_HINT_T0);
 }
 
+/* Finishes the rows x nr tile whose row i is acc[2 i] (and acc[2 i + 1] for columns 16..31) with the epilogue of a
+ * layer whose activations are kept in bf16 (alpha 1, beta 0): + bias, then ReLU or LeakyReLU, or the derivative of
+ * either read from the bf16 saved16, with the operations of the fp32 finish (finish_avx512.h); stored to out16 in
+ * bf16 (VCVTNEPS2BF16: bf16.h's rules) or to C. Out of line, as the fp32 finish. */
+static __attribute__((noinline)) void finish_tile_bf16_io(float *c, size_t ldc, int rows, int panels,
+                                                          const __m512 *acc, size_t nr, const elbo_tile_epilogue *epi)
+{
+    const __m512 zero = _mm512_setzero_ps(), slope = _mm512_set1_ps(epi->slope);
+    for (int h = 0; h < panels; h++) {
+        const size_t cols = panels > 1 ? (h ? nr - 16 : 16) : nr, off = (size_t)h * 16;
+        const __mmask16 m = (__mmask16)((1u << cols) - 1);
+        const __m512 bias = epi->bias ? _mm512_maskz_loadu_ps(m, epi->bias + off) : zero;
+        for (int i = 0; i < rows; i++) {
+            __m512 v = acc[2 * i + h];
+            if (epi->bias)
+                v = _mm512_add_ps(v, bias);
+            if (epi->act == ELBO_ACT_RELU)
+                v = _mm512_max_ps(zero, v);
+            else if (epi->act == ELBO_ACT_LEAKY_RELU)
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), _mm512_mul_ps(v, slope), v);
+            if (epi->saved16 && epi->grad) {
+                const __m512i s16 = _mm512_cvtepu16_epi32(
+                    _mm256_maskz_loadu_epi16(m, epi->saved16 + (size_t)i * epi->ld_saved + off));
+                const __mmask16 pos = _mm512_cmp_ps_mask(_mm512_castsi512_ps(_mm512_slli_epi32(s16, 16)), zero, _CMP_GT_OQ);
+                v = epi->grad == ELBO_ACT_RELU ? _mm512_maskz_mov_ps(pos, v)
+                                               : _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, slope), v);
+            }
+            if (epi->out16)
+                _mm256_mask_storeu_epi16(epi->out16 + (size_t)i * epi->ld_out16 + off, m, (__m256i)_mm512_cvtneps_pbh(v));
+            else
+                _mm512_mask_storeu_ps(c + (size_t)i * ldc + off, m, v);
+        }
+    }
+}
+
 /* C (rows x nr of 12 x 32) = alpha * A panel (kp x 12 pair words) * B panel (kp x 32) + beta * C, then epi, for
  * compile-time rows (1..12) and panels (1: nr <= 16, 2). Every element is one chain of pair steps from zero. */
 static inline __attribute__((always_inline)) void tile_body(const int rows, const int panels, size_t kp,
@@ -84,7 +119,10 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     }
     const __m512 acc[2 * MR] = {c0, d0, c1, d1, c2, d2, c3, d3, c4,  d4,  c5,  d5,
                                 c6, d6, c7, d7, c8, d8, c9, d9, c10, d10, c11, d11};
-    elbo_avx512_finish_tile(c, ldc, rows, panels, acc, nr, alpha, beta, epi);
+    if (epi && (epi->out16 || epi->saved16))
+        finish_tile_bf16_io(c, ldc, rows, panels, acc, nr, epi);
+    else
+        elbo_avx512_finish_tile(c, ldc, rows, panels, acc, nr, alpha, beta, epi);
 }
 
 typedef void (*tile_fn)(size_t kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, size_t nr,
@@ -289,6 +327,7 @@ void elbo_bf16_register_avx512(elbo_kernels *k)
     k->bf16_missing = NULL;
     k->bf16_mr = MR;
     k->bf16_nr = NR;
+    k->bf16_tile_io = 1;
     k->pack_bf16 = pack_bf16_avx512bf16;
 }
 

@@ -52,6 +52,8 @@ typedef struct elbo_kernels {
     const char *gemm_bf16_ukernel_name;
     const char *bf16_missing;
     size_t bf16_mr, bf16_nr;
+    int bf16_tile_io;                   /* 1: the bf16 microkernel stores a tile epilogue's out16 and reads its saved16
+                                         * itself (else the framework finishes through a tile buffer) */
     elbo_pack_bf16_fn pack_bf16;        /* packs pair panels (bitwise as elbo_pack_bf16_panel) */
     elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
     elbo_coupling_inverse_fn coupling_inverse;

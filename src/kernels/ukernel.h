@@ -16,6 +16,12 @@ typedef struct {
     elbo_activation act;
     elbo_activation grad;
     float slope;
+    /* bf16 microkernels whose table sets bf16_tile_io only (elbo_epilogue's out_bf16 and saved_bf16 at the tile
+     * origin; NULL otherwise): the tile is stored to out16 in bf16 instead of to C (alpha 1, beta 0, no
+     * pre-activation), and the derivative's saved values are read from saved16 (row stride ld_saved). */
+    uint16_t *out16;
+    size_t ld_out16;
+    const uint16_t *saved16;
 } elbo_tile_epilogue;
 
 /* 1 when a tile epilogue needs at most the bias, ReLU and the ReLU mask: the ISAs finish those inline with the
