@@ -1,7 +1,8 @@
 /* `elbo train --precision bf16`: bitwise the same checkpoint for 1, 2 and 3 threads (every model kind: ReLU,
  * LeakyReLU, sigmoid and SiLU epilogues, the GAN's W / sigma repacking) and across --resume (the VAE and the
  * classifier), a bf16 step that really differs from the fp32 one, the precision recorded in the checkpoint
- * and kept by --resume (a different --precision refused), and the one-line refusal (exit 2) on a kernel table
+ * and kept by --resume (a different --precision refused), hidden activations kept in bf16 giving the bytes of
+ * keeping them in fp32, and the one-line refusal (exit 2) on a kernel table
  * without the bf16 instructions, unless ELBO_ISA=scalar chooses the emulation. The fp32 path's bits are pinned by
  * test_cli_golden.c. */
 #include "test_cli_run.h"
@@ -122,6 +123,26 @@ static void test_bf16_threads_bitwise(void **state)
     }
 }
 
+/* The hidden activations a bf16 model keeps in bf16 (elbo_mlp_keeps_bf16: the VAE, classifier, GAN and flow) give
+ * the bytes of the same run keeping them in fp32 (ELBO_BF16_ACTIVATIONS=fp32), whose GEMMs round them while packing:
+ * the epilogue rounds as the packing does, and the masks read the same signs. */
+static void test_bf16_kept_activations_same_bits(void **state)
+{
+    (void)state;
+    if (!bf16_here())
+        skip();
+    for (size_t k = 0; k < 4; k++) {
+        char kept[2 * MAX_PATH], f32[2 * MAX_PATH], name[64];
+        snprintf(name, sizeof name, "%s-kept.st", KINDS[k].model);
+        train(k, "--steps", "13", "--precision", "bf16", "--threads", "2", "--save", in_dir(kept, scratch, name), NULL);
+        setenv("ELBO_BF16_ACTIVATIONS", "fp32", 1);
+        snprintf(name, sizeof name, "%s-fp32-acts.st", KINDS[k].model);
+        train(k, "--steps", "13", "--precision", "bf16", "--threads", "2", "--save", in_dir(f32, scratch, name), NULL);
+        unsetenv("ELBO_BF16_ACTIVATIONS");
+        expect_same_file(kept, f32, "bf16 activations kept in bf16 vs in fp32");
+    }
+}
+
 /* A bf16 run stopped at step 7 (2 threads) and resumed without --precision (3 threads) ends with the bytes of one
  * uninterrupted run (1 thread): the resumed run is bf16 too. --resume with --precision fp32 is refused. */
 static void test_bf16_resume_bitwise(void **state)
@@ -189,6 +210,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_threads_bitwise),
         cmocka_unit_test(test_bf16_resume_bitwise),
+        cmocka_unit_test(test_bf16_kept_activations_same_bits),
         cmocka_unit_test(test_bf16_refused_without_instructions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
