@@ -56,10 +56,11 @@ typedef struct {
     const float *saved;         /* (M, N), row stride ld_saved: the forward's output y, or its u for SILU */
     size_t ld_saved;
     /* The bf16 GEMM only (elbo_gemm refuses them), for activations kept in bf16 where they feed only GEMMs and a
-     * sign-only derivative: out_bf16 (NULL, or (M, N), row stride ld_out_bf16) receives the finished C, each element
-     * rounded to bf16 (bf16.h's rules), and C itself is not written (c may be NULL; beta must be 0 and K one block:
-     * elbo_gemm_bf16_one_block); saved_bf16 (with grad, instead of saved; row stride ld_saved) is saved stored in
-     * bf16, read as its exact fp32 values. */
+     * sign-only derivative, with alpha 1 and beta 0: out_bf16 (NULL, or (M, N), row stride ld_out_bf16) receives
+     * the finished C, each element rounded to bf16 (bf16.h's rules), and C itself is not written (c may be NULL;
+     * act NONE, RELU or LEAKY_RELU, no grad or preact, K one block: elbo_gemm_bf16_one_block); saved_bf16 (with grad
+     * RELU or LEAKY_RELU, instead of saved; row stride ld_saved) is saved stored in bf16, read as its exact fp32
+     * values. */
     uint16_t *out_bf16;
     size_t ld_out_bf16;
     const uint16_t *saved_bf16;

@@ -316,9 +316,10 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
         epi = &resolved;
     }
     const size_t kcb = k_block_depth(k, &bl);
-    const int to_bf16 = has_epi && epi->out_bf16;
-    assert(!to_bf16 || (k <= kcb && beta == 0.0f && bl.mr * bl.nr <= TILE_FLOATS_MAX));
-    assert(!(has_epi && epi->saved_bf16) || bl.mr * bl.nr <= TILE_FLOATS_MAX);
+    const int to_bf16 = has_epi && epi->out_bf16, from_bf16 = has_epi && epi->saved_bf16;
+    assert(!to_bf16 || (k <= kcb && epi->act <= ELBO_ACT_LEAKY_RELU && !epi->grad));
+    assert(!from_bf16 || (epi->grad == ELBO_ACT_RELU || epi->grad == ELBO_ACT_LEAKY_RELU));
+    assert(!(to_bf16 || from_bf16) || (alpha == 1.0f && beta == 0.0f && bl.mr * bl.nr <= TILE_FLOATS_MAX));
     const size_t kcb_even = kcb + (kcb & 1); /* an odd single block packs its last pair padded */
     const size_t mc_blk = scaled_block(bl.mc, bl.mr, bl.kc, kcb_even);
     const size_t nc_blk = scaled_block(bl.nc, bl.nr, bl.kc, kcb_even);
