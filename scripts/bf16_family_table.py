@@ -14,6 +14,9 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quality_table import write_table  # noqa: E402
+
 # Per family: where elbo's fp32 gate runs are, and the file of a seed's fp32 and bf16 result.
 FP32 = {
     "flow": ("results/flow-quality-amd-epyc-20261206", "elbo-seed{s}.jsonl", "flow-bf16-s{s}.log"),
@@ -94,11 +97,7 @@ def main():
     lines += ["## Commands", "", "```sh", "# S in 1 2 3, F in gan flow diffusion (from the top level):",
               "results/bf16-quality-amd-epyc-20261206/run_family.sh F S", f"scripts/bf16_family_table.py {bf16_dir} {out}",
               "```", ""]
-    open(out + ".md.tmp", "w").write("\n".join(lines))
-    os.replace(out + ".md.tmp", out + ".md")
-    open(out + ".json.tmp", "w").write(json.dumps(res, indent=1) + "\n")
-    os.replace(out + ".json.tmp", out + ".json")
-    print("\n".join(lines))
+    write_table(out, lines, res)
     return 0
 
 

@@ -65,6 +65,15 @@ def last_losses(d, side, seed):
     return (last["train_loss"], last["test_loss"]) if last else None
 
 
+def write_table(out, lines, res):
+    """Writes the table's lines to OUT.md and res to OUT.json (each whole or not at all), and prints the table."""
+    open(out + ".md.tmp", "w").write("\n".join(lines))
+    os.replace(out + ".md.tmp", out + ".md")
+    open(out + ".json.tmp", "w").write(json.dumps(res, indent=1) + "\n")
+    os.replace(out + ".json.tmp", out + ".json")
+    print("\n".join(lines))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(MODELS), required=True)
@@ -118,12 +127,7 @@ def main():
                      f"({len(elbo_runs)} elbo runs).")
     lines += ["", "## Commands", "", "```sh", cmds.rstrip(),
               f"scripts/quality_table.py --model {a.model} {d} {out}", "```", ""]
-    tmp = out + ".md.tmp"
-    open(tmp, "w").write("\n".join(lines))
-    os.replace(tmp, out + ".md")
-    open(out + ".json.tmp", "w").write(json.dumps(res, indent=1) + "\n")
-    os.replace(out + ".json.tmp", out + ".json")
-    print("\n".join(lines))
+    write_table(out, lines, res)
     return 0
 
 

@@ -157,23 +157,27 @@ int elbo_linear_output_bf16_ok(const elbo_linear *l)
            elbo_gemm_bf16_one_block(l->kern, l->in);
 }
 
-void elbo_linear_forward_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
-                              size_t rows, const float *params)
+/* The forward epilogue of a layer whose output y (row stride out) is kept in bf16. */
+static elbo_epilogue forward_epilogue_bf16(const elbo_linear *l, const float *params, elbo_bf16 *y)
 {
     elbo_epilogue epi = forward_epilogue(l, params, NULL);
     assert(elbo_linear_output_bf16_ok(l));
     epi.out_bf16 = y;
     epi.ld_out_bf16 = l->out;
+    return epi;
+}
+
+void elbo_linear_forward_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
+                              size_t rows, const float *params)
+{
+    elbo_epilogue epi = forward_epilogue_bf16(l, params, y);
     gemm_packed(l, ws, 0, 0, rows, 0, l->out, l->out, l->in, x, 0.0f, NULL, l->out, &epi);
 }
 
 void elbo_linear_forward_features_bf16(const elbo_linear *l, elbo_gemm_workspace *ws, elbo_bf16 *y, elbo_operand x,
                                        size_t b, size_t lo, size_t hi, const float *params)
 {
-    elbo_epilogue epi = forward_epilogue(l, params, NULL);
-    assert(elbo_linear_output_bf16_ok(l));
-    epi.out_bf16 = y;
-    epi.ld_out_bf16 = l->out;
+    elbo_epilogue epi = forward_epilogue_bf16(l, params, y);
     gemm_packed(l, ws, 0, 1, b, lo, hi, l->out, l->in, x, 0.0f, NULL, l->out, &epi);
 }
 

@@ -276,13 +276,9 @@ static void macro_kernel(const elbo_kernels *kern, const elbo_gemm_blocking *bl,
                 }
                 tile.out16 = epi->out_bf16 && tile_io ? epi->out_bf16 + i * epi->ld_out_bf16 + j : NULL;
             }
-            if (epi && epi->out_bf16 && tile_io) {
+            if (epi && epi->out_bf16) { /* C is the tile buffer: the microkernel's own bf16 store, or rounded here */
                 kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, out_tile, nr, mrr, nrr, alpha, beta, tp);
-                continue;
-            }
-            if (epi && epi->out_bf16) {
-                kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, out_tile, nr, mrr, nrr, alpha, beta, tp);
-                for (size_t r = 0; r < mrr; r++)
+                for (size_t r = 0; !tile_io && r < mrr; r++)
                     kern->f32_to_bf16(epi->out_bf16 + (i + r) * epi->ld_out_bf16 + j, out_tile + r * nr, nrr);
                 continue;
             }
