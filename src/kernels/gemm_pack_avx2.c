@@ -104,15 +104,27 @@ static void pack_a_panel_rows(float *dst, elbo_operand a, size_t i0, size_t k0, 
     }
 }
 
-/* One A panel (w x kc, w = 6 or 12) from A stored K x M: each depth step is w contiguous elements of a stored
- * row. */
-static void pack_a_panel_cols(float *dst, elbo_operand a, size_t i0, size_t k0, size_t rows, size_t kc, size_t w)
+/* An A block (mc x kc as panels of w rows, w = 6 or 12, panel ir at dst + ir * kc) from A stored K x M: each
+ * stored row is read once, front to back, and its w-element pieces go to the panels' depth step p in turn (read
+ * panel by panel instead, each depth step was a strided read of a row that the panel before had already pulled
+ * towards L1 and lost again). */
+static void pack_a_block_cols(float *dst, elbo_operand a, size_t i0, size_t k0, size_t mc, size_t kc, size_t w)
 {
-    size_t rows0 = rows < 8 ? rows : 8, rows1 = rows - rows0;
+    const int f32_rows = a.dtype == ELBO_DTYPE_F32 && w == 2 * MR;
     for (size_t p = 0; p < kc; p++) {
-        __m256 lo = load_row8(a, k0 + p, i0, rows0);
-        __m256 hi = w > 8 ? load_row8(a, k0 + p, i0 + 8, rows1) : lo;
-        store_a_step(dst + p * w, w, lo, hi, p + 1 == kc);
+        const float *row = (const float *)a.data + (k0 + p) * a.ld + i0;
+        for (size_t ir = 0; ir < mc; ir += w) {
+            size_t rows = mc - ir < w ? mc - ir : w, rows0 = rows < 8 ? rows : 8, rows1 = rows - rows0;
+            float *d = dst + ir * kc + p * w;
+            if (f32_rows && rows == w) { /* a whole 12-element piece: two plain loads and stores */
+                _mm256_storeu_ps(d, _mm256_loadu_ps(row + ir));
+                _mm_storeu_ps(d + 8, _mm_loadu_ps(row + ir + 8));
+                continue;
+            }
+            __m256 lo = load_row8(a, k0 + p, i0 + ir, rows0);
+            __m256 hi = w > 8 ? load_row8(a, k0 + p, i0 + ir + 8, rows1) : lo;
+            store_a_step(d, w, lo, hi, p + 1 == kc);
+        }
     }
 }
 
@@ -123,12 +135,13 @@ static void pack_a_block_avx2(float *dst, elbo_operand a, size_t i0, size_t k0, 
         elbo_pack_a_block(dst, a, i0, k0, mc, kc, mr);
         return;
     }
+    if (a.trans != ELBO_NOTRANS) {
+        pack_a_block_cols(dst, a, i0, k0, mc, kc, mr);
+        return;
+    }
     for (size_t ir = 0; ir < mc; ir += mr) {
         size_t rows = mc - ir < mr ? mc - ir : mr;
-        if (a.trans == ELBO_NOTRANS)
-            pack_a_panel_rows(dst + ir * kc, a, i0 + ir, k0, rows, kc, mr);
-        else
-            pack_a_panel_cols(dst + ir * kc, a, i0 + ir, k0, rows, kc, mr);
+        pack_a_panel_rows(dst + ir * kc, a, i0 + ir, k0, rows, kc, mr);
     }
 }
 
