@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdlib.h>
+
 #include "act_arena.h"
 #include "gemm.h"
 #include "kernels.h"
@@ -58,6 +60,30 @@ typedef struct {
     /* As batch_loss over rows [r0, r1) (NULL: the model cannot train in chunks, train_chunked.h) */
     elbo_step_loss (*rows_loss)(const void *impl, const void *act, size_t r0, size_t r1);
 } elbo_train_phase;
+
+/* Defines PREFIX##_act_new, PREFIX##_act_free and PREFIX##_act_arena, a model's elbo_model_ops activation entries:
+ * a malloc'd TYPE (which has an `arena` member) set up by INIT(TYPE *, the model, max_batch) (0 or -1) and released
+ * by FREE(TYPE *). */
+#define ELBO_MODEL_ACTIVATION_OPS(PREFIX, TYPE, INIT, FREE)                                                        \
+    static void *PREFIX##_act_new(const void *impl, size_t max_batch)                                              \
+    {                                                                                                              \
+        TYPE *a = malloc(sizeof *a);                                                                               \
+        if (a && INIT(a, impl, max_batch) != 0) {                                                                  \
+            free(a);                                                                                               \
+            a = NULL;                                                                                              \
+        }                                                                                                          \
+        return a;                                                                                                  \
+    }                                                                                                              \
+    static void PREFIX##_act_free(void *act)                                                                       \
+    {                                                                                                              \
+        if (act)                                                                                                   \
+            FREE(act);                                                                                             \
+        free(act);                                                                                                 \
+    }                                                                                                              \
+    static const elbo_act_arena *PREFIX##_act_arena(const void *act)                                               \
+    {                                                                                                              \
+        return &((const TYPE *)act)->arena;                                                                        \
+    }
 
 typedef struct elbo_model_ops {
     const char *kind;                              /* "vae", "classifier" */

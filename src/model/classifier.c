@@ -269,30 +269,8 @@ double elbo_classifier_train_flops_per_sample(const elbo_classifier *m)
 
 /* ---- the classifier as the trainer sees it ---- */
 
-/* elbo_model_ops.act_new. */
-static void *clf_act_new(const void *impl, size_t max_batch)
-{
-    elbo_classifier_activations *a = malloc(sizeof *a);
-    if (a && elbo_classifier_activations_init(a, impl, max_batch) != 0) {
-        free(a);
-        a = NULL;
-    }
-    return a;
-}
-
-/* elbo_model_ops.act_free. */
-static void clf_act_free(void *act)
-{
-    if (act)
-        elbo_classifier_activations_free(act);
-    free(act);
-}
-
-/* elbo_model_ops.act_arena. */
-static const elbo_act_arena *clf_act_arena(const void *act)
-{
-    return &((const elbo_classifier_activations *)act)->arena;
-}
+/* elbo_model_ops.act_new, act_free and act_arena. */
+ELBO_MODEL_ACTIVATION_OPS(clf, elbo_classifier_activations, elbo_classifier_activations_init, elbo_classifier_activations_free)
 
 /* elbo_model_ops.train_rows: forward part, loss and data gradients of the rows. */
 static void clf_train_rows(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,

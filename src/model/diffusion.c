@@ -435,30 +435,8 @@ double elbo_diffusion_train_flops_per_sample(const elbo_diffusion *m)
 
 /* ---- the diffusion model as the trainer sees it ---- */
 
-/* elbo_model_ops.act_new. */
-static void *diff_act_new(const void *impl, size_t max_batch)
-{
-    elbo_diffusion_activations *a = malloc(sizeof *a);
-    if (a && elbo_diffusion_activations_init(a, impl, max_batch) != 0) {
-        free(a);
-        a = NULL;
-    }
-    return a;
-}
-
-/* elbo_model_ops.act_free. */
-static void diff_act_free(void *act)
-{
-    if (act)
-        elbo_diffusion_activations_free(act);
-    free(act);
-}
-
-/* elbo_model_ops.act_arena. */
-static const elbo_act_arena *diff_act_arena(const void *act)
-{
-    return &((const elbo_diffusion_activations *)act)->arena;
-}
+/* elbo_model_ops.act_new, act_free and act_arena. */
+ELBO_MODEL_ACTIVATION_OPS(diff, elbo_diffusion_activations, elbo_diffusion_activations_init, elbo_diffusion_activations_free)
 
 /* elbo_model_ops.train_rows: rows [r0, r1) draw t (seed, TIME, row, step, 0) and eps (seed, EPS, row, step) for
  * their batch row (row0 + r), are noised, run forward, the loss (a mean over the step's rows) and every data

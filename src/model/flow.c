@@ -703,30 +703,8 @@ double elbo_flow_sample_flops_per_sample(const elbo_flow *m)
 
 /* ---- the flow as the trainer sees it ---- */
 
-/* elbo_model_ops.act_new. */
-static void *flow_act_new(const void *impl, size_t max_batch)
-{
-    elbo_flow_activations *a = malloc(sizeof *a);
-    if (a && elbo_flow_activations_init(a, impl, max_batch) != 0) {
-        free(a);
-        a = NULL;
-    }
-    return a;
-}
-
-/* elbo_model_ops.act_free. */
-static void flow_act_free(void *act)
-{
-    if (act)
-        elbo_flow_activations_free(act);
-    free(act);
-}
-
-/* elbo_model_ops.act_arena. */
-static const elbo_act_arena *flow_act_arena(const void *act)
-{
-    return &((const elbo_flow_activations *)act)->arena;
-}
+/* elbo_model_ops.act_new, act_free and act_arena. */
+ELBO_MODEL_ACTIVATION_OPS(flow, elbo_flow_activations, elbo_flow_activations_init, elbo_flow_activations_free)
 
 /* elbo_model_ops.train_rows: the dequantization noise of (seed, EPS, the step's batch row row0 + r, step) (the same
  * noise on any number of ranks), the logit, then the step's forward and backward (the loss a mean over the step's

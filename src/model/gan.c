@@ -596,30 +596,8 @@ double elbo_gan_train_flops_per_sample(const elbo_gan *m)
 
 /* ---- the GAN as the trainer sees it ---- */
 
-/* elbo_model_ops.act_new. */
-static void *gan_act_new(const void *impl, size_t max_batch)
-{
-    elbo_gan_activations *a = malloc(sizeof *a);
-    if (a && elbo_gan_activations_init(a, impl, max_batch) != 0) {
-        free(a);
-        a = NULL;
-    }
-    return a;
-}
-
-/* elbo_model_ops.act_free. */
-static void gan_act_free(void *act)
-{
-    if (act)
-        elbo_gan_activations_free(act);
-    free(act);
-}
-
-/* elbo_model_ops.act_arena. */
-static const elbo_act_arena *gan_act_arena(const void *act)
-{
-    return &((const elbo_gan_activations *)act)->arena;
-}
+/* elbo_model_ops.act_new, act_free and act_arena. */
+ELBO_MODEL_ACTIVATION_OPS(gan, elbo_gan_activations, elbo_gan_activations_init, elbo_gan_activations_free)
 
 /* elbo_train_phase.train_rows of the D phase: the step's noise (seed, EPS, batch row, step) and d_phase_rows. */
 static void gan_d_rows(const void *impl, void *act, elbo_gemm_workspace *ws, const elbo_batch *bt, size_t r0,

@@ -333,30 +333,8 @@ static void fill_noise(float *eps, size_t n, size_t z, uint64_t seed, elbo_rng_s
         elbo_rng_normals(eps + r * z, z, seed, stream, (uint32_t)(first_index + r), step);
 }
 
-/* elbo_model_ops.act_new: activations for max_batch rows. */
-static void *vae_act_new(const void *impl, size_t max_batch)
-{
-    elbo_vae_activations *a = malloc(sizeof *a);
-    if (a && elbo_vae_activations_init(a, impl, max_batch) != 0) {
-        free(a);
-        a = NULL;
-    }
-    return a;
-}
-
-/* elbo_model_ops.act_free. */
-static void vae_act_free(void *act)
-{
-    if (act)
-        elbo_vae_activations_free(act);
-    free(act);
-}
-
-/* elbo_model_ops.act_arena. */
-static const elbo_act_arena *vae_act_arena(const void *act)
-{
-    return &((const elbo_vae_activations *)act)->arena;
-}
+/* elbo_model_ops.act_new, act_free and act_arena. */
+ELBO_MODEL_ACTIVATION_OPS(vae, elbo_vae_activations, elbo_vae_activations_init, elbo_vae_activations_free)
 
 /* elbo_model_ops.train_rows: the rows' training noise (seed, step, batch row), forward part and data gradients
  * (those rows' forward values are complete when the forward part returns: no barrier before the backward). */
