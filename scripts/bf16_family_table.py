@@ -23,6 +23,9 @@ FP32 = {
     "gan": ("results/gan-quality-amd-epyc-20261206", "elbo-s{s}.eval.json", "gan-bf16-s{s}.eval.json"),
     "diffusion": ("results/diffusion-quality-amd-epyc-20261206", "elbo-s{s}.eval.json", "diffusion-bf16-s{s}.eval.json"),
 }
+# The flow's further seeds, both precisions run side by side with the same binary: (directory, fp32 file, bf16 file,
+# seeds).
+FLOW_MORE = ("results/flow-bf16-seeds-amd-epyc-20261207", "flow-fp32-s{s}.log", "flow-bf16-s{s}.log", (4, 5, 6))
 
 
 def last_epoch(path):
@@ -48,6 +51,36 @@ def metric(family, path):
         return None
     return {"fd": r["fd"], "smallest_class_share": min(r["class_counts"]) / sum(r["class_counts"]),
             "classifier_hash": r["classifier_hash"]}
+
+
+def flow_all_seeds(bf16_dir, res):
+    """The flow over seeds 1-3 and FLOW_MORE's seeds, where they exist: the table's lines; res["flow_all_seeds"]."""
+    more_dir, fp32_more, bf16_more, seeds = FLOW_MORE
+    fp32_dir, fp32_name, bf16_name = FP32["flow"]
+    rows = []
+    for s in (1, 2, 3) + seeds:
+        first = s <= 3
+        f = metric("flow", os.path.join(fp32_dir if first else more_dir, (fp32_name if first else fp32_more).format(s=s)))
+        b = metric("flow", os.path.join(bf16_dir if first else more_dir, (bf16_name if first else bf16_more).format(s=s)))
+        if f and b and f["epochs"] == 20 and b["epochs"] == 20:
+            rows.append((s, f["bits_per_dim"], b["bits_per_dim"]))
+    if len(rows) <= 3:
+        return []
+    f, b = [r[1] for r in rows], [r[2] for r in rows]
+    mf, mb, sf, sb = statistics.mean(f), statistics.mean(b), statistics.stdev(f), statistics.stdev(b)
+    bound, medf, medb = mf + max(0.01 * mf, 2 * sf), statistics.median(f), statistics.median(b)
+    res["flow_all_seeds"] = {"seeds": [r[0] for r in rows], "fp32": f, "bf16": b, "fp32_mean": mf, "bf16_mean": mb,
+                             "fp32_sd": sf, "bf16_sd": sb, "rel": (mb - mf) / mf, "flow_gate_bound": bound,
+                             "fp32_median": medf, "bf16_median": medb}
+    lines = [f"## flow, {len(rows)} seeds", "", "Seeds 4 on: both precisions side by side, one thread each "
+             f"({more_dir}). Test bits/dim after 20 epochs.", "", "| seed | fp32 | bf16 |", "|---|---|---|"]
+    lines += [f"| {s} | {x:.4f} | {y:.4f} |" for s, x, y in rows]
+    lines += ["", f"mean (sd) fp32 {mf:.4f} ({sf:.3f}), bf16 {mb:.4f} ({sb:.3f}): bf16 - fp32 "
+              f"{100 * (mb - mf) / mf:+.2f} % (within 1 %: {'met' if mb <= 1.01 * mf else 'NOT met'}; the flow "
+              f"gate's bound mean + max(1 %, 2 sd) = {bound:.4f}: {'met' if mb <= bound else 'NOT met'}); medians, "
+              f"which a run ending in a loss spike moves less: fp32 {medf:.4f}, bf16 {medb:.4f} "
+              f"({100 * (medb - medf) / medf:+.2f} %).", ""]
+    return lines
 
 
 def main():
@@ -94,6 +127,7 @@ def main():
                 lines += ["", line + "."]
         lines.append("")
         res[family] = r
+    lines += flow_all_seeds(bf16_dir, res)
     lines += ["## Commands", "", "```sh", "# S in 1 2 3, F in gan flow diffusion (from the top level):",
               "results/bf16-quality-amd-epyc-20261206/run_family.sh F S", f"scripts/bf16_family_table.py {bf16_dir} {out}",
               "```", ""]

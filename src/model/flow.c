@@ -190,8 +190,8 @@ int elbo_flow_init(elbo_flow *m, const elbo_flow_config *cfg, const elbo_kernels
     /* net layers: ReLU hidden, a linear output, an input gradient except for the first coupling's first layer (its
      * input is the data); the scale layer: no activation, no input gradient. In a bf16 model the output layers (raw s
      * and t) run in fp32: with them in bf16 the flow trained to 4.49 test bits/dim where fp32 reaches 3.97 (seed 1,
-     * 20 epochs; 4.92 against 4.49 after 4), with them in fp32 4.07 (4.53 after 4); over 3 seeds still +3.9 % on the
-     * mean (results/bf16-quality-amd-epyc-20261206/families.md) */
+     * 20 epochs; 4.92 against 4.49 after 4), with them in fp32 4.07 (4.53 after 4); over 6 seeds 4.157 against fp32's
+     * 4.292 on the mean (results/bf16-quality-amd-epyc-20261206/families.md) */
     const elbo_kernels *output_kern = elbo_kernels_with_precision(kern, ELBO_PRECISION_FP32);
     for (size_t i = 0; ok && i < m->layout.n_layers; i++) {
         const elbo_linear_layout *ly = &m->layout.layer[i];
