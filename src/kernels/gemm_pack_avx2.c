@@ -112,7 +112,7 @@ static void pack_a_block_cols(float *dst, elbo_operand a, size_t i0, size_t k0, 
 {
     const int f32_rows = a.dtype == ELBO_DTYPE_F32 && w == 2 * MR;
     for (size_t p = 0; p < kc; p++) {
-        const float *row = (const float *)a.data + (k0 + p) * a.ld + i0;
+        const float *row = f32_rows ? (const float *)a.data + (k0 + p) * a.ld + i0 : NULL; /* U8: not a float row */
         for (size_t ir = 0; ir < mc; ir += w) {
             size_t rows = mc - ir < w ? mc - ir : w, rows0 = rows < 8 ? rows : 8, rows1 = rows - rows0;
             float *d = dst + ir * kc + p * w;
