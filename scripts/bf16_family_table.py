@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """bf16 against fp32 for the GAN, the flow and the diffusion model (issue 21's "the other models' metrics"): each
 family's 3 bf16 seeds (BF16DIR/<family>-bf16-s<seed>.log and .eval.json, run_family.sh there) against elbo's 3 fp32
-seeds of that family's quality gate, with the gate each family's comparison with PyTorch uses, fp32 in PyTorch's
-place: the flow's mean test bits/dim within 1 % of fp32's (the VAE's rule for its -ELBO; the flow gate's own bound,
+seeds of that family's quality gate (the flow also over its further seeds in both precisions, FLOW_MORE), with the
+gate each family's comparison with PyTorch uses, fp32 in PyTorch's place: the flow's mean test bits/dim within 1 % of fp32's (the VAE's rule for its -ELBO; the flow gate's own bound,
 mean + max(1 %, 2 sd), reported too), the GAN's and the diffusion model's median FD <= 1.15 x fp32's (and every
 class >= 2 % of each GAN run's samples). Writes OUT.md and OUT.json.
 
@@ -53,30 +53,39 @@ def metric(family, path):
             "classifier_hash": r["classifier_hash"]}
 
 
+def flow_gates(f, b):
+    """The flow's gates for fp32 results f and bf16 results b (test bits/dim): means, fp32's sd, bf16 - fp32
+    relative, within 1 %, and the flow gate's bound mean + max(1 %, 2 sd)."""
+    mf, mb, sd = statistics.mean(f), statistics.mean(b), statistics.stdev(f)
+    return {"fp32_mean": mf, "bf16_mean": mb, "fp32_sd": sd, "rel": (mb - mf) / mf, "gate_met": mb <= mf * 1.01,
+            "flow_gate_bound": mf + max(0.01 * mf, 2 * sd)}
+
+
 def flow_all_seeds(bf16_dir, res):
     """The flow over seeds 1-3 and FLOW_MORE's seeds, where they exist: the table's lines; res["flow_all_seeds"]."""
     more_dir, fp32_more, bf16_more, seeds = FLOW_MORE
     fp32_dir, fp32_name, bf16_name = FP32["flow"]
     rows = []
     for s in (1, 2, 3) + seeds:
-        first = s <= 3
-        f = metric("flow", os.path.join(fp32_dir if first else more_dir, (fp32_name if first else fp32_more).format(s=s)))
-        b = metric("flow", os.path.join(bf16_dir if first else more_dir, (bf16_name if first else bf16_more).format(s=s)))
+        fp32_path, bf16_path = ((os.path.join(fp32_dir, fp32_name), os.path.join(bf16_dir, bf16_name)) if s <= 3 else
+                                (os.path.join(more_dir, fp32_more), os.path.join(more_dir, bf16_more)))
+        f, b = metric("flow", fp32_path.format(s=s)), metric("flow", bf16_path.format(s=s))
         if f and b and f["epochs"] == 20 and b["epochs"] == 20:
             rows.append((s, f["bits_per_dim"], b["bits_per_dim"]))
     if len(rows) <= 3:
         return []
     f, b = [r[1] for r in rows], [r[2] for r in rows]
-    mf, mb, sf, sb = statistics.mean(f), statistics.mean(b), statistics.stdev(f), statistics.stdev(b)
-    bound, medf, medb = mf + max(0.01 * mf, 2 * sf), statistics.median(f), statistics.median(b)
+    g = flow_gates(f, b)
+    mf, mb, sf, sb, bound = g["fp32_mean"], g["bf16_mean"], g["fp32_sd"], statistics.stdev(b), g["flow_gate_bound"]
+    medf, medb = statistics.median(f), statistics.median(b)
     res["flow_all_seeds"] = {"seeds": [r[0] for r in rows], "fp32": f, "bf16": b, "fp32_mean": mf, "bf16_mean": mb,
-                             "fp32_sd": sf, "bf16_sd": sb, "rel": (mb - mf) / mf, "flow_gate_bound": bound,
+                             "fp32_sd": sf, "bf16_sd": sb, "rel": g["rel"], "flow_gate_bound": bound,
                              "fp32_median": medf, "bf16_median": medb}
     lines = [f"## flow, {len(rows)} seeds", "", "Seeds 4 on: both precisions side by side, one thread each "
              f"({more_dir}). Test bits/dim after 20 epochs.", "", "| seed | fp32 | bf16 |", "|---|---|---|"]
     lines += [f"| {s} | {x:.4f} | {y:.4f} |" for s, x, y in rows]
     lines += ["", f"mean (sd) fp32 {mf:.4f} ({sf:.3f}), bf16 {mb:.4f} ({sb:.3f}): bf16 - fp32 "
-              f"{100 * (mb - mf) / mf:+.2f} % (within 1 %: {'met' if mb <= 1.01 * mf else 'NOT met'}; the flow "
+              f"{100 * g['rel']:+.2f} % (within 1 %: {'met' if g['gate_met'] else 'NOT met'}; the flow "
               f"gate's bound mean + max(1 %, 2 sd) = {bound:.4f}: {'met' if mb <= bound else 'NOT met'}); medians, "
               f"which a run ending in a loss spike moves less: fp32 {medf:.4f}, bf16 {medb:.4f} "
               f"({100 * (medb - medf) / medf:+.2f} %).", ""]
@@ -109,9 +118,9 @@ def main():
         if len(runs["fp32"]) == 3 and len(runs["bf16"]) == 3:
             f, b = [x[key] for x in runs["fp32"]], [x[key] for x in runs["bf16"]]
             if family == "flow":
-                mf, mb, sd = statistics.mean(f), statistics.mean(b), statistics.stdev(f)
-                r.update(fp32_mean=mf, bf16_mean=mb, rel=(mb - mf) / mf, gate_met=mb <= mf * 1.01,
-                         flow_gate_bound=mf + max(0.01 * mf, 2 * sd))
+                g = flow_gates(f, b)
+                mf, mb = g["fp32_mean"], g["bf16_mean"]
+                r.update((k, g[k]) for k in ("fp32_mean", "bf16_mean", "rel", "gate_met", "flow_gate_bound"))
                 lines += ["", f"mean fp32 {mf:.4f}, bf16 {mb:.4f}: bf16 - fp32 {100 * r['rel']:+.2f} % (gate: within "
                           f"1 %: {'met' if r['gate_met'] else 'NOT met'}; the flow gate's bound mean + max(1 %, 2 sd) = "
                           f"{r['flow_gate_bound']:.4f}: {'met' if mb <= r['flow_gate_bound'] else 'NOT met'})."]

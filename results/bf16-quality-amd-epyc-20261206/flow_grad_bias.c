@@ -21,7 +21,8 @@
 
 enum { BATCHES = 8, ROWS = 128 };
 
-/* Re-initializes every net layer of m in fp32 or bf16 as policy says and repacks its weights. */
+/* Re-initializes every net layer of m in fp32 or bf16 as policy says (activation, data gradient and streaming as
+ * elbo_flow_init sets them) and repacks its weights. */
 static int apply_policy(elbo_flow *m, const char *policy)
 {
     const elbo_kernels *fp32 = elbo_kernels_with_precision(m->kern, ELBO_PRECISION_FP32);
