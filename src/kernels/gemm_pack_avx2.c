@@ -104,26 +104,35 @@ static void pack_a_panel_rows(float *dst, elbo_operand a, size_t i0, size_t k0, 
     }
 }
 
-/* An A block (mc x kc as panels of w rows, w = 6 or 12, panel ir at dst + ir * kc) from A stored K x M: each
- * stored row is read once, front to back, and its w-element pieces go to the panels' depth step p in turn (read
- * panel by panel instead, each depth step was a strided read of a row that the panel before had already pulled
- * towards L1 and lost again). */
+/* Stored rows per pass of pack_a_block_cols: a pass's pieces of the block stay in L1 while every panel takes its
+ * depth steps from them. */
+#define A_COLS_PASS 8
+
+/* An A block (mc x kc as panels of w rows, w = 6 or 12, panel ir at dst + ir * kc) from A stored K x M, in passes
+ * of A_COLS_PASS stored rows: each pass's rows are read once into L1, then each panel takes its depth steps of
+ * the pass from them, a contiguous run of its own (walking one stored row across all panels instead wrote to
+ * every panel in turn, and panels kc x w floats apart map to the same few L1 sets). */
 static void pack_a_block_cols(float *dst, elbo_operand a, size_t i0, size_t k0, size_t mc, size_t kc, size_t w)
 {
     const int f32_rows = a.dtype == ELBO_DTYPE_F32 && w == 2 * MR;
-    for (size_t p = 0; p < kc; p++) {
-        const float *row = f32_rows ? (const float *)a.data + (k0 + p) * a.ld + i0 : NULL; /* U8: not a float row */
+    for (size_t p0 = 0; p0 < kc; p0 += A_COLS_PASS) {
+        size_t p1 = kc - p0 < A_COLS_PASS ? kc : p0 + A_COLS_PASS;
         for (size_t ir = 0; ir < mc; ir += w) {
             size_t rows = mc - ir < w ? mc - ir : w, rows0 = rows < 8 ? rows : 8, rows1 = rows - rows0;
-            float *d = dst + ir * kc + p * w;
-            if (f32_rows && rows == w) { /* a whole 12-element piece: two plain loads and stores */
-                _mm256_storeu_ps(d, _mm256_loadu_ps(row + ir));
-                _mm_storeu_ps(d + 8, _mm_loadu_ps(row + ir + 8));
+            if (f32_rows && rows == w) { /* whole 12-element pieces: two plain loads and stores each */
+                const float *s = (const float *)a.data + (k0 + p0) * a.ld + i0 + ir;
+                for (size_t p = p0; p < p1; p++, s += a.ld) {
+                    float *d = dst + ir * kc + p * w;
+                    _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+                    _mm_storeu_ps(d + 8, _mm_loadu_ps(s + 8));
+                }
                 continue;
             }
-            __m256 lo = load_row8(a, k0 + p, i0 + ir, rows0);
-            __m256 hi = w > 8 ? load_row8(a, k0 + p, i0 + ir + 8, rows1) : lo;
-            store_a_step(d, w, lo, hi, p + 1 == kc);
+            for (size_t p = p0; p < p1; p++) {
+                __m256 lo = load_row8(a, k0 + p, i0 + ir, rows0);
+                __m256 hi = w > 8 ? load_row8(a, k0 + p, i0 + ir + 8, rows1) : lo;
+                store_a_step(dst + ir * kc + p * w, w, lo, hi, p + 1 == kc);
+            }
         }
     }
 }
