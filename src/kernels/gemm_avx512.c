@@ -484,13 +484,49 @@ static void pack_b_panel_stream_avx512(float *dst, elbo_operand b, size_t k0, si
     _mm_sfence();
 }
 
+/* The AVX2 table's elbo_pack_a_fn, for the operands pack_a_block_avx512 leaves to it (set at registration). */
+static elbo_pack_a_fn pack_a_avx2;
+
+/* One packed A panel (12 x kc, dst[p * 12 + i]) from an f32 A stored M x K: 16 depth steps of the panel's `rows`
+ * stored rows (the others zero) loaded as whole zmm rows, transposed in registers, and stored as 16 depth steps
+ * of 12 lanes each. */
+static void pack_a_panel_rows_f32(float *dst, const float *a, size_t ld, size_t i0, size_t k0, size_t rows, size_t kc)
+{
+    const __mmask16 step_mask = (__mmask16)((1u << MR) - 1);
+    for (size_t p = 0; p < kc; p += 16) {
+        const size_t n = kc - p < 16 ? kc - p : 16;
+        const __mmask16 depth_mask = (__mmask16)((1u << n) - 1);
+        __m512 r[16];
+        for (size_t i = 0; i < 16; i++)
+            r[i] = i < rows ? _mm512_maskz_loadu_ps(depth_mask, a + (i0 + i) * ld + k0 + p) : _mm512_setzero_ps();
+        transpose_16x16(r);
+        for (size_t t = 0; t < n; t++)
+            _mm512_mask_storeu_ps(dst + (p + t) * MR, step_mask, r[t]);
+    }
+}
+
+/* elbo_pack_a_fn of the AVX-512 table: an f32 A stored M x K (a layer's input or output gradient) 16 depth steps
+ * at a time in zmm registers, reading whole cache lines of A's rows (the AVX2 routine's 8 x 8 blocks read half
+ * lines and spill); every other operand through the AVX2 routine. Bitwise the generic packing (a copy). */
+static void pack_a_block_avx512(float *dst, elbo_operand a, size_t i0, size_t k0, size_t mc, size_t kc, size_t mr)
+{
+    if (mr != MR || a.trans != ELBO_NOTRANS || a.dtype != ELBO_DTYPE_F32) {
+        pack_a_avx2(dst, a, i0, k0, mc, kc, mr);
+        return;
+    }
+    for (size_t ir = 0; ir < mc; ir += MR)
+        pack_a_panel_rows_f32(dst + ir * kc, a.data, a.ld, i0 + ir, k0, mc - ir < MR ? mc - ir : MR, kc);
+}
+
 /* The AVX2 path's table (packing, the 12 x 8 edge kernel, its K blocking) with the zmm tiles. MC, NC and the
  * flags come from the chip config (chips.c; its MC must be a multiple of 12, which chips.c checks). */
 void elbo_gemm_register_avx512(elbo_kernels *k)
 {
     elbo_gemm_register_avx2(k);
     pack_b_avx2 = k->pack_b;
+    pack_a_avx2 = k->pack_a;
     k->pack_b = pack_b_panel_avx512;
+    k->pack_a = pack_a_block_avx512;
     k->pack_b_stream = pack_b_panel_stream_avx512;
     k->gemm_ukernel = f32_gemm_ukernel_12x16__avx512f;
     k->gemm_ukernel_strided_a = f32_gemm_ukernel_12x16_strided_a__avx512f;
