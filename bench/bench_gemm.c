@@ -99,18 +99,20 @@ static int case_ready(gemm_case *g)
     return 0;
 }
 
-/* First row of thread t's share of C's m rows among nt threads: whole blocks of mr rows (register tiles, or NR
- * panels), the remainder to the last threads. */
+/* First row of thread t's share of C's m rows among nt threads: whole blocks of mr rows (1: an even split; NR:
+ * whole panels), the remainder to the last threads. */
 static size_t share_start(size_t m, size_t mr, int t, int nt)
 {
     size_t tiles = (m + mr - 1) / mr, first = tiles * (size_t)t / (size_t)nt * mr;
     return first < m ? first : m;
 }
 
-/* One C = op(A) op(B) on MT_THREADS threads: each takes a share of C's rows (whole register tiles); a B that is not
- * a weight (packed once per step) is packed by both threads, each its part of the panels, first. A weight gradient
- * (A transposed) is split as the trainer splits it (elbo_linear_param_grads): each thread runs elbo_gemm on its
- * rows of dW, whole NR panels, reading B in place or packing it itself (and computing a narrow dW transposed). */
+/* One C = op(A) op(B) on MT_THREADS threads: each takes an even share of C's rows, as the trainer splits a batch
+ * (elbo_team_rows; the register tiles of any split give every element the same bits); a B that is not a weight
+ * (packed once per step) is packed by both threads, each its part of the panels, first. A weight gradient (A
+ * transposed): each thread runs elbo_gemm on its rows of dW, reading B in place or packing it itself; a narrow dW,
+ * computed transposed, in whole NR panels (its rows are then the transposed product's columns, read in place only
+ * in whole panels). */
 static void gemm_once_threads(const gemm_row *row)
 {
     gemm_case *g = row->g;
@@ -120,7 +122,7 @@ static void gemm_once_threads(const gemm_row *row)
 #pragma omp parallel num_threads(MT_THREADS)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t rows_step = weight_grad ? kern->blocking.nr : kern->blocking.mr;
+        size_t rows_step = weight_grad && g->n <= kern->blocking.transposed_c_max_n ? kern->blocking.nr : 1;
         size_t m0 = share_start(g->m, rows_step, t, nt), m1 = share_start(g->m, rows_step, t + 1, nt);
         const float *a0 = s->ta ? g->a + m0 : g->a + m0 * g->lda; /* op(A)'s row m0 */
         if (weight_grad) {
