@@ -457,16 +457,27 @@ static void pack_b_panel_trans_f32(float *dst, const float *b, size_t ld, size_t
 
 /* elbo_pack_b_fn of the AVX-512 table: a transposed f32 B (the forward's W^T, repacked after every optimizer
  * update) 16 x 16 at a time in zmm registers, reading whole cache lines of W's rows (the AVX2 routine's 8 x 8
- * blocks read half lines, 16 rows apart, and spill); every other operand through the AVX2 routine. Bitwise the
- * generic packing (a copy). */
+ * blocks read half lines, 16 rows apart, and spill); an f32 B stored K x N one zmm per depth step; a U8 B through
+ * the AVX2 routine. Bitwise the generic packing (a copy). */
 static void pack_b_panel_avx512(float *dst, elbo_operand b, size_t k0, size_t j0, size_t kc, size_t nc, size_t nr)
 {
-    if (nr != NR || b.trans != ELBO_TRANS || b.dtype != ELBO_DTYPE_F32) {
+    if (nr != NR || b.dtype != ELBO_DTYPE_F32) {
         pack_b_avx2(dst, b, k0, j0, kc, nc, nr);
         return;
     }
-    for (size_t jr = 0; jr < nc; jr += NR)
-        pack_b_panel_trans_f32(dst + jr * kc, b.data, b.ld, k0, j0 + jr, kc, nc - jr < NR ? nc - jr : NR, 0);
+    for (size_t jr = 0; jr < nc; jr += NR) {
+        const size_t cols = nc - jr < NR ? nc - jr : NR;
+        if (b.trans == ELBO_TRANS) {
+            pack_b_panel_trans_f32(dst + jr * kc, b.data, b.ld, k0, j0 + jr, kc, cols, 0);
+            continue;
+        }
+        /* B stored K x N: each depth step is one zmm row piece (the columns past N zero) */
+        const __mmask16 col_mask = (__mmask16)((1u << cols) - 1);
+        const float *src = (const float *)b.data + k0 * b.ld + j0 + jr;
+        float *d = dst + jr * kc;
+        for (size_t p = 0; p < kc; p++)
+            _mm512_storeu_ps(d + p * NR, _mm512_maskz_loadu_ps(col_mask, src + p * b.ld));
+    }
 }
 
 /* elbo_kernels.pack_b_stream of the AVX-512 table: as pack_b_panel_avx512, a transposed f32 B into 64-byte aligned
