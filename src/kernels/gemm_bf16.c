@@ -121,22 +121,40 @@ void elbo_pack_bf16_panel(uint32_t *dst, elbo_operand x, int depth_contiguous, s
     }
 }
 
+#ifndef BF16_PACK_PASS
+#define BF16_PACK_PASS 8
+#endif
+
+/* Packs outer indices [o0, o0 + count) x depth [d0, d0 + depth) of x into ceil(count / w) pair panels of w (panel
+ * p at dst + p * panel_words(w, depth)). A source whose pairs run along its stored rows is packed panel by panel;
+ * one whose pairs run across stored rows in passes of BF16_PACK_PASS stored rows, each pass read into L1 once
+ * while every panel takes its pairs from it (panel by panel, each pair step read two rows' pieces that the panel
+ * before had pulled in and lost). */
+static void pack_panels(const elbo_kernels *kern, uint32_t *dst, elbo_operand x, int depth_contiguous, size_t o0,
+                        size_t d0, size_t count, size_t depth, size_t w)
+{
+    const size_t stride = panel_words(w, depth);
+    const size_t pass = depth_contiguous ? depth : BF16_PACK_PASS;
+    for (size_t d = 0; d < depth; d += pass) {
+        const size_t dn = depth - d < pass ? depth - d : pass;
+        for (size_t o = 0; o < count; o += w)
+            kern->pack_bf16(dst + o / w * stride + d / 2 * w, x, depth_contiguous, o0 + o, d0 + d,
+                            count - o < w ? count - o : w, dn, w);
+    }
+}
+
 /* Packs rows [i0, i0+mc) x depth [k0, k0+kc) of op(A) into ceil(mc/mr) pair panels of mr rows. */
 static void pack_a(const elbo_kernels *kern, uint32_t *dst, elbo_operand a, size_t i0, size_t k0, size_t mc,
                    size_t kc, size_t mr)
 {
-    for (size_t ir = 0; ir < mc; ir += mr)
-        kern->pack_bf16(dst + panel_words(mr, kc) / mr * ir, a, a.trans == ELBO_NOTRANS, i0 + ir, k0,
-                        mc - ir < mr ? mc - ir : mr, kc, mr);
+    pack_panels(kern, dst, a, a.trans == ELBO_NOTRANS, i0, k0, mc, kc, mr);
 }
 
 /* Packs depth [k0, k0+kc) x columns [j0, j0+nc) of op(B) into ceil(nc/nr) pair panels of nr columns. */
 static void pack_b(const elbo_kernels *kern, uint32_t *dst, elbo_operand b, size_t k0, size_t j0, size_t kc,
                    size_t nc, size_t nr)
 {
-    for (size_t jr = 0; jr < nc; jr += nr)
-        kern->pack_bf16(dst + panel_words(nr, kc) / nr * jr, b, b.trans == ELBO_TRANS, j0 + jr, k0,
-                        nc - jr < nr ? nc - jr : nr, kc, nr);
+    pack_panels(kern, dst, b, b.trans == ELBO_TRANS, j0, k0, nc, kc, nr);
 }
 
 size_t elbo_packed_b_bf16_words(const elbo_kernels *kern, size_t k, size_t n)

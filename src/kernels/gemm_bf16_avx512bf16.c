@@ -117,6 +117,33 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
 #undef STORE_ROW
         return;
     }
+    if (!epi) { /* alpha and beta only (a K block after the first): in registers, as finish_avx512.h finishes them */
+        const __mmask16 left = (__mmask16)(panels > 1 ? 0xffff : (1u << nr) - 1);
+        const __mmask16 right = (__mmask16)(panels > 1 ? (1u << (nr - 16)) - 1 : 0);
+#define FINISH_HALF(I, V, OFF, MASK)                                                                            \
+    {                                                                                                          \
+        __m512 v = V;                                                                                          \
+        float *cr = c + (size_t)I * ldc + (OFF);                                                               \
+        if (alpha != 1.0f)                                                                                     \
+            v = _mm512_mul_ps(v, _mm512_set1_ps(alpha));                                                       \
+        if (beta == 1.0f)                                                                                      \
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(MASK, cr));                                             \
+        else if (beta != 0.0f)                                                                                 \
+            v = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(MASK, cr), v);                     \
+        _mm512_mask_storeu_ps(cr, MASK, v);                                                                    \
+    }
+#define FINISH_ROW(I)                                                                                          \
+    if (rows > I) {                                                                                            \
+        FINISH_HALF(I, c##I, 0, left)                                                                         \
+        if (panels > 1)                                                                                        \
+            FINISH_HALF(I, d##I, 16, right)                                                                   \
+    }
+        FINISH_ROW(0) FINISH_ROW(1) FINISH_ROW(2) FINISH_ROW(3) FINISH_ROW(4) FINISH_ROW(5)
+        FINISH_ROW(6) FINISH_ROW(7) FINISH_ROW(8) FINISH_ROW(9) FINISH_ROW(10) FINISH_ROW(11)
+#undef FINISH_ROW
+#undef FINISH_HALF
+        return;
+    }
     const __m512 acc[2 * MR] = {c0, d0, c1, d1, c2, d2, c3, d3, c4,  d4,  c5,  d5,
                                 c6, d6, c7, d7, c8, d8, c9, d9, c10, d10, c11, d11};
     if (epi && (epi->out16 || epi->saved16))
