@@ -103,12 +103,7 @@ static inline __attribute__((always_inline)) void finish_row(float *c, size_t ld
 {
     float *cr = c + i * ldc;
     const __mmask16 m = sp->cols;
-    if (sp->alpha != 1.0f)
-        v = _mm512_mul_ps(v, _mm512_set1_ps(sp->alpha));
-    if (sp->beta == 1.0f)
-        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cr));
-    else if (sp->beta != 0.0f)
-        v = _mm512_fmadd_ps(_mm512_set1_ps(sp->beta), _mm512_maskz_loadu_ps(m, cr), v);
+    v = elbo_avx512_alpha_beta(v, cr, m, sp->alpha, sp->beta);
     if (sp->bias)
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, sp->bias));
     if (full && sp->preact)
@@ -430,6 +425,17 @@ static void x32_transpose_ukernel__16x16_avx512f(float *dst, size_t ldd, const f
     }
 }
 
+/* Depth steps [d, d + n) (n <= 16) of the `rows` (<= 16) stored rows of x at x + i * ld (the others zero), loaded as
+ * whole zmm rows and transposed: r[t] holds depth step d + t of the 16 rows. */
+static inline __attribute__((always_inline)) void load_rows_transposed(__m512 r[16], const float *x, size_t ld,
+                                                                       size_t rows, size_t d, size_t n)
+{
+    const __mmask16 depth_mask = (__mmask16)((1u << n) - 1);
+    for (size_t i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(depth_mask, x + i * ld + d) : _mm512_setzero_ps();
+    transpose_16x16(r);
+}
+
 /* The AVX2 table's elbo_pack_b_fn, for the operands pack_b_panel_avx512 leaves to it (set at registration). */
 static elbo_pack_b_fn pack_b_avx2;
 
@@ -441,11 +447,8 @@ static void pack_b_panel_trans_f32(float *dst, const float *b, size_t ld, size_t
 {
     for (size_t p = 0; p < kc; p += 16) {
         const size_t n = kc - p < 16 ? kc - p : 16;
-        const __mmask16 depth_mask = (__mmask16)((1u << n) - 1);
         __m512 r[16];
-        for (size_t j = 0; j < 16; j++)
-            r[j] = j < cols ? _mm512_maskz_loadu_ps(depth_mask, b + (j0 + j) * ld + k0 + p) : _mm512_setzero_ps();
-        transpose_16x16(r);
+        load_rows_transposed(r, b + j0 * ld, ld, cols, k0 + p, n);
         if (stream)
             for (size_t t = 0; t < n; t++)
                 _mm512_stream_ps(dst + (p + t) * NR, r[t]);
@@ -506,11 +509,8 @@ static void pack_a_panel_rows_f32(float *dst, const float *a, size_t ld, size_t 
     const __mmask16 step_mask = (__mmask16)((1u << MR) - 1);
     for (size_t p = 0; p < kc; p += 16) {
         const size_t n = kc - p < 16 ? kc - p : 16;
-        const __mmask16 depth_mask = (__mmask16)((1u << n) - 1);
         __m512 r[16];
-        for (size_t i = 0; i < 16; i++)
-            r[i] = i < rows ? _mm512_maskz_loadu_ps(depth_mask, a + (i0 + i) * ld + k0 + p) : _mm512_setzero_ps();
-        transpose_16x16(r);
+        load_rows_transposed(r, a + i0 * ld, ld, rows, k0 + p, n);
         for (size_t t = 0; t < n; t++)
             _mm512_mask_storeu_ps(dst + (p + t) * MR, step_mask, r[t]);
     }

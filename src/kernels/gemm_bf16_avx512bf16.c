@@ -117,20 +117,13 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
 #undef STORE_ROW
         return;
     }
-    if (!epi) { /* alpha and beta only (a K block after the first): in registers, as finish_avx512.h finishes them */
+    if (!epi) { /* alpha and beta only (a K block after the first): in registers, with the fp32 finish's operations */
         const __mmask16 left = (__mmask16)(panels > 1 ? 0xffff : (1u << nr) - 1);
         const __mmask16 right = (__mmask16)(panels > 1 ? (1u << (nr - 16)) - 1 : 0);
 #define FINISH_HALF(I, V, OFF, MASK)                                                                            \
     {                                                                                                          \
-        __m512 v = V;                                                                                          \
         float *cr = c + (size_t)I * ldc + (OFF);                                                               \
-        if (alpha != 1.0f)                                                                                     \
-            v = _mm512_mul_ps(v, _mm512_set1_ps(alpha));                                                       \
-        if (beta == 1.0f)                                                                                      \
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(MASK, cr));                                             \
-        else if (beta != 0.0f)                                                                                 \
-            v = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(MASK, cr), v);                     \
-        _mm512_mask_storeu_ps(cr, MASK, v);                                                                    \
+        _mm512_mask_storeu_ps(cr, MASK, elbo_avx512_alpha_beta(V, cr, MASK, alpha, beta));                     \
     }
 #define FINISH_ROW(I)                                                                                          \
     if (rows > I) {                                                                                            \
