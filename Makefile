@@ -8,6 +8,7 @@
 #                     baseline matches this chip and kernel path
 #   make bench-baseline  rerun that subset with more repetitions and write this CPU's baseline
 #   make bench-check-rates  bench-check's false alarms and detection of a planted 10 % GEMM slowdown (20 runs each)
+#   make bench-ab BASE=rev  the GEMM rows of revision BASE's library against the working tree's, in one process: ratios, same bits
 #   make MPI=1       build/elbo-mpi: data-parallel training over MPI (objects in build/mpi/; MPICC=mpicc.mpich for MPICH)
 #   make test-mpi     elbo-mpi under mpirun: checkpoints byte-identical for 1-4 ranks, refusals, faults (scripts/test_mpi.sh)
 #   make bench-mpi    VAE samples/s: 2 ranks x 1 thread vs 1 process x 2 threads at batch 128 and 1024 (scripts/bench_mpi.sh)
@@ -105,7 +106,7 @@ Q := @
 say = @printf '  %-5s %s\n' $(1) $(2)
 endif
 
-.PHONY: zoo bench-mpi test-mpi check-deps-mpi bench-check-rates classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
+.PHONY: zoo bench-mpi test-mpi check-deps-mpi bench-check-rates bench-ab classifier all test test-arm64 fuzz fuzz-build test-sanitize valgrind deps-fuzz check-deps-fuzz bench bench-check bench-baseline bench-pytorch report time-to-quality profile deps deps-arm64 check-deps check-deps-arm64 clean help
 all: build-config $(BUILD)/libelbo.a $(BUILD)/elbo $(if $(filter 1,$(MPI)),$(MPI_BIN))
 
 # One visible line saying what this build found: target, kernel paths, OpenMP, hwloc.
@@ -467,6 +468,26 @@ bench-check-rates: check-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/elbo_bench $(BUILD)/bench/elbo_bench_slowdown
 	/usr/bin/python3 scripts/bench_check_rates.py --runs $(BENCH_RATES_RUNS) --slowdown-pct $(BENCH_SLOWDOWN_PCT) \
 	  --out-dir $(BENCH_RATES_DIR) --baseline $(BENCH_BASELINE)
+
+# make bench-ab BASE=<rev>: the library built from revision BASE (default HEAD) against the working tree's, in one
+# process (bench/ab/gemm_ab.c): every single-threaded GEMM row of the bench, AB_ROUNDS rounds alternating the two
+# builds, the median of the per-round tree/base rate ratios with its quartiles, and whether C is the same bits
+# (AB_SAME_BITS=1: exit 1 when it is not). AB_FILTER: a regex over the row names (e.g. 'wgrad|square'). About a
+# minute; the JSON is $(AB_DIR)/ab.json (docs/bench.md: Comparing two builds).
+BASE ?= HEAD
+AB_ROUNDS ?= 21
+AB_FILTER ?=
+AB_SAME_BITS ?= 0
+AB_DIR := $(BUILD)/ab
+bench-ab: check-deps
+	@$(MAKE) --no-print-directory $(BUILD)/libelbo.a
+	@scripts/ab_build_base.sh '$(BASE)' $(AB_DIR)
+	@scripts/ab_prefix.sh base $(AB_DIR)/base.a $(AB_DIR)/base.o
+	@scripts/ab_prefix.sh tree $(BUILD)/libelbo.a $(AB_DIR)/tree.o elbo_operand_f32
+	@$(CC) $(CFLAGS_BASE) $(CFLAGS) -Ibench bench/ab/gemm_ab.c $(AB_DIR)/base.o $(AB_DIR)/tree.o -llapacke -lpng \
+	  $(LDLIBS_BASE) -o $(AB_DIR)/gemm_ab
+	$(AB_DIR)/gemm_ab --rounds=$(AB_ROUNDS) $(if $(AB_FILTER),'--filter=$(AB_FILTER)') \
+	  $(if $(filter 1,$(AB_SAME_BITS)),--same-bits) --json=$(AB_DIR)/ab.json
 
 # make classifier: the reference classifier that scores generated images (elbo eval --classifier), trained once:
 # its training is bitwise the same for any thread count and x86 ISA, so its FD figures compare across such machines

@@ -15,6 +15,7 @@
 
 #include "bench_bf16.h"
 #include "bench_peer.h"
+#include "gemm_shapes.h"
 #include "gemm.h"
 
 enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, ONEDNN_BF16_ROW, N_VARIANTS };
@@ -30,26 +31,6 @@ static const char *ROW_PREFIXES[N_VARIANTS] = {"gemm/elbo", "gemm/elbo_packB", "
 /* Wall time a peer's child is asked to spend on one request of a timed loop (a round trip costs ~50-100 us). */
 #define PEER_TRIP_SECONDS 0.02
 
-typedef struct {
-    const char *name;
-    size_t m, n, k; /* 0 stands for the batch */
-    elbo_trans ta, tb;
-    int b_is_weight; /* the trainer packs B once per optimizer step */
-} gemm_shape;
-
-static const gemm_shape SHAPES[] = {
-    {"enc1.fwd", 0, 400, 784, ELBO_NOTRANS, ELBO_TRANS, 1},
-    {"dec2.fwd", 0, 784, 400, ELBO_NOTRANS, ELBO_TRANS, 1},
-    {"enc_heads.fwd", 0, 40, 400, ELBO_NOTRANS, ELBO_TRANS, 1},
-    {"dec2.dgrad", 0, 400, 784, ELBO_NOTRANS, ELBO_NOTRANS, 1},
-    {"enc1.wgrad", 400, 784, 0, ELBO_TRANS, ELBO_NOTRANS, 0},
-    {"dec2.wgrad", 784, 400, 0, ELBO_TRANS, ELBO_NOTRANS, 0},
-    {"dec1.wgrad", 400, 20, 0, ELBO_TRANS, ELBO_NOTRANS, 0},
-    {"square2048", 2048, 2048, 2048, ELBO_NOTRANS, ELBO_NOTRANS, 0},
-};
-#define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
-static const size_t BATCHES[] = {32, 128, 256, 1024};
-#define N_BATCHES (sizeof BATCHES / sizeof BATCHES[0])
 
 /* One shape at one batch: its sizes and, once made, its operands. */
 typedef struct {
