@@ -470,7 +470,8 @@ bench-check-rates: check-deps
 	  --out-dir $(BENCH_RATES_DIR) --baseline $(BENCH_BASELINE)
 
 # make bench-ab BASE=<rev>: the library built from revision BASE (default HEAD) against the working tree's, in one
-# process (bench/ab/gemm_ab.c): every single-threaded GEMM row of the bench, AB_ROUNDS rounds alternating the two
+# process (bench/ab/gemm_ab.c): every single-threaded GEMM row of the bench (fp32, then bf16 where the CPU runs it),
+# AB_ROUNDS rounds alternating the two
 # builds, the median of the per-round tree/base rate ratios with its quartiles, and whether C is the same bits
 # (AB_SAME_BITS=1: exit 1 when it is not). AB_FILTER: a regex over the row names (e.g. 'wgrad|square'). About a
 # minute; the JSON is $(AB_DIR)/ab.json (docs/bench.md: Comparing two builds).
@@ -483,7 +484,7 @@ bench-ab: check-deps
 	@$(MAKE) --no-print-directory $(BUILD)/libelbo.a
 	@scripts/ab_build_base.sh '$(BASE)' $(AB_DIR)
 	@scripts/ab_prefix.sh base $(AB_DIR)/base.a $(AB_DIR)/base.o
-	@scripts/ab_prefix.sh tree $(BUILD)/libelbo.a $(AB_DIR)/tree.o elbo_operand_f32
+	@scripts/ab_prefix.sh tree $(BUILD)/libelbo.a $(AB_DIR)/tree.o elbo_operand_f32 elbo_operand_bf16
 	@$(CC) $(CFLAGS_BASE) $(CFLAGS) -Ibench bench/ab/gemm_ab.c $(AB_DIR)/base.o $(AB_DIR)/tree.o -llapacke -lpng \
 	  $(LDLIBS_BASE) -o $(AB_DIR)/gemm_ab
 	$(AB_DIR)/gemm_ab --rounds=$(AB_ROUNDS) $(if $(AB_FILTER),'--filter=$(AB_FILTER)') \

@@ -10,32 +10,10 @@
 #include "cpu_features.h"
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "gemm_shapes.h"
 
 #define PROBE_ITERS ((size_t)1 << 15)
 
-typedef struct {
-    const char *name;
-    size_t m, n, k; /* 0 stands for the batch */
-    elbo_trans ta, tb;
-    int b_is_weight; /* packed once (bf16 panels; fp32 as the gemm/elbo row) */
-    int a_bf16;      /* A stored in bf16 (activations); else fp32 (gradients), rounded while packed */
-    int b_bf16;      /* B (not a weight) stored in bf16 */
-} bf16_shape;
-
-/* The gemm rows' shapes (bench_gemm.c) with what bf16 training stores in bf16. */
-static const bf16_shape SHAPES[] = {
-    {"enc1.fwd", 0, 400, 784, ELBO_NOTRANS, ELBO_TRANS, 1, 1, 0},
-    {"dec2.fwd", 0, 784, 400, ELBO_NOTRANS, ELBO_TRANS, 1, 1, 0},
-    {"enc_heads.fwd", 0, 40, 400, ELBO_NOTRANS, ELBO_TRANS, 1, 1, 0},
-    {"dec2.dgrad", 0, 400, 784, ELBO_NOTRANS, ELBO_NOTRANS, 1, 0, 0},
-    {"enc1.wgrad", 400, 784, 0, ELBO_TRANS, ELBO_NOTRANS, 0, 0, 1},
-    {"dec2.wgrad", 784, 400, 0, ELBO_TRANS, ELBO_NOTRANS, 0, 0, 1},
-    {"dec1.wgrad", 400, 20, 0, ELBO_TRANS, ELBO_NOTRANS, 0, 0, 1},
-    {"square2048", 2048, 2048, 2048, ELBO_NOTRANS, ELBO_NOTRANS, 0, 1, 1},
-};
-#define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
-static const size_t BATCHES[] = {128, 1024};
-#define N_BATCHES (sizeof BATCHES / sizeof BATCHES[0])
 
 /* One shape at one batch and, once made, its operands in both precisions. */
 typedef struct {
@@ -51,7 +29,7 @@ typedef struct {
     elbo_packed_b_bf16 packed_h;
 } bf16_case;
 
-static bf16_case g_cases[N_SHAPES * N_BATCHES];
+static bf16_case g_cases[N_BF16_SHAPES * N_BF16_BATCHES];
 static size_t g_n_cases;
 static double g_bf16_peak; /* GFLOP/s of one core, measured at registration; 0: no probe */
 
@@ -212,12 +190,12 @@ void bench_bf16_register(const bench_env *env)
         gbench_def d = {.name = "bf16_peak", .run = run_peak, .unit = GBENCH_US};
         gbench_register(&d);
     }
-    for (size_t i = 0; i < N_SHAPES; i++) {
-        const bf16_shape *s = &SHAPES[i];
+    for (size_t i = 0; i < N_BF16_SHAPES; i++) {
+        const bf16_shape *s = &BF16_SHAPES[i];
         int batched = !s->m || !s->n || !s->k;
-        for (size_t j = 0; j < (batched ? N_BATCHES : 1); j++) {
+        for (size_t j = 0; j < (batched ? N_BF16_BATCHES : 1); j++) {
             bf16_case *g = &g_cases[g_n_cases++];
-            size_t batch = batched ? BATCHES[j] : 0;
+            size_t batch = batched ? BF16_BATCHES[j] : 0;
             *g = (bf16_case){.env = env, .s = s};
             g->m = s->m ? s->m : batch, g->n = s->n ? s->n : batch, g->k = s->k ? s->k : batch;
             g->lda = s->ta ? g->m : g->k;

@@ -5,7 +5,8 @@
 set -eu
 prefix=$1 lib=$2 out=$3
 shift 3
-entry="elbo_kernels_select elbo_gemm_workspace_init elbo_gemm elbo_packed_b_alloc elbo_pack_b elbo_gemm_packed"
+entry="elbo_kernels_select elbo_gemm_workspace_init elbo_gemm elbo_packed_b_alloc elbo_pack_b elbo_gemm_packed
+       elbo_gemm_bf16_workspace_init elbo_gemm_bf16 elbo_packed_b_bf16_alloc elbo_pack_b_bf16 elbo_gemm_bf16_packed"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ld -r --whole-archive "$lib" -o "$tmp/all.o"

@@ -1,5 +1,6 @@
 /* gemm_ab: two builds of the library's GEMM in one process, each single-threaded GEMM row of the bench (the VAE's
- * shapes at every batch, and 2048^3) timed base, tree, base, ... in rounds, and their C compared bit for bit.
+ * shapes at every batch, and 2048^3; fp32, then bf16 where the CPU runs it) timed base, tree, base, ... in rounds,
+ * and their C compared bit for bit.
  *
  * The two builds are the same library compiled from two trees (make bench-ab: BASE's and the working tree's),
  * linked side by side: scripts/ab_prefix.sh makes each one object whose only global symbols are the entry points
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gemm_bf16.h"
 #include "gemm_shapes.h"
 #include "kernels.h"
 
@@ -31,24 +33,45 @@
     void P##_elbo_pack_b(elbo_packed_b *pb, elbo_operand b);                                                   \
     void P##_elbo_gemm_packed(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k, \
                               float alpha, elbo_operand a, const elbo_packed_b *b, float beta, float *c,       \
-                              size_t ldc, const elbo_epilogue *epi);
+                              size_t ldc, const elbo_epilogue *epi);                                           \
+    int P##_elbo_gemm_bf16_workspace_init(elbo_gemm_bf16_workspace *ws, const elbo_kernels *kern);             \
+    void P##_elbo_gemm_bf16(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws, size_t m, size_t n,        \
+                            size_t k, float alpha, elbo_operand a, elbo_operand b, float beta, float *c,       \
+                            size_t ldc, const elbo_epilogue *epi);                                             \
+    int P##_elbo_packed_b_bf16_alloc(elbo_packed_b_bf16 *pb, const elbo_kernels *kern, size_t k, size_t n);    \
+    void P##_elbo_pack_b_bf16(elbo_packed_b_bf16 *pb, elbo_operand b);                                         \
+    void P##_elbo_gemm_bf16_packed(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws, size_t m, size_t n, \
+                                   size_t k, float alpha, elbo_operand a, const elbo_packed_b_bf16 *b,         \
+                                   float beta, float *c, size_t ldc, const elbo_epilogue *epi);
 DECLARE_BUILD(base)
 DECLARE_BUILD(tree)
+
+/* What a row runs: sizes and transposes, whether B is a weight packed once, and for the bf16 rows (bf16 set) which
+ * operands are stored in bf16 (bench_bf16.c's rows). */
+typedef struct {
+    size_t m, n, k;
+    elbo_trans ta, tb;
+    int b_is_weight, bf16, a_bf16, b_bf16;
+} row_spec;
 
 /* One build's state for one row: its kernels, workspace, B packed once when the row's B is a weight, and its C. */
 typedef struct {
     int is_tree;
     const elbo_kernels *kern;
     elbo_gemm_workspace ws;
+    elbo_gemm_bf16_workspace ws_h;
     elbo_packed_b packed;
+    elbo_packed_b_bf16 packed_h;
     float *c;
 } build_side;
 
-/* One row: sizes, operands (shared by both builds) and the two sides. */
+/* One row: what it runs, operands (shared by both builds; bf16 copies where the row stores them so) and the two
+ * sides. */
 typedef struct {
-    const gemm_shape *s;
-    size_t m, n, k, lda, ldb;
+    row_spec s;
+    size_t lda, ldb;
     float *a, *b;
+    elbo_bf16 *a_h, *b_h;
     build_side side[2];
 } ab_row;
 
@@ -83,20 +106,44 @@ static float *pattern(size_t n, unsigned salt)
     return p;
 }
 
+/* Row r's operand A (f32, or its bf16 copy where the row stores A in bf16). */
+static elbo_operand operand_a(const ab_row *r)
+{
+    return r->s.bf16 && r->s.a_bf16 ? elbo_operand_bf16(r->a_h, r->lda, r->s.ta) : elbo_operand_f32(r->a, r->lda, r->s.ta);
+}
+
+/* Row r's operand B (f32, or its bf16 copy where the row stores B in bf16: a bf16 row's weight always). */
+static elbo_operand operand_b(const ab_row *r)
+{
+    return r->s.bf16 && (r->s.b_bf16 || r->s.b_is_weight) ? elbo_operand_bf16(r->b_h, r->ldb, r->s.tb)
+                                                          : elbo_operand_f32(r->b, r->ldb, r->s.tb);
+}
+
 /* Sets up one side of row r: the build's kernels and workspace, B packed when it is a weight, and C; 0 or -1. */
 static int side_init(ab_row *r, build_side *sd)
 {
-    sd->kern = sd->is_tree ? tree_elbo_kernels_select() : base_elbo_kernels_select();
-    if ((sd->is_tree ? tree_elbo_gemm_workspace_init : base_elbo_gemm_workspace_init)(&sd->ws, sd->kern) != 0)
-        return -1;
-    sd->c = pattern(r->m * r->n, 7);
+    const int t = sd->is_tree;
+    sd->kern = t ? tree_elbo_kernels_select() : base_elbo_kernels_select();
+    sd->c = pattern(r->s.m * r->s.n, 7);
     if (!sd->c)
         return -1;
-    if (r->s->b_is_weight) {
-        elbo_operand b = elbo_operand_f32(r->b, r->ldb, r->s->tb);
-        if ((sd->is_tree ? tree_elbo_packed_b_alloc : base_elbo_packed_b_alloc)(&sd->packed, sd->kern, r->k, r->n))
+    if (r->s.bf16) {
+        if ((t ? tree_elbo_gemm_bf16_workspace_init : base_elbo_gemm_bf16_workspace_init)(&sd->ws_h, sd->kern) != 0)
             return -1;
-        (sd->is_tree ? tree_elbo_pack_b : base_elbo_pack_b)(&sd->packed, b);
+        if (r->s.b_is_weight) {
+            if ((t ? tree_elbo_packed_b_bf16_alloc : base_elbo_packed_b_bf16_alloc)(&sd->packed_h, sd->kern, r->s.k,
+                                                                                    r->s.n) != 0)
+                return -1;
+            (t ? tree_elbo_pack_b_bf16 : base_elbo_pack_b_bf16)(&sd->packed_h, operand_b(r));
+        }
+        return 0;
+    }
+    if ((t ? tree_elbo_gemm_workspace_init : base_elbo_gemm_workspace_init)(&sd->ws, sd->kern) != 0)
+        return -1;
+    if (r->s.b_is_weight) {
+        if ((t ? tree_elbo_packed_b_alloc : base_elbo_packed_b_alloc)(&sd->packed, sd->kern, r->s.k, r->s.n) != 0)
+            return -1;
+        (t ? tree_elbo_pack_b : base_elbo_pack_b)(&sd->packed, operand_b(r));
     }
     return 0;
 }
@@ -104,14 +151,21 @@ static int side_init(ab_row *r, build_side *sd)
 /* C = op(A) op(B) with one build, as the bench's elbo row of the shape calls it. */
 static void side_gemm(const ab_row *r, build_side *sd)
 {
-    elbo_operand a = elbo_operand_f32(r->a, r->lda, r->s->ta);
-    if (r->s->b_is_weight)
-        (sd->is_tree ? tree_elbo_gemm_packed : base_elbo_gemm_packed)(sd->kern, &sd->ws, r->m, r->n, r->k, 1.0f, a,
-                                                                      &sd->packed, 0.0f, sd->c, r->n, NULL);
+    const row_spec *s = &r->s;
+    const int t = sd->is_tree;
+    if (s->bf16 && s->b_is_weight)
+        (t ? tree_elbo_gemm_bf16_packed : base_elbo_gemm_bf16_packed)(sd->kern, &sd->ws_h, s->m, s->n, s->k, 1.0f,
+                                                                      operand_a(r), &sd->packed_h, 0.0f, sd->c, s->n,
+                                                                      NULL);
+    else if (s->bf16)
+        (t ? tree_elbo_gemm_bf16 : base_elbo_gemm_bf16)(sd->kern, &sd->ws_h, s->m, s->n, s->k, 1.0f, operand_a(r),
+                                                        operand_b(r), 0.0f, sd->c, s->n, NULL);
+    else if (s->b_is_weight)
+        (t ? tree_elbo_gemm_packed : base_elbo_gemm_packed)(sd->kern, &sd->ws, s->m, s->n, s->k, 1.0f, operand_a(r),
+                                                            &sd->packed, 0.0f, sd->c, s->n, NULL);
     else
-        (sd->is_tree ? tree_elbo_gemm : base_elbo_gemm)(sd->kern, &sd->ws, r->m, r->n, r->k, 1.0f, a,
-                                                        elbo_operand_f32(r->b, r->ldb, r->s->tb), 0.0f, sd->c, r->n,
-                                                        NULL);
+        (t ? tree_elbo_gemm : base_elbo_gemm)(sd->kern, &sd->ws, s->m, s->n, s->k, 1.0f, operand_a(r), operand_b(r),
+                                              0.0f, sd->c, s->n, NULL);
 }
 
 /* GFLOP/s of `calls` back-to-back GEMMs with one build. */
@@ -120,14 +174,14 @@ static double side_rate(const ab_row *r, build_side *sd, int calls)
     double t0 = now();
     for (int i = 0; i < calls; i++)
         side_gemm(r, sd);
-    return 2.0 * (double)r->m * (double)r->n * (double)r->k * calls / (now() - t0) * 1e-9;
+    return 2.0 * (double)r->s.m * (double)r->s.n * (double)r->s.k * calls / (now() - t0) * 1e-9;
 }
 
 /* Elements of the two sides' C whose bits differ. */
 static size_t differing(const ab_row *r)
 {
     size_t d = 0;
-    for (size_t i = 0; i < r->m * r->n; i++)
+    for (size_t i = 0; i < r->s.m * r->s.n; i++)
         d += memcmp(&r->side[0].c[i], &r->side[1].c[i], sizeof(float)) != 0;
     return d;
 }
@@ -137,8 +191,19 @@ static void row_free(ab_row *r)
 {
     free(r->a);
     free(r->b);
+    free(r->a_h);
+    free(r->b_h);
     for (int s = 0; s < 2; s++)
         free(r->side[s].c); /* workspaces and packed B are left to process exit: each belongs to its build */
+}
+
+/* n floats of x in bf16 (allocated, 64-byte aligned; NULL when out of memory), by the tree build's conversion. */
+static elbo_bf16 *bf16_copy(const float *x, size_t n)
+{
+    elbo_bf16 *h = aligned_alloc(64, (n * sizeof(elbo_bf16) + 63) / 64 * 64);
+    if (h)
+        tree_elbo_kernels_select()->f32_to_bf16(h, x, n);
+    return h;
 }
 
 typedef struct {
@@ -179,20 +244,24 @@ static int parse_args(int argc, char **argv, ab_options *o)
  * differing C elements, or -1 when the row could not be set up. */
 static long run_row(ab_row *r, const char *name, const ab_options *o, FILE *json, int *first_json)
 {
-    r->lda = r->s->ta ? r->m : r->k;
-    r->ldb = r->s->tb ? r->k : r->n;
-    r->a = pattern(r->m * r->k, 1);
-    r->b = pattern(r->k * r->n, 2);
+    const size_t m = r->s.m, n = r->s.n, k = r->s.k;
+    r->lda = r->s.ta ? m : k;
+    r->ldb = r->s.tb ? k : n;
+    r->a = pattern(m * k, 1);
+    r->b = pattern(k * n, 2);
+    r->a_h = r->a && r->s.bf16 ? bf16_copy(r->a, m * k) : NULL;
+    r->b_h = r->b && r->s.bf16 ? bf16_copy(r->b, k * n) : NULL;
     r->side[0].is_tree = 0;
     r->side[1].is_tree = 1;
-    if (!r->a || !r->b || side_init(r, &r->side[0]) != 0 || side_init(r, &r->side[1]) != 0) {
+    if (!r->a || !r->b || (r->s.bf16 && (!r->a_h || !r->b_h)) || side_init(r, &r->side[0]) != 0 ||
+        side_init(r, &r->side[1]) != 0) {
         fprintf(stderr, "gemm_ab: %s: out of memory\n", name);
         return -1;
     }
     side_gemm(r, &r->side[0]);
     side_gemm(r, &r->side[1]);
     size_t diff = differing(r);
-    const double flops = 2.0 * (double)r->m * (double)r->n * (double)r->k;
+    const double flops = 2.0 * (double)m * (double)n * (double)k;
     const int calls = (int)(0.02 / (flops / 100e9)) + 1; /* about 20 ms at 100 GFLOP/s */
     double ratio[999], best[2] = {0, 0};
     for (int i = 0; i < o->rounds; i++) {
@@ -208,16 +277,16 @@ static long run_row(ab_row *r, const char *name, const ab_options *o, FILE *json
     const double q1 = ratio[o->rounds / 4], med = ratio[o->rounds / 2], q3 = ratio[3 * o->rounds / 4];
     char bits[64];
     if (diff)
-        snprintf(bits, sizeof bits, "%zu of %zu C elements differ", diff, r->m * r->n);
+        snprintf(bits, sizeof bits, "%zu of %zu C elements differ", diff, m * n);
     else
         snprintf(bits, sizeof bits, "same bits");
-    printf("%-20s base %6.1f tree %6.1f GFLOP/s (best) | tree/base %.3f [%.3f, %.3f] | %s\n", name, best[0], best[1],
+    printf("%-25s base %6.1f tree %6.1f GFLOP/s (best) | tree/base %.3f [%.3f, %.3f] | %s\n", name, best[0], best[1],
            med, q1, q3, bits);
     if (json) {
         fprintf(json, "%s\n  {\"row\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, \"base_best_gflops\": %.2f, "
                       "\"tree_best_gflops\": %.2f, \"ratio_median\": %.4f, \"ratio_q1\": %.4f, \"ratio_q3\": %.4f, "
                       "\"differing_elements\": %zu}",
-                *first_json ? "" : ",", name, r->m, r->n, r->k, best[0], best[1], med, q1, q3, diff);
+                *first_json ? "" : ",", name, m, n, k, best[0], best[1], med, q1, q3, diff);
         *first_json = 0;
     }
     fflush(stdout);
@@ -245,22 +314,35 @@ int main(int argc, char **argv)
     printf("gemm_ab: base = BASE's build, tree = the working tree's; %d rounds per row, the median of the per-round "
            "tree/base rate ratios [quartiles]\n", o.rounds);
     int first_json = 1, failed = 0, differ = 0;
-    for (size_t i = 0; i < N_SHAPES; i++) {
-        const gemm_shape *s = &SHAPES[i];
-        int batched = !s->m || !s->n || !s->k;
-        for (size_t j = 0; j < (batched ? N_BATCHES : 1); j++) {
-            size_t batch = batched ? BATCHES[j] : 0;
-            char name[64];
-            if (batched)
-                snprintf(name, sizeof name, "%s/b:%zu", s->name, batch);
-            else
-                snprintf(name, sizeof name, "%s", s->name);
-            if (o.filter && regexec(&re, name, 0, NULL, 0) != 0)
-                continue;
-            ab_row r = {.s = s, .m = s->m ? s->m : batch, .n = s->n ? s->n : batch, .k = s->k ? s->k : batch};
-            long d = run_row(&r, name, &o, json, &first_json);
-            failed |= d < 0;
-            differ |= d > 0;
+    const int bf16 = tree_elbo_kernels_select()->gemm_bf16_ukernel != NULL;
+    for (int pass = 0; pass < (bf16 ? 2 : 1); pass++) {
+        const size_t shapes = pass ? N_BF16_SHAPES : N_SHAPES;
+        for (size_t i = 0; i < shapes; i++) {
+            const char *shape = pass ? BF16_SHAPES[i].name : SHAPES[i].name;
+            row_spec spec;
+            if (pass) {
+                const bf16_shape *s = &BF16_SHAPES[i];
+                spec = (row_spec){s->m, s->n, s->k, s->ta, s->tb, s->b_is_weight, 1, s->a_bf16, s->b_bf16};
+            } else {
+                const gemm_shape *s = &SHAPES[i];
+                spec = (row_spec){s->m, s->n, s->k, s->ta, s->tb, s->b_is_weight, 0, 0, 0};
+            }
+            const int batched = !spec.m || !spec.n || !spec.k;
+            const size_t batches = !batched ? 1 : pass ? N_BF16_BATCHES : N_BATCHES;
+            for (size_t j = 0; j < batches; j++) {
+                const size_t batch = !batched ? 0 : pass ? BF16_BATCHES[j] : BATCHES[j];
+                char name[64];
+                snprintf(name, sizeof name, "%s%s", pass ? "bf16/" : "", shape);
+                if (batched)
+                    snprintf(name + strlen(name), sizeof name - strlen(name), "/b:%zu", batch);
+                if (o.filter && regexec(&re, name, 0, NULL, 0) != 0)
+                    continue;
+                ab_row r = {.s = spec};
+                r.s.m = spec.m ? spec.m : batch, r.s.n = spec.n ? spec.n : batch, r.s.k = spec.k ? spec.k : batch;
+                long d = run_row(&r, name, &o, json, &first_json);
+                failed |= d < 0;
+                differ |= d > 0;
+            }
         }
     }
     if (json) {
