@@ -311,7 +311,7 @@ static void test_bf16_scalar_emulation_equals_avx512(void **state)
         skip();
     }
     static const size_t dims[][3] = {{1, 1, 1},     {3, 5, 7},    {13, 33, 64},  {12, 32, 801}, {29, 70, 2049},
-                                     {64, 400, 784}, {25, 17, 129}, {7, 48, 1001}};
+                                     {64, 400, 784}, {25, 17, 129}, {7, 48, 1001}, {25, 40, 1602}};
     static const float alphas[] = {1.0f, 0.5f, -1.25f}, betas[] = {0.0f, 1.0f, 0.75f};
     test_rng rng = {4};
     elbo_gemm_bf16_workspace ws_hw, ws_emu;
@@ -702,7 +702,7 @@ static void test_bf16_dispatch(void **state)
         else if (strcmp(k->isa, "avx2") == 0)
             assert_true(missing && strstr(missing, "avx512_bf16"));
         else if (strcmp(k->isa, "avx512") == 0)
-            assert_true((missing == NULL) == (f->avx512bf16 && f->avx512bw));
+            assert_true((missing == NULL) == (f->avx512bf16 && f->avx512bw && f->avx512vl));
         else if (strcmp(k->isa, "neon") == 0)
             assert_true((missing == NULL) == (f->arm_bf16 != 0));
         assert_non_null(k->f32_to_bf16);

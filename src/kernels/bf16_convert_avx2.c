@@ -36,6 +36,7 @@ void elbo_bf16_register_avx2(elbo_kernels *k)
 {
     k->f32_to_bf16 = f32_to_bf16_avx2;
     k->gemm_bf16_ukernel = NULL; /* the scalar emulation registered first is not this table's */
+    k->gemm_bf16_ukernel_strided_a = NULL;
     k->gemm_bf16_ukernel_name = NULL;
     k->bf16_missing = "avx512_bf16"; /* AVX2 has no bf16 dot product */
 }

@@ -39,6 +39,7 @@ void elbo_bf16_register_neon(elbo_kernels *k)
     k->f32_to_bf16 = f32_to_bf16_neon;
     if (!elbo_cpu_features_get()->arm_bf16) {
         k->gemm_bf16_ukernel = NULL;
+        k->gemm_bf16_ukernel_strided_a = NULL;
         k->gemm_bf16_ukernel_name = NULL;
         k->bf16_missing = "bf16 (FEAT_BF16: BFDOT)";
         return;

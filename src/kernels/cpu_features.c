@@ -77,6 +77,7 @@ static void detect_x86(elbo_cpu_features *f)
         f->avx2 = ((b >> 5) & 1) && avx && ymm_saved;
         f->avx512f = ((b >> 16) & 1) && zmm_saved;
         f->avx512bw = ((b >> 30) & 1) && zmm_saved;
+        f->avx512vl = ((b >> 31) & 1) && zmm_saved;
         if (a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) /* leaf 7 subleaf 1: eax bit 5 AVX512_BF16 */
             f->avx512bf16 = ((a >> 5) & 1) && zmm_saved;
     }

@@ -9,6 +9,7 @@ typedef struct {
     int fma;         /* FMA3 */
     int avx512f;     /* reported only; no AVX-512 path */
     int avx512bw;    /* AVX-512BW (the bf16 GEMM's packing) */
+    int avx512vl;    /* AVX-512VL (the bf16 GEMM's 8-column tiles: VDPBF16PS on ymm) */
     int avx512bf16;  /* AVX512_BF16: VDPBF16PS, VCVTNE2PS2BF16 */
     int neon;        /* Advanced SIMD (always on arm64) */
     int arm_bf16;    /* arm64 FEAT_BF16 (BFDOT, BFMMLA; HWCAP2_BF16) */

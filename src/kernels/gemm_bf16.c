@@ -1,12 +1,15 @@
 /* The bf16 GEMM framework (gemm_bf16.h), the fp32 one's BLIS loop order: jc over N by NC, pc over K by KC (pack
- * B into pair panels), ic over M by MC (pack A into pair panels), then the register tiles. Both operands are
- * always packed: the microkernels read pairs along K, which no stored layout gives for both. */
+ * B into pair panels), ic over M by MC (pack A into pair panels), then the register tiles. The microkernels read
+ * pairs along K: B is always packed (no stored layout gives its pairs side by side along N), and so is A but where
+ * it already holds them (bf16, stored M x K) under a narrow C, which the table's strided-A microkernel reads in
+ * place. */
 #include "gemm_bf16.h"
 
 #include "gemm_depth.h"
 #include "kernels.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,13 +263,34 @@ static void bf16_tile_to_f32(float *y, size_t ldy, const elbo_bf16 *x, size_t ld
             y[i * ldy + j] = elbo_bf16_to_f32(x[i * ldx + j]);
 }
 
-/* Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B block, writing the C
- * block at c (rows i0.., columns j0.. of the whole C, for the epilogue's pointers); epi only on the last K block.
+/* Where the macro-kernel reads A's pair words: packed panels (rs 0: panel ir at base + ir * kp), or a bf16 A in place
+ * (pair (i, q) of the block at base[i * rs + q * cs]). */
+typedef struct {
+    const uint32_t *base;
+    size_t rs, cs;
+} a_pairs;
+
+/* Widest C for which a bf16 A is read in place rather than packed: its pairs are then reused by few column strips,
+ * and packing them cost more than it saved (as the fp32 GEMM's ELBO_GEMM_IN_PLACE_A_MAX_N). */
+#define BF16_IN_PLACE_A_MAX_N 64
+
+/* Whether the blocked loops read op(A) in place: the table can, A is bf16 stored M x K whose pair words are whole
+ * aligned 32-bit words (even row stride, even K, 4-byte aligned), and C is narrow. The pairs are the words packing
+ * would copy, so the products and the bits are the same. */
+static int bf16_read_a_in_place(const elbo_kernels *kern, elbo_operand a, size_t n, size_t k)
+{
+    return kern->gemm_bf16_ukernel_strided_a && a.dtype == ELBO_DTYPE_BF16 && a.trans == ELBO_NOTRANS &&
+           a.ld % 2 == 0 && k % 2 == 0 && (uintptr_t)a.data % sizeof(uint32_t) == 0 && n <= BF16_IN_PLACE_A_MAX_N;
+}
+
+/* Runs the register tiles of one (mc x kc) A block (packed, or in place) against one packed (kc x nc) B block,
+ * writing the C block at c (rows i0.., columns j0.. of the whole C, for the epilogue's pointers); epi only on the
+ * last K block.
  * With epi->out_bf16 (one K block) and epi->saved_bf16, a microkernel with bf16_tile_io stores and reads bf16
  * itself; for the others each tile is finished into a buffer in L1 and stored from there in bf16, and its saved
  * values are read into one first. */
 static void macro_kernel(const elbo_kernels *kern, const elbo_gemm_blocking *bl, size_t mc, size_t nc, size_t kc,
-                         float alpha, const uint32_t *pa, const uint32_t *pb, float beta, float *c, size_t ldc,
+                         float alpha, a_pairs as, const uint32_t *pb, float beta, float *c, size_t ldc,
                          const elbo_epilogue *epi, size_t i0, size_t j0)
 {
     const size_t mr = bl->mr, nr = bl->nr, kp = (kc + 1) / 2;
@@ -294,13 +318,17 @@ static void macro_kernel(const elbo_kernels *kern, const elbo_gemm_blocking *bl,
                 }
                 tile.out16 = epi->out_bf16 && tile_io ? epi->out_bf16 + i * epi->ld_out_bf16 + j : NULL;
             }
-            if (epi && epi->out_bf16) { /* C is the tile buffer: the microkernel's own bf16 store, or rounded here */
-                kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, out_tile, nr, mrr, nrr, alpha, beta, tp);
-                for (size_t r = 0; !tile_io && r < mrr; r++)
-                    kern->f32_to_bf16(epi->out_bf16 + (i + r) * epi->ld_out_bf16 + j, out_tile + r * nr, nrr);
-                continue;
-            }
-            kern->gemm_bf16_ukernel(kp, pa + ir * kp, pb + jr * kp, c + ir * ldc + jr, ldc, mrr, nrr, alpha, beta, tp);
+            const int out_tile_buffer = epi && epi->out_bf16; /* C is the tile buffer: the microkernel's own bf16
+                                                                * store, or rounded here */
+            float *ct = out_tile_buffer ? out_tile : c + ir * ldc + jr;
+            const size_t ldct = out_tile_buffer ? nr : ldc;
+            if (as.rs)
+                kern->gemm_bf16_ukernel_strided_a(kp, as.base + ir * as.rs, as.rs, as.cs, pb + jr * kp, ct, ldct, mrr,
+                                                  nrr, alpha, beta, tp);
+            else
+                kern->gemm_bf16_ukernel(kp, as.base + ir * kp, pb + jr * kp, ct, ldct, mrr, nrr, alpha, beta, tp);
+            for (size_t r = 0; out_tile_buffer && !tile_io && r < mrr; r++)
+                kern->f32_to_bf16(epi->out_bf16 + (i + r) * epi->ld_out_bf16 + j, out_tile + r * nr, nrr);
         }
     }
 }
@@ -338,6 +366,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
     const size_t mc_blk = scaled_block(bl.mc, bl.mr, bl.kc, kcb_even);
     const size_t nc_blk = scaled_block(bl.nc, bl.nr, bl.kc, kcb_even);
     assert(panel_words(mc_blk, kcb) <= ws->packed_a_words && panel_words(nc_blk, kcb) <= ws->packed_b_words);
+    const int in_place = k > 0 && bf16_read_a_in_place(kern, a, n - j_begin, k);
     for (size_t j0 = j_begin; j0 < n; j0 += nc_blk) {
         size_t nc = n - j0 < nc_blk ? n - j0 : nc_blk;
         size_t k0 = 0;
@@ -352,9 +381,12 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
             float beta_blk = k0 == 0 ? beta : 1.0f;
             for (size_t i0 = 0; i0 < m; i0 += mc_blk) {
                 size_t mc = m - i0 < mc_blk ? m - i0 : mc_blk;
-                if (kc > 0)
+                a_pairs as = {ws->packed_a, 0, 0};
+                if (in_place)
+                    as = (a_pairs){(const uint32_t *)a.data + i0 * (a.ld / 2) + k0 / 2, a.ld / 2, 1};
+                else if (kc > 0)
                     pack_a(kern, ws->packed_a, a, i0, k0, mc, kc, bl.mr);
-                macro_kernel(kern, &bl, mc, nc, kc, alpha, ws->packed_a, pb, beta_blk, to_bf16 ? NULL : c + i0 * ldc + j0,
+                macro_kernel(kern, &bl, mc, nc, kc, alpha, as, pb, beta_blk, to_bf16 ? NULL : c + i0 * ldc + j0,
                              ldc, last && has_epi ? epi : NULL, i0, j0);
             }
             k0 += kc;

@@ -20,12 +20,27 @@
 /* acc + the pair products of B pair vector b and the A pair word at a, broadcast (VDPBF16PS). */
 #define DOT(acc, b, a) acc = _mm512_dpbf16_ps(acc, (__m512bh)(b), (__m512bh)_mm512_set1_epi32((int)*(a)))
 
-/* One depth step of row I over the tile's panels. */
+/* `panels` of the tiles with a ymm accumulator per row (VDPBF16PS on ymm costs half the zmm one): 8 columns, or
+ * 16 + 8. A strip of up to 8 columns (the last 8 of N = 40) or of 17..24 (N = 20) then runs its lanes at the full
+ * rate instead of on half a zmm. */
+#define EIGHT_COLS 3
+#define SIXTEEN_EIGHT 4
+
+/* One depth step of row I over the tile's panels; the 8 columns in ymm (e##I) take the low half of the row's pair
+ * broadcast into a zmm (from memory: a load, where the same pair moved through a general register costs a shuffle
+ * more). */
 #define ROW_STEP(I)                                                                                            \
     if (rows > I) {                                                                                            \
-        DOT(c##I, b0, a + I);                                                                                  \
-        if (panels > 1)                                                                                        \
-            DOT(d##I, b1, a + I);                                                                              \
+        if (panels < EIGHT_COLS) {                                                                             \
+            DOT(c##I, b0, a + I * a_rs);                                                                       \
+            if (panels == 2)                                                                                   \
+                DOT(d##I, b1, a + I * a_rs);                                                                   \
+        } else {                                                                                               \
+            const __m512i x = _mm512_set1_epi32((int)a[I * a_rs]);                                             \
+            if (panels == SIXTEEN_EIGHT)                                                                       \
+                c##I = _mm512_dpbf16_ps(c##I, (__m512bh)b0, (__m512bh)x);                                      \
+            e##I = _mm256_dpbf16_ps(e##I, (__m256bh)b8, (__m256bh)_mm512_castsi512_si256(x));                  \
+        }                                                                                                      \
     }
 
 /* Pair steps before a tile's end at which its C is fetched again. */
@@ -78,14 +93,18 @@ static __attribute__((noinline)) void finish_tile_bf16_io(float *c, size_t ldc, 
 /* C (rows x nr of 12 x 32) = alpha * A panel (kp x 12 pair words) * B panel (kp x 32) + beta * C, then epi, for
  * compile-time rows (1..12) and panels (1: nr <= 16, 2). Every element is one chain of pair steps from zero. */
 static inline __attribute__((always_inline)) void tile_body(const int rows, const int panels, size_t kp,
-                                                             const uint32_t *restrict a, const uint32_t *restrict b,
-                                                             float *restrict c, size_t ldc, size_t nr, float alpha,
-                                                             float beta, const elbo_tile_epilogue *epi)
+                                                             const uint32_t *restrict a, size_t a_rs, size_t a_cs,
+                                                             const uint32_t *restrict b, float *restrict c, size_t ldc,
+                                                             size_t nr, float alpha, float beta,
+                                                             const elbo_tile_epilogue *epi)
 {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0;
     __m512 c9 = c0, c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0;
     __m512 d8 = c0, d9 = c0, d10 = c0, d11 = c0;
-    prefetch_c_tile(rows, panels, c, ldc);
+    __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, e4 = e0, e5 = e0, e6 = e0, e7 = e0, e8 = e0;
+    __m256 e9 = e0, e10 = e0, e11 = e0;
+    const int halves = panels == 2 || panels == SIXTEEN_EIGHT ? 2 : 1; /* 16-column halves of C it stores */
+    prefetch_c_tile(rows, halves, c, ldc);
     /* Two parts: C is fetched again between them, C_REFETCH_PAIRS steps before the end (gemm_avx512.c's reason:
      * a C row stride of a multiple of 4 KiB puts the tile's rows in two L1 sets, which the streaming B evicts). */
     const size_t refetch_at = kp > C_REFETCH_PAIRS ? kp - C_REFETCH_PAIRS : 0;
@@ -94,22 +113,35 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         const size_t end = part == 0 ? refetch_at : kp;
 #pragma GCC unroll 2
         for (; q < end; q++) {
-            const __m512i b0 = _mm512_loadu_si512(b), b1 = panels > 1 ? _mm512_loadu_si512(b + 16) : b0;
+            const __m512i b0 = panels == EIGHT_COLS ? _mm512_setzero_si512() : _mm512_loadu_si512(b);
+            const __m512i b1 = panels == 2 ? _mm512_loadu_si512(b + 16) : b0;
+            const __m256i b8 = panels == EIGHT_COLS      ? _mm256_loadu_si256((const __m256i *)b)
+                               : panels == SIXTEEN_EIGHT ? _mm256_loadu_si256((const __m256i *)(b + 16))
+                                                         : _mm256_setzero_si256();
             ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3) ROW_STEP(4) ROW_STEP(5)
             ROW_STEP(6) ROW_STEP(7) ROW_STEP(8) ROW_STEP(9) ROW_STEP(10) ROW_STEP(11)
-            a += MR;
+            a += a_cs;
             b += NR;
         }
         if (part == 0 && refetch_at > 0)
-            prefetch_c_tile(rows, panels, c, ldc);
+            prefetch_c_tile(rows, halves, c, ldc);
+    }
+    if (panels >= EIGHT_COLS) { /* the ymm accumulators as their half's zmm ones, the upper lanes zero */
+#define WIDEN(I)                                                                                               \
+    if (panels == EIGHT_COLS)                                                                                  \
+        c##I = _mm512_zextps256_ps512(e##I);                                                                   \
+    else                                                                                                       \
+        d##I = _mm512_zextps256_ps512(e##I);
+        WIDEN(0) WIDEN(1) WIDEN(2) WIDEN(3) WIDEN(4) WIDEN(5) WIDEN(6) WIDEN(7) WIDEN(8) WIDEN(9) WIDEN(10) WIDEN(11)
+#undef WIDEN
     }
     if (alpha == 1.0f && beta == 0.0f && !epi) { /* stored as they are, masked to the valid columns */
-        const __mmask16 left = (__mmask16)(panels > 1 ? 0xffff : (1u << nr) - 1);
-        const __mmask16 right = (__mmask16)(panels > 1 ? (1u << (nr - 16)) - 1 : 0);
+        const __mmask16 left = (__mmask16)(halves > 1 ? 0xffff : (1u << nr) - 1);
+        const __mmask16 right = (__mmask16)(halves > 1 ? (1u << (nr - 16)) - 1 : 0);
 #define STORE_ROW(I)                                                                                           \
     if (rows > I) {                                                                                            \
         _mm512_mask_storeu_ps(c + (size_t)I * ldc, left, c##I);                                                \
-        if (panels > 1)                                                                                        \
+        if (halves > 1)                                                                                        \
             _mm512_mask_storeu_ps(c + (size_t)I * ldc + 16, right, d##I);                                      \
     }
         STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
@@ -118,8 +150,8 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
         return;
     }
     if (!epi) { /* alpha and beta only (a K block after the first): in registers, with the fp32 finish's operations */
-        const __mmask16 left = (__mmask16)(panels > 1 ? 0xffff : (1u << nr) - 1);
-        const __mmask16 right = (__mmask16)(panels > 1 ? (1u << (nr - 16)) - 1 : 0);
+        const __mmask16 left = (__mmask16)(halves > 1 ? 0xffff : (1u << nr) - 1);
+        const __mmask16 right = (__mmask16)(halves > 1 ? (1u << (nr - 16)) - 1 : 0);
 #define FINISH_HALF(I, V, OFF, MASK)                                                                            \
     {                                                                                                          \
         float *cr = c + (size_t)I * ldc + (OFF);                                                               \
@@ -128,7 +160,7 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
 #define FINISH_ROW(I)                                                                                          \
     if (rows > I) {                                                                                            \
         FINISH_HALF(I, c##I, 0, left)                                                                         \
-        if (panels > 1)                                                                                        \
+        if (halves > 1)                                                                                        \
             FINISH_HALF(I, d##I, 16, right)                                                                   \
     }
         FINISH_ROW(0) FINISH_ROW(1) FINISH_ROW(2) FINISH_ROW(3) FINISH_ROW(4) FINISH_ROW(5)
@@ -140,20 +172,20 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
     const __m512 acc[2 * MR] = {c0, d0, c1, d1, c2, d2, c3, d3, c4,  d4,  c5,  d5,
                                 c6, d6, c7, d7, c8, d8, c9, d9, c10, d10, c11, d11};
     if (epi && (epi->out16 || epi->saved16))
-        finish_tile_bf16_io(c, ldc, rows, panels, acc, nr, epi);
+        finish_tile_bf16_io(c, ldc, rows, halves, acc, nr, epi);
     else
-        elbo_avx512_finish_tile(c, ldc, rows, panels, acc, nr, alpha, beta, epi);
+        elbo_avx512_finish_tile(c, ldc, rows, halves, acc, nr, alpha, beta, epi);
 }
 
-typedef void (*tile_fn)(size_t kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, size_t nr,
-                        float alpha, float beta, const elbo_tile_epilogue *epi);
+typedef void (*tile_fn)(size_t kp, const uint32_t *a, size_t a_rs, size_t a_cs, const uint32_t *b, float *c,
+                        size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
 
 /* Defines NAME: tile_body for ROWS rows over PANELS 16-column halves. */
 #define DEFINE_TILE(NAME, ROWS, PANELS)                                                                        \
-    static void NAME(size_t kp, const uint32_t *a, const uint32_t *b, float *c, size_t ldc, size_t nr,         \
-                     float alpha, float beta, const elbo_tile_epilogue *epi)                                   \
+    static void NAME(size_t kp, const uint32_t *a, size_t a_rs, size_t a_cs, const uint32_t *b, float *c,      \
+                     size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)            \
     {                                                                                                          \
-        tile_body(ROWS, PANELS, kp, a, b, c, ldc, nr, alpha, beta, epi);                                       \
+        tile_body(ROWS, PANELS, kp, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);                           \
     }
 
 DEFINE_TILE(rows1x16, 1, 1)
@@ -168,6 +200,30 @@ DEFINE_TILE(rows9x16, 9, 1)
 DEFINE_TILE(rows10x16, 10, 1)
 DEFINE_TILE(rows11x16, 11, 1)
 DEFINE_TILE(rows12x16, 12, 1)
+DEFINE_TILE(rows1x8, 1, EIGHT_COLS)
+DEFINE_TILE(rows2x8, 2, EIGHT_COLS)
+DEFINE_TILE(rows3x8, 3, EIGHT_COLS)
+DEFINE_TILE(rows4x8, 4, EIGHT_COLS)
+DEFINE_TILE(rows5x8, 5, EIGHT_COLS)
+DEFINE_TILE(rows6x8, 6, EIGHT_COLS)
+DEFINE_TILE(rows7x8, 7, EIGHT_COLS)
+DEFINE_TILE(rows8x8, 8, EIGHT_COLS)
+DEFINE_TILE(rows9x8, 9, EIGHT_COLS)
+DEFINE_TILE(rows10x8, 10, EIGHT_COLS)
+DEFINE_TILE(rows11x8, 11, EIGHT_COLS)
+DEFINE_TILE(rows12x8, 12, EIGHT_COLS)
+DEFINE_TILE(rows1x24, 1, SIXTEEN_EIGHT)
+DEFINE_TILE(rows2x24, 2, SIXTEEN_EIGHT)
+DEFINE_TILE(rows3x24, 3, SIXTEEN_EIGHT)
+DEFINE_TILE(rows4x24, 4, SIXTEEN_EIGHT)
+DEFINE_TILE(rows5x24, 5, SIXTEEN_EIGHT)
+DEFINE_TILE(rows6x24, 6, SIXTEEN_EIGHT)
+DEFINE_TILE(rows7x24, 7, SIXTEEN_EIGHT)
+DEFINE_TILE(rows8x24, 8, SIXTEEN_EIGHT)
+DEFINE_TILE(rows9x24, 9, SIXTEEN_EIGHT)
+DEFINE_TILE(rows10x24, 10, SIXTEEN_EIGHT)
+DEFINE_TILE(rows11x24, 11, SIXTEEN_EIGHT)
+DEFINE_TILE(rows12x24, 12, SIXTEEN_EIGHT)
 DEFINE_TILE(rows1x32, 1, 2)
 DEFINE_TILE(rows2x32, 2, 2)
 DEFINE_TILE(rows3x32, 3, 2)
@@ -180,24 +236,52 @@ DEFINE_TILE(rows9x32, 9, 2)
 DEFINE_TILE(rows10x32, 10, 2)
 DEFINE_TILE(rows11x32, 11, 2)
 
-/* Tiles by row count (index mr, 1..12): one 16-column half, two. */
+/* Tiles by row count (index mr, 1..12): up to 8 columns, one 16-column half, 16 + 8, two halves. */
+static const tile_fn tiles8[MR + 1] = {NULL,     rows1x8, rows2x8, rows3x8,  rows4x8,  rows5x8, rows6x8,
+                                       rows7x8,  rows8x8, rows9x8, rows10x8, rows11x8, rows12x8};
 static const tile_fn tiles16[MR + 1] = {NULL,      rows1x16, rows2x16, rows3x16,  rows4x16,  rows5x16, rows6x16,
                                         rows7x16,  rows8x16, rows9x16, rows10x16, rows11x16, rows12x16};
+static const tile_fn tiles24[MR + 1] = {NULL,      rows1x24, rows2x24, rows3x24,  rows4x24,  rows5x24, rows6x24,
+                                        rows7x24,  rows8x24, rows9x24, rows10x24, rows11x24, rows12x24};
 static const tile_fn tiles32[MR + 1] = {NULL,     rows1x32, rows2x32, rows3x32,  rows4x32,  rows5x32, rows6x32,
                                         rows7x32, rows8x32, rows9x32, rows10x32, rows11x32, NULL};
 
-/* elbo_gemm_bf16_ukernel_fn: C (mr x nr of 12 x 32); the full tile inlined here, edge tiles out of line. */
+/* elbo_gemm_bf16_ukernel_fn: C (mr x nr of 12 x 32) from a packed A panel; the full tile inlined here, edge tiles
+ * out of line. */
 static void bf16_gemm_ukernel_12x32__avx512bf16(size_t kp, const uint32_t *a, const uint32_t *b, float *c,
                                                 size_t ldc, size_t mr, size_t nr, float alpha, float beta,
                                                 const elbo_tile_epilogue *epi)
 {
     assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
-    if (mr == MR && nr > 16)
-        tile_body(MR, 2, kp, a, b, c, ldc, nr, alpha, beta, epi);
+    if (mr == MR && nr > 24)
+        tile_body(MR, 2, kp, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+    else if (nr > 24)
+        tiles32[mr](kp, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
     else if (nr > 16)
-        tiles32[mr](kp, a, b, c, ldc, nr, alpha, beta, epi);
+        tiles24[mr](kp, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+    else if (nr > 8)
+        tiles16[mr](kp, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
     else
-        tiles16[mr](kp, a, b, c, ldc, nr, alpha, beta, epi);
+        tiles8[mr](kp, a, 1, MR, b, c, ldc, nr, alpha, beta, epi);
+}
+
+/* elbo_gemm_bf16_ukernel_strided_a_fn: as above with A's pairs at a[i*a_rs + q*a_cs]. */
+static void bf16_gemm_ukernel_12x32_strided_a__avx512bf16(size_t kp, const uint32_t *a, size_t a_rs, size_t a_cs,
+                                                          const uint32_t *b, float *c, size_t ldc, size_t mr,
+                                                          size_t nr, float alpha, float beta,
+                                                          const elbo_tile_epilogue *epi)
+{
+    assert(mr >= 1 && mr <= MR && nr >= 1 && nr <= NR);
+    if (mr == MR && nr > 24)
+        tile_body(MR, 2, kp, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else if (nr > 24)
+        tiles32[mr](kp, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else if (nr > 16)
+        tiles24[mr](kp, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else if (nr > 8)
+        tiles16[mr](kp, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
+    else
+        tiles8[mr](kp, a, a_rs, a_cs, b, c, ldc, nr, alpha, beta, epi);
 }
 
 /* 16 floats' bf16 bits (VCVTNEPS2BF16: bf16.h's rules) from the floats at x, lanes past n (< 16) zero. */
@@ -337,12 +421,13 @@ void elbo_bf16_register_avx512(elbo_kernels *k)
 {
     const elbo_cpu_features *f = elbo_cpu_features_get();
     elbo_bf16_register_avx2(k);
-    if (!f->avx512bf16 || !f->avx512bw) {
-        k->bf16_missing = !f->avx512bf16 ? "avx512_bf16" : "avx512bw";
+    if (!f->avx512bf16 || !f->avx512bw || !f->avx512vl) {
+        k->bf16_missing = !f->avx512bf16 ? "avx512_bf16" : !f->avx512bw ? "avx512bw" : "avx512vl";
         return;
     }
     k->f32_to_bf16 = f32_to_bf16_avx512bf16;
     k->gemm_bf16_ukernel = bf16_gemm_ukernel_12x32__avx512bf16;
+    k->gemm_bf16_ukernel_strided_a = bf16_gemm_ukernel_12x32_strided_a__avx512bf16;
     k->gemm_bf16_ukernel_name = "bf16_gemm_ukernel_12x32__avx512bf16";
     k->bf16_missing = NULL;
     k->bf16_mr = MR;

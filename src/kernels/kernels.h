@@ -49,6 +49,7 @@ typedef struct elbo_kernels {
      * the bf16 tile (MC and NC rounded down to it) and the FMA tables' K depths (gemm_depth.h). */
     elbo_f32_to_bf16_fn f32_to_bf16;
     elbo_gemm_bf16_ukernel_fn gemm_bf16_ukernel;
+    elbo_gemm_bf16_ukernel_strided_a_fn gemm_bf16_ukernel_strided_a; /* optional: A's pairs read in place */
     const char *gemm_bf16_ukernel_name;
     const char *bf16_missing;
     size_t bf16_mr, bf16_nr;

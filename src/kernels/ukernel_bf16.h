@@ -17,6 +17,13 @@ typedef void (*elbo_gemm_bf16_ukernel_fn)(size_t kp, const uint32_t *a, const ui
                                           size_t mr, size_t nr, float alpha, float beta,
                                           const elbo_tile_epilogue *epi);
 
+/* As elbo_gemm_bf16_ukernel_fn with A's pair words read where a_rs and a_cs place them: A(i, 2q) | A(i, 2q+1) << 16
+ * at a[i*a_rs + q*a_cs] (a packed panel: a_rs 1, a_cs MR; a bf16 A stored M x K with an even row stride ld, read in
+ * place: a_rs ld / 2, a_cs 1). */
+typedef void (*elbo_gemm_bf16_ukernel_strided_a_fn)(size_t kp, const uint32_t *a, size_t a_rs, size_t a_cs,
+                                                    const uint32_t *b, float *c, size_t ldc, size_t mr, size_t nr,
+                                                    float alpha, float beta, const elbo_tile_epilogue *epi);
+
 /* Packs one pair panel of w rows: dst[q*w + i] = X(outer0 + i, depth0 + 2q) | X(outer0 + i, depth0 + 2q + 1) << 16
  * for i < rows and 2q < depth, the elements as bf16 (F32 rounded as bf16.h says, U8 as value / 255 rounded, BF16
  * as stored), zero for rows <= i < w and past depth. X(o, d) is op(A)(o, d) for A panels (depth_contiguous when
