@@ -3,8 +3,10 @@
  * stored row) and the fp32 -> bf16 conversion.
  *
  * Each depth step loads a 32-column row of B pairs (two zmm) and issues two VDPBF16PS per tile row with the row's
- * A pair broadcast from memory (embedded {1to16}): 24 dot products per 14 loads. B's pair is the instruction's
- * first source, A's its second, which the scalar emulation mirrors (only NaN payloads could tell). */
+ * A pair broadcast from memory (embedded {1to16}): 24 dot products per 14 loads. A strip of up to 8 or of 17..24
+ * columns takes its last 8 on ymm VDPBF16PS (half the zmm cost). A is a packed panel, or a bf16 A read in place (the
+ * strided-A entry). B's pair is the instruction's first source, A's its second, which the scalar emulation mirrors
+ * (only NaN payloads could tell). */
 #include "finish_avx512.h"
 #include "kernels.h"
 
@@ -90,8 +92,10 @@ static __attribute__((noinline)) void finish_tile_bf16_io(float *c, size_t ldc, 
     }
 }
 
-/* C (rows x nr of 12 x 32) = alpha * A panel (kp x 12 pair words) * B panel (kp x 32) + beta * C, then epi, for
- * compile-time rows (1..12) and panels (1: nr <= 16, 2). Every element is one chain of pair steps from zero. */
+/* C (rows x nr of 12 x 32) = alpha * A (rows x kp pair words, pair (i, q) at a[i*a_rs + q*a_cs]: a packed panel or
+ * a bf16 A in place) * B panel (kp x 32) + beta * C, then epi, for compile-time rows (1..12) and panels (1: nr <= 16;
+ * 2: two zmm; EIGHT_COLS: nr <= 8 on ymm; SIXTEEN_EIGHT: 17..24 columns, the last 8 on ymm). Every element is one
+ * chain of pair steps from zero, whatever the tile. */
 static inline __attribute__((always_inline)) void tile_body(const int rows, const int panels, size_t kp,
                                                              const uint32_t *restrict a, size_t a_rs, size_t a_cs,
                                                              const uint32_t *restrict b, float *restrict c, size_t ldc,
@@ -180,7 +184,7 @@ static inline __attribute__((always_inline)) void tile_body(const int rows, cons
 typedef void (*tile_fn)(size_t kp, const uint32_t *a, size_t a_rs, size_t a_cs, const uint32_t *b, float *c,
                         size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi);
 
-/* Defines NAME: tile_body for ROWS rows over PANELS 16-column halves. */
+/* Defines NAME: tile_body for ROWS rows over PANELS (tile_body's values). */
 #define DEFINE_TILE(NAME, ROWS, PANELS)                                                                        \
     static void NAME(size_t kp, const uint32_t *a, size_t a_rs, size_t a_cs, const uint32_t *b, float *c,      \
                      size_t ldc, size_t nr, float alpha, float beta, const elbo_tile_epilogue *epi)            \
