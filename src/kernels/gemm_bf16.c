@@ -1,8 +1,8 @@
 /* The bf16 GEMM framework (gemm_bf16.h), the fp32 one's BLIS loop order: jc over N by NC, pc over K by KC (pack
  * B into pair panels), ic over M by MC (pack A into pair panels), then the register tiles. The microkernels read
  * pairs along K: B is always packed (no stored layout gives its pairs side by side along N), and so is A but where
- * it already holds them (bf16, stored M x K) under a narrow C, which the table's strided-A microkernel reads in
- * place. */
+ * it already holds them (bf16, stored M x K) and reading it in place pays (bf16_read_a_in_place), which the table's
+ * strided-A microkernel does. */
 #include "gemm_bf16.h"
 
 #include "gemm_depth.h"
