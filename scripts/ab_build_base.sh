@@ -15,6 +15,7 @@ fi
 rm -f "$dir/base.a" "$dir/base.commit"
 wt="$dir/worktree"
 git worktree remove --force "$wt" 2>/dev/null || rm -rf "$wt"
+git worktree prune # a worktree left registered by an interrupted run
 git worktree add --quiet --detach "$wt" "$commit"
 trap 'git worktree remove --force "$wt"' EXIT
 echo "bench-ab: building base $rev ($commit)"
