@@ -206,6 +206,7 @@ static elbo_bf16 *bf16_copy(const float *x, size_t n)
     return h;
 }
 
+/* The command line: rounds per row, whether differing bits fail the run, the row filter and the JSON path. */
 typedef struct {
     int rounds, same_bits;
     const char *filter, *json;
@@ -304,9 +305,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "gemm_ab: --filter: not an extended regular expression: '%s'\n", o.filter);
         return 2;
     }
-    FILE *json = o.json ? fopen(o.json, "w") : NULL;
+    char json_part[4096] = ""; /* the JSON is written here, then renamed over --json's path when complete */
+    if (o.json && snprintf(json_part, sizeof json_part, "%s.part", o.json) >= (int)sizeof json_part) {
+        fprintf(stderr, "gemm_ab: --json: path too long: '%s'\n", o.json);
+        return 2;
+    }
+    FILE *json = o.json ? fopen(json_part, "w") : NULL;
     if (o.json && !json) {
-        fprintf(stderr, "gemm_ab: --json: cannot write '%s'\n", o.json);
+        fprintf(stderr, "gemm_ab: --json: cannot write '%s'\n", json_part);
         return 2;
     }
     if (json)
@@ -347,7 +353,12 @@ int main(int argc, char **argv)
     }
     if (json) {
         fprintf(json, "\n]}\n");
-        fclose(json);
+        if (fclose(json) != 0 || failed || rename(json_part, o.json) != 0) {
+            remove(json_part);
+            if (!failed)
+                fprintf(stderr, "gemm_ab: --json: cannot write '%s'\n", o.json);
+            failed = 1;
+        }
     }
     if (o.filter)
         regfree(&re);
