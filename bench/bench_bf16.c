@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "bf16_peak.h"
 #include "cpu_features.h"
 #include "gemm.h"
@@ -33,14 +34,6 @@ static bf16_case g_cases[N_BF16_SHAPES * N_BF16_BATCHES];
 static size_t g_n_cases;
 static double g_bf16_peak; /* GFLOP/s of one core, measured at registration; 0: no probe */
 
-/* Seconds on the monotonic clock. */
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The median over 5 rounds of ~0.05 s of the probe's GFLOP/s after a warm-up round; 0 without AVX512_BF16. */
 static double measure_bf16_peak(void)
 {
@@ -49,10 +42,10 @@ static double measure_bf16_peak(void)
         return 0;
     double rate[5];
     for (int r = -1; r < 5; r++) {
-        double flops = 0, t0 = now_seconds(), t;
+        double flops = 0, t0 = bench_seconds(), t;
         do {
             flops += bf16_peak_avx512_run(PROBE_ITERS);
-            t = now_seconds() - t0;
+            t = bench_seconds() - t0;
         } while (t < 0.05);
         if (r >= 0)
             rate[r] = flops / t / 1e9;
@@ -155,11 +148,11 @@ static void run_gemm(gbench_state *st, void *user)
     gemm_f32_once(g);
     double t_bf16 = 0, t_f32 = 0;
     while (gbench_keep_running(st)) {
-        double t0 = now_seconds();
+        double t0 = bench_seconds();
         gemm_bf16_once(g);
-        double t1 = now_seconds();
+        double t1 = bench_seconds();
         gemm_f32_once(g);
-        double t2 = now_seconds();
+        double t2 = bench_seconds();
         gbench_set_iteration_time(st, t1 - t0);
         t_bf16 += t1 - t0, t_f32 += t2 - t1;
     }

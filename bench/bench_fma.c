@@ -7,18 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "cpu_features.h"
 #include "fma_peak.h"
 
 #define PROBE_ITERS ((size_t)1 << 16) /* ~0.1 ms per call on a 3 GHz core */
-
-/* Monotonic wall clock in seconds. */
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* 1 when the probe can run on this CPU. */
 static int have_probe(void)
@@ -67,13 +60,6 @@ static double probe(void)
     return probe_bits(bench_fma_peak_vector_bits());
 }
 
-/* Ascending comparison of doubles for qsort. */
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double bench_fma_peak_measure(int rounds, double seconds)
 {
     return bench_fma_peak_measure_bits(bench_fma_peak_vector_bits(), rounds, seconds);
@@ -87,15 +73,15 @@ double bench_fma_peak_measure_bits(int bits, int rounds, double seconds)
     if (!rate)
         return 0;
     for (int r = -1; r < rounds; r++) { /* round -1 warms the core up */
-        double flops = 0, t0 = now(), t;
+        double flops = 0, t0 = bench_seconds(), t;
         do {
             flops += probe_bits(bits);
-            t = now() - t0;
+            t = bench_seconds() - t0;
         } while (t < seconds);
         if (r >= 0)
             rate[r] = flops / t / 1e9;
     }
-    qsort(rate, (size_t)rounds, sizeof *rate, cmp_double);
+    qsort(rate, (size_t)rounds, sizeof *rate, bench_cmp_double);
     double median = rounds % 2 ? rate[rounds / 2] : 0.5 * (rate[rounds / 2 - 1] + rate[rounds / 2]);
     free(rate);
     return median;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bench_bf16.h"
+#include "bench_clock.h"
 #include "bench_peer.h"
 #include "gemm_shapes.h"
 #include "gemm.h"
@@ -177,14 +178,6 @@ static bench_peer_gemm peer_gemm(const gemm_row *row)
     return (bench_peer_gemm){g->m, g->n, g->k, g->s->ta, g->s->tb, row->threads};
 }
 
-/* Seconds on the monotonic clock. */
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* A peer's row: batches of GEMMs run in the peer's child, a round trip of about PEER_TRIP_SECONDS each. The
  * row's time is the parent's wall clock (round trips included); its GFLOP/s and pct_peak are over the child's own
  * wall time of its GEMM loops, as a same-process bench would time them; child_time_share is the one over the
@@ -210,7 +203,7 @@ static void run_peer(gbench_state *st, const gemm_row *row)
         gbench_skip_with_error(st, err);
         return;
     }
-    double t0 = now_seconds();
+    double t0 = bench_seconds();
     int64_t gemms = 0;
     while (gbench_keep_running_batch(st, batch)) {
         if (bench_peer_time(p, &pg, batch, &seconds, &cpu_seconds, err, sizeof err) != 0) {
@@ -220,7 +213,7 @@ static void run_peer(gbench_state *st, const gemm_row *row)
         child += seconds, child_cpu += cpu_seconds;
         gemms += batch;
     }
-    gbench_set_counter(st, "child_time_share", child / (now_seconds() - t0), GBENCH_COUNTER_DEFAULT);
+    gbench_set_counter(st, "child_time_share", child / (bench_seconds() - t0), GBENCH_COUNTER_DEFAULT);
     gbench_set_counter(st, "child_cpu_share", child > 0 ? child_cpu / child : 0, GBENCH_COUNTER_DEFAULT);
     set_label(st, g);
     bench_env env = *g->env;

@@ -4,15 +4,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "cpu_features.h"
-
-/* Monotonic wall clock in seconds. */
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* a[i] = b[i] + s*c[i] for i < n, in the baseline ISA. */
 static void triad_generic(float *restrict a, const float *restrict b, const float *restrict c, size_t n, float s)
@@ -30,13 +23,6 @@ __attribute__((target("avx2,fma"))) static void triad_avx2(float *restrict a, co
         a[i] = b[i] + s * c[i];
 }
 #endif
-
-/* Ascending comparison of doubles for qsort. */
-static int cmp_double(const void *x, const void *y)
-{
-    double u = *(const double *)x, v = *(const double *)y;
-    return (u > v) - (u < v);
-}
 
 double bench_triad_gbs(size_t footprint_bytes, int rounds, double seconds)
 {
@@ -56,16 +42,16 @@ double bench_triad_gbs(size_t footprint_bytes, int rounds, double seconds)
         for (size_t i = 0; i < n; i++)
             a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
         for (int r = -1; r < rounds; r++) { /* round -1 warms the caches and the core up */
-            double moved = 0, t0 = now(), t;
+            double moved = 0, t0 = bench_seconds(), t;
             do {
                 triad(a, b, c, n, 3.0f);
                 moved += 3.0 * (double)bytes;
-                t = now() - t0;
+                t = bench_seconds() - t0;
             } while (t < seconds);
             if (r >= 0)
                 rate[r] = moved / t / 1e9;
         }
-        qsort(rate, (size_t)rounds, sizeof *rate, cmp_double);
+        qsort(rate, (size_t)rounds, sizeof *rate, bench_cmp_double);
         gbs = rounds % 2 ? rate[rounds / 2] : 0.5 * (rate[rounds / 2 - 1] + rate[rounds / 2]);
     }
     free(a), free(b), free(c), free(rate);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "gemm_bf16.h"
 #include "gemm_shapes.h"
 #include "kernels.h"
@@ -74,21 +75,6 @@ typedef struct {
     elbo_bf16 *a_h, *b_h;
     build_side side[2];
 } ab_row;
-
-/* Seconds on the monotonic clock. */
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* qsort order of doubles. */
-static int by_value(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
 
 /* 64-byte aligned n floats in [-0.5, 0.5) with full mantissas, a deterministic hash of (i, salt), so that sums in a
  * different order round differently (values on a coarse grid would sum exactly in any order and hide a change of
@@ -171,10 +157,10 @@ static void side_gemm(const ab_row *r, build_side *sd)
 /* GFLOP/s of `calls` back-to-back GEMMs with one build. */
 static double side_rate(const ab_row *r, build_side *sd, int calls)
 {
-    double t0 = now();
+    double t0 = bench_seconds();
     for (int i = 0; i < calls; i++)
         side_gemm(r, sd);
-    return 2.0 * (double)r->s.m * (double)r->s.n * (double)r->s.k * calls / (now() - t0) * 1e-9;
+    return 2.0 * (double)r->s.m * (double)r->s.n * (double)r->s.k * calls / (bench_seconds() - t0) * 1e-9;
 }
 
 /* Elements of the two sides' C whose bits differ. */
@@ -274,7 +260,7 @@ static long run_row(ab_row *r, const char *name, const ab_options *o, FILE *json
         }
         ratio[i] = rate[1] / rate[0];
     }
-    qsort(ratio, (size_t)o->rounds, sizeof ratio[0], by_value);
+    qsort(ratio, (size_t)o->rounds, sizeof ratio[0], bench_cmp_double);
     const double q1 = ratio[o->rounds / 4], med = ratio[o->rounds / 2], q3 = ratio[3 * o->rounds / 4];
     char bits[64];
     if (diff)
