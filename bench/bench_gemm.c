@@ -1,13 +1,14 @@
 /* The VAE's GEMM shapes against the peers (OpenBLAS, oneDNN), single-threaded, and at batch 128 and 2048^3 also on
- * two threads (rows .../t:2; elbo's threads split C's rows and share one packed B, as the trainer does). elbo's
- * operands are made on a shape's first call and kept for its later calls (repetitions, other variants), so a row's
- * setup costs nothing after the first; the peers run in their own child processes (bench_peer.h), which do the
- * same. */
+ * two threads (rows .../t:2; elbo's threads split C's rows and share one packed B, or claim blocks of a weight
+ * gradient's rows, as the trainer does). elbo's operands are made on a shape's first call and kept for its later
+ * calls (repetitions, other variants), so a row's setup costs nothing after the first; the peers run in their own
+ * child processes (bench_peer.h), which do the same. */
 #include "bench_gemm.h"
 
 #include <assert.h>
 #include <omp.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "bench_peer.h"
 #include "gemm_shapes.h"
 #include "gemm.h"
+#include "tail.h"
 
 enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, ONEDNN_BF16_ROW, N_VARIANTS };
 static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas", "onednn", "onednn_bf16"};
@@ -89,36 +91,72 @@ static size_t share_start(size_t m, size_t mr, int t, int nt)
     return first < m ? first : m;
 }
 
-/* One C = op(A) op(B) on MT_THREADS threads: each takes an even share of C's rows, as the trainer splits a batch
- * (elbo_team_rows; the register tiles of any split give every element the same bits); a B that is not a weight
- * (packed once per step) is packed by both threads, each its part of the panels, first. A weight gradient (A
- * transposed): each thread runs elbo_gemm on its rows of dW, reading B in place or packing it itself; a narrow dW,
- * computed transposed, in whole NR panels (its rows are then the transposed product's columns, read in place only
- * in whole panels). */
+/* The next unclaimed row of a part's weight-gradient blocks (one cache line each: the threads claim concurrently). */
+typedef struct {
+    _Alignas(64) _Atomic size_t row;
+} block_cursor;
+
+/* Whether a weight gradient's dW is narrow enough for elbo_gemm to compute it transposed (compute_transposed). */
+static int narrow_weight_grad(const gemm_case *g)
+{
+    return g->n <= g->env->kern->blocking.transposed_c_max_n;
+}
+
+/* First row of part p's share of a weight gradient's rows among MT_THREADS parts: an even split, but whole NR panels
+ * for a narrow dW (its rows are then the transposed product's columns, read in place only in whole panels). */
+static size_t weight_grad_part(const gemm_case *g, int p)
+{
+    return share_start(g->m, narrow_weight_grad(g) ? g->env->kern->blocking.nr : 1, p, MT_THREADS);
+}
+
+/* Thread t's share of a weight gradient dW = op(A) op(B) (A transposed): each part (weight_grad_part) is cut into
+ * blocks of ELBO_TAIL_BLOCK_PANELS x NR rows, one elbo_gemm each (B read in place or packed by the call), claimed as
+ * the trainer's tail claims its blocks (train.c, run_tail): a thread runs its own part's blocks in order, then any
+ * block of the other parts not claimed yet, so that a thread slowed by another process on its core is helped rather
+ * than waited for. A narrow dW is one block per part: cut, its transposed product ran 0.7x as fast on two threads
+ * (400 x 20 x 128: calls of 64 rows, the last 16 not transposed). Any split gives every element the same bits. */
+static void weight_grad_blocks(gemm_case *g, int t, block_cursor next[MT_THREADS])
+{
+    const elbo_kernels *kern = g->env->kern;
+    const size_t step = narrow_weight_grad(g) ? g->m : ELBO_TAIL_BLOCK_PANELS * kern->blocking.nr;
+    for (int q = 0; q < MT_THREADS; q++) {
+        int p = (t + q) % MT_THREADS;
+        size_t end = weight_grad_part(g, p + 1), lo;
+        while ((lo = atomic_fetch_add_explicit(&next[p].row, step, memory_order_relaxed)) < end) {
+            size_t hi = end - lo < step ? end : lo + step;
+            elbo_gemm(kern, &g->ws_mt[t], hi - lo, g->n, g->k, 1.0f, elbo_operand_f32(g->a + lo, g->lda, ELBO_TRANS),
+                      elbo_operand_f32(g->b, g->ldb, g->s->tb), 0.0f, g->c + lo * g->n, g->n, NULL);
+        }
+    }
+}
+
+/* One C = op(A) op(B) on MT_THREADS threads. A weight gradient (A transposed, B not a weight): in blocks claimed as
+ * the trainer's tail claims them (weight_grad_blocks). Else each thread takes an even share of C's rows, as the
+ * trainer splits a batch (elbo_team_rows; the register tiles of any split give every element the same bits), and a
+ * B that is not a weight (packed once per step) is packed by both threads, each its part of the panels, first. */
 static void gemm_once_threads(const gemm_row *row)
 {
     gemm_case *g = row->g;
     const gemm_shape *s = g->s;
-    const elbo_kernels *kern = g->env->kern;
     const int weight_grad = s->ta == ELBO_TRANS && !s->b_is_weight;
+    block_cursor next[MT_THREADS];
+    for (int p = 0; p < MT_THREADS; p++)
+        atomic_init(&next[p].row, weight_grad_part(g, p));
 #pragma omp parallel num_threads(MT_THREADS)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t rows_step = weight_grad && g->n <= kern->blocking.transposed_c_max_n ? kern->blocking.nr : 1;
-        size_t m0 = share_start(g->m, rows_step, t, nt), m1 = share_start(g->m, rows_step, t + 1, nt);
-        const float *a0 = s->ta ? g->a + m0 : g->a + m0 * g->lda; /* op(A)'s row m0 */
         if (weight_grad) {
-            if (m1 > m0)
-                elbo_gemm(kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f, elbo_operand_f32(a0, g->lda, s->ta),
-                          elbo_operand_f32(g->b, g->ldb, s->tb), 0.0f, g->c + m0 * g->n, g->n, NULL);
+            weight_grad_blocks(g, t, next); /* every part's blocks are claimed, however many threads run */
         } else {
+            size_t m0 = share_start(g->m, 1, t, nt), m1 = share_start(g->m, 1, t + 1, nt);
+            const float *a0 = s->ta ? g->a + m0 : g->a + m0 * g->lda; /* op(A)'s row m0 */
             if (!s->b_is_weight) {
                 elbo_pack_b_part(&g->packed, elbo_operand_f32(g->b, g->ldb, s->tb), (size_t)t, (size_t)nt);
 #pragma omp barrier
             }
             if (m1 > m0)
-                elbo_gemm_packed(kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f, elbo_operand_f32(a0, g->lda, s->ta),
-                                 &g->packed, 0.0f, g->c + m0 * g->n, g->n, NULL);
+                elbo_gemm_packed(g->env->kern, &g->ws_mt[t], m1 - m0, g->n, g->k, 1.0f,
+                                 elbo_operand_f32(a0, g->lda, s->ta), &g->packed, 0.0f, g->c + m0 * g->n, g->n, NULL);
         }
     }
 }

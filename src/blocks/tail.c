@@ -1,13 +1,6 @@
 /* Weight gradients, optimizer update and repacking, in blocks of output features. */
 #include "tail.h"
 
-/* Panels per tail block when several threads share the tail: 64 rows, 14-15 blocks per thread of a 784-400-20
- * VAE step on two threads. Smaller blocks balance better; on one thread, where nothing is to balance, a layer is
- * one block (the blocks' extra calls cost 2 % of a one-thread step). */
-#ifndef TAIL_CHUNK_PANELS
-#define TAIL_CHUNK_PANELS 4
-#endif
-
 /* The sum of t's fix_rows over its rows (t->rows, or b) in row order. */
 static double fix_row_sum(const elbo_trainable *t, size_t b)
 {
@@ -27,11 +20,11 @@ static void layer_param_grads(const elbo_trainable *t, elbo_gemm_workspace *ws, 
                                  t->rows ? t->rows : b, lo, hi);
 }
 
-/* TAIL_CHUNK_PANELS fp32 panels' worth of output features, in whole panels of l's own width (bf16's are wider). */
+/* ELBO_TAIL_BLOCK_PANELS fp32 panels' worth of output features, in whole panels of l's own width (bf16's are wider). */
 static size_t block_rows(const elbo_linear *l)
 {
     size_t w = elbo_linear_panel_width(l);
-    return (TAIL_CHUNK_PANELS * l->kern->blocking.nr + w - 1) / w * w;
+    return (ELBO_TAIL_BLOCK_PANELS * l->kern->blocking.nr + w - 1) / w * w;
 }
 
 size_t elbo_tail_plan(const elbo_trainable *t, size_t n, size_t part, size_t nparts, elbo_tail_chunk *out)

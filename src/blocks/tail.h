@@ -37,6 +37,14 @@ typedef struct {
     const elbo_packed_b *x_packed;
 } elbo_trainable;
 
+/* fp32 panels (NR output features each) per tail block when several threads share the tail: 64 rows, 14-15 blocks
+ * per thread of a 784-400-20 VAE step on two threads. Smaller blocks balance better; on one thread, where nothing
+ * is to balance, a layer is one block (the blocks' extra calls cost 2 % of a one-thread step). The bench's
+ * multi-threaded weight-gradient rows claim blocks of this size too. */
+#ifndef ELBO_TAIL_BLOCK_PANELS
+#define ELBO_TAIL_BLOCK_PANELS 4
+#endif
+
 /* A block of a tail: output features [lo, hi) (whole NR panels) of trainable `layer` (an index into the list). */
 typedef struct {
     uint32_t layer, lo, hi;
