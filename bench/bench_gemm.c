@@ -1,8 +1,8 @@
 /* The VAE's GEMM shapes against the peers (OpenBLAS, oneDNN), single-threaded, and at batch 128 and 2048^3 also on
- * two threads (rows .../t:2; elbo's threads split C's rows and share one packed B, or claim blocks of a weight
- * gradient's rows, as the trainer does). elbo's operands are made on a shape's first call and kept for its later
- * calls (repetitions, other variants), so a row's setup costs nothing after the first; the peers run in their own
- * child processes (bench_peer.h), which do the same. */
+ * two threads (rows .../t:2; elbo's threads split C's rows or a forward's output features and share one packed B,
+ * or claim blocks of a weight gradient's rows, as the trainer does). elbo's operands are made on a shape's first
+ * call and kept for its later calls (repetitions, other variants), so a row's setup costs nothing after the first;
+ * the peers run in their own child processes (bench_peer.h), which do the same. */
 #include "bench_gemm.h"
 
 #include <assert.h>
@@ -19,6 +19,7 @@
 #include "bench_peer.h"
 #include "gemm_shapes.h"
 #include "gemm.h"
+#include "linear.h"
 #include "tail.h"
 
 enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, ONEDNN_BF16_ROW, N_VARIANTS };
@@ -131,9 +132,11 @@ static void weight_grad_blocks(gemm_case *g, int t, block_cursor next[MT_THREADS
 }
 
 /* One C = op(A) op(B) on MT_THREADS threads. A weight gradient (A transposed, B not a weight): in blocks claimed as
- * the trainer's tail claims them (weight_grad_blocks). Else each thread takes an even share of C's rows, as the
- * trainer splits a batch (elbo_team_rows; the register tiles of any split give every element the same bits), and a
- * B that is not a weight (packed once per step) is packed by both threads, each its part of the panels, first. */
+ * the trainer's tail claims them (weight_grad_blocks). A layer's forward that the trainer splits by output features
+ * (elbo_forward_by_features): each thread its whole panels of C's columns over every row. Else each thread takes an
+ * even share of C's rows, as the trainer splits a batch (elbo_team_rows), and a B that is not a weight (packed once
+ * per step) is packed by both threads, each its part of the panels, first. The register tiles of any split give
+ * every element the same bits. */
 static void gemm_once_threads(const gemm_row *row)
 {
     gemm_case *g = row->g;
@@ -145,8 +148,14 @@ static void gemm_once_threads(const gemm_row *row)
 #pragma omp parallel num_threads(MT_THREADS)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const size_t nr = g->env->kern->blocking.nr;
         if (weight_grad) {
             weight_grad_blocks(g, t, next); /* every part's blocks are claimed, however many threads run */
+        } else if (s->forward && elbo_forward_by_features(g->n, g->k, nr, g->m, (size_t)nt)) {
+            size_t j0 = share_start(g->n, nr, t, nt), j1 = share_start(g->n, nr, t + 1, nt);
+            if (j1 > j0)
+                elbo_gemm_packed_cols(g->env->kern, &g->ws_mt[t], g->m, j0, j1, g->k, 1.0f,
+                                      elbo_operand_f32(g->a, g->lda, s->ta), &g->packed, 0.0f, g->c, g->n, NULL);
         } else {
             size_t m0 = share_start(g->m, 1, t, nt), m1 = share_start(g->m, 1, t + 1, nt);
             const float *a0 = s->ta ? g->a + m0 : g->a + m0 * g->lda; /* op(A)'s row m0 */

@@ -12,17 +12,18 @@ typedef struct {
     size_t m, n, k; /* 0 stands for the batch */
     elbo_trans ta, tb;
     int b_is_weight; /* the trainer packs B once per optimizer step */
+    int forward;     /* a layer's forward (C = X W^T over the batch): the trainer may split it by output features */
 } gemm_shape;
 
 static const gemm_shape SHAPES[] = {
-    {"enc1.fwd", 0, 400, 784, ELBO_NOTRANS, ELBO_TRANS, 1},
-    {"dec2.fwd", 0, 784, 400, ELBO_NOTRANS, ELBO_TRANS, 1},
-    {"enc_heads.fwd", 0, 40, 400, ELBO_NOTRANS, ELBO_TRANS, 1},
-    {"dec2.dgrad", 0, 400, 784, ELBO_NOTRANS, ELBO_NOTRANS, 1},
-    {"enc1.wgrad", 400, 784, 0, ELBO_TRANS, ELBO_NOTRANS, 0},
-    {"dec2.wgrad", 784, 400, 0, ELBO_TRANS, ELBO_NOTRANS, 0},
-    {"dec1.wgrad", 400, 20, 0, ELBO_TRANS, ELBO_NOTRANS, 0},
-    {"square2048", 2048, 2048, 2048, ELBO_NOTRANS, ELBO_NOTRANS, 0},
+    {"enc1.fwd", 0, 400, 784, ELBO_NOTRANS, ELBO_TRANS, 1, 1},
+    {"dec2.fwd", 0, 784, 400, ELBO_NOTRANS, ELBO_TRANS, 1, 1},
+    {"enc_heads.fwd", 0, 40, 400, ELBO_NOTRANS, ELBO_TRANS, 1, 1},
+    {"dec2.dgrad", 0, 400, 784, ELBO_NOTRANS, ELBO_NOTRANS, 1, 0},
+    {"enc1.wgrad", 400, 784, 0, ELBO_TRANS, ELBO_NOTRANS, 0, 0},
+    {"dec2.wgrad", 784, 400, 0, ELBO_TRANS, ELBO_NOTRANS, 0, 0},
+    {"dec1.wgrad", 400, 20, 0, ELBO_TRANS, ELBO_NOTRANS, 0, 0},
+    {"square2048", 2048, 2048, 2048, ELBO_NOTRANS, ELBO_NOTRANS, 0, 0},
 };
 #define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
 static const size_t BATCHES[] = {32, 128, 256, 1024};

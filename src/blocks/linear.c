@@ -284,10 +284,15 @@ void elbo_linear_features_of_part(const elbo_linear *l, size_t p, size_t nparts,
  * split by features, it reads their rows of the input (b x in) and they read its columns of the output
  * (b x out); both scale with (nparts - 1) / nparts. At least 4 panels per part, so that a part's one panel more
  * or less stays a small imbalance. */
+int elbo_forward_by_features(size_t out, size_t in, size_t panel_width, size_t b, size_t nparts)
+{
+    size_t panels = (out + panel_width - 1) / panel_width;
+    return nparts > 1 && panels >= 4 * nparts && out * in > b * (in + out);
+}
+
 int elbo_linear_forward_by_features(const elbo_linear *l, size_t b, size_t nparts)
 {
-    size_t nr = elbo_linear_panel_width(l), panels = (l->out + nr - 1) / nr;
-    return nparts > 1 && panels >= 4 * nparts && l->out * l->in > b * (l->in + l->out);
+    return elbo_forward_by_features(l->out, l->in, elbo_linear_panel_width(l), b, nparts);
 }
 
 size_t elbo_linear_packed_bytes(const elbo_linear *l, int bwd)

@@ -148,6 +148,8 @@ void elbo_linear_features_of_part(const elbo_linear *l, size_t p, size_t nparts,
  * (each thread its block of features for all rows, from the weights it updated and packed itself) rather than by
  * rows: whichever moves fewer bytes between cores, and only with at least 4 panels per part. */
 int elbo_linear_forward_by_features(const elbo_linear *l, size_t b, size_t nparts);
+/* elbo_linear_forward_by_features for a layer of `out` features from `in`, packed in panels of panel_width. */
+int elbo_forward_by_features(size_t out, size_t in, size_t panel_width, size_t b, size_t nparts);
 
 /* Bytes of the packed copies (forward, and data gradient unless it is a view), for NUMA placement. */
 size_t elbo_linear_packed_bytes(const elbo_linear *l, int bwd);
