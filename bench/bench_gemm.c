@@ -21,6 +21,7 @@
 #include "gemm.h"
 #include "linear.h"
 #include "tail.h"
+#include "train.h"
 
 enum { ELBO_ROW, ELBO_PACKB_ROW, OPENBLAS_ROW, ONEDNN_ROW, ONEDNN_BF16_ROW, N_VARIANTS };
 static const char *VARIANT_NAMES[N_VARIANTS] = {"elbo", "elbo_packB", "openblas", "onednn", "onednn_bf16"};
@@ -92,11 +93,6 @@ static size_t share_start(size_t m, size_t mr, int t, int nt)
     return first < m ? first : m;
 }
 
-/* The next unclaimed row of a part's weight-gradient blocks (one cache line each: the threads claim concurrently). */
-typedef struct {
-    _Alignas(64) _Atomic size_t row;
-} block_cursor;
-
 /* Whether a weight gradient's dW is narrow enough for elbo_gemm to compute it transposed (compute_transposed). */
 static int narrow_weight_grad(const gemm_case *g)
 {
@@ -110,20 +106,21 @@ static size_t weight_grad_part(const gemm_case *g, int p)
     return share_start(g->m, narrow_weight_grad(g) ? g->env->kern->blocking.nr : 1, p, MT_THREADS);
 }
 
-/* Thread t's share of a weight gradient dW = op(A) op(B) (A transposed): each part (weight_grad_part) is cut into
- * blocks of ELBO_TAIL_BLOCK_PANELS x NR rows, one elbo_gemm each (B read in place or packed by the call), claimed as
- * the trainer's tail claims its blocks (train.c, run_tail): a thread runs its own part's blocks in order, then any
- * block of the other parts not claimed yet, so that a thread slowed by another process on its core is helped rather
- * than waited for. A narrow dW is one block per part: cut, its transposed product ran 0.7x as fast on two threads
+/* Thread t's share of a weight gradient dW = op(A) op(B) (A transposed), next[p] the first unclaimed row of part p
+ * (the trainer's tail cursor, a cache line each): each part (weight_grad_part) is cut into blocks of
+ * ELBO_TAIL_BLOCK_PANELS x NR rows, one elbo_gemm each (B read in place or packed by the call), claimed as the
+ * trainer's tail claims its blocks (train.c, run_tail): a thread runs its own part's blocks in order, then any block
+ * of the other parts not claimed yet, so that a thread slowed by another process on its core is helped rather than
+ * waited for. A narrow dW is one block per part: cut, its transposed product ran 0.7x as fast on two threads
  * (400 x 20 x 128: calls of 64 rows, the last 16 not transposed). Any split gives every element the same bits. */
-static void weight_grad_blocks(gemm_case *g, int t, block_cursor next[MT_THREADS])
+static void weight_grad_blocks(gemm_case *g, int t, elbo_tail_cursor next[MT_THREADS])
 {
     const elbo_kernels *kern = g->env->kern;
     const size_t step = narrow_weight_grad(g) ? g->m : ELBO_TAIL_BLOCK_PANELS * kern->blocking.nr;
     for (int q = 0; q < MT_THREADS; q++) {
         int p = (t + q) % MT_THREADS;
         size_t end = weight_grad_part(g, p + 1), lo;
-        while ((lo = atomic_fetch_add_explicit(&next[p].row, step, memory_order_relaxed)) < end) {
+        while ((lo = atomic_fetch_add_explicit(&next[p].next, step, memory_order_relaxed)) < end) {
             size_t hi = end - lo < step ? end : lo + step;
             elbo_gemm(kern, &g->ws_mt[t], hi - lo, g->n, g->k, 1.0f, elbo_operand_f32(g->a + lo, g->lda, ELBO_TRANS),
                       elbo_operand_f32(g->b, g->ldb, g->s->tb), 0.0f, g->c + lo * g->n, g->n, NULL);
@@ -142,9 +139,9 @@ static void gemm_once_threads(const gemm_row *row)
     gemm_case *g = row->g;
     const gemm_shape *s = g->s;
     const int weight_grad = s->ta == ELBO_TRANS && !s->b_is_weight;
-    block_cursor next[MT_THREADS];
-    for (int p = 0; p < MT_THREADS; p++)
-        atomic_init(&next[p].row, weight_grad_part(g, p));
+    elbo_tail_cursor next[MT_THREADS];
+    for (int p = 0; weight_grad && p < MT_THREADS; p++)
+        atomic_init(&next[p].next, weight_grad_part(g, p));
 #pragma omp parallel num_threads(MT_THREADS)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "harness.h"
+#include "bench_clock.h"
 
 int main(int argc, char **argv)
 {
@@ -43,23 +43,23 @@ int main(int argc, char **argv)
     int inner = (int)(0.03 / (fl / 200e9)) + 1;
     double e[400], r[400], bp = 0, be = 0;
     for (int i = 0; i < R; i++) {
-        double t0 = now(), f = 0;
-        while (now() - t0 < 0.01)
+        double t0 = bench_seconds(), f = 0;
+        while (bench_seconds() - t0 < 0.01)
             f += bf16_peak_avx512_run(1 << 14);
-        double p = f / (now() - t0) * 1e-9;
-        t0 = now();
+        double p = f / (bench_seconds() - t0) * 1e-9;
+        t0 = bench_seconds();
         for (int j = 0; j < inner; j++) {
             if (bw)
                 elbo_gemm_bf16_packed(k, &ws, M, N, K, 1.0f, A, &pb, 0.0f, c, N, NULL);
             else
                 elbo_gemm_bf16(k, &ws, M, N, K, 1.0f, A, B, 0.0f, c, N, NULL);
         }
-        e[i] = fl * inner / (now() - t0) * 1e-9;
+        e[i] = fl * inner / (bench_seconds() - t0) * 1e-9;
         r[i] = e[i] / p;
         bp = p > bp ? p : bp, be = e[i] > be ? e[i] : be;
     }
-    qsort(r, R, 8, by_value);
-    qsort(e, R, 8, by_value);
+    qsort(r, R, 8, bench_cmp_double);
+    qsort(e, R, 8, bench_cmp_double);
     printf("%zux%zux%zu: best %.1f (%.1f%% of best peak %.1f) median %.1f, median ratio to peak %.1f%%\n", M, N, K,
            be, 100 * be / bp, bp, e[R / 2], 100 * r[R / 2]);
     return 0;

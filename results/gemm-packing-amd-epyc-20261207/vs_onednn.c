@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "harness.h"
+#include "bench_clock.h"
 
 int main(int argc, char **argv)
 {
@@ -36,21 +36,21 @@ int main(int argc, char **argv)
     int inner = (int)(0.02 / (fl / 100e9)) + 1;
     double e[400], d[400], r[400], be = 0, bd = 0, bp = 0;
     for (int i = 0; i < R; i++) {
-        double t0 = now(), f = fma_peak_avx512_run(1000000), p = f / (now() - t0) * 1e-9;
-        t0 = now();
+        double t0 = bench_seconds(), f = fma_peak_avx512_run(1000000), p = f / (bench_seconds() - t0) * 1e-9;
+        t0 = bench_seconds();
         for (int j = 0; j < inner; j++)
             elbo_gemm(k, &ws, M, N, K, 1.0f, A, B, 0.0f, c, ldc, NULL);
-        e[i] = fl * inner / (now() - t0) * 1e-9;
-        t0 = now();
+        e[i] = fl * inner / (bench_seconds() - t0) * 1e-9;
+        t0 = bench_seconds();
         for (int j = 0; j < inner; j++)
             dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-        d[i] = fl * inner / (now() - t0) * 1e-9;
+        d[i] = fl * inner / (bench_seconds() - t0) * 1e-9;
         r[i] = e[i] / d[i];
         be = e[i] > be ? e[i] : be, bd = d[i] > bd ? d[i] : bd, bp = p > bp ? p : bp;
     }
-    qsort(r, R, 8, by_value);
-    qsort(e, R, 8, by_value);
-    qsort(d, R, 8, by_value);
+    qsort(r, R, 8, bench_cmp_double);
+    qsort(e, R, 8, bench_cmp_double);
+    qsort(d, R, 8, bench_cmp_double);
     printf("%zux%zux%zu %c%c: best elbo %.1f (%.1f%%) onednn %.1f (%.1f%%) peak %.1f | median elbo %.1f onednn %.1f "
            "ratio %.3f\n",
            M, N, K, ta ? 'T' : 'N', tb ? 'T' : 'N', be, 100 * be / bp, bd, 100 * bd / bp, bp, e[R / 2], d[R / 2],

@@ -6,10 +6,11 @@
  *            (the bench now; the trainer's tail claims its blocks the same way)
  * Prints the median GFLOP/s of each with quartiles. --load forks a process pinned to CPU 1 that spins 2 ms of every
  * 10 ms, standing in for another tenant on one core.
- * Build (from the repository root, after make): gcc -O2 -fopenmp -Isrc -Isrc/kernels
+ * Build (from the repository root, after make): gcc -O2 -fopenmp -Isrc -Isrc/kernels -Ibench
  *   results/wgrad-threads-amd-epyc-20261207/wgrad_split.c build/libelbo.a -lhwloc -lsleef -lm -o build/wgrad_split
  * Run: build/wgrad_split M N K SECONDS [--load] */
 #define _GNU_SOURCE
+#include "bench_clock.h"
 #include "kernels.h"
 
 #include <omp.h>
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { HALVES, PANELS, BLOCKS, N_SPLITS };
@@ -31,14 +31,6 @@ static size_t M, N, K;
 static float *a, *b, *c;
 static const elbo_kernels *kern;
 static elbo_gemm_workspace ws[2];
-
-/* Seconds on the monotonic clock. */
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Rows [lo, hi) of dW on thread t's workspace. */
 static void rows(int t, size_t lo, size_t hi)
@@ -55,7 +47,7 @@ static double run(int split)
     _Atomic size_t next[2];
     atomic_init(&next[0], first[0]);
     atomic_init(&next[1], first[1]);
-    double t0 = now();
+    double t0 = bench_seconds();
 #pragma omp parallel num_threads(2)
     {
         int t = omp_get_thread_num();
@@ -70,14 +62,7 @@ static double run(int split)
             }
         }
     }
-    return now() - t0;
-}
-
-/* Ascending order of doubles, for qsort. */
-static int cmp_double(const void *x, const void *y)
-{
-    double d = *(const double *)x - *(const double *)y;
-    return d < 0 ? -1 : d > 0;
+    return bench_seconds() - t0;
 }
 
 /* A child pinned to CPU 1 spinning 2 ms of every 10 ms; its pid. */
@@ -90,7 +75,7 @@ static pid_t start_load(void)
         CPU_SET(1, &set);
         sched_setaffinity(0, sizeof set, &set);
         for (volatile double x = 0;; usleep(8000))
-            for (double t0 = now(); now() - t0 < 0.002;)
+            for (double t0 = bench_seconds(); bench_seconds() - t0 < 0.002;)
                 x += 1;
     }
     return pid;
@@ -116,7 +101,7 @@ int main(int argc, char **argv)
     pid_t load = argc > 5 && strcmp(argv[5], "--load") == 0 ? start_load() : 0;
     static double t[N_SPLITS][MAX_CALLS];
     size_t n = 0;
-    for (double t0 = now(); now() - t0 < seconds && n < MAX_CALLS; n++)
+    for (double t0 = bench_seconds(); bench_seconds() - t0 < seconds && n < MAX_CALLS; n++)
         for (int s = 0; s < N_SPLITS; s++)
             t[s][n] = run(s);
     if (load > 0)
@@ -124,7 +109,7 @@ int main(int argc, char **argv)
     double flop = 2.0 * (double)M * (double)N * (double)K;
     printf("%zu x %zu x %zu, %zu calls each%s\n", M, N, K, n, load > 0 ? ", one core loaded 20 %" : "");
     for (int s = 0; s < N_SPLITS; s++) {
-        qsort(t[s], n, sizeof(double), cmp_double);
+        qsort(t[s], n, sizeof(double), bench_cmp_double);
         printf("  %-7s median %6.1f GFLOP/s [%6.1f, %6.1f]\n", SPLIT_NAMES[s], flop / t[s][n / 2] * 1e-9,
                flop / t[s][3 * n / 4] * 1e-9, flop / t[s][n / 4] * 1e-9);
     }
