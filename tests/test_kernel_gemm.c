@@ -352,40 +352,44 @@ static void test_gemm_narrow_c_transposed(void **state)
             }
 }
 
-/* A narrow C under a transposed A has the bits of the tiles over C's own width (the transposed route is taken by
- * default and not when A is always packed), and AVX-512 those of AVX2 (the VAE's N = 20 weight gradient, batches
- * 32 .. 1024, a thread's share of its rows, beta 1 with a padded C). */
+/* A narrow C under a transposed A has the bits of the tiles over C's own width (the transposed route, or AVX-512's
+ * tile with C's rows on the lanes, is taken by default and not when A is always packed), and AVX-512 those of AVX2:
+ * the VAE's N = 20 weight gradient, batches 32 .. 1024, a thread's share of its rows, beta 1 with a padded C; the
+ * lanes tile's other widths (17 .. 24) with row tails, alpha and beta, B transposed, two K blocks. */
 static void test_gemm_narrow_c_transposed_same_bits(void **state)
 {
     (void)state;
-    static const size_t dims[][3] = {{400, 20, 32}, {400, 20, 128}, {208, 20, 256}, {400, 20, 1024}, {99, 9, 801}};
+    static const size_t dims[][3] = {{400, 20, 32}, {400, 20, 128}, {208, 20, 256}, {400, 20, 1024}, {99, 9, 801},
+                                     {67, 17, 32},  {130, 24, 801}, {400, 21, 64},  {93, 23, 5}};
+    static const float alphas[] = {1.0f, 1.0f, -0.75f}, betas[] = {0.0f, 1.0f, 0.5f};
     const elbo_kernels *k2 = elbo_kernels_by_name("avx2");
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
         const size_t m = dims[d][0], n = dims[d][1], k = dims[d][2], ldc = n + 2 * (d % 2);
-        const float beta = d % 2 ? 1.0f : 0.0f;
+        const float alpha = d < 5 ? 1.0f : alphas[d % 3], beta = d < 5 ? (d % 2 ? 1.0f : 0.0f) : betas[d % 3];
+        const elbo_trans tb = d >= 5 && d % 2 ? ELBO_TRANS : ELBO_NOTRANS;
         float *a = random_matrix(40 + d, m * k), *b = random_matrix(50 + d, k * n), *c0 = random_matrix(60 + d, m * ldc);
         float *ref = malloc(m * ldc * sizeof(float)), *c = malloc(m * ldc * sizeof(float));
-        const elbo_operand oa = elbo_operand_f32(a, m, ELBO_TRANS), ob = elbo_operand_f32(b, n, ELBO_NOTRANS);
+        const elbo_operand oa = elbo_operand_f32(a, m, ELBO_TRANS), ob = elbo_operand_f32(b, tb ? k : n, tb);
         const elbo_kernels *kern;
         for (size_t i = 0; (kern = elbo_kernels_available(i)); i++) {
             elbo_gemm_workspace ws;
             assert_int_equal(elbo_gemm_workspace_init(&ws, kern), 0);
             ws.pack_a = ELBO_PACK_A_ALWAYS;
             memcpy(ref, c0, m * ldc * sizeof(float));
-            elbo_gemm(kern, &ws, m, n, k, 1.0f, oa, ob, beta, ref, ldc, NULL);
+            elbo_gemm(kern, &ws, m, n, k, alpha, oa, ob, beta, ref, ldc, NULL);
             ws.pack_a = ELBO_PACK_A_AUTO;
             memcpy(c, c0, m * ldc * sizeof(float));
-            elbo_gemm(kern, &ws, m, n, k, 1.0f, oa, ob, beta, c, ldc, NULL);
+            elbo_gemm(kern, &ws, m, n, k, alpha, oa, ob, beta, c, ldc, NULL);
             if (memcmp(ref, c, m * ldc * sizeof(float)) != 0)
-                test_failf("%s m=%zu n=%zu k=%zu beta=%g: C by default differs from C with A packed\n", kern->isa, m,
-                           n, k, beta);
+                test_failf("%s m=%zu n=%zu k=%zu alpha=%g beta=%g: C by default differs from C with A packed\n",
+                           kern->isa, m, n, k, alpha, beta);
             if (k2 && strcmp(kern->isa, "avx512") == 0) {
                 elbo_gemm_workspace w2;
                 assert_int_equal(elbo_gemm_workspace_init(&w2, k2), 0);
                 memcpy(ref, c0, m * ldc * sizeof(float));
-                elbo_gemm(k2, &w2, m, n, k, 1.0f, oa, ob, beta, ref, ldc, NULL);
+                elbo_gemm(k2, &w2, m, n, k, alpha, oa, ob, beta, ref, ldc, NULL);
                 if (memcmp(ref, c, m * ldc * sizeof(float)) != 0)
-                    test_failf("m=%zu n=%zu k=%zu beta=%g: avx512 differs from avx2\n", m, n, k, beta);
+                    test_failf("m=%zu n=%zu k=%zu alpha=%g beta=%g: avx512 differs from avx2\n", m, n, k, alpha, beta);
                 elbo_gemm_workspace_free(&w2);
             }
             elbo_gemm_workspace_free(&ws);

@@ -406,24 +406,59 @@ static int read_b_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
     return ws->pack_b == ELBO_PACK_B_NEVER || (b.ld % line == 0 && (b.ld / line) % 4 != 0);
 }
 
-/* Whether elbo_gemm computes C (m x n) as C^T = op(B)^T op(A)^T: where the table asks for it, for a C narrower
- * than the table's limit but not exactly one register panel wide (its tile then runs every lane already), over
- * enough rows to fill the transposed tiles, with a transposed A (op(A)^T is then A as stored, which the
- * transposed product reads in place as its B; a weight gradient dY^T X), a C^T that fits the packed-A scratch
- * (op(B)^T, the transposed product's A, is read in place, so that scratch is free), f32 operands and no epilogue
- * (bias and activations are per column of C). Each element is then the same FMA chain over the same K blocks
- * (a b = b a exactly, and the FMA rounds once), finished with the same alpha and beta: the same bits, with the
- * wide dimension on the vector lanes. Measured with the AVX-512 tiles on Zen 4 (m = 400, K = 128, against the
- * tiles over C's own width): N = 20 1.27x, N = 4..28 1.07-2x, N = 16 0.95x, N = 31 0.97x; m = 64 1.05x. */
+/* Whether C (m x n) is a narrow C under a transposed A that the C^T route or the tile with C's rows on the lanes
+ * may take: not exactly one register panel wide (the tiles over C's own width then run every lane already), over
+ * enough rows to fill the lanes, with a transposed A (a weight gradient dY^T X: op(A)'s rows lie along A's stored
+ * rows), f32 operands, no epilogue (bias and activations are per column of C), and neither operand's packing forced
+ * (tests force it to reach the packed paths). */
+static int narrow_c_under_trans_a(const elbo_kernels *kern, const elbo_gemm_workspace *ws, size_t m, size_t n,
+                                  size_t k, float alpha, elbo_operand a, elbo_operand b, const elbo_epilogue *epi)
+{
+    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
+    return n != kern->blocking.nr && m >= TRANSPOSED_C_MIN_M && k > 0 && alpha != 0.0f && !has_epi &&
+           a.trans == ELBO_TRANS && a.dtype == ELBO_DTYPE_F32 && b.dtype == ELBO_DTYPE_F32 &&
+           ws->pack_a != ELBO_PACK_A_ALWAYS && ws->pack_b != ELBO_PACK_B_ALWAYS;
+}
+
+/* Whether elbo_gemm computes a narrow C (narrow_c_under_trans_a) with the table's tile that puts C's rows on the
+ * vector lanes (gemm_lanes): every lane useful at any width up to its limit, A read in place, no scratch. */
+static int compute_on_lanes(const elbo_kernels *kern, const elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
+                            float alpha, elbo_operand a, elbo_operand b, const elbo_epilogue *epi)
+{
+    return kern->gemm_lanes && n >= kern->gemm_lanes_min_n && n <= kern->gemm_lanes_max_n &&
+           narrow_c_under_trans_a(kern, ws, m, n, k, alpha, a, b, epi);
+}
+
+/* C (m x n) = alpha op(A) op(B) + beta C through gemm_lanes: tiles of the table's lane count of rows, each running
+ * the K blocks in order (beta on the first, 1 after), so each element sums as the blocked loops sum it. */
+static void gemm_on_lanes(const elbo_kernels *kern, size_t m, size_t n, size_t k, float alpha, elbo_operand a,
+                          elbo_operand b, float beta, float *c, size_t ldc)
+{
+    const size_t kcb = k_block_depth(k, &kern->blocking), rows = kern->gemm_lanes_rows;
+    const float *af = a.data, *bf = b.data;
+    const size_t b_rs = b.trans == ELBO_NOTRANS ? b.ld : 1, b_cs = b.trans == ELBO_NOTRANS ? 1 : b.ld;
+    for (size_t i0 = 0; i0 < m; i0 += rows) {
+        const size_t rr = m - i0 < rows ? m - i0 : rows;
+        for (size_t k0 = 0; k0 < k; k0 += kcb) {
+            const size_t kc = k - k0 < kcb ? k - k0 : kcb;
+            kern->gemm_lanes(kc, af + k0 * a.ld + i0, a.ld, bf + k0 * b_rs, b_rs, b_cs, c + i0 * ldc, ldc, rr, n,
+                             alpha, k0 == 0 ? beta : 1.0f);
+        }
+    }
+}
+
+/* Whether elbo_gemm computes a narrow C (narrow_c_under_trans_a) as C^T = op(B)^T op(A)^T: where the table asks
+ * for it, up to the table's limit, with a C^T that fits the packed-A scratch (op(B)^T, the transposed product's A,
+ * is read in place, so that scratch is free). op(A)^T is then A as stored, which the transposed product reads in
+ * place as its B. Each element is then the same FMA chain over the same K blocks (a b = b a exactly, and the FMA
+ * rounds once), finished with the same alpha and beta: the same bits, with the wide dimension on the vector lanes.
+ * Measured with the AVX-512 tiles on Zen 4 (m = 400, K = 128, against the tiles over C's own width): N = 20 1.27x,
+ * N = 4..28 1.07-2x, N = 16 0.95x, N = 31 0.97x; m = 64 1.05x. */
 static int compute_transposed(const elbo_kernels *kern, const elbo_gemm_workspace *ws, size_t m, size_t n, size_t k,
                               float alpha, elbo_operand a, elbo_operand b, const elbo_epilogue *epi)
 {
-    const elbo_gemm_blocking *bl = &kern->blocking;
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
-    return n <= bl->transposed_c_max_n && n != bl->nr && m >= TRANSPOSED_C_MIN_M && k > 0 && alpha != 0.0f &&
-           !has_epi && a.trans == ELBO_TRANS && kern->gemm_ukernel_strided_a && a.dtype == ELBO_DTYPE_F32 &&
-           b.dtype == ELBO_DTYPE_F32 &&
-           m * n <= ws->packed_a_floats && ws->pack_a != ELBO_PACK_A_ALWAYS && ws->pack_b != ELBO_PACK_B_ALWAYS;
+    return n <= kern->blocking.transposed_c_max_n && kern->gemm_ukernel_strided_a && m * n <= ws->packed_a_floats &&
+           narrow_c_under_trans_a(kern, ws, m, n, k, alpha, a, b, epi);
 }
 
 /* The operand op(X)^T: the same storage read the other way. */
@@ -440,6 +475,10 @@ static void gemm_dispatch(const elbo_kernels *kern, elbo_gemm_workspace *ws, siz
 void elbo_gemm(const elbo_kernels *kern, elbo_gemm_workspace *ws, size_t m, size_t n, size_t k, float alpha,
                elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc, const elbo_epilogue *epi)
 {
+    if (compute_on_lanes(kern, ws, m, n, k, alpha, a, b, epi)) {
+        gemm_on_lanes(kern, m, n, k, alpha, a, b, beta, c, ldc);
+        return;
+    }
     if (!compute_transposed(kern, ws, m, n, k, alpha, a, b, epi)) {
         gemm_dispatch(kern, ws, m, n, k, alpha, a, b, beta, c, ldc, epi);
         return;

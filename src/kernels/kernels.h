@@ -26,6 +26,9 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_strided_a; /* optional (NULL: A is always packed) */
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_narrow;    /* optional: edge tiles with nr <= narrow_nr */
     elbo_gemm_ukernel_wide_fn gemm_ukernel_wide;           /* optional: tiles over two full NR panels */
+    elbo_gemm_lanes_fn gemm_lanes;                          /* optional: a narrow C under a transposed A with
+                                                             * C's rows on the lanes (gemm.c, narrow_c_on_lanes) */
+    size_t gemm_lanes_rows, gemm_lanes_min_n, gemm_lanes_max_n; /* its rows per tile, the widths it serves */
     size_t narrow_nr;
     size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
     elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
@@ -92,6 +95,8 @@ void elbo_gemm_pack_register_avx2(elbo_kernels *k);
 /* AVX-512: the AVX2 table with zmm microkernels 16 and 32 columns wide, and zmm sigmoid + loss kernels (the
  * other elementwise kernels are the AVX2 ones). */
 void elbo_gemm_register_avx512(elbo_kernels *k);
+/* The AVX-512 tile with C's rows on the lanes (called by elbo_gemm_register_avx512). */
+void elbo_gemm_lanes_register_avx512(elbo_kernels *k);
 void elbo_elementwise_register_avx512(elbo_kernels *k);
 /* Groups of 16 inputs on which SLEEF's AVX-512 expf (every x <= 0) or log1pf (every x in [0, 1]) differs from
  * its AVX2 one in any bit: what the AVX-512 sigmoid kernels rely on being 0 (for the tests; call only where
