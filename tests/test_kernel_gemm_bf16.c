@@ -372,6 +372,69 @@ static void test_bf16_scalar_emulation_equals_avx512(void **state)
     elbo_gemm_bf16_workspace_free(&ws_emu);
 }
 
+/* A narrow C under a transposed fp32 A without an epilogue (a weight gradient of a layer with few inputs, which
+ * AVX-512 computes with C's rows on the lanes, rounding A as it reads it): the scalar emulation's bits and those of
+ * the same table's packed tiles, at every width the lanes tile serves, with row tails, odd, multi-block and ragged K,
+ * B f32 or bf16 and either layout, alpha and beta, random and edge operands. */
+static void test_bf16_narrow_c_on_lanes_equals_emulation(void **state)
+{
+    (void)state;
+    const elbo_kernels *hw = elbo_kernels_by_name("avx512"), *emu = elbo_kernels_by_name("scalar");
+    if (!hw || elbo_gemm_bf16_missing(hw) || !hw->gemm_bf16_lanes) {
+        print_message("skipped: this CPU has no AVX512_BF16 lanes tile\n");
+        skip();
+    }
+    elbo_kernels packed_only = *hw; /* the same table without the lanes tile: its 12 x 32 tiles and packing */
+    packed_only.gemm_bf16_lanes = NULL;
+    static const size_t dims[][3] = {{400, 20, 32}, {400, 20, 1024}, {67, 17, 129}, {130, 24, 801},
+                                     {93, 23, 5},   {64, 21, 1602},  {208, 20, 1}, {79, 18, 2049}};
+    static const float alphas[] = {1.0f, 0.5f, -1.25f}, betas[] = {0.0f, 1.0f, 0.75f};
+    test_rng rng = {12};
+    elbo_gemm_bf16_workspace ws_hw, ws_emu;
+    assert_int_equal(elbo_gemm_bf16_workspace_init(&ws_hw, hw), 0);
+    assert_int_equal(elbo_gemm_bf16_workspace_init(&ws_emu, emu), 0);
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int variant = 0; variant < 4; variant++) {
+            const size_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+            const int edge = variant & 1, bf16_b = variant & 2;
+            const elbo_trans tb = (d + (size_t)variant) % 3 == 0 ? ELBO_TRANS : ELBO_NOTRANS;
+            float *af = malloc(m * k * sizeof(float)), *bf = malloc(k * n * sizeof(float));
+            elbo_bf16 *bh = malloc(k * n * sizeof(elbo_bf16));
+            float *c0 = malloc(m * n * sizeof(float)), *c_hw = malloc(m * n * sizeof(float));
+            float *c_emu = malloc(m * n * sizeof(float)), *c_packed = malloc(m * n * sizeof(float));
+            for (size_t i = 0; i < m * k; i++)
+                af[i] = edge ? edge_value(&rng, k) : test_rng_uniform(&rng, -1.0f, 1.0f);
+            for (size_t i = 0; i < k * n; i++) {
+                bf[i] = edge ? edge_value(&rng, k) : test_rng_uniform(&rng, -1.0f, 1.0f);
+                bh[i] = elbo_bf16_from_f32(bf[i]);
+            }
+            for (size_t i = 0; i < m * n; i++)
+                c0[i] = test_rng_uniform(&rng, -1.0f, 1.0f);
+            const float alpha = alphas[test_rng_below(&rng, 3)], beta = betas[test_rng_below(&rng, 3)];
+            const elbo_operand a = elbo_operand_f32(af, m, ELBO_TRANS);
+            const size_t ldb = tb == ELBO_NOTRANS ? n : k;
+            const elbo_operand b = bf16_b ? elbo_operand_bf16(bh, ldb, tb) : elbo_operand_f32(bf, ldb, tb);
+            memcpy(c_hw, c0, m * n * sizeof(float));
+            memcpy(c_emu, c0, m * n * sizeof(float));
+            memcpy(c_packed, c0, m * n * sizeof(float));
+            elbo_gemm_bf16(hw, &ws_hw, m, n, k, alpha, a, b, beta, c_hw, n, NULL);
+            elbo_gemm_bf16(emu, &ws_emu, m, n, k, alpha, a, b, beta, c_emu, n, NULL);
+            elbo_gemm_bf16(&packed_only, &ws_hw, m, n, k, alpha, a, b, beta, c_packed, n, NULL);
+            size_t bad = 0;
+            for (size_t i = 0; i < m * n; i++)
+                if (!same_float(c_hw[i], c_emu[i]) || !same_float(c_hw[i], c_packed[i]))
+                    if (bad++ < 3)
+                        print_error("%zux%zux%zu variant %d: C[%zu] lanes 0x%08x, emulation 0x%08x, packed 0x%08x\n",
+                                    m, n, k, variant, i, elbo_f32_bits(c_hw[i]), elbo_f32_bits(c_emu[i]),
+                                    elbo_f32_bits(c_packed[i]));
+            if (bad)
+                test_failf("%zux%zux%zu variant %d: %zu elements of the lanes tile differ\n", m, n, k, variant, bad);
+            free(af), free(bf), free(bh), free(c0), free(c_hw), free(c_emu), free(c_packed);
+        }
+    elbo_gemm_bf16_workspace_free(&ws_hw);
+    elbo_gemm_bf16_workspace_free(&ws_emu);
+}
+
 #if defined(__x86_64__)
 /* A random bf16 of every class for the lane test: zero, denormal, Inf, NaN, tiny, wide-range and near-1 normals. */
 static uint16_t lane_bf16(test_rng *rng, int mode)
@@ -720,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_bf16_gemm_random_shapes),
         cmocka_unit_test(test_bf16_gemm_large_k_and_vae_shapes),
         cmocka_unit_test(test_bf16_scalar_emulation_equals_avx512),
+        cmocka_unit_test(test_bf16_narrow_c_on_lanes_equals_emulation),
         cmocka_unit_test(test_bf16_gemm_split_independent),
         cmocka_unit_test(test_bf16_gemm_bf16_activations),
     };

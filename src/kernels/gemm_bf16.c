@@ -400,10 +400,49 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
     }
 }
 
+/* Fewest rows of C for which the tile with C's rows on the lanes is taken (the fp32 GEMM's threshold for its narrow
+ * routes). */
+#define BF16_LANES_MIN_M 64
+
+/* Whether elbo_gemm_bf16 computes C (m x n) with the table's tile that puts C's rows on the lanes (gemm_bf16_lanes):
+ * a C of its widths over enough rows, with a transposed fp32 A (a weight gradient dY^T X: A's stored rows are op(A)'s
+ * columns, which it rounds as it reads them instead of packing them), f32 or bf16 B and no epilogue. */
+static int bf16_compute_on_lanes(const elbo_kernels *kern, size_t m, size_t n, size_t k, float alpha, elbo_operand a,
+                                 elbo_operand b, const elbo_epilogue *epi)
+{
+    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact ||
+                          epi->out_bf16 || epi->saved_bf16);
+    return kern->gemm_bf16_lanes && n >= kern->bf16_lanes_min_n && n <= kern->bf16_lanes_max_n &&
+           m >= BF16_LANES_MIN_M && k > 0 && alpha != 0.0f && !has_epi && a.trans == ELBO_TRANS &&
+           a.dtype == ELBO_DTYPE_F32 && b.dtype != ELBO_DTYPE_U8;
+}
+
+/* C (m x n) = alpha op(A) op(B) + beta C through gemm_bf16_lanes: per K block (beta on the first, 1 after), B's pair
+ * words packed into one panel of w = n, then tiles of the table's lane count of rows. */
+static void gemm_bf16_on_lanes(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws, size_t m, size_t n, size_t k,
+                               float alpha, elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc)
+{
+    const elbo_gemm_blocking bl = bf16_blocking(kern);
+    const size_t kcb = k_block_depth(k, &bl), rows = kern->bf16_lanes_rows;
+    const float *af = a.data;
+    for (size_t k0 = 0; k0 < k; k0 += kcb) {
+        const size_t kc = k - k0 < kcb ? k - k0 : kcb;
+        assert(panel_words(n, kc) <= ws->packed_b_words);
+        kern->pack_bf16(ws->packed_b, b, b.trans == ELBO_TRANS, 0, k0, n, kc, n);
+        for (size_t i0 = 0; i0 < m; i0 += rows)
+            kern->gemm_bf16_lanes(kc, af + k0 * a.ld + i0, a.ld, ws->packed_b, c + i0 * ldc, ldc,
+                                  m - i0 < rows ? m - i0 : rows, n, alpha, k0 == 0 ? beta : 1.0f);
+    }
+}
+
 void elbo_gemm_bf16(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws, size_t m, size_t n, size_t k,
                     float alpha, elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc,
                     const elbo_epilogue *epi)
 {
+    if (bf16_compute_on_lanes(kern, m, n, k, alpha, a, b, epi)) {
+        gemm_bf16_on_lanes(kern, ws, m, n, k, alpha, a, b, beta, c, ldc);
+        return;
+    }
     gemm_blocked(kern, ws, m, 0, n, k, alpha, a, b, NULL, beta, c, ldc, epi);
 }
 

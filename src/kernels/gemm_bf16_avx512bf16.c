@@ -438,6 +438,7 @@ void elbo_bf16_register_avx512(elbo_kernels *k)
     k->bf16_nr = NR;
     k->bf16_tile_io = 1;
     k->pack_bf16 = pack_bf16_avx512bf16;
+    elbo_gemm_bf16_lanes_register_avx512bf16(k);
 }
 
 void elbo_bf16_dot2_hw(uint32_t *acc, const uint32_t *x, const uint32_t *y, size_t n)

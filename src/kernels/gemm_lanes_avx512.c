@@ -6,50 +6,16 @@
  * rows. Each element is the FMA chain the other tiles compute (a b = b a exactly), started from zero and finished
  * with the same alpha and beta: the same bits. */
 #include "kernels.h"
-#include "finish_avx512.h"
-#include "transpose_avx512.h"
+#include "lanes_finish_avx512.h"
 
 #include <immintrin.h>
 
-#define LANES 16
+#define LANES ELBO_LANES
 /* The widths served: past one zmm of columns, up to 24 accumulators (the 16 x 16 transpose's temporaries then fit
  * beside them). Narrower C measured better through C^T (m = 400, K = 32: n = 8 0.95x, n = 12 0.87x with this tile
  * storing in 4-column groups). */
 #define MIN_N (LANES + 1)
 #define MAX_N 24
-
-/* Interleaves four columns r[0..3] of the tile (lanes = rows) so that 128-bit lane l of u[q] holds row 4 l + q of
- * them: the first two steps of transpose_16x16. */
-static inline __attribute__((always_inline)) void interleave_4(const __m512 r[4], __m512 u[4])
-{
-    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(r[0], r[1]));
-    const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(r[0], r[1]));
-    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(r[2], r[3]));
-    const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(r[2], r[3]));
-    u[0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
-    u[1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
-    u[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
-    u[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
-}
-
-/* Finishes and stores columns [j0, j0 + w) (w <= 4) of the tile's `rows` rows from the four columns acc[0..3]
- * (zero past w): each row's w elements sit in one 128-bit lane, stored with a mask at an address shifted back
- * by the lane's offset. */
-static inline __attribute__((always_inline)) void store_column_group(float *c, size_t ldc, size_t rows, size_t j0,
-                                                                     int w, const __m512 acc[4], float alpha,
-                                                                     float beta)
-{
-    __m512 u[4];
-    interleave_4(acc, u);
-    const unsigned cols = (1u << w) - 1;
-#pragma GCC unroll 16
-    for (size_t i = 0; i < rows; i++) {
-        const size_t l = i / 4, q = i % 4;
-        const __mmask16 m = (__mmask16)(cols << (4 * l));
-        float *cr = c + i * ldc + j0 - 4 * l;
-        _mm512_mask_storeu_ps(cr, m, elbo_avx512_alpha_beta(u[q], cr, m, alpha, beta));
-    }
-}
 
 /* acc[j] (j < n) += sum over depth p < kc of A's step p (its lanes `row_mask`, all 16 when full: a plain load, no
  * mask register in the loop) times B's element (p, j). */
@@ -81,20 +47,7 @@ static inline __attribute__((always_inline)) void lanes_body(const int n, size_t
         lanes_steps(n, kc, a, a_rs, b, b_rs, b_cs, 0xffff, 1, acc);
     else
         lanes_steps(n, kc, a, a_rs, b, b_rs, b_cs, (__mmask16)((1u << rows) - 1), 0, acc);
-    /* Columns past the first 16 first (in groups of 4), so that their accumulators are free before the 16 x 16
-     * transpose needs registers; then the first 16 columns, row i of C in r[i]. */
-#pragma GCC unroll 8
-    for (int j0 = LANES; j0 < n; j0 += 4)
-        store_column_group(c, ldc, rows, (size_t)j0, n - j0 < 4 ? n - j0 : 4, acc + j0, alpha, beta);
-    __m512 r[LANES];
-#pragma GCC unroll 16
-    for (int j = 0; j < LANES; j++)
-        r[j] = acc[j];
-    transpose_16x16(r);
-    for (size_t i = 0; i < rows; i++) {
-        float *cr = c + i * ldc;
-        _mm512_storeu_ps(cr, elbo_avx512_alpha_beta(r[i], cr, 0xffff, alpha, beta));
-    }
+    elbo_lanes_store(n, acc, c, ldc, rows, alpha, beta);
 }
 
 #define LANES_N(N)                                                                                                  \

@@ -58,6 +58,9 @@ typedef struct elbo_kernels {
     size_t bf16_mr, bf16_nr;
     int bf16_tile_io;                   /* 1: the bf16 microkernel stores a tile epilogue's out16 and reads its saved16
                                          * itself (else the framework finishes through a tile buffer) */
+    elbo_gemm_bf16_lanes_fn gemm_bf16_lanes;  /* optional: a narrow C under a transposed fp32 A with C's rows on the
+                                                * lanes (gemm_bf16.c, bf16_compute_on_lanes) */
+    size_t bf16_lanes_rows, bf16_lanes_min_n, bf16_lanes_max_n; /* its rows per tile, the widths it serves */
     elbo_pack_bf16_fn pack_bf16;        /* packs pair panels (bitwise as elbo_pack_bf16_panel) */
     elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
     elbo_coupling_inverse_fn coupling_inverse;
@@ -112,6 +115,9 @@ void elbo_elementwise_register_neon(elbo_kernels *k);
 void elbo_bf16_register_scalar(elbo_kernels *k);
 void elbo_bf16_register_avx2(elbo_kernels *k);
 void elbo_bf16_register_avx512(elbo_kernels *k);
+/* The AVX512_BF16 tile with C's rows on the lanes (called by elbo_bf16_register_avx512 where the CPU runs the bf16
+ * GEMM). */
+void elbo_gemm_bf16_lanes_register_avx512bf16(elbo_kernels *k);
 void elbo_bf16_register_neon(elbo_kernels *k);
 /* The FEAT_BF16 kernel's entries (gemm_bf16_neonbf16.c; elbo_bf16_register_neon calls it where the CPU has it). */
 void elbo_bf16_neon_gemm_install(elbo_kernels *k);
