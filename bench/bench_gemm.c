@@ -93,14 +93,15 @@ static size_t share_start(size_t m, size_t mr, int t, int nt)
     return first < m ? first : m;
 }
 
-/* Whether a weight gradient's dW is narrow enough for elbo_gemm to compute it transposed (compute_transposed). */
+/* Whether a weight gradient's dW is narrow enough for elbo_gemm's narrow routes (C's rows on the vector lanes: the
+ * lanes tile, or C^T; gemm.c). */
 static int narrow_weight_grad(const gemm_case *g)
 {
     return g->n <= g->env->kern->blocking.transposed_c_max_n;
 }
 
 /* First row of part p's share of a weight gradient's rows among MT_THREADS parts: an even split, but whole NR panels
- * for a narrow dW (its rows are then the transposed product's columns, read in place only in whole panels). */
+ * for a narrow dW (its rows then run on the vector lanes, 16 at a time: whole panels keep every tile full). */
 static size_t weight_grad_part(const gemm_case *g, int p)
 {
     return share_start(g->m, narrow_weight_grad(g) ? g->env->kern->blocking.nr : 1, p, MT_THREADS);
