@@ -7,6 +7,7 @@
  * columns takes its last 8 on ymm VDPBF16PS (half the zmm cost). A is a packed panel, or a bf16 A read in place (the
  * strided-A entry). B's pair is the instruction's first source, A's its second, which the scalar emulation mirrors
  * (only NaN payloads could tell). */
+#include "bf16_pairs_avx512.h"
 #include "finish_avx512.h"
 #include "kernels.h"
 
@@ -362,19 +363,15 @@ static void pack_depth_contiguous16(uint32_t *dst, elbo_operand x, size_t o0, si
 /* 16 pair words from stored rows d and d + 1 (has_hi 0: zero) of F32 or BF16 x at columns [o, o + n), n <= 16. */
 static inline __m512i pairs_across(elbo_operand x, size_t d, int has_hi, size_t o, size_t n)
 {
-    __m256i lo, hi = _mm256_setzero_si256();
     if (x.dtype == ELBO_DTYPE_BF16) {
         const elbo_bf16 *s = (const elbo_bf16 *)x.data + d * x.ld + o;
-        lo = bf16_load16(s, n);
-        if (has_hi)
-            hi = bf16_load16(s + x.ld, n);
-    } else {
-        const float *s = (const float *)x.data + d * x.ld + o;
-        lo = bf16_of16(s, n);
-        if (has_hi)
-            hi = bf16_of16(s + x.ld, n);
+        const __m256i lo = bf16_load16(s, n), hi = has_hi ? bf16_load16(s + x.ld, n) : _mm256_setzero_si256();
+        return _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
     }
-    return _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+    const float *s = (const float *)x.data + d * x.ld + o;
+    const __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    const __m512 lo = _mm512_maskz_loadu_ps(m, s), hi = has_hi ? _mm512_maskz_loadu_ps(m, s + x.ld) : _mm512_setzero_ps();
+    return elbo_bf16_pair_words(lo, hi);
 }
 
 /* elbo_pack_bf16_fn: vector packing of F32 and BF16 sources, the generic routine for U8. */

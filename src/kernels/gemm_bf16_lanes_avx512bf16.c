@@ -6,6 +6,7 @@
  * 24 at N = 20) and no packing of A, which at N = 20 took most of the packed route's time. Each element is the chain
  * of pair steps the other tiles compute (B's pair the instruction's first source, A's the second), from zero, with
  * their alpha and beta: the same bits. */
+#include "bf16_pairs_avx512.h"
 #include "kernels.h"
 #include "lanes_finish_avx512.h"
 
@@ -14,23 +15,17 @@
 #define MIN_N (ELBO_LANES + 1)
 #define MAX_N 24
 
-/* Word 2 i of the result is word i of the rounded even row, word 2 i + 1 word i of the odd one (words 16..31). */
-#define INTERLEAVE_WORDS                                                                                            \
-    _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, \
-                     18, 2, 17, 1, 16, 0)
-
 /* acc[j] (j < n) += one pair step: A's stored rows at r and r + a_rs (none when !has_hi: a zero high half), lanes
  * `row_mask` (all 16 when full: plain loads, no mask register in the loop), with B's pair words bq[j]. */
 static inline __attribute__((always_inline)) void bf16_lanes_step(const int n, const float *r, size_t a_rs,
                                                                   const uint32_t *bq, __mmask16 row_mask,
-                                                                  const int full, const int has_hi,
-                                                                  __m512i interleave, __m512 *acc)
+                                                                  const int full, const int has_hi, __m512 *acc)
 {
     const __m512 lo = full ? _mm512_loadu_ps(r) : _mm512_maskz_loadu_ps(row_mask, r);
     const __m512 hi = !has_hi ? _mm512_setzero_ps()
                       : full  ? _mm512_loadu_ps(r + a_rs)
                               : _mm512_maskz_loadu_ps(row_mask, r + a_rs);
-    const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    const __m512i pairs = elbo_bf16_pair_words(lo, hi);
 #pragma GCC unroll 32
     for (int j = 0; j < n; j++)
         acc[j] = _mm512_dpbf16_ps(acc[j], (__m512bh)_mm512_set1_epi32((int)bq[j]), (__m512bh)pairs);
@@ -42,12 +37,11 @@ static inline __attribute__((always_inline)) void bf16_lanes_steps(const int n, 
                                                                    const uint32_t *b, __mmask16 row_mask,
                                                                    const int full, __m512 *acc)
 {
-    const __m512i interleave = INTERLEAVE_WORDS;
     size_t q = 0;
     for (; 2 * q + 1 < kc; q++)
-        bf16_lanes_step(n, a + 2 * q * a_rs, a_rs, b + q * (size_t)n, row_mask, full, 1, interleave, acc);
+        bf16_lanes_step(n, a + 2 * q * a_rs, a_rs, b + q * (size_t)n, row_mask, full, 1, acc);
     if (kc % 2)
-        bf16_lanes_step(n, a + 2 * q * a_rs, a_rs, b + q * (size_t)n, row_mask, full, 0, interleave, acc);
+        bf16_lanes_step(n, a + 2 * q * a_rs, a_rs, b + q * (size_t)n, row_mask, full, 0, acc);
 }
 
 /* C (rows x n, rows <= 16, row stride ldc) = alpha * the pair products over depth [0, kc) of A's stored rows (step p
