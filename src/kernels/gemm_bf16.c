@@ -418,20 +418,18 @@ static int bf16_compute_on_lanes(const elbo_kernels *kern, size_t m, size_t n, s
 }
 
 /* C (m x n) = alpha op(A) op(B) + beta C through gemm_bf16_lanes: per K block (beta on the first, 1 after), B's pair
- * words packed into one panel of w = n, then tiles of the table's lane count of rows. */
+ * words packed into one panel of w = n, then one call for all of C's rows. */
 static void gemm_bf16_on_lanes(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws, size_t m, size_t n, size_t k,
                                float alpha, elbo_operand a, elbo_operand b, float beta, float *c, size_t ldc)
 {
     const elbo_gemm_blocking bl = bf16_blocking(kern);
-    const size_t kcb = k_block_depth(k, &bl), rows = kern->bf16_lanes_rows;
+    const size_t kcb = k_block_depth(k, &bl);
     const float *af = a.data;
     for (size_t k0 = 0; k0 < k; k0 += kcb) {
         const size_t kc = k - k0 < kcb ? k - k0 : kcb;
         assert(panel_words(n, kc) <= ws->packed_b_words);
         kern->pack_bf16(ws->packed_b, b, b.trans == ELBO_TRANS, 0, k0, n, kc, n);
-        for (size_t i0 = 0; i0 < m; i0 += rows)
-            kern->gemm_bf16_lanes(kc, af + k0 * a.ld + i0, a.ld, ws->packed_b, c + i0 * ldc, ldc,
-                                  m - i0 < rows ? m - i0 : rows, n, alpha, k0 == 0 ? beta : 1.0f);
+        kern->gemm_bf16_lanes(kc, af + k0 * a.ld, a.ld, ws->packed_b, c, ldc, m, n, alpha, k0 == 0 ? beta : 1.0f);
     }
 }
 

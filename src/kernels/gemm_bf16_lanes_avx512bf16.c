@@ -62,11 +62,14 @@ static inline __attribute__((always_inline)) void bf16_lanes_body(const int n, s
     elbo_lanes_store(n, acc, c, ldc, rows, alpha, beta);
 }
 
+/* Rows [0, m) of C in tiles of 16 (the last one masked), one call for all of them. */
 #define BF16_LANES_N(N)                                                                                             \
     static void bf16_lanes_##N(size_t kc, const float *a, size_t a_rs, const uint32_t *b, float *c, size_t ldc,     \
-                               size_t rows, float alpha, float beta)                                                \
+                               size_t m, float alpha, float beta)                                                   \
     {                                                                                                               \
-        bf16_lanes_body(N, kc, a, a_rs, b, c, ldc, rows, alpha, beta);                                              \
+        for (size_t i0 = 0; i0 < m; i0 += ELBO_LANES)                                                               \
+            bf16_lanes_body(N, kc, a + i0, a_rs, b, c + i0 * ldc, ldc, m - i0 < ELBO_LANES ? m - i0 : ELBO_LANES,   \
+                            alpha, beta);                                                                           \
     }
 BF16_LANES_N(17) BF16_LANES_N(18) BF16_LANES_N(19) BF16_LANES_N(20)
 BF16_LANES_N(21) BF16_LANES_N(22) BF16_LANES_N(23) BF16_LANES_N(24)
@@ -78,15 +81,14 @@ static const bf16_lanes_fn bf16_lanes_by_n[MAX_N - MIN_N + 1] = {bf16_lanes_17, 
 
 /* elbo_gemm_bf16_lanes_fn of the AVX512_BF16 table. */
 static void bf16_gemm_lanes_16xn__avx512bf16(size_t kc, const float *a, size_t a_rs, const uint32_t *b, float *c,
-                                             size_t ldc, size_t rows, size_t n, float alpha, float beta)
+                                             size_t ldc, size_t m, size_t n, float alpha, float beta)
 {
-    bf16_lanes_by_n[n - MIN_N](kc, a, a_rs, b, c, ldc, rows, alpha, beta);
+    bf16_lanes_by_n[n - MIN_N](kc, a, a_rs, b, c, ldc, m, alpha, beta);
 }
 
 void elbo_gemm_bf16_lanes_register_avx512bf16(elbo_kernels *k)
 {
     k->gemm_bf16_lanes = bf16_gemm_lanes_16xn__avx512bf16;
-    k->bf16_lanes_rows = ELBO_LANES;
     k->bf16_lanes_min_n = MIN_N;
     k->bf16_lanes_max_n = MAX_N;
 }

@@ -50,14 +50,18 @@ static inline __attribute__((always_inline)) void lanes_body(const int n, size_t
     elbo_lanes_store(n, acc, c, ldc, rows, alpha, beta);
 }
 
+/* Rows [0, m) of C in tiles of 16 (the last one masked), one call for all of them. */
 #define LANES_N(N)                                                                                                  \
     static void lanes_##N(size_t kc, const float *a, size_t a_rs, const float *b, size_t b_rs, size_t b_cs,         \
-                          float *c, size_t ldc, size_t rows, float alpha, float beta)                               \
+                          float *c, size_t ldc, size_t m, float alpha, float beta)                                  \
     {                                                                                                               \
-        if (b_cs == 1) /* B stored K x N: a step's elements adjacent */                                             \
-            lanes_body(N, kc, a, a_rs, b, b_rs, 1, c, ldc, rows, alpha, beta);                                      \
-        else                                                                                                        \
-            lanes_body(N, kc, a, a_rs, b, b_rs, b_cs, c, ldc, rows, alpha, beta);                                   \
+        for (size_t i0 = 0; i0 < m; i0 += LANES) {                                                                  \
+            const size_t rows = m - i0 < LANES ? m - i0 : LANES;                                                    \
+            if (b_cs == 1) /* B stored K x N: a step's elements adjacent */                                         \
+                lanes_body(N, kc, a + i0, a_rs, b, b_rs, 1, c + i0 * ldc, ldc, rows, alpha, beta);                  \
+            else                                                                                                    \
+                lanes_body(N, kc, a + i0, a_rs, b, b_rs, b_cs, c + i0 * ldc, ldc, rows, alpha, beta);               \
+        }                                                                                                           \
     }
 LANES_N(17) LANES_N(18) LANES_N(19) LANES_N(20) LANES_N(21) LANES_N(22) LANES_N(23) LANES_N(24)
 
@@ -68,16 +72,15 @@ static const lanes_fn lanes_by_n[MAX_N - MIN_N + 1] = {lanes_17, lanes_18, lanes
 
 /* elbo_gemm_lanes_fn of the AVX-512 table. */
 static void f32_gemm_lanes_16xn__avx512f(size_t kc, const float *a, size_t a_rs, const float *b, size_t b_rs,
-                                         size_t b_cs, float *c, size_t ldc, size_t rows, size_t n, float alpha,
+                                         size_t b_cs, float *c, size_t ldc, size_t m, size_t n, float alpha,
                                          float beta)
 {
-    lanes_by_n[n - MIN_N](kc, a, a_rs, b, b_rs, b_cs, c, ldc, rows, alpha, beta);
+    lanes_by_n[n - MIN_N](kc, a, a_rs, b, b_rs, b_cs, c, ldc, m, alpha, beta);
 }
 
 void elbo_gemm_lanes_register_avx512(elbo_kernels *k)
 {
     k->gemm_lanes = f32_gemm_lanes_16xn__avx512f;
-    k->gemm_lanes_rows = LANES;
     k->gemm_lanes_min_n = MIN_N;
     k->gemm_lanes_max_n = MAX_N;
 }

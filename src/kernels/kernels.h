@@ -28,7 +28,7 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_wide_fn gemm_ukernel_wide;           /* optional: tiles over two full NR panels */
     elbo_gemm_lanes_fn gemm_lanes;                          /* optional: a narrow C under a transposed A with
                                                              * C's rows on the lanes (gemm.c, narrow_c_on_lanes) */
-    size_t gemm_lanes_rows, gemm_lanes_min_n, gemm_lanes_max_n; /* its rows per tile, the widths it serves */
+    size_t gemm_lanes_min_n, gemm_lanes_max_n; /* the widths it serves */
     size_t narrow_nr;
     size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
     elbo_pack_a_fn pack_a;              /* packs A blocks into mr-row panels (bitwise as elbo_pack_a_block) */
@@ -60,7 +60,7 @@ typedef struct elbo_kernels {
                                          * itself (else the framework finishes through a tile buffer) */
     elbo_gemm_bf16_lanes_fn gemm_bf16_lanes;  /* optional: a narrow C under a transposed fp32 A with C's rows on the
                                                 * lanes (gemm_bf16.c, bf16_compute_on_lanes) */
-    size_t bf16_lanes_rows, bf16_lanes_min_n, bf16_lanes_max_n; /* its rows per tile, the widths it serves */
+    size_t bf16_lanes_min_n, bf16_lanes_max_n; /* the widths it serves */
     elbo_pack_bf16_fn pack_bf16;        /* packs pair panels (bitwise as elbo_pack_bf16_panel) */
     elbo_coupling_forward_fn coupling_forward;   /* a normalizing flow's affine coupling (coupling.h) */
     elbo_coupling_inverse_fn coupling_inverse;

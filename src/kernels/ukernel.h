@@ -53,12 +53,12 @@ typedef void (*elbo_gemm_ukernel_wide_fn)(size_t kc, const float *a, size_t a_rs
                                           size_t b_rs, size_t b_ps, float *c, size_t ldc, size_t mr, size_t nr,
                                           float alpha, float beta, const elbo_tile_epilogue *epi);
 
-/* A tile with C's rows on the vector lanes, for a narrow C under a transposed A: C (rows x n, row stride ldc; rows up
- * to the table's gemm_lanes_rows, n in [gemm_lanes_min_n, gemm_lanes_max_n]) = alpha * sum over depth p < kc of A[p][i] B[p][j] +
- * beta * C, A's depth step p at a + p * a_rs (the tile's rows contiguous there), B's element (p, j) at
- * b[p * b_rs + j * b_cs]. Every element gets the bits the other tiles give it. beta == 0 does not read C. */
+/* Tiles with C's rows on the vector lanes, for a narrow C under a transposed A: C (m x n, row stride ldc; n in
+ * [gemm_lanes_min_n, gemm_lanes_max_n] of the table) = alpha * sum over depth p < kc of A[p][i] B[p][j] + beta * C,
+ * A's depth step p at a + p * a_rs (C's rows contiguous there), B's element (p, j) at b[p * b_rs + j * b_cs]. Every
+ * element gets the bits the other tiles give it. beta == 0 does not read C. */
 typedef void (*elbo_gemm_lanes_fn)(size_t kc, const float *a, size_t a_rs, const float *b, size_t b_rs, size_t b_cs,
-                                   float *c, size_t ldc, size_t rows, size_t n, float alpha, float beta);
+                                   float *c, size_t ldc, size_t m, size_t n, float alpha, float beta);
 
 /* Register tile and cache blocking of one microkernel (BLIS names). */
 typedef struct {

@@ -24,13 +24,13 @@ typedef void (*elbo_gemm_bf16_ukernel_strided_a_fn)(size_t kp, const uint32_t *a
                                                     const uint32_t *b, float *c, size_t ldc, size_t mr, size_t nr,
                                                     float alpha, float beta, const elbo_tile_epilogue *epi);
 
-/* A tile with C's rows on the vector lanes, for a narrow C under a transposed fp32 A: C (rows x n, row stride ldc;
- * rows up to the table's bf16_lanes_rows, n in [bf16_lanes_min_n, bf16_lanes_max_n]) = alpha * the pair products
- * over depth [0, kc) + beta * C, A's depth step p at a + p * a_rs (the tile's rows contiguous there, fp32, rounded
- * to bf16 as packing rounds it), B's pair words at b[q * n + j] (a pair panel of w = n). Every element gets the bits
- * the other bf16 tiles give it. beta == 0 does not read C. */
+/* Tiles with C's rows on the vector lanes, for a narrow C under a transposed fp32 A: C (m x n, row stride ldc; n in
+ * [bf16_lanes_min_n, bf16_lanes_max_n] of the table) = alpha * the pair products over depth [0, kc) + beta * C, A's
+ * depth step p at a + p * a_rs (C's rows contiguous there, fp32, rounded to bf16 as packing rounds it), B's pair
+ * words at b[q * n + j] (a pair panel of w = n). Every element gets the bits the other bf16 tiles give it. beta == 0
+ * does not read C. */
 typedef void (*elbo_gemm_bf16_lanes_fn)(size_t kc, const float *a, size_t a_rs, const uint32_t *b, float *c,
-                                        size_t ldc, size_t rows, size_t n, float alpha, float beta);
+                                        size_t ldc, size_t m, size_t n, float alpha, float beta);
 
 /* Packs one pair panel of w rows: dst[q*w + i] = X(outer0 + i, depth0 + 2q) | X(outer0 + i, depth0 + 2q + 1) << 16
  * for i < rows and 2q < depth, the elements as bf16 (F32 rounded as bf16.h says, U8 as value / 255 rounded, BF16
