@@ -214,14 +214,6 @@ typedef struct {
     int in_place;
 } b_source;
 
-/* Rows of the next register tile when `left` rows of A (read in place) remain and a tile holds up to max:
- * a remainder that would leave a thin last tile is split into two near-equal tiles, which keeps enough
- * independent FMA chains in flight. Any row tiling gives the same bits (each element is one FMA chain). */
-static size_t tile_rows(size_t left, size_t max)
-{
-    return left <= max ? left : left < 2 * max ? (left + 1) / 2 : max;
-}
-
 /* Prefetches bytes [from, to) of the packed B panel at next towards L2, a cache line at a time. */
 static void prefetch_b_slice(const float *next, size_t from, size_t to)
 {
@@ -261,8 +253,14 @@ static void macro_kernel(const elbo_kernels *kern, size_t mc, size_t nc, size_t 
         next_panels = next_panels < max_panels ? next_panels : max_panels;
         size_t next_bytes = kc * nr * next_panels * sizeof(float), tiles = (mc + mr - 1) / mr;
         size_t slice = next_bytes / tiles + 64;
+        if (wide && !epi && !next_b && mc > mr && kern->gemm_ukernel_wide_strip) { /* the strip's tiles in one call */
+            kern->gemm_ukernel_wide_strip(kc, as.base, as.a_rs ? as.a_rs : 1, as.a_rs ? as.a_cs : mr,
+                                          as.a_rs ? as.a_rs : kc, pb, bs.rs, bs.in_place ? nr : nr * kc, c + jr, ldc,
+                                          mc, as.a_rs != 0, nrr, alpha, beta);
+            continue;
+        }
         for (size_t ir = 0, t = 0; ir < mc; ir += mrr, t++) {
-            mrr = as.a_rs ? tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
+            mrr = as.a_rs ? elbo_tile_rows(mc - ir, max_rows) : (mc - ir < mr ? mc - ir : mr);
             if (next_b && t * slice < next_bytes)
                 prefetch_b_slice(next_b, t * slice, (t + 1) * slice < next_bytes ? (t + 1) * slice : next_bytes);
             if (epi) {

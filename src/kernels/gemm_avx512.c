@@ -373,6 +373,23 @@ static void f32_gemm_ukernel_12x32__avx512f(size_t kc, const float *a, size_t a_
         edge32[mr](kc, a, a_rs, a_cs, b, b_rs, b_ps, c, ldc, nr, alpha, beta, epi);
 }
 
+/* elbo_gemm_ukernel_wide_strip_fn: f32_gemm_ukernel_12x32__avx512f's tiles down a strip, the full ones inlined. */
+static void f32_gemm_strip_12x32__avx512f(size_t kc, const float *a, size_t a_rs, size_t a_cs, size_t a_ts,
+                                          const float *b, size_t b_rs, size_t b_ps, float *c, size_t ldc, size_t m,
+                                          int split_tail, size_t nr, float alpha, float beta)
+{
+    assert(nr > NR && nr <= 2 * NR);
+    for (size_t ir = 0, mr; ir < m; ir += mr) {
+        mr = split_tail ? elbo_tile_rows(m - ir, MR) : (m - ir < MR ? m - ir : MR);
+        const float *at = a + ir * a_ts;
+        float *ct = c + ir * ldc;
+        if (mr == MR && nr > NR_HALF)
+            tile_body(MR, 2, kc, at, a_rs, a_cs, b, b_rs, b_ps, ct, ldc, nr, alpha, beta, NULL);
+        else
+            f32_gemm_ukernel_12x32__avx512f(kc, at, a_rs, a_cs, b, b_rs, b_ps, ct, ldc, mr, nr, alpha, beta, NULL);
+    }
+}
+
 /* elbo_transpose_fn: 16 x 16 blocks through registers, edge blocks with masked loads and stores (nothing outside
  * either matrix is read or written). */
 static void x32_transpose_ukernel__16x16_avx512f(float *dst, size_t ldd, const float *src, size_t lds, size_t rows,
@@ -511,6 +528,7 @@ void elbo_gemm_register_avx512(elbo_kernels *k)
     k->gemm_ukernel = f32_gemm_ukernel_12x16__avx512f;
     k->gemm_ukernel_strided_a = f32_gemm_ukernel_12x16_strided_a__avx512f;
     k->gemm_ukernel_wide = f32_gemm_ukernel_12x32__avx512f;
+    k->gemm_ukernel_wide_strip = f32_gemm_strip_12x32__avx512f;
     k->gemm_ukernel_name = "f32_gemm_ukernel_12x32__avx512f";
     k->blocking.mr = MR;
     k->blocking.transposed_c_max_n = TRANSPOSED_C_MAX_N;

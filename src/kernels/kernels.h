@@ -26,6 +26,8 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_strided_a; /* optional (NULL: A is always packed) */
     elbo_gemm_ukernel_strided_a_fn gemm_ukernel_narrow;    /* optional: edge tiles with nr <= narrow_nr */
     elbo_gemm_ukernel_wide_fn gemm_ukernel_wide;           /* optional: tiles over two full NR panels */
+    elbo_gemm_ukernel_wide_strip_fn gemm_ukernel_wide_strip; /* optional, with gemm_ukernel_wide: all of a strip's
+                                                              * row tiles in one call */
     elbo_gemm_lanes_fn gemm_lanes;                          /* optional: a narrow C under a transposed A with
                                                              * C's rows on the lanes (gemm.c, narrow_c_on_lanes) */
     size_t gemm_lanes_min_n, gemm_lanes_max_n; /* the widths it serves */

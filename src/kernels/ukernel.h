@@ -60,6 +60,22 @@ typedef void (*elbo_gemm_ukernel_wide_fn)(size_t kc, const float *a, size_t a_rs
 typedef void (*elbo_gemm_lanes_fn)(size_t kc, const float *a, size_t a_rs, const float *b, size_t b_rs, size_t b_cs,
                                    float *c, size_t ldc, size_t m, size_t n, float alpha, float beta);
 
+/* As elbo_gemm_ukernel_wide_fn over every row tile of a strip: C (m x nr, m any) in tiles of up to MR rows, tile t's
+ * A at a + (its first row) * a_ts (a_ts = kc for packed panels, a_rs for A in place), each tile's rows
+ * elbo_tile_rows(rows left, MR) when split_tail, else min(rows left, MR); no epilogue. One call for a strip instead
+ * of one per tile: the same tiles, the same bits. */
+typedef void (*elbo_gemm_ukernel_wide_strip_fn)(size_t kc, const float *a, size_t a_rs, size_t a_cs, size_t a_ts,
+                                                const float *b, size_t b_rs, size_t b_ps, float *c, size_t ldc,
+                                                size_t m, int split_tail, size_t nr, float alpha, float beta);
+
+/* Rows of the next register tile when `left` rows of A (read in place) remain and a tile holds up to max: a remainder
+ * that would leave a thin last tile is split into two near-equal tiles, which keeps enough independent FMA chains in
+ * flight. Any row tiling gives the same bits (each element is one FMA chain). */
+static inline size_t elbo_tile_rows(size_t left, size_t max)
+{
+    return left <= max ? left : left < 2 * max ? (left + 1) / 2 : max;
+}
+
 /* Register tile and cache blocking of one microkernel (BLIS names). */
 typedef struct {
     size_t mr, nr;   /* register tile */
