@@ -29,7 +29,7 @@ typedef struct elbo_kernels {
     elbo_gemm_ukernel_wide_strip_fn gemm_ukernel_wide_strip; /* optional, with gemm_ukernel_wide: all of a strip's
                                                               * row tiles in one call */
     elbo_gemm_lanes_fn gemm_lanes;                          /* optional: a narrow C under a transposed A with
-                                                             * C's rows on the lanes (gemm.c, narrow_c_on_lanes) */
+                                                             * C's rows on the lanes (gemm.c, compute_on_lanes) */
     size_t gemm_lanes_min_n, gemm_lanes_max_n; /* the widths it serves */
     size_t narrow_nr;
     size_t narrow_mr;                   /* rows the narrow kernel takes when A is read in place (packed: mr) */
