@@ -306,6 +306,12 @@ static int read_a_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
            (trans_ok && a_bytes <= ELBO_GEMM_IN_PLACE_A_MAX_BYTES && stride_bytes % 4096 != 0);
 }
 
+/* Whether epi asks for anything past C (NULL or all fields unset: no). */
+static int has_epilogue(const elbo_epilogue *epi)
+{
+    return epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
+}
+
 /* epi with its shorthands (relu, relu_mask) written as act, grad and saved. */
 static elbo_epilogue resolve_epilogue(const elbo_epilogue *epi)
 {
@@ -340,7 +346,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_workspace *ws, size
     if (alpha == 0.0f)
         k = 0; /* BLAS semantics: A and B are not read */
     elbo_epilogue resolved;
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
+    int has_epi = has_epilogue(epi);
     if (has_epi) {
         resolved = resolve_epilogue(epi);
         epi = &resolved;
@@ -412,8 +418,7 @@ static int read_b_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
 static int narrow_c_under_trans_a(const elbo_kernels *kern, const elbo_gemm_workspace *ws, size_t m, size_t n,
                                   size_t k, float alpha, elbo_operand a, elbo_operand b, const elbo_epilogue *epi)
 {
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact);
-    return n != kern->blocking.nr && m >= TRANSPOSED_C_MIN_M && k > 0 && alpha != 0.0f && !has_epi &&
+    return n != kern->blocking.nr && m >= TRANSPOSED_C_MIN_M && k > 0 && alpha != 0.0f && !has_epilogue(epi) &&
            a.trans == ELBO_TRANS && a.dtype == ELBO_DTYPE_F32 && b.dtype == ELBO_DTYPE_F32 &&
            ws->pack_a != ELBO_PACK_A_ALWAYS && ws->pack_b != ELBO_PACK_B_ALWAYS;
 }

@@ -233,6 +233,12 @@ void elbo_pack_b_bf16(elbo_packed_b_bf16 *pb, elbo_operand b)
     elbo_pack_b_bf16_part(pb, b, 0, 1);
 }
 
+/* Whether epi asks for anything past C (a bf16 output included; saved_bf16 counts only with grad). */
+static int has_epilogue(const elbo_epilogue *epi)
+{
+    return epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact || epi->out_bf16);
+}
+
 /* epi with its shorthands (relu, relu_mask) written as act, grad and saved (as the fp32 GEMM reads them). */
 static elbo_epilogue resolve_epilogue(const elbo_epilogue *epi)
 {
@@ -357,8 +363,7 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
     if (alpha == 0.0f)
         k = 0; /* BLAS semantics: A and B are not read */
     elbo_epilogue resolved;
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact ||
-                          epi->out_bf16);
+    int has_epi = has_epilogue(epi);
     if (has_epi) {
         resolved = resolve_epilogue(epi);
         epi = &resolved;
@@ -410,10 +415,8 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
 static int bf16_compute_on_lanes(const elbo_kernels *kern, size_t m, size_t n, size_t k, float alpha, elbo_operand a,
                                  elbo_operand b, const elbo_epilogue *epi)
 {
-    int has_epi = epi && (epi->bias || epi->relu || epi->relu_mask || epi->act || epi->grad || epi->preact ||
-                          epi->out_bf16 || epi->saved_bf16);
     return kern->gemm_bf16_lanes && n >= kern->bf16_lanes_min_n && n <= kern->bf16_lanes_max_n &&
-           m >= BF16_LANES_MIN_M && k > 0 && alpha != 0.0f && !has_epi && a.trans == ELBO_TRANS &&
+           m >= BF16_LANES_MIN_M && k > 0 && alpha != 0.0f && !has_epilogue(epi) && a.trans == ELBO_TRANS &&
            a.dtype == ELBO_DTYPE_F32 && b.dtype != ELBO_DTYPE_U8;
 }
 
