@@ -293,6 +293,17 @@ static float edge_value(test_rng *rng, size_t k)
     }
 }
 
+/* x[0 .. count): edge_value's classes (depth k) when edge, else uniform in [-1, 1]. */
+static void fill_operand(test_rng *rng, float *x, size_t count, int edge, size_t k)
+{
+    if (!edge) {
+        test_fill(rng, x, count, -1.0f, 1.0f);
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        x[i] = edge_value(rng, k);
+}
+
 /* 1 when the two floats have the same bits or are both NaN. */
 static int same_float(float x, float y)
 {
@@ -334,8 +345,7 @@ static void test_bf16_scalar_emulation_equals_avx512(void **state)
                 ah[i] = edge && test_rng_below(&rng, 8) == 0 ? (elbo_bf16)(test_rng_next(&rng) & 0x807fu)
                                                              : elbo_bf16_from_f32(af[i]);
             }
-            for (size_t i = 0; i < k * n; i++)
-                bf[i] = edge ? edge_value(&rng, k) : test_rng_uniform(&rng, -1.0f, 1.0f);
+            fill_operand(&rng, bf, k * n, edge, k);
             test_fill(&rng, bias, n, -0.5f, 0.5f);
             test_fill(&rng, mask, m * n, -1.0f, 1.0f);
             for (size_t i = 0; i < m * n; i++)
@@ -402,14 +412,11 @@ static void test_bf16_narrow_c_on_lanes_equals_emulation(void **state)
             elbo_bf16 *bh = malloc(k * n * sizeof(elbo_bf16));
             float *c0 = malloc(m * n * sizeof(float)), *c_hw = malloc(m * n * sizeof(float));
             float *c_emu = malloc(m * n * sizeof(float)), *c_packed = malloc(m * n * sizeof(float));
-            for (size_t i = 0; i < m * k; i++)
-                af[i] = edge ? edge_value(&rng, k) : test_rng_uniform(&rng, -1.0f, 1.0f);
-            for (size_t i = 0; i < k * n; i++) {
-                bf[i] = edge ? edge_value(&rng, k) : test_rng_uniform(&rng, -1.0f, 1.0f);
+            fill_operand(&rng, af, m * k, edge, k);
+            fill_operand(&rng, bf, k * n, edge, k);
+            for (size_t i = 0; i < k * n; i++)
                 bh[i] = elbo_bf16_from_f32(bf[i]);
-            }
-            for (size_t i = 0; i < m * n; i++)
-                c0[i] = test_rng_uniform(&rng, -1.0f, 1.0f);
+            test_fill(&rng, c0, m * n, -1.0f, 1.0f);
             const float alpha = alphas[test_rng_below(&rng, 3)], beta = betas[test_rng_below(&rng, 3)];
             const elbo_operand a = elbo_operand_f32(af, m, ELBO_TRANS);
             const size_t ldb = tb == ELBO_NOTRANS ? n : k;

@@ -15,10 +15,6 @@
 #ifndef ELBO_GEMM_IN_PLACE_A_MAX_N
 #define ELBO_GEMM_IN_PLACE_A_MAX_N 64
 #endif
-/* Fewest rows of C for which a narrow C is computed transposed (compute_transposed). */
-#ifndef TRANSPOSED_C_MIN_M
-#define TRANSPOSED_C_MIN_M 64
-#endif
 /* Largest op(A) read in place whatever N. */
 #ifndef ELBO_GEMM_IN_PLACE_A_MAX_BYTES
 #define ELBO_GEMM_IN_PLACE_A_MAX_BYTES (1u << 20)
@@ -418,7 +414,7 @@ static int read_b_in_place(const elbo_kernels *kern, const elbo_gemm_workspace *
 static int narrow_c_under_trans_a(const elbo_kernels *kern, const elbo_gemm_workspace *ws, size_t m, size_t n,
                                   size_t k, float alpha, elbo_operand a, elbo_operand b, const elbo_epilogue *epi)
 {
-    return n != kern->blocking.nr && m >= TRANSPOSED_C_MIN_M && k > 0 && alpha != 0.0f && !has_epilogue(epi) &&
+    return n != kern->blocking.nr && m >= ELBO_NARROW_C_MIN_M && k > 0 && alpha != 0.0f && !has_epilogue(epi) &&
            a.trans == ELBO_TRANS && a.dtype == ELBO_DTYPE_F32 && b.dtype == ELBO_DTYPE_F32 &&
            ws->pack_a != ELBO_PACK_A_ALWAYS && ws->pack_b != ELBO_PACK_B_ALWAYS;
 }

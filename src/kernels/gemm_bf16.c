@@ -405,10 +405,6 @@ static void gemm_blocked(const elbo_kernels *kern, elbo_gemm_bf16_workspace *ws,
     }
 }
 
-/* Fewest rows of C for which the tile with C's rows on the lanes is taken (the fp32 GEMM's threshold for its narrow
- * routes). */
-#define BF16_LANES_MIN_M 64
-
 /* Whether elbo_gemm_bf16 computes C (m x n) with the table's tile that puts C's rows on the lanes (gemm_bf16_lanes):
  * a C of its widths over enough rows, with a transposed fp32 A (a weight gradient dY^T X: A's stored rows are op(A)'s
  * columns, which it rounds as it reads them instead of packing them), f32 or bf16 B and no epilogue. */
@@ -416,7 +412,7 @@ static int bf16_compute_on_lanes(const elbo_kernels *kern, size_t m, size_t n, s
                                  elbo_operand b, const elbo_epilogue *epi)
 {
     return kern->gemm_bf16_lanes && n >= kern->bf16_lanes_min_n && n <= kern->bf16_lanes_max_n &&
-           m >= BF16_LANES_MIN_M && k > 0 && alpha != 0.0f && !has_epilogue(epi) && a.trans == ELBO_TRANS &&
+           m >= ELBO_NARROW_C_MIN_M && k > 0 && alpha != 0.0f && !has_epilogue(epi) && a.trans == ELBO_TRANS &&
            a.dtype == ELBO_DTYPE_F32 && b.dtype != ELBO_DTYPE_U8;
 }
 

@@ -68,6 +68,11 @@ typedef void (*elbo_gemm_ukernel_wide_strip_fn)(size_t kc, const float *a, size_
                                                 const float *b, size_t b_rs, size_t b_ps, float *c, size_t ldc,
                                                 size_t m, int split_tail, size_t nr, float alpha, float beta);
 
+/* Fewest rows of C for which a narrow C under a transposed A (a weight gradient of a layer with few inputs) takes a
+ * narrow route, C^T or a tile with C's rows on the lanes (gemm.c, gemm_bf16.c): fewer rows would leave their lanes
+ * or transposed tiles part empty. */
+#define ELBO_NARROW_C_MIN_M 64
+
 /* Rows of the next register tile when `left` rows of A (read in place) remain and a tile holds up to max: a remainder
  * that would leave a thin last tile is split into two near-equal tiles, which keeps enough independent FMA chains in
  * flight. Any row tiling gives the same bits (each element is one FMA chain). */
